@@ -1,0 +1,1 @@
+"""The control loop: collect, evaluate, plan, gate, act, verify."""

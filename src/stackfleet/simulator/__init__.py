@@ -1,0 +1,1 @@
+"""The embedded simulated cloud: OpenStack REST APIs on loopback, from a seeded fleet."""

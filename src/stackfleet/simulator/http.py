@@ -1,0 +1,102 @@
+"""HTTP plumbing shared by the simulated services: responses, errors, auth, paging."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+if TYPE_CHECKING:
+    from stackfleet.simulator.app import Simulator
+
+
+class ApiError(Exception):
+    """Raised by a route to answer with `status` and an already service-shaped `body`."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response; compact separators keep large list pages cheap to encode."""
+    return Response(
+        json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def empty_response(status: int = 204, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, headers=headers)
+
+
+async def read_json(request: Request, error: type[ApiError] | None = None) -> Any:
+    """The request body as JSON, or a 400 ApiError naming the problem."""
+    raw = await request.body()
+    try:
+        return json.loads(raw or b"null")
+    except ValueError as exc:
+        raise ApiError(400, {"error": {"code": 400, "message": f"Malformed JSON body: {exc}"}}) from exc
+
+
+def require_token(sim: Simulator, request: Request) -> dict[str, Any]:
+    """The Keystone token body of the request's X-Auth-Token, or a 401 (also when the
+    token has expired)."""
+    token_id = request.headers.get("x-auth-token", "")
+    token = sim.state.tokens.get(token_id)
+    # expires_at is Keystone's fixed-width UTC format, so text order is time order.
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if token is None or token["expires_at"] <= now:
+        raise ApiError(
+            401,
+            {
+                "error": {
+                    "code": 401,
+                    "title": "Unauthorized",
+                    "message": "The request you have made requires authentication.",
+                }
+            },
+            {"WWW-Authenticate": f'Keystone uri="{sim.base_url}/identity"'},
+        )
+    return token
+
+
+def query_int(request: Request, name: str, default: int | None = None) -> int | None:
+    """An integer query parameter; a non-integer is a 400."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ApiError(
+            400, {"badRequest": {"code": 400, "message": f"Invalid {name}: {raw!r}"}}
+        ) from exc
+
+
+def paginate(
+    items: list[Any], marker: str | None, limit: int | None, max_limit: int, key: str = "id"
+) -> tuple[list[Any], str | None]:
+    """Marker pagination as OpenStack does it: items after `marker` (by `key`), at most
+    min(limit, max_limit). Returns the page and the marker for the next page (None on
+    the last page). An unknown marker raises KeyError; the caller turns it into the
+    service's own 400/404."""
+    start = 0
+    if marker:
+        for index, item in enumerate(items):
+            if str(item[key]) == marker:
+                start = index + 1
+                break
+        else:
+            raise KeyError(marker)
+    size = max_limit if limit is None else max(0, min(limit, max_limit))
+    page = items[start : start + size]
+    more = start + size < len(items)
+    return page, (str(page[-1][key]) if (more and page) else None)

@@ -1,0 +1,1 @@
+"""Read-only sources: everything StackFleet learns about a fleet comes through here."""

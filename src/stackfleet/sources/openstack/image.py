@@ -1,0 +1,11 @@
+"""Glance: images of every project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackfleet.sources.openstack.context import ListContext, list_kind
+
+
+def images(ctx: ListContext) -> list[dict[str, Any]]:
+    return list_kind(ctx, "image", ctx.target.conn.image, "/images", "images")

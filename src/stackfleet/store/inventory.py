@@ -1,0 +1,627 @@
+"""Inventory in the store: recording passes, upserting what they saw, and queries.
+
+The one rule that protects users' data lives here: a resource is marked gone
+(`deleted_at`) only by a pass whose listing of that kind was complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import String, and_, cast, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from stackfleet.errors import InvalidQueryError, NotFoundError
+from stackfleet.model import KINDS, Kind, kind
+from stackfleet.store.schema import Pass, PassKind, Resource, ResourceChange
+
+COLUMN_FIELDS = ("name", "project_id", "status")
+# SQLite accepts at most 32766 bound parameters per statement
+CHUNK = 500
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; everything stored is UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    blob = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class KindOutcome:
+    """What recording one kind of one pass changed in the store."""
+
+    added: int
+    changed: int
+    unchanged: int
+    gone: int
+
+
+class InventoryStore:
+    """Inventory reads and writes; mixed into `stackfleet.store.Store`."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+
+    # ---------------------------------------------------------------- passes
+    def begin_pass(self, cloud: str, region: str) -> int:
+        with self._sessions.begin() as session:
+            row = Pass(cloud=cloud, region=region, started_at=utcnow(), status="running")
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def finish_pass(self, pass_id: int, status: str, error: str | None, requests: int) -> None:
+        with self._sessions.begin() as session:
+            session.execute(
+                update(Pass)
+                .where(Pass.id == pass_id)
+                .values(status=status, error=error, requests=requests, finished_at=utcnow())
+            )
+
+    def record_kind(
+        self,
+        pass_id: int,
+        cloud: str,
+        region: str,
+        kind_name: str,
+        records: Sequence[dict[str, Any]],
+        complete: bool,
+        error: str | None = None,
+        requests: int = 0,
+        seconds: float = 0.0,
+    ) -> KindOutcome:
+        """Upsert what a pass saw of one kind; when the listing was complete, mark what it
+        did not see as gone. Field changes of history fields are recorded."""
+        spec = kind(kind_name)
+        now = utcnow()
+        where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
+        with self._sessions.begin() as session:
+            existing = {
+                rid: (pk, digest, deleted)
+                for pk, rid, digest, deleted in session.execute(
+                    select(
+                        Resource.pk, Resource.resource_id, Resource.attrs_hash, Resource.deleted_at
+                    ).where(where)
+                )
+            }
+            new_rows: list[dict[str, Any]] = []
+            changed: dict[int, tuple[dict[str, Any], str]] = {}
+            revived: list[int] = []
+            seen_pks: list[int] = []
+            for record in records:
+                digest = record_hash(record)
+                current = existing.get(record["id"])
+                if current is None:
+                    new_rows.append(
+                        {
+                            "cloud": cloud,
+                            "region": region,
+                            "kind": kind_name,
+                            "resource_id": record["id"],
+                            "name": _text(record.get("name")),
+                            "project_id": _text(record.get("project_id")),
+                            "status": _text(record.get("status")),
+                            "attrs": record,
+                            "attrs_hash": digest,
+                            "first_seen": now,
+                            "last_seen": now,
+                            "last_changed": now,
+                            "last_pass_id": pass_id,
+                            "deleted_at": None,
+                        }
+                    )
+                    continue
+                pk, old_digest, deleted = current
+                seen_pks.append(pk)
+                if deleted is not None:
+                    revived.append(pk)
+                if old_digest != digest:
+                    changed[pk] = (record, digest)
+            if new_rows:
+                session.execute(insert(Resource), new_rows)
+            if changed:
+                self._apply_changes(session, spec, pass_id, now, changed)
+            gone = 0
+            if complete:
+                seen_ids = {r["id"] for r in records}
+                missing = [
+                    pk
+                    for rid, (pk, _d, deleted) in existing.items()
+                    if rid not in seen_ids and deleted is None
+                ]
+                for chunk in _chunks(missing):
+                    session.execute(
+                        update(Resource).where(Resource.pk.in_(chunk)).values(deleted_at=now)
+                    )
+                gone = len(missing)
+                # everything else of this kind was seen now: one statement, not one per row
+                session.execute(
+                    update(Resource)
+                    .where(where, Resource.deleted_at.is_(None))
+                    .values(last_seen=now, last_pass_id=pass_id)
+                )
+            else:
+                for chunk in _chunks(seen_pks):
+                    session.execute(
+                        update(Resource)
+                        .where(Resource.pk.in_(chunk))
+                        .values(last_seen=now, last_pass_id=pass_id)
+                    )
+            for chunk in _chunks(revived):
+                session.execute(
+                    update(Resource).where(Resource.pk.in_(chunk)).values(deleted_at=None)
+                )
+            session.add(
+                PassKind(
+                    pass_id=pass_id,
+                    kind=kind_name,
+                    complete=complete,
+                    count=len(records),
+                    requests=requests,
+                    seconds=seconds,
+                    error=error,
+                )
+            )
+        return KindOutcome(
+            added=len(new_rows),
+            changed=len(changed),
+            unchanged=len(records) - len(new_rows) - len(changed),
+            gone=gone,
+        )
+
+    def _apply_changes(
+        self,
+        session: Session,
+        spec: Kind,
+        pass_id: int,
+        now: datetime,
+        changed: dict[int, tuple[dict[str, Any], str]],
+    ) -> None:
+        history = spec.history_fields + ("status",)
+        changes: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for chunk in _chunks(list(changed)):
+            for pk, rid, cloud, region, old in session.execute(
+                select(
+                    Resource.pk, Resource.resource_id, Resource.cloud, Resource.region, Resource.attrs
+                ).where(Resource.pk.in_(chunk))
+            ):
+                record, digest = changed[pk]
+                for field in history:
+                    if old.get(field) != record.get(field):
+                        changes.append(
+                            {
+                                "cloud": cloud,
+                                "region": region,
+                                "kind": spec.name,
+                                "resource_id": rid,
+                                "field": field,
+                                "old": old.get(field),
+                                "new": record.get(field),
+                                "changed_at": now,
+                                "pass_id": pass_id,
+                            }
+                        )
+                updates.append(
+                    {
+                        "pk": pk,
+                        "name": _text(record.get("name")),
+                        "project_id": _text(record.get("project_id")),
+                        "status": _text(record.get("status")),
+                        "attrs": record,
+                        "attrs_hash": digest,
+                        "last_changed": now,
+                    }
+                )
+        if updates:
+            session.execute(update(Resource), updates)
+        if changes:
+            session.execute(insert(ResourceChange), changes)
+
+    def list_passes(self, limit: int = 20, cloud: str | None = None) -> list[dict[str, Any]]:
+        """The newest passes first, each with its per-kind outcome."""
+        with self._sessions() as session:
+            query = select(Pass).order_by(Pass.id.desc()).limit(limit)
+            if cloud:
+                query = query.where(Pass.cloud == cloud)
+            passes = list(session.scalars(query))
+            kinds: dict[int, list[PassKind]] = {}
+            if passes:
+                for row in session.scalars(
+                    select(PassKind).where(PassKind.pass_id.in_([p.id for p in passes]))
+                ):
+                    kinds.setdefault(row.pass_id, []).append(row)
+            return [_pass_dict(p, kinds.get(p.id, [])) for p in passes]
+
+    def last_complete_pass(self, cloud: str, region: str, kind_name: str) -> int | None:
+        """The newest pass that listed `kind_name` of this cloud region completely."""
+        with self._sessions() as session:
+            return session.scalar(
+                select(func.max(PassKind.pass_id))
+                .join(Pass, Pass.id == PassKind.pass_id)
+                .where(
+                    Pass.cloud == cloud,
+                    Pass.region == region,
+                    PassKind.kind == kind_name,
+                    PassKind.complete.is_(True),
+                )
+            )
+
+    # ---------------------------------------------------------------- queries
+    def list_resources(
+        self,
+        kind_name: str,
+        filters: dict[str, str] | None = None,
+        cloud: str | None = None,
+        region: str | None = None,
+        include_deleted: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Resources of a kind matching `filters` (field name -> value, compared as the
+        field's declared type; list fields match when they contain the value), with
+        the total count before paging."""
+        spec = _known_kind(kind_name)
+        conditions = [Resource.kind == spec.name]
+        if cloud:
+            conditions.append(Resource.cloud == cloud)
+        if region:
+            conditions.append(Resource.region == region)
+        if not include_deleted:
+            conditions.append(Resource.deleted_at.is_(None))
+        list_filters: dict[str, str] = {}
+        for field, raw in (filters or {}).items():
+            condition = _filter_condition(spec, field, raw)
+            if condition is None:
+                list_filters[field] = raw
+            else:
+                conditions.append(condition)
+        with self._sessions() as session:
+            query = select(Resource).where(*conditions).order_by(Resource.name, Resource.resource_id)
+            if list_filters:
+                rows = [
+                    r for r in session.scalars(query) if _matches_lists(r.attrs, list_filters)
+                ]
+                total = len(rows)
+                rows = rows[offset : offset + limit if limit is not None else None]
+            else:
+                total = session.scalar(select(func.count()).select_from(Resource).where(*conditions))
+                rows = list(session.scalars(query.offset(offset).limit(limit)))
+            return [_resource_dict(r) for r in rows], int(total or 0)
+
+    def get_resource(
+        self, kind_name: str, resource_id: str, cloud: str | None = None, region: str | None = None
+    ) -> dict[str, Any]:
+        """One resource by id (or unique name), with its relations and recent changes."""
+        spec = _known_kind(kind_name)
+        with self._sessions() as session:
+            row = self._find(session, spec, resource_id, cloud, region)
+            result = _resource_dict(row)
+            result["relations"] = self._relations(session, spec, row)
+            result["changes"] = [
+                {
+                    "field": c.field,
+                    "old": c.old,
+                    "new": c.new,
+                    "changed_at": _iso(c.changed_at),
+                    "pass_id": c.pass_id,
+                }
+                for c in session.scalars(
+                    select(ResourceChange)
+                    .where(
+                        ResourceChange.cloud == row.cloud,
+                        ResourceChange.region == row.region,
+                        ResourceChange.kind == row.kind,
+                        ResourceChange.resource_id == row.resource_id,
+                    )
+                    .order_by(ResourceChange.id.desc())
+                    .limit(50)
+                )
+            ]
+            return result
+
+    def _find(
+        self, session: Session, spec: Kind, ident: str, cloud: str | None, region: str | None
+    ) -> Resource:
+        base = [Resource.kind == spec.name]
+        if cloud:
+            base.append(Resource.cloud == cloud)
+        if region:
+            base.append(Resource.region == region)
+        rows = list(
+            session.scalars(
+                select(Resource)
+                .where(*base, Resource.resource_id == ident)
+                .order_by(Resource.deleted_at.is_not(None), Resource.last_seen.desc())
+            )
+        )
+        if not rows:
+            rows = list(
+                session.scalars(
+                    select(Resource).where(*base, Resource.name == ident, Resource.deleted_at.is_(None))
+                )
+            )
+            if len(rows) > 1:
+                raise InvalidQueryError(
+                    f"{len(rows)} {spec.collection} are named {ident!r}; give the id instead"
+                )
+        if not rows:
+            raise NotFoundError(f"no {spec.name} with id or name {ident!r}")
+        return rows[0]
+
+    def _relations(self, session: Session, spec: Kind, row: Resource) -> dict[str, list[Any]]:
+        related: dict[str, list[Any]] = {}
+        same_place = [Resource.cloud == row.cloud, Resource.region == row.region]
+        for rel in spec.relations:
+            value = row.attrs.get(rel.field)
+            values = [str(v) for v in (value if isinstance(value, list) else [value]) if v]
+            if not values:
+                related[rel.name] = []
+                continue
+            column = (
+                Resource.resource_id
+                if rel.target_field == "id"
+                else Resource.name
+                if rel.target_field == "name"
+                else Resource.attrs[rel.target_field].as_string()
+            )
+            targets = session.scalars(
+                select(Resource).where(
+                    *same_place,
+                    Resource.kind == rel.target,
+                    Resource.deleted_at.is_(None),
+                    column.in_(values),
+                )
+            )
+            related[rel.name] = [_brief(t) for t in targets]
+        # reverse relations: kinds that point at this one
+        for other in KINDS.values():
+            for rel in other.relations:
+                if rel.target != spec.name or not rel.reverse:
+                    continue
+                key = row.attrs.get(rel.target_field) if rel.target_field != "id" else row.resource_id
+                if not key:
+                    related.setdefault(rel.reverse, [])
+                    continue
+                conditions = [
+                    *same_place,
+                    Resource.kind == other.name,
+                    Resource.deleted_at.is_(None),
+                ]
+                if rel.many:
+                    # JSON text prefilter, then an exact check in Python
+                    conditions.append(cast(Resource.attrs, String).like(f'%"{key}"%'))
+                else:
+                    conditions.append(Resource.attrs[rel.field].as_string() == str(key))
+                found = [
+                    _brief(r)
+                    for r in session.scalars(select(Resource).where(*conditions))
+                    if not rel.many or str(key) in map(str, r.attrs.get(rel.field) or [])
+                ]
+                related.setdefault(rel.reverse, []).extend(found)
+        return related
+
+    def summary(self, cloud: str | None = None, region: str | None = None) -> dict[str, Any]:
+        """Hosts up/down, capacity and utilisation, servers by status, services up/down."""
+        where = [Resource.deleted_at.is_(None)]
+        if cloud:
+            where.append(Resource.cloud == cloud)
+        if region:
+            where.append(Resource.region == region)
+        with self._sessions() as session:
+            counts = {
+                k: n
+                for k, n in session.execute(
+                    select(Resource.kind, func.count()).where(*where).group_by(Resource.kind)
+                )
+            }
+            servers_by_status = {
+                s or "UNKNOWN": n
+                for s, n in session.execute(
+                    select(Resource.status, func.count())
+                    .where(*where, Resource.kind == "server")
+                    .group_by(Resource.status)
+                )
+            }
+            hypervisors = [
+                r.attrs
+                for r in session.scalars(select(Resource).where(*where, Resource.kind == "hypervisor"))
+            ]
+            services: dict[str, Counter[str]] = {}
+            for kind_name in ("compute_service", "network_agent", "block_storage_service"):
+                services[kind_name] = Counter(
+                    {
+                        s or "unknown": n
+                        for s, n in session.execute(
+                            select(Resource.status, func.count())
+                            .where(*where, Resource.kind == kind_name)
+                            .group_by(Resource.status)
+                        )
+                    }
+                )
+            clouds = sorted(
+                {f"{c}/{r}" for c, r in session.execute(select(Resource.cloud, Resource.region).where(*where).distinct())}
+            )
+        hosts = Counter(h.get("state") or "unknown" for h in hypervisors)
+        capacity = {}
+        for rc in ("vcpu", "pcpu", "memory_mb", "disk_gb"):
+            used = sum(h.get(f"{rc}_used") or 0 for h in hypervisors)
+            cap = sum(h.get(f"{rc}_capacity") or 0 for h in hypervisors)
+            capacity[rc] = {
+                "used": used,
+                "capacity": cap,
+                "percent": round(100.0 * used / cap, 1) if cap else None,
+            }
+        return {
+            "clouds": clouds,
+            "counts": counts,
+            "hypervisors": {"total": len(hypervisors), "up": hosts.get("up", 0), "down": hosts.get("down", 0)},
+            "capacity": capacity,
+            "servers_by_status": servers_by_status,
+            "services": {k: dict(v) for k, v in services.items()},
+        }
+
+    def purge_cloud(self, cloud: str) -> None:
+        """Forget everything about one cloud (used by tests and `stackfleet forget`)."""
+        with self._sessions.begin() as session:
+            session.execute(delete(Resource).where(Resource.cloud == cloud))
+            session.execute(delete(ResourceChange).where(ResourceChange.cloud == cloud))
+
+
+def _known_kind(name: str) -> Kind:
+    try:
+        return kind(name)
+    except KeyError as exc:
+        raise InvalidQueryError(str(exc.args[0])) from None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:255]
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = aware(value)
+    return value.isoformat() if value else None
+
+
+def _field_type(spec: Kind, field: str) -> type:
+    if field in ("id", *COLUMN_FIELDS):
+        return str
+    for f in spec.fields:
+        if f.name == field:
+            return f.type
+    raise InvalidQueryError(
+        f"{spec.name} has no field {field!r}; fields: {', '.join(spec.field_names())}"
+    )
+
+
+def _parse(field: str, typ: type, raw: str) -> Any:
+    if typ is bool:
+        lowered = raw.lower()
+        if lowered in ("true", "yes", "1"):
+            return True
+        if lowered in ("false", "no", "0"):
+            return False
+        raise InvalidQueryError(f"filter {field}={raw!r}: expected true or false")
+    if typ is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise InvalidQueryError(f"filter {field}={raw!r}: expected an integer") from None
+    if typ is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise InvalidQueryError(f"filter {field}={raw!r}: expected a number") from None
+    return raw
+
+
+def _filter_condition(spec: Kind, field: str, raw: str) -> Any:
+    """A SQL condition for one filter, or None when it must be checked in Python
+    (list and dict fields)."""
+    typ = _field_type(spec, field)
+    if field == "id":
+        return Resource.resource_id == raw
+    if field in COLUMN_FIELDS:
+        return getattr(Resource, field) == raw
+    if typ in (list, dict):
+        return None
+    value = _parse(field, typ, raw)
+    element = Resource.attrs[field]
+    if typ is bool:
+        return element.as_boolean() == value
+    if typ is int:
+        return element.as_integer() == value
+    if typ is float:
+        return element.as_float() == value
+    return or_(element.as_string() == value)
+
+
+def _matches_lists(attrs: dict[str, Any], filters: dict[str, str]) -> bool:
+    for field, raw in filters.items():
+        value = attrs.get(field)
+        if isinstance(value, dict):
+            key, _, expected = raw.partition("=")
+            if key not in value or (expected and str(value[key]) != expected):
+                return False
+        elif raw not in map(str, value or []):
+            return False
+    return True
+
+
+def _resource_dict(row: Resource) -> dict[str, Any]:
+    result = dict(row.attrs)
+    result.update(
+        cloud=row.cloud,
+        region=row.region,
+        kind=row.kind,
+        first_seen=_iso(row.first_seen),
+        last_seen=_iso(row.last_seen),
+        last_changed=_iso(row.last_changed),
+        deleted_at=_iso(row.deleted_at),
+    )
+    return result
+
+
+def _brief(row: Resource) -> dict[str, Any]:
+    return {"kind": row.kind, "id": row.resource_id, "name": row.name, "status": row.status}
+
+
+def _pass_dict(row: Pass, kinds: list[PassKind]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "cloud": row.cloud,
+        "region": row.region,
+        "status": row.status,
+        "started_at": _iso(row.started_at),
+        "finished_at": _iso(row.finished_at),
+        "error": row.error,
+        "requests": row.requests,
+        "kinds": {
+            k.kind: {
+                "complete": k.complete,
+                "count": k.count,
+                "requests": k.requests,
+                "seconds": round(k.seconds, 3),
+                "error": k.error,
+            }
+            for k in sorted(kinds, key=lambda k: k.kind)
+        },
+    }
+
+
+def current_attrs(store: InventoryStore, cloud: str, region: str, kind_name: str) -> dict[str, dict[str, Any]]:
+    """The stored records of one kind of one cloud region, by id (not gone ones)."""
+    with store._sessions() as session:
+        return {
+            rid: attrs
+            for rid, attrs in session.execute(
+                select(Resource.resource_id, Resource.attrs).where(
+                    Resource.cloud == cloud,
+                    Resource.region == region,
+                    Resource.kind == kind_name,
+                    Resource.deleted_at.is_(None),
+                )
+            )
+        }
