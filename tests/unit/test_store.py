@@ -10,13 +10,23 @@ from stackfleet.store import Store
 
 
 def server(sid: str, status: str = "ACTIVE", host: str = "cmp1", **extra) -> dict:
-    return {"id": sid, "name": f"vm-{sid}", "status": status, "project_id": "p1",
-            "host": host, "hypervisor_hostname": host, "vcpus": 2, "locked": False,
-            "tags": [], **extra}
+    return {
+        "id": sid,
+        "name": f"vm-{sid}",
+        "status": status,
+        "project_id": "p1",
+        "host": host,
+        "hypervisor_hostname": host,
+        "vcpus": 2,
+        "locked": False,
+        "tags": [],
+        **extra,
+    }
 
 
-def one_pass(store: Store, records: list[dict], complete: bool = True, kind="server",
-             cloud="c1", region="r1") -> int:
+def one_pass(
+    store: Store, records: list[dict], complete: bool = True, kind="server", cloud="c1", region="r1"
+) -> int:
     pass_id = store.begin_pass(cloud, region)
     store.record_kind(pass_id, cloud, region, kind, records, complete)
     store.finish_pass(pass_id, "complete" if complete else "partial", None, 1)
@@ -102,12 +112,30 @@ def test_clouds_and_regions_are_kept_apart(any_store):
 def test_relations_both_ways(any_store):
     one_pass(any_store, [server("a")])
     pass_id = any_store.begin_pass("c1", "r1")
-    any_store.record_kind(pass_id, "c1", "r1", "port",
-                          [{"id": "p1", "name": "", "status": "ACTIVE", "device_id": "a",
-                            "network_id": "n1"}], True)
-    any_store.record_kind(pass_id, "c1", "r1", "hypervisor",
-                          [{"id": "h1", "name": "cmp1", "status": "up",
-                            "hypervisor_hostname": "cmp1", "host": "cmp1"}], True)
+    any_store.record_kind(
+        pass_id,
+        "c1",
+        "r1",
+        "port",
+        [{"id": "p1", "name": "", "status": "ACTIVE", "device_id": "a", "network_id": "n1"}],
+        True,
+    )
+    any_store.record_kind(
+        pass_id,
+        "c1",
+        "r1",
+        "hypervisor",
+        [
+            {
+                "id": "h1",
+                "name": "cmp1",
+                "status": "up",
+                "hypervisor_hostname": "cmp1",
+                "host": "cmp1",
+            }
+        ],
+        True,
+    )
     detail = any_store.get_resource("server", "a")
     assert [p["id"] for p in detail["relations"]["ports"]] == ["p1"]
     assert [h["id"] for h in detail["relations"]["hypervisor"]] == ["h1"]
@@ -127,5 +155,10 @@ def test_pass_records_list_per_kind_outcome(any_store):
     any_store.finish_pass(pass_id, "partial", "port: HTTP 500", 3)
     [record] = any_store.list_passes()
     assert record["status"] == "partial"
-    assert record["kinds"]["port"] == {"complete": False, "count": 0, "requests": 0,
-                                       "seconds": 0.0, "error": "HTTP 500"}
+    assert record["kinds"]["port"] == {
+        "complete": False,
+        "count": 0,
+        "requests": 0,
+        "seconds": 0.0,
+        "error": "HTTP 500",
+    }

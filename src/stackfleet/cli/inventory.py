@@ -80,6 +80,7 @@ def run_collection(
     system_cloud: str | None = None,
     kinds: list[str] | None = None,
     show_progress: bool = True,
+    config_files: list[str] | None = None,
 ) -> list[PassResult]:
     """Collect one cloud with a progress display on stderr (when it is a terminal)."""
     with Progress(
@@ -100,7 +101,9 @@ def run_collection(
                 tasks[key] = progress.add_task(f"collecting {key}", total=total)
             progress.advance(tasks[key])
 
-        return collect(store, cloud, region, system_cloud, kinds=kinds, progress=advance)
+        return collect(
+            store, cloud, region, system_cloud, config_files, kinds=kinds, progress=advance
+        )
 
 
 def collect_command(
@@ -170,12 +173,16 @@ def _list(
     limit: int | None,
     title: str,
 ) -> None:
-    rows, total = state(ctx).store().list_resources(
-        kind_name,
-        {k: v for k, v in filters.items() if v is not None},
-        cloud=cloud,
-        region=region,
-        limit=limit,
+    rows, total = (
+        state(ctx)
+        .store()
+        .list_resources(
+            kind_name,
+            {k: v for k, v in filters.items() if v is not None},
+            cloud=cloud,
+            region=region,
+            limit=limit,
+        )
     )
     emit_rows(rows, [c for c, _ in columns], fmt, [h for _, h in columns], title=title)
     if fmt is Format.table and limit and total > len(rows):
@@ -191,8 +198,17 @@ def hypervisors_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """List hypervisors with Placement capacity (after allocation ratios) and usage."""
-    _list(ctx, "hypervisor", HYPERVISOR_COLUMNS, {"state": state_}, fmt, cloud, region, limit,
-          "Hypervisors")
+    _list(
+        ctx,
+        "hypervisor",
+        HYPERVISOR_COLUMNS,
+        {"state": state_},
+        fmt,
+        cloud,
+        region,
+        limit,
+        "Hypervisors",
+    )
 
 
 def servers_list(
@@ -238,8 +254,12 @@ def resources_list(
     """List resources of any kind, filtered by any of its fields."""
     if kind_name not in KINDS:
         raise InvalidQueryError(f"unknown kind {kind_name!r}; known: {', '.join(KINDS)}")
-    rows, total = state(ctx).store().list_resources(
-        kind_name, _parse_filters(filter_ or []), cloud, region, include_deleted, limit
+    rows, total = (
+        state(ctx)
+        .store()
+        .list_resources(
+            kind_name, _parse_filters(filter_ or []), cloud, region, include_deleted, limit
+        )
     )
     columns = column or ["id", "name", "status", "project_id", "region"]
     emit_rows(rows, columns, fmt, title=KINDS[kind_name].collection)
@@ -285,24 +305,45 @@ def print_summary(summary: dict[str, Any]) -> None:
     hyp = summary["hypervisors"]
     rows: list[dict[str, Any]] = [
         {"what": "clouds", "value": ", ".join(summary["clouds"]) or "-"},
-        {"what": "hypervisors up / down", "value": f"{hyp['up']} / {hyp['down']} (of {hyp['total']})"},
+        {
+            "what": "hypervisors up / down",
+            "value": f"{hyp['up']} / {hyp['down']} (of {hyp['total']})",
+        },
     ]
-    for rc, label in (("vcpu", "vCPU"), ("pcpu", "pCPU"), ("memory_mb", "RAM MB"),
-                      ("disk_gb", "disk GB")):
+    for rc, label in (
+        ("vcpu", "vCPU"),
+        ("pcpu", "pCPU"),
+        ("memory_mb", "RAM MB"),
+        ("disk_gb", "disk GB"),
+    ):
         cap = summary["capacity"][rc]
         if cap["capacity"]:
             rows.append(
-                {"what": f"{label} used / capacity",
-                 "value": f"{cap['used']} / {cap['capacity']} ({cap['percent']} %)"}
+                {
+                    "what": f"{label} used / capacity",
+                    "value": f"{cap['used']} / {cap['capacity']} ({cap['percent']} %)",
+                }
             )
     for kind_name, states in summary["services"].items():
         if states:
-            rows.append({"what": f"{kind_name} by state",
-                         "value": ", ".join(f"{k} {v}" for k, v in sorted(states.items()))})
-    rows.append({"what": "servers by status",
-                 "value": ", ".join(f"{k} {v}" for k, v in sorted(summary["servers_by_status"].items()))})
-    rows.append({"what": "resources",
-                 "value": ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))})
+            rows.append(
+                {
+                    "what": f"{kind_name} by state",
+                    "value": ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
+                }
+            )
+    rows.append(
+        {
+            "what": "servers by status",
+            "value": ", ".join(f"{k} {v}" for k, v in sorted(summary["servers_by_status"].items())),
+        }
+    )
+    rows.append(
+        {
+            "what": "resources",
+            "value": ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items())),
+        }
+    )
     emit_rows(rows, ["what", "value"], Format.table, ["", "Fleet"], title="Fleet summary")
 
 
@@ -318,7 +359,16 @@ def passes_list(
         p["incomplete"] = [k for k, v in p["kinds"].items() if not v["complete"]]
     emit_rows(
         passes,
-        ["id", "cloud", "region", "status", "started_at", "finished_at", "requests", "incomplete",
-         "error"],
+        [
+            "id",
+            "cloud",
+            "region",
+            "status",
+            "started_at",
+            "finished_at",
+            "requests",
+            "incomplete",
+            "error",
+        ],
         fmt,
     )

@@ -7,7 +7,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import yaml
@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     yaml = "yaml"
@@ -77,5 +77,9 @@ def emit_object(obj: dict[str, Any], fmt: Format) -> None:
         sys.stdout.write(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
     else:
         rows = [{"field": k, "value": v} for k, v in obj.items()]
-        emit_rows(rows, ["field", "value"], fmt if fmt is not Format.table else Format.table,
-                  headers=["Field", "Value"])
+        emit_rows(
+            rows,
+            ["field", "value"],
+            fmt if fmt is not Format.table else Format.table,
+            headers=["Field", "Value"],
+        )

@@ -78,7 +78,9 @@ def run_pass(
                     listing.seconds,
                 )
                 if listing.error:
-                    log.warning("%s/%s %s: %s", target.cloud, target.region, listing.kind, listing.error)
+                    log.warning(
+                        "%s/%s %s: %s", target.cloud, target.region, listing.kind, listing.error
+                    )
                 if progress:
                     progress(target, listing)
     except BaseException as exc:

@@ -154,7 +154,14 @@ def _server_image(obj: dict[str, Any]) -> str | None:
 
 
 # Nova reports power_state as an integer (nova/compute/power_state.py).
-POWER_STATES = {0: "NOSTATE", 1: "RUNNING", 3: "PAUSED", 4: "SHUTDOWN", 6: "CRASHED", 7: "SUSPENDED"}
+POWER_STATES = {
+    0: "NOSTATE",
+    1: "RUNNING",
+    3: "PAUSED",
+    4: "SHUTDOWN",
+    6: "CRASHED",
+    7: "SUSPENDED",
+}
 
 
 def _power_state(obj: dict[str, Any]) -> str | None:
@@ -518,7 +525,9 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("updated_at"),
         ),
         relations=(
-            Relation("servers", "server", "attached_server_ids", many=True, reverse="volumes_attached"),
+            Relation(
+                "servers", "server", "attached_server_ids", many=True, reverse="volumes_attached"
+            ),
         ),
     ),
     Kind(

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import String, and_, cast, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
 
 from stackfleet.errors import InvalidQueryError, NotFoundError
 from stackfleet.model import KINDS, Kind, kind
@@ -204,7 +205,11 @@ class InventoryStore:
         for chunk in _chunks(list(changed)):
             for pk, rid, cloud, region, old in session.execute(
                 select(
-                    Resource.pk, Resource.resource_id, Resource.cloud, Resource.region, Resource.attrs
+                    Resource.pk,
+                    Resource.resource_id,
+                    Resource.cloud,
+                    Resource.region,
+                    Resource.attrs,
                 ).where(Resource.pk.in_(chunk))
             ):
                 record, digest = changed[pk]
@@ -298,15 +303,18 @@ class InventoryStore:
             else:
                 conditions.append(condition)
         with self._sessions() as session:
-            query = select(Resource).where(*conditions).order_by(Resource.name, Resource.resource_id)
+            query = (
+                select(Resource).where(*conditions).order_by(Resource.name, Resource.resource_id)
+            )
             if list_filters:
-                rows = [
-                    r for r in session.scalars(query) if _matches_lists(r.attrs, list_filters)
-                ]
+                rows = [r for r in session.scalars(query) if _matches_lists(r.attrs, list_filters)]
                 total = len(rows)
                 rows = rows[offset : offset + limit if limit is not None else None]
             else:
-                total = session.scalar(select(func.count()).select_from(Resource).where(*conditions))
+                total = (
+                    session.scalar(select(func.count()).select_from(Resource).where(*conditions))
+                    or 0
+                )
                 rows = list(session.scalars(query.offset(offset).limit(limit)))
             return [_resource_dict(r) for r in rows], int(total or 0)
 
@@ -359,7 +367,9 @@ class InventoryStore:
         if not rows:
             rows = list(
                 session.scalars(
-                    select(Resource).where(*base, Resource.name == ident, Resource.deleted_at.is_(None))
+                    select(Resource).where(
+                        *base, Resource.name == ident, Resource.deleted_at.is_(None)
+                    )
                 )
             )
             if len(rows) > 1:
@@ -400,7 +410,9 @@ class InventoryStore:
             for rel in other.relations:
                 if rel.target != spec.name or not rel.reverse:
                     continue
-                key = row.attrs.get(rel.target_field) if rel.target_field != "id" else row.resource_id
+                key = (
+                    row.attrs.get(rel.target_field) if rel.target_field != "id" else row.resource_id
+                )
                 if not key:
                     related.setdefault(rel.reverse, [])
                     continue
@@ -424,7 +436,7 @@ class InventoryStore:
 
     def summary(self, cloud: str | None = None, region: str | None = None) -> dict[str, Any]:
         """Hosts up/down, capacity and utilisation, servers by status, services up/down."""
-        where = [Resource.deleted_at.is_(None)]
+        where: list[ColumnElement[bool]] = [Resource.deleted_at.is_(None)]
         if cloud:
             where.append(Resource.cloud == cloud)
         if region:
@@ -446,7 +458,9 @@ class InventoryStore:
             }
             hypervisors = [
                 r.attrs
-                for r in session.scalars(select(Resource).where(*where, Resource.kind == "hypervisor"))
+                for r in session.scalars(
+                    select(Resource).where(*where, Resource.kind == "hypervisor")
+                )
             ]
             services: dict[str, Counter[str]] = {}
             for kind_name in ("compute_service", "network_agent", "block_storage_service"):
@@ -461,7 +475,12 @@ class InventoryStore:
                     }
                 )
             clouds = sorted(
-                {f"{c}/{r}" for c, r in session.execute(select(Resource.cloud, Resource.region).where(*where).distinct())}
+                {
+                    f"{c}/{r}"
+                    for c, r in session.execute(
+                        select(Resource.cloud, Resource.region).where(*where).distinct()
+                    )
+                }
             )
         hosts = Counter(h.get("state") or "unknown" for h in hypervisors)
         capacity = {}
@@ -476,7 +495,11 @@ class InventoryStore:
         return {
             "clouds": clouds,
             "counts": counts,
-            "hypervisors": {"total": len(hypervisors), "up": hosts.get("up", 0), "down": hosts.get("down", 0)},
+            "hypervisors": {
+                "total": len(hypervisors),
+                "up": hosts.get("up", 0),
+                "down": hosts.get("down", 0),
+            },
             "capacity": capacity,
             "servers_by_status": servers_by_status,
             "services": {k: dict(v) for k, v in services.items()},
@@ -611,7 +634,9 @@ def _pass_dict(row: Pass, kinds: list[PassKind]) -> dict[str, Any]:
     }
 
 
-def current_attrs(store: InventoryStore, cloud: str, region: str, kind_name: str) -> dict[str, dict[str, Any]]:
+def current_attrs(
+    store: InventoryStore, cloud: str, region: str, kind_name: str
+) -> dict[str, dict[str, Any]]:
     """The stored records of one kind of one cloud region, by id (not gone ones)."""
     with store._sessions() as session:
         return {

@@ -21,6 +21,7 @@ class Pass(Base):
     """One collection run over one cloud region."""
 
     __tablename__ = "passes"
+    __table_args__ = (Index("ix_passes_cloud_region", "cloud", "region", "status", "id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     cloud: Mapped[str] = mapped_column(String(255))
@@ -39,7 +40,9 @@ class PassKind(Base):
 
     __tablename__ = "pass_kinds"
 
-    pass_id: Mapped[int] = mapped_column(ForeignKey("passes.id", ondelete="CASCADE"), primary_key=True)
+    pass_id: Mapped[int] = mapped_column(
+        ForeignKey("passes.id", ondelete="CASCADE"), primary_key=True
+    )
     kind: Mapped[str] = mapped_column(String(64), primary_key=True)
     complete: Mapped[bool]
     count: Mapped[int] = mapped_column(Integer, default=0)

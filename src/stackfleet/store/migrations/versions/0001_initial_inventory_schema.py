@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("requests", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
+    op.create_index("ix_passes_cloud_region", "passes", ["cloud", "region", "status", "id"])
     op.create_table(
         "resource_changes",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -101,7 +102,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     op.drop_table("pass_kinds")
     with op.batch_alter_table("resources", schema=None) as batch_op:
         batch_op.drop_index("ix_resources_kind_status")
@@ -112,4 +112,5 @@ def downgrade() -> None:
         batch_op.drop_index("ix_changes_resource")
 
     op.drop_table("resource_changes")
+    op.drop_index("ix_passes_cloud_region", table_name="passes")
     op.drop_table("passes")

@@ -1,0 +1,306 @@
+"""StackFleet's REST API: the inventory, read-only, over HTTP, plus Prometheus /metrics.
+
+`create_app(store)` builds one application over one store; it keeps no global state,
+so several apps (tests, one per store) live side by side in one process. Handlers are
+plain functions because the store is synchronous: FastAPI runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from stackfleet import __version__
+from stackfleet.api.errors import ErrorResponse, install_error_handlers
+from stackfleet.api.metrics import exposition, make_registry
+from stackfleet.api.models import (
+    FieldInfo,
+    Health,
+    KindInfo,
+    KindList,
+    PassList,
+    RelationInfo,
+    ResourceDetail,
+    ResourceKind,
+    ResourcePage,
+    ReverseRelationInfo,
+    Summary,
+)
+from stackfleet.errors import InvalidQueryError
+from stackfleet.model import KINDS, Kind
+from stackfleet.store import Store
+from stackfleet.store.schema import Pass
+
+log = logging.getLogger(__name__)
+
+# Query parameters of GET /v1/resources that are not field filters.
+RESERVED_PARAMETERS = frozenset({"kind", "cloud", "region", "limit", "offset", "include_deleted"})
+MAX_LIMIT = 1000
+
+JSON_TYPES = {
+    str: "string",
+    int: "integer",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
+
+BASE_FIELD_DOCS = {
+    "id": "The resource's id in its service (for some kinds a name StackFleet builds).",
+    "name": "Its name (for some kinds a name StackFleet builds, e.g. binary@host).",
+    "project_id": "The owning project, if the kind has one.",
+    "status": "The kind's main state (server status, service up/down, provision state).",
+}
+
+DESCRIPTION = """\
+The inventory of your OpenStack fleet, as StackFleet's collection passes last saw it.
+
+Every error answers `{"error": {"code": <status>, "message": "...", "field": "..."}}`
+(`field` only when one request parameter was wrong). List endpoints page with `limit`
+and `offset` and give the next page's URL in `links.next`.
+"""
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for error statuses a route can answer."""
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+def get_store(request: Request) -> Store:
+    """The store of the app serving `request`."""
+    store: Store = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+CloudQuery = Annotated[
+    str | None, Query(description="Only this cloud (its clouds.yaml name); empty: all.")
+]
+RegionQuery = Annotated[str | None, Query(description="Only this region; empty: all.")]
+
+router = APIRouter(responses=error_responses(500))
+
+
+@router.get(
+    "/healthz",
+    response_model=Health,
+    tags=["health"],
+    responses={503: {"description": "The store does not answer."}},
+)
+def healthz(store: StoreDep) -> Any:
+    """Whether the API is up and its store answers a query."""
+    try:
+        with store.session() as session:
+            # a table, not SELECT 1: a database without StackFleet's schema is no store
+            session.execute(select(Pass.id).limit(1)).all()
+    except SQLAlchemyError as exc:
+        log.warning("health check: the store did not answer: %s", exc)
+        return JSONResponse(
+            {
+                "status": "error",
+                "store": "error",
+                "error": {"code": 503, "message": "the store does not answer a query"},
+            },
+            status_code=503,
+        )
+    return {"status": "ok", "store": "ok"}
+
+
+@router.get(
+    "/v1/resources",
+    response_model=ResourcePage,
+    tags=["inventory"],
+    responses=error_responses(400),
+)
+def list_resources(
+    request: Request,
+    store: StoreDep,
+    kind: Annotated[ResourceKind, Query(description="The resource kind to list.")],
+    cloud: CloudQuery = None,
+    region: RegionQuery = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Resources to skip.")] = 0,
+    include_deleted: Annotated[
+        bool, Query(description="Include resources a complete pass no longer saw.")
+    ] = False,
+) -> Any:
+    """Resources of one kind, filtered and paged, ordered by name then id.
+
+    Every other query parameter filters on a field of the kind (see `GET /v1/kinds`),
+    compared as the field's type: `status=ACTIVE&host=cmp1`, `vcpus=4`, `locked=true`.
+    A list field matches when it contains the value (`tags=prod`); a dict field when it
+    has the key (`metadata=owner`) or the key with that value (`metadata=owner=ops`).
+    """
+    items, total = store.list_resources(
+        kind.value,
+        filters=field_filters(request),
+        cloud=cloud or None,
+        region=region or None,
+        include_deleted=include_deleted,
+        limit=limit,
+        offset=offset,
+    )
+    following = None
+    if offset + len(items) < total:
+        following = str(request.url.include_query_params(offset=offset + limit))
+    return {
+        "kind": kind.value,
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "items": items,
+        "links": {"next": following},
+    }
+
+
+def field_filters(request: Request) -> dict[str, str]:
+    """The field filters of a listing: every query parameter that is not reserved."""
+    filters: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in RESERVED_PARAMETERS:
+            continue
+        if name in filters:
+            raise InvalidQueryError(f"filter {name!r} is given more than once; give it once")
+        filters[name] = value
+    return filters
+
+
+@router.get(
+    "/v1/resources/{kind}/{resource_id:path}",
+    # documented, not re-validated: the store's own key order (fields, then where and
+    # when, then relations and changes) reads best
+    response_model=None,
+    tags=["inventory"],
+    responses={200: {"model": ResourceDetail}, **error_responses(400, 404)},
+)
+def get_resource(
+    store: StoreDep,
+    kind: Annotated[ResourceKind, Path(description="The resource kind.")],
+    resource_id: Annotated[str, Path(description="The resource's id, or its unique name.")],
+    cloud: CloudQuery = None,
+    region: RegionQuery = None,
+) -> Any:
+    """One resource, with its relations (both directions) and its recent changes."""
+    return store.get_resource(kind.value, resource_id, cloud=cloud or None, region=region or None)
+
+
+def kind_info(spec: Kind) -> KindInfo:
+    """A kind's declaration as the API shows it."""
+    fields = [
+        FieldInfo(name=name, type="string", history=name == "status", doc=BASE_FIELD_DOCS[name])
+        for name in ("id", "name", "project_id", "status")
+    ]
+    fields += [
+        FieldInfo(name=f.name, type=JSON_TYPES.get(f.type, "string"), history=f.history, doc=f.doc)
+        for f in spec.fields
+    ]
+    return KindInfo(
+        name=spec.name,
+        collection=spec.collection,
+        service=spec.service,
+        doc=spec.doc,
+        fields=fields,
+        relations=[
+            RelationInfo(
+                name=r.name,
+                target=r.target,
+                field=r.field,
+                target_field=r.target_field,
+                many=r.many,
+                reverse=r.reverse,
+            )
+            for r in spec.relations
+        ],
+        reverse_relations=[
+            ReverseRelationInfo(name=r.reverse, source=other.name, field=r.field)
+            for other in KINDS.values()
+            for r in other.relations
+            if r.target == spec.name and r.reverse
+        ],
+    )
+
+
+@router.get("/v1/kinds", response_model=KindList, tags=["model"])
+def list_kinds() -> Any:
+    """Every resource kind with its fields (and their types), relations and docs."""
+    return {"kinds": [kind_info(spec) for spec in KINDS.values()]}
+
+
+@router.get("/v1/summary", response_model=Summary, tags=["inventory"])
+def summary(store: StoreDep, cloud: CloudQuery = None, region: RegionQuery = None) -> Any:
+    """Hypervisors up/down, capacity and use, servers by status, services up/down."""
+    return store.summary(cloud=cloud or None, region=region or None)
+
+
+@router.get(
+    "/v1/passes", response_model=PassList, tags=["inventory"], responses=error_responses(400)
+)
+def list_passes(
+    store: StoreDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many passes.")] = 20,
+    cloud: CloudQuery = None,
+) -> Any:
+    """Collection passes, newest first, each with how listing each kind went."""
+    return {"passes": store.list_passes(limit=limit, cloud=cloud or None)}
+
+
+@router.get(
+    "/metrics",
+    tags=["metrics"],
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request) -> Response:
+    """The fleet's gauges in the Prometheus text format (or OpenMetrics when asked), read
+    from the store at each scrape."""
+    body, content_type = exposition(request.app.state.registry, request.headers.get("accept"))
+    return Response(body, media_type=content_type)
+
+
+class StackFleetAPI(FastAPI):
+    """FastAPI with an OpenAPI document that says what the API really answers: request
+    validation fails with 400 and the error shape, not FastAPI's 422."""
+
+    def openapi(self) -> dict[str, Any]:
+        schema = super().openapi()
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses", {})
+                if responses.pop("422", None) is not None:
+                    responses.setdefault(
+                        "400",
+                        {
+                            "description": "Bad Request",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                                }
+                            },
+                        },
+                    )
+        components = schema.get("components", {}).get("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        return schema
+
+
+def create_app(store: Store) -> FastAPI:
+    """The API over `store`, with its own Prometheus registry."""
+    app = StackFleetAPI(
+        title="StackFleet",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.store = store
+    app.state.registry = make_registry(store)
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,158 @@
+"""`stackfleet simulator serve` and `stackfleet demo`: the embedded simulated cloud."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from stackfleet.api.server import ApiServer
+from stackfleet.cli.context import state
+from stackfleet.cli.inventory import print_summary, run_collection
+from stackfleet.config import data_dir
+from stackfleet.errors import ConfigError
+from stackfleet.simulator.faults import FaultRule, parse_fault_spec
+from stackfleet.simulator.generator import PRESETS, FleetConfig, preset
+from stackfleet.simulator.server import CloudEntry, SimulatorError, SimulatorServer, serve
+
+err = Console(stderr=True)
+out = Console()
+
+DEMO_CLOUD = "stackfleet-demo"
+
+app = typer.Typer(help="The embedded simulated cloud (OpenStack APIs on loopback).")
+
+PresetOption = Annotated[str, typer.Option("--preset", help=f"Fleet size: {', '.join(PRESETS)}.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the fleet generator.")]
+
+
+def fleet_config(preset_name: str, seed: int, now: datetime | None = None) -> FleetConfig:
+    """The generator settings for a preset, or a ConfigError naming the known ones."""
+    try:
+        overrides = {"seed": seed}
+        if now is not None:
+            overrides["now"] = now  # type: ignore[assignment]
+        return preset(preset_name, **overrides)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def fault_rules(specs: list[str] | None) -> list[FaultRule]:
+    rules = []
+    for spec in specs or []:
+        try:
+            rules.append(parse_fault_spec(spec))
+        except ValueError as exc:
+            raise ConfigError(f"--fault: {exc}") from exc
+    return rules
+
+
+@app.command("serve")
+def serve_command(
+    preset_name: PresetOption = "small",
+    seed: SeedOption = 42,
+    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="0 = any free port.")
+    ] = 8700,
+    clouds_yaml: Annotated[
+        Path | None, typer.Option("--clouds-yaml", help="clouds.yaml to write the entry into.")
+    ] = None,
+    cloud_name: Annotated[str, typer.Option("--cloud-name")] = "stackfleet-sim",
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="Fault rule '[METHOD ]PATH_REGEX;key=value' (repeatable)."),
+    ] = None,
+    now: Annotated[
+        bool, typer.Option("--now/--fixed-time", help="Anchor ages at the current time.")
+    ] = True,
+) -> None:
+    """Serve a seeded simulated cloud until Ctrl-C, and write its clouds.yaml entry."""
+    config = fleet_config(preset_name, seed, datetime.now(UTC) if now else None)
+
+    def ready(entry: CloudEntry, path: Path | None) -> None:
+        err.print(
+            f"simulated cloud on {entry.auth_url.rsplit('/identity', 1)[0]} "
+            f"(regions {', '.join(entry.regions)}); clouds.yaml: {path} cloud {cloud_name!r}",
+            highlight=False,
+        )
+
+    try:
+        serve(
+            config, host, port, clouds_yaml, cloud_name, faults=fault_rules(fault), on_ready=ready
+        )
+    except (SimulatorError, OSError) as exc:
+        raise ConfigError(f"cannot serve the simulator: {exc}") from exc
+
+
+def demo_command(
+    ctx: typer.Context,
+    preset_name: PresetOption = "small",
+    seed: SeedOption = 42,
+    api_port: Annotated[int, typer.Option("--api-port", min=0, max=65535)] = 8780,
+    interval: Annotated[
+        float, typer.Option("--interval", min=5, help="Seconds between passes.")
+    ] = 60.0,
+    once: Annotated[
+        bool, typer.Option("--once", help="One pass, print the summary, and stop.")
+    ] = False,
+) -> None:
+    """Start the simulated cloud, collect it, serve the API, print the fleet summary.
+
+    Keeps collecting every --interval seconds until Ctrl-C stops everything."""
+    root = state(ctx)
+    if root.db_url is None:
+        # the demo keeps its own store, never the one of a real cloud
+        demo_db = data_dir() / "demo.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{demo_db}{suffix}").unlink(missing_ok=True)
+        root.db_url = f"sqlite:///{demo_db}"
+    store = root.store()
+    config = fleet_config(preset_name, seed, datetime.now(UTC))
+    clouds_yaml = data_dir() / "demo-clouds.yaml"
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        with SimulatorServer(config) as sim:
+            sim.write_clouds_yaml(clouds_yaml, DEMO_CLOUD)
+            err.print(
+                f"simulated cloud: {sim.base_url} (clouds.yaml {clouds_yaml})", highlight=False
+            )
+            results = run_collection(store, DEMO_CLOUD, config_files=[str(clouds_yaml)])
+            for r in results:
+                err.print(
+                    f"pass {r.pass_id} {r.cloud}/{r.region}: {r.status} in "
+                    f"{r.seconds:.1f} s, {sum(r.requests.values())} requests",
+                    highlight=False,
+                )
+            print_summary(store.summary())
+            if once:
+                return
+            with ApiServer(store, port=api_port) as url:
+                out.print(
+                    f"\nAPI        {url}/v1/summary\nOpenAPI    {url}/docs\n"
+                    f"Prometheus {url}/metrics\n"
+                    f"CLI        OS_CLIENT_CONFIG_FILE={clouds_yaml} "
+                    "openstack --os-cloud stackfleet-demo server list --all-projects\n"
+                    f"           stackfleet --db-url {root.db_url} servers list\n"
+                    "Ctrl-C stops everything.",
+                    highlight=False,
+                )
+                next_pass = time.monotonic() + interval
+                while not stop.wait(1.0):
+                    if time.monotonic() >= next_pass:
+                        run_collection(
+                            store, DEMO_CLOUD, config_files=[str(clouds_yaml)], show_progress=False
+                        )
+                        next_pass = time.monotonic() + interval
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        err.print("stopped")
