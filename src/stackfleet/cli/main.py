@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
@@ -51,6 +52,11 @@ def main(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not debug:
+        # keystoneauth and openstacksdk log what StackFleet reports as one clear error
+        for noisy in ("keystoneauth", "openstack", "stevedore"):
+            logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        warnings.filterwarnings("ignore", module="openstack")
     ctx.obj = State(db_url=db_url, debug=debug)
 
 

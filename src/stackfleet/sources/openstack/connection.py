@@ -8,6 +8,7 @@ version discovery and microversions. Errors a user can meet are turned into
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ import openstack
 import openstack.config
 import openstack.exceptions
 import yaml
+from openstack.config.loader import CONFIG_FILES
 
 from stackfleet.errors import CloudError, ConfigError
 
@@ -34,7 +36,35 @@ class CloudTarget:
     system: openstack.connection.Connection | None = None
 
 
+def _first_config_file(config_files: list[str] | None) -> str | None:
+    """The clouds.yaml openstacksdk will read: the first that exists of
+    OS_CLIENT_CONFIG_FILE and the given (or standard) locations."""
+    candidates = list(config_files if config_files is not None else CONFIG_FILES)
+    override = os.environ.get("OS_CLIENT_CONFIG_FILE")
+    if override:
+        candidates.insert(0, override)
+    return next((path for path in candidates if os.path.exists(path)), None)
+
+
+def _check_yaml(path: str | None) -> None:
+    """openstacksdk skips a clouds.yaml it cannot parse (and then reports the cloud as
+    unknown); say what is wrong with the file instead."""
+    if path is None or path.endswith(".json"):
+        return
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yaml.safe_load(handle)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{path}:{where}: clouds.yaml is not valid YAML: {problem}") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def _config(config_files: list[str] | None) -> openstack.config.OpenStackConfig:
+    _check_yaml(_first_config_file(config_files))
     try:
         return openstack.config.OpenStackConfig(config_files=config_files)
     except yaml.YAMLError as exc:
@@ -64,8 +94,13 @@ def connect(
     system_cloud: str | None = None,
     config_files: list[str] | None = None,
 ) -> list[CloudTarget]:
-    """Authenticated targets for every region of `cloud` (or just `region`)."""
+    """Authenticated targets for every region of `cloud` (or just `region`).
+
+    The system-scoped twin is `system_cloud`, or by convention a cloud named
+    `<cloud>-system` when clouds.yaml has one."""
     config = _config(config_files)
+    if system_cloud is None and f"{cloud}-system" in config.get_cloud_names():
+        system_cloud = f"{cloud}-system"
     targets = []
     for cloud_region in _regions(config, cloud, region):
         conn = openstack.connection.Connection(config=cloud_region)
@@ -76,7 +111,9 @@ def connect(
             system = openstack.connection.Connection(config=system_region)
             authorize(system, system_cloud)
         targets.append(
-            CloudTarget(cloud=cloud, region=cloud_region.region_name or "", conn=conn, system=system)
+            CloudTarget(
+                cloud=cloud, region=cloud_region.region_name or "", conn=conn, system=system
+            )
         )
     return targets
 
@@ -86,14 +123,42 @@ def authorize(conn: openstack.connection.Connection, cloud: str) -> None:
     auth_url = (conn.config.config.get("auth") or {}).get("auth_url", "?")
     try:
         conn.authorize()
-    except ksa_exc.Unauthorized as exc:
-        raise CloudError(
-            f"cloud {cloud!r}: Keystone at {auth_url} refused the credentials (401); "
-            "check username, password, project and domains in clouds.yaml"
-        ) from exc
     except (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout, ksa_exc.DiscoveryFailure) as exc:
         raise CloudError(f"cloud {cloud!r}: cannot reach Keystone at {auth_url}: {exc}") from exc
     except ksa_exc.MissingRequiredOptions as exc:
         raise ConfigError(f"cloud {cloud!r} in clouds.yaml is incomplete: {exc}") from exc
     except (ksa_exc.ClientException, openstack.exceptions.SDKException) as exc:
+        if _caused_by(
+            exc, ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout, ksa_exc.DiscoveryFailure
+        ):
+            raise CloudError(
+                f"cloud {cloud!r}: cannot reach Keystone at {auth_url}: {exc}"
+            ) from exc
+        if _is_unauthorized(exc):
+            raise CloudError(
+                f"cloud {cloud!r}: Keystone at {auth_url} refused the credentials (401); "
+                "check username, password, project and domains in clouds.yaml"
+            ) from exc
         raise CloudError(f"cloud {cloud!r}: authentication failed: {exc}") from exc
+
+
+def _is_unauthorized(exc: BaseException) -> bool:
+    """openstacksdk wraps keystoneauth's 401 in a plain SDKException; look down the chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ksa_exc.Unauthorized) or 401 in (
+            getattr(seen, "status_code", None),
+            getattr(seen, "http_status", None),
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "(HTTP 401)" in str(exc)
+
+
+def _caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, types):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -156,10 +156,18 @@ def timed_listing(kind: str, log: RequestLog, read: Callable[[], list[dict[str, 
     before = log.total
     try:
         records = read()
-        return Listing(kind, records, True, requests=log.total - before,
-                       seconds=time.perf_counter() - start)
+        return Listing(
+            kind, records, True, requests=log.total - before, seconds=time.perf_counter() - start
+        )
     except ServiceMissing as exc:
-        return Listing(kind, [], False, f"skipped: {exc}", log.total - before,
-                       time.perf_counter() - start, skipped=True)
+        return Listing(
+            kind,
+            [],
+            False,
+            f"skipped: {exc}",
+            log.total - before,
+            time.perf_counter() - start,
+            skipped=True,
+        )
     except ListingError as exc:
         return Listing(kind, [], False, str(exc), log.total - before, time.perf_counter() - start)

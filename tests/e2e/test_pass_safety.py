@@ -1,0 +1,207 @@
+"""A pass never treats anything as gone on the strength of an incomplete listing, and
+bad input is one clear error, never a traceback."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import yaml
+from support import run_cli
+
+from stackfleet.engine.collect import collect
+from stackfleet.errors import CloudError, ConfigError
+from stackfleet.simulator.generator import preset
+from stackfleet.simulator.server import SimulatorServer
+from stackfleet.store import open_store
+
+CLOUD = "sim"
+
+
+@pytest.fixture
+def cloud(tmp_path):
+    with SimulatorServer(preset("small")) as server:
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        yield server, clouds
+
+
+@pytest.fixture
+def store_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def add_fault(server: SimulatorServer, **rule: object) -> None:
+    response = httpx.post(f"{server.base_url}/_sim/faults", json=rule)
+    assert response.status_code in (200, 201), response.text
+
+
+def test_failed_port_listing_marks_no_port_gone(cloud, store_url):
+    server, clouds = cloud
+    store = open_store(store_url)
+    [first] = collect(store, CLOUD, config_files=[str(clouds)])
+    assert first.status == "complete"
+    region = server.state.regions["RegionOne"]
+    removed = next(iter(region.ports))
+    del region.ports[removed]
+    add_fault(server, method="GET", path="/v2.0/ports", fail_always=True, error_status=500)
+
+    [second] = collect(store, CLOUD, config_files=[str(clouds)])
+
+    assert second.status == "partial"
+    assert not second.listings["port"].complete
+    assert "HTTP 500" in (second.listings["port"].error or "")
+    live, _ = store.list_resources("port")
+    assert removed in {p["id"] for p in live}
+    assert store.list_passes(1)[0]["kinds"]["port"]["complete"] is False
+
+
+def test_failure_on_a_later_page_marks_nothing_gone(cloud, store_url):
+    server, clouds = cloud
+    store = open_store(store_url)
+    collect(store, CLOUD, config_files=[str(clouds)])
+    region = server.state.regions["RegionOne"]
+    removed = next(iter(region.servers))
+    del region.servers[removed]
+    # the second page request carries a marker: fail only those
+    add_fault(server, method="GET", path="/servers/detail", fail_always=True)
+
+    [result] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["server"])
+
+    assert result.status != "complete"
+    live, _ = store.list_resources("server")
+    assert removed in {s["id"] for s in live}
+
+
+def test_complete_listing_marks_deleted_resources_gone(cloud, store_url):
+    server, clouds = cloud
+    store = open_store(store_url)
+    collect(store, CLOUD, config_files=[str(clouds)])
+    region = server.state.regions["RegionOne"]
+    removed = next(iter(region.servers))
+    del region.servers[removed]
+
+    [result] = collect(store, CLOUD, config_files=[str(clouds)])
+
+    assert result.status == "complete"
+    live, _ = store.list_resources("server")
+    assert removed not in {s["id"] for s in live}
+    detail = store.get_resource("server", removed)
+    assert detail["deleted_at"] is not None
+
+
+def test_cli_collect_exits_non_zero_on_a_partial_pass(cloud, store_url):
+    server, clouds = cloud
+    add_fault(server, method="GET", path="/v2.0/floatingips", fail_always=True)
+    result = run_cli(
+        "--db-url",
+        store_url,
+        "collect",
+        "--os-cloud",
+        CLOUD,
+        "-f",
+        "json",
+        env={"OS_CLIENT_CONFIG_FILE": str(clouds)},
+    )
+    assert result.code == 1
+    rows = {r["kind"]: r for r in result.json()}
+    assert rows["floating_ip"]["complete"] is False and rows["server"]["complete"] is True
+    assert "partial" in result.stderr
+
+
+def test_wrong_password_is_one_clear_error_and_a_failed_pass(cloud, tmp_path, store_url):
+    _, clouds = cloud
+    config = yaml.safe_load(clouds.read_text())
+    config["clouds"][CLOUD]["auth"]["password"] = "wrong"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    store = open_store(store_url)
+    with pytest.raises(CloudError, match="refused the credentials"):
+        collect(store, CLOUD, config_files=[str(bad)])
+    [failed] = store.list_passes()
+    assert failed["status"] == "failed" and failed["kinds"] == {}
+    assert store.list_resources("server")[1] == 0
+
+    result = run_cli(
+        "--db-url",
+        store_url,
+        "collect",
+        "--os-cloud",
+        CLOUD,
+        env={"OS_CLIENT_CONFIG_FILE": str(bad)},
+    )
+    assert result.code == 3
+    assert "refused the credentials" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_cloud_names_the_known_ones(cloud, store_url):
+    _, clouds = cloud
+    result = run_cli(
+        "--db-url",
+        store_url,
+        "collect",
+        "--os-cloud",
+        "nosuch",
+        env={"OS_CLIENT_CONFIG_FILE": str(clouds)},
+    )
+    assert result.code == 2
+    assert "nosuch" in result.stderr and CLOUD in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_keystone_is_a_cloud_error(tmp_path, store_url):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        yaml.safe_dump(
+            {
+                "clouds": {
+                    "dead": {
+                        "auth": {
+                            "auth_url": "http://127.0.0.1:9/identity",
+                            "username": "a",
+                            "password": "b",
+                            "project_name": "p",
+                            "user_domain_name": "Default",
+                            "project_domain_name": "Default",
+                        }
+                    }
+                }
+            }
+        )
+    )
+    result = run_cli(
+        "--db-url",
+        store_url,
+        "collect",
+        "--os-cloud",
+        "dead",
+        env={"OS_CLIENT_CONFIG_FILE": str(clouds)},
+    )
+    assert result.code == 3
+    assert "cannot reach Keystone" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_clouds_yaml_is_a_config_error(tmp_path, store_url):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  sim: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        collect(open_store(store_url), "sim", config_files=[str(clouds)])
+    result = run_cli(
+        "--db-url",
+        store_url,
+        "collect",
+        "--os-cloud",
+        "sim",
+        env={"OS_CLIENT_CONFIG_FILE": str(clouds)},
+    )
+    assert result.code == 2 and "not valid YAML" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_cli_arguments_exit_with_usage(store_url):
+    result = run_cli("--db-url", store_url, "servers", "list", "-f", "xml")
+    assert result.code == 2 and "xml" in result.stderr
+    result = run_cli("--db-url", store_url, "resources", "list", "spaceship")
+    assert result.code == 2 and "unknown kind 'spaceship'" in result.stderr
+    result = run_cli("--db-url", store_url, "resources", "list", "server", "--filter", "colour=red")
+    assert result.code == 2 and "no field 'colour'" in result.stderr
