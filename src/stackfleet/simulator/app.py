@@ -18,16 +18,23 @@ Each service module in `stackfleet.simulator.services` exposes
 
 from __future__ import annotations
 
+import importlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Mount
+from starlette.routing import BaseRoute, Match, Mount, get_route_path
+from starlette.types import ASGIApp, Scope
 
+from stackfleet.simulator.faults import FaultMiddleware, FaultSettings, control_routes
 from stackfleet.simulator.http import ApiError, json_response
-from stackfleet.simulator.state import CloudState
+from stackfleet.simulator.state import CloudState, RegionState
+
+logger = logging.getLogger(__name__)
 
 # service type (as in the Keystone catalog) -> path prefix under the region
 SERVICE_PREFIXES: dict[str, str] = {
@@ -46,49 +53,94 @@ class Simulator:
 
     state: CloudState
     base_url: str = "http://127.0.0.1:0"
-    # set by the fault-injection layer (stackfleet.simulator.faults); None = no faults
-    faults: Any = None
-    # (method, route template) -> count, filled by the request-counting middleware
+    # fault rules applied by stackfleet.simulator.faults.FaultMiddleware
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    # "METHOD /route/template" -> count, filled by the same middleware
     request_counts: dict[str, int] = field(default_factory=dict)
+    # lifetime of the Keystone tokens issued, in seconds
+    token_ttl: int = 3600
 
     def endpoint_url(self, service_type: str, region: str) -> str:
-        """The catalog URL of a service in a region (Keystone's is region-less)."""
+        """The root URL of a service in a region, where its router is mounted
+        (Keystone's is region-less). The catalog advertises this URL, or a versioned URL
+        under it (compute ``/v2.1``, block-storage ``/v3/{project_id}``) as DevStack does:
+        see stackfleet.simulator.services.keystone.CATALOG."""
         if service_type == "identity":
             return f"{self.base_url}/identity"
         return f"{self.base_url}/{region}/{SERVICE_PREFIXES[service_type]}"
 
 
+class ServiceMount(Mount):
+    """A Mount that also answers its bare prefix (``GET /identity`` as ``/identity/``):
+    clients fetch version documents from catalog URLs, which have no trailing slash, and
+    the real services answer there without redirecting."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and get_route_path(scope) == self.path:
+            slashed = {**scope, "path": scope["path"] + "/"}
+            match, child_scope = super().matches(slashed)
+            if match is Match.FULL:
+                child_scope["path"] = slashed["path"]
+            return match, child_scope
+        return super().matches(scope)
+
+
+# service type -> module in stackfleet.simulator.services
+SERVICE_MODULES: dict[str, str] = {
+    "compute": "nova",
+    "placement": "placement",
+    "network": "neutron",
+    "block-storage": "cinder",
+    "image": "glance",
+    "baremetal": "ironic",
+}
+
+
+def _service_builders() -> dict[str, Callable[[Simulator, RegionState], ASGIApp]]:
+    """Each service's `build`, imported late (the service modules import this one).
+
+    A service module that does not exist yet is left out with a warning, so that the
+    simulator runs while the services are being written; any other import error is
+    raised."""
+    builders: dict[str, Callable[[Simulator, RegionState], ASGIApp]] = {}
+    for service_type, module_name in SERVICE_MODULES.items():
+        full_name = f"stackfleet.simulator.services.{module_name}"
+        try:
+            module = importlib.import_module(full_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != full_name:
+                raise
+            logger.warning("simulated %s service is missing (%s)", service_type, full_name)
+            continue
+        builders[service_type] = module.build
+    return builders
+
+
 def build_app(sim: Simulator) -> Starlette:
     """The ASGI app serving every simulated service of `sim`."""
-    from stackfleet.simulator.services import (  # noqa: PLC0415 - avoid import cycles
-        cinder,
-        glance,
-        ironic,
-        keystone,
-        neutron,
-        nova,
-        placement,
-    )
+    from stackfleet.simulator.services import keystone  # noqa: PLC0415 - import cycle
 
-    builders = {
-        "compute": nova.build,
-        "placement": placement.build,
-        "network": neutron.build,
-        "block-storage": cinder.build,
-        "image": glance.build,
-        "baremetal": ironic.build,
-    }
-    mounts: list[Mount] = [Mount("/identity", app=keystone.build(sim))]
+    builders = _service_builders()
+    mounts: list[BaseRoute] = [
+        *control_routes(sim),
+        ServiceMount("/identity", app=keystone.build(sim)),
+    ]
     for region_name, region in sim.state.regions.items():
         for service_type, builder in builders.items():
             mounts.append(
-                Mount(f"/{region_name}/{SERVICE_PREFIXES[service_type]}", app=builder(sim, region))
+                ServiceMount(
+                    f"/{region_name}/{SERVICE_PREFIXES[service_type]}", app=builder(sim, region)
+                )
             )
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
         return json_response(exc.body, exc.status, exc.headers)
 
-    app = Starlette(routes=mounts, exception_handlers={ApiError: api_error})
+    app = Starlette(
+        routes=mounts,
+        exception_handlers={ApiError: api_error},
+        middleware=[Middleware(FaultMiddleware, sim=sim)],
+    )
     app.state.sim = sim
     return app

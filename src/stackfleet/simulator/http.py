@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -43,7 +45,9 @@ async def read_json(request: Request, error: type[ApiError] | None = None) -> An
     try:
         return json.loads(raw or b"null")
     except ValueError as exc:
-        raise ApiError(400, {"error": {"code": 400, "message": f"Malformed JSON body: {exc}"}}) from exc
+        raise ApiError(
+            400, {"error": {"code": 400, "message": f"Malformed JSON body: {exc}"}}
+        ) from exc
 
 
 def require_token(sim: Simulator, request: Request) -> dict[str, Any]:
@@ -100,3 +104,28 @@ def paginate(
     page = items[start : start + size]
     more = start + size < len(items)
     return page, (str(page[-1][key]) if (more and page) else None)
+
+
+def sort_objects(items: list[dict[str, Any]], keys: list[tuple[str, bool]]) -> None:
+    """Sort API objects in place by several (attribute, ascending) keys, the first key
+    most significant, as the services' SQL ORDER BY does: None sorts lowest, mixed types
+    compare as text. A column holding only strings (or only numbers) sorts with a plain
+    item key, which keeps paging through tens of thousands of objects fast."""
+    for key, ascending in reversed(keys):
+        values = [item.get(key) for item in items]
+        if all(type(v) is str for v in values) or all(type(v) in (int, float) for v in values):
+            items.sort(key=itemgetter(key), reverse=not ascending)
+        else:
+            items.sort(key=_mixed_sort_key(key), reverse=not ascending)
+
+
+def _mixed_sort_key(key: str) -> Callable[[dict[str, Any]], tuple[int, Any]]:
+    def value(item: dict[str, Any]) -> tuple[int, Any]:
+        raw = item.get(key)
+        if raw is None:
+            return (0, "")
+        if isinstance(raw, bool | int | float):
+            return (1, raw)
+        return (2, str(raw))
+
+    return value

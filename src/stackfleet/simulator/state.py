@@ -27,10 +27,16 @@ class RegionState:
     hypervisors: dict[str, Obj] = field(default_factory=dict)
     compute_services: dict[str, Obj] = field(default_factory=dict)
     server_groups: dict[str, Obj] = field(default_factory=dict)
+    # Nova migrations (os-migrations objects) by migration uuid; Placement holds a cold
+    # migration's source allocation under this uuid until the resize is confirmed.
+    migrations: dict[str, Obj] = field(default_factory=dict)
     # Placement: provider uuid -> provider object; inventories and usages by provider uuid
     resource_providers: dict[str, Obj] = field(default_factory=dict)
     inventories: dict[str, dict[str, Obj]] = field(default_factory=dict)
     usages: dict[str, dict[str, int]] = field(default_factory=dict)
+    # provider uuid -> aggregate uuids / trait names
+    provider_aggregates: dict[str, list[str]] = field(default_factory=dict)
+    provider_traits: dict[str, list[str]] = field(default_factory=dict)
     # Neutron
     networks: dict[str, Obj] = field(default_factory=dict)
     subnets: dict[str, Obj] = field(default_factory=dict)
@@ -44,6 +50,9 @@ class RegionState:
     volumes: dict[str, Obj] = field(default_factory=dict)
     volume_services: list[Obj] = field(default_factory=list)
     pools: list[Obj] = field(default_factory=list)
+    # volume type id -> type; snapshot id -> snapshot (detail shape, latest microversion)
+    volume_types: dict[str, Obj] = field(default_factory=dict)
+    snapshots: dict[str, Obj] = field(default_factory=dict)
     # Glance
     images: dict[str, Obj] = field(default_factory=dict)
     # Ironic
@@ -65,6 +74,10 @@ class CloudState:
     # token id -> token body (the "token" object Keystone returns)
     tokens: dict[str, Obj] = field(default_factory=dict)
     regions: dict[str, RegionState] = field(default_factory=dict)
+    # What the generator made on purpose, for tests and demos to check findings against:
+    # region -> scenario name -> sorted ids (see stackfleet.simulator.generator.SCENARIOS).
+    # Not served by any API.
+    ground_truth: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     # One lock for every mutation made by an action route; reads need none (dict reads
     # are atomic enough for a simulator and listing must stay fast).
     lock: threading.RLock = field(default_factory=threading.RLock)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stackfleet.config import default_db_url
 from stackfleet.errors import ConfigError
-from stackfleet.store.inventory import InventoryStore
+from stackfleet.store.inventory import InventoryStore, json_serializer
 
 log = logging.getLogger(__name__)
 
@@ -39,12 +39,14 @@ def make_engine(url: str) -> Engine:
             path = url.split("///", 1)[-1]
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False})
+            engine = create_engine(
+                url, connect_args={"check_same_thread": False}, json_serializer=json_serializer
+            )
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        return create_engine(url, pool_pre_ping=True)
+        return create_engine(url, pool_pre_ping=True, json_serializer=json_serializer)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}") from exc
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, delete, func, insert, or_, select, update
+from sqlalchemy import String, Table, and_, cast, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -23,6 +23,7 @@ from stackfleet.model import KINDS, Kind, kind
 from stackfleet.store.schema import Pass, PassKind, Resource, ResourceChange
 
 COLUMN_FIELDS = ("name", "project_id", "status")
+RESOURCES: Table = Resource.__table__  # type: ignore[assignment]  # Core table, bulk inserts
 # SQLite accepts at most 32766 bound parameters per statement
 CHUNK = 500
 
@@ -38,9 +39,28 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
+class EncodedRecord(dict[str, Any]):
+    """A record that carries its JSON text, so it is serialised once per pass: for its
+    hash and for the store (see `json_serializer`)."""
+
+    __slots__ = ("encoded",)
+
+    def __init__(self, record: dict[str, Any]) -> None:
+        super().__init__(record)
+        self.encoded = json.dumps(record, separators=(",", ":"), default=str)
+
+
+def json_serializer(value: Any) -> str:
+    """The engine's JSON serialiser: reuses the text of an EncodedRecord."""
+    if isinstance(value, EncodedRecord):
+        return value.encoded
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
 def record_hash(record: dict[str, Any]) -> str:
-    blob = json.dumps(record, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+    """A digest of a record's content (field order is fixed by the kind's builder)."""
+    encoded = record.encoded if isinstance(record, EncodedRecord) else json_serializer(record)
+    return hashlib.blake2b(encoded.encode(), digest_size=16).hexdigest()
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -110,7 +130,8 @@ class InventoryStore:
             changed: dict[int, tuple[dict[str, Any], str]] = {}
             revived: list[int] = []
             seen_pks: list[int] = []
-            for record in records:
+            for plain in records:
+                record = EncodedRecord(plain)
                 digest = record_hash(record)
                 current = existing.get(record["id"])
                 if current is None:
@@ -140,7 +161,8 @@ class InventoryStore:
                 if old_digest != digest:
                     changed[pk] = (record, digest)
             if new_rows:
-                session.execute(insert(Resource), new_rows)
+                # Core executemany: the ORM's bulk path costs more than the insert itself
+                session.execute(insert(RESOURCES), new_rows)
             if changed:
                 self._apply_changes(session, spec, pass_id, now, changed)
             gone = 0
