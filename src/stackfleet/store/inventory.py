@@ -161,8 +161,7 @@ class InventoryStore:
                 if old_digest != digest:
                     changed[pk] = (record, digest)
             if new_rows:
-                # Core executemany: the ORM's bulk path costs more than the insert itself
-                session.execute(insert(RESOURCES), new_rows)
+                _bulk_insert(session, new_rows)
             if changed:
                 self._apply_changes(session, spec, pass_id, now, changed)
             gone = 0
@@ -532,6 +531,42 @@ class InventoryStore:
         with self._sessions.begin() as session:
             session.execute(delete(Resource).where(Resource.cloud == cloud))
             session.execute(delete(ResourceChange).where(ResourceChange.cloud == cloud))
+
+
+def _bulk_insert(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert new resources in one executemany.
+
+    On SQLite the rows go straight to the driver: SQLAlchemy's per-row parameter
+    processing costs more than the insert itself (1.4 s for 40,000 ports). The values
+    are converted with SQLAlchemy's own bind processors, so they read back the same.
+    Elsewhere, Core executemany."""
+    connection = session.connection()
+    dialect = connection.dialect
+    if dialect.name != "sqlite":
+        session.execute(insert(RESOURCES), rows)
+        return
+    columns = [c for c in RESOURCES.columns if c.name != "pk"]
+    processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
+    converted: dict[str, dict[int, Any]] = {}
+
+    def value(column: str, raw: Any) -> Any:
+        processor = processors[column]
+        if processor is None or raw is None:
+            return raw
+        if column == "attrs":
+            return json_serializer(raw)
+        # the other processed columns are the pass time, the same object in every row
+        cache = converted.setdefault(column, {})
+        key = id(raw)
+        if key not in cache:
+            cache[key] = processor(raw)
+        return cache[key]
+
+    names = [c.name for c in columns]
+    sql = (
+        f"INSERT INTO {RESOURCES.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+    )
+    connection.exec_driver_sql(sql, [tuple(value(n, row[n]) for n in names) for row in rows])
 
 
 def _known_kind(name: str) -> Kind:
