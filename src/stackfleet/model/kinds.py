@@ -350,7 +350,6 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("metadata", type=dict),
             F("tags", type=list),
             F("security_groups", _names("security_groups"), type=list),
-            F("server_groups", type=list),
             F("volume_ids", _names("os-extended-volumes:volumes_attached", "id"), type=list),
             F("addresses", _server_addresses, type=list),
         ),
@@ -366,7 +365,6 @@ KINDS_LIST: tuple[Kind, ...] = (
             Relation("image", "image", "image_id", reverse="servers"),
             Relation("project", "project", "project_id", reverse="servers"),
             Relation("volumes", "volume", "volume_ids", many=True),
-            Relation("server_group", "server_group", "server_groups", many=True),
         ),
     ),
     Kind(
@@ -391,7 +389,7 @@ KINDS_LIST: tuple[Kind, ...] = (
         doc="A Nova server group (affinity / anti-affinity).",
         status_api=None,
         fields=(F("policy"), F("rules", type=dict), F("members", type=list), F("user_id")),
-        relations=(Relation("members", "server", "members", many=True),),
+        relations=(Relation("members", "server", "members", many=True, reverse="server_groups"),),
     ),
     Kind(
         "port",
