@@ -9,7 +9,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any
 
 from stackfleet.errors import StackFleetError
 from stackfleet.model import KINDS
@@ -60,7 +62,7 @@ def run_pass(
     try:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="list") as pool:
             futures: dict[Future[Listing], str] = {
-                pool.submit(timed_listing, k, request_log, lambda k=k: LISTERS[k](ctx)): k  # type: ignore[misc]
+                pool.submit(timed_listing, k, request_log, partial(_list_one, ctx, k)): k
                 for k in wanted
             }
             for future in as_completed(futures):
@@ -100,6 +102,10 @@ def run_pass(
         request_log.counts,
         time.perf_counter() - started,
     )
+
+
+def _list_one(ctx: ListContext, kind_name: str, log: RequestLog) -> list[dict[str, Any]]:
+    return LISTERS[kind_name](replace(ctx, log=log))
 
 
 def collect(

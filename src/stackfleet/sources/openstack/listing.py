@@ -34,14 +34,21 @@ class ServiceMissing(ListingError):
 
 @dataclass
 class RequestLog:
-    """Counts of requests per (service, method, path template); thread-safe."""
+    """Counts of requests per (service, method, path template); thread-safe. A child
+    log (one per kind's listing) also counts into its parent (the pass)."""
 
     counts: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    parent: RequestLog | None = None
 
     def add(self, key: str) -> None:
         with self.lock:
             self.counts[key] += 1
+        if self.parent is not None:
+            self.parent.add(key)
+
+    def child(self) -> RequestLog:
+        return RequestLog(parent=self)
 
     @property
     def total(self) -> int:
@@ -150,24 +157,19 @@ def iter_pages(
     raise ListingError(f"{label}: more than {MAX_PAGES} pages")
 
 
-def timed_listing(kind: str, log: RequestLog, read: Callable[[], list[dict[str, Any]]]) -> Listing:
-    """Run one kind's listing, turning failures into an incomplete Listing."""
+def timed_listing(
+    kind: str, log: RequestLog, read: Callable[[RequestLog], list[dict[str, Any]]]
+) -> Listing:
+    """Run one kind's listing with its own request log (a child of `log`), turning
+    failures into an incomplete Listing."""
     start = time.perf_counter()
-    before = log.total
+    own = log.child()
     try:
-        records = read()
-        return Listing(
-            kind, records, True, requests=log.total - before, seconds=time.perf_counter() - start
-        )
+        records = read(own)
+        return Listing(kind, records, True, requests=own.total, seconds=time.perf_counter() - start)
     except ServiceMissing as exc:
         return Listing(
-            kind,
-            [],
-            False,
-            f"skipped: {exc}",
-            log.total - before,
-            time.perf_counter() - start,
-            skipped=True,
+            kind, [], False, f"skipped: {exc}", own.total, time.perf_counter() - start, True
         )
     except ListingError as exc:
-        return Listing(kind, [], False, str(exc), log.total - before, time.perf_counter() - start)
+        return Listing(kind, [], False, str(exc), own.total, time.perf_counter() - start)
