@@ -95,3 +95,26 @@ class ResourceChange(Base):
     new: Mapped[Any] = mapped_column(JSONType, nullable=True)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     pass_id: Mapped[int] = mapped_column(Integer)
+
+
+class MetricSample(Base):
+    """One reading of one metric on one resource (raw resolution; rollups are derived).
+
+    Resources are named as in `resources` (cloud, region, kind, resource_id) but not
+    joined: a BMC or a database server may be sampled before any pass has seen it."""
+
+    __tablename__ = "metric_samples"
+    __table_args__ = (
+        Index("ix_samples_series", "kind", "resource_id", "metric", "ts"),
+        Index("ix_samples_metric_ts", "metric", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(128))
+    # seconds since the epoch (UTC): cheap to store, compare and aggregate
+    ts: Mapped[float]
+    value: Mapped[float]
