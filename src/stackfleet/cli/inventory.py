@@ -14,6 +14,7 @@ from stackfleet.cli.output import Format, emit_object, emit_rows
 from stackfleet.engine.collect import PassResult, collect
 from stackfleet.errors import ConfigError, InvalidQueryError
 from stackfleet.model import KINDS
+from stackfleet.sources.openstack import LISTERS
 from stackfleet.sources.openstack.connection import CloudTarget
 from stackfleet.sources.openstack.listing import Listing
 from stackfleet.store import Store
@@ -93,7 +94,7 @@ def run_collection(
         disable=not (show_progress and err.is_terminal),
     ) as progress:
         tasks: dict[str, Any] = {}
-        total = len(kinds or KINDS)
+        total = len(kinds or LISTERS)
 
         def advance(target: CloudTarget, listing: Listing) -> None:
             key = f"{target.cloud}/{target.region}"
@@ -133,8 +134,8 @@ def collect_command(
     if not cloud:
         raise ConfigError("no cloud given: pass --os-cloud NAME or set OS_CLOUD")
     for name in kind or []:
-        if name not in KINDS:
-            raise InvalidQueryError(f"unknown kind {name!r}; known: {', '.join(KINDS)}")
+        if name not in LISTERS:
+            raise InvalidQueryError(f"unknown kind {name!r}; known: {', '.join(LISTERS)}")
     results = run_collection(state(ctx).store(), cloud, os_region_name, system_cloud, kind)
     rows = [
         {

@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 
 from stackfleet.errors import StackFleetError
-from stackfleet.model import KINDS
 from stackfleet.sources.openstack import LISTERS, ListContext
 from stackfleet.sources.openstack.connection import CloudTarget, connect
 from stackfleet.sources.openstack.listing import Listing, RequestLog, timed_listing
@@ -49,7 +48,7 @@ def run_pass(
 ) -> PassResult:
     """One pass over one cloud region."""
     started = time.perf_counter()
-    wanted = list(kinds or KINDS)
+    wanted = list(kinds or LISTERS)
     pass_id = store.begin_pass(target.cloud, target.region)
     request_log = RequestLog()
     ctx = ListContext(
