@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -30,3 +31,22 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         env={**os.environ, **(env or {})},
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+OPENSTACK_CLI = Path(sys.executable).with_name("openstack")
+
+
+def run_openstack(server: Any, tmp_path: Path, *args: str) -> list[list[str]]:
+    """`openstack <args> -f value` against a running SimulatorServer, as rows of columns."""
+    clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml")
+    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="stackfleet-sim")
+    result = subprocess.run(
+        [str(OPENSTACK_CLI), *args, "-f", "value"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [line.split() for line in result.stdout.splitlines() if line.strip()]

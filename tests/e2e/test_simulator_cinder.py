@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +9,7 @@ from typing import Any
 import httpx
 import openstack
 import pytest
+from support import run_openstack
 
 from stackfleet.simulator.generator import FleetConfig
 from stackfleet.simulator.server import SimulatorServer
@@ -20,7 +18,6 @@ from stackfleet.simulator.state import RegionState
 SMALL = FleetConfig(
     projects=2, hypervisors=4, servers=8, floating_ips=4, volumes=8, images=4, baremetal_nodes=4
 )
-OPENSTACK_CLI = Path(sys.executable).with_name("openstack")
 
 
 @pytest.fixture(scope="module")
@@ -58,22 +55,6 @@ def http(
 
 def version(minor: int) -> dict[str, str]:
     return {"OpenStack-API-Version": f"volume 3.{minor}"}
-
-
-def run_cli(server: SimulatorServer, tmp_path: Path, *args: str) -> list[list[str]]:
-    """`openstack <args> -f value` against the simulator, as rows of columns."""
-    clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="stackfleet-sim")
-    result = subprocess.run(
-        [str(OPENSTACK_CLI), *args, "-f", "value"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [line.split() for line in result.stdout.splitlines() if line.strip()]
 
 
 def volume_with(region: RegionState, status: str, snapshots: bool = False) -> dict[str, Any]:
@@ -305,7 +286,9 @@ def test_volume_metadata_can_be_set_and_unset(http: httpx.Client, region: Region
 def test_cli_volume_list_all_projects_shows_every_volume(
     server: SimulatorServer, region: RegionState, tmp_path: Path
 ) -> None:
-    rows = run_cli(server, tmp_path, "volume", "list", "--all-projects", "-c", "ID", "-c", "Status")
+    rows = run_openstack(
+        server, tmp_path, "volume", "list", "--all-projects", "-c", "ID", "-c", "Status"
+    )
 
     assert sorted(r[0] for r in rows) == sorted(region.volumes)
     assert {r[0]: r[1] for r in rows} == {v["id"]: v["status"] for v in region.volumes.values()}
@@ -314,7 +297,9 @@ def test_cli_volume_list_all_projects_shows_every_volume(
 def test_cli_volume_service_list_shows_every_service(
     server: SimulatorServer, region: RegionState, tmp_path: Path
 ) -> None:
-    rows = run_cli(server, tmp_path, "volume", "service", "list", "-c", "Binary", "-c", "Host")
+    rows = run_openstack(
+        server, tmp_path, "volume", "service", "list", "-c", "Binary", "-c", "Host"
+    )
 
     assert sorted((r[0], r[1]) for r in rows) == sorted(
         (s["binary"], s["host"]) for s in region.volume_services

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +9,7 @@ from typing import Any
 import httpx
 import openstack
 import pytest
+from support import run_openstack
 
 from stackfleet.simulator.generator import FleetConfig
 from stackfleet.simulator.server import SimulatorServer
@@ -20,7 +18,6 @@ from stackfleet.simulator.state import RegionState
 SMALL = FleetConfig(
     projects=2, hypervisors=4, servers=8, floating_ips=4, volumes=4, images=12, baremetal_nodes=4
 )
-OPENSTACK_CLI = Path(sys.executable).with_name("openstack")
 PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
 
 
@@ -53,22 +50,6 @@ def http(server: SimulatorServer, conn: openstack.connection.Connection) -> Iter
         headers={"X-Auth-Token": conn.auth_token, "Accept": "application/json"},
     ) as client:
         yield client
-
-
-def run_cli(server: SimulatorServer, tmp_path: Path, *args: str) -> list[list[str]]:
-    """`openstack <args> -f value` against the simulator, as rows of columns."""
-    clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="stackfleet-sim")
-    result = subprocess.run(
-        [str(OPENSTACK_CLI), *args, "-f", "value"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [line.split() for line in result.stdout.splitlines() if line.strip()]
 
 
 def listed_by_default(region: RegionState, admin_project: str) -> set[str]:
@@ -232,6 +213,6 @@ def test_tag_calls_add_and_remove_one_tag(http: httpx.Client, region: RegionStat
 def test_cli_image_list_shows_the_listed_images(
     server: SimulatorServer, region: RegionState, admin_project: str, tmp_path: Path
 ) -> None:
-    rows = run_cli(server, tmp_path, "image", "list", "-c", "ID")
+    rows = run_openstack(server, tmp_path, "image", "list", "-c", "ID")
 
     assert sorted(r[0] for r in rows) == sorted(listed_by_default(region, admin_project))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +9,7 @@ from typing import Any
 import httpx
 import openstack
 import pytest
+from support import run_openstack
 
 from stackfleet.simulator.generator import FleetConfig
 from stackfleet.simulator.server import SimulatorServer
@@ -20,7 +18,6 @@ from stackfleet.simulator.state import RegionState
 SMALL = FleetConfig(
     projects=2, hypervisors=4, servers=8, floating_ips=4, volumes=6, images=4, baremetal_nodes=4
 )
-OPENSTACK_CLI = Path(sys.executable).with_name("openstack")
 
 
 @pytest.fixture(scope="module")
@@ -47,22 +44,6 @@ def http(server: SimulatorServer, conn: openstack.connection.Connection) -> Iter
         headers={"X-Auth-Token": conn.auth_token, "Accept": "application/json"},
     ) as client:
         yield client
-
-
-def run_cli(server: SimulatorServer, tmp_path: Path, *args: str) -> list[list[str]]:
-    """`openstack <args> -f value` against the simulator, as rows of columns."""
-    clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml")
-    env = dict(os.environ, OS_CLIENT_CONFIG_FILE=str(clouds), OS_CLOUD="stackfleet-sim")
-    result = subprocess.run(
-        [str(OPENSTACK_CLI), *args, "-f", "value"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return [line.split() for line in result.stdout.splitlines() if line.strip()]
 
 
 def port_owned_by(region: RegionState, owner: str) -> dict[str, Any]:
@@ -331,10 +312,10 @@ def test_agent_admin_state_can_be_turned_off(
 def test_cli_lists_networks_ports_floating_ips_and_rules(
     server: SimulatorServer, region: RegionState, tmp_path: Path
 ) -> None:
-    networks = run_cli(server, tmp_path, "network", "list", "-c", "ID")
-    ports = run_cli(server, tmp_path, "port", "list", "-c", "ID")
-    fips = run_cli(server, tmp_path, "floating", "ip", "list", "-c", "ID")
-    rules = run_cli(server, tmp_path, "security", "group", "rule", "list", "-c", "ID")
+    networks = run_openstack(server, tmp_path, "network", "list", "-c", "ID")
+    ports = run_openstack(server, tmp_path, "port", "list", "-c", "ID")
+    fips = run_openstack(server, tmp_path, "floating", "ip", "list", "-c", "ID")
+    rules = run_openstack(server, tmp_path, "security", "group", "rule", "list", "-c", "ID")
 
     assert sorted(r[0] for r in networks) == sorted(region.networks)
     assert sorted(r[0] for r in ports) == sorted(region.ports)
@@ -345,7 +326,9 @@ def test_cli_lists_networks_ports_floating_ips_and_rules(
 def test_cli_port_list_filters_by_device_owner(
     server: SimulatorServer, region: RegionState, tmp_path: Path
 ) -> None:
-    rows = run_cli(server, tmp_path, "port", "list", "--device-owner", "network:dhcp", "-c", "ID")
+    rows = run_openstack(
+        server, tmp_path, "port", "list", "--device-owner", "network:dhcp", "-c", "ID"
+    )
 
     assert sorted(r[0] for r in rows) == sorted(
         p["id"] for p in region.ports.values() if p["device_owner"] == "network:dhcp"
