@@ -205,3 +205,22 @@ def test_bad_cli_arguments_exit_with_usage(store_url):
     assert result.code == 2 and "unknown kind 'spaceship'" in result.stderr
     result = run_cli("--db-url", store_url, "resources", "list", "server", "--filter", "colour=red")
     assert result.code == 2 and "no field 'colour'" in result.stderr
+
+
+def test_ironic_without_a_system_scoped_cloud_is_skipped_not_emptied(cloud, tmp_path, store_url):
+    server, clouds = cloud
+    store = open_store(store_url)
+    collect(store, CLOUD, config_files=[str(clouds)])
+    nodes = store.list_resources("baremetal_node")[1]
+    assert nodes == len(server.state.regions["RegionOne"].nodes) > 0
+    config = yaml.safe_load(clouds.read_text())
+    del config["clouds"][f"{CLOUD}-system"]
+    project_only = tmp_path / "project-only.yaml"
+    project_only.write_text(yaml.safe_dump(config))
+
+    [result] = collect(store, CLOUD, config_files=[str(project_only)])
+
+    listing = result.listings["baremetal_node"]
+    assert listing.skipped and "system-scoped" in (listing.error or "")
+    assert result.status == "complete"
+    assert store.list_resources("baremetal_node")[1] == nodes

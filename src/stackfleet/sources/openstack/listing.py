@@ -32,6 +32,10 @@ class ServiceMissing(ListingError):
     """The cloud's catalog has no endpoint for the service (e.g. no Ironic)."""
 
 
+class ScopeMissing(ServiceMissing):
+    """The listing needs a token scope the target was not given (Ironic: system)."""
+
+
 @dataclass
 class RequestLog:
     """Counts of requests per (service, method, path template); thread-safe. A child

@@ -1,0 +1,621 @@
+"""Probe a RabbitMQ cluster through its management HTTP API: nodes, queues, rates.
+
+The management plugin must be on (``rabbitmq-plugins enable rabbitmq_management``); the
+user needs the ``monitoring`` tag (or ``administrator``). Three reads per sweep:
+``/api/overview``, ``/api/nodes`` and ``/api/queues`` (paged, only the columns used).
+
+OpenStack's services talk over oslo.messaging, whose queue names say who should be
+consuming them: ``compute.<host>`` is nova-compute on that host, ``conductor`` the shared
+topic of every nova-conductor, ``cinder-volume.<host>@<backend>`` one Cinder backend,
+``reply_<uuid>`` and ``<topic>_fanout_<uuid>`` belong to one process, and
+``<topic>.<priority>`` (``versioned_notifications.info``) are notifications. An RPC
+queue with no consumer therefore means a dead service, and the findings say which.
+
+Two quirks of the management API: statistics lag by the collection interval (5 s by
+default), and queues that were idle when the plugin was enabled report no statistics
+at all until they next change. Such queues are shown as "no statistics", never as zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import requests
+
+from stackfleet.errors import CloudError, ConfigError
+from stackfleet.sources.thresholds import Rule
+
+log = logging.getLogger(__name__)
+
+CLUSTER_KIND = "rabbitmq_cluster"
+NODE_KIND = "rabbitmq_node"
+QUEUE_KIND = "queue"
+DEFAULT_URL = "http://guest:guest@127.0.0.1:15672"
+PAGE_SIZE = 500
+
+QUEUE_COLUMNS = (
+    "name",
+    "vhost",
+    "type",
+    "state",
+    "durable",
+    "auto_delete",
+    "exclusive",
+    "consumers",
+    "messages",
+    "messages_ready",
+    "messages_unacknowledged",
+    "memory",
+    "idle_since",
+    "message_stats.publish_details.rate",
+    "message_stats.deliver_get_details.rate",
+    "message_stats.ack_details.rate",
+)
+NODE_COLUMNS = (
+    "name",
+    "running",
+    "type",
+    "mem_used",
+    "mem_limit",
+    "mem_alarm",
+    "fd_used",
+    "fd_total",
+    "sockets_used",
+    "sockets_total",
+    "proc_used",
+    "proc_total",
+    "disk_free",
+    "disk_free_limit",
+    "disk_free_alarm",
+    "partitions",
+    "uptime",
+)
+
+# oslo.messaging RPC topics of OpenStack services -> the service that consumes them.
+RPC_TOPICS: dict[str, str] = {
+    "compute": "nova-compute",
+    "conductor": "nova-conductor",
+    "scheduler": "nova-scheduler",
+    "consoleauth": "nova-consoleauth",
+    "q-plugin": "neutron-server",
+    "q-l3-plugin": "neutron-server",
+    "q-reports-plugin": "neutron-server",
+    "q-server-resource-versions": "neutron-server",
+    "dhcp_agent": "neutron-dhcp-agent",
+    "l3_agent": "neutron-l3-agent",
+    "metering_agent": "neutron-metering-agent",
+    "cinder-scheduler": "cinder-scheduler",
+    "cinder-volume": "cinder-volume",
+    "cinder-backup": "cinder-backup",
+    "ironic.conductor_manager": "ironic-conductor",
+    "engine": "heat-engine",
+    "manila-scheduler": "manila-scheduler",
+    "manila-share": "manila-share",
+    "manila-data": "manila-data",
+    "magnum-conductor": "magnum-conductor",
+    "octavia_prov": "octavia-driver-agent",
+    "central": "designate-central",
+    "worker": "designate-worker",
+    "trove-conductor": "trove-conductor",
+    "trove-taskmanager": "trove-taskmanager",
+}
+# Neutron's agent notification topics (q-agent-notifier-port-update, ...)
+AGENT_NOTIFIER = "q-agent-notifier-"
+NOTIFICATION = re.compile(
+    r"^(?:.*_)?(?:versioned_)?notifications\.(?:audit|critical|debug|info|warn|warning|error|sample)$"
+)
+REPLY = re.compile(r"^reply_[0-9a-f]{32}$")
+FANOUT = re.compile(r"_fanout_[0-9a-f]{32}$")
+
+
+class BrokerProbeError(CloudError):
+    """The management API could not be read (unreachable, refused, not RabbitMQ)."""
+
+
+@dataclass(frozen=True)
+class BrokerTarget:
+    """A RabbitMQ cluster's management API."""
+
+    url: str = "http://127.0.0.1:15672"
+    user: str = "guest"
+    password: str = "guest"
+    name: str | None = None
+    cloud: str = ""
+    region: str = ""
+    timeout: float = 10.0
+
+    @property
+    def resource_id(self) -> str:
+        parts = urlsplit(self.url)
+        return f"{parts.hostname}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+
+    @property
+    def label(self) -> str:
+        return self.name or self.resource_id
+
+    @classmethod
+    def from_url(cls, url: str, **extra: Any) -> BrokerTarget:
+        """A target from ``http://user:password@host:15672`` (credentials default to
+        guest/guest, which RabbitMQ accepts only from localhost)."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(
+                f"RabbitMQ management URL {redact(url)!r} is not of the form "
+                "http://user:password@host:15672"
+            )
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ConfigError(f"RabbitMQ management URL {redact(url)!r}: bad port") from exc
+        netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
+        if ":" in parts.hostname:
+            netloc = f"[{parts.hostname}]" + (f":{port}" if port else "")
+        clean = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        return cls(
+            url=clean,
+            user=unquote(parts.username) if parts.username else "guest",
+            password=unquote(parts.password) if parts.password else "guest",
+            **extra,
+        )
+
+
+def redact(url: str) -> str:
+    """The URL without its password."""
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
+@dataclass(frozen=True)
+class QueueRole:
+    """What a queue is for, read from its oslo.messaging name."""
+
+    role: str  # rpc, notification, reply, fanout, other
+    service: str = ""
+    host: str = ""
+
+
+def classify_queue(name: str) -> QueueRole:
+    """The role of a queue by its name: compute.cmp1 -> rpc of nova-compute on cmp1."""
+    if REPLY.match(name):
+        return QueueRole("reply")
+    if FANOUT.search(name):
+        return QueueRole("fanout")
+    if NOTIFICATION.match(name):
+        return QueueRole("notification")
+    for topic in sorted(RPC_TOPICS, key=len, reverse=True):
+        if name == topic:
+            return QueueRole("rpc", RPC_TOPICS[topic])
+        if name.startswith(topic + "."):
+            return QueueRole("rpc", RPC_TOPICS[topic], name[len(topic) + 1 :])
+    if name.startswith(AGENT_NOTIFIER):
+        return QueueRole("rpc", "neutron agents")
+    return QueueRole("other")
+
+
+def queue_resource_id(broker: str, vhost: str, name: str) -> str:
+    """``<host:port>/<vhost, %-encoded>/<queue>``: the default vhost "/" is "%2F"."""
+    return f"{broker}/{quote(vhost, safe='')}/{name}"
+
+
+def split_queue_resource_id(resource_id: str) -> tuple[str, str, str]:
+    """(broker, vhost, queue) of a queue resource id."""
+    broker, vhost, name = resource_id.split("/", 2)
+    return broker, unquote(vhost), name
+
+
+@dataclass
+class QueueReading:
+    """One queue as the management API reports it."""
+
+    vhost: str
+    name: str
+    role: QueueRole
+    type: str
+    state: str
+    durable: bool
+    auto_delete: bool
+    exclusive: bool
+    # None when the management API has no statistics for the queue yet
+    values: dict[str, float] | None
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "vhost": self.vhost,
+            "queue": self.name,
+            "role": self.role.role,
+            "service": self.role.service,
+            "host": self.role.host,
+            "where": f" on {self.role.host}" if self.role.host else "",
+        }
+
+
+@dataclass
+class NodeReading:
+    """One RabbitMQ node."""
+
+    name: str
+    values: dict[str, float]
+    partitions: list[str] = field(default_factory=list)
+
+    def labels(self) -> dict[str, str]:
+        return {"node": self.name, "partitions_with": ", ".join(self.partitions)}
+
+
+@dataclass
+class BrokerReading:
+    """What one sweep of one RabbitMQ cluster saw."""
+
+    target: BrokerTarget
+    ts: float
+    cluster_name: str
+    version: str
+    values: dict[str, float]
+    nodes: list[NodeReading]
+    queues: list[QueueReading]
+    notes: list[str] = field(default_factory=list)
+    probe_seconds: float = 0.0
+
+    def node_id(self, node: NodeReading) -> str:
+        return f"{self.target.resource_id}/{node.name}"
+
+    def queue_id(self, queue: QueueReading) -> str:
+        return queue_resource_id(self.target.resource_id, queue.vhost, queue.name)
+
+
+def _get(session: requests.Session, target: BrokerTarget, path: str, **params: Any) -> Any:
+    url = f"{target.url}{path}"
+    try:
+        response = session.get(url, params=params, timeout=target.timeout)
+    except requests.RequestException as exc:
+        raise BrokerProbeError(
+            f"{target.resource_id}: the RabbitMQ management API at {target.url} does not "
+            f"answer ({type(exc).__name__}); is the plugin on? "
+            "(rabbitmq-plugins enable rabbitmq_management)"
+        ) from exc
+    if response.status_code == 401:
+        raise BrokerProbeError(
+            f"{target.resource_id}: RabbitMQ refused user {target.user!r}: check the user and "
+            "password (the guest user may log in from localhost only)"
+        )
+    if response.status_code == 403:
+        raise BrokerProbeError(
+            f"{target.resource_id}: user {target.user!r} may not read {path}: give it the "
+            f"monitoring tag (rabbitmqctl set_user_tags {target.user} monitoring)"
+        )
+    if response.status_code != 200:
+        raise BrokerProbeError(
+            f"{target.resource_id}: {path} answered HTTP {response.status_code}: "
+            f"{response.text[:200]}"
+        )
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise BrokerProbeError(
+            f"{target.resource_id}: {target.url}{path} did not answer JSON: is this the "
+            "RabbitMQ management API?"
+        ) from exc
+
+
+def _rate(stats: Any, key: str) -> float | None:
+    if not isinstance(stats, dict):
+        return None
+    details = stats.get(key)
+    if isinstance(details, dict) and isinstance(details.get("rate"), int | float):
+        return float(details["rate"])
+    return None
+
+
+def _ratio(used: Any, total: Any) -> float | None:
+    if isinstance(used, int | float) and isinstance(total, int | float) and total > 0:
+        return float(used) / float(total)
+    return None
+
+
+def _node(raw: dict[str, Any]) -> NodeReading:
+    values: dict[str, float] = {"running": 1.0 if raw.get("running") else 0.0}
+    numbers = {
+        "mem_used": "mem_used_bytes",
+        "mem_limit": "mem_limit_bytes",
+        "fd_used": "fd_used",
+        "fd_total": "fd_total",
+        "sockets_used": "sockets_used",
+        "sockets_total": "sockets_total",
+        "proc_used": "proc_used",
+        "proc_total": "proc_total",
+        "disk_free": "disk_free_bytes",
+        "disk_free_limit": "disk_free_limit_bytes",
+    }
+    for key, metric in numbers.items():
+        if isinstance(raw.get(key), int | float):
+            values[metric] = float(raw[key])
+    if isinstance(raw.get("uptime"), int | float):
+        values["uptime_seconds"] = raw["uptime"] / 1000  # milliseconds in the API
+    for key in ("mem_alarm", "disk_free_alarm"):
+        if key in raw:
+            values[key] = 1.0 if raw[key] else 0.0
+    for metric, used, total in (
+        ("mem_used_ratio", "mem_used", "mem_limit"),
+        ("fd_used_ratio", "fd_used", "fd_total"),
+        ("sockets_used_ratio", "sockets_used", "sockets_total"),
+    ):
+        ratio = _ratio(raw.get(used), raw.get(total))
+        if ratio is not None:
+            values[metric] = ratio
+    partitions = [str(p) for p in raw.get("partitions") or []]
+    if raw.get("running"):
+        values["partitions"] = float(len(partitions))
+    return NodeReading(name=str(raw.get("name", "")), values=values, partitions=partitions)
+
+
+def _queue(raw: dict[str, Any]) -> QueueReading:
+    name = str(raw.get("name", ""))
+    values: dict[str, float] | None = None
+    if isinstance(raw.get("consumers"), int):
+        values = {"consumers": float(raw["consumers"])}
+        for key in ("messages", "messages_ready", "messages_unacknowledged"):
+            if isinstance(raw.get(key), int | float):
+                values[key] = float(raw[key])
+        if isinstance(raw.get("memory"), int | float):
+            values["memory_bytes"] = float(raw["memory"])
+        stats = raw.get("message_stats")
+        for key, metric in (
+            ("publish_details", "publish_per_second"),
+            ("deliver_get_details", "deliver_per_second"),
+            ("ack_details", "ack_per_second"),
+        ):
+            rate = _rate(stats, key)
+            if rate is not None:
+                values[metric] = rate
+    return QueueReading(
+        vhost=str(raw.get("vhost", "")),
+        name=name,
+        role=classify_queue(name),
+        type=str(raw.get("type", "")),
+        state=str(raw.get("state", "")),
+        durable=bool(raw.get("durable")),
+        auto_delete=bool(raw.get("auto_delete")),
+        exclusive=bool(raw.get("exclusive")),
+        values=values,
+    )
+
+
+def probe_broker(
+    target: BrokerTarget, *, vhost: str | None = None, now: float | None = None
+) -> BrokerReading:
+    """One sweep of a RabbitMQ cluster (only the queues of `vhost` when given)."""
+    started = time.perf_counter()
+    ts = time.time() if now is None else now
+    with requests.Session() as session:
+        session.auth = (target.user, target.password)
+        overview = _get(session, target, "/api/overview")
+        if not isinstance(overview, dict) or "rabbitmq_version" not in overview:
+            raise BrokerProbeError(
+                f"{target.resource_id}: {target.url}/api/overview is not a RabbitMQ overview"
+            )
+        nodes = _get(session, target, "/api/nodes", columns=",".join(NODE_COLUMNS))
+        path = f"/api/queues/{quote(vhost, safe='')}" if vhost else "/api/queues"
+        raw_queues: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = _get(
+                session,
+                target,
+                path,
+                page=page,
+                page_size=PAGE_SIZE,
+                columns=",".join(QUEUE_COLUMNS),
+            )
+            raw_queues.extend(body.get("items", []))
+            if page >= int(body.get("page_count", 1)):
+                break
+            page += 1
+    totals = overview.get("queue_totals") or {}
+    objects = overview.get("object_totals") or {}
+    stats = overview.get("message_stats") or {}
+    values: dict[str, float] = {}
+    for key in ("messages", "messages_ready", "messages_unacknowledged"):
+        if isinstance(totals.get(key), int | float):
+            values[key] = float(totals[key])
+    for key in ("connections", "channels", "consumers", "queues"):
+        if isinstance(objects.get(key), int | float):
+            values[key] = float(objects[key])
+    for key, metric in (
+        ("publish_details", "publish_per_second"),
+        ("deliver_get_details", "deliver_per_second"),
+    ):
+        rate = _rate(stats, key)
+        if rate is not None:
+            values[metric] = rate
+    queues = [_queue(raw) for raw in raw_queues]
+    reading = BrokerReading(
+        target=target,
+        ts=ts,
+        cluster_name=str(overview.get("cluster_name", "")),
+        version=str(overview.get("rabbitmq_version", "")),
+        values=values,
+        nodes=[_node(raw) for raw in nodes],
+        queues=queues,
+    )
+    silent = [q for q in queues if q.values is None]
+    if silent:
+        reading.notes.append(
+            f"{target.resource_id}: {len(silent)} queue(s) have no statistics yet (idle since "
+            "the management plugin started); they are not judged until they report"
+        )
+    reading.probe_seconds = time.perf_counter() - started
+    values["probe_duration_seconds"] = reading.probe_seconds
+    return reading
+
+
+def _rule(
+    name: str, kind: str, metric: str, op: str, value: float, severity: str, **rest: Any
+) -> Rule:
+    return Rule(name=name, kind=kind, metric=metric, op=op, value=value, severity=severity, **rest)
+
+
+# The default pack, after awesome-prometheus-alerts' RabbitMQ rules and OpenStack's
+# oslo.messaging naming.
+RABBITMQ_RULES: tuple[Rule, ...] = (
+    _rule(
+        "mq_node_down",
+        NODE_KIND,
+        "running",
+        "<",
+        1.0,
+        "critical",
+        unit="bool",
+        origin="RabbitmqNodeDown",
+        summary="{node}: RabbitMQ node is not running",
+        advice="Start it (rabbitmq-server) and check its log; clients fail over to the "
+        "other nodes only if their transport_url lists them.",
+    ),
+    _rule(
+        "mq_partition",
+        NODE_KIND,
+        "partitions",
+        ">",
+        0.0,
+        "critical",
+        origin="RabbitmqClusterPartition",
+        summary="{node}: network partition with {partitions_with}",
+        advice="The cluster split: OpenStack RPC calls time out across the halves. Restart "
+        "the nodes of the minority side (or set cluster_partition_handling = "
+        "pause_minority so it heals itself).",
+    ),
+    _rule(
+        "mq_memory_alarm",
+        NODE_KIND,
+        "mem_alarm",
+        "==",
+        1.0,
+        "critical",
+        unit="bool",
+        summary="{node}: memory alarm: publishers are blocked",
+        advice="Every publishing OpenStack service now hangs. Drain or purge the biggest "
+        "queues (often notifications nobody reads), then find why they grew.",
+    ),
+    _rule(
+        "mq_disk_alarm",
+        NODE_KIND,
+        "disk_free_alarm",
+        "==",
+        1.0,
+        "critical",
+        unit="bool",
+        summary="{node}: disk free alarm: publishers are blocked",
+        advice="Free disk space on the node or lower disk_free_limit; purge queues that "
+        "hold paged-out messages.",
+    ),
+    _rule(
+        "mq_memory_high",
+        NODE_KIND,
+        "mem_used_ratio",
+        ">",
+        0.9,
+        "warning",
+        for_seconds=120.0,
+        unit="ratio",
+        origin="RabbitmqMemoryHigh(>90% for 2m)",
+        summary="{node}: memory at {value} of the high watermark ({threshold})",
+        advice="At 100 % RabbitMQ blocks publishers. Look for long queues (unconsumed "
+        "notifications, dead services' RPC queues) and many connections.",
+    ),
+    _rule(
+        "mq_file_descriptors_high",
+        NODE_KIND,
+        "fd_used_ratio",
+        ">",
+        0.9,
+        "warning",
+        for_seconds=120.0,
+        unit="ratio",
+        origin="RabbitmqFileDescriptorsUsage(>90% for 2m)",
+        summary="{node}: file descriptors at {value} of the limit ({threshold})",
+        advice="Raise the limit (LimitNOFILE for the service, ulimit -n) — OpenStack opens "
+        "many connections per worker — or cut the connections per service.",
+    ),
+    _rule(
+        "mq_sockets_high",
+        NODE_KIND,
+        "sockets_used_ratio",
+        ">",
+        0.9,
+        "warning",
+        for_seconds=120.0,
+        unit="ratio",
+        summary="{node}: sockets at {value} of the limit ({threshold})",
+        advice="New connections will be refused: raise the file descriptor limit.",
+    ),
+    _rule(
+        "mq_rpc_service_dead",
+        QUEUE_KIND,
+        "consumers",
+        "==",
+        0.0,
+        "critical",
+        for_seconds=60.0,
+        match=(("role", "rpc"),),
+        origin="RabbitmqNoConsumer(for 1m), OpenStack RPC topics",
+        summary="{service}{where}: nobody consumes its RPC queue {queue} (vhost {vhost}): "
+        "the service is dead or cut off from the broker",
+        advice="Check the service{where} (is it running? its log; can it reach the "
+        "broker?). RPC calls to it time out and casts pile up. If the host is gone for "
+        "good, delete its service record (openstack compute service delete) and the queue.",
+    ),
+    _rule(
+        "mq_queue_no_consumer",
+        QUEUE_KIND,
+        "consumers",
+        "==",
+        0.0,
+        "warning",
+        for_seconds=60.0,
+        match=(("role", "other"),),
+        origin="RabbitmqNoConsumer(for 1m)",
+        summary="queue {queue} (vhost {vhost}) has no consumer",
+        advice="Whatever should read it is down; messages for it accumulate. Delete the "
+        "queue if nothing reads it any more.",
+    ),
+    _rule(
+        "mq_notifications_piling_up",
+        QUEUE_KIND,
+        "messages",
+        ">",
+        1000.0,
+        "warning",
+        match=(("role", "notification"),),
+        summary="notification queue {queue} (vhost {vhost}) holds {value} messages ({threshold})",
+        advice="Nobody reads these notifications fast enough (Ceilometer, a billing "
+        "system?). If nobody needs them, set [oslo_messaging_notifications] driver = noop "
+        "in the emitting services, or bound the queue with a max-length/TTL policy.",
+    ),
+    _rule(
+        "mq_unacked_high",
+        QUEUE_KIND,
+        "messages_unacknowledged",
+        ">",
+        100.0,
+        "warning",
+        origin="RabbitmqUnackedMessages",
+        summary="queue {queue} (vhost {vhost}) has {value} unacknowledged messages ({threshold})",
+        advice="Its consumer takes messages and does not finish them: it is stuck or "
+        "slow (look at {service}{where}), or its prefetch is too large.",
+    ),
+    _rule(
+        "mq_queue_backlog",
+        QUEUE_KIND,
+        "messages_ready",
+        ">",
+        1000.0,
+        "warning",
+        match=(("role", "rpc|other|reply"),),
+        origin="RabbitmqTooManyMessagesInQueue(>1000)",
+        summary="queue {queue} (vhost {vhost}) has {value} messages waiting ({threshold})",
+        advice="Consumers do not keep up: add workers to the consuming service or find "
+        "why they are slow.",
+    ),
+)
