@@ -1,0 +1,48 @@
+"""`stackfleet demo`: the simulated cloud, a pass, the API and the summary, stopped by
+Ctrl-C (SIGINT) with everything shut down cleanly."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
+    env = {**os.environ, "STACKFLEET_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackfleet.cli.main", "demo", "--api-port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    output = ""
+    try:
+        deadline = time.monotonic() + 120
+        assert proc.stdout is not None
+        while "Ctrl-C stops everything" not in output:
+            assert time.monotonic() < deadline, output
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, output
+            output += line
+        assert "Fleet summary" in output
+        assert re.search(r"pass 1 stackfleet-demo/RegionOne: complete", output), output
+        url = re.search(r"API\s+(http://127\.0\.0\.1:\d+)/v1/summary", output).group(1)  # type: ignore[union-attr]
+        summary = httpx.get(f"{url}/v1/summary", timeout=10).json()
+        assert summary["hypervisors"]["down"] >= 1
+        assert summary["servers_by_status"].get("ERROR", 0) >= 1
+
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, output + rest
+    assert "stopped" in rest
+    assert "Traceback" not in output + rest
