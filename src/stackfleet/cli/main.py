@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from stackfleet.cli import inventory, serve, simulator
+from stackfleet.cli import infra, inventory, serve, simulator
 from stackfleet.cli.context import State
 from stackfleet.errors import StackFleetError
 
@@ -29,6 +29,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 inventory.register(app)
+infra.register(app)
 app.add_typer(simulator.app, name="simulator")
 app.command("demo")(simulator.demo_command)
 app.command("serve")(serve.serve_command)

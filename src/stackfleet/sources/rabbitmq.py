@@ -603,7 +603,7 @@ RABBITMQ_RULES: tuple[Rule, ...] = (
         origin="RabbitmqUnackedMessages",
         summary="queue {queue} (vhost {vhost}) has {value} unacknowledged messages ({threshold})",
         advice="Its consumer takes messages and does not finish them: it is stuck or "
-        "slow (look at {service}{where}), or its prefetch is too large.",
+        "slow, or its prefetch is too large.",
     ),
     _rule(
         "mq_queue_backlog",

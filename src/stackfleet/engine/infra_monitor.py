@@ -1,0 +1,694 @@
+"""Infrastructure monitoring sweeps: probe database servers and RabbitMQ clusters,
+record every reading as metric samples, and judge them against the threshold rules.
+
+The store is the memory between sweeps: a database's previous counters (for rates) and
+each metric's history (for rules that must hold "for 5 min") are read back from the
+metric samples. The same samples answer the API and /metrics, so those never touch the
+probed servers. A target that fails is reported as such (and recorded as ``up`` = 0);
+the sweep goes on for the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from stackfleet.errors import StackFleetError
+from stackfleet.sources import database as db
+from stackfleet.sources import rabbitmq as mq
+from stackfleet.sources.thresholds import Finding, History, Rule, evaluate
+from stackfleet.store import Store
+from stackfleet.store.metrics import Sample, latest, record_samples, series
+
+log = logging.getLogger(__name__)
+
+# Previous counters older than this are no base for a rate: probe twice instead.
+MAX_PREVIOUS_AGE = 900.0
+MAX_CONCURRENCY = 8
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
+
+
+def _parallel(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    if len(items) <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENCY, len(items))) as pool:
+        return list(pool.map(func, items))
+
+
+def _history(store: Store, kind: str, resource_id: str) -> History:
+    def read(metric: str, since: float) -> list[tuple[float, float]]:
+        return series(store, kind, resource_id, metric, since=since)
+
+    return read
+
+
+def _sorted(findings: Iterable[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.resource_id))
+
+
+def _samples(
+    cloud: str, region: str, kind: str, resource_id: str, ts: float, values: dict[str, float]
+) -> list[Sample]:
+    return [
+        Sample(cloud, region, kind, resource_id, metric, ts, value)
+        for metric, value in values.items()
+    ]
+
+
+# --------------------------------------------------------------------------- databases
+
+
+@dataclass
+class DatabaseStatus:
+    """One database server: its reading (or why there is none) and its findings."""
+
+    resource_id: str
+    label: str
+    cloud: str
+    region: str
+    ts: float
+    values: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    reading: db.DatabaseReading | None = None
+    schemas: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def up(self) -> bool:
+        return self.error is None and bool(self.values.get("up", 1.0))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The status as plain data: the CLI's json/yaml output and the API's body."""
+        reading = self.reading
+        galera = None
+        if self.values.get("galera"):
+            state = self.values.get("wsrep_local_state")
+            galera = {
+                "cluster_size": self.values.get("wsrep_cluster_size"),
+                "local_state": (reading.wsrep_state if reading else None)
+                or db.WSREP_STATES.get(int(state) if state is not None else 0, ""),
+                "ready": bool(self.values.get("wsrep_ready")),
+                "primary": bool(self.values.get("wsrep_primary")),
+                "flow_control_paused_ratio": self.values.get("wsrep_flow_control_paused_ratio"),
+                "recv_queue": self.values.get("wsrep_recv_queue"),
+                "recv_queue_avg": self.values.get("wsrep_recv_queue_avg"),
+                "send_queue": self.values.get("wsrep_send_queue"),
+                "send_queue_avg": self.values.get("wsrep_send_queue_avg"),
+            }
+        total = sum(s.get("statement_latency_seconds_total", 0.0) for s in self.schemas)
+        result: dict[str, Any] = {
+            "server": self.label,
+            "resource_id": self.resource_id,
+            "cloud": self.cloud,
+            "region": self.region,
+            "up": self.up,
+            "error": self.error,
+            "probed_at": _iso(self.ts),
+            "version": reading.version if reading else None,
+            "performance_schema": bool(self.values.get("performance_schema_enabled"))
+            if "performance_schema_enabled" in self.values
+            else None,
+            "galera": galera,
+            "metrics": dict(sorted(self.values.items())),
+            "schemas": self.schemas,
+            "top_statements": [d.as_dict(total) for d in reading.top_statements] if reading else [],
+            "lock_blockers": [b.__dict__ for b in reading.blockers] if reading else [],
+            "findings": [f.as_dict() for f in self.findings],
+            "notes": self.notes,
+            "missing_grants": reading.missing_grants if reading else [],
+        }
+        if reading:
+            result["probe"] = {
+                "statements": reading.statements,
+                "client_seconds": round(reading.probe_seconds, 6),
+                "server_seconds": round(reading.server_seconds, 6)
+                if reading.server_seconds is not None
+                else None,
+            }
+        return result
+
+
+def _stored_counters(
+    store: Store, target: db.DatabaseTarget, now: float
+) -> tuple[float, dict[str, float]] | None:
+    newest = latest(store, db.KIND, [*db.COUNTERS, "uptime_seconds"]).get(
+        (target.cloud, target.region, target.resource_id)
+    )
+    if not newest:
+        return None
+    ts = max(t for t, _ in newest.values())
+    if now - ts > MAX_PREVIOUS_AGE or now <= ts:
+        return None
+    return ts, {metric: value for metric, (t, value) in newest.items() if t == ts}
+
+
+def _stored_schema_counters(
+    store: Store, target: db.DatabaseTarget, ts: float
+) -> dict[str, dict[str, float]]:
+    prefix = target.resource_id + "/"
+    result: dict[str, dict[str, float]] = {}
+    for (cloud, region, rid), metrics in latest(store, db.SCHEMA_KIND).items():
+        if (cloud, region) != (target.cloud, target.region) or not rid.startswith(prefix):
+            continue
+        result[rid[len(prefix) :]] = {m: v for m, (t, v) in metrics.items() if t == ts}
+    return result
+
+
+def _schema_id(target: db.DatabaseTarget, schema: str) -> str:
+    return f"{target.resource_id}/{schema or '(none)'}"
+
+
+def _schema_rows(
+    reading: db.DatabaseReading,
+    previous: dict[str, dict[str, float]] | None,
+    interval: float,
+) -> list[dict[str, Any]]:
+    total = sum(load.latency_seconds for load in reading.schemas)
+    rows = []
+    for load in reading.schemas:
+        row: dict[str, Any] = {
+            "schema": load.schema or "(none)",
+            "service": load.service,
+            **load.metrics(),
+            "statement_latency_share": load.latency_seconds / total if total else 0.0,
+        }
+        before = (previous or {}).get(load.schema or "(none)")
+        if before:
+            row.update(db.schema_rates(load, before, interval))
+        rows.append(row)
+    return rows
+
+
+def _probe_or_error(
+    target: db.DatabaseTarget, top: int, schema: str | None, measure: bool
+) -> db.DatabaseReading | str:
+    try:
+        return db.probe_database(target, top=top, schema=schema, measure_server_time=measure)
+    except StackFleetError as exc:
+        log.warning("database probe failed: %s", exc)
+        return str(exc)
+
+
+def sweep_databases(
+    store: Store,
+    targets: Sequence[db.DatabaseTarget],
+    rules: Sequence[Rule] = db.DATABASE_RULES,
+    *,
+    rate_wait: float = 2.0,
+    top: int = 10,
+    schema: str | None = None,
+    measure_server_time: bool = False,
+) -> list[DatabaseStatus]:
+    """Probe every target (in parallel), record the readings and judge them.
+
+    Rates need a previous reading: the newest stored counters of the server when they
+    are recent enough, else a first probe `rate_wait` seconds before the second (0: no
+    rates on a first sweep)."""
+
+    def probe(target: db.DatabaseTarget) -> db.DatabaseReading | str:
+        return _probe_or_error(target, top, schema, measure_server_time)
+
+    now = time.time()
+    previous: dict[str, tuple[float, dict[str, float], dict[str, dict[str, float]]]] = {}
+    for target in targets:
+        stored = _stored_counters(store, target, now)
+        if stored:
+            ts, counters = stored
+            previous[target.resource_id] = (
+                ts,
+                counters,
+                _stored_schema_counters(store, target, ts),
+            )
+    readings = _parallel(probe, list(targets))
+    again = [
+        i
+        for i, (target, reading) in enumerate(zip(targets, readings, strict=True))
+        if rate_wait > 0
+        and target.resource_id not in previous
+        and isinstance(reading, db.DatabaseReading)
+    ]
+    if again:
+        for i in again:
+            first = readings[i]
+            assert isinstance(first, db.DatabaseReading)
+            previous[targets[i].resource_id] = (
+                first.ts,
+                dict(first.values),
+                {load.schema or "(none)": load.metrics() for load in first.schemas},
+            )
+            _record_database(store, first, [])
+        time.sleep(rate_wait)
+        for i, reading in zip(again, _parallel(probe, [targets[i] for i in again]), strict=True):
+            readings[i] = reading
+    statuses = []
+    for target, reading in zip(targets, readings, strict=True):
+        if isinstance(reading, str):
+            ts = time.time()
+            record_samples(
+                store,
+                [Sample(target.cloud, target.region, db.KIND, target.resource_id, "up", ts, 0.0)],
+            )
+            statuses.append(
+                DatabaseStatus(
+                    target.resource_id,
+                    target.label,
+                    target.cloud,
+                    target.region,
+                    ts,
+                    values={"up": 0.0},
+                    error=reading,
+                )
+            )
+            continue
+        interval = 0.0
+        before = previous.get(target.resource_id)
+        if before:
+            interval = reading.ts - before[0]
+            db.derive_rates(reading.values, before[1], interval)
+        rows = _schema_rows(reading, before[2] if before else None, interval)
+        _record_database(store, reading, rows)
+        findings = evaluate(
+            rules,
+            db.KIND,
+            target.resource_id,
+            reading.values,
+            reading.labels(),
+            now=reading.ts,
+            history=_history(store, db.KIND, target.resource_id),
+        )
+        notes = list(reading.notes)
+        if not before:
+            notes.append(
+                f"{target.resource_id}: no earlier reading, so no rates (slow queries/s, "
+                "lock waits/s, ...) in this sweep"
+            )
+        statuses.append(
+            DatabaseStatus(
+                target.resource_id,
+                target.label,
+                target.cloud,
+                target.region,
+                reading.ts,
+                values=reading.values,
+                reading=reading,
+                schemas=rows,
+                findings=_sorted(findings),
+                notes=notes,
+            )
+        )
+    return statuses
+
+
+def _record_database(
+    store: Store, reading: db.DatabaseReading, schema_rows: list[dict[str, Any]]
+) -> None:
+    target = reading.target
+    values = {**reading.values, "up": 1.0}
+    samples = _samples(target.cloud, target.region, db.KIND, target.resource_id, reading.ts, values)
+    rows = schema_rows or [
+        {"schema": load.schema or "(none)", **load.metrics()} for load in reading.schemas
+    ]
+    for row in rows:
+        numbers = {k: float(v) for k, v in row.items() if isinstance(v, int | float)}
+        samples += _samples(
+            target.cloud,
+            target.region,
+            db.SCHEMA_KIND,
+            _schema_id(target, row["schema"]),
+            reading.ts,
+            numbers,
+        )
+    record_samples(store, samples)
+
+
+def _newest_sweep(
+    metrics: dict[str, tuple[float, float]],
+) -> tuple[float, dict[str, float]]:
+    ts = max(t for t, _ in metrics.values())
+    return ts, {m: v for m, (t, v) in metrics.items() if abs(t - ts) < 1e-6}
+
+
+def stored_database_statuses(
+    store: Store, rules: Sequence[Rule] = db.DATABASE_RULES
+) -> list[DatabaseStatus]:
+    """The newest recorded state of every probed database server, judged again (no
+    probe): what the API and /metrics show."""
+    servers = latest(store, db.KIND)
+    schemas = latest(store, db.SCHEMA_KIND)
+    statuses = []
+    for (cloud, region, rid), metrics in sorted(servers.items()):
+        ts, values = _newest_sweep(metrics)
+        rows: list[dict[str, Any]] = []
+        for (s_cloud, s_region, s_rid), s_metrics in schemas.items():
+            if (s_cloud, s_region) != (cloud, region) or not s_rid.startswith(rid + "/"):
+                continue
+            s_ts, s_values = _newest_sweep(s_metrics)
+            if abs(s_ts - ts) < 1e-6:
+                name = s_rid[len(rid) + 1 :]
+                rows.append({"schema": name, "service": db.schema_service(name), **s_values})
+        rows.sort(
+            key=lambda row: float(row.get("statement_latency_seconds_total", 0.0)), reverse=True
+        )
+        up = bool(values.get("up", 1.0))
+        state_code = values.get("wsrep_local_state")
+        labels = {
+            "server": rid,
+            "wsrep_state": db.WSREP_STATES.get(int(state_code), str(state_code))
+            if state_code is not None
+            else "",
+            "long_query_time": "long_query_time",
+        }
+        findings = (
+            evaluate(
+                rules, db.KIND, rid, values, labels, now=ts, history=_history(store, db.KIND, rid)
+            )
+            if up
+            else []
+        )
+        statuses.append(
+            DatabaseStatus(
+                rid,
+                rid,
+                cloud,
+                region,
+                ts,
+                values=values,
+                error=None if up else "the newest probe of this server failed",
+                schemas=rows,
+                findings=_sorted(findings),
+            )
+        )
+    return statuses
+
+
+# --------------------------------------------------------------------------- RabbitMQ
+
+
+@dataclass
+class BrokerStatus:
+    """One RabbitMQ cluster: nodes, queues and findings (or why there are none)."""
+
+    resource_id: str
+    label: str
+    cloud: str
+    region: str
+    ts: float
+    values: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    cluster_name: str = ""
+    version: str = ""
+    nodes: list[dict[str, Any]] = field(default_factory=list)
+    queues: list[dict[str, Any]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def up(self) -> bool:
+        return self.error is None and bool(self.values.get("up", 1.0))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The status as plain data: the CLI's json/yaml output and the API's body."""
+        return {
+            "broker": self.label,
+            "resource_id": self.resource_id,
+            "cloud": self.cloud,
+            "region": self.region,
+            "up": self.up,
+            "error": self.error,
+            "probed_at": _iso(self.ts),
+            "cluster_name": self.cluster_name or None,
+            "version": self.version or None,
+            "metrics": dict(sorted(self.values.items())),
+            "nodes": self.nodes,
+            "queues": self.queues,
+            "findings": [f.as_dict() for f in self.findings],
+            "notes": self.notes,
+        }
+
+
+def _queue_row(rid: str, vhost: str, name: str, values: dict[str, float] | None) -> dict[str, Any]:
+    role = mq.classify_queue(name)
+    return {
+        "resource_id": rid,
+        "vhost": vhost,
+        "name": name,
+        "role": role.role,
+        "service": role.service or None,
+        "host": role.host or None,
+        "statistics": values is not None,
+        **(values or {}),
+    }
+
+
+def _judge_queue(
+    store: Store,
+    rules: Sequence[Rule],
+    rid: str,
+    vhost: str,
+    name: str,
+    values: dict[str, float],
+    ts: float,
+) -> list[Finding]:
+    role = mq.classify_queue(name)
+    labels = {
+        "vhost": vhost,
+        "queue": name,
+        "role": role.role,
+        "service": role.service,
+        "host": role.host,
+        "where": f" on {role.host}" if role.host else "",
+    }
+    return evaluate(
+        rules,
+        mq.QUEUE_KIND,
+        rid,
+        values,
+        labels,
+        now=ts,
+        history=_history(store, mq.QUEUE_KIND, rid),
+    )
+
+
+def _judge_node(
+    store: Store,
+    rules: Sequence[Rule],
+    rid: str,
+    name: str,
+    values: dict[str, float],
+    ts: float,
+    partitions: Sequence[str] = (),
+) -> list[Finding]:
+    labels = {"node": name, "partitions_with": ", ".join(partitions) or "another node"}
+    return evaluate(
+        rules, mq.NODE_KIND, rid, values, labels, now=ts, history=_history(store, mq.NODE_KIND, rid)
+    )
+
+
+def sweep_brokers(
+    store: Store,
+    targets: Sequence[mq.BrokerTarget],
+    rules: Sequence[Rule] = mq.RABBITMQ_RULES,
+    *,
+    vhost: str | None = None,
+) -> list[BrokerStatus]:
+    """Probe every RabbitMQ cluster, record nodes and queues as samples, judge them."""
+
+    def probe(target: mq.BrokerTarget) -> mq.BrokerReading | str:
+        try:
+            return mq.probe_broker(target, vhost=vhost)
+        except StackFleetError as exc:
+            log.warning("RabbitMQ probe failed: %s", exc)
+            return str(exc)
+
+    statuses = []
+    for target, reading in zip(targets, _parallel(probe, list(targets)), strict=True):
+        if isinstance(reading, str):
+            ts = time.time()
+            record_samples(
+                store,
+                [
+                    Sample(
+                        target.cloud,
+                        target.region,
+                        mq.CLUSTER_KIND,
+                        target.resource_id,
+                        "up",
+                        ts,
+                        0.0,
+                    )
+                ],
+            )
+            statuses.append(
+                BrokerStatus(
+                    target.resource_id,
+                    target.label,
+                    target.cloud,
+                    target.region,
+                    ts,
+                    values={"up": 0.0},
+                    error=reading,
+                )
+            )
+            continue
+        statuses.append(_record_and_judge_broker(store, rules, reading))
+    return statuses
+
+
+def _record_and_judge_broker(
+    store: Store, rules: Sequence[Rule], reading: mq.BrokerReading
+) -> BrokerStatus:
+    target, ts = reading.target, reading.ts
+    cloud, region = target.cloud, target.region
+    samples = _samples(
+        cloud, region, mq.CLUSTER_KIND, target.resource_id, ts, {**reading.values, "up": 1.0}
+    )
+    for node in reading.nodes:
+        samples += _samples(cloud, region, mq.NODE_KIND, reading.node_id(node), ts, node.values)
+    for queue in reading.queues:
+        if queue.values is not None:
+            samples += _samples(
+                cloud, region, mq.QUEUE_KIND, reading.queue_id(queue), ts, queue.values
+            )
+    record_samples(store, samples)
+    findings: list[Finding] = []
+    nodes = []
+    for node in reading.nodes:
+        rid = reading.node_id(node)
+        findings += _judge_node(store, rules, rid, node.name, node.values, ts, node.partitions)
+        nodes.append(
+            {
+                "name": node.name,
+                "resource_id": rid,
+                **node.values,
+                "partitions_with": node.partitions,
+            }
+        )
+    queues = []
+    for queue in reading.queues:
+        rid = reading.queue_id(queue)
+        if queue.values is not None:
+            findings += _judge_queue(store, rules, rid, queue.vhost, queue.name, queue.values, ts)
+        queues.append(_queue_row(rid, queue.vhost, queue.name, queue.values))
+    return BrokerStatus(
+        target.resource_id,
+        target.label,
+        cloud,
+        region,
+        ts,
+        values={**reading.values, "up": 1.0},
+        cluster_name=reading.cluster_name,
+        version=reading.version,
+        nodes=nodes,
+        queues=queues,
+        findings=_sorted(findings),
+        notes=list(reading.notes),
+    )
+
+
+def stored_broker_statuses(
+    store: Store, rules: Sequence[Rule] = mq.RABBITMQ_RULES
+) -> list[BrokerStatus]:
+    """The newest recorded state of every probed RabbitMQ cluster, judged again."""
+    clusters = latest(store, mq.CLUSTER_KIND)
+    node_samples = latest(store, mq.NODE_KIND)
+    queue_samples = latest(store, mq.QUEUE_KIND)
+    statuses = []
+    for (cloud, region, rid), metrics in sorted(clusters.items()):
+        ts, values = _newest_sweep(metrics)
+        up = bool(values.get("up", 1.0))
+        status = BrokerStatus(
+            rid,
+            rid,
+            cloud,
+            region,
+            ts,
+            values=values,
+            error=None if up else "the newest probe of this broker failed",
+        )
+        statuses.append(status)
+        if not up:
+            continue
+        findings: list[Finding] = []
+        for (n_cloud, n_region, n_rid), n_metrics in sorted(node_samples.items()):
+            if (n_cloud, n_region) != (cloud, region) or not n_rid.startswith(rid + "/"):
+                continue
+            n_ts, n_values = _newest_sweep(n_metrics)
+            if abs(n_ts - ts) > 1e-6:
+                continue
+            name = n_rid[len(rid) + 1 :]
+            findings += _judge_node(store, rules, n_rid, name, n_values, ts)
+            status.nodes.append({"name": name, "resource_id": n_rid, **n_values})
+        for (q_cloud, q_region, q_rid), q_metrics in sorted(queue_samples.items()):
+            if (q_cloud, q_region) != (cloud, region) or not q_rid.startswith(rid + "/"):
+                continue
+            q_ts, q_values = _newest_sweep(q_metrics)
+            if abs(q_ts - ts) > 1e-6:
+                continue  # gone since, or not in the newest sweep
+            _broker, vhost, name = mq.split_queue_resource_id(q_rid)
+            findings += _judge_queue(store, rules, q_rid, vhost, name, q_values, ts)
+            status.queues.append(_queue_row(q_rid, vhost, name, q_values))
+        status.findings = _sorted(findings)
+    return statuses
+
+
+# --------------------------------------------------------------------------- loop
+
+
+@dataclass
+class InfraMonitorLoop:
+    """Sweeps the configured database servers and RabbitMQ clusters every `interval`
+    seconds in a background thread (for `stackfleet serve`). Rates come from the
+    previous sweep's stored counters, so the loop never probes twice per sweep."""
+
+    store: Store
+    databases: Sequence[db.DatabaseTarget]
+    brokers: Sequence[mq.BrokerTarget]
+    database_rules: Sequence[Rule] = db.DATABASE_RULES
+    rabbitmq_rules: Sequence[Rule] = mq.RABBITMQ_RULES
+    interval: float = 60.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def run_once(self) -> tuple[list[DatabaseStatus], list[BrokerStatus]]:
+        """One sweep of every target."""
+        databases = (
+            sweep_databases(self.store, self.databases, self.database_rules, rate_wait=0)
+            if self.databases
+            else []
+        )
+        brokers = (
+            sweep_brokers(self.store, self.brokers, self.rabbitmq_rules) if self.brokers else []
+        )
+        return databases, brokers
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a bug in one sweep must not end the daemon
+                log.exception("infrastructure sweep crashed")
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="infra-monitor", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
