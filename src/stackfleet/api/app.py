@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from stackfleet import __version__
-from stackfleet.api import infra
+from stackfleet.api import hardware, infra
 from stackfleet.api.errors import ErrorResponse, install_error_handlers
 from stackfleet.api.metrics import exposition, make_registry
 from stackfleet.api.models import (
@@ -305,4 +305,5 @@ def create_app(store: Store) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     infra.install(app)
+    hardware.install(app)
     return app

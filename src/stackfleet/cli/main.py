@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from stackfleet.cli import infra, inventory, serve, simulator
+from stackfleet.cli import hardware, infra, inventory, nodes, serve, simulator
 from stackfleet.cli.context import State
 from stackfleet.errors import StackFleetError
 
@@ -30,6 +30,8 @@ app = typer.Typer(
 )
 inventory.register(app)
 infra.register(app)
+hardware.register(app)
+nodes.register(app)
 app.add_typer(simulator.app, name="simulator")
 app.command("demo")(simulator.demo_command)
 app.command("serve")(serve.serve_command)

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from stackfleet.api.server import ApiServer
 from stackfleet.cli.context import state
+from stackfleet.cli.hardware import start_demo_hardware, sweep_demo_hardware
 from stackfleet.cli.inventory import print_summary, run_collection
 from stackfleet.config import data_dir
 from stackfleet.errors import ConfigError
@@ -132,12 +133,14 @@ def demo_command(
                     highlight=False,
                 )
             print_summary(store.summary())
+            bmc_map = start_demo_hardware(store, sim.state, data_dir() / "demo-bmc-map.yaml")
             if once:
                 return
             with ApiServer(store, port=api_port) as url:
                 out.print(
                     f"\nAPI        {url}/v1/summary\nOpenAPI    {url}/docs\n"
                     f"Prometheus {url}/metrics\n"
+                    f"Hardware   {url}/v1/hardware  (BMC map {bmc_map})\n"
                     f"CLI        OS_CLIENT_CONFIG_FILE={clouds_yaml} "
                     "openstack --os-cloud stackfleet-demo server list --all-projects\n"
                     f"           stackfleet --db-url {root.db_url} servers list\n"
@@ -150,6 +153,7 @@ def demo_command(
                         run_collection(
                             store, DEMO_CLOUD, config_files=[str(clouds_yaml)], show_progress=False
                         )
+                        sweep_demo_hardware(store, bmc_map)
                         next_pass = time.monotonic() + interval
     except KeyboardInterrupt:
         pass

@@ -118,3 +118,55 @@ class MetricSample(Base):
     # seconds since the epoch (UTC): cheap to store, compare and aggregate
     ts: Mapped[float]
     value: Mapped[float]
+
+
+class MetricRollup(Base):
+    """Samples of one series aggregated over a bucket of `resolution` seconds (300 for
+    the 5-minute rollup of raw samples, 3600 for the hourly rollup of those)."""
+
+    __tablename__ = "metric_rollups"
+    __table_args__ = (
+        Index("ix_rollups_series", "kind", "resource_id", "metric", "resolution", "bucket"),
+        Index("ix_rollups_resolution_bucket", "resolution", "bucket"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(255))
+    metric: Mapped[str] = mapped_column(String(128))
+    resolution: Mapped[int] = mapped_column(Integer)
+    # start of the bucket, seconds since the epoch (a multiple of `resolution`)
+    bucket: Mapped[float]
+    count: Mapped[int] = mapped_column(Integer)
+    total: Mapped[float]
+    minimum: Mapped[float]
+    maximum: Mapped[float]
+
+
+class BmcStatusRecord(Base):
+    """The newest outcome of reading one host's BMC, and its last good reading."""
+
+    __tablename__ = "bmc_status"
+    __table_args__ = (UniqueConstraint("cloud", "region", "name", name="uq_bmc_status"),)
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(255))
+    address: Mapped[str] = mapped_column(String(1024))
+    system_id: Mapped[str | None] = mapped_column(String(1024))
+    source: Mapped[str] = mapped_column(Text)
+    # stackfleet.model.hardware.STATUSES
+    status: Mapped[str] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    # seconds since the epoch: newest attempt, newest success, last change of values
+    checked_at: Mapped[float | None]
+    ok_at: Mapped[float | None]
+    changed_at: Mapped[float | None]
+    fingerprint: Mapped[str | None] = mapped_column(String(32))
+    power_budget_watts: Mapped[float | None]
+    reading: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)

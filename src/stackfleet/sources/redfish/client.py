@@ -232,6 +232,10 @@ def _read_system(conn: BudgetConnector, root: sushy.Sushy, target: BmcTarget) ->
     expand = _supports_expand(root.json)
     _read_thermal(conn, chassis, reading, expand)
     _read_power(conn, chassis, reading, expand)
+    # gauges are labelled by name: two sensors may not share one
+    reading.temperatures = rf.with_unique_names(reading.temperatures)
+    reading.fans = rf.with_unique_names(reading.fans)
+    reading.psus = rf.with_unique_names(reading.psus)
     return reading
 
 

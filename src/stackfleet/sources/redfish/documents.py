@@ -81,6 +81,11 @@ def _renamed(items: list[Any], names: list[str]) -> list[Any]:
     return [replace(item, name=name) for item, name in zip(items, names, strict=True)]
 
 
+def with_unique_names(items: list[Any]) -> list[Any]:
+    """Readings (temperatures, fans, supplies) with repeated names numbered."""
+    return _renamed(items, unique_names([item.name for item in items]))
+
+
 def legacy_temperatures(thermal: Doc) -> list[TemperatureReading]:
     """Thermal.Temperatures: sensors with a ReadingCelsius (disabled or absent ones skipped)."""
     result: list[TemperatureReading] = []

@@ -1,0 +1,248 @@
+"""`stackfleet hardware ...`: BMC readings over Redfish, their status and findings."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from stackfleet.cli.context import state
+from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.engine.hardware import (
+    SweepReport,
+    hardware_report,
+    load_thresholds,
+    run_sweep,
+    status_dict,
+    targets_for,
+)
+from stackfleet.errors import ConfigError
+from stackfleet.model.hardware import evaluate
+from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
+from stackfleet.simulator.state import CloudState
+from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY
+from stackfleet.store import Store
+from stackfleet.store.hardware import get_status
+
+err = Console(stderr=True)
+
+app = typer.Typer(help="Hardware health over Redfish: power, temperatures, fans, power supplies.")
+
+FormatOption = Annotated[
+    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
+]
+ThresholdsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--thresholds",
+        help="YAML with a `hardware:` mapping of thresholds (inlet_max_celsius, "
+        "stale_after_seconds, power_budget_watts).",
+    ),
+]
+
+# (key in the flattened row, table header)
+COLUMNS = (
+    ("name", "Host"),
+    ("kind", "Kind"),
+    ("status", "BMC"),
+    ("power_state", "Power"),
+    ("power_watts", "Watts"),
+    ("inlet_celsius", "Inlet °C"),
+    ("cpu_celsius", "CPU °C"),
+    ("fan_rpm_min", "Fan min RPM"),
+    ("psus", "PSUs ok"),
+    ("psu_redundancy", "Redundancy"),
+    ("health", "Health"),
+    ("age", "Checked"),
+    ("findings", "Findings"),
+)
+
+
+def register(root: typer.Typer) -> None:
+    """Add `stackfleet hardware` to the root app."""
+    app.command("list")(list_command)
+    app.command("sweep")(sweep_command)
+    app.command("show")(show_command)
+    root.add_typer(app, name="hardware")
+
+
+def flat_row(item: dict[str, Any], now: float, checked_at: float | None) -> dict[str, Any]:
+    """A status dict as one table row: counts instead of lists, findings by check name."""
+    fans = [f["rpm"] for f in item["fans"] if f.get("rpm") is not None]
+    psus = item["psus"]
+    return {
+        **item,
+        "fan_rpm_min": min(fans) if fans else None,
+        "psus": f"{sum(p['healthy'] for p in psus)}/{len(psus)}" if psus else None,
+        "age": _age(now - checked_at) if checked_at is not None else None,
+        "findings": [f["check"] for f in item["findings"]],
+    }
+
+
+def _age(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s ago"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min ago"
+    return f"{seconds / 3600:.1f} h ago"
+
+
+def list_command(
+    ctx: typer.Context,
+    fmt: FormatOption = Format.table,
+    thresholds: ThresholdsOption = None,
+    cloud: Annotated[str | None, typer.Option("--cloud", help="Only this cloud.")] = None,
+    region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
+    findings_only: Annotated[
+        bool, typer.Option("--findings", help="Only hosts with a finding.")
+    ] = False,
+) -> None:
+    """The newest hardware status of every host with a BMC, and the checks' findings.
+
+    Readings are the last good ones: the BMC column says whether they are current."""
+    store = state(ctx).store()
+    now = time.time()
+    report = hardware_report(store, load_thresholds(thresholds), now, cloud, region)
+    rows = []
+    for status, findings in report:
+        if findings_only and not findings:
+            continue
+        item = status_dict(status, findings)
+        rows.append(
+            item if fmt in (Format.json, Format.yaml) else flat_row(item, now, status.checked_at)
+        )
+    if fmt in (Format.json, Format.yaml):
+        _emit_list(rows, fmt)
+        return
+    emit_rows(rows, [c for c, _ in COLUMNS], fmt, headers=[h for _, h in COLUMNS])
+    if fmt is Format.table and not rows:
+        err.print("no hardware status yet: run `stackfleet hardware sweep --bmc-map FILE`")
+
+
+def _emit_list(rows: list[dict[str, Any]], fmt: Format) -> None:
+    columns = list(rows[0]) if rows else []
+    emit_rows(rows, columns, fmt)
+
+
+def sweep_command(
+    ctx: typer.Context,
+    bmc_map: Annotated[
+        Path | None,
+        typer.Option("--bmc-map", help="YAML map of host -> BMC (see docs/hardware.md)."),
+    ] = None,
+    ironic: Annotated[
+        bool,
+        typer.Option(
+            "--ironic/--no-ironic",
+            help="Also read Ironic nodes with a Redfish address (from the last pass).",
+        ),
+    ] = True,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=512, help="BMCs read at once.")
+    ] = DEFAULT_CONCURRENCY,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, help="Seconds each BMC gets.")
+    ] = 10.0,
+    thresholds: ThresholdsOption = None,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Read every BMC once, record the readings, and print what each one said."""
+    root = state(ctx)
+    quiet_sushy(root.debug)
+    store = root.store()
+    limits = load_thresholds(thresholds)
+    targets = targets_for(store, bmc_map, include_ironic=ironic)
+    if not targets:
+        raise ConfigError(
+            "no BMCs to read: give --bmc-map FILE, or collect a cloud whose Ironic nodes "
+            "have a Redfish address (and set their credentials in the map's `ironic:`)"
+        )
+    report = sweep_and_print(store, targets, concurrency, timeout, fmt, limits)
+    failed = len(report.statuses) - report.counts.get("ok", 0)
+    if failed == len(report.statuses):
+        raise typer.Exit(1)
+
+
+def sweep_and_print(
+    store: Store,
+    targets: list[Any],
+    concurrency: int,
+    timeout: float,
+    fmt: Format,
+    limits: Any,
+) -> SweepReport:
+    """Run one sweep and print its rows and a one-line summary (on stderr)."""
+    report = run_sweep(store, targets, concurrency=concurrency, timeout=timeout)
+    now = time.time()
+    rows = []
+    for status in report.statuses:
+        item = status_dict(status, evaluate(status, limits, now))
+        rows.append(
+            item if fmt in (Format.json, Format.yaml) else flat_row(item, now, status.checked_at)
+        )
+    if fmt in (Format.json, Format.yaml):
+        _emit_list(rows, fmt)
+    else:
+        emit_rows(rows, [c for c, _ in COLUMNS], fmt, headers=[h for _, h in COLUMNS])
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(report.counts.items()))
+    err.print(
+        f"swept {len(report.statuses)} BMCs in {report.seconds:.1f} s ({summary}); "
+        f"{report.samples} samples recorded",
+        highlight=False,
+    )
+    return report
+
+
+def show_command(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Argument(help="Host name, node name or resource id.")],
+    fmt: FormatOption = Format.table,
+    thresholds: ThresholdsOption = None,
+) -> None:
+    """Everything the newest sweep knows about one host's hardware."""
+    store = state(ctx).store()
+    status = get_status(store, host)
+    item = status_dict(status, evaluate(status, load_thresholds(thresholds), time.time()))
+    if fmt in (Format.json, Format.yaml):
+        emit_object(item, fmt)
+        return
+    flat = dict(item)
+    flat["temperatures"] = [f"{t['name']}={t['celsius']:g}" for t in item["temperatures"]]
+    flat["fans"] = [
+        f"{f['name']}={f['rpm']:g} RPM"
+        if f.get("rpm") is not None
+        else f"{f['name']}={f['percent']:g}%"
+        for f in item["fans"]
+    ]
+    flat["psus"] = [f"{p['name']}={p['health'] or p['state']}" for p in item["psus"]]
+    flat["findings"] = [f"{f['severity']}: {f['check']}: {f['message']}" for f in item["findings"]]
+    emit_object(flat, fmt)
+
+
+def quiet_sushy(debug: bool) -> None:
+    """sushy logs every failed request itself; StackFleet reports each BMC's failure as
+    one status line, so its logs only show with --debug."""
+    if not debug:
+        logging.getLogger("sushy").setLevel(logging.CRITICAL)
+
+
+def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -> Path:
+    """Simulated BMCs for the demo cloud's compute hosts and Ironic nodes (served from a
+    daemon thread for the rest of the process), their BMC map at `map_path`, and a
+    first sweep printed as a table. Returns the map's path for later sweeps."""
+    simulator = RedfishSimulator(bmcs_for_cloud(cloud_state))
+    simulator.start()
+    simulator.write_bmc_map(map_path)
+    quiet_sushy(debug=False)
+    targets = targets_for(store, map_path, include_ironic=False)
+    sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table, load_thresholds(None))
+    return map_path
+
+
+def sweep_demo_hardware(store: Store, map_path: Path) -> None:
+    """One more sweep of the demo's simulated BMCs, quietly."""
+    run_sweep(store, targets_for(store, map_path, include_ironic=False), timeout=5.0)
