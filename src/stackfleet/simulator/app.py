@@ -31,7 +31,7 @@ from starlette.routing import BaseRoute, Match, Mount, get_route_path
 from starlette.types import ASGIApp, Scope
 
 from stackfleet.simulator.faults import FaultMiddleware, FaultSettings, control_routes
-from stackfleet.simulator.http import ApiError, json_response
+from stackfleet.simulator.http import ApiError
 from stackfleet.simulator.state import CloudState, RegionState
 
 logger = logging.getLogger(__name__)
@@ -135,7 +135,7 @@ def build_app(sim: Simulator) -> Starlette:
 
     async def api_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiError)
-        return json_response(exc.body, exc.status, exc.headers)
+        return exc.response()
 
     app = Starlette(
         routes=mounts,

@@ -20,6 +20,7 @@ the same order. Sizes are per region.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import ipaddress
 import math
@@ -232,14 +233,23 @@ def _space(moment: datetime) -> str:
 def generate(config: FleetConfig | None = None) -> CloudState:
     """A new simulated cloud built from `config` (default: the `small` preset)."""
     config = config or FleetConfig()
-    state = CloudState()
-    identity = _build_identity(state, config)
-    for index, region_name in enumerate(config.regions):
-        region = RegionState(name=region_name)
-        state.regions[region_name] = region
-        builder = _RegionBuilder(config, region, identity, index)
-        builder.build()
-        state.ground_truth[region_name] = builder.ground_truth()
+    # A fleet is millions of small acyclic objects: while it grows, the cyclic garbage
+    # collector would walk all of it again and again (seconds on the benchmark preset)
+    # and find nothing to free.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        state = CloudState()
+        identity = _build_identity(state, config)
+        for index, region_name in enumerate(config.regions):
+            region = RegionState(name=region_name)
+            state.regions[region_name] = region
+            builder = _RegionBuilder(config, region, identity, index)
+            builder.build()
+            state.ground_truth[region_name] = builder.ground_truth()
+    finally:
+        if collecting:
+            gc.enable()
     return state
 
 
@@ -1255,8 +1265,8 @@ class _RegionBuilder:
             "tags": [],
             "revision_number": 1,
             **self._neutron_times(created),
-            # Neutron shows a group's rules inside it; these are the very rule objects
-            # of `security_group_rules`, so a change to a rule shows in both.
+            # Neutron shows a group's rules inside it (copies of the rule objects of
+            # `security_group_rules`, see _rule: the embedded form has more fields).
             "security_group_rules": [],
         }
         for ethertype in ("IPv4", "IPv6"):
@@ -1285,9 +1295,6 @@ class _RegionBuilder:
     ) -> str:
         rule_id = self.uuid()
         default_sg = self.region.security_groups[sg_id]["name"] == "default"
-        normalized = remote_ip
-        if remote_ip is None and remote_group is None:
-            normalized = "0.0.0.0/0" if ethertype == "IPv4" else "::/0"
         rule: Obj = {
             "id": rule_id,
             "security_group_id": sg_id,
@@ -1299,17 +1306,20 @@ class _RegionBuilder:
             "remote_ip_prefix": remote_ip,
             "remote_group_id": remote_group,
             "remote_address_group_id": None,
-            "normalized_cidr": normalized if remote_group is None else None,
+            # Neutron normalises the remote prefix it was given; none given, none shown
+            "normalized_cidr": remote_ip,
             "tenant_id": project_id,
             "project_id": project_id,
             "description": "",
             "belongs_to_default_sg": default_sg,
-            "tags": [],
             "revision_number": 0,
             **self._neutron_times(created),
         }
         self.region.security_group_rules[rule_id] = rule
-        self.region.security_groups[sg_id]["security_group_rules"].append(rule)
+        # Rules are not taggable; a group shows its rules as stored objects, which carry
+        # their standard attribute id and (empty) tags besides the rule's own fields.
+        embedded = {**rule, "standard_attr_id": len(self.region.security_group_rules), "tags": []}
+        self.region.security_groups[sg_id]["security_group_rules"].append(embedded)
         return rule_id
 
     def build_floating_ips(self) -> None:
@@ -1849,6 +1859,8 @@ class _RegionBuilder:
                 "console_enabled": False,
                 "clean_step": {},
                 "deploy_step": {},
+                "raid_config": {},
+                "target_raid_config": {},
                 "inspection_started_at": None,
                 "inspection_finished_at": None,
                 "provision_updated_at": _iso_offset(updated),
@@ -1958,7 +1970,8 @@ def _network(
         "subnets": subnets,
         "shared": shared,
         "router:external": external,
-        "is_default": external,
+        # auto-allocated-topology shows is_default on external networks only
+        **({"is_default": True} if external else {}),
         "availability_zone_hints": [],
         "availability_zones": ["nova"],
         "ipv4_address_scope": None,

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import http.client
 import logging
 import os
@@ -316,6 +317,12 @@ def serve(
         stop.set()
 
     server = SimulatorServer(config, host=host, port=port, faults=faults, token_ttl=token_ttl)
+    # This process serves the generated fleet until it stops: move it out of the cyclic
+    # garbage collector's reach, or every full collection walks millions of objects
+    # that live as long as the process (requests only allocate short-lived ones).
+    # Generating leaves no cyclic garbage behind, so no collection first (0.7 s on the
+    # benchmark preset).
+    gc.freeze()
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         server.start()

@@ -16,6 +16,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -24,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from stackfleet.simulator.http import ApiError, json_response, require_token, sort_objects
+from stackfleet.simulator.listcache import EncodedList, EncodedObjects, OrderCache, SortedOrder
 from stackfleet.simulator.state import Obj, RegionState
 
 if TYPE_CHECKING:
@@ -186,6 +188,12 @@ class Call:
     def at_least(self, version: Version) -> bool:
         return self.version >= version
 
+    @cached_property
+    def root(self) -> str:
+        """The service's URL as the caller reached it (links are built on it)."""
+        url = self.request.url
+        return f"{url.scheme}://{url.netloc}{self.request.scope.get('root_path', '')}"
+
     def error(self, status: int, message: str) -> ApiError:
         return cinder_error(status, message, self.version)
 
@@ -205,6 +213,9 @@ class Cinder:
     def __init__(self, sim: Simulator, region: RegionState) -> None:
         self.sim = sim
         self.region = region
+        # List orders and encoded volume views (see stackfleet.simulator.listcache)
+        self._orders = OrderCache()
+        self._encoded_volumes = EncodedObjects()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -227,7 +238,7 @@ class Cinder:
         return endpoint
 
     def _links(self, call: Call, collection: str, obj_id: str) -> list[Obj]:
-        root = self._root(call.request)
+        root = call.root
         project = call.project_id or ""
         return [
             {"rel": "self", "href": f"{root}/v3/{project}/{collection}/{obj_id}"},
@@ -284,7 +295,11 @@ class Cinder:
 
     # -- listing machinery ---------------------------------------------------------------
 
-    def _sort(self, call: Call, items: list[Obj], name_key: str = "name") -> list[Obj]:
+    def _sort(
+        self, call: Call, collection: str, items: list[Obj], name_key: str = "name"
+    ) -> SortedOrder:
+        """`items` (a `collection` list as the query's filters left it) in the query's
+        order, from the order cache while they and their sort fields are unchanged."""
         params = call.request.query_params
         keys: list[str] = []
         dirs: list[str] = []
@@ -317,14 +332,25 @@ class Cinder:
             if extra not in keys:
                 keys.append(extra)
                 dirs.append(default_dir)
-        ordered = list(items)
-        sort_objects(ordered, [(k, d == "asc") for k, d in zip(keys, dirs, strict=True)])
-        return ordered
+        spec = [(k, d == "asc") for k, d in zip(keys, dirs, strict=True)]
+
+        def sort(objects: list[Obj]) -> list[Obj]:
+            ordered = list(objects)
+            sort_objects(ordered, spec)
+            return ordered
+
+        # The caller and the query's filters are part of the key, so that different
+        # listings do not evict each other's order.
+        paging = {"limit", "marker", "offset", "with_count"}
+        query = tuple(sorted((k, v) for k, v in params.multi_items() if k not in paging))
+        order_key = (collection, call.is_admin, call.project_id, query)
+        return self._orders.order(order_key, items, keys, sort)
 
     def _page(
-        self, call: Call, items: list[Obj], not_found: str, collection_path: str
+        self, call: Call, order: SortedOrder, not_found: str, collection_path: str
     ) -> tuple[list[Obj], list[Obj]]:
         """Marker/limit/offset paging; returns the page and the ``<key>_links``."""
+        items = order.items
         params = call.request.query_params
         limit_raw = params.get("limit")
         limit = MAX_LIMIT
@@ -339,7 +365,7 @@ class Cinder:
         start = 0
         marker = params.get("marker")
         if marker:
-            index = next((i for i, o in enumerate(items) if o.get("id") == marker), None)
+            index = order.position(marker)
             if index is None:
                 raise call.error(404, not_found.format(id=marker))
             start = index + 1
@@ -354,8 +380,7 @@ class Cinder:
         if page and limit <= len(page):
             query = [(k, v) for k, v in params.multi_items() if k != "marker"]
             query.append(("marker", str(page[-1]["id"])))
-            root = self._root(call.request)
-            href = f"{root}/v3/{call.project_id or ''}/{collection_path}?{urlencode(query)}"
+            href = f"{call.root}/v3/{call.project_id or ''}/{collection_path}?{urlencode(query)}"
             links.append({"rel": "next", "href": href})
         return page, links
 
@@ -424,14 +449,8 @@ class Cinder:
 
     def _volume_view(self, call: Call, volume: Obj) -> Obj:
         """The stored (latest, admin) detail shape cut to the request's version and role."""
-        view: Obj = {}
-        for key, value in volume.items():
-            since = VOLUME_FIELD_VERSIONS.get(key)
-            if since is not None and not call.at_least(since):
-                continue
-            if key in VOLUME_ADMIN_FIELDS and not call.is_admin:
-                continue
-            view[key] = value
+        hidden = _hidden_volume_fields(call.version, call.is_admin)
+        view: Obj = {key: value for key, value in volume.items() if key not in hidden}
         if not call.is_admin and view.get("attachments"):
             view["attachments"] = [dict(a, host_name=None) for a in view["attachments"]]
         if "encryption_key_id" in view and not view["encryption_key_id"]:
@@ -452,12 +471,18 @@ class Cinder:
             USER_VOLUME_FILTERS,
             "os-vol-tenant-attr:tenant_id",
         )
-        volumes = self._sort(call, volumes)
-        count = len(volumes)
+        order = self._sort(call, "volumes", volumes)
+        count = len(order.items)
         path = "volumes/detail" if detail else "volumes"
-        page, links = self._page(call, volumes, "Volume {id} could not be found.", path)
+        page, links = self._page(call, order, "Volume {id} could not be found.", path)
+        shaped: list[Obj] | EncodedList
         if detail:
-            shaped = [self._volume_view(call, v) for v in page]
+            shaped = self._encoded_volumes.encode(
+                (call.version, call.is_admin, call.root, call.project_id),
+                page,
+                lambda volume: self._volume_view(call, volume),
+                population=len(self.region.volumes),
+            )
         else:
             shaped = [
                 {
@@ -627,9 +652,9 @@ class Cinder:
             USER_SNAPSHOT_FILTERS,
             "os-extended-snapshot-attributes:project_id",
         )
-        snapshots = self._sort(call, snapshots)
+        order = self._sort(call, "snapshots", snapshots)
         path = "snapshots/detail" if detail else "snapshots"
-        page, links = self._page(call, snapshots, "Snapshot {id} could not be found.", path)
+        page, links = self._page(call, order, "Snapshot {id} could not be found.", path)
         body: Obj = {"snapshots": [self._snapshot_view(call, s, detail) for s in page]}
         if links:
             body["snapshots_links"] = links
@@ -718,7 +743,9 @@ class Cinder:
                 if key not in SERVICE_FIELD_VERSIONS or call.at_least(SERVICE_FIELD_VERSIONS[key])
             }
             if service.get("binary") != "cinder-volume":
-                view.pop("backend_state", None)
+                # Cinder adds the backend and replication fields to volume services only
+                for key in ("backend_state", "replication_status", "active_backend_id", "frozen"):
+                    view.pop(key, None)
             services.append(view)
         return call.respond({"services": services})
 
@@ -836,6 +863,15 @@ class Cinder:
             for method, path, handler in table:
                 routes.append(Route(prefix + path, self._v3(handler), methods=[method]))
         return routes
+
+
+@lru_cache(maxsize=256)
+def _hidden_volume_fields(version: Version, is_admin: bool) -> frozenset[str]:
+    """The stored volume fields a caller at `version` does not see."""
+    hidden = {key for key, since in VOLUME_FIELD_VERSIONS.items() if version < since}
+    if not is_admin:
+        hidden |= VOLUME_ADMIN_FIELDS
+    return frozenset(hidden)
 
 
 def _value_matches(value: Any, wanted: str) -> bool:

@@ -3,12 +3,14 @@
 Lists images the way Glance does (visibility rules, ``os_hidden``, filters on core
 attributes and custom properties, ``sort``/``sort_key``/``sort_dir``, ``limit``/``marker``
 with relative ``first``/``next``/``schema`` links), shows, deletes (protected images are
-refused), updates through JSON-patch and tag calls. Errors are the JSON bodies webob
-renders for Glance: ``{"message", "code", "title"}``.
+refused), updates through JSON-patch and tag calls. Errors are the pages webob renders
+for Glance, chosen by the Accept header: HTML (what ``*/*`` gets, so openstacksdk's
+requests), JSON ``{"message", "code", "title"}`` when preferred, else plain text.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import uuid
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from stackfleet.simulator.http import ApiError, json_response, require_token, sort_objects
+from stackfleet.simulator.listcache import EncodedObjects, OrderCache
 from stackfleet.simulator.state import Obj, RegionState
 
 if TYPE_CHECKING:
@@ -72,15 +75,57 @@ _STATUS_TITLES = {
 
 
 def glance_error(request: Request, status: int, explanation: str) -> ApiError:
-    """An ApiError shaped as webob renders Glance's HTTP exceptions for a client that
-    accepts JSON (every OpenStack client does)."""
+    """An ApiError rendered as webob renders Glance's HTTP exceptions: the body follows
+    the Accept header. openstacksdk sends `Accept: */*`, which webob answers with HTML;
+    JSON only when the client prefers application/json; plain text otherwise."""
     title = _STATUS_TITLES.get(status, "Error")
-    body = {
-        "message": f"{explanation}<br /><br />\n\n\n",
-        "code": f"{status} {title}",
-        "title": title,
-    }
-    return ApiError(status, body, _headers())
+    body: Any
+    match _error_format(request.headers.get("accept")):
+        case "html":
+            body = (
+                f"<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n"
+                f"  <h1>{status} {title}</h1>\n  {html.escape(explanation)}<br /><br />\n\n\n\n"
+                " </body>\n</html>"
+            )
+            return ApiError(status, body, _headers(), "text/html; charset=UTF-8")
+        case "json":
+            body = {
+                "message": f"{explanation}<br /><br />\n\n\n",
+                "code": f"{status} {title}",
+                "title": title,
+            }
+            return ApiError(status, body, _headers())
+        case _:
+            body = f"{status} {title}\n\n{explanation}\n\n   "
+            return ApiError(status, body, _headers(), "text/plain; charset=UTF-8")
+
+
+def _error_format(accept: str | None) -> str:
+    """Which of webob's error formats an Accept header gets: the offer (text/html, then
+    application/json) with the highest quality, judged by the most specific media range
+    that matches it; text/plain when neither is acceptable or there is no header."""
+
+    def quality(offer: str) -> float:
+        kind = offer.split("/")[0]
+        best: tuple[int, float] = (-1, 0.0)
+        for part in (accept or "").split(","):
+            media, *params = (p.strip() for p in part.split(";"))
+            q = 1.0
+            for param in params:
+                if param.startswith("q="):
+                    try:
+                        q = float(param[2:])
+                    except ValueError:
+                        q = 0.0
+            specificity = {offer: 2, f"{kind}/*": 1, "*/*": 0}.get(media.lower(), -1)
+            if specificity > best[0]:
+                best = (specificity, q)
+        return best[1]
+
+    html_q, json_q = quality("text/html"), quality("application/json")
+    if max(html_q, json_q) <= 0:
+        return "text"
+    return "html" if html_q >= json_q else "json"
 
 
 def _headers() -> dict[str, str]:
@@ -106,6 +151,9 @@ class Glance:
     def __init__(self, sim: Simulator, region: RegionState) -> None:
         self.sim = sim
         self.region = region
+        # List orders and encoded image views (see stackfleet.simulator.listcache)
+        self._orders = OrderCache()
+        self._encoded = EncodedObjects()
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -299,12 +347,26 @@ class Glance:
     async def list_images(self, request: Request) -> Response:
         token = require_token(self.sim, request)
         images = self._filter(request, token, list(self.region.images.values()))
-        sort_objects(images, [(key, d == "asc") for key, d in self._sort_spec(request)])
+        spec = [(key, d == "asc") for key, d in self._sort_spec(request)]
+
+        def sort(objects: list[Obj]) -> list[Obj]:
+            ordered = list(objects)
+            sort_objects(ordered, spec)
+            return ordered
+
+        # The caller and the query's filters are part of the key, so that different
+        # listings do not evict each other's order.
+        query = tuple(
+            sorted((k, v) for k, v in request.query_params.multi_items() if k != "marker")
+        )
+        order_key = (self._is_admin(token), self._project(token), query)
+        order = self._orders.order(order_key, images, (key for key, _ in spec), sort)
+        images = order.items
         limit = self._limit(request)
         marker = request.query_params.get("marker")
         start = 0
         if marker:
-            index = next((n for n, i in enumerate(images) if i["id"] == marker), None)
+            index = order.position(marker)
             if index is None:
                 raise glance_error(request, 400, f"No image found with ID {marker}")
             start = index + 1
@@ -313,7 +375,9 @@ class Glance:
         params = dict(request.query_params.multi_items())
         params.pop("marker", None)
         body: Obj = {
-            "images": [self._view(i) for i in page],
+            "images": self._encoded.encode(
+                (), page, self._view, population=len(self.region.images)
+            ),
             "first": "/v2/images" + (f"?{urlencode(params)}" if params else ""),
             "schema": "/v2/schemas/images",
         }

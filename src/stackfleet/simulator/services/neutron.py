@@ -31,6 +31,7 @@ from stackfleet.simulator.http import (
     require_token,
     sort_objects,
 )
+from stackfleet.simulator.listcache import EncodedObjects, OrderCache
 from stackfleet.simulator.state import Obj, RegionState
 
 if TYPE_CHECKING:
@@ -107,7 +108,7 @@ COLLECTIONS: tuple[Collection, ...] = (
     Collection(
         "security-group-rules", "security_group_rules", "security_group_rule",
         "security_group_rules", "SecurityGroupRuleNotFound",
-        "Security group rule {id} does not exist", True,
+        "Security group rule {id} does not exist", False,
         _COMMON + ("security_group_id", "direction", "ethertype", "protocol",
                    "port_range_min", "port_range_max", "remote_ip_prefix",
                    "remote_group_id", "remote_address_group_id", "normalized_cidr",
@@ -116,6 +117,13 @@ COLLECTIONS: tuple[Collection, ...] = (
 )  # fmt: skip
 
 COLLECTIONS_BY_URL: dict[str, Collection] = {c.url: c for c in COLLECTIONS}
+
+# Collections Neutron lists through its versioned objects: an unknown marker is looked up,
+# not found, and dropped, so the page starts at the beginning (checked against Neutron
+# 29); the others answer 404 for it.
+_OVO_PAGED = frozenset(
+    {"subnets", "floatingips", "agents", "security-groups", "security-group-rules"}
+)
 
 # Query parameters that steer the listing rather than filter it.
 _CONTROL_PARAMS = frozenset(
@@ -326,6 +334,9 @@ class Neutron:
     def __init__(self, sim: Simulator, region: RegionState) -> None:
         self.sim = sim
         self.region = region
+        # List orders and encoded objects per collection (see stackfleet.simulator.listcache)
+        self._orders = OrderCache()
+        self._encoded = {c.url: EncodedObjects() for c in COLLECTIONS}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -570,7 +581,23 @@ class Neutron:
         if limit and "id" not in dict(sorts):
             # Native pagination always adds the primary key as the last sort key.
             sorts.append(("id", True))
-        sort_objects(objects, sorts)
+
+        def sort(items: list[Obj]) -> list[Obj]:
+            ordered = list(items)
+            sort_objects(ordered, sorts)
+            return ordered
+
+        # What made `objects` (the caller's scope and the query's filters) is part of the
+        # key, so that alternating queries do not evict each other's order.
+        scope = None if self._is_admin(token) else self._project(token)
+        query = sorted(
+            (k, v)
+            for k, v in request.query_params.multi_items()
+            if k not in ("marker", "limit", "page_reverse", "fields")
+        )
+        order_key = (collection.url, tuple(sorts), scope, tuple(query))
+        order = self._orders.order(order_key, objects, (key for key, _ in sorts), sort)
+        objects = order.items
 
         body: Obj = {}
         marker = request.query_params.get("marker") or None
@@ -578,12 +605,12 @@ class Neutron:
         if limit:
             start = 0
             end = len(objects)
-            if marker is not None:
-                index = next((i for i, o in enumerate(objects) if o.get("id") == marker), None)
-                if index is None:
-                    raise neutron_error(
-                        404, collection.not_found, collection.not_found_message.format(id=marker)
-                    )
+            index = order.position(marker) if marker is not None else None
+            if marker is not None and index is None and collection.url not in _OVO_PAGED:
+                raise neutron_error(
+                    404, collection.not_found, collection.not_found_message.format(id=marker)
+                )
+            if index is not None:
                 start, end = (index + 1, len(objects)) if not reverse else (0, index)
             page = objects[max(0, end - limit) : end] if reverse else objects[start : start + limit]
             links: list[Obj] = []
@@ -596,7 +623,12 @@ class Neutron:
             objects = page
             body[f"{collection.plural}_links"] = links
         fields = self._fields(request)
-        body[collection.plural] = [self._select(obj, fields) for obj in objects]
+        body[collection.plural] = self._encoded[collection.url].encode(
+            tuple(fields),
+            objects,
+            lambda obj: self._select(obj, fields),
+            population=len(self._store(collection)),
+        )
         return self._respond(body)
 
     async def show(self, request: Request) -> Response:

@@ -21,9 +21,10 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
@@ -33,6 +34,7 @@ from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
 from stackfleet.simulator.http import ApiError, empty_response, json_response, require_token
+from stackfleet.simulator.listcache import EncodedList, EncodedObjects, OrderCache
 from stackfleet.simulator.state import RegionState
 
 if TYPE_CHECKING:
@@ -226,6 +228,7 @@ def _states_for_statuses(statuses: Iterable[str]) -> tuple[set[str], set[str | N
     return vm_states, task_states
 
 
+@lru_cache(maxsize=65536)
 def host_id(host: str | None, project_id: str) -> str:
     """Nova's hostId: sha224 of project id + host, empty for a server without a host."""
     if not host:
@@ -593,26 +596,26 @@ _DEFAULT_CPU_INFO: Obj = {
     "features": ["sse4.2", "avx2", "aes", "vmx"],
     "topology": {"cores": 16, "threads": 2, "sockets": 2},
 }
-# Sort keys the servers list accepts -> how to read them from a stored server.
-_SERVER_SORT_KEYS: dict[str, Callable[[Obj], Any]] = {
-    "created_at": lambda s: s.get("created"),
-    "updated_at": lambda s: s.get("updated"),
-    "display_name": lambda s: s.get("name"),
-    "uuid": lambda s: s.get("id"),
-    "vm_state": lambda s: s.get(VM_STATE),
-    "task_state": lambda s: s.get(TASK_STATE),
-    "power_state": lambda s: s.get(POWER_STATE),
-    "launched_at": lambda s: s.get("OS-SRV-USG:launched_at"),
-    "terminated_at": lambda s: s.get("OS-SRV-USG:terminated_at"),
-    "availability_zone": lambda s: s.get("OS-EXT-AZ:availability_zone"),
-    "key_name": lambda s: s.get("key_name"),
-    "project_id": lambda s: s.get("tenant_id"),
-    "user_id": lambda s: s.get("user_id"),
-    "locked": lambda s: s.get("locked"),
-    "display_description": lambda s: s.get("description"),
-    "hostname": lambda s: s.get("OS-EXT-SRV-ATTR:hostname"),
-    "host": lambda s: s.get(HOST),
-    "node": lambda s: s.get(NODE),
+# Sort keys the servers list accepts -> the field of a stored server they read.
+_SERVER_SORT_KEYS: dict[str, str] = {
+    "created_at": "created",
+    "updated_at": "updated",
+    "display_name": "name",
+    "uuid": "id",
+    "vm_state": VM_STATE,
+    "task_state": TASK_STATE,
+    "power_state": POWER_STATE,
+    "launched_at": "OS-SRV-USG:launched_at",
+    "terminated_at": "OS-SRV-USG:terminated_at",
+    "availability_zone": "OS-EXT-AZ:availability_zone",
+    "key_name": "key_name",
+    "project_id": "tenant_id",
+    "user_id": "user_id",
+    "locked": "locked",
+    "display_description": "description",
+    "hostname": "OS-EXT-SRV-ATTR:hostname",
+    "host": HOST,
+    "node": NODE,
 }
 _ADMIN_SORT_KEYS = {"host", "node"}
 # Flavor sort keys (database columns) -> the field of the stored flavor.
@@ -659,6 +662,9 @@ class Nova:
         self._locked_by_admin: dict[str, bool] = {}
         # service id -> the state it reported before it was forced down
         self._state_before_forced_down: dict[str, str] = {}
+        # Server list orders and encoded detail views (see stackfleet.simulator.listcache)
+        self._server_orders = OrderCache()
+        self._encoded_servers = EncodedObjects()
         self._actions: dict[str, Callable[[Request, Caller, Obj, Any], Awaitable[Response]]] = {
             "reboot": self._action_reboot,
             "lock": self._action_lock,
@@ -930,6 +936,21 @@ class Nova:
             out["server_groups"] = self._server_groups_of(server_id)
         return out
 
+    @staticmethod
+    def _render_key(view: _View) -> Hashable:
+        """What `render_server` reads from the request besides the server (the view of
+        an encoded server: see stackfleet.simulator.listcache.EncodedObjects)."""
+        caller = view.caller
+        flavor_ids = tuple(view.flavor_ids.items()) if caller.version < (2, 47) else None
+        return (caller.version, caller.is_admin, view.root, view.bookmark, flavor_ids)
+
+    def _render_context(self, view: _View) -> Callable[[Obj], Hashable] | None:
+        """What `render_server` reads from elsewhere in the state for one server: the
+        status of its host's compute service, which admins see."""
+        if not view.caller.is_admin:
+            return None
+        return lambda server: self._host_status(server.get(HOST), view)
+
     def _server_groups_of(self, server_id: str) -> list[str]:
         return [
             gid
@@ -955,14 +976,21 @@ class Nova:
             scope = "detail" if detail else "index"
             raise _policy_error(f"os_compute_api:servers:{scope}:get_all_tenants")
         limit, marker = _limit_marker(request)
-        matching = self._filter_servers(request, caller, all_tenants)
+        matching, filters = self._filter_servers(request, caller, all_tenants)
         if marker and marker not in self.region.servers:
             # Nova looks the marker up among all servers, not only the matching ones.
             raise nova_error(400, f"marker [{marker}] not found")
-        page = self._server_page(request, caller, matching, marker, limit)
+        page = self._server_page(request, caller, matching, filters, marker, limit)
         view = self._view(request, caller)
+        items: list[Obj] | EncodedList
         if detail:
-            items = [self.render_server(s, view) for s in page]
+            items = self._encoded_servers.encode(
+                self._render_key(view),
+                page,
+                lambda s: self.render_server(s, view),
+                self._render_context(view),
+                population=len(self.region.servers),
+            )
         else:
             items = [
                 {
@@ -990,7 +1018,11 @@ class Nova:
             return True
         return _bool_param(raw, "all_tenants")
 
-    def _filter_servers(self, request: Request, caller: Caller, all_tenants: bool) -> list[Obj]:
+    def _filter_servers(
+        self, request: Request, caller: Caller, all_tenants: bool
+    ) -> tuple[list[Obj], tuple[Any, ...]]:
+        """The servers the query selects, and what selected them (the caller's project
+        and the filter parameters in effect; empty when every server is listed)."""
         params = request.query_params
         version = caller.version
         allowed = set(params.keys())
@@ -1020,7 +1052,7 @@ class Nova:
             if not vm_states:
                 if version >= (2, 38):
                     raise nova_error(400, "Invalid status value")
-                return []
+                return [], ("nothing",)
             checks.append(lambda s: s.get(VM_STATE) in vm_states)
             if "default" not in task_states:
                 checks.append(lambda s: s.get(TASK_STATE) in task_states)
@@ -1053,7 +1085,7 @@ class Nova:
             flavor_id = params["flavor"].rstrip("/").rsplit("/", 1)[-1]
             flavor = self.region.flavors.get(flavor_id)
             if flavor is None:
-                return []
+                return [], ("nothing",)
             flavor_name = flavor.get("name")
             checks.append(lambda s: (s.get("flavor") or {}).get("original_name") == flavor_name)
 
@@ -1077,7 +1109,13 @@ class Nova:
         servers = list(self.region.servers.values())
         for check in checks:
             servers = [s for s in servers if check(s)]
-        return servers
+        if not checks:
+            return servers, ()
+        unused = {"limit", "marker", "sort_key", "sort_dir"}
+        return servers, (
+            caller.project_id if not all_tenants else None,
+            tuple(sorted((k, v) for k, v in params.multi_items() if k not in unused)),
+        )
 
     @staticmethod
     def _regex_check(pattern: str, read: Callable[[Obj], list[str]]) -> Callable[[Obj], bool]:
@@ -1117,12 +1155,18 @@ class Nova:
             checks.append(lambda s: not not_any & set(s.get("tags") or []))
 
     def _server_page(
-        self, request: Request, caller: Caller, servers: list[Obj], marker: str | None, limit: int
+        self,
+        request: Request,
+        caller: Caller,
+        servers: list[Obj],
+        filters: tuple[Any, ...],
+        marker: str | None,
+        limit: int,
     ) -> list[Obj]:
-        """One page of `servers` in Nova's order: the requested sort key (default
-        created_at), then created_at and the internal id (insertion order), all in one
-        direction (default descending); the page starts after the marker server's place
-        in that order."""
+        """One page of `servers` (selected by `filters`) in Nova's order: the requested
+        sort key (default created_at), then created_at and the internal id (insertion
+        order), all in one direction (default descending); the page starts after the
+        marker server's place in that order."""
         sort_keys = request.query_params.getlist("sort_key")
         sort_dirs = request.query_params.getlist("sort_dir")
         first = sort_keys[0] if sort_keys else "created_at"
@@ -1135,42 +1179,54 @@ class Nova:
             raise nova_error(
                 400, f"Invalid input for query parameters sort_dir. Value: {direction}."
             )
-        read = _SERVER_SORT_KEYS[first]
+        sort_field = _SERVER_SORT_KEYS[first]
 
         def created(server: Obj) -> str:
             return str(server.get("created") or "")
 
         def nullable(server: Obj) -> tuple[int, Any]:
             # NULLs sort first, as MySQL does.
-            value = read(server)
+            value = server.get(sort_field)
             return (0, "") if value is None else (1, value)
 
-        # Python's sort is stable and `servers` is in insertion (database id) order, so
-        # sorting by the key alone orders ties by id; reversing a sorted list gives the
-        # descending order of (key, created_at, id). No per-server tuples: on a large
-        # fleet their allocation wakes the garbage collector over the whole state.
-        ordered = sorted(servers, key=created)
-        if first != "created_at":
-            ordered.sort(key=nullable)
-        if direction == "desc":
-            ordered.reverse()
+        def sort(items: list[Obj]) -> list[Obj]:
+            # Python's sort is stable and `items` are in insertion (database id) order,
+            # so sorting by the key alone orders ties by id; reversing a sorted list
+            # gives the descending order of (key, created_at, id). No per-server tuples:
+            # on a large fleet their allocation wakes the garbage collector over the
+            # whole state.
+            ordered = sorted(items, key=created)
+            if first != "created_at":
+                ordered.sort(key=nullable)
+            if direction == "desc":
+                ordered.reverse()
+            return ordered
+
+        order = self._server_orders.order(
+            (first, direction, filters), servers, ("created", sort_field), sort
+        )
+        ordered = order.items
         start = 0
         if marker:
             anchor = self.region.servers[marker]
-            try:
-                start = ordered.index(anchor) + 1
-            except ValueError:
-                start = self._position_after(anchor, ordered, read, direction)
+            position = order.position(marker)
+            if position is not None and ordered[position] is anchor:
+                start = position + 1
+            else:
+                try:
+                    start = ordered.index(anchor) + 1
+                except ValueError:
+                    start = self._position_after(anchor, ordered, sort_field, direction)
         return ordered[start : start + limit]
 
     def _position_after(
-        self, anchor: Obj, ordered: list[Obj], read: Callable[[Obj], Any], direction: str
+        self, anchor: Obj, ordered: list[Obj], sort_field: str, direction: str
     ) -> int:
         """Where the servers after `anchor` (a marker the filters left out) begin."""
         index = {sid: i for i, sid in enumerate(self.region.servers)}
 
         def key(server: Obj) -> tuple[Any, ...]:
-            value = read(server)
+            value = server.get(sort_field)
             return (
                 (0, "") if value is None else (1, value),
                 server.get("created") or "",
