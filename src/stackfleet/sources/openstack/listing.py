@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import keystoneauth1.exceptions as ksa_exc
 import openstack.exceptions
+from keystoneauth1.adapter import Adapter
 
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000
@@ -72,6 +74,28 @@ class Listing:
     skipped: bool = False
 
 
+_ENDPOINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+_ENDPOINTS_LOCK = threading.Lock()
+
+
+def endpoint_of(proxy: Any) -> str:
+    """The service's versioned endpoint, looked up once per proxy: given a relative
+    path, keystoneauth walks (and deep-copies) the service catalog on every request,
+    which costs more than decoding a 1,000-item page."""
+    with _ENDPOINTS_LOCK:
+        endpoint = _ENDPOINTS.get(proxy)
+    if endpoint is None:
+        # the Adapter's method: the identity proxy shadows get_endpoint with the API call
+        # that reads one Keystone endpoint
+        found = Adapter.get_endpoint(proxy)
+        if not found:
+            raise ksa_exc.EndpointNotFound(f"no {proxy.service_type} endpoint in the catalog")
+        endpoint = str(found).rstrip("/")
+        with _ENDPOINTS_LOCK:
+            _ENDPOINTS[proxy] = endpoint
+    return endpoint
+
+
 def request_json(
     proxy: Any,
     path: str,
@@ -86,7 +110,11 @@ def request_json(
     log.add(label)
     try:
         response = proxy.get(
-            path, params=params, microversion=microversion, headers=headers, raise_exc=False
+            endpoint_of(proxy) + path,
+            params=params,
+            microversion=microversion,
+            headers=headers,
+            raise_exc=False,
         )
     except ksa_exc.EndpointNotFound as exc:
         raise ServiceMissing(f"{label}: service not in the catalog") from exc
