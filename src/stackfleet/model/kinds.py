@@ -102,24 +102,34 @@ class Kind:
         return ("id", "name", "project_id", "status", *(f.name for f in self.fields))
 
     def record_builder(self) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        """A fast function turning one API object into a record of this kind."""
-        base: list[tuple[str, Getter | None]] = [
-            ("id", _as_getter(self.id_api)),
-            ("name", _as_getter(self.name_api)),
-            ("project_id", _as_getter(self.project_api)),
-            ("status", _as_getter(self.status_api)),
+        """A fast function turning one API object into a record of this kind.
+
+        The function is generated once per kind (as dataclasses generates __init__):
+        plain keys become direct lookups, so building 100,000 records costs a fraction
+        of calling one small function per field."""
+        specs: list[tuple[str, str | Getter | None]] = [
+            ("id", self.id_api),
+            ("name", self.name_api),
+            ("project_id", self.project_api),
+            ("status", self.status_api),
+            *((f.name, f.name if f.api is _MISSING else f.api) for f in self.fields),  # type: ignore[list-item]
         ]
-        getters = base + [(f.name, f.getter()) for f in self.fields]
-        active = [(name, get) for name, get in getters if get is not None]
-        passive = [name for name, get in getters if get is None]
-
-        def build(obj: dict[str, Any]) -> dict[str, Any]:
-            record = {name: get(obj) for name, get in active}
-            for name in passive:
-                record[name] = None
-            record["id"] = str(record["id"])
-            return record
-
+        namespace: dict[str, Any] = {}
+        items = []
+        for index, (name, api) in enumerate(specs):
+            if api is None:
+                expression = "None"
+            elif isinstance(api, str):
+                expression = f"get({api!r})"
+            else:
+                namespace[f"_f{index}"] = api
+                expression = f"_f{index}(obj)"
+            if name == "id":
+                expression = f"str({expression})"
+            items.append(f"{name!r}: {expression}")
+        source = "def build(obj):\n    get = obj.get\n    return {" + ", ".join(items) + "}\n"
+        exec(compile(source, f"<record builder of {self.name}>", "exec"), namespace)  # noqa: S102
+        build: Callable[[dict[str, Any]], dict[str, Any]] = namespace["build"]
         return build
 
 
