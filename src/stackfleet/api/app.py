@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from stackfleet import __version__
-from stackfleet.api import hardware, infra
+from stackfleet.api import alerts, hardware, infra, policies
 from stackfleet.api.errors import ErrorResponse, install_error_handlers
 from stackfleet.api.metrics import exposition, make_registry
 from stackfleet.api.models import (
@@ -305,5 +305,7 @@ def create_app(store: Store) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     infra.install(app)
+    app.include_router(policies.router)
+    app.include_router(alerts.router)
     hardware.install(app)
     return app

@@ -15,7 +15,19 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from stackfleet.cli import hardware, infra, inventory, nodes, serve, simulator
+from stackfleet.cli import (
+    alerts,
+    audit,
+    hardware,
+    infra,
+    inventory,
+    lease,
+    nodes,
+    policy,
+    reports,
+    serve,
+    simulator,
+)
 from stackfleet.cli.context import State
 from stackfleet.errors import StackFleetError
 
@@ -30,6 +42,11 @@ app = typer.Typer(
 )
 inventory.register(app)
 infra.register(app)
+policy.register(app)
+audit.register(app)
+reports.register(app)
+lease.register(app)
+alerts.register(app)
 hardware.register(app)
 nodes.register(app)
 app.add_typer(simulator.app, name="simulator")

@@ -9,8 +9,13 @@ from rich.console import Console
 
 from stackfleet.api.server import serve_api
 from stackfleet.cli.context import state
+from stackfleet.engine.execute import Connections
 from stackfleet.engine.loop import CloudSpec, CollectionLoop
+from stackfleet.engine.policies import PolicyRunner
+from stackfleet.engine.schedule import PolicySchedule
+from stackfleet.engine.settings import load_settings
 from stackfleet.errors import ConfigError
+from stackfleet.policy import load_files
 
 err = Console(stderr=True)
 
@@ -29,6 +34,20 @@ def serve_command(
     ] = 300.0,
     host: Annotated[str, typer.Option("--host", help="API listen address.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="API port.")] = 8780,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", help="Policy file to run periodically (repeatable)."),
+    ] = None,
+    pack: Annotated[
+        list[str] | None, typer.Option("--pack", help="Built-in policy pack (repeatable).")
+    ] = None,
+    execute_actions: Annotated[
+        bool,
+        typer.Option("--execute-actions", help="Let periodic policies act (default: dry-run)."),
+    ] = False,
+    config: Annotated[
+        str | None, typer.Option("--config", envvar="STACKFLEET_CONFIG", help="Settings file.")
+    ] = None,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     import os
@@ -36,8 +55,18 @@ def serve_command(
     clouds = os_cloud or ([os.environ["OS_CLOUD"]] if os.environ.get("OS_CLOUD") else [])
     if not clouds:
         raise ConfigError("no cloud to collect: pass --os-cloud NAME (repeatable) or set OS_CLOUD")
+    # invalid policies stop the daemon before it starts, as `policy validate` would
+    policies = load_files([*(policy or []), *(f"pack:{p}" for p in pack or [])])
     store = state(ctx).store()
-    loop = CollectionLoop(store, [CloudSpec(c, system_cloud) for c in clouds], interval)
+    schedule = PolicySchedule(
+        PolicyRunner(store, load_settings(config), Connections()), policies, execute_actions
+    )
+    loop = CollectionLoop(
+        store,
+        [CloudSpec(c, system_cloud) for c in clouds],
+        interval,
+        after_pass=schedule.after_pass if policies else None,
+    )
     loop.start()
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "

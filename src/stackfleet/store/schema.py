@@ -170,3 +170,197 @@ class BmcStatusRecord(Base):
     fingerprint: Mapped[str | None] = mapped_column(String(32))
     power_budget_watts: Mapped[float | None]
     reading: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class Finding(Base):
+    """A policy matched a resource. Open while it matches; resolved when a later pass,
+    complete for every kind the policy reads, no longer matches it."""
+
+    __tablename__ = "findings"
+    __table_args__ = (
+        Index("ix_findings_policy_status", "policy", "status"),
+        Index("ix_findings_resource", "cloud", "region", "kind", "resource_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy: Mapped[str] = mapped_column(String(128))
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(255))
+    resource_name: Mapped[str | None] = mapped_column(String(255))
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    severity: Mapped[str] = mapped_column(String(16))
+    # open | resolved
+    status: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_matched_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+
+
+class ActionRecord(Base):
+    """One action on one resource, by its idempotency key: planned, waiting for
+    approval, executed, verified or failed."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key", name="uq_actions_idempotency_key"),
+        Index("ix_actions_status", "status"),
+        Index("ix_actions_policy_updated", "policy", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    policy: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(255))
+    resource_name: Mapped[str | None] = mapped_column(String(255))
+    finding_id: Mapped[int | None] = mapped_column(Integer)
+    # awaiting-approval | approved | rejected | running | succeeded | failed | unverified
+    status: Mapped[str] = mapped_column(String(24))
+    destructive: Mapped[bool]
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    executed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(255))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One entry of the audit log. Append-only: each entry's hash covers its content and
+    the previous entry's hash, so editing or deleting an entry breaks the chain."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_action", "action_id"),)
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(255))
+    event: Mapped[str] = mapped_column(String(64))
+    policy: Mapped[str | None] = mapped_column(String(128))
+    target: Mapped[str | None] = mapped_column(String(768))
+    action_id: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The newest audit entry's number and hash (one row): appends lock it, and verify
+    compares it with the log, so removing the newest entries is detected too."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Lifecycle(Base):
+    """Where one resource is in a reclamation lifecycle (mark -> stop -> delete), and
+    when its next step is due. Owners may extend it, up to the policy's cap."""
+
+    __tablename__ = "lifecycles"
+    __table_args__ = (
+        Index("ix_lifecycles_resource", "cloud", "region", "kind", "resource_id"),
+        Index("ix_lifecycles_policy_stage", "policy", "stage"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy: Mapped[str] = mapped_column(String(128))
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(255))
+    resource_name: Mapped[str | None] = mapped_column(String(255))
+    project_id: Mapped[str | None] = mapped_column(String(255))
+    # marked | stopped | done | cancelled
+    stage: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    extended_seconds: Mapped[float] = mapped_column(default=0.0)
+    max_extension_seconds: Mapped[float] = mapped_column(default=0.0)
+    reminded: Mapped[list[str]] = mapped_column(JSONType)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
+
+
+class StateEvidence(Base):
+    """Since when a field of a resource has held its current value, as first estimated
+    when no change of it was recorded yet (the service's last-save stamp, or first
+    sight). Kept so that a later save that changes nothing in the field (StackFleet's
+    own mark, a metadata edit) does not make the state look younger."""
+
+    __tablename__ = "state_evidence"
+    __table_args__ = (
+        UniqueConstraint(
+            "cloud", "region", "kind", "resource_id", "field", name="uq_state_evidence"
+        ),
+        Index("ix_state_evidence_kind_field", "kind", "field"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(64))
+    # the value, as compact JSON text (cut at 255 characters)
+    value: Mapped[str] = mapped_column(String(255))
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Alert(Base):
+    """An alert: a label set with a stable fingerprint (Alertmanager's model), from a
+    finding or received from outside. One row per firing episode: an alert that fires
+    again after resolving gets a new row with the same fingerprint."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_fingerprint_status", "fingerprint", "status"),
+        Index("ix_alerts_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    alertname: Mapped[str] = mapped_column(String(255))
+    severity: Mapped[str] = mapped_column(String(32))
+    labels: Mapped[dict[str, str]] = mapped_column(JSONType)
+    annotations: Mapped[dict[str, str]] = mapped_column(JSONType)
+    # policy | alertmanager | api
+    source: Mapped[str] = mapped_column(String(32))
+    # firing | resolved
+    status: Mapped[str] = mapped_column(String(16))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finding_id: Mapped[int | None] = mapped_column(Integer)
+    generator_url: Mapped[str | None] = mapped_column(Text)
+    acked_by: Mapped[str | None] = mapped_column(String(255))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the status the receivers were last told about
+    notified_status: Mapped[str | None] = mapped_column(String(16))
+
+
+class Silence(Base):
+    """Alerts whose labels match every matcher are not routed while the silence is
+    active (starts_at <= now < ends_at)."""
+
+    __tablename__ = "silences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    # [{"name": ..., "value": ..., "op": "=" | "!=" | "=~" | "!~"}]
+    matchers: Mapped[list[dict[str, str]]] = mapped_column(JSONType)
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(255))
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,25 @@
+"""Actions on OpenStack resources, one module per target service, registered by name
+in ACTIONS. Importing this package registers every built-in action."""
+
+from stackfleet.actions import block_storage, compute, lifecycle, network, notify  # noqa: F401
+from stackfleet.actions.base import (
+    ACTIONS,
+    Action,
+    ActionContext,
+    ActionError,
+    Change,
+    Outcome,
+    Plan,
+    Skip,
+)
+
+__all__ = [
+    "ACTIONS",
+    "Action",
+    "ActionContext",
+    "ActionError",
+    "Change",
+    "Outcome",
+    "Plan",
+    "Skip",
+]

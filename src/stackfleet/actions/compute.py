@@ -1,0 +1,377 @@
+"""Actions on Nova servers: stop, start, lock, unlock, delete (optionally after a
+snapshot), snapshot, metadata and tags."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from stackfleet.actions.base import (
+    ACTIONS,
+    Action,
+    ActionContext,
+    ActionError,
+    Change,
+    Outcome,
+    Plan,
+    Record,
+    call,
+    gone,
+    label,
+    wait_for,
+)
+
+SERVER = ("server",)
+
+
+def _server_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+    conn = ctx.connection(record["cloud"], record["region"])
+    missing, server = gone(conn.compute.get_server, record["id"])
+    if missing:
+        return None
+    return {
+        "status": server.status,
+        "locked": bool(server.is_locked),
+        "metadata": dict(server.metadata or {}),
+        "tags": list(server.tags or []),
+        "task_state": server.task_state,
+    }
+
+
+def snapshot_name(record: Record, ctx: ActionContext) -> str:
+    """Name of a snapshot taken before deleting: server name and date."""
+    return f"{record.get('name') or record['id']}-stackfleet-{ctx.now:%Y%m%d}"
+
+
+def take_snapshot(ctx: ActionContext, record: Record) -> dict[str, Any]:
+    """Snapshot a server to a Glance image and wait until the image is active."""
+    conn = ctx.connection(record["cloud"], record["region"])
+    name = snapshot_name(record, ctx)
+    image = call(
+        f"snapshot of {label(record)}",
+        conn.compute.create_server_image,
+        record["id"],
+        name,
+        metadata={"stackfleet_source": record["id"]},
+    )
+
+    def active() -> tuple[bool, dict[str, Any]]:
+        current = call("reading the snapshot", conn.image.get_image, image.id)
+        if current.status in ("killed", "deleted"):
+            raise ActionError(f"snapshot {image.id} of {label(record)} ended {current.status}")
+        return current.status == "active", {"snapshot_status": current.status}
+
+    outcome = wait_for(ctx, active, f"snapshot {image.id}")
+    if not outcome.verified:
+        raise ActionError(f"{outcome.message}; the server was not deleted")
+    return {"snapshot_image_id": image.id, "snapshot_name": name}
+
+
+class _ServerAction(Action):
+    kinds = SERVER
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        return _server_state(ctx, record)
+
+    def _wait(self, ctx: ActionContext, record: Record, field: str, wanted: Any) -> Outcome:
+        def check() -> tuple[bool, dict[str, Any]]:
+            state = _server_state(ctx, record)
+            if state is None:
+                return False, {"gone": True}
+            return state.get(field) == wanted and not state.get("task_state"), state
+
+        return wait_for(ctx, check, f"{self.type} {label(record)}")
+
+
+@ACTIONS.register("stop")
+class StopServer(_ServerAction):
+    """Stop (shut off) a server. Its disk, addresses and volumes stay; it stops
+    using CPU and RAM (though Nova still accounts them to the host)."""
+
+    destructive = True
+    type: Literal["stop"] = "stop"
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("status") == "SHUTOFF":
+            return None
+        return self.make_plan(
+            record,
+            f"stop {label(record)}",
+            Change("status", record.get("status"), "SHUTOFF"),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(f"stop {label(record)}", conn.compute.stop_server, record["id"])
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "status", "SHUTOFF")
+
+
+@ACTIONS.register("start")
+class StartServer(_ServerAction):
+    """Start a stopped server."""
+
+    type: Literal["start"] = "start"
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("status") != "SHUTOFF":
+            return None
+        return self.make_plan(
+            record, f"start {label(record)}", Change("status", record.get("status"), "ACTIVE")
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(f"start {label(record)}", conn.compute.start_server, record["id"])
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "status", "ACTIVE")
+
+
+@ACTIONS.register("lock")
+class LockServer(_ServerAction):
+    """Lock a server, so that its owner cannot stop, start or delete it until it is
+    unlocked (by an admin, when an admin locked it)."""
+
+    type: Literal["lock"] = "lock"
+    reason: str | None = Field(default=None, description="Locked reason (Nova 2.73+).")
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("locked"):
+            return None
+        return self.make_plan(record, f"lock {label(record)}", Change("locked", False, True))
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(
+            f"lock {label(record)}",
+            conn.compute.lock_server,
+            record["id"],
+            locked_reason=self.reason,
+        )
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "locked", True)
+
+
+@ACTIONS.register("unlock")
+class UnlockServer(_ServerAction):
+    """Unlock a locked server."""
+
+    type: Literal["unlock"] = "unlock"
+
+    def plan(self, record: Record) -> Plan | None:
+        if not record.get("locked"):
+            return None
+        return self.make_plan(record, f"unlock {label(record)}", Change("locked", True, False))
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(f"unlock {label(record)}", conn.compute.unlock_server, record["id"])
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "locked", False)
+
+
+@ACTIONS.register("snapshot")
+class SnapshotServer(_ServerAction):
+    """Snapshot a server to a Glance image (named `<server>-stackfleet-<date>`) and wait
+    until the image is active."""
+
+    type: Literal["snapshot"] = "snapshot"
+
+    def plan(self, record: Record) -> Plan | None:
+        return self.make_plan(
+            record,
+            f"snapshot {label(record)}",
+            Change(
+                "snapshot", None, f"image {record.get('name') or record['id']}-stackfleet-<date>"
+            ),
+        )
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        return _server_state(ctx, record)
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        return take_snapshot(ctx, record)
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return Outcome(verified=True, result=result, observed={"snapshot_status": "active"})
+
+
+@ACTIONS.register("delete")
+class DeleteServer(_ServerAction):
+    """Delete a server; with `snapshot: true` a snapshot is taken first and the server
+    is deleted only once the snapshot image is active. Volumes attached to it are
+    detached, not deleted."""
+
+    destructive = True
+    type: Literal["delete"] = "delete"
+    snapshot: bool = Field(default=False, description="Snapshot to an image first.")
+
+    def plan(self, record: Record) -> Plan | None:
+        changes = []
+        if self.snapshot:
+            changes.append(
+                Change(
+                    "snapshot",
+                    None,
+                    f"image {record.get('name') or record['id']}-stackfleet-<date>",
+                )
+            )
+        changes.append(Change("server", f"{record.get('name')} ({record.get('status')})", None))
+        return self.make_plan(record, f"delete {label(record)}", *changes)
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        result = take_snapshot(ctx, record) if self.snapshot else {}
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(f"delete {label(record)}", conn.compute.delete_server, record["id"])
+        return result
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        def check() -> tuple[bool, dict[str, Any]]:
+            state = _server_state(ctx, record)
+            return state is None, state or {"gone": True}
+
+        outcome = wait_for(ctx, check, f"delete {label(record)}")
+        outcome.result = result
+        return outcome
+
+
+@ACTIONS.register("set-metadata")
+class SetServerMetadata(_ServerAction):
+    """Set metadata keys on a server (other keys are kept)."""
+
+    type: Literal["set-metadata"] = "set-metadata"
+    metadata: dict[str, str] = Field(description="Keys and values to set.")
+
+    def plan(self, record: Record) -> Plan | None:
+        current = record.get("metadata") or {}
+        changed = {k: v for k, v in self.metadata.items() if current.get(k) != v}
+        if not changed:
+            return None
+        return self.make_plan(
+            record,
+            f"set metadata on {label(record)}",
+            *(Change(f"metadata.{k}", current.get(k), v) for k, v in changed.items()),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(
+            f"set metadata on {label(record)}",
+            conn.compute.set_server_metadata,
+            record["id"],
+            **self.metadata,
+        )
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        state = _server_state(ctx, record) or {}
+        metadata = state.get("metadata") or {}
+        ok = all(metadata.get(k) == v for k, v in self.metadata.items())
+        return Outcome(verified=ok, observed={"metadata": metadata})
+
+
+@ACTIONS.register("clear-metadata")
+class ClearServerMetadata(_ServerAction):
+    """Remove metadata keys from a server."""
+
+    type: Literal["clear-metadata"] = "clear-metadata"
+    keys: list[str] = Field(min_length=1, description="Keys to remove.")
+
+    def plan(self, record: Record) -> Plan | None:
+        current = record.get("metadata") or {}
+        present = [k for k in self.keys if k in current]
+        if not present:
+            return None
+        return self.make_plan(
+            record,
+            f"clear metadata on {label(record)}",
+            *(Change(f"metadata.{k}", current[k], None) for k in present),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        present = [k for k in self.keys if k in (record.get("metadata") or {})]
+        call(
+            f"clear metadata on {label(record)}",
+            conn.compute.delete_server_metadata,
+            record["id"],
+            present,
+        )
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        state = _server_state(ctx, record) or {}
+        metadata = state.get("metadata") or {}
+        return Outcome(
+            verified=not any(k in metadata for k in self.keys), observed={"metadata": metadata}
+        )
+
+
+@ACTIONS.register("tag")
+class TagServer(_ServerAction):
+    """Add tags to a server (Nova server tags)."""
+
+    type: Literal["tag"] = "tag"
+    tags: list[str] = Field(min_length=1, description="Tags to add.")
+
+    def plan(self, record: Record) -> Plan | None:
+        current = list(record.get("tags") or [])
+        missing = [t for t in self.tags if t not in current]
+        if not missing:
+            return None
+        return self.make_plan(
+            record, f"tag {label(record)}", Change("tags", current, current + missing)
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        for tag in self.tags:
+            call(f"tag {label(record)}", conn.compute.add_tag_to_server, record["id"], tag)
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        tags = (_server_state(ctx, record) or {}).get("tags") or []
+        return Outcome(verified=all(t in tags for t in self.tags), observed={"tags": tags})
+
+
+@ACTIONS.register("untag")
+class UntagServer(_ServerAction):
+    """Remove tags from a server."""
+
+    type: Literal["untag"] = "untag"
+    tags: list[str] = Field(min_length=1, description="Tags to remove.")
+
+    def plan(self, record: Record) -> Plan | None:
+        current = list(record.get("tags") or [])
+        if not any(t in current for t in self.tags):
+            return None
+        return self.make_plan(
+            record,
+            f"untag {label(record)}",
+            Change("tags", current, [t for t in current if t not in self.tags]),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        for tag in self.tags:
+            if tag in (record.get("tags") or []):
+                call(
+                    f"untag {label(record)}",
+                    conn.compute.remove_tag_from_server,
+                    record["id"],
+                    tag,
+                )
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        tags = (_server_state(ctx, record) or {}).get("tags") or []
+        return Outcome(verified=not any(t in tags for t in self.tags), observed={"tags": tags})

@@ -1,0 +1,211 @@
+"""Actions on Neutron resources: release a floating IP, delete a security group rule
+(compliance remediation), delete a port, tag floating IPs and ports."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from stackfleet.actions.base import (
+    ACTIONS,
+    Action,
+    ActionContext,
+    Change,
+    Outcome,
+    Plan,
+    Record,
+    Skip,
+    call,
+    gone,
+    label,
+    wait_for,
+)
+
+
+def _read(ctx: ActionContext, record: Record, getter: str) -> Any | None:
+    conn = ctx.connection(record["cloud"], record["region"])
+    missing, resource = gone(getattr(conn.network, getter), record["id"])
+    return None if missing else resource
+
+
+def _wait_gone(ctx: ActionContext, record: Record, getter: str, what: str) -> Outcome:
+    def check() -> tuple[bool, dict[str, Any]]:
+        resource = _read(ctx, record, getter)
+        return resource is None, {"gone": resource is None}
+
+    return wait_for(ctx, check, what)
+
+
+@ACTIONS.register("release")
+class ReleaseFloatingIP(Action):
+    """Release a floating IP back to the external network's pool (delete it). A
+    floating IP that has been associated with a port since the pass is left alone."""
+
+    kinds = ("floating_ip",)
+    destructive = True
+    type: Literal["release"] = "release"
+
+    def plan(self, record: Record) -> Plan | Skip | None:
+        if record.get("port_id"):
+            return Skip(self.type, f"associated with port {record['port_id']}")
+        return self.make_plan(
+            record,
+            f"release floating IP {record.get('floating_ip_address')} ({record['id']})",
+            Change("floating_ip", record.get("floating_ip_address"), None),
+            expects={"port_id": None},
+        )
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        ip = _read(ctx, record, "get_ip")
+        return None if ip is None else {"port_id": ip.port_id, "status": ip.status}
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(f"release {label(record)}", conn.network.delete_ip, record["id"], ignore_missing=False)
+        return {"floating_ip_address": record.get("floating_ip_address")}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        outcome = _wait_gone(ctx, record, "get_ip", f"release {label(record)}")
+        outcome.result = result
+        return outcome
+
+
+@ACTIONS.register("delete")
+class DeleteSecurityGroupRule(Action):
+    """Delete a security group rule (e.g. SSH open to the world)."""
+
+    kinds = ("security_group_rule",)
+    destructive = True
+    type: Literal["delete"] = "delete"
+
+    def plan(self, record: Record) -> Plan | None:
+        rule = (
+            f"{record.get('direction')} {record.get('ethertype')} "
+            f"{record.get('protocol') or 'any'} "
+            f"{record.get('port_range_min') or '*'}-{record.get('port_range_max') or '*'} "
+            f"from {record.get('remote_ip_prefix') or record.get('remote_group_id') or 'any'}"
+        )
+        return self.make_plan(
+            record,
+            f"delete rule {record['id']} of security group {record.get('security_group_id')}",
+            Change("rule", rule, None),
+        )
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        rule = _read(ctx, record, "get_security_group_rule")
+        return None if rule is None else {"remote_ip_prefix": rule.remote_ip_prefix}
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(
+            f"delete {label(record)}",
+            conn.network.delete_security_group_rule,
+            record["id"],
+            ignore_missing=False,
+        )
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return _wait_gone(ctx, record, "get_security_group_rule", f"delete {label(record)}")
+
+
+@ACTIONS.register("delete")
+class DeletePort(Action):
+    """Delete a port. A port bound to a device or host since the pass is left alone."""
+
+    kinds = ("port",)
+    destructive = True
+    type: Literal["delete"] = "delete"
+
+    def plan(self, record: Record) -> Plan | Skip | None:
+        if record.get("device_id"):
+            return Skip(self.type, f"in use by device {record['device_id']}")
+        return self.make_plan(
+            record,
+            f"delete {label(record)}",
+            Change("port", f"{record.get('mac_address')} {record.get('fixed_ips') or ''}", None),
+            expects={"device_id": None},
+        )
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        port = _read(ctx, record, "get_port")
+        if port is None:
+            return None
+        return {"device_id": port.device_id or None, "status": port.status}
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        call(
+            f"delete {label(record)}", conn.network.delete_port, record["id"], ignore_missing=False
+        )
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return _wait_gone(ctx, record, "get_port", f"delete {label(record)}")
+
+
+_GETTERS = {"floating_ip": "get_ip", "port": "get_port"}
+
+
+class _NeutronTags(Action):
+    kinds = ("floating_ip", "port")
+    tags: list[str] = Field(min_length=1, description="Tags.")
+
+    def _current(self, ctx: ActionContext, record: Record) -> tuple[Any, list[str]]:
+        resource = _read(ctx, record, _GETTERS[record["kind"]])
+        if resource is None:
+            return None, []
+        return resource, list(resource.tags or [])
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        resource, tags = self._current(ctx, record)
+        return None if resource is None else {"tags": tags}
+
+    def _set(self, ctx: ActionContext, record: Record, wanted: list[str]) -> None:
+        conn = ctx.connection(record["cloud"], record["region"])
+        resource, _tags = self._current(ctx, record)
+        call(f"{self.type} {label(record)}", conn.network.set_tags, resource, wanted)
+
+
+@ACTIONS.register("tag")
+class TagNeutronResource(_NeutronTags):
+    """Add Neutron tags to a floating IP or port."""
+
+    type: Literal["tag"] = "tag"
+
+    def plan(self, record: Record) -> Plan | None:
+        return self.make_plan(record, f"tag {label(record)}", Change("tags", None, self.tags))
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        _resource, current = self._current(ctx, record)
+        self._set(ctx, record, current + [t for t in self.tags if t not in current])
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        _resource, tags = self._current(ctx, record)
+        return Outcome(verified=all(t in tags for t in self.tags), observed={"tags": tags})
+
+
+@ACTIONS.register("untag")
+class UntagNeutronResource(_NeutronTags):
+    """Remove Neutron tags from a floating IP or port; a tag `key` also removes tags
+    `key=...` (how lifecycles mark Neutron resources)."""
+
+    type: Literal["untag"] = "untag"
+
+    def plan(self, record: Record) -> Plan | None:
+        return self.make_plan(record, f"untag {label(record)}", Change("tags", self.tags, None))
+
+    def _removed(self, tag: str) -> bool:
+        return any(tag == t or tag.startswith(f"{t}=") for t in self.tags)
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        _resource, current = self._current(ctx, record)
+        if any(self._removed(t) for t in current):
+            self._set(ctx, record, [t for t in current if not self._removed(t)])
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        _resource, tags = self._current(ctx, record)
+        return Outcome(verified=not any(self._removed(t) for t in tags), observed={"tags": tags})

@@ -1,0 +1,92 @@
+"""What operators do to alerts — acknowledge, resolve, silence, expire a silence — each
+recorded in the audit log. Shared by the CLI and the API."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from stackfleet.alerts.lifecycle import silenced_by
+from stackfleet.alerts.model import Matcher
+from stackfleet.errors import InvalidQueryError
+from stackfleet.store import alerts as alert_store
+from stackfleet.store.audit import AuditLog
+from stackfleet.store.db import Store
+
+
+def with_state(store: Store, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Add `state`: firing, acknowledged, silenced (by which silence) or resolved."""
+    silences = alert_store.list_silences(store, now)
+    for row in rows:
+        if row["status"] == "resolved":
+            row["state"] = "resolved"
+            continue
+        silence = silenced_by(row, silences)
+        if silence is not None:
+            row["state"] = f"silenced (#{silence})"
+        elif row["acked_by"]:
+            row["state"] = "acknowledged"
+        else:
+            row["state"] = "firing"
+    return rows
+
+
+def acknowledge(store: Store, alert_id: int, actor: str, now: datetime) -> dict[str, Any]:
+    row = alert_store.ack(store, alert_id, actor, now)
+    AuditLog(store).append(
+        "alert.acknowledged",
+        {"alert_id": alert_id, "fingerprint": row["fingerprint"]},
+        actor=actor,
+        policy=row["alertname"],
+    )
+    return row
+
+
+def resolve(store: Store, alert_id: int, actor: str, now: datetime) -> dict[str, Any]:
+    row = alert_store.get(store, alert_id)
+    if row["status"] != "firing":
+        raise InvalidQueryError(f"alert {alert_id} is {row['status']} already")
+    alert_store.resolve_ids(store, [alert_id], now)
+    AuditLog(store).append(
+        "alert.resolved",
+        {"alert_id": alert_id, "fingerprint": row["fingerprint"]},
+        actor=actor,
+        policy=row["alertname"],
+    )
+    return alert_store.get(store, alert_id)
+
+
+def silence(
+    store: Store,
+    matchers: list[str],
+    duration: timedelta,
+    actor: str,
+    comment: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """A silence of the alerts matching every matcher, from now for `duration`."""
+    if not matchers:
+        raise InvalidQueryError(
+            "a silence needs at least one matcher, e.g. alertname=ssh-open-to-world"
+        )
+    if duration <= timedelta(0):
+        raise InvalidQueryError("a silence needs a positive duration")
+    parsed = [Matcher.parse(m).as_dict() for m in matchers]
+    row = alert_store.add_silence(store, parsed, now, now + duration, actor, comment)
+    AuditLog(store).append(
+        "silence.created",
+        {
+            "silence_id": row["id"],
+            "matchers": matchers,
+            "ends_at": row["ends_at"],
+            "comment": comment,
+        },
+        actor=actor,
+    )
+    return row
+
+
+def expire(store: Store, silence_id: int, actor: str, now: datetime) -> dict[str, Any]:
+    row = alert_store.expire_silence(store, silence_id, now)
+    AuditLog(store).append("silence.expired", {"silence_id": silence_id}, actor=actor)
+    return row

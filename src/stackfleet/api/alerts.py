@@ -1,0 +1,201 @@
+"""Alert endpoints: list, acknowledge, resolve; silences; and receiving alerts from
+outside in Alertmanager's formats (its v2 `POST /api/v2/alerts` body, and its webhook
+notification body), so Prometheus or an Alertmanager can send alerts to StackFleet."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from stackfleet.alerts import operations
+from stackfleet.alerts.lifecycle import ingest
+from stackfleet.api.errors import ErrorResponse
+from stackfleet.errors import InvalidQueryError
+from stackfleet.policy.times import parse_duration
+from stackfleet.store import alerts as alert_store
+from stackfleet.store.db import Store
+
+router = APIRouter()
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+class AlertOut(BaseModel):
+    id: int
+    fingerprint: str
+    alertname: str
+    severity: str
+    status: str = Field(description="firing or resolved")
+    state: str = Field(description="firing, acknowledged, silenced (#id) or resolved")
+    source: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: str | None
+    ends_at: str | None
+    updated_at: str | None
+    finding_id: int | None
+    generator_url: str | None
+    acked_by: str | None
+    acked_at: str | None
+    notified_at: str | None
+    notified_status: str | None
+
+
+class AlertList(BaseModel):
+    items: list[AlertOut]
+
+
+class PostableAlert(BaseModel):
+    """One alert as Alertmanager's API v2 takes it."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: str | None = None  # noqa: N815 - Alertmanager's field names
+    endsAt: str | None = None  # noqa: N815
+    generatorURL: str | None = None  # noqa: N815
+    status: str | None = None
+
+
+class WebhookMessage(BaseModel):
+    """Alertmanager's webhook notification body (version 4)."""
+
+    version: str = "4"
+    status: str | None = None
+    receiver: str | None = None
+    alerts: list[PostableAlert]
+
+
+class Received(BaseModel):
+    fired: int
+    refreshed: int
+    resolved: int
+
+
+class Actor(BaseModel):
+    actor: str = Field(default="api", description="Who does it (recorded in the audit log).")
+
+
+class SilenceIn(BaseModel):
+    matchers: list[str] = Field(
+        min_length=1, description="name=value, name!=value, name=~regex, name!~regex"
+    )
+    duration: str = Field(default="2h", description="How long, e.g. 2h, 7d.")
+    comment: str = ""
+    actor: str = "api"
+
+
+class SilenceOut(BaseModel):
+    id: int
+    matchers: list[dict[str, str]]
+    starts_at: str | None
+    ends_at: str | None
+    created_by: str
+    comment: str
+    state: str
+
+
+class SilenceList(BaseModel):
+    items: list[SilenceOut]
+
+
+@router.get("/v1/alerts", response_model=AlertList, tags=["alerts"])
+def list_alerts(
+    request: Request,
+    status: Annotated[
+        str | None, Query(pattern="^(firing|resolved)$", description="Empty: both.")
+    ] = "firing",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> Any:
+    """Alerts, newest first, each with its state (firing, acknowledged, silenced, resolved)."""
+    store = _store(request)
+    rows = alert_store.list_alerts(store, status or None, limit)
+    return {"items": operations.with_state(store, rows, datetime.now(UTC))}
+
+
+@router.post("/v1/alerts", response_model=Received, tags=["alerts"])
+def post_alerts(request: Request, body: list[PostableAlert]) -> Any:
+    """Receive alerts in Alertmanager's API v2 shape (Prometheus can send here)."""
+    changes = ingest(_store(request), [a.model_dump() for a in body], "api", datetime.now(UTC))
+    return changes.__dict__
+
+
+@router.post("/v1/alerts/webhook", response_model=Received, tags=["alerts"])
+def alertmanager_webhook(request: Request, body: WebhookMessage) -> Any:
+    """Receive an Alertmanager webhook notification (point a webhook receiver here)."""
+    changes = ingest(
+        _store(request), [a.model_dump() for a in body.alerts], "alertmanager", datetime.now(UTC)
+    )
+    return changes.__dict__
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/ack",
+    response_model=AlertOut,
+    tags=["alerts"],
+    responses=_errors(400, 404),
+)
+def ack_alert(
+    request: Request, alert_id: Annotated[int, Path(ge=1)], body: Actor | None = None
+) -> Any:
+    """Acknowledge a firing alert: receivers are not told again."""
+    store = _store(request)
+    now = datetime.now(UTC)
+    row = operations.acknowledge(store, alert_id, (body or Actor()).actor, now)
+    return operations.with_state(store, [row], now)[0]
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/resolve",
+    response_model=AlertOut,
+    tags=["alerts"],
+    responses=_errors(400, 404),
+)
+def resolve_alert(
+    request: Request, alert_id: Annotated[int, Path(ge=1)], body: Actor | None = None
+) -> Any:
+    """Resolve a firing alert by hand."""
+    store = _store(request)
+    now = datetime.now(UTC)
+    row = operations.resolve(store, alert_id, (body or Actor()).actor, now)
+    return operations.with_state(store, [row], now)[0]
+
+
+@router.get("/v1/silences", response_model=SilenceList, tags=["alerts"])
+def list_silences(
+    request: Request, all: Annotated[bool, Query(description="Expired ones too.")] = False
+) -> Any:
+    """Active silences (with all=true, expired ones too)."""
+    return {"items": alert_store.list_silences(_store(request), datetime.now(UTC), not all)}
+
+
+@router.post("/v1/silences", response_model=SilenceOut, tags=["alerts"], responses=_errors(400))
+def create_silence(request: Request, body: SilenceIn) -> Any:
+    """Silence the alerts matching every matcher for `duration`."""
+    try:
+        duration = parse_duration(body.duration)
+    except ValueError as exc:
+        raise InvalidQueryError(f"duration: {exc}") from None
+    return operations.silence(
+        _store(request), body.matchers, duration, body.actor, body.comment, datetime.now(UTC)
+    )
+
+
+@router.delete(
+    "/v1/silences/{silence_id}",
+    response_model=SilenceOut,
+    tags=["alerts"],
+    responses=_errors(404),
+)
+def expire_silence(request: Request, silence_id: Annotated[int, Path(ge=1)]) -> Any:
+    """End a silence now."""
+    return operations.expire(_store(request), silence_id, "api", datetime.now(UTC))

@@ -1,0 +1,354 @@
+"""Policy endpoints: findings, policy validation, the audit log and the approvals
+queue."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from stackfleet.api.errors import ErrorResponse
+from stackfleet.policy import PolicyError, load_text
+from stackfleet.store import action_records, lifecycles
+from stackfleet.store.audit import AuditLog
+from stackfleet.store.db import Store
+from stackfleet.store.findings import get_finding, list_findings
+
+router = APIRouter()
+
+MAX_LIMIT = 1000
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": ErrorResponse} for status in statuses}
+
+
+class FindingOut(BaseModel):
+    """A policy matched a resource."""
+
+    id: int
+    policy: str
+    status: str = Field(description="open or resolved")
+    severity: str
+    cloud: str
+    region: str
+    kind: str
+    resource_id: str
+    resource_name: str | None
+    project_id: str | None
+    opened_at: str | None
+    last_matched_at: str | None
+    resolved_at: str | None
+    details: dict[str, Any]
+
+
+class FindingPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[FindingOut]
+    links: dict[str, str | None]
+
+
+@router.get("/v1/findings", response_model=FindingPage, tags=["policies"], responses=_errors(400))
+def findings(
+    request: Request,
+    status: Annotated[
+        str | None, Query(pattern="^(open|resolved)$", description="open or resolved; empty: both.")
+    ] = None,
+    policy: Annotated[str | None, Query(description="Only this policy.")] = None,
+    kind: Annotated[str | None, Query(description="Only this resource kind.")] = None,
+    cloud: Annotated[str | None, Query(description="Only this cloud.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Findings, newest first."""
+    items, total = list_findings(
+        _store(request), status or None, policy or None, kind or None, cloud or None, limit, offset
+    )
+    following = None
+    if offset + len(items) < total:
+        following = str(request.url.include_query_params(offset=offset + limit))
+    return {
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "items": items,
+        "links": {"next": following},
+    }
+
+
+@router.get(
+    "/v1/findings/{finding_id}",
+    response_model=FindingOut,
+    tags=["policies"],
+    responses=_errors(404),
+)
+def finding(request: Request, finding_id: Annotated[int, Path(ge=1)]) -> Any:
+    """One finding."""
+    return get_finding(_store(request), finding_id)
+
+
+class ValidateRequest(BaseModel):
+    """A policy file to check."""
+
+    text: str = Field(description="The YAML text of a policy file.")
+    source: str = Field(default="<request>", description="A name for messages.")
+
+
+class ProblemOut(BaseModel):
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+
+class ValidatedPolicy(BaseModel):
+    name: str
+    resource: str
+    filters: int
+    actions: list[str]
+    mode: str
+
+
+class ValidateResponse(BaseModel):
+    valid: bool
+    policies: list[ValidatedPolicy]
+    problems: list[ProblemOut]
+
+
+@router.post("/v1/policies/validate", response_model=ValidateResponse, tags=["policies"])
+def validate(body: Annotated[ValidateRequest, Body()]) -> Any:
+    """Validate a policy file as `stackfleet policy validate` does. Invalid policies are
+    an answer, not an error: `valid` is false and `problems` name line and field."""
+    try:
+        policies = load_text(body.text, body.source)
+    except PolicyError as exc:
+        return {"valid": False, "policies": [], "problems": [p.__dict__ for p in exc.problems]}
+    return {
+        "valid": True,
+        "problems": [],
+        "policies": [
+            {
+                "name": p.name,
+                "resource": p.kind,
+                "filters": len(p.filters),
+                "actions": [a.type for a in p.actions],
+                "mode": p.spec.mode.type,
+            }
+            for p in policies
+        ],
+    }
+
+
+class AuditEntryOut(BaseModel):
+    seq: int
+    at: str | None
+    actor: str
+    event: str
+    policy: str | None
+    target: str | None
+    action_id: int | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    total: int
+    items: list[AuditEntryOut]
+
+
+class AuditVerification(BaseModel):
+    ok: bool
+    entries: int
+    head_seq: int
+    head_hash: str
+    problems: list[str]
+
+
+@router.get("/v1/audit", response_model=AuditPage, tags=["audit"], responses=_errors(400))
+def audit(
+    request: Request,
+    event: Annotated[str | None, Query(description="e.g. action.completed")] = None,
+    policy: Annotated[str | None, Query()] = None,
+    target: Annotated[str | None, Query(description="Part of cloud/region/kind/id.")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Audit entries, newest first."""
+    items, total = AuditLog(_store(request)).list(limit, offset, event, policy, target)
+    return {"total": total, "items": items}
+
+
+@router.get("/v1/audit/verify", response_model=AuditVerification, tags=["audit"])
+def audit_verify(request: Request) -> Any:
+    """Walk the hash chain; `ok` is false and `problems` say where an entry was edited
+    or deleted."""
+    return AuditLog(_store(request)).verify().__dict__
+
+
+@router.get("/v1/audit/{seq}", response_model=AuditEntryOut, tags=["audit"], responses=_errors(404))
+def audit_entry(request: Request, seq: Annotated[int, Path(ge=1)]) -> Any:
+    """One audit entry."""
+    return AuditLog(_store(request)).get(seq)
+
+
+class ActionOut(BaseModel):
+    id: int
+    idempotency_key: str
+    policy: str
+    action: str
+    status: str
+    destructive: bool
+    cloud: str
+    region: str
+    kind: str
+    resource_id: str
+    resource_name: str | None
+    finding_id: int | None
+    plan: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    created_at: str | None
+    updated_at: str | None
+    executed_at: str | None
+    approved_by: str | None
+    approved_at: str | None
+
+
+class ActionPage(BaseModel):
+    total: int
+    items: list[ActionOut]
+
+
+class Decision(BaseModel):
+    actor: str = Field(default="api", description="Who decides (recorded in the audit log).")
+
+
+@router.get("/v1/actions", response_model=ActionPage, tags=["actions"], responses=_errors(400))
+def actions(
+    request: Request,
+    status: Annotated[
+        str | None, Query(description="e.g. awaiting-approval, succeeded, failed")
+    ] = None,
+    policy: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> Any:
+    """Action records, newest first (`status=awaiting-approval` is the approvals queue)."""
+    items, total = action_records.list_actions(_store(request), status, policy, limit, offset)
+    return {"total": total, "items": items}
+
+
+def _decide(request: Request, action_id: int, approve: bool, actor: str) -> Any:
+    store = _store(request)
+    row = action_records.decide(store, action_id, approve, actor, datetime.now(UTC))
+    AuditLog(store).append(
+        "approval.granted" if approve else "approval.rejected",
+        {"action": row["action"], "summary": (row["plan"] or {}).get("summary")},
+        actor=actor,
+        policy=row["policy"],
+        target=f"{row['cloud']}/{row['region']}/{row['kind']}/{row['resource_id']}",
+        action_id=action_id,
+    )
+    return row
+
+
+@router.post(
+    "/v1/actions/{action_id}/approve",
+    response_model=ActionOut,
+    tags=["actions"],
+    responses=_errors(400, 404),
+)
+def approve(
+    request: Request, action_id: Annotated[int, Path(ge=1)], body: Decision | None = None
+) -> Any:
+    """Approve an action waiting for approval; it runs at the next run with execute."""
+    return _decide(request, action_id, True, (body or Decision()).actor)
+
+
+@router.post(
+    "/v1/actions/{action_id}/reject",
+    response_model=ActionOut,
+    tags=["actions"],
+    responses=_errors(400, 404),
+)
+def reject(
+    request: Request, action_id: Annotated[int, Path(ge=1)], body: Decision | None = None
+) -> Any:
+    """Reject an action waiting for approval; it is never carried out."""
+    return _decide(request, action_id, False, (body or Decision()).actor)
+
+
+class LeaseOut(BaseModel):
+    id: int
+    policy: str
+    cloud: str
+    region: str
+    kind: str
+    resource_id: str
+    resource_name: str | None
+    project_id: str | None
+    stage: str = Field(description="marked, stopped, done or cancelled")
+    started_at: str | None
+    next_at: str | None = Field(description="When the next step is due.")
+    updated_at: str | None
+    extended_days: float
+    max_extension_days: float
+    reminded: list[str]
+    history: list[dict[str, Any]]
+
+
+class LeaseList(BaseModel):
+    items: list[LeaseOut]
+
+
+class Extension(BaseModel):
+    days: float = Field(gt=0, description="Days to push the next step back.")
+    actor: str = Field(default="api", description="Who extends (recorded in the audit log).")
+
+
+@router.get("/v1/leases", response_model=LeaseList, tags=["leases"])
+def leases(
+    request: Request,
+    resource: Annotated[str | None, Query(description="A resource id or name.")] = None,
+    stage: Annotated[
+        str | None, Query(description="active (default), marked, stopped, done, cancelled")
+    ] = "active",
+) -> Any:
+    """Resources in a reclamation lifecycle and when their next step is due."""
+    return {"items": lifecycles.list_lifecycles(_store(request), stage or None, resource=resource)}
+
+
+@router.post(
+    "/v1/leases/{resource}/extend",
+    response_model=LeaseList,
+    tags=["leases"],
+    responses=_errors(400, 404),
+)
+def extend_lease(
+    request: Request,
+    resource: Annotated[str, Path(description="The resource's id or name.")],
+    body: Extension,
+) -> Any:
+    """Owner self-service: push back the next step of the resource's lifecycle, within
+    the policy's cap (400 says how much is left)."""
+    store = _store(request)
+    changed = lifecycles.extend(store, resource, body.days, datetime.now(UTC))
+    for row in changed:
+        AuditLog(store).append(
+            "lease.extended",
+            {"days": body.days, "next_at": row["next_at"], "lifecycle_id": row["id"]},
+            actor=body.actor,
+            policy=row["policy"],
+            target=f"{row['cloud']}/{row['region']}/{row['kind']}/{row['resource_id']}",
+        )
+    return {"items": changed}

@@ -1,0 +1,151 @@
+"""Audit and approval commands: the hash-chained audit log, and the queue of actions
+waiting for an operator's approval."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from stackfleet.cli.context import state
+from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.store import action_records
+from stackfleet.store.audit import AuditLog
+
+out = Console(highlight=False, soft_wrap=True)
+
+FormatOption = Annotated[
+    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `audit`, `approvals`, `approve` and `reject` to the root app."""
+    audit = typer.Typer(help="The append-only, hash-chained audit log.")
+    audit.command("list")(audit_list)
+    audit.command("show")(audit_show)
+    audit.command("verify")(audit_verify)
+    app.add_typer(audit, name="audit")
+    approvals = typer.Typer(help="Actions waiting for approval, and every action's record.")
+    approvals.command("list")(approvals_list)
+    app.add_typer(approvals, name="approvals")
+    app.command("approve")(approve_command)
+    app.command("reject")(reject_command)
+
+
+def audit_list(
+    ctx: typer.Context,
+    event: Annotated[str | None, typer.Option("--event", help="e.g. action.completed")] = None,
+    policy: Annotated[str | None, typer.Option("--policy", help="Only this policy.")] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="Resource id (or part of cloud/region/kind/id).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Audit entries, newest first."""
+    rows, total = AuditLog(state(ctx).store()).list(
+        limit=limit, event=event, policy=policy, target=target
+    )
+    for row in rows:
+        details = row["details"] or {}
+        row["summary"] = (
+            details.get("summary") or details.get("reason") or details.get("error") or ""
+        )
+    columns = ["seq", "at", "actor", "event", "policy", "target", "action_id", "summary"]
+    headers = ["#", "At", "Actor", "Event", "Policy", "Target", "Action", "Summary"]
+    if fmt in (Format.json, Format.yaml):
+        # machine formats carry the whole entry, hashes included
+        columns += ["details", "prev_hash", "hash"]
+        headers += ["Details", "Previous hash", "Hash"]
+    emit_rows(rows, columns, fmt, headers=headers, title=f"{len(rows)} of {total} audit entries")
+
+
+def audit_show(
+    ctx: typer.Context,
+    seq: Annotated[int, typer.Argument(help="Entry number.")],
+    fmt: FormatOption = Format.table,
+) -> None:
+    """One audit entry with its details and hashes."""
+    emit_object(AuditLog(state(ctx).store()).get(seq), fmt)
+
+
+def audit_verify(ctx: typer.Context) -> None:
+    """Check the chain: exits 1 and says where when an entry was edited or deleted."""
+    result = AuditLog(state(ctx).store()).verify()
+    if result.ok:
+        out.print(
+            f"[green]ok[/]: {result.entries} entries, chain intact; head #{result.head_seq} "
+            f"{result.head_hash}"
+        )
+        return
+    out.print(f"[bold red]audit log tampered with[/] ({result.entries} entries checked):")
+    for problem in result.problems:
+        out.print(f"  - {escape(problem)}")
+    raise typer.Exit(1)
+
+
+def approvals_list(
+    ctx: typer.Context,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="awaiting-approval (default), approved, succeeded, ..."),
+    ] = "awaiting-approval",
+    all_: Annotated[bool, typer.Option("--all", help="Every action record.")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 100,
+    fmt: FormatOption = Format.table,
+) -> None:
+    """Actions waiting for approval (--all: every action record)."""
+    rows, total = action_records.list_actions(
+        state(ctx).store(), None if all_ else status, limit=limit
+    )
+    for row in rows:
+        row["summary"] = (row["plan"] or {}).get("summary", "")
+    emit_rows(
+        rows,
+        ["id", "status", "policy", "action", "summary", "destructive", "created_at"],
+        fmt,
+        headers=["ID", "Status", "Policy", "Action", "Summary", "Destructive", "Created"],
+        title=f"{len(rows)} of {total} actions",
+    )
+
+
+def _decide(ctx: typer.Context, action_id: int, approve: bool, actor: str | None) -> None:
+    store = state(ctx).store()
+    who = actor or getpass.getuser()
+    now = datetime.now(UTC)
+    row = action_records.decide(store, action_id, approve, who, now)
+    event = "approval.granted" if approve else "approval.rejected"
+    AuditLog(store).append(
+        event,
+        {"action": row["action"], "summary": (row["plan"] or {}).get("summary")},
+        actor=who,
+        policy=row["policy"],
+        target=f"{row['cloud']}/{row['region']}/{row['kind']}/{row['resource_id']}",
+        action_id=action_id,
+    )
+    verb = "approved" if approve else "rejected"
+    hint = " (it runs at the next policy run with --execute)" if approve else ""
+    out.print(f"action {action_id} {verb}: {escape(str((row['plan'] or {}).get('summary')))}{hint}")
+
+
+def approve_command(
+    ctx: typer.Context,
+    action_id: Annotated[int, typer.Argument(help="Action id (see `stackfleet approvals list`).")],
+    actor: Annotated[str | None, typer.Option("--as", help="Who approves (default: you).")] = None,
+) -> None:
+    """Approve an action waiting in the queue."""
+    _decide(ctx, action_id, True, actor)
+
+
+def reject_command(
+    ctx: typer.Context,
+    action_id: Annotated[int, typer.Argument(help="Action id.")],
+    actor: Annotated[str | None, typer.Option("--as", help="Who rejects (default: you).")] = None,
+) -> None:
+    """Reject an action waiting in the queue (it is never carried out)."""
+    _decide(ctx, action_id, False, actor)

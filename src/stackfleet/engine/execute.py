@@ -1,0 +1,281 @@
+"""Carrying out one gated action: claim its record, re-read the resource, write the
+audit entry before, execute, verify, write the audit entry after.
+
+The resource is read back from the cloud just before acting; when it is gone, or no
+longer in the state the plan assumed (a SHUTOFF server started again, a floating IP
+associated since the pass), the action is skipped, not forced."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stackfleet.actions.base import ActionError, Outcome
+from stackfleet.actions.notify import Notifier
+from stackfleet.engine.gate import Candidate
+from stackfleet.sources.openstack.connection import connect
+from stackfleet.store import action_records
+from stackfleet.store.action_records import DuplicateAction
+from stackfleet.store.audit import AuditLog
+from stackfleet.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+class Connections:
+    """openstacksdk connections by (cloud, region), made on first use from clouds.yaml
+    (the same cloud names the inventory records carry)."""
+
+    def __init__(self, config_files: list[str] | None = None) -> None:
+        self.config_files = config_files
+        self._cache: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def connection(self, cloud: str, region: str) -> Any:
+        with self._lock:
+            key = (cloud, region)
+            if key not in self._cache:
+                targets = connect(cloud, region or None, config_files=self.config_files)
+                self._cache[key] = targets[0].conn
+            return self._cache[key]
+
+
+@dataclass
+class RunContext:
+    """The ActionContext of one run."""
+
+    now: datetime
+    connections: Connections
+    notifier: Notifier
+    verify_timeout: float = 300.0
+    poll_interval: float = 2.0
+    template_values: dict[str, Any] = field(default_factory=dict)
+
+    def connection(self, cloud: str, region: str) -> Any:
+        return self.connections.connection(cloud, region)
+
+
+def target_of(record: dict[str, Any]) -> str:
+    return f"{record['cloud']}/{record['region']}/{record['kind']}/{record['id']}"
+
+
+def mismatch(expects: dict[str, Any], observed: dict[str, Any]) -> str:
+    """How the live state differs from what the plan assumed ("" when it does not)."""
+    for name, wanted in expects.items():
+        if name not in observed:
+            continue
+        got = observed[name]
+        if _normal(got) != _normal(wanted):
+            return f"{name} is now {got!r} (the plan assumed {wanted!r})"
+    return ""
+
+
+def _normal(value: Any) -> Any:
+    if value in ("", [], {}):
+        return None
+    return value
+
+
+class Executor:
+    """Executes candidates the gate let through, with audit entries before and after."""
+
+    def __init__(self, store: Store, audit: AuditLog, ctx: RunContext, actor: str) -> None:
+        self.store = store
+        self.audit = audit
+        self.ctx = ctx
+        self.actor = actor
+
+    def run(self, candidate: Candidate) -> None:
+        """Execute one candidate; sets its verdict to the outcome (succeeded, failed,
+        unverified, skipped) and its reason."""
+        record = candidate.record
+        plan = candidate.plan
+        self.ctx.template_values = {"policy": candidate.policy.name, **candidate.values}
+        if not self._claim(candidate):
+            return
+        try:
+            observed = candidate.action.observe(self.ctx, record)
+        except ActionError as exc:
+            self._finish(candidate, "failed", f"could not read the resource: {exc}", {})
+            self._audit(
+                "action.failed",
+                candidate,
+                {"action": plan.action, "error": str(exc), "stage": "observe"},
+            )
+            return
+        if observed is None:
+            self._finish(candidate, "skipped", "the resource is gone since the pass", {})
+            self._audit(
+                "action.skipped",
+                candidate,
+                {"action": plan.action, "reason": candidate.reason},
+            )
+            return
+        changed = mismatch(plan.expects, observed)
+        if changed:
+            self._finish(candidate, "skipped", f"changed since the pass: {changed}", {})
+            self._audit(
+                "action.skipped",
+                candidate,
+                {"action": plan.action, "reason": candidate.reason, "observed": observed},
+            )
+            return
+        self._audit(
+            "action.started",
+            candidate,
+            {
+                "action": plan.action,
+                "summary": plan.summary,
+                "diff": plan.diff_lines(),
+                "options": plan.options,
+                "idempotency_key": candidate.key,
+                "before": observed,
+            },
+        )
+        try:
+            result = candidate.action.execute(self.ctx, record)
+        except ActionError as exc:
+            self._finish(candidate, "failed", str(exc), {})
+            self._audit(
+                "action.failed",
+                candidate,
+                {"action": plan.action, "error": str(exc), "stage": "execute"},
+            )
+            return
+        try:
+            outcome = candidate.action.verify(self.ctx, record, result)
+        except ActionError as exc:
+            outcome = Outcome(verified=False, result=result, message=str(exc))
+        outcome.result = outcome.result or result
+        status = "succeeded" if outcome.verified else "unverified"
+        self._finish(candidate, status, outcome.message or plan.summary, outcome.result)
+        self._audit(
+            "action.completed",
+            candidate,
+            {
+                "action": plan.action,
+                "summary": plan.summary,
+                "verified": outcome.verified,
+                "after": outcome.observed,
+                "result": outcome.result,
+                "message": outcome.message,
+            },
+        )
+
+    def _audit(self, event: str, candidate: Candidate, details: dict[str, Any]) -> None:
+        self.audit.append(
+            event,
+            details,
+            actor=self.actor,
+            policy=candidate.policy.name,
+            target=target_of(candidate.record),
+            action_id=candidate.action_id,
+        )
+
+    def _claim(self, candidate: Candidate) -> bool:
+        """Record the action as running; False when another run has it already."""
+        record = candidate.record
+        now = self.ctx.now
+        if candidate.action_id is None:
+            try:
+                candidate.action_id = action_records.create(
+                    self.store,
+                    idempotency_key=candidate.key,
+                    policy=candidate.policy.name,
+                    action=candidate.plan.action,
+                    cloud=record["cloud"],
+                    region=record["region"],
+                    kind=record["kind"],
+                    resource_id=record["id"],
+                    resource_name=_text(record.get("name")),
+                    finding_id=candidate.finding_id,
+                    status="running",
+                    destructive=candidate.plan.destructive,
+                    plan=plan_dict(candidate),
+                    created_at=now,
+                    updated_at=now,
+                    executed_at=now,
+                )
+                return True
+            except DuplicateAction:
+                candidate.verdict, candidate.reason = "done", "carried out by another run"
+                return False
+        existing = action_records.get(self.store, candidate.action_id)
+        if not action_records.claim(self.store, candidate.action_id, existing["status"], now):
+            candidate.verdict, candidate.reason = "done", "carried out by another run"
+            return False
+        return True
+
+    def _finish(
+        self, candidate: Candidate, status: str, reason: str, result: dict[str, Any]
+    ) -> None:
+        candidate.verdict = status  # type: ignore[assignment]
+        candidate.reason = reason
+        assert candidate.action_id is not None
+        action_records.set_status(
+            self.store,
+            candidate.action_id,
+            self.ctx.now,
+            status=status,
+            result=result or None,
+            error=reason if status in ("failed", "skipped", "unverified") else None,
+        )
+
+
+def queue_for_approval(
+    store: Store, audit: AuditLog, candidate: Candidate, actor: str, now: datetime
+) -> None:
+    """Put a candidate in the approvals queue (once per idempotency key)."""
+    record = candidate.record
+    try:
+        candidate.action_id = action_records.create(
+            store,
+            idempotency_key=candidate.key,
+            policy=candidate.policy.name,
+            action=candidate.plan.action,
+            cloud=record["cloud"],
+            region=record["region"],
+            kind=record["kind"],
+            resource_id=record["id"],
+            resource_name=_text(record.get("name")),
+            finding_id=candidate.finding_id,
+            status="awaiting-approval",
+            destructive=candidate.plan.destructive,
+            plan=plan_dict(candidate),
+            created_at=now,
+            updated_at=now,
+        )
+    except DuplicateAction:
+        return
+    candidate.reason = f"waiting for approval: stackfleet approve {candidate.action_id}"
+    audit.append(
+        "approval.requested",
+        {
+            "action": candidate.plan.action,
+            "summary": candidate.plan.summary,
+            "diff": candidate.plan.diff_lines(),
+        },
+        actor=actor,
+        policy=candidate.policy.name,
+        target=target_of(record),
+        action_id=candidate.action_id,
+    )
+
+
+def plan_dict(candidate: Candidate) -> dict[str, Any]:
+    plan = candidate.plan
+    return {
+        "action": plan.action,
+        "summary": plan.summary,
+        "destructive": plan.destructive,
+        "options": plan.options,
+        "diff": plan.diff_lines(),
+        "expects": plan.expects,
+    }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:255]

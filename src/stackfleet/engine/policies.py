@@ -1,0 +1,271 @@
+"""A policy run: evaluate → findings → plan → safety gate → act → verify → audit.
+
+`PolicyRunner.run` is what `stackfleet policy run` and the daemon call. It is level
+triggered and idempotent: running it again with nothing changed opens no new finding
+and repeats no action (idempotency keys), so a crash half-way is resumed by the next
+run."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from stackfleet.actions.base import Skip
+from stackfleet.actions.lifecycle import Lifecycle
+from stackfleet.actions.notify import Notifier
+from stackfleet.alerts.lifecycle import Dispatch, dispatch, sync_policy_alerts
+from stackfleet.engine.evaluate import evaluate_policy
+from stackfleet.engine.execute import Connections, Executor, RunContext, queue_for_approval
+from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
+from stackfleet.engine.lifecycle import LifecycleEngine, Step
+from stackfleet.engine.settings import Settings
+from stackfleet.policy.schema import Policy
+from stackfleet.policy.view import FleetView, Record, Segment, paused_gc
+from stackfleet.store.audit import AuditLog
+from stackfleet.store.db import Store
+from stackfleet.store.findings import FindingSync, sync_findings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PolicyReport:
+    """What one policy did in one run."""
+
+    policy: Policy
+    matched: list[Record]
+    trusted: set[Segment]
+    incomplete: dict[Segment, list[str]]
+    findings: FindingSync | None
+    candidates: list[Candidate] = field(default_factory=list)
+    skipped: list[tuple[Record, Skip]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        verdicts: dict[str, int] = {}
+        for candidate in self.candidates:
+            verdicts[candidate.verdict] = verdicts.get(candidate.verdict, 0) + 1
+        return {
+            "policy": self.policy.name,
+            "resource": self.policy.kind,
+            "matched": len(self.matched),
+            "findings_opened": self.findings.opened if self.findings else 0,
+            "findings_resolved": self.findings.resolved if self.findings else 0,
+            "incomplete": {
+                f"{cloud}/{region}": kinds for (cloud, region), kinds in self.incomplete.items()
+            },
+            "actions": verdicts,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class RunReport:
+    """What one run did."""
+
+    execute: bool
+    now: datetime
+    policies: list[PolicyReport] = field(default_factory=list)
+    alerts: Dispatch | None = None
+    seconds: float = 0.0
+
+
+class PolicyRunner:
+    """Runs policies over one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings | None = None,
+        connections: Connections | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.connections = connections or Connections()
+        self.notifier = notifier
+        self.audit = AuditLog(store)
+        # the view of the newest run (reports read the records it loaded)
+        self.last_view: FleetView | None = None
+
+    def run(
+        self,
+        policies: Sequence[Policy],
+        execute: bool = False,
+        record_findings: bool = True,
+        now: datetime | None = None,
+        view: FleetView | None = None,
+    ) -> RunReport:
+        """Run `policies` once. Without `execute`, nothing changes in the cloud: every
+        action is planned and shown, findings are still recorded (unless
+        `record_findings` is False)."""
+        started = time.perf_counter()
+        now = now or datetime.now(UTC)
+        view = view or FleetView(self.store, now)
+        self.last_view = view
+        gate = SafetyGate(self.store, self.settings.safety, view, now, execute)
+        notifier = self.notifier or Notifier(
+            self.settings.notify,
+            {p["id"]: p.get("name") or "" for p in view.records("project")},
+        )
+        ctx = RunContext(
+            now=now,
+            connections=self.connections,
+            notifier=notifier,
+            verify_timeout=self.settings.verify_timeout.total_seconds(),
+            poll_interval=self.settings.poll_interval.total_seconds(),
+        )
+        executor = Executor(self.store, self.audit, ctx, self.settings.actor)
+        report = RunReport(execute=execute, now=now)
+        # the cyclic collector would walk every loaded record at each full collection;
+        # records hold no cycles, and what the run leaves is collected after it
+        with paused_gc():
+            for policy in policies:
+                report.policies.append(
+                    self._run_policy(
+                        policy, view, gate, executor, ctx, execute, record_findings, now
+                    )
+                )
+        if record_findings:
+            view.save()
+            report.alerts = dispatch(
+                self.store, self.settings.alerts.receivers, self.settings.notify, now
+            )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _run_policy(
+        self,
+        policy: Policy,
+        view: FleetView,
+        gate: SafetyGate,
+        executor: Executor,
+        ctx: RunContext,
+        execute: bool,
+        record_findings: bool,
+        now: datetime,
+    ) -> PolicyReport:
+        started = time.perf_counter()
+        evaluated = evaluate_policy(policy, view)
+        sync = (
+            sync_findings(
+                self.store,
+                policy.name,
+                policy.spec.severity,
+                evaluated.matches,
+                evaluated.trusted,
+                now,
+            )
+            if record_findings
+            else None
+        )
+        if sync is not None and policy.spec.alert:
+            sync_policy_alerts(
+                self.store,
+                policy.name,
+                policy.spec.severity,
+                policy.spec.labels,
+                policy.spec.description.strip(),
+                now,
+            )
+        report = PolicyReport(
+            policy=policy,
+            matched=evaluated.matches,
+            trusted=evaluated.trusted,
+            incomplete=evaluated.incomplete,
+            findings=sync,
+        )
+        lifecycle_engine = LifecycleEngine(self.store, view, now, self.audit)
+        steps: list[tuple[Lifecycle, Step]] = []
+        for action in policy.actions:
+            if isinstance(action, Lifecycle):
+                for step in lifecycle_engine.steps(policy, action, evaluated):
+                    self._plan_step(policy, step, report)
+                    steps.append((action, step))
+        simple = [a for a in policy.actions if not isinstance(a, Lifecycle)]
+        for record in evaluated.matches if simple else ():
+            segment = (record["cloud"], record["region"])
+            finding_id = (
+                sync.ids.get((record["cloud"], record["region"], record["kind"], record["id"]))
+                if sync
+                else None
+            )
+            for action in simple:
+                plan = action.plan(record)
+                if plan is None:
+                    continue
+                if isinstance(plan, Skip):
+                    report.skipped.append((record, plan))
+                    continue
+                report.candidates.append(
+                    Candidate(
+                        policy=policy,
+                        action=action,
+                        record=record,
+                        plan=plan,
+                        key=idempotency_key(policy.name, action, record, finding_id),
+                        finding_id=finding_id,
+                        trusted=segment in evaluated.trusted,
+                        incomplete=evaluated.incomplete.get(segment, []),
+                    )
+                )
+        gate.decide(policy, report.candidates)
+        failed: set[tuple[str, str, str]] = set()
+        for candidate in report.candidates:
+            place = (candidate.record["cloud"], candidate.record["region"], candidate.record["id"])
+            if candidate.verdict == "awaiting-approval" and candidate.action_id is None:
+                queue_for_approval(self.store, self.audit, candidate, self.settings.actor, now)
+            elif candidate.verdict == "execute":
+                if place in failed:
+                    candidate.verdict = "blocked"
+                    candidate.reason = "an earlier action on this resource failed"
+                    continue
+                executor.run(candidate)
+                if candidate.verdict in ("failed", "unverified"):
+                    failed.add(place)
+        if execute:
+            for lifecycle_action, step in steps:
+                lifecycle_engine.record(policy, lifecycle_action, step)
+        report.seconds = time.perf_counter() - started
+        log.info(
+            "policy %s: %d matched, %d actions",
+            policy.name,
+            len(evaluated.matches),
+            len(report.candidates),
+        )
+        return report
+
+    def _plan_step(self, policy: Policy, step: Step, report: PolicyReport) -> None:
+        """Candidates for the actions of one lifecycle step."""
+        record = step.record
+        segment = (record["cloud"], record["region"])
+        for action in step.actions:
+            plan = action.plan(record)
+            if plan is None:
+                continue
+            if isinstance(plan, Skip):
+                report.skipped.append((record, plan))
+                continue
+            candidate = Candidate(
+                policy=policy,
+                action=action,
+                record=record,
+                plan=plan,
+                key=idempotency_key(
+                    policy.name,
+                    action,
+                    record,
+                    None,
+                    step=f"lifecycle:{step.anchor}:{step.name}:{step.reminder or ''}",
+                ),
+                finding_id=None,
+                trusted=segment in report.trusted,
+                incomplete=report.incomplete.get(segment, []),
+                values=step.values,
+            )
+            step.candidates.append(candidate)
+            report.candidates.append(candidate)

@@ -1,0 +1,99 @@
+"""The policy engine's settings: global safety limits, notification and alert routing.
+
+Read from a YAML file: `--config FILE`, else $STACKFLEET_CONFIG, else `stackfleet.yaml`
+in the user's configuration directory when it exists; defaults otherwise. Policies'
+own `safety:` settings override the global ones where they are set."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from stackfleet.actions.notify import NotifySettings
+from stackfleet.alerts.routing import Receiver
+from stackfleet.config import config_dir
+from stackfleet.errors import ConfigError
+from stackfleet.policy.schema import RateLimit
+from stackfleet.policy.times import Duration
+
+
+class GlobalSafety(BaseModel):
+    """Limits every policy run is held to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_percent: float = Field(
+        default=10.0,
+        ge=0,
+        le=100,
+        description="Blast radius: most destructive actions per kind and run, as % of the kind.",
+    )
+    max_actions_per_policy: int = Field(
+        default=50, ge=0, description="Most actions one policy may execute in one run."
+    )
+    max_actions_per_run: int = Field(
+        default=200, ge=0, description="Most actions all policies together execute in one run."
+    )
+    rate_limit: RateLimit | None = Field(
+        default_factory=lambda: RateLimit(count=500, per=timedelta(hours=1)),
+        description="Executed actions over time, all policies together.",
+    )
+    exclude_tag: str = Field(
+        default="stackfleet-exclude",
+        description="Resources with this tag or metadata key are never acted on.",
+    )
+
+
+class AlertSettings(BaseModel):
+    """Where alerts are routed: every receiver gets the alerts its matchers match."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    receivers: list[Receiver] = Field(default_factory=list)
+
+
+class Settings(BaseModel):
+    """Everything in the settings file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    safety: GlobalSafety = Field(default_factory=GlobalSafety)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    verify_timeout: Duration = Field(
+        default=timedelta(seconds=300), description="How long to wait for a change to show."
+    )
+    poll_interval: Duration = Field(default=timedelta(seconds=2))
+    actor: str = Field(default="stackfleet", description="Who the audit log says acted.")
+
+
+def settings_path(explicit: str | None = None) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("STACKFLEET_CONFIG")
+    if env:
+        return Path(env)
+    default = config_dir() / "stackfleet.yaml"
+    return default if default.is_file() else None
+
+
+def load_settings(path: str | None = None) -> Settings:
+    """The settings from `path` (or the default places); ConfigError says what is wrong."""
+    found = settings_path(path)
+    if found is None:
+        return Settings()
+    try:
+        data = yaml.safe_load(found.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read settings file {found}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"settings file {found} is not valid YAML: {exc}") from exc
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"settings file {found}: {details}") from exc

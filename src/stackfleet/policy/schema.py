@@ -1,0 +1,112 @@
+"""The shape of a policy file, as pydantic models: a file holds `policies:`, each with
+`name`, `resource`, `filters`, `actions`, `mode` and `safety`. Filters and actions are
+checked against their registries by the loader (policy/loader.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackfleet.actions.base import Action
+from stackfleet.policy.filters.base import Filter, reads_all
+from stackfleet.policy.times import Duration
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Mode(_Strict):
+    """When a policy runs. `periodic`: in `stackfleet serve`, after a collection pass,
+    at most every `interval` (0s: after every pass). `event`: when one of `events` (an
+    OpenStack notification event type) arrives. `manual`: only by `stackfleet policy
+    run`."""
+
+    type: Literal["periodic", "event", "manual"] = "periodic"
+    interval: Duration = Field(default=timedelta(0), description="Periodic: at most this often.")
+    events: list[str] = Field(default_factory=list, description="Event: notification types.")
+
+
+class RateLimit(_Strict):
+    """At most `count` executed actions per `per` (a duration)."""
+
+    count: int = Field(ge=1)
+    per: Duration
+
+
+class Safety(_Strict):
+    """Per-policy limits; unset ones fall back to the global settings."""
+
+    max_actions: int | None = Field(
+        default=None, ge=0, description="Most actions one run may execute."
+    )
+    max_percent: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Blast radius: most destructive actions in one run, as % of the kind.",
+    )
+    rate_limit: RateLimit | None = Field(default=None, description="Executed actions over time.")
+    exclude_tag: str | None = Field(
+        default=None, description="Resources with this tag or metadata key are never acted on."
+    )
+    exclude_projects: list[str] = Field(
+        default_factory=list, description="Project ids or names never acted on."
+    )
+    require_approval: bool = Field(
+        default=False, description="Actions wait in the approvals queue for `stackfleet approve`."
+    )
+
+
+class PolicySpec(_Strict):
+    """One policy as written in the file (filters and actions still raw)."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="Unique name: lowercase, digits, . _ -")
+    resource: str = Field(description="The resource kind the policy filters.")
+    description: str = ""
+    severity: Literal["info", "warning", "critical"] = "warning"
+    labels: dict[str, str] = Field(default_factory=dict)
+    alert: bool = Field(default=True, description="Raise an alert for each open finding.")
+    enabled: bool = True
+    mode: Mode = Field(default_factory=Mode)
+    filters: list[Any] = Field(default_factory=list)
+    actions: list[Any] = Field(default_factory=list)
+    safety: Safety = Field(default_factory=Safety)
+
+
+class PolicyFile(_Strict):
+    """A policy file: a list of policies under `policies:`."""
+
+    policies: list[Any] = Field(description="The policies of this file.")
+
+
+@dataclass
+class Policy:
+    """A validated policy: its spec, its filters and actions bound to its kind."""
+
+    spec: PolicySpec
+    filters: list[Filter]
+    actions: list[Action]
+    source: str = ""
+    line: int | None = None
+    reads: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.reads = reads_all(self.filters) | {self.spec.resource}
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def kind(self) -> str:
+        return self.spec.resource
+
+    @property
+    def destructive(self) -> bool:
+        return any(a.destructive for a in self.actions)

@@ -1,0 +1,199 @@
+"""Findings in the store: opening, refreshing and resolving them as policies are
+evaluated, and listing them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+
+from stackfleet.errors import NotFoundError
+from stackfleet.store.db import Store
+from stackfleet.store.inventory import aware
+from stackfleet.store.schema import Finding
+
+# (cloud, region, kind, resource_id)
+FindingKey = tuple[str, str, str, str]
+CHUNK = 500
+
+
+@dataclass
+class FindingSync:
+    """What one evaluation of one policy did to its findings."""
+
+    opened: int = 0
+    resolved: int = 0
+    still_open: int = 0
+    # finding id of every matched resource that has an open finding
+    ids: dict[FindingKey, int] = field(default_factory=dict)
+
+
+def _open(store: Store, policy: str) -> dict[FindingKey, int]:
+    with store.session() as session:
+        return {
+            (cloud, region, kind, rid): fid
+            for fid, cloud, region, kind, rid in session.execute(
+                select(
+                    Finding.id, Finding.cloud, Finding.region, Finding.kind, Finding.resource_id
+                ).where(Finding.policy == policy, Finding.status == "open")
+            )
+        }
+
+
+def sync_findings(
+    store: Store,
+    policy: str,
+    severity: str,
+    matched: Iterable[dict[str, Any]],
+    trusted: set[tuple[str, str]],
+    now: datetime,
+) -> FindingSync:
+    """Open a finding for each matched record without one, refresh the open ones that
+    still match, and resolve the open ones that no longer match — but only in trusted
+    segments (cloud regions whose newest listings of every kind the policy reads were
+    complete): elsewhere findings are left as they are."""
+    existing = _open(store, policy)
+    result = FindingSync()
+    matched_keys: set[FindingKey] = set()
+    new_rows: list[dict[str, Any]] = []
+    refreshed: list[int] = []
+    for record in matched:
+        key = (record["cloud"], record["region"], record["kind"], record["id"])
+        matched_keys.add(key)
+        if (key[0], key[1]) not in trusted:
+            if key in existing:
+                result.ids[key] = existing[key]
+            continue
+        if key in existing:
+            refreshed.append(existing[key])
+            result.ids[key] = existing[key]
+            continue
+        new_rows.append(
+            {
+                "policy": policy,
+                "cloud": key[0],
+                "region": key[1],
+                "kind": key[2],
+                "resource_id": key[3],
+                "resource_name": _text(record.get("name")),
+                "project_id": _text(record.get("project_id")),
+                "severity": severity,
+                "status": "open",
+                "opened_at": now,
+                "last_matched_at": now,
+                "resolved_at": None,
+                "details": {"status": record.get("status")},
+            }
+        )
+    gone = [
+        fid
+        for key, fid in existing.items()
+        if key not in matched_keys and (key[0], key[1]) in trusted
+    ]
+    with store.sessions.begin() as session:
+        if new_rows:
+            session.execute(insert(Finding), new_rows)
+        for start in range(0, len(refreshed), CHUNK):
+            session.execute(
+                update(Finding)
+                .where(Finding.id.in_(refreshed[start : start + CHUNK]))
+                .values(last_matched_at=now, severity=severity)
+            )
+        for start in range(0, len(gone), CHUNK):
+            session.execute(
+                update(Finding)
+                .where(Finding.id.in_(gone[start : start + CHUNK]))
+                .values(status="resolved", resolved_at=now)
+            )
+    if new_rows:
+        current = _open(store, policy)
+        for row in new_rows:
+            key = (row["cloud"], row["region"], row["kind"], row["resource_id"])
+            result.ids[key] = current[key]
+    result.opened = len(new_rows)
+    result.resolved = len(gone)
+    result.still_open = len(refreshed)
+    return result
+
+
+def list_findings(
+    store: Store,
+    status: str | None = None,
+    policy: str | None = None,
+    kind: str | None = None,
+    cloud: str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Findings, newest first, with the total matching the filters."""
+    conditions = []
+    if status:
+        conditions.append(Finding.status == status)
+    if policy:
+        conditions.append(Finding.policy == policy)
+    if kind:
+        conditions.append(Finding.kind == kind)
+    if cloud:
+        conditions.append(Finding.cloud == cloud)
+    with store.session() as session:
+        total = session.scalar(select(func.count()).select_from(Finding).where(*conditions)) or 0
+        rows = session.scalars(
+            select(Finding)
+            .where(*conditions)
+            .order_by(Finding.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [finding_dict(r) for r in rows], int(total)
+
+
+def get_finding(store: Store, finding_id: int) -> dict[str, Any]:
+    with store.session() as session:
+        row = session.get(Finding, finding_id)
+        if row is None:
+            raise NotFoundError(f"no finding {finding_id}")
+        return finding_dict(row)
+
+
+def counts_by_policy(store: Store) -> dict[str, dict[str, int]]:
+    """policy -> {"open": n, "resolved": n}."""
+    result: dict[str, dict[str, int]] = {}
+    with store.session() as session:
+        for policy, status, count in session.execute(
+            select(Finding.policy, Finding.status, func.count()).group_by(
+                Finding.policy, Finding.status
+            )
+        ):
+            result.setdefault(policy, {"open": 0, "resolved": 0})[status] = count
+    return result
+
+
+def finding_dict(row: Finding) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "policy": row.policy,
+        "status": row.status,
+        "severity": row.severity,
+        "cloud": row.cloud,
+        "region": row.region,
+        "kind": row.kind,
+        "resource_id": row.resource_id,
+        "resource_name": row.resource_name,
+        "project_id": row.project_id,
+        "opened_at": _iso(row.opened_at),
+        "last_matched_at": _iso(row.last_matched_at),
+        "resolved_at": _iso(row.resolved_at),
+        "details": row.details or {},
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    value = aware(value)
+    return value.isoformat() if value else None
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)[:255]

@@ -1,0 +1,145 @@
+"""The policy endpoints of the REST API: findings, validation, the audit log, approvals
+and leases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from stackfleet.api.app import create_app
+from stackfleet.engine.policies import PolicyRunner
+from stackfleet.policy import load_text
+from stackfleet.store import lifecycles
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def client(store):
+    pass_id = store.begin_pass("c", "r")
+    store.record_kind(
+        pass_id,
+        "c",
+        "r",
+        "server",
+        [
+            {"id": "a", "name": "vm-a", "project_id": "p1", "status": "ERROR", "tags": []},
+            {"id": "b", "name": "vm-b", "project_id": "p1", "status": "ACTIVE", "tags": []},
+        ],
+        True,
+    )
+    store.finish_pass(pass_id, "complete", None, 0)
+    return TestClient(create_app(store))
+
+
+POLICY = """policies:
+  - name: errors
+    resource: server
+    filters: [{status: ERROR}]
+    actions: [{type: notify, to: [ops@example.org]}]
+    safety: {require_approval: true}
+"""
+
+
+def test_findings_are_listed_and_shown(store, client):
+    PolicyRunner(store).run(load_text(POLICY))
+    page = client.get("/v1/findings", params={"status": "open"}).json()
+    assert page["total"] == 1
+    [finding] = page["items"]
+    assert (finding["policy"], finding["resource_id"], finding["status"]) == ("errors", "a", "open")
+    assert client.get(f"/v1/findings/{finding['id']}").json()["resource_name"] == "vm-a"
+    assert client.get("/v1/findings/999").status_code == 404
+
+
+def test_validate_answers_valid_policies_and_located_problems(client):
+    good = client.post("/v1/policies/validate", json={"text": POLICY}).json()
+    assert good["valid"] is True
+    assert good["policies"] == [
+        {
+            "name": "errors",
+            "resource": "server",
+            "filters": 1,
+            "actions": ["notify"],
+            "mode": "periodic",
+        }
+    ]
+    bad = client.post(
+        "/v1/policies/validate",
+        json={
+            "text": "policies:\n  - name: x\n    resource: server\n    actions: [release]\n",
+            "source": "x.yaml",
+        },
+    ).json()
+    assert bad["valid"] is False
+    [problem] = bad["problems"]
+    assert (problem["file"], problem["line"], problem["field"]) == (
+        "x.yaml",
+        4,
+        "policy 'x' actions[0].type",
+    )
+
+
+def test_the_approvals_queue_through_the_api(store, client):
+    runner = PolicyRunner(store)
+    runner.run(load_text(POLICY), execute=True)
+    [waiting] = client.get("/v1/actions", params={"status": "awaiting-approval"}).json()["items"]
+    approved = client.post(f"/v1/actions/{waiting['id']}/approve", json={"actor": "carol"})
+    assert approved.json()["status"] == "approved" and approved.json()["approved_by"] == "carol"
+    assert client.post(f"/v1/actions/{waiting['id']}/approve").status_code == 400
+    runner.run(load_text(POLICY), execute=True)
+    assert client.get(f"/v1/actions/{waiting['id']}/approve").status_code == 405
+    assert client.get("/v1/actions", params={"status": "succeeded"}).json()["total"] == 1
+
+
+def test_the_audit_log_through_the_api(store, client):
+    runner = PolicyRunner(store)
+    runner.run(load_text(POLICY), execute=True)
+    entries = client.get("/v1/audit").json()
+    assert entries["total"] == 1 and entries["items"][0]["event"] == "approval.requested"
+    assert client.get("/v1/audit/1").json()["hash"] == entries["items"][0]["hash"]
+    assert client.get("/v1/audit/verify").json()["ok"] is True
+    assert client.get("/v1/audit/42").status_code == 404
+
+
+def test_an_owner_extends_a_lease_through_the_api(store, client):
+    lifecycles.create(
+        store,
+        policy="waste",
+        cloud="c",
+        region="r",
+        kind="server",
+        resource_id="a",
+        resource_name="vm-a",
+        project_id="p1",
+        stage="marked",
+        started_at=NOW,
+        next_at=NOW + timedelta(days=7),
+        updated_at=NOW,
+        extended_seconds=0.0,
+        max_extension_seconds=10 * 86400.0,
+        reminded=[],
+        history=[],
+    )
+    extended = client.post("/v1/leases/vm-a/extend", json={"days": 4, "actor": "owner"})
+    assert extended.status_code == 200
+    [lease] = extended.json()["items"]
+    assert lease["extended_days"] == 4
+    over = client.post("/v1/leases/a/extend", json={"days": 7})
+    assert over.status_code == 400
+    assert "6 days are left" in over.json()["error"]["message"]
+    assert client.post("/v1/leases/nothing/extend", json={"days": 1}).status_code == 404
+    assert client.get("/v1/leases").json()["items"][0]["resource_id"] == "a"
+
+
+def test_the_openapi_document_lists_the_policy_endpoints(client):
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/findings",
+        "/v1/policies/validate",
+        "/v1/audit/verify",
+        "/v1/alerts",
+        "/v1/silences",
+    ):
+        assert path in paths

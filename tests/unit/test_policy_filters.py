@@ -1,0 +1,470 @@
+"""Each filter of the policy language, over records as the store holds them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stackfleet.policy import load_text
+from stackfleet.policy.filters import compile_all
+from stackfleet.policy.view import FleetView
+from stackfleet.store.metrics import Sample, record_samples
+
+NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+
+
+def rec(kind: str, id: str, **fields: Any) -> dict[str, Any]:
+    base = {
+        "id": id,
+        "name": id,
+        "project_id": "p1",
+        "status": None,
+        "cloud": "c",
+        "region": "r",
+        "kind": kind,
+        "first_seen": NOW - timedelta(days=400),
+        "last_seen": NOW,
+        "last_changed": NOW,
+    }
+    base.update(fields)
+    return base
+
+
+def matching(
+    kind: str, filters: str, records: dict[str, list[dict[str, Any]]], store=None
+) -> list[str]:
+    """Ids of `kind` records that `filters` (YAML list) match."""
+    [policy] = load_text(f"policies:\n  - name: t\n    resource: {kind}\n    filters: {filters}\n")
+    view = FleetView(store, NOW)
+    for name, items in records.items():
+        view.add_records(name, items)
+    predicate = compile_all(policy.filters, view)
+    return sorted(r["id"] for r in records[kind] if predicate(r))
+
+
+SERVERS = [
+    rec(
+        "server",
+        "a",
+        status="ACTIVE",
+        vcpus=2,
+        metadata={"owner": "x@y"},
+        tags=["prod"],
+        locked=False,
+    ),
+    rec("server", "b", status="SHUTOFF", vcpus=8, metadata={}, tags=[], locked=True),
+    rec(
+        "server",
+        "c",
+        status="ERROR",
+        vcpus=None,
+        metadata={"Owner": "z"},
+        tags=["dev"],
+        locked=False,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ("[{status: SHUTOFF}]", ["b"]),
+        ("[{type: value, key: status, op: ne, value: SHUTOFF}]", ["a", "c"]),
+        ("[{type: value, key: vcpus, op: gt, value: 2}]", ["b"]),
+        ("[{type: value, key: vcpus, op: ge, value: 2}]", ["a", "b"]),
+        ("[{type: value, key: vcpus, op: lt, value: 8}]", ["a"]),
+        ("[{type: value, key: vcpus, op: le, value: 8}]", ["a", "b"]),
+        ("[{type: value, key: status, op: in, value: [ERROR, SHUTOFF]}]", ["b", "c"]),
+        ("[{type: value, key: status, op: not-in, value: [ERROR, SHUTOFF]}]", ["a"]),
+        ("[{type: value, key: name, op: regex, value: '^[ab]$'}]", ["a", "b"]),
+        ("[{type: value, key: name, op: not-regex, value: '^[ab]$'}]", ["c"]),
+        ("[{vcpus: absent}]", ["c"]),
+        ("[{vcpus: present}]", ["a", "b"]),
+        ("[{metadata: empty}]", ["b"]),
+        ("[{tags: not-empty}]", ["a", "c"]),
+        ("[{type: value, key: tags, op: contains, value: prod}]", ["a"]),
+        ("[{type: value, key: tags, op: not-contains, value: prod}]", ["b", "c"]),
+        ("[{type: value, key: metadata.owner, op: eq, value: x@y}]", ["a"]),
+        ("[{type: value, key: metadata.owner, op: absent}]", ["b", "c"]),
+        ("[{locked: true}]", ["b"]),
+        ("[{type: value, key: status, op: eq, value: active, ignore_case: true}]", ["a"]),
+    ],
+)
+def test_value_filter_operators(filters, expected):
+    assert matching("server", filters, {"server": SERVERS}) == expected
+
+
+def test_a_number_and_its_text_compare_equal_but_a_boolean_never_equals_a_number():
+    records = [rec("server", "a", vcpus=1), rec("server", "b", vcpus=True)]
+    assert matching("server", "[{vcpus: 1}]", {"server": records}) == ["a"]
+
+
+def test_ordering_a_missing_value_never_matches_either_way():
+    records = [rec("server", "a", vcpus=None)]
+    assert (
+        matching("server", "[{type: value, key: vcpus, op: lt, value: 4}]", {"server": records})
+        == []
+    )
+    assert (
+        matching("server", "[{type: value, key: vcpus, op: ge, value: 4}]", {"server": records})
+        == []
+    )
+
+
+def test_and_or_not_combine_filters():
+    records = {"server": SERVERS}
+    assert matching("server", "[{or: [{status: SHUTOFF}, {status: ERROR}]}]", records) == ["b", "c"]
+    assert matching("server", "[{not: {status: ACTIVE}}]", records) == ["b", "c"]
+    assert matching("server", "[{not: [{status: ERROR}, {tags: not-empty}]}]", records) == [
+        "a",
+        "b",
+    ]
+    assert matching("server", "[{and: [{status: SHUTOFF}, {vcpus: 8}]}]", records) == ["b"]
+
+
+def test_age_of_a_timestamp_field_older_and_newer():
+    records = [
+        rec("server", "old", created=(NOW - timedelta(days=40)).strftime("%Y-%m-%dT%H:%M:%SZ")),
+        rec("server", "new", created=(NOW - timedelta(days=3)).isoformat()),
+        rec("server", "none", created=None),
+    ]
+    older = "[{type: age, field: created, older_than: 30d}]"
+    newer = "[{type: age, field: created, newer_than: 1w}]"
+    assert matching("server", older, {"server": records}) == ["old"]
+    assert matching("server", newer, {"server": records}) == ["new"]
+
+
+def test_age_of_first_seen_uses_the_stores_bookkeeping():
+    records = [rec("server", "a"), rec("server", "b", first_seen=NOW - timedelta(hours=2))]
+    assert matching(
+        "server", "[{type: age, field: first_seen, newer_than: 1d}]", {"server": records}
+    ) == ["b"]
+
+
+def test_tag_filter_exact_regex_and_absent():
+    records = {"server": SERVERS}
+    assert matching("server", "[{type: tag, tag: prod}]", records) == ["a"]
+    assert matching("server", "[{type: tag, regex: '^d'}]", records) == ["c"]
+    assert matching("server", "[{type: tag, tag: prod, absent: true}]", records) == ["b", "c"]
+
+
+def test_metadata_filter():
+    records = {"server": SERVERS}
+    assert matching("server", "[{type: metadata, key: owner}]", records) == ["a"]
+    assert matching("server", "[{type: metadata, key: owner, op: absent}]", records) == ["b", "c"]
+    assert matching("server", "[{type: metadata, key: owner, op: regex, value: '@'}]", records) == [
+        "a"
+    ]
+
+
+NETWORK = {
+    "floating_ip": [
+        rec("floating_ip", "fip-attached", port_id="p1"),
+        rec("floating_ip", "fip-free", port_id=None),
+        rec("floating_ip", "fip-dangling", port_id="gone-port"),
+    ],
+    "port": [rec("port", "p1", device_id="s1", status="ACTIVE")],
+}
+
+
+def test_relation_absent_finds_floating_ips_whose_port_is_missing():
+    found = matching("floating_ip", "[{type: relation, relation: port, absent: true}]", NETWORK)
+    assert found == ["fip-dangling", "fip-free"]
+
+
+def test_relation_with_nested_filters_tests_the_related_resource():
+    found = matching(
+        "floating_ip",
+        "[{type: relation, relation: port, filters: [{status: ACTIVE}]}]",
+        NETWORK,
+    )
+    assert found == ["fip-attached"]
+
+
+def test_relations_nest_server_to_hypervisor_to_compute_service():
+    records = {
+        "server": [
+            rec("server", "on-dead", hypervisor_hostname="h1.x"),
+            rec("server", "on-live", hypervisor_hostname="h2.x"),
+            rec("server", "unplaced", hypervisor_hostname=None),
+        ],
+        "hypervisor": [
+            rec("hypervisor", "hv1", hypervisor_hostname="h1.x", host="h1"),
+            rec("hypervisor", "hv2", hypervisor_hostname="h2.x", host="h2"),
+        ],
+        "compute_service": [
+            rec("compute_service", "cs1", host="h1", state="down", binary="nova-compute"),
+            rec("compute_service", "cs2", host="h2", state="up", binary="nova-compute"),
+        ],
+    }
+    filters = (
+        "[{type: relation, relation: hypervisor, filters: [{type: relation, "
+        "relation: compute_service, filters: [{state: down}]}]}]"
+    )
+    assert matching("server", filters, records) == ["on-dead"]
+
+
+def test_reverse_relations_and_match_modes():
+    records = {
+        "image": [rec("image", "used"), rec("image", "unused"), rec("image", "mixed")],
+        "server": [
+            rec("server", "s1", image_id="used", status="ACTIVE"),
+            rec("server", "s2", image_id="mixed", status="ACTIVE"),
+            rec("server", "s3", image_id="mixed", status="ERROR"),
+        ],
+    }
+    assert matching("image", "[{type: relation, relation: servers, absent: true}]", records) == [
+        "unused"
+    ]
+    all_active = "[{type: relation, relation: servers, match: all, filters: [{status: ACTIVE}]}]"
+    assert matching("image", all_active, records) == ["used"]
+    none_error = "[{type: relation, relation: servers, match: none, filters: [{status: ERROR}]}]"
+    assert matching("image", none_error, records) == ["unused", "used"]
+
+
+def test_owned_finds_projects_without_resources_in_any_region():
+    records = {
+        "project": [rec("project", "busy", region="r1"), rec("project", "empty", region="r1")],
+        "server": [rec("server", "s1", project_id="busy", region="r2")],
+    }
+    assert matching("project", "[{type: relation, relation: owned, absent: true}]", records) == [
+        "empty"
+    ]
+
+
+def test_project_filter_by_name_or_id():
+    records = {
+        "image": [
+            rec("image", "i-admin", project_id="pa"),
+            rec("image", "i-tenant", project_id="pt"),
+            rec("image", "i-none", project_id=None),
+        ],
+        "project": [rec("project", "pa", name="admin"), rec("project", "pt", name="tenant")],
+    }
+    assert matching("image", "[{type: project, not_in: [admin]}]", records) == [
+        "i-none",
+        "i-tenant",
+    ]
+    assert matching("image", "[{type: project, in: [pt]}]", records) == ["i-tenant"]
+
+
+def test_port_range_finds_rules_opening_a_port_or_every_port():
+    rules = [
+        rec("security_group_rule", "ssh", protocol="tcp", port_range_min=22, port_range_max=22),
+        rec("security_group_rule", "range", protocol="tcp", port_range_min=1, port_range_max=1024),
+        rec("security_group_rule", "web", protocol="tcp", port_range_min=443, port_range_max=443),
+        rec("security_group_rule", "any", protocol=None, port_range_min=None, port_range_max=None),
+        rec(
+            "security_group_rule", "icmp", protocol="icmp", port_range_min=None, port_range_max=None
+        ),
+        rec("security_group_rule", "udp", protocol="17", port_range_min=22, port_range_max=22),
+    ]
+    records = {"security_group_rule": rules}
+    assert matching("security_group_rule", "[{type: port-range, ports: [22]}]", records) == [
+        "any",
+        "range",
+        "ssh",
+    ]
+    assert matching(
+        "security_group_rule", "[{type: port-range, ports: [22], protocols: [udp]}]", records
+    ) == ["udp"]
+    assert matching("security_group_rule", "[{type: port-range}]", records) == ["any"]
+
+
+def test_allocation_compares_placement_use_with_capacity():
+    records = {
+        "hypervisor": [
+            rec("hypervisor", "full", vcpu_used=58, vcpu_capacity=64),
+            rec("hypervisor", "half", vcpu_used=32, vcpu_capacity=64),
+            rec("hypervisor", "no-data", vcpu_used=None, vcpu_capacity=None),
+        ]
+    }
+    assert matching("hypervisor", "[{type: allocation, percent: 90}]", records) == ["full"]
+    assert matching("hypervisor", "[{type: allocation, op: lt, percent: 60}]", records) == ["half"]
+
+
+def test_colocated_server_groups_with_all_members_on_one_host():
+    records = {
+        "server_group": [
+            rec("server_group", "together", members=["s1", "s2"]),
+            rec("server_group", "spread", members=["s3", "s4"]),
+            rec("server_group", "alone", members=["s5"]),
+        ],
+        "server": [
+            rec("server", "s1", host="h1"),
+            rec("server", "s2", host="h1"),
+            rec("server", "s3", host="h1"),
+            rec("server", "s4", host="h2"),
+            rec("server", "s5", host="h2"),
+        ],
+    }
+    assert matching("server_group", "[{type: colocated, on: host}]", records) == ["together"]
+
+
+def test_colocated_services_by_name_pattern():
+    records = {
+        "server": [
+            rec("server", "web-1", host="h1"),
+            rec("server", "web-2", host="h1"),
+            rec("server", "db-1", host="h1"),
+            rec("server", "db-2", host="h2"),
+        ]
+    }
+    filters = "[{type: colocated, group_by: name, pattern: '^(.+)-\\d+$', on: host}]"
+    assert matching("server", filters, records) == ["web-1", "web-2"]
+
+
+def test_colocated_never_matches_where_there_is_only_one_place():
+    records = {
+        "server_group": [rec("server_group", "g", members=["s1", "s2"])],
+        "server": [
+            rec("server", "s1", availability_zone="nova"),
+            rec("server", "s2", availability_zone="nova"),
+        ],
+    }
+    assert matching("server_group", "[{type: colocated, on: availability_zone}]", records) == []
+
+
+def test_peers_counts_resources_sharing_field_values():
+    agents = [
+        rec("network_agent", "dhcp1", agent_type="DHCP agent", alive=True),
+        rec("network_agent", "dhcp2", agent_type="DHCP agent", alive=False),
+        rec("network_agent", "l3a", agent_type="L3 agent", alive=True),
+        rec("network_agent", "l3b", agent_type="L3 agent", alive=True),
+    ]
+    filters = "[{type: peers, group_by: [agent_type], filters: [{alive: true}], count: 2}]"
+    assert matching("network_agent", filters, {"network_agent": agents}) == ["dhcp1", "dhcp2"]
+
+
+def test_imbalance_flags_the_largest_group():
+    services = [rec("compute_service", f"a{i}", zone="az1") for i in range(4)]
+    services += [rec("compute_service", "b1", zone="az2"), rec("compute_service", "b2", zone="az2")]
+    records = {"compute_service": services}
+    assert matching(
+        "compute_service", "[{type: imbalance, field: zone, max_ratio: 1.5}]", records
+    ) == [
+        "a0",
+        "a1",
+        "a2",
+        "a3",
+    ]
+    assert (
+        matching("compute_service", "[{type: imbalance, field: zone, max_ratio: 2}]", records) == []
+    )
+
+
+def add_samples(store, rid: str, values: list[float], days_ago: float = 1.0) -> None:
+    start = (NOW - timedelta(days=days_ago)).timestamp()
+    record_samples(
+        store,
+        [
+            Sample("c", "r", "server", rid, "cpu_util", start + i * 3600, value)
+            for i, value in enumerate(values)
+        ],
+    )
+
+
+def test_metric_mean_below_threshold_matches(store):
+    add_samples(store, "idle", [0.5, 1.0, 0.8])
+    add_samples(store, "busy", [40.0, 60.0, 55.0])
+    records = {"server": [rec("server", "idle"), rec("server", "busy")]}
+    filters = "[{type: metric, metric: cpu_util, window: 14d, op: lt, value: 2}]"
+    assert matching("server", filters, records, store) == ["idle"]
+
+
+def test_metric_without_data_never_matches_whatever_the_operator(store):
+    records = {"server": [rec("server", "silent")]}
+    below = "[{type: metric, metric: cpu_util, window: 14d, op: lt, value: 2}]"
+    above = "[{type: metric, metric: cpu_util, window: 14d, op: ge, value: 2}]"
+    assert matching("server", below, records, store) == []
+    assert matching("server", above, records, store) == []
+
+
+def test_metric_needs_min_samples_and_only_reads_the_window(store):
+    add_samples(store, "few", [0.1, 0.1])
+    add_samples(store, "old", [0.1] * 20, days_ago=30)
+    records = {"server": [rec("server", "few"), rec("server", "old")]}
+    filters = "[{type: metric, metric: cpu_util, window: 7d, op: lt, value: 2, min_samples: 3}]"
+    assert matching("server", filters, records, store) == []
+
+
+def test_metric_aggregates_max_min_last(store):
+    add_samples(store, "s", [1.0, 90.0, 5.0])
+    records = {"server": [rec("server", "s")]}
+
+    def agg(aggregate: str, op: str, value: float) -> list[str]:
+        filters = (
+            f"[{{type: metric, metric: cpu_util, aggregate: {aggregate}, window: 2d, "
+            f"op: {op}, value: {value}}}]"
+        )
+        return matching("server", filters, records, store)
+
+    assert agg("max", "ge", 90) == ["s"]
+    assert agg("min", "le", 1) == ["s"]
+    assert agg("last", "eq", 5) == ["s"]
+    assert agg("last", "gt", 5) == []
+
+
+def test_in_and_not_in_on_a_list_field_do_not_fail():
+    records = {"server": [rec("server", "a", tags=["x"]), rec("server", "b", tags=None)]}
+    assert matching("server", "[{type: value, key: tags, op: in, value: [x]}]", records) == []
+    not_in = "[{type: value, key: tags, op: not-in, value: [x]}]"
+    assert matching("server", not_in, records) == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        "[{key_name: '4'}]",
+        "[{locked: true}]",
+        "[{status: absent}]",
+        "[{type: value, key: status, op: in, value: [ACTIVE, ERROR]}]",
+        "[{status: ACTIVE}, {key_name: '4'}]",
+    ],
+)
+def test_whole_kind_lookups_match_exactly_what_testing_each_record_matches(filters):
+    from stackfleet.engine.evaluate import evaluate_policy
+
+    records = [
+        rec("server", "int", key_name=4, status="ACTIVE", locked=True),
+        rec("server", "text", key_name="4", status="ERROR", locked=1),
+        rec("server", "float", key_name=4.0, status=None, locked=False),
+        rec("server", "list", key_name=[4], status="ACTIVE", locked=None),
+    ]
+    [policy] = load_text(f"policies:\n  - name: t\n    resource: server\n    filters: {filters}\n")
+    view = FleetView(None, NOW)
+    view.add_records("server", records)
+    indexed = sorted(r["id"] for r in evaluate_policy(policy, view).matches)
+    assert indexed == matching("server", filters, {"server": records})
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        "[{status: ACTIVE}, {key_name: '4'}]",
+        "[{status: ACTIVE}, {type: value, key: key_name, op: ne, value: '4'}]",
+        "[{status: ACTIVE}, {locked: true}]",
+        "[{status: ACTIVE}, {locked: absent}]",
+        "[{status: ACTIVE}, {type: value, key: vcpus, op: gt, value: 1}]",
+        "[{status: ACTIVE}, {type: value, key: vcpus, op: le, value: 4}]",
+        "[{status: ACTIVE}, {type: value, key: key_name, op: regex, value: '^4'}]",
+        "[{status: ACTIVE}, {type: value, key: key_name, op: not-regex, value: '^4'}]",
+    ],
+)
+def test_inline_selection_matches_exactly_what_testing_each_record_matches(filters):
+    from stackfleet.engine.evaluate import evaluate_policy
+
+    records = [
+        rec("server", "int", key_name=4, status="ACTIVE", locked=True, vcpus=4),
+        rec("server", "text", key_name="4", status="ACTIVE", locked=1, vcpus=True),
+        rec("server", "float", key_name=4.0, status="ACTIVE", locked=False, vcpus=2.5),
+        rec("server", "list", key_name=[4], status="ACTIVE", locked=None, vcpus="8"),
+        rec("server", "none", key_name=None, status="ACTIVE", vcpus=None),
+    ]
+    [policy] = load_text(f"policies:\n  - name: t\n    resource: server\n    filters: {filters}\n")
+    view = FleetView(None, NOW)
+    view.add_records("server", records)
+    selected = sorted(r["id"] for r in evaluate_policy(policy, view).matches)
+    assert selected == matching("server", filters, {"server": records})
