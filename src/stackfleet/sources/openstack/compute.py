@@ -12,6 +12,11 @@ from stackfleet.sources.openstack.placement import provider_usage
 # 2.90: servers carry tags, server_groups, the embedded flavor; hypervisors have uuid
 # ids and no deprecated statistics (Placement is the source of truth for capacity).
 MICROVERSION = "2.90"
+# Hypervisors one below 2.88: from 2.88 Nova asks every nova-compute for its uptime (an
+# RPC call) while listing them in detail, so until a dead compute counts as down the
+# listing waits rpc_response_timeout and fails -- exactly during an outage (seen on the
+# testbed). 2.87 lists from the database; its extra statistics fields are ignored.
+HYPERVISOR_MICROVERSION = "2.87"
 
 
 def servers(ctx: ListContext) -> list[dict[str, Any]]:
@@ -83,7 +88,7 @@ def hypervisors(ctx: ListContext) -> list[dict[str, Any]]:
         "/os-hypervisors/detail",
         "hypervisors",
         None,
-        MICROVERSION,
+        HYPERVISOR_MICROVERSION,
     )
     previous = ctx.previous.get("hypervisor", {})
     usage = provider_usage(ctx, previous)
