@@ -60,3 +60,21 @@ def test_cinder_service_id_is_binary_at_host():
         {"binary": "cinder-volume", "host": "st1@lvm", "state": "up", "status": "enabled"}
     )
     assert record["id"] == "cinder-volume@st1@lvm"
+
+
+def test_pool_capacity_infinite_is_kept_as_reported_but_not_as_a_number():
+    record = kind("storage_pool").record_builder()(
+        {
+            "name": "cinder@lvm#pool",
+            "capabilities": {
+                "total_capacity_gb": "infinite",
+                "free_capacity_gb": "infinite",
+                "allocated_capacity_gb": 12,
+                "max_over_subscription_ratio": "20.0",
+            },
+        }
+    )
+    assert record["total_capacity_gb"] is None and record["free_capacity_gb"] is None
+    assert record["capacity_reported"] == "infinite"
+    assert record["allocated_capacity_gb"] == 12.0
+    assert record["max_over_subscription_ratio"] == 20.0

@@ -187,6 +187,29 @@ def _pool_capability(key: str) -> Getter:
     return path("capabilities", key)
 
 
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _pool_capacity(key: str) -> Getter:
+    """A capacity in GB. Drivers may report "infinite" or "unknown" (and some send
+    numbers as strings): those are None, so the field stays a number for filters."""
+    read = path("capabilities", key)
+
+    def get(obj: dict[str, Any]) -> float | None:
+        value = read(obj)
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | float):
+            return float(value)
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    return get
+
+
 def _compute_service_name(obj: dict[str, Any]) -> str:
     return f"{obj.get('binary')}@{obj.get('host')}"
 
@@ -293,17 +316,23 @@ KINDS_LIST: tuple[Kind, ...] = (
         status_api=None,
         fields=(
             F("volume_backend_name", _pool_capability("volume_backend_name")),
-            F("total_capacity_gb", _pool_capability("total_capacity_gb"), type=float),
-            F("free_capacity_gb", _pool_capability("free_capacity_gb"), type=float),
-            F("allocated_capacity_gb", _pool_capability("allocated_capacity_gb"), type=float),
+            F(
+                "capacity_reported",
+                lambda o: _text_or_none((o.get("capabilities") or {}).get("free_capacity_gb")),
+                type=str,
+                doc="free capacity as the driver reported it (e.g. 'infinite')",
+            ),
+            F("total_capacity_gb", _pool_capacity("total_capacity_gb"), type=float),
+            F("free_capacity_gb", _pool_capacity("free_capacity_gb"), type=float),
+            F("allocated_capacity_gb", _pool_capacity("allocated_capacity_gb"), type=float),
             F(
                 "provisioned_capacity_gb",
-                _pool_capability("provisioned_capacity_gb"),
+                _pool_capacity("provisioned_capacity_gb"),
                 type=float,
             ),
             F(
                 "max_over_subscription_ratio",
-                _pool_capability("max_over_subscription_ratio"),
+                _pool_capacity("max_over_subscription_ratio"),
                 type=float,
             ),
             F("thin_provisioning_support", _pool_capability("thin_provisioning_support"), bool),
