@@ -92,3 +92,31 @@ def test_retention_drops_hourly_buckets_past_their_age(any_store):
     result = compact(any_store, now=T0 + 40 * 24 * HOUR)
     assert result.hourly_deleted == 1
     assert window(any_store, "hypervisor", "h1", "power_watts", T0) == []
+
+
+def test_the_collection_loop_rolls_up_every_sources_samples(any_store):
+    import time
+
+    from sqlalchemy import func, select
+
+    from stackfleet.engine.loop import CollectionLoop
+    from stackfleet.store.schema import MetricRollup
+
+    start = time.time() - time.time() % HOUR - 2 * HOUR
+    samples = [
+        Sample("", "", "database_server", "db1", "threads_running", start + 60 * i, i)
+        for i in range(10)
+    ]
+    record_samples(any_store, samples)
+
+    def rollups() -> int:
+        with any_store.sessions() as session:
+            return session.scalar(
+                select(func.count())
+                .select_from(MetricRollup)
+                .where(MetricRollup.kind == "database_server", MetricRollup.resource_id == "db1")
+            )
+
+    assert rollups() == 0
+    CollectionLoop(any_store, clouds=[]).run_once()
+    assert rollups() >= 2  # two complete 5-minute buckets (and their hour)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from stackfleet.engine.collect import PassResult, collect
 from stackfleet.errors import StackFleetError
 from stackfleet.store import Store
+from stackfleet.store.metrics import compact
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,12 @@ class CollectionLoop:
         for result in results:
             if self.after_pass:
                 self.after_pass(result)
+        try:
+            # roll every source's samples up (hardware, databases, queues), not only
+            # those of the source that happens to run a sweep
+            compact(self.store, time.time())
+        except SQLAlchemyError:
+            log.exception("rolling up metric samples failed")
         return results
 
     def _run(self) -> None:
