@@ -10,12 +10,14 @@ from rich.console import Console
 from stackfleet.api.server import serve_api
 from stackfleet.cli.context import state
 from stackfleet.engine.execute import Connections
+from stackfleet.engine.infra_monitor import InfraMonitorLoop
 from stackfleet.engine.loop import CloudSpec, CollectionLoop
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.schedule import PolicySchedule
 from stackfleet.engine.settings import load_settings
 from stackfleet.errors import ConfigError
 from stackfleet.policy import load_files
+from stackfleet.sources.infra_config import load_infra_config
 
 err = Console(stderr=True)
 
@@ -48,6 +50,14 @@ def serve_command(
     config: Annotated[
         str | None, typer.Option("--config", envvar="STACKFLEET_CONFIG", help="Settings file.")
     ] = None,
+    infra_config: Annotated[
+        str | None,
+        typer.Option(
+            "--infra-config",
+            help="Database/RabbitMQ targets to sweep every minute "
+            "(default: $STACKFLEET_INFRA_CONFIG or infrastructure.yaml in the config dir).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     import os
@@ -67,6 +77,12 @@ def serve_command(
         interval,
         after_pass=schedule.after_pass if policies else None,
     )
+    infra = load_infra_config(infra_config)
+    monitor = InfraMonitorLoop(
+        store, infra.databases, infra.brokers, infra.database_rules, infra.rabbitmq_rules
+    )
+    if infra.databases or infra.brokers:
+        monitor.start()
     loop.start()
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
@@ -77,3 +93,4 @@ def serve_command(
         serve_api(store, host, port)
     finally:
         loop.stop()
+        monitor.stop()
