@@ -162,3 +162,8 @@ def test_pass_records_list_per_kind_outcome(any_store):
         "seconds": 0.0,
         "error": "HTTP 500",
     }
+
+
+def test_an_empty_filter_value_matches_unset_fields(any_store):
+    one_pass(any_store, [server("a", key_name=None), server("b", key_name="ops")])
+    assert [r["id"] for r in any_store.list_resources("server", {"key_name": ""})[0]] == ["a"]

@@ -640,7 +640,10 @@ def _filter_condition(spec: Kind, field: str, raw: str) -> Any:
         return element.as_integer() == value
     if typ is float:
         return element.as_float() == value
-    return or_(element.as_string() == value)
+    if value == "":
+        # FIELD= asks for "not set": JSON null, a missing key or an empty string
+        return or_(element.as_string().is_(None), element.as_string() == "")
+    return element.as_string() == value
 
 
 def _matches_lists(attrs: dict[str, Any], filters: dict[str, str]) -> bool:
