@@ -38,7 +38,7 @@ from typing import Any
 import uvicorn
 import yaml
 
-from stackfleet.simulator.server import SimulatorError, _bind
+from stackfleet.simulator.server import SimulatorError, _bind, stop_serving
 from stackfleet.simulator.state import CloudState
 from stackfleet.sources.redfish.bmc_map import BmcTarget
 
@@ -742,13 +742,7 @@ class RedfishSimulator:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         self.app.stopping.set()
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout)
+        stop_serving(server, thread, timeout)
 
     def __enter__(self) -> RedfishSimulator:
         self.start()

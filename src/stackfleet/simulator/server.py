@@ -175,6 +175,19 @@ def write_clouds_yaml(
     return target
 
 
+def stop_serving(
+    server: uvicorn.Server | None, thread: threading.Thread | None, timeout: float
+) -> None:
+    """Stop a uvicorn server running in `thread`: gracefully, then forced."""
+    if server is None or thread is None:
+        return
+    server.should_exit = True
+    thread.join(timeout)
+    if thread.is_alive():
+        server.force_exit = True
+        thread.join(timeout)
+
+
 def _wait_until_answering(host: str, port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
@@ -272,13 +285,7 @@ class SimulatorServer:
         """Stop serving and wait for the thread to end."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout)
-        if thread.is_alive():
-            server.force_exit = True
-            thread.join(timeout)
+        stop_serving(server, thread, timeout)
 
     def __enter__(self) -> SimulatorServer:
         self.start()
