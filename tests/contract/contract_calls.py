@@ -214,6 +214,13 @@ def _network(collection: str, url: str, **extra: Any) -> Contract:
 
 CONTRACTS: dict[str, Contract] = {
     "identity GET /projects": Contract("projects", missing="/projects/{uuid}"),
+    # Keystone adds a user's extra attributes (email, description) as keys of its own
+    "identity GET /users": Contract(
+        "users",
+        optional=("$.users[].email", "$.users[].description"),
+        missing="/users/{uuid}",
+    ),
+    "identity GET /role_assignments": Contract("role_assignments"),
     "compute GET /servers/detail": Contract(
         "servers",
         "marker",
@@ -263,6 +270,22 @@ CONTRACTS: dict[str, Contract] = {
     "network GET /routers": _network("routers", "routers"),
     "network GET /agents": _network(
         "agents", "agents", open=("$.agents[].configurations", "$.agents[].resources_synced")
+    ),
+    "network GET /network-ip-availabilities": Contract(
+        "network_ip_availabilities",
+        "marker",
+        marker_key="network_id",
+        missing="/network-ip-availabilities/{uuid}",
+    ),
+    # The testbed runs Neutron without agents: the response test compares these with the
+    # testbed's own router and network lists (the same objects), and the 404 of an
+    # unknown agent with the testbed's.
+    "network GET /agents/{uuid}/l3-routers": Contract("routers"),
+    "network GET /agents/{uuid}/dhcp-networks": Contract(
+        "networks",
+        # only external networks carry is_default, and DHCP agents serve none of them
+        optional=("$.networks[].is_default",),
+        extension_keys=NEUTRON_EXTENSION_KEYS["networks"],
     ),
     "network GET /security-groups": _network("security_groups", "security-groups"),
     "network GET /security-group-rules": _network("security_group_rules", "security-group-rules"),

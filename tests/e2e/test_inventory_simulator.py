@@ -4,6 +4,8 @@ it through openstacksdk, and the store, CLI and API show exactly what the genera
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections import Counter
 
 import pytest
@@ -12,6 +14,12 @@ from support import run_cli
 
 from stackfleet.api.app import create_app
 from stackfleet.engine.collect import collect
+from stackfleet.simulator.generator import preset
+from stackfleet.simulator.server import SimulatorServer
+from stackfleet.sources.openstack import ListContext
+from stackfleet.sources.openstack.connection import connect
+from stackfleet.sources.openstack.listing import ListingError, RequestLog
+from stackfleet.sources.openstack.placement import provider_usage
 from stackfleet.store import open_store
 
 CLOUD = "sim"
@@ -71,8 +79,12 @@ def test_list_calls_are_paged_not_per_resource(collected):
     _, _, _, _, results = collected
     for result in results:
         per_resource = {k: n for k, n in result.requests.items() if "{" in k}
-        # only Placement's per-provider reads are per resource (no bulk API exists)
-        assert all(k.startswith("placement") for k in per_resource), per_resource
+        # only Placement's per-provider reads are per resource (no bulk API exists), and
+        # what each L3 / DHCP agent hosts (no bulk API either; agents are few)
+        assert all(
+            k.startswith("placement") or k.startswith("network GET /agents/{uuid}/")
+            for k in per_resource
+        ), per_resource
 
 
 def test_server_fields_match_nova(collected):
@@ -174,3 +186,60 @@ def test_api_summary_and_metrics_report_the_fleet(collected):
     assert summary["hypervisors"]["total"] == hosts
     metrics = client.get("/metrics").text
     assert "stackfleet_hypervisor_vcpus_used" in metrics
+
+
+def test_community_images_of_other_projects_are_collected(tmp_path):
+    """Glance leaves other projects' community images out of a plain image list."""
+    with SimulatorServer(preset("small", images=24)) as server:
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        try:
+            [result] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["image"])
+            rows, _ = store.list_resources("image")
+        finally:
+            store.close()
+    [region] = server.state.regions.values()
+    assert any(i["visibility"] == "community" for i in region.images.values())
+    assert result.status == "complete"
+    assert {r["id"] for r in rows} == set(region.images)
+
+
+def test_placement_reads_stop_once_cancelled(two_region_cloud):
+    """A failed Nova hypervisor listing cancels the Placement reads running beside it:
+    no provider is read after that."""
+    _, clouds = two_region_cloud
+    [target] = connect(CLOUD, "RegionOne", config_files=[str(clouds)])
+    ctx = ListContext(target, RequestLog())
+    cancelled = threading.Event()
+    cancelled.set()
+
+    with pytest.raises(ListingError, match="cancelled"):
+        provider_usage(ctx, {}, cancelled)
+
+    assert dict(ctx.log.counts) == {"placement GET /resource_providers": 1}
+
+
+def test_a_pass_pauses_the_garbage_collector_and_restores_it(two_region_cloud, tmp_path):
+    """The cyclic garbage collector is off while a pass holds its records, and back in
+    the state the pass found it in afterwards (a serving process must not be left
+    without it)."""
+    _, clouds = two_region_cloud
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    during: list[bool] = []
+    try:
+        assert gc.isenabled()
+        collect(
+            store,
+            CLOUD,
+            config_files=[str(clouds)],
+            kinds=["flavor"],
+            progress=lambda target, listing: during.append(gc.isenabled()),
+        )
+        assert during and not any(during)
+        assert gc.isenabled()
+        gc.disable()
+        collect(store, CLOUD, config_files=[str(clouds)], kinds=["flavor"])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        store.close()

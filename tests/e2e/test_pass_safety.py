@@ -224,3 +224,31 @@ def test_ironic_without_a_system_scoped_cloud_is_skipped_not_emptied(cloud, tmp_
     assert listing.skipped and "system-scoped" in (listing.error or "")
     assert result.status == "complete"
     assert store.list_resources("baremetal_node")[1] == nodes
+
+
+def test_a_member_clouds_pass_marks_no_other_projects_resources_gone(cloud, tmp_path, store_url):
+    """Cinder and Neutron answer a project member's fleet-wide listing with just that
+    project's resources and a 200: such a pass keeps what it saw but is partial, and
+    every other project's volumes and ports stay live."""
+    server, clouds = cloud
+    store = open_store(store_url)
+    [first] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["volume", "port"])
+    assert first.status == "complete"
+    before = {
+        kind: {r["id"] for r in store.list_resources(kind, limit=100_000)[0]}
+        for kind in ("volume", "port")
+    }
+    entry = yaml.safe_load(clouds.read_text())["clouds"][CLOUD]
+    entry["auth"].update(username="alpha-01-user", password="password", project_name="alpha-01")
+    member_file = tmp_path / "member.yaml"
+    member_file.write_text(yaml.safe_dump({"clouds": {CLOUD: entry}}))
+
+    [second] = collect(store, CLOUD, config_files=[str(member_file)], kinds=["volume", "port"])
+
+    assert second.status == "failed"
+    for kind in ("volume", "port"):
+        listing = second.listings[kind]
+        assert not listing.complete
+        assert "see only project alpha-01" in (listing.error or "")
+        live = {r["id"] for r in store.list_resources(kind, limit=100_000)[0]}
+        assert live == before[kind]

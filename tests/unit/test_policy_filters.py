@@ -468,3 +468,203 @@ def test_inline_selection_matches_exactly_what_testing_each_record_matches(filte
     view.add_records("server", records)
     selected = sorted(r["id"] for r in evaluate_policy(policy, view).matches)
     assert selected == matching("server", filters, {"server": records})
+
+
+# --- Evaluation from columns and indexes -------------------------------------------
+# A run answers whole-kind filters from per-field columns and shared indexes (by record
+# position, at C speed when the types in a column allow). Whatever path it takes, it
+# must keep exactly the records, in the order, that testing each record keeps.
+
+
+def _uniform_servers() -> list[dict[str, Any]]:
+    """One type per field (the fast paths): texts, integers, lists, mappings."""
+    statuses = ["ACTIVE", "SHUTOFF", "ERROR"]
+    return [
+        rec(
+            "server",
+            f"u{i}",
+            status=statuses[i % 3],
+            vcpus=[1, 2, 4, 8][i % 4],
+            key_name=["k1", "k2"][i % 2],
+            name=f"p{i % 4}-web-{i}",
+            tags=[["prod"], [], ["dev", "prod"]][i % 3],
+            metadata=[{"owner": "x@y"}, {}, {"owner": "z"}][i % 3],
+            created=f"2025-{i % 12 + 1:02d}-01T00:00:00Z",
+            locked=i % 5 == 0,
+        )
+        for i in range(24)
+    ]
+
+
+def _mixed_servers() -> list[dict[str, Any]]:
+    """Every field holding values of several types, missing and null (the slow paths)."""
+    odd: list[Any] = ["ACTIVE", "4", 4, 4.0, True, None, [4], {"a": 1}, "", "SHUTOFF"]
+    times: list[Any] = ["2025-01-01T00:00:00Z", None, "not a time", 1700000000, ""]
+    records = []
+    for i in range(30):
+        fields: dict[str, Any] = {
+            "status": odd[i % len(odd)],
+            "vcpus": odd[(i + 3) % len(odd)],
+            "key_name": odd[(i + 5) % len(odd)],
+            "tags": [["prod"], [], None, "prod-x", {"prod": 1}, [4]][i % 6],
+            "metadata": [{"owner": "x@y"}, {}, None, "text", {"owner": None}, {"owner": 4}][i % 6],
+            "created": times[i % len(times)],
+            "locked": odd[(i + 7) % len(odd)],
+        }
+        if i % 7 == 0:
+            del fields["key_name"]  # a record without the field at all
+        records.append(rec("server", f"m{i}", **fields))
+    return records
+
+
+COLUMN_FILTERS = [
+    "[{status: ACTIVE}]",
+    "[{status: '4'}]",
+    "[{status: null}]",
+    "[{status: true}]",
+    "[{type: value, key: status, op: eq, value: 4}]",
+    "[{type: value, key: status, op: ne, value: ACTIVE}]",
+    "[{type: value, key: status, op: in, value: [ACTIVE, '4']}]",
+    "[{type: value, key: status, op: in, value: [4, true]}]",
+    "[{type: value, key: status, op: not-in, value: [ACTIVE, ERROR]}]",
+    "[{type: value, key: status, op: regex, value: '^(S|4)'}]",
+    "[{type: value, key: status, op: not-regex, value: 'IVE$'}]",
+    "[{type: value, key: status, op: contains, value: 'CT'}]",
+    "[{type: value, key: status, op: gt, value: 'B'}]",
+    "[{status: absent}]",
+    "[{status: present}]",
+    "[{status: empty}]",
+    "[{status: not-empty}]",
+    "[{type: value, key: vcpus, op: gt, value: 2}]",
+    "[{type: value, key: vcpus, op: le, value: 4}]",
+    "[{type: value, key: vcpus, op: eq, value: 8}]",
+    "[{type: value, key: vcpus, op: ne, value: 4}]",
+    "[{type: value, key: vcpus, op: in, value: [1, 8]}]",
+    "[{key_name: '4'}]",
+    "[{key_name: absent}]",
+    "[{type: value, key: key_name, op: ne, value: k1}]",
+    "[{locked: true}]",
+    "[{type: value, key: tags, op: contains, value: prod}]",
+    "[{type: value, key: tags, op: not-contains, value: prod}]",
+    "[{type: value, key: tags, op: contains, value: 4}]",
+    "[{tags: empty}]",
+    "[{metadata.owner: absent}]",
+    "[{metadata.owner: present}]",
+    "[{metadata.owner: x@y}]",
+    "[{type: value, key: metadata.owner, op: regex, value: '^x'}]",
+    "[{type: value, key: name, op: regex, value: '^p1-web'}]",
+    "[{type: value, key: status, op: eq, value: active, ignore_case: true}]",
+    "[{or: [{status: SHUTOFF}, {status: ERROR}]}]",
+    "[{or: [{status: SHUTOFF}, {type: value, key: vcpus, op: ge, value: 8}]}]",
+    "[{not: [{status: ACTIVE}]}]",
+    "[{not: [{type: value, key: vcpus, op: gt, value: 2}]}]",
+    "[{not: [{status: ACTIVE}, {locked: true}]}]",
+    "[{and: [{status: ACTIVE}, {locked: true}]}]",
+    "[{status: ACTIVE}, {type: value, key: vcpus, op: ge, value: 4}]",
+    "[{status: ACTIVE}, {type: value, key: status, op: ne, value: '4'}]",
+    "[{type: value, key: vcpus, op: gt, value: 1}, {or: [{key_name: k2}, {tags: empty}]}]",
+    "[{status: SHUTOFF}, {not: {key_name: absent}}]",
+    "[{type: age, field: created, older_than: 200d}]",
+    "[{type: age, field: created, newer_than: 200d}]",
+    "[{type: age, field: created, older_than: 100d, newer_than: 300d}]",
+    "[{type: age, field: first_seen, older_than: 30d}]",
+    "[{status: ACTIVE}, {type: age, field: created, older_than: 200d}]",
+    "[{or: [{type: age, field: created, older_than: 300d}, {status: ERROR}]}]",
+]
+
+
+@pytest.mark.parametrize(
+    "records", [_uniform_servers(), _mixed_servers()], ids=["uniform", "mixed"]
+)
+@pytest.mark.parametrize("filters", COLUMN_FILTERS)
+def test_a_run_keeps_exactly_the_records_and_order_that_testing_each_record_keeps(filters, records):
+    from stackfleet.engine.evaluate import evaluate_policy, prepare
+
+    [policy] = load_text(f"policies:\n  - name: t\n    resource: server\n    filters: {filters}\n")
+    expected_view = FleetView(None, NOW)
+    expected_view.add_records("server", records)
+    predicate = compile_all(policy.filters, expected_view)
+    expected = [r["id"] for r in records if predicate(r)]
+    # a fresh view (columns read one by one), the same view again (now with shared
+    # indexes), and a view whose columns were read together beforehand
+    fresh = FleetView(None, NOW)
+    fresh.add_records("server", records)
+    first = [r["id"] for r in evaluate_policy(policy, fresh).matches]
+    again = [r["id"] for r in evaluate_policy(policy, fresh).matches]
+    prepared = FleetView(None, NOW)
+    prepared.add_records("server", records)
+    prepare([policy], prepared)
+    together = [r["id"] for r in evaluate_policy(policy, prepared).matches]
+    assert first == expected
+    assert again == expected
+    assert together == expected
+
+
+def test_an_event_run_over_a_few_resources_matches_as_a_whole_run_does():
+    from stackfleet.engine.evaluate import evaluate_policy
+
+    records = _mixed_servers()
+    view = FleetView(None, NOW)
+    view.add_records("server", records)
+    for filters in COLUMN_FILTERS:
+        [policy] = load_text(
+            f"policies:\n  - name: t\n    resource: server\n    filters: {filters}\n"
+        )
+        whole = {r["id"] for r in evaluate_policy(policy, view).matches}
+        some = {("c", "r", r["id"]) for r in records[::3]}
+        only = {r["id"] for r in evaluate_policy(policy, view, some).matches}
+        assert only == {i for i in whole if ("c", "r", i) in some}, filters
+
+
+def test_prefetched_columns_equal_the_fields_read_one_by_one():
+    records = _mixed_servers()
+    del records[3]["status"]  # one record without a field: no shortcut may invent it
+    together = FleetView(None, NOW)
+    together.add_records("server", records)
+    together.prefetch("server", ["status", "vcpus", "tags", "created"])
+    alone = FleetView(None, NOW)
+    alone.add_records("server", records)
+    for field in ("status", "vcpus", "tags", "created", "metadata.owner"):
+        assert together.column("server", field) == alone.column("server", field)
+        assert together.column_types("server", field) == alone.column_types("server", field)
+    complete = _uniform_servers()
+    view = FleetView(None, NOW)
+    view.add_records("server", complete)
+    view.prefetch("server", ["status", "vcpus"])
+    assert view.column("server", "vcpus") == [r["vcpus"] for r in complete]
+
+
+def test_relations_across_regions_and_clouds_only_join_within_a_region():
+    # the same image id in two regions (and a second cloud) is three different images
+    records = {
+        "image": [
+            rec("image", "img", region="r1"),
+            rec("image", "img", region="r2"),
+            rec("image", "img", cloud="c2", region="r1"),
+        ],
+        "server": [
+            rec("server", "s1", image_id="img", region="r1"),
+            rec("server", "s2", image_id="img", region="r3"),
+        ],
+    }
+    found = matching("server", "[{type: relation, relation: image, absent: true}]", records)
+    assert found == ["s2"]
+    unused = matching("image", "[{type: relation, relation: servers, absent: true}]", records)
+    assert unused == ["img", "img"]  # r2 and c2/r1
+    # the same, each kind in one region: the index comes from the value index
+    one_region = {"image": records["image"][:1], "server": records["server"][:1]}
+    assert matching("server", "[{type: relation, relation: image, absent: true}]", one_region) == []
+
+
+def test_records_given_again_for_a_kind_replace_what_was_read_from_the_old_ones():
+    from stackfleet.engine.evaluate import evaluate_policy
+
+    [policy] = load_text(
+        "policies:\n  - name: t\n    resource: server\n    filters: [{status: ERROR}]\n"
+    )
+    view = FleetView(None, NOW)
+    view.add_records("server", [rec("server", "a", status="ERROR")])
+    assert [r["id"] for r in evaluate_policy(policy, view).matches] == ["a"]
+    evaluate_policy(policy, view)  # the second ask builds the shared index
+    view.add_records("server", [rec("server", "b", status="ERROR"), rec("server", "c")])
+    assert [r["id"] for r in evaluate_policy(policy, view).matches] == ["b"]

@@ -1,6 +1,6 @@
 """The alert lifecycle: alerts fire from open findings and resolve with them, external
-alerts are received (Alertmanager's formats), acknowledged, silenced and resolved, and
-changes are routed to receivers once per status change (deduplicated by fingerprint)."""
+alerts are received (Alertmanager's formats), acknowledged, silenced and resolved.
+Telling receivers (grouping, repeat, inhibition) is `stackfleet.alerts.dispatch`."""
 
 from __future__ import annotations
 
@@ -11,13 +11,24 @@ from typing import Any
 
 from sqlalchemy import select
 
-from stackfleet.actions.notify import NotifySettings
-from stackfleet.alerts.model import Matcher, fingerprint, matches_all
-from stackfleet.alerts.routing import Receiver, route
+from stackfleet.alerts.dispatch import Dispatch, dispatch, silenced_by
+from stackfleet.alerts.model import fingerprint
 from stackfleet.policy.times import parse_time
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.db import Store
 from stackfleet.store.schema import Finding
+
+__all__ = [
+    "AlertChanges",
+    "Dispatch",
+    "WantedAlert",
+    "dispatch",
+    "finding_labels",
+    "ingest",
+    "silenced_by",
+    "sync_alerts",
+    "sync_policy_alerts",
+]
 
 
 @dataclass
@@ -28,11 +39,17 @@ class AlertChanges:
 
 
 @dataclass
-class Dispatch:
-    sent: int = 0
-    silenced: int = 0
-    acknowledged: int = 0
-    errors: list[str] = field(default_factory=list)
+class WantedAlert:
+    """An alert that should be firing: its labels (with alertname and severity), its
+    annotations, since when, and the finding it stands for."""
+
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    starts_at: datetime
+    finding_id: int | None = None
+    generator_url: str | None = None
+    # refresh the annotations of an alert already firing (readings move on)
+    refresh_annotations: bool = field(default=False)
 
 
 def finding_labels(finding: Finding, severity: str, extra: dict[str, str]) -> dict[str, str]:
@@ -59,7 +76,6 @@ def sync_policy_alerts(
     now: datetime,
 ) -> AlertChanges:
     """Make the firing alerts of `policy` follow its open findings."""
-    changes = AlertChanges()
     with store.session() as session:
         open_findings = list(
             session.scalars(
@@ -71,33 +87,70 @@ def sync_policy_alerts(
         for fp, a in alert_store.firing_by_fingerprint(store, "policy").items()
         if a["alertname"] == policy
     }
-    wanted: dict[str, tuple[Finding, dict[str, str]]] = {}
+    wanted: dict[str, WantedAlert] = {}
     for finding in open_findings:
-        finding_set = finding_labels(finding, severity, labels)
-        wanted[fingerprint(finding_set)] = (finding, finding_set)
-    new_rows = []
-    for fp, (finding, label_set) in wanted.items():
-        if fp in firing:
-            continue
+        label_set = finding_labels(finding, severity, labels)
         name = finding.resource_name or finding.resource_id
+        wanted[fingerprint(label_set)] = WantedAlert(
+            labels=label_set,
+            annotations={
+                "summary": f"{policy}: {finding.kind} {name}",
+                "description": description
+                or f"StackFleet policy {policy} matched {finding.kind} {name}",
+            },
+            starts_at=finding.opened_at,
+            finding_id=finding.id,
+        )
+    return _sync(store, "policy", firing, wanted, now)
+
+
+def sync_alerts(
+    store: Store,
+    source: str,
+    wanted: Sequence[WantedAlert],
+    now: datetime,
+    scope: str | None = None,
+) -> AlertChanges:
+    """Make the firing alerts of `source` (e.g. "hardware") be exactly `wanted`: new
+    label sets fire, known ones stay (one alert per fingerprint), the others resolve.
+    With `scope`, only firing alerts whose alertname starts with it are resolved."""
+    firing = {
+        fp: a
+        for fp, a in alert_store.firing_by_fingerprint(store, source).items()
+        if scope is None or a["alertname"].startswith(scope)
+    }
+    return _sync(store, source, firing, {fingerprint(w.labels): w for w in wanted}, now)
+
+
+def _sync(
+    store: Store,
+    source: str,
+    firing: dict[str, dict[str, Any]],
+    wanted: dict[str, WantedAlert],
+    now: datetime,
+) -> AlertChanges:
+    changes = AlertChanges()
+    new_rows = []
+    for fp, item in wanted.items():
+        current = firing.get(fp)
+        if current is not None:
+            if item.refresh_annotations and current["annotations"] != item.annotations:
+                alert_store.touch(store, [current["id"]], now, annotations=item.annotations)
+            continue
         new_rows.append(
             {
                 "fingerprint": fp,
-                "alertname": policy,
-                "severity": severity,
-                "labels": label_set,
-                "annotations": {
-                    "summary": f"{policy}: {finding.kind} {name}",
-                    "description": description
-                    or f"StackFleet policy {policy} matched {finding.kind} {name}",
-                },
-                "source": "policy",
+                "alertname": item.labels.get("alertname", "unnamed"),
+                "severity": item.labels.get("severity", "warning"),
+                "labels": item.labels,
+                "annotations": item.annotations,
+                "source": source,
                 "status": "firing",
-                "starts_at": finding.opened_at,
+                "starts_at": item.starts_at,
                 "ends_at": None,
                 "updated_at": now,
-                "finding_id": finding.id,
-                "generator_url": None,
+                "finding_id": item.finding_id,
+                "generator_url": item.generator_url,
             }
         )
     alert_store.fire(store, new_rows)
@@ -156,55 +209,3 @@ def ingest(
     alert_store.fire(store, new_rows)
     changes.fired = len(new_rows)
     return changes
-
-
-def silenced_by(alert: dict[str, Any], silences: Sequence[dict[str, Any]]) -> int | None:
-    """The id of an active silence matching the alert, if any."""
-    for silence in silences:
-        if silence["state"] != "active":
-            continue
-        matchers = [Matcher(m["name"], m["op"], m["value"]) for m in silence["matchers"]]
-        if matches_all(matchers, alert["labels"]):
-            return int(silence["id"])
-    return None
-
-
-def dispatch(
-    store: Store,
-    receivers: Sequence[Receiver],
-    settings: NotifySettings,
-    now: datetime,
-) -> Dispatch:
-    """Tell receivers about every alert whose status they have not heard yet. Silenced
-    firing alerts wait (they are sent if still firing when the silence ends);
-    acknowledged ones are not sent; resolutions always are."""
-    result = Dispatch()
-    pending = alert_store.to_notify(store)
-    if not pending:
-        return result
-    silences = alert_store.list_silences(store, now)
-    deliver: list[dict[str, Any]] = []
-    settled: list[dict[str, Any]] = []
-    for alert in pending:
-        if alert["status"] == "firing" and silenced_by(alert, silences) is not None:
-            result.silenced += 1
-            continue
-        if alert["status"] == "firing" and alert["acked_by"]:
-            result.acknowledged += 1
-            settled.append(alert)
-            continue
-        if alert["status"] == "resolved" and alert["notified_status"] is None:
-            settled.append(alert)  # never announced as firing: nothing to take back
-            continue
-        deliver.append(alert)
-    if receivers:
-        delivered, errors = route(receivers, deliver, settings)
-    else:
-        delivered, errors = {a["id"] for a in deliver}, []
-    result.errors = errors
-    result.sent = len(delivered) if receivers else 0
-    done = [a for a in deliver if a["id"] in delivered] + settled
-    alert_store.mark_notified(
-        store, [a["id"] for a in done], {a["id"]: a["status"] for a in done}, now
-    )
-    return result

@@ -3,20 +3,32 @@ recorded in the audit log. Shared by the CLI and the API."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from stackfleet.alerts.lifecycle import silenced_by
 from stackfleet.alerts.model import Matcher
+from stackfleet.alerts.routing import InhibitRule
 from stackfleet.errors import InvalidQueryError
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 
 
-def with_state(store: Store, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """Add `state`: firing, acknowledged, silenced (by which silence) or resolved."""
+def with_state(
+    store: Store,
+    rows: list[dict[str, Any]],
+    now: datetime,
+    inhibit_rules: Sequence[InhibitRule] = (),
+) -> list[dict[str, Any]]:
+    """Add `state`: firing, acknowledged, silenced (by which silence), inhibited (by the
+    settings' inhibition rules, when given) or resolved."""
     silences = alert_store.list_silences(store, now)
+    muters = []
+    if inhibit_rules and any(row["status"] == "firing" for row in rows):
+        firing = alert_store.list_alerts(store, "firing", None)
+        muters = [rule.muter(firing) for rule in inhibit_rules]
     for row in rows:
         if row["status"] == "resolved":
             row["state"] = "resolved"
@@ -24,6 +36,8 @@ def with_state(store: Store, rows: list[dict[str, Any]], now: datetime) -> list[
         silence = silenced_by(row, silences)
         if silence is not None:
             row["state"] = f"silenced (#{silence})"
+        elif any(inhibited(row) for inhibited in muters):
+            row["state"] = "inhibited"
         elif row["acked_by"]:
             row["state"] = "acknowledged"
         else:

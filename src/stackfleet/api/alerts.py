@@ -4,6 +4,7 @@ notification body), so Prometheus or an Alertmanager can send alerts to StackFle
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,11 +13,15 @@ from pydantic import BaseModel, Field
 
 from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
+from stackfleet.alerts.routing import InhibitRule
 from stackfleet.api.errors import ErrorResponse
-from stackfleet.errors import InvalidQueryError
+from stackfleet.engine.settings import load_settings
+from stackfleet.errors import ConfigError, InvalidQueryError
 from stackfleet.policy.times import parse_duration
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.db import Store
+
+log = logging.getLogger(__name__)
 
 router = APIRouter()
 
@@ -116,10 +121,21 @@ def list_alerts(
     ] = "firing",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> Any:
-    """Alerts, newest first, each with its state (firing, acknowledged, silenced, resolved)."""
+    """Alerts, newest first, each with its state (firing, acknowledged, silenced,
+    inhibited, resolved)."""
     store = _store(request)
     rows = alert_store.list_alerts(store, status or None, limit)
-    return {"items": operations.with_state(store, rows, datetime.now(UTC))}
+    return {"items": operations.with_state(store, rows, datetime.now(UTC), _inhibit_rules())}
+
+
+def _inhibit_rules() -> list[InhibitRule]:
+    """The inhibition rules of the settings file ($STACKFLEET_CONFIG), read per request
+    like the hardware thresholds; a broken file only costs the `inhibited` state."""
+    try:
+        return load_settings(None).alerts.inhibit_rules
+    except ConfigError as exc:
+        log.warning("alert states without inhibition: %s", exc)
+        return []
 
 
 @router.post("/v1/alerts", response_model=Received, tags=["alerts"])

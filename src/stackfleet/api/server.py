@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from types import TracebackType
+from typing import Any
 
 import uvicorn
 
@@ -18,12 +19,17 @@ log = logging.getLogger(__name__)
 
 
 def serve_api(
-    store: Store, host: str = "127.0.0.1", port: int = 8780, log_level: str = "info"
+    store: Store,
+    host: str = "127.0.0.1",
+    port: int = 8780,
+    log_level: str = "info",
+    events: Any = None,
 ) -> None:
-    """Serve the API over `store` on host:port until interrupted (blocks)."""
-    config = uvicorn.Config(
-        create_app(store), host=host, port=port, log_level=log_level, lifespan="off"
-    )
+    """Serve the API over `store` on host:port until interrupted (blocks). `events`:
+    the daemon's EventProcessor, which POST /v1/events feeds."""
+    app = create_app(store)
+    app.state.events = events
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
     uvicorn.Server(config).run()
 
 

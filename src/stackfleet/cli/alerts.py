@@ -12,6 +12,7 @@ from rich.console import Console
 from stackfleet.alerts import operations
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_rows
+from stackfleet.engine.settings import load_settings
 from stackfleet.errors import InvalidQueryError
 from stackfleet.policy.times import parse_duration
 from stackfleet.store import alerts as alert_store
@@ -41,11 +42,22 @@ def alerts_list(
     all_: Annotated[bool, typer.Option("--all", help="Resolved alerts too.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 200,
     fmt: FormatOption = Format.table,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            envvar="STACKFLEET_CONFIG",
+            help="Settings file: its inhibition rules mark alerts inhibited.",
+        ),
+    ] = None,
 ) -> None:
     """Firing alerts (with --all, resolved ones too), newest first."""
     store = state(ctx).store()
     rows = operations.with_state(
-        store, alert_store.list_alerts(store, None if all_ else "firing", limit), datetime.now(UTC)
+        store,
+        alert_store.list_alerts(store, None if all_ else "firing", limit),
+        datetime.now(UTC),
+        load_settings(config).alerts.inhibit_rules,
     )
     for row in rows:
         row["target"] = "/".join(

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.engine import infra_alerts
 from stackfleet.engine.hardware import (
     SweepReport,
     hardware_report,
@@ -20,6 +21,7 @@ from stackfleet.engine.hardware import (
     status_dict,
     targets_for,
 )
+from stackfleet.engine.settings import load_settings
 from stackfleet.errors import ConfigError
 from stackfleet.model.hardware import evaluate
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
@@ -149,8 +151,22 @@ def sweep_command(
     ] = 10.0,
     thresholds: ThresholdsOption = None,
     fmt: FormatOption = Format.table,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record",
+            help="Also record the findings and fire or resolve their alerts, routed to the "
+            "settings file's receivers (what `stackfleet serve --bmc-map` does).",
+        ),
+    ] = False,
+    settings_file: Annotated[
+        str | None,
+        typer.Option("--settings", envvar="STACKFLEET_CONFIG", help="Settings file (alerts)."),
+    ] = None,
 ) -> None:
-    """Read every BMC once, record the readings, and print what each one said."""
+    """Read every BMC once, record the readings, and print what each one said.
+
+    Findings and alerts are recorded only with --record."""
     root = state(ctx)
     quiet_sushy(root.debug)
     store = root.store()
@@ -162,6 +178,9 @@ def sweep_command(
             "have a Redfish address (and set their credentials in the map's `ironic:`)"
         )
     report = sweep_and_print(store, targets, concurrency, timeout, fmt, limits)
+    if record:
+        hooks = infra_alerts.from_settings(store, load_settings(settings_file), limits)
+        err.print(infra_alerts.describe(hooks.after_hardware_sweep(report)), highlight=False)
     failed = len(report.statuses) - report.counts.get("ok", 0)
     if failed == len(report.statuses):
         raise typer.Exit(1)

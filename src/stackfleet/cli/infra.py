@@ -19,12 +19,14 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.engine import infra_alerts
 from stackfleet.engine.infra_monitor import (
     BrokerStatus,
     DatabaseStatus,
     sweep_brokers,
     sweep_databases,
 )
+from stackfleet.engine.settings import load_settings
 from stackfleet.errors import CloudError
 from stackfleet.sources.database import DEFAULT_PORT, DatabaseTarget
 from stackfleet.sources.infra_config import load_infra_config
@@ -44,6 +46,19 @@ ConfigOption = Annotated[
         help="Monitoring file (targets, threshold changes); default $STACKFLEET_INFRA_CONFIG "
         "or infrastructure.yaml in the config directory.",
     ),
+]
+
+RecordOption = Annotated[
+    bool,
+    typer.Option(
+        "--record",
+        help="Also record the findings and fire or resolve their alerts, routed to the "
+        "settings file's receivers (what `stackfleet serve --infra-config` does).",
+    ),
+]
+SettingsOption = Annotated[
+    str | None,
+    typer.Option("--settings", envvar="STACKFLEET_CONFIG", help="Settings file (alerts)."),
 ]
 
 db_app = typer.Typer(
@@ -150,8 +165,12 @@ def db_status(
         typer.Option("--measure-cost", help="Ask the server how long the probe took it."),
     ] = False,
     fmt: FormatOption = Format.table,
+    record: RecordOption = False,
+    settings_file: SettingsOption = None,
 ) -> None:
-    """Probe database servers: load, locks, slow statements, Galera, findings."""
+    """Probe database servers: load, locks, slow statements, Galera, findings.
+
+    Findings and alerts are recorded only with --record."""
     targets, loaded = _db_targets(dsn, config)
     statuses = sweep_databases(
         state(ctx).store(),
@@ -172,6 +191,9 @@ def db_status(
     else:
         for status, item in zip(statuses, data, strict=True):
             _print_database(status, item)
+    if record:
+        hooks = infra_alerts.from_settings(state(ctx).store(), load_settings(settings_file))
+        err.print(infra_alerts.describe(hooks.after_infra_sweep(statuses, [])), highlight=False)
     _exit_on_errors([s.error for s in statuses])
 
 
@@ -343,9 +365,13 @@ def mq_status(
         ),
     ] = False,
     fmt: FormatOption = Format.table,
+    record: RecordOption = False,
+    settings_file: SettingsOption = None,
 ) -> None:
     """Probe RabbitMQ: nodes (memory, file descriptors, alarms, partitions), queues
-    (depth, consumers, unacknowledged, rates) and OpenStack-aware findings."""
+    (depth, consumers, unacknowledged, rates) and OpenStack-aware findings.
+
+    Findings and alerts are recorded only with --record."""
     loaded = load_infra_config(config)
     if url:
         targets = [BrokerTarget.from_url(u) for u in url]
@@ -361,6 +387,10 @@ def mq_status(
     else:
         for status, item in zip(statuses, data, strict=True):
             _print_broker(status, item, all_queues)
+    if record:
+        hooks = infra_alerts.from_settings(state(ctx).store(), load_settings(settings_file))
+        recorded = hooks.after_infra_sweep([], statuses, vhost)
+        err.print(infra_alerts.describe(recorded), highlight=False)
     _exit_on_errors([s.error for s in statuses])
 
 

@@ -18,6 +18,8 @@ from rich.console import Console
 from stackfleet.cli import (
     alerts,
     audit,
+    capacity,
+    events,
     hardware,
     infra,
     inventory,
@@ -27,6 +29,7 @@ from stackfleet.cli import (
     reports,
     serve,
     simulator,
+    usage,
 )
 from stackfleet.cli.context import State
 from stackfleet.errors import StackFleetError
@@ -49,6 +52,9 @@ lease.register(app)
 alerts.register(app)
 hardware.register(app)
 nodes.register(app)
+capacity.register(app)
+usage.register(app)
+events.register(app)
 app.add_typer(simulator.app, name="simulator")
 app.command("demo")(simulator.demo_command)
 app.command("serve")(serve.serve_command)

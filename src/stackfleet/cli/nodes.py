@@ -10,13 +10,16 @@ import typer
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object
+from stackfleet.engine.capacity import host_roles
 from stackfleet.engine.hardware import load_thresholds, status_dict
 from stackfleet.errors import NotFoundError
 from stackfleet.model.hardware import evaluate
 from stackfleet.store import Store
 from stackfleet.store.hardware import get_status
 
-app = typer.Typer(help="Hosts: compute hosts and bare-metal nodes, with their hardware.")
+app = typer.Typer(
+    help="Hosts: compute, network and storage hosts and bare-metal nodes, with their hardware."
+)
 
 SERVICE_KINDS = ("compute_service", "network_agent", "block_storage_service")
 MAX_INSTANCES = 50
@@ -56,12 +59,14 @@ def node_view(store: Store, host: str) -> dict[str, Any]:
             continue
         hardware = status_dict(status, evaluate(status, load_thresholds(None), time.time()))
         break
-    if node is None and hardware is None:
-        raise NotFoundError(
-            f"no host {host!r}: not a hypervisor or bare-metal node of the last pass, and "
-            "not in the hardware status (see `stackfleet hypervisors list`)"
-        )
     short = (node or {}).get("host") or host
+    roles = host_roles(store, short)  # Neutron agents and Cinder pools on the host
+    if node is None and hardware is None and not roles:
+        raise NotFoundError(
+            f"no host {host!r}: not a hypervisor, bare-metal node, network or storage node "
+            "of the last pass, and not in the hardware status (see `stackfleet hypervisors "
+            "list`)"
+        )
     view: dict[str, Any] = {"host": short}
     if node is not None:
         view["kind"] = node.get("kind")
@@ -104,6 +109,7 @@ def node_view(store: Store, host: str) -> dict[str, Any]:
         found, _ = store.list_resources(kind, filters={"host": short})
         services += [f"{s.get('binary')} ({s.get('status')}, {_enabled(s)})" for s in found]
     view["services"] = services
+    view.update(roles)
     servers, total = store.list_resources("server", filters={"host": short}, limit=MAX_INSTANCES)
     view["instances"] = total
     view["instance_names"] = [f"{s.get('name')} ({s.get('status')})" for s in servers]

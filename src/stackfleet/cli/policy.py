@@ -118,13 +118,29 @@ def run_command(
     ] = None,
     config: ConfigOption = None,
     fmt: FormatOption = Format.table,
+    event: Annotated[
+        str | None,
+        typer.Option("--event", help="Run the event policies this event type triggers."),
+    ] = None,
+    resource: Annotated[
+        str | None, typer.Option("--resource", help="With --event: the resource's id.")
+    ] = None,
 ) -> None:
     """Run policies over the inventory (dry-run unless --execute).
 
     Each match shows its planned change as a diff; --execute carries it out through
-    the safety gate, with audit entries before and after."""
+    the safety gate, with audit entries before and after. With --event TYPE --resource
+    ID: re-read that resource from its cloud and run the event policies TYPE triggers,
+    over it only."""
     policies = select(load_files(sources(files, pack)), only, include_disabled)
     settings = load_settings(config)
+    if event or resource:
+        if not (event and resource):
+            raise InvalidQueryError("--event and --resource go together")
+        from stackfleet.cli.events import run_for_event
+
+        run_for_event(ctx, policies, event, resource, cloud, region, execute, settings, fmt)
+        return
     moment = None
     if now:
         moment = parse_time(now)

@@ -7,14 +7,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from stackfleet.alerts.dispatch import DispatchLoop
+from stackfleet.api.hardware import THRESHOLDS_ENV
 from stackfleet.api.server import serve_api
 from stackfleet.cli.context import state
+from stackfleet.cli.hardware import quiet_sushy
+from stackfleet.engine.events import start_events
 from stackfleet.engine.execute import Connections
+from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
+from stackfleet.engine.infra_alerts import InfraAlerts
 from stackfleet.engine.infra_monitor import InfraMonitorLoop
 from stackfleet.engine.loop import CloudSpec, CollectionLoop
 from stackfleet.engine.policies import PolicyRunner
+from stackfleet.engine.quota_sweep import DEFAULT_QUOTA_INTERVAL, QuotaSweepLoop, check_interval
 from stackfleet.engine.schedule import PolicySchedule
 from stackfleet.engine.settings import load_settings
+from stackfleet.engine.usage import UsageLoop
 from stackfleet.errors import ConfigError
 from stackfleet.policy import load_files
 from stackfleet.sources.infra_config import load_infra_config
@@ -58,6 +66,30 @@ def serve_command(
             "(default: $STACKFLEET_INFRA_CONFIG or infrastructure.yaml in the config dir).",
         ),
     ] = None,
+    bmc_map: Annotated[
+        str | None,
+        typer.Option(
+            "--bmc-map",
+            help="BMC map to sweep every minute (hardware findings and alerts; thresholds "
+            "from $STACKFLEET_HARDWARE_THRESHOLDS).",
+        ),
+    ] = None,
+    notifications: Annotated[
+        bool | None,
+        typer.Option(
+            "--notifications/--no-notifications",
+            help="Listen to the clouds' notifications (transport URLs from the settings "
+            "file) for event-driven refresh and event policies (default: settings' "
+            "notifications.enabled).",
+        ),
+    ] = None,
+    quota_interval: Annotated[
+        float,
+        typer.Option(
+            "--quota-interval",
+            help="Seconds between quota reads of a project (a sweep apart from the passes).",
+        ),
+    ] = DEFAULT_QUOTA_INTERVAL,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     import os
@@ -68,8 +100,19 @@ def serve_command(
     # invalid policies stop the daemon before it starts, as `policy validate` would
     policies = load_files([*(policy or []), *(f"pack:{p}" for p in pack or [])])
     store = state(ctx).store()
+    settings = load_settings(config)
     schedule = PolicySchedule(
-        PolicyRunner(store, load_settings(config), Connections()), policies, execute_actions
+        PolicyRunner(store, settings, Connections()), policies, execute_actions
+    )
+    events, listeners = start_events(
+        store,
+        settings,
+        policies,
+        clouds,
+        system_cloud,
+        execute_actions,
+        notifications,
+        run_lock=schedule.run_lock,
     )
     loop = CollectionLoop(
         store,
@@ -77,20 +120,57 @@ def serve_command(
         interval,
         after_pass=schedule.after_pass if policies else None,
     )
+    quotas = QuotaSweepLoop(
+        store, [CloudSpec(c, system_cloud) for c in clouds], check_interval(quota_interval)
+    )
     infra = load_infra_config(infra_config)
+    # infrastructure findings become findings and alerts after every sweep
+    alerting = InfraAlerts(
+        store,
+        settings.alerts.receivers,
+        settings.notify,
+        settings.alerts.inhibit_rules,
+        load_thresholds(os.environ.get(THRESHOLDS_ENV) or None),
+    )
     monitor = InfraMonitorLoop(
-        store, infra.databases, infra.brokers, infra.database_rules, infra.rabbitmq_rules
+        store,
+        infra.databases,
+        infra.brokers,
+        infra.database_rules,
+        infra.rabbitmq_rules,
+        after_sweep=alerting.after_infra_sweep,
+    )
+    hardware = HardwareSweepLoop(store, bmc_map, after_sweep=alerting.after_hardware_sweep)
+    dispatcher = DispatchLoop(
+        store, settings.alerts.receivers, settings.notify, settings.alerts.inhibit_rules
     )
     if infra.databases or infra.brokers:
         monitor.start()
+    if bmc_map:
+        quiet_sushy(state(ctx).debug)
+        hardware.start()
+    if settings.alerts.receivers:
+        dispatcher.start()
     loop.start()
+    quotas.start()
+    # real usage (diagnostics or Prometheus) beside the collection loop; nothing when
+    # usage.source is none
+    usage_loop = UsageLoop(store, settings.usage, clouds, system_cloud)
+    usage_loop.start()
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
         f"{', '.join(clouds)} every {interval:g} s",
         highlight=False,
     )
     try:
-        serve_api(store, host, port)
+        serve_api(store, host, port, events=events)
     finally:
+        for listener in listeners:
+            listener.stop()
+        events.stop()
         loop.stop()
+        quotas.stop()
+        usage_loop.stop()
         monitor.stop()
+        hardware.stop()
+        dispatcher.stop()

@@ -73,6 +73,14 @@ def serve_command(
     now: Annotated[
         bool, typer.Option("--now/--fixed-time", help="Anchor ages at the current time.")
     ] = True,
+    notify_url: Annotated[
+        str | None,
+        typer.Option(
+            "--notify-url",
+            help="Publish notifications of API changes on this oslo.messaging transport "
+            "URL (rabbit://user:password@host:5672/vhost), as the real services do.",
+        ),
+    ] = None,
 ) -> None:
     """Serve a seeded simulated cloud until Ctrl-C, and write its clouds.yaml entry."""
     config = fleet_config(preset_name, seed, datetime.now(UTC) if now else None)
@@ -86,7 +94,14 @@ def serve_command(
 
     try:
         serve(
-            config, host, port, clouds_yaml, cloud_name, faults=fault_rules(fault), on_ready=ready
+            config,
+            host,
+            port,
+            clouds_yaml,
+            cloud_name,
+            faults=fault_rules(fault),
+            on_ready=ready,
+            notify_url=notify_url,
         )
     except (SimulatorError, OSError) as exc:
         raise ConfigError(f"cannot serve the simulator: {exc}") from exc

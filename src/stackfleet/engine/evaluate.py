@@ -10,11 +10,13 @@ port look absent."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
+from stackfleet.policy.filters.base import select_all
 from stackfleet.policy.schema import Policy
-from stackfleet.policy.view import FleetView, Record, Segment, paused_gc, segment_of
+from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc, segment_of
+from stackfleet.store.policy_reads import ResourceKey
 
 
 @dataclass
@@ -35,12 +37,18 @@ class PolicyMatches:
         return grouped
 
 
-def evaluate_policy(policy: Policy, view: FleetView) -> PolicyMatches:
-    """Run one policy's filters over every live record of its kind."""
+def evaluate_policy(
+    policy: Policy, view: FleetView, only: Collection[ResourceKey] | None = None
+) -> PolicyMatches:
+    """Run one policy's filters over every live record of its kind (or only over the
+    records keyed in `only`: an event-driven run about a few resources)."""
     started = time.perf_counter()
     with paused_gc():
-        matches = _select(policy, view)
-        segments = view.segments() | {(r["cloud"], r["region"]) for r in matches}
+        matches = _select(policy, view, only)
+        segments = view.segments()
+        # the matches' regions are among their kind's, usually all known already
+        if not view.segments_of(policy.kind) <= segments:
+            segments |= {segment_of(r) for r in matches}
     incomplete: dict[Segment, list[str]] = {}
     trusted: set[Segment] = set()
     for segment in segments:
@@ -54,19 +62,33 @@ def evaluate_policy(policy: Policy, view: FleetView) -> PolicyMatches:
     )
 
 
-def _select(policy: Policy, view: FleetView) -> list[Record]:
+def _select(
+    policy: Policy, view: FleetView, only: Collection[ResourceKey] | None = None
+) -> list[Record]:
     """The records of the policy's kind that pass all its filters."""
-    # filter by filter over a shrinking list, as a policy's filters are an `and`: one
-    # call per remaining resource per filter, and selective filters first pay off
+    # a policy's filters are an `and`: filter by filter over a shrinking list
     everything = view.records(policy.kind)
-    matches = everything
-    for flt in policy.filters:
-        matches = flt.select(view, matches, matches is everything)
-        if not matches:
-            break
-    return matches
+    if only is None:
+        return select_all(policy.filters, view, everything, True)
+    chosen = [r for r in everything if key_of(r) in only]
+    return select_all(policy.filters, view, chosen, False)
+
+
+def prepare(policies: Sequence[Policy], view: FleetView) -> None:
+    """Before a run of `policies` over whole kinds: read every field their filters
+    compare, kind by kind, in one pass over the records (`FleetView.prefetch`)."""
+    fields: dict[str, set[str]] = {}
+    for policy in policies:
+        # where each record is: the regions a policy's matches are in
+        wanted = fields.setdefault(policy.kind, {"cloud", "region"})
+        for flt in policy.filters:
+            wanted |= flt.columns()
+    with paused_gc():
+        for kind, names in fields.items():
+            view.prefetch(kind, sorted(names))
 
 
 def evaluate(policies: Sequence[Policy], view: FleetView) -> list[PolicyMatches]:
     """Every policy over one view (each kind is loaded once for all of them)."""
+    prepare(policies, view)
     return [evaluate_policy(p, view) for p in policies]

@@ -661,6 +661,8 @@ class InfraMonitorLoop:
     database_rules: Sequence[Rule] = db.DATABASE_RULES
     rabbitmq_rules: Sequence[Rule] = mq.RABBITMQ_RULES
     interval: float = 60.0
+    # called with each sweep's statuses (serve records findings and alerts there)
+    after_sweep: Callable[[list[DatabaseStatus], list[BrokerStatus]], Any] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -674,6 +676,8 @@ class InfraMonitorLoop:
         brokers = (
             sweep_brokers(self.store, self.brokers, self.rabbitmq_rules) if self.brokers else []
         )
+        if self.after_sweep is not None:
+            self.after_sweep(databases, brokers)
         return databases, brokers
 
     def _run(self) -> None:

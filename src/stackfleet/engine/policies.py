@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -18,16 +18,16 @@ from stackfleet.actions.base import Skip
 from stackfleet.actions.lifecycle import Lifecycle
 from stackfleet.actions.notify import Notifier
 from stackfleet.alerts.lifecycle import Dispatch, dispatch, sync_policy_alerts
-from stackfleet.engine.evaluate import evaluate_policy
+from stackfleet.engine.evaluate import evaluate_policy, prepare
 from stackfleet.engine.execute import Connections, Executor, RunContext, queue_for_approval
 from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
 from stackfleet.engine.lifecycle import LifecycleEngine, Step
 from stackfleet.engine.settings import Settings
 from stackfleet.policy.schema import Policy
-from stackfleet.policy.view import FleetView, Record, Segment, paused_gc
+from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
-from stackfleet.store.findings import FindingSync, sync_findings
+from stackfleet.store.findings import FindingKey, FindingSync, sync_findings
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +99,13 @@ class PolicyRunner:
         record_findings: bool = True,
         now: datetime | None = None,
         view: FleetView | None = None,
+        only: Collection[FindingKey] | None = None,
     ) -> RunReport:
         """Run `policies` once. Without `execute`, nothing changes in the cloud: every
         action is planned and shown, findings are still recorded (unless
-        `record_findings` is False)."""
+        `record_findings` is False). With `only` (cloud, region, kind, id keys: an
+        event-driven run), just those resources are evaluated, and only their findings
+        open or resolve."""
         started = time.perf_counter()
         now = now or datetime.now(UTC)
         view = view or FleetView(self.store, now)
@@ -124,16 +127,22 @@ class PolicyRunner:
         # the cyclic collector would walk every loaded record at each full collection;
         # records hold no cycles, and what the run leaves is collected after it
         with paused_gc():
+            if only is None:
+                prepare(policies, view)  # every compared field, one pass per kind
             for policy in policies:
                 report.policies.append(
                     self._run_policy(
-                        policy, view, gate, executor, ctx, execute, record_findings, now
+                        policy, view, gate, executor, ctx, execute, record_findings, now, only
                     )
                 )
         if record_findings:
             view.save()
             report.alerts = dispatch(
-                self.store, self.settings.alerts.receivers, self.settings.notify, now
+                self.store,
+                self.settings.alerts.receivers,
+                self.settings.notify,
+                now,
+                self.settings.alerts.inhibit_rules,
             )
         report.seconds = time.perf_counter() - started
         return report
@@ -148,9 +157,11 @@ class PolicyRunner:
         execute: bool,
         record_findings: bool,
         now: datetime,
+        only: Collection[FindingKey] | None = None,
     ) -> PolicyReport:
         started = time.perf_counter()
-        evaluated = evaluate_policy(policy, view)
+        scope = None if only is None else {(c, r, i) for c, r, k, i in only if k == policy.kind}
+        evaluated = evaluate_policy(policy, view, scope)
         sync = (
             sync_findings(
                 self.store,
@@ -159,6 +170,7 @@ class PolicyRunner:
                 evaluated.matches,
                 evaluated.trusted,
                 now,
+                only,
             )
             if record_findings
             else None
@@ -184,6 +196,8 @@ class PolicyRunner:
         for action in policy.actions:
             if isinstance(action, Lifecycle):
                 for step in lifecycle_engine.steps(policy, action, evaluated):
+                    if scope is not None and key_of(step.record) not in scope:
+                        continue
                     self._plan_step(policy, step, report)
                     steps.append((action, step))
         simple = [a for a in policy.actions if not isinstance(a, Lifecycle)]

@@ -14,11 +14,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stackfleet.actions.notify import NotifySettings
-from stackfleet.alerts.routing import Receiver
+from stackfleet.alerts.routing import InhibitRule, Receiver
 from stackfleet.config import config_dir
+from stackfleet.engine.usage import UsageSettings
 from stackfleet.errors import ConfigError
 from stackfleet.policy.schema import RateLimit
 from stackfleet.policy.times import Duration
+from stackfleet.sources.notifications import NotificationSettings
 
 
 class GlobalSafety(BaseModel):
@@ -49,11 +51,14 @@ class GlobalSafety(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    """Where alerts are routed: every receiver gets the alerts its matchers match."""
+    """Where alerts are routed: every receiver gets the alerts its matchers match,
+    grouped by its group_by labels; inhibition rules mute alerts while a related one
+    fires (docs/alerts.md)."""
 
     model_config = ConfigDict(extra="forbid")
 
     receivers: list[Receiver] = Field(default_factory=list)
+    inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
 
 class Settings(BaseModel):
@@ -69,6 +74,10 @@ class Settings(BaseModel):
     )
     poll_interval: Duration = Field(default=timedelta(seconds=2))
     actor: str = Field(default="stackfleet", description="Who the audit log says acted.")
+    notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    usage: UsageSettings = Field(
+        default_factory=UsageSettings, description="Real server/hypervisor usage source."
+    )
 
 
 def settings_path(explicit: str | None = None) -> Path | None:

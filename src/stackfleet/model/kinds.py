@@ -219,6 +219,43 @@ def _compute_service_status(obj: dict[str, Any]) -> str:
     return str(obj.get("state"))
 
 
+def _assignment_scope(obj: dict[str, Any]) -> tuple[str, str | None]:
+    """(scope type, target id) of a Keystone role assignment."""
+    scope = obj.get("scope") or {}
+    for scope_type in ("project", "domain"):
+        target = scope.get(scope_type)
+        if isinstance(target, dict):
+            return scope_type, target.get("id")
+    return ("system", "all") if "system" in scope else ("", None)
+
+
+def role_assignment_id(obj: dict[str, Any]) -> str:
+    """A role assignment's id. Keystone gives assignments none: this names the grant by
+    its parts, as Keystone's grant URLs do, without slashes (ids appear in URLs and audit
+    targets): `project:P:user:U:role:R`, `system:all:group:G:role:R`, and
+    `domain:D:group:G:role:R:inherited` for a grant inherited by the projects below."""
+    scope_type, target = _assignment_scope(obj)
+    actor = "user" if isinstance(obj.get("user"), dict) else "group"
+    grant = f"{scope_type}:{target}:{actor}:{path(actor, 'id')(obj)}:role:{path('role', 'id')(obj)}"
+    if (obj.get("scope") or {}).get("OS-INHERIT:inherited_to"):
+        return f"{grant}:inherited"
+    return grant
+
+
+def _assignment_name(obj: dict[str, Any]) -> str:
+    """`mallory: admin on project demo` (ids where Keystone gave no names)."""
+    actor = obj.get("user") or obj.get("group") or {}
+    scope_type, target = _assignment_scope(obj)
+    where = "system" if scope_type == "system" else f"{scope_type} "
+    if scope_type != "system":
+        named = (obj.get("scope") or {}).get(scope_type) or {}
+        where += str(named.get("name") or target)
+    role = obj.get("role") or {}
+    return (
+        f"{actor.get('name') or actor.get('id')}: {role.get('name') or role.get('id')} on {where}"
+    )
+
+
 F = Field
 
 KINDS_LIST: tuple[Kind, ...] = (
@@ -287,6 +324,10 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("admin_state_up", type=bool),
             F("heartbeat_timestamp"),
             F("created_at"),
+            # joined by sources/openstack/capacity.py (GET /agents/{id}/l3-routers and
+            # /dhcp-networks); None when not read (other agent types, or the call failed)
+            F("hosted_router_ids", None, type=list, doc="routers an L3 agent hosts"),
+            F("hosted_network_ids", None, type=list, doc="networks a DHCP agent serves"),
         ),
     ),
     Kind(
@@ -484,6 +525,11 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("admin_state_up", type=bool),
             F("subnet_ids", "subnets", type=list),
             F("created_at"),
+            # joined by sources/openstack/capacity.py from GET /network-ip-availabilities;
+            # None when not read (the call failed or is not allowed)
+            F("ip_total", None, type=int, doc="addresses in the subnets' allocation pools"),
+            F("ip_used", None, type=int, doc="addresses allocated to ports"),
+            F("ip_subnets", None, type=list, doc="per subnet: id, cidr, total, used"),
         ),
     ),
     Kind(
@@ -597,6 +643,63 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("enabled", type=bool),
             F("description"),
             F("tags", type=list),
+        ),
+    ),
+    Kind(
+        "user",
+        "identity",
+        doc="A Keystone user (GET /v3/users; needs an admin token).",
+        project_api=None,
+        status_api=lambda o: "enabled" if o.get("enabled") else "disabled",
+        fields=(
+            F("domain_id"),
+            F("enabled", type=bool, history=True),
+            F("email"),
+            F("description"),
+            F("default_project_id"),
+            F("password_expires_at"),
+        ),
+        relations=(Relation("default_project", "project", "default_project_id"),),
+    ),
+    Kind(
+        "role_assignment",
+        "identity",
+        doc=(
+            "A Keystone role assignment as granted (GET /v3/role_assignments?include_names, "
+            "not `effective`): a role held by a user or group on a project, a domain or the "
+            "system. Its id is the grant's path in Keystone's API."
+        ),
+        id_api=role_assignment_id,
+        name_api=_assignment_name,
+        project_api=None,
+        status_api=None,
+        fields=(
+            F("role_id", path("role", "id")),
+            F("role_name", path("role", "name")),
+            F("user_id", path("user", "id")),
+            F("user_name", path("user", "name")),
+            F("user_domain_id", path("user", "domain", "id")),
+            F("group_id", path("group", "id")),
+            F("group_name", path("group", "name")),
+            F(
+                "scope_type",
+                lambda o: _assignment_scope(o)[0] or None,
+                doc="project, domain or system",
+            ),
+            F("scope_project_id", path("scope", "project", "id")),
+            F("scope_project_name", path("scope", "project", "name")),
+            F("scope_domain_id", path("scope", "domain", "id")),
+            F("scope_domain_name", path("scope", "domain", "name")),
+            F(
+                "inherited",
+                lambda o: bool((o.get("scope") or {}).get("OS-INHERIT:inherited_to")),
+                type=bool,
+                doc="granted on a domain or project for every project below it",
+            ),
+        ),
+        relations=(
+            Relation("user", "user", "user_id", reverse="role_assignments"),
+            Relation("project", "project", "scope_project_id", reverse="role_assignments"),
         ),
     ),
 )

@@ -14,6 +14,7 @@ from stackfleet.actions import ACTIONS
 from stackfleet.actions.base import Action
 from stackfleet.model import KINDS
 from stackfleet.policy.errors import Loc, OptionProblems, PolicyError, Problem, format_loc
+from stackfleet.policy.events import event_problems
 from stackfleet.policy.filters import parse_filters
 from stackfleet.policy.marked_yaml import YamlSyntaxError, line_of, load
 from stackfleet.policy.schema import Policy, PolicyFile, PolicySpec
@@ -148,6 +149,7 @@ def _policy(raw: Any, loc: Loc, source: str, line: int | None) -> Policy:
         problems += exc.problems
     if spec.mode.type == "event" and not spec.mode.events:
         problems.append((loc + ("mode", "events"), "an event policy needs at least one event type"))
+    problems += event_problems(spec.mode.events, spec.resource, loc + ("mode", "events"))
     if problems:
         raise OptionProblems(problems)
     return Policy(spec=spec, filters=filters, actions=actions, source=source, line=line)

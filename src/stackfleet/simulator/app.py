@@ -59,6 +59,8 @@ class Simulator:
     request_counts: dict[str, int] = field(default_factory=dict)
     # lifetime of the Keystone tokens issued, in seconds
     token_ttl: int = 3600
+    # publishes notifications of API changes (simulator/notifications.py), when set
+    notifier: object | None = None
 
     def endpoint_url(self, service_type: str, region: str) -> str:
         """The root URL of a service in a region, where its router is mounted

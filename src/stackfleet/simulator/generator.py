@@ -60,6 +60,15 @@ SCENARIOS: dict[str, str] = {
     "failed_baremetal_nodes": "Ironic nodes in deploy failed / clean failed.",
     "unused_images": "Active images no server uses.",
     "old_volume_snapshots": "Volume snapshots taken more than 180 days before `now`.",
+    "nearly_exhausted_external_networks": "External networks with 80% or more of their "
+    "allocation pools' addresses in use.",
+    "projects_near_cores_quota": "Projects using 90% or more of their compute cores quota.",
+    "admin_outside_allowed_list": (
+        "Role assignments giving `admin` to a user other than the cloud admin and the "
+        "service users (`mallory` on the first tenant project); ids as StackFleet's "
+        "role_assignment kind names them (project:P:user:U:role:R). Keystone is global: "
+        "every region lists the same."
+    ),
 }
 
 DEFAULT_NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
@@ -247,6 +256,9 @@ def generate(config: FleetConfig | None = None) -> CloudState:
             builder = _RegionBuilder(config, region, identity, index)
             builder.build()
             state.ground_truth[region_name] = builder.ground_truth()
+            state.ground_truth[region_name]["admin_outside_allowed_list"] = sorted(
+                identity.admins_outside_allowed_list
+            )
     finally:
         if collecting:
             gc.enable()
@@ -264,6 +276,8 @@ class _Identity:
     project_names: dict[str, str]
     # project id -> the user who creates its resources
     project_users: dict[str, str]
+    # ground truth admin_outside_allowed_list (role assignment ids)
+    admins_outside_allowed_list: list[str] = field(default_factory=list)
 
 
 def _uuid4_int(rng: random.Random) -> int:
@@ -359,7 +373,12 @@ def _build_identity(state: CloudState, config: FleetConfig) -> _Identity:
         tenants.append(project_id)
         names[project_id] = name
         owners[project_id] = member
-    return _Identity(admin_project, service_project, admin_user, tenants, names, owners)
+    # Someone who should not be an admin: made last, so no other id changes.
+    mallory = user("mallory", config.user_password, tenants[0])
+    state.assignments[(mallory, tenants[0])] = ["admin"]
+    admin_role = next(r["id"] for r in state.roles.values() if r["name"] == "admin")
+    outsiders = [f"project:{tenants[0]}:user:{mallory}:role:{admin_role}"]
+    return _Identity(admin_project, service_project, admin_user, tenants, names, owners, outsiders)
 
 
 @dataclass
@@ -515,6 +534,7 @@ class _RegionBuilder:
         self.build_snapshots()
         self.build_block_storage_services()
         self.build_baremetal_nodes()
+        self.build_capacity_scenarios()
 
     def ground_truth(self) -> dict[str, list[str]]:
         region = self.region
@@ -1756,6 +1776,34 @@ class _RegionBuilder:
             )
 
     # -- Ironic --------------------------------------------------------------------------
+
+    def build_capacity_scenarios(self) -> None:
+        """Capacity trouble, made last so nothing before changes (no random draws): the
+        public network's allocation pool ends a little past its last used address, and
+        the project using the most cores gets a cores quota just above its use."""
+        region = self.region
+        subnet = self.external_subnet
+        if subnet is not None:
+            used = subnet.next_host - 10
+            spare = max(4, used // 8)
+            last = min(
+                subnet.cidr.network_address + subnet.next_host - 1 + spare,
+                subnet.cidr.broadcast_address - 1,
+            )
+            region.subnets[subnet.id]["allocation_pools"] = [
+                {"start": str(subnet.cidr.network_address + 10), "end": str(last)}
+            ]
+            if used / (used + spare) >= 0.8:
+                self.truth["nearly_exhausted_external_networks"].append(subnet.network_id)
+        cores: dict[str, int] = {}
+        for server in region.servers.values():
+            project = server["tenant_id"]
+            cores[project] = cores.get(project, 0) + int(server["flavor"]["vcpus"])
+        if cores:
+            busiest = max(sorted(cores), key=lambda p: cores[p])
+            limit = cores[busiest] + max(1, cores[busiest] // 20)
+            region.quotas.setdefault("compute", {})[busiest] = {"cores": limit}
+            self.truth["projects_near_cores_quota"].append(busiest)
 
     def build_baremetal_nodes(self) -> None:
         total = self.config.baremetal_nodes

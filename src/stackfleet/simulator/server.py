@@ -29,6 +29,7 @@ from platformdirs import user_config_dir
 from stackfleet.simulator.app import Simulator, build_app
 from stackfleet.simulator.faults import FaultRule, FaultSettings
 from stackfleet.simulator.generator import FleetConfig, generate
+from stackfleet.simulator.notifications import start_notifier, stop_notifier
 from stackfleet.simulator.state import CloudState
 
 logger = logging.getLogger(__name__)
@@ -221,10 +222,13 @@ class SimulatorServer:
         port: int = 0,
         faults: list[FaultRule] | None = None,
         token_ttl: int = 3600,
+        notify_url: str | None = None,
     ) -> None:
         self.config = config or FleetConfig()
         self.host = host
         self.port = port
+        # oslo.messaging transport URL the simulator publishes notifications on
+        self.notify_url = notify_url
         self.sim = Simulator(
             state=state if state is not None else generate(self.config),
             faults=FaultSettings(faults or (), seed=self.config.seed),
@@ -264,6 +268,8 @@ class SimulatorServer:
         """Listen, serve from a daemon thread, and return once the simulator answers."""
         if self._thread is not None:
             raise SimulatorError("the simulator is already running")
+        if self.notify_url and self.sim.notifier is None:
+            self.sim.notifier = start_notifier(self.notify_url)
         sock = _bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         self.sim.base_url = f"http://{self.host}:{self.port}"
@@ -286,6 +292,7 @@ class SimulatorServer:
         server, thread = self._server, self._thread
         self._server = self._thread = None
         stop_serving(server, thread, timeout)
+        stop_notifier(self.sim)
 
     def __enter__(self) -> SimulatorServer:
         self.start()
@@ -311,6 +318,7 @@ def serve(
     token_ttl: int = 3600,
     write_clouds: bool = True,
     on_ready: Callable[[CloudEntry, Path | None], None] | None = None,
+    notify_url: str | None = None,
 ) -> None:
     """Serve a generated cloud in the foreground; return after Ctrl-C or SIGTERM.
 
@@ -323,7 +331,9 @@ def serve(
         logger.info("received signal %d, stopping the simulator", signum)
         stop.set()
 
-    server = SimulatorServer(config, host=host, port=port, faults=faults, token_ttl=token_ttl)
+    server = SimulatorServer(
+        config, host=host, port=port, faults=faults, token_ttl=token_ttl, notify_url=notify_url
+    )
     # This process serves the generated fleet until it stops: move it out of the cyclic
     # garbage collector's reach, or every full collection walks millions of objects
     # that live as long as the process (requests only allocate short-lived ones).

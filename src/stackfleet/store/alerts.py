@@ -6,12 +6,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 
 from stackfleet.errors import InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
-from stackfleet.store.schema import Alert, Silence
+from stackfleet.store.schema import Alert, AlertNotification, Silence
 
 
 def firing_by_fingerprint(store: Store, source: str | None = None) -> dict[str, dict[str, Any]]:
@@ -52,13 +52,17 @@ def resolve_ids(
 def mark_notified(
     store: Store, ids: list[int], status_by_id: dict[int, str], now: datetime
 ) -> None:
+    by_status: dict[str, list[int]] = {}
+    for alert_id in ids:
+        by_status.setdefault(status_by_id[alert_id], []).append(alert_id)
     with store.sessions.begin() as session:
-        for alert_id in ids:
-            session.execute(
-                update(Alert)
-                .where(Alert.id == alert_id)
-                .values(notified_at=now, notified_status=status_by_id[alert_id])
-            )
+        for status, chunk_ids in by_status.items():
+            for start in range(0, len(chunk_ids), 500):
+                session.execute(
+                    update(Alert)
+                    .where(Alert.id.in_(chunk_ids[start : start + 500]))
+                    .values(notified_at=now, notified_status=status)
+                )
 
 
 def get(store: Store, alert_id: int) -> dict[str, Any]:
@@ -84,17 +88,67 @@ def list_alerts(
         ]
 
 
-def to_notify(store: Store) -> list[dict[str, Any]]:
-    """Alerts whose receivers have not been told their current status."""
+def for_dispatch(store: Store) -> list[dict[str, Any]]:
+    """What the dispatcher looks at: every firing alert (groups repeat) and the resolved
+    ones whose resolution is not settled with the receivers yet."""
     with store.session() as session:
         return [
             alert_dict(r)
             for r in session.scalars(
-                select(Alert).where(
-                    (Alert.notified_status.is_(None)) | (Alert.notified_status != Alert.status)
+                select(Alert)
+                .where(
+                    or_(
+                        Alert.status == "firing",
+                        Alert.notified_status.is_(None),
+                        Alert.notified_status != Alert.status,
+                    )
                 )
+                .order_by(Alert.id)
             )
         ]
+
+
+def notification_log(store: Store) -> dict[tuple[str, str], dict[str, Any]]:
+    """(receiver, group id) -> what that receiver was last told about that group."""
+    with store.session() as session:
+        return {
+            (r.receiver, r.group_id): notification_dict(r)
+            for r in session.scalars(select(AlertNotification))
+        }
+
+
+def save_notifications(store: Store, entries: Iterable[dict[str, Any]]) -> None:
+    """Insert (no `id`) or update (by `id`) notification log entries, in one transaction."""
+    known = [e for e in entries if e.get("id")]
+    new = [{k: v for k, v in e.items() if k != "id"} for e in entries if not e.get("id")]
+    with store.sessions.begin() as session:
+        if new:
+            session.execute(insert(AlertNotification), new)
+        if known:
+            # executemany by primary key
+            session.execute(update(AlertNotification), known)
+
+
+def delete_notifications(store: Store, ids: list[int]) -> None:
+    if not ids:
+        return
+    with store.sessions.begin() as session:
+        session.execute(delete(AlertNotification).where(AlertNotification.id.in_(ids)))
+
+
+def notification_dict(row: AlertNotification) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "receiver": row.receiver,
+        "group_id": row.group_id,
+        "group_key": row.group_key,
+        "group_labels": dict(row.group_labels or {}),
+        "created_at": aware(row.created_at),
+        "next_flush_at": aware(row.next_flush_at),
+        "notified_at": aware(row.notified_at),
+        "firing": list(row.firing or []),
+        "resolved": list(row.resolved or []),
+    }
 
 
 def ack(store: Store, alert_id: int, actor: str, now: datetime) -> dict[str, Any]:

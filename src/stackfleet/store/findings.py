@@ -3,7 +3,7 @@ evaluated, and listing them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -50,12 +50,16 @@ def sync_findings(
     matched: Iterable[dict[str, Any]],
     trusted: set[tuple[str, str]],
     now: datetime,
+    only: Collection[FindingKey] | None = None,
 ) -> FindingSync:
     """Open a finding for each matched record without one, refresh the open ones that
     still match, and resolve the open ones that no longer match — but only in trusted
     segments (cloud regions whose newest listings of every kind the policy reads were
-    complete): elsewhere findings are left as they are."""
+    complete): elsewhere findings are left as they are. With `only` (an event-driven
+    run), findings of other resources are left as they are too."""
     existing = _open(store, policy)
+    if only is not None:
+        existing = {key: fid for key, fid in existing.items() if key in only}
     result = FindingSync()
     matched_keys: set[FindingKey] = set()
     new_rows: list[dict[str, Any]] = []

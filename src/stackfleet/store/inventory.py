@@ -39,6 +39,11 @@ def aware(value: datetime | None) -> datetime | None:
     return value
 
 
+# json.dumps(value, separators=(",", ":"), default=str), without building an encoder per
+# call or tracking containers for cycles (decoded JSON has none): ~15% less per record
+_encode = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
+
+
 class EncodedRecord(dict[str, Any]):
     """A record that carries its JSON text, so it is serialised once per pass: for its
     hash and for the store (see `json_serializer`)."""
@@ -47,14 +52,14 @@ class EncodedRecord(dict[str, Any]):
 
     def __init__(self, record: dict[str, Any]) -> None:
         super().__init__(record)
-        self.encoded = json.dumps(record, separators=(",", ":"), default=str)
+        self.encoded = _encode(record)
 
 
 def json_serializer(value: Any) -> str:
     """The engine's JSON serialiser: reuses the text of an EncodedRecord."""
     if isinstance(value, EncodedRecord):
         return value.encoded
-    return json.dumps(value, separators=(",", ":"), default=str)
+    return _encode(value)
 
 
 def record_hash(record: dict[str, Any]) -> str:
@@ -126,6 +131,22 @@ class InventoryStore:
                     ).where(where)
                 )
             }
+            # resources an event re-read (or saw deleted) after this pass began: its
+            # older listing neither makes them gone nor brings them back
+            started = session.scalar(select(Pass.started_at).where(Pass.id == pass_id))
+            newer = (
+                set(
+                    session.scalars(
+                        select(Resource.pk).where(
+                            where,
+                            or_(Resource.last_seen > started, Resource.deleted_at > started),
+                            Resource.last_pass_id != pass_id,
+                        )
+                    )
+                )
+                if started is not None
+                else set()
+            )
             new_rows: list[dict[str, Any]] = []
             changed: dict[int, tuple[dict[str, Any], str]] = {}
             revived: list[int] = []
@@ -156,7 +177,7 @@ class InventoryStore:
                     continue
                 pk, old_digest, deleted = current
                 seen_pks.append(pk)
-                if deleted is not None:
+                if deleted is not None and pk not in newer:
                     revived.append(pk)
                 if old_digest != digest:
                     changed[pk] = (record, digest)
@@ -170,7 +191,7 @@ class InventoryStore:
                 missing = [
                     pk
                     for rid, (pk, _d, deleted) in existing.items()
-                    if rid not in seen_ids and deleted is None
+                    if rid not in seen_ids and deleted is None and pk not in newer
                 ]
                 for chunk in _chunks(missing):
                     session.execute(
@@ -525,6 +546,91 @@ class InventoryStore:
             "servers_by_status": servers_by_status,
             "services": {k: dict(v) for k, v in services.items()},
         }
+
+    # ------------------------------------------------------- single resources (events)
+    def upsert_resource(
+        self, cloud: str, region: str, kind_name: str, record: dict[str, Any]
+    ) -> str:
+        """Record one resource as just read (event-driven refresh, no pass): insert it,
+        or update it recording history-field changes (with pass id 0: an event), and
+        mark it seen now. A resource a pass had marked gone is live again. Marks
+        nothing else gone. Returns "added", "changed", "revived" or "unchanged"."""
+        spec = kind(kind_name)
+        now = utcnow()
+        encoded = EncodedRecord(record)
+        digest = record_hash(encoded)
+        with self._sessions.begin() as session:
+            row = session.execute(
+                select(Resource.pk, Resource.attrs_hash, Resource.deleted_at).where(
+                    Resource.cloud == cloud,
+                    Resource.region == region,
+                    Resource.kind == kind_name,
+                    Resource.resource_id == record["id"],
+                )
+            ).first()
+            if row is None:
+                session.execute(
+                    insert(Resource),
+                    {
+                        "cloud": cloud,
+                        "region": region,
+                        "kind": kind_name,
+                        "resource_id": record["id"],
+                        "name": _text(record.get("name")),
+                        "project_id": _text(record.get("project_id")),
+                        "status": _text(record.get("status")),
+                        "attrs": dict(record),
+                        "attrs_hash": digest,
+                        "first_seen": now,
+                        "last_seen": now,
+                        "last_changed": now,
+                        "last_pass_id": 0,
+                        "deleted_at": None,
+                    },
+                )
+                return "added"
+            pk, old_digest, deleted = row
+            if old_digest != digest:
+                self._apply_changes(session, spec, 0, now, {pk: (dict(record), digest)})
+            session.execute(
+                update(Resource).where(Resource.pk == pk).values(last_seen=now, deleted_at=None)
+            )
+        if deleted is not None:
+            return "revived"
+        return "changed" if old_digest != digest else "unchanged"
+
+    def mark_resource_gone(self, cloud: str, region: str, kind_name: str, resource_id: str) -> bool:
+        """Mark one resource gone (its deletion was announced and the service answers
+        404 for it). True when it was live."""
+        with self._sessions.begin() as session:
+            result = session.execute(
+                update(Resource)
+                .where(
+                    Resource.cloud == cloud,
+                    Resource.region == region,
+                    Resource.kind == kind_name,
+                    Resource.resource_id == resource_id,
+                    Resource.deleted_at.is_(None),
+                )
+                .values(deleted_at=utcnow())
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    def regions_of(self, cloud: str, kind_name: str, resource_id: str) -> list[str]:
+        """The regions of `cloud` where a resource of this id is known (live first)."""
+        with self._sessions() as session:
+            return [
+                region
+                for (region,) in session.execute(
+                    select(Resource.region)
+                    .where(
+                        Resource.cloud == cloud,
+                        Resource.kind == kind_name,
+                        Resource.resource_id == resource_id,
+                    )
+                    .order_by(Resource.deleted_at.is_not(None))
+                )
+            ]
 
     def purge_cloud(self, cloud: str) -> None:
         """Forget everything about one cloud (used by tests and `stackfleet forget`)."""

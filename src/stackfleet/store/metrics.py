@@ -31,6 +31,17 @@ _SQLITE_CACHE_KIB = 65536
 
 FIVE_MINUTES = 300
 HOUR = 3600
+# Readings kept only as raw samples, never rolled up: the usage sweep's cumulative
+# diagnostics counters (the previous reading a rate needs) and its attempt marker. A mean
+# of them means nothing, and rolling them up would keep six series per server for 35 days.
+RAW_ONLY_METRICS = (
+    "cpu_time_seconds",
+    "disk_read_bytes",
+    "disk_write_bytes",
+    "net_rx_bytes",
+    "net_tx_bytes",
+    "diagnostics_ok",
+)
 
 # SQLite's own executemany over plain tuples: no per-row dict or bind processing, which
 # is most of the cost of an ORM or Core bulk insert at 100,000 rows.
@@ -242,7 +253,11 @@ def _roll_raw(connection: Connection, now: float) -> int:
             func.min(SAMPLES.c.value),
             func.max(SAMPLES.c.value),
         )
-        .where(SAMPLES.c.ts >= start, SAMPLES.c.ts < end)
+        .where(
+            SAMPLES.c.ts >= start,
+            SAMPLES.c.ts < end,
+            SAMPLES.c.metric.not_in(RAW_ONLY_METRICS),
+        )
         .group_by(*keys, bucket)
     )
     return _insert_rollups(connection, query)

@@ -23,6 +23,7 @@ from stackfleet.store.schema import (
     ResourceChange,
     StateEvidence,
 )
+from stackfleet.store.usage_reads import merge_parts, rolled_up_parts
 
 # How collect() records a kind whose service is not in the cloud's catalog.
 SKIPPED_PREFIX = "skipped:"
@@ -171,7 +172,8 @@ def metric_window(
 ) -> dict[ResourceKey, tuple[float, int]]:
     """One aggregate of `metric` over samples since `since` (epoch seconds), per
     resource of `kind`: (value, number of samples). Resources without samples in the
-    window are absent (no data)."""
+    window are absent (no data). Windows longer than the raw retention (6 h) read the
+    5-minute and hourly rollups for their older part ("last" reads raw samples only)."""
     if aggregate not in AGGREGATES:
         raise ValueError(f"unknown aggregate {aggregate!r}")
     base = [
@@ -209,13 +211,26 @@ def metric_window(
                 .where(*base)
             )
         else:
-            function = {
-                "mean": func.avg(MetricSample.value),
-                "max": func.max(MetricSample.value),
-                "min": func.min(MetricSample.value),
-                "count": func.count(),
-            }[aggregate]
-            query = select(*group, function, func.count()).where(*base).group_by(*group)
+            # raw samples plus what only the rollups still hold (older than the raw
+            # retention, or backfilled), as partial aggregates merged per resource
+            reading = MetricSample.value
+            query = (
+                select(
+                    *group, func.sum(reading), func.count(), func.min(reading), func.max(reading)
+                )
+                .where(*base)
+                .group_by(*group)
+            )
+            parts = rolled_up_parts(store, kind, metric, since)
+            for cloud, region, rid, total, count, low, high in session.execute(query):
+                key = (cloud, region, rid)
+                parts[key] = merge_parts(
+                    parts.get(key), (float(total), int(count), float(low), float(high))
+                )
+            for key, (total, count, low, high) in parts.items():
+                reduced = {"mean": total / count, "max": high, "min": low, "count": count}
+                result[key] = (float(reduced[aggregate]), count)
+            return result
         for cloud, region, rid, value, count in session.execute(query):
             result[(cloud, region, rid)] = (float(value), int(count))
     return result

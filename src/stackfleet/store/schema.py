@@ -364,3 +364,28 @@ class Silence(Base):
     created_by: Mapped[str] = mapped_column(String(255))
     comment: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AlertNotification(Base):
+    """The notification log of one alert group at one receiver (Alertmanager's nflog):
+    which alerts the receiver was last told were firing and resolved, when, and when
+    the group is next due. Keeps grouping and repeat intervals across restarts."""
+
+    __tablename__ = "alert_notifications"
+    __table_args__ = (UniqueConstraint("receiver", "group_id", name="uq_alert_notifications"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    receiver: Mapped[str] = mapped_column(String(255))
+    # a hash of group_key (indexable on every backend; keys can be long)
+    group_id: Mapped[str] = mapped_column(String(64))
+    group_key: Mapped[str] = mapped_column(Text)
+    group_labels: Mapped[dict[str, str]] = mapped_column(JSONType)
+    # when the group appeared (its first notification waits group_wait from here)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # when the group is next looked at (group_wait, then every group_interval)
+    next_flush_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the newest successful notification
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # fingerprints in that notification
+    firing: Mapped[list[str]] = mapped_column(JSONType)
+    resolved: Mapped[list[str]] = mapped_column(JSONType)

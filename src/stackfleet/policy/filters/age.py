@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Literal
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from itertools import compress, repeat
+from operator import and_, gt, lt
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -92,3 +94,41 @@ class AgeFilter(Filter):
             return not (newest is not None and not moment > newest)
 
         return matches
+
+    def columns(self) -> set[str]:
+        return {self.field} if self.field is not None else set()
+
+    def select_positions(self, view: FleetView, positions: list[int] | None) -> list[int] | None:
+        """Timestamp fields from the run's parsed column, compared at C speed; state ages
+        (which keep evidence for what they see) record by record (None)."""
+        if self.state is not None:
+            return None
+        field = self.field or ""
+        column: list[Any] = (
+            view.column(self._kind, field)
+            if field in META_TIMES
+            else view.time_column(self._kind, field)
+        )
+        if positions is None:
+            moments = column
+            where: Sequence[int] = range(len(column))
+        else:
+            moments = list(map(column.__getitem__, positions))
+            where = positions
+        oldest: Any = view.now - self.older_than if self.older_than is not None else None
+        newest: Any = view.now - self.newer_than if self.newer_than is not None else None
+        types = frozenset(map(type, moments))
+        if not types <= {datetime, type(None)}:
+            return None
+        if type(None) in types:
+            # an unknown time never matches: one that fails the first test below
+            never = datetime.max if oldest is not None else datetime.min
+            never = never.replace(tzinfo=UTC)
+            moments = [never if m is None else m for m in moments]
+        if oldest is not None and newest is not None:
+            mask = map(and_, map(lt, moments, repeat(oldest)), map(gt, moments, repeat(newest)))
+        elif oldest is not None:
+            mask = map(lt, moments, repeat(oldest))
+        else:
+            mask = map(gt, moments, repeat(newest))
+        return list(compress(where, mask))

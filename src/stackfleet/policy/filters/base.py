@@ -51,15 +51,30 @@ class Filter(BaseModel):
         """Kinds whose listing this filter relies on (their completeness matters)."""
         return {self._kind}
 
+    def columns(self) -> set[str]:
+        """Top-level fields of the kind this filter reads as the view's columns, so a
+        run can read them all in one pass over the records (`FleetView.prefetch`)."""
+        return set()
+
     def compile(self, view: FleetView) -> Predicate:
         """A function record -> bool over `view` (override)."""
         raise NotImplementedError
 
     def select(self, view: FleetView, records: list[Record], whole_kind: bool) -> list[Record]:
-        """The records this filter keeps. `whole_kind` says `records` is every record of
-        the kind, so a filter may answer from an index instead of testing each one."""
-        predicate = self.compile(view)
-        return [r for r in records if predicate(r)]
+        """The records this filter keeps, in their order. `records` are records of the
+        view's kind (all of them when `whole_kind`, so a filter may answer from the
+        view's columns and indexes instead of testing each one)."""
+        return list(filter(self.compile(view), records))
+
+    def select_positions(self, view: FleetView, positions: list[int] | None) -> list[int] | None:
+        """Positions in `view.records(kind)` of the records this filter keeps, among
+        `positions` (None: every record), in order; answered from the view's columns and
+        indexes without visiting the records themselves (with 100,000 records scattered
+        over memory, visiting each costs more than most comparisons). None when the
+        filter cannot answer this way — or has side effects, or gives a record's answer
+        only as part of a short-circuit: `select` is then used. Override for filters
+        that read only columns."""
+        return None
 
 
 FILTERS: Registry[type[Filter]] = Registry("filter")
@@ -187,6 +202,51 @@ def compile_all(filters: list[Filter], view: FleetView) -> Predicate:
         return True
 
     return every
+
+
+def select_all(
+    filters: list[Filter], view: FleetView, records: list[Record], whole_kind: bool
+) -> list[Record]:
+    """The records every filter keeps: filter by filter over a shrinking list, so
+    selective filters first pay off. Over a whole kind, by positions while the filters
+    can (`select_positions`), then by records."""
+    done = 0
+    if whole_kind and filters and records is view.records(filters[0].kind):
+        positions: list[int] | None = None
+        for flt in filters:
+            kept = flt.select_positions(view, positions)
+            if kept is None:
+                break
+            positions = kept
+            done += 1
+            if not positions:
+                return []
+        if positions is not None:
+            records = list(map(records.__getitem__, positions))
+            whole_kind = False
+    matches = records
+    for flt in filters[done:]:
+        matches = flt.select(view, matches, whole_kind and matches is records)
+        if not matches:
+            break
+    return matches
+
+
+def positions_of_all(
+    filters: list[Filter], view: FleetView, positions: list[int] | None
+) -> list[int] | None:
+    """`select_positions` of filters that must all hold (None when one cannot, or there
+    are none)."""
+    if not filters:
+        return None
+    for flt in filters:
+        kept = flt.select_positions(view, positions)
+        if kept is None:
+            return None
+        positions = kept
+        if not positions:
+            break
+    return positions
 
 
 def reads_all(filters: list[Filter]) -> set[str]:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Literal
+from itertools import compress, filterfalse, repeat
+from operator import contains, eq, is_, is_not, ne, not_, truth
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
@@ -21,7 +23,9 @@ from stackfleet.policy.filters.base import (
     Problems,
     compile_all,
     nested,
+    positions_of_all,
     reads_all,
+    select_all,
 )
 from stackfleet.policy.times import parse_time
 from stackfleet.policy.view import FleetView, Record, index_key
@@ -44,6 +48,7 @@ Op = Literal[
     "empty",
     "not-empty",
 ]
+Item = TypeVar("Item")
 NO_VALUE_OPS = ("absent", "present", "empty", "not-empty")
 ORDER_OPS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
 TYPE_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false"}
@@ -126,36 +131,96 @@ class ValueFilter(Filter):
     def compile(self, view: FleetView) -> Predicate:
         return value_predicate(self.key, self.op, self.value, self.ignore_case)
 
+    def columns(self) -> set[str]:
+        return set() if self.ignore_case else {self.key.split(".")[0]}
+
     def select(self, view: FleetView, records: list[Record], whole_kind: bool) -> list[Record]:
-        wanted = self._lookups()
-        if whole_kind and wanted is not None:
-            index = view.value_index(self._kind, self.key)
-            found: list[Record] = []
-            for value in wanted:
-                found.extend(index.get(value, ()))
-            return found
-        if "." not in self.key and not self.ignore_case:
-            values = (
-                view.column(self._kind, self.key)
-                if whole_kind
-                else [r.get(self.key) for r in records]
-            )
-            selected = select_plain(records, values, self.op, self.value)
-            if selected is not None:
-                return selected
+        """Over a whole kind by positions (`select_positions`); over some records, from
+        their values compared at C speed (`column_mask`) or by a comprehension
+        (`select_plain`); the per-record predicate only for what neither can say."""
+        if whole_kind and records is view.records(self._kind):
+            kept = self.select_positions(view, None)
+            if kept is not None:
+                return list(map(records.__getitem__, kept))
+        if self.ignore_case:
+            return super().select(view, records, whole_kind)
+        values = field_values(records, self.key)
+        mask = column_mask(values, frozenset(map(type, values)), self.op, self.value)
+        if mask is not None:
+            return list(compress(records, mask))
+        selected = select_plain(records, values, self.op, self.value)
+        if selected is not None:
+            return selected
         return super().select(view, records, whole_kind)
 
-    def _lookups(self) -> list[Any] | None:
-        """Index keys whose records are exactly this filter's matches, when there are."""
-        if "." in self.key or self.ignore_case:
+    def select_positions(self, view: FleetView, positions: list[int] | None) -> list[int] | None:
+        """From the run's shared index of the field when one lookup answers (and another
+        filter of the run asked for it), else from the field's column, compared at C
+        speed (`column_mask`) or by a comprehension (`select_plain`)."""
+        if self.ignore_case:
             return None
+        column = view.column(self._kind, self.key)
+        # the classes in the whole column (a subset holds no others); not needed when
+        # the comparison is an identity test, which holds whatever the types
+        types = (
+            frozenset()
+            if _identity_test(self.op, self.value)
+            else view.column_types(self._kind, self.key)
+        )
+        where: Sequence[int]
+        if positions is None:
+            wanted = self._lookup()
+            if wanted is not _NO_LOOKUP:
+                index = view.shared_index(self._kind, self.key)
+                if index is not None:
+                    return list(index.get(wanted, ()))
+            values = column
+            where = range(len(column))
+        else:
+            values = list(map(column.__getitem__, positions))
+            where = positions
+        mask = column_mask(values, types, self.op, self.value)
+        if mask is not None:
+            return list(compress(where, mask))
+        return select_plain(where, values, self.op, self.value)
+
+    def _lookup(self) -> Any:
+        """The index key whose records are exactly this filter's matches, if there is
+        one. (`in` has none: an index files the number 4 under "4", which `in` does not
+        match; and several keys would lose the record order a scan keeps.)"""
         if self.op == "absent":
-            return [None]
+            return None
         if self.op == "eq" and (self.value is None or isinstance(self.value, str | bool)):
-            return [index_key(self.value)]
-        if self.op == "in" and all(isinstance(v, str) for v in self.value):
-            return list(dict.fromkeys(self.value))
-        return None
+            return index_key(self.value)
+        return _NO_LOOKUP
+
+    def negated(self) -> ValueFilter | None:
+        """The same comparison with the opposite operator, when `not` of this filter is
+        exactly another operator (eq / ne, in / not-in, ...): None otherwise."""
+        opposite = NEGATED_OPS.get(self.op)
+        if opposite is None:
+            return None
+        flipped = self.model_copy(update={"op": opposite})
+        flipped._kind = self._kind
+        return flipped
+
+
+_NO_LOOKUP = object()
+# `not` of each of these operators is exactly the other (see value_predicate)
+NEGATED_OPS = {
+    "eq": "ne",
+    "ne": "eq",
+    "in": "not-in",
+    "not-in": "in",
+    "contains": "not-contains",
+    "not-contains": "contains",
+    "regex": "not-regex",
+    "not-regex": "regex",
+    "absent": "present",
+    "present": "absent",
+    "empty": "not-empty",
+    "not-empty": "empty",
+}
 
 
 def _type_problem(typ: type, value: Any, field: str) -> str | None:
@@ -241,9 +306,76 @@ def value_predicate(key: str, op: str, value: Any, ignore_case: bool = False) ->
     return ordered
 
 
+_NONE = type(None)
+_NUMBERS = frozenset((int, float))
+_SCALARS = frozenset((str, int, float, bool, _NONE))
+_EMPTIABLE = frozenset((str, list, dict, _NONE))
+# types that never equal text unless they are that text (numbers compare as text)
+_TEXT_EQUALITY = frozenset((str, bool, list, dict, _NONE))
+# types that never equal a number unless they are that number (text and booleans do not)
+_NUMBER_EQUALITY = frozenset((int, float, list, dict, _NONE))
+_CONTAINERS = frozenset((str, list, dict))
+_TEXT = frozenset((str,))
+
+
+def field_values(records: list[Record], key: str) -> list[Any]:
+    """The value of `key` (a field or dotted path, as `getter`) in each record."""
+    head, *rest = key.split(".")
+    values: list[Any] = list(map(dict.get, records, repeat(head)))
+    for part in rest:
+        values = [v.get(part) if isinstance(v, dict) else None for v in values]
+    return values
+
+
+def _identity_test(op: str, value: Any) -> bool:
+    """The comparison is `is None` / `is True` ...: `column_mask` needs no types."""
+    if op in ("absent", "present"):
+        return True
+    return op in ("eq", "ne") and (value is None or isinstance(value, bool))
+
+
+def column_mask(values: list[Any], types: frozenset[type], op: str, value: Any) -> Any:
+    """One truth value per item of `values` (an iterator), saying whether the comparison
+    holds, computed at C speed by mapping an operator over the values when `types` (the
+    exact classes present in `values`) let the comparison be written as that operator;
+    None when they do not. Same semantics as `value_predicate` (without ignore_case)."""
+    truths: Any = None
+    negate = op in ("ne", "not-in", "not-contains", "not-regex", "not-empty", "present")
+    if op in ("absent", "present"):
+        return map(is_not if negate else is_, values, repeat(None))
+    if op in ("empty", "not-empty") and types <= _EMPTIABLE:
+        return map(truth if negate else not_, values)
+    if op in ("eq", "ne"):
+        if value is None or isinstance(value, bool):
+            return map(is_not if negate else is_, values, repeat(value))
+        if (isinstance(value, str) and types <= _TEXT_EQUALITY) or (
+            isinstance(value, int | float) and types <= _NUMBER_EQUALITY
+        ):
+            return map(ne if negate else eq, values, repeat(value))
+        return None
+    if op in ("in", "not-in"):
+        if types <= _SCALARS and all(v is None or v.__class__ in _SCALARS for v in value):
+            truths = map(frozenset(value).__contains__, values)
+    elif op in ("contains", "not-contains"):
+        if (isinstance(value, str) and types <= _CONTAINERS) or (
+            value is not None and value.__class__ in _SCALARS and types <= frozenset((list, dict))
+        ):
+            truths = map(contains, values, repeat(value))
+    elif op in ("regex", "not-regex"):
+        if types <= _TEXT:
+            truths = map(re.compile(value).search, values)
+    elif op in ORDER_OPS:
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if (numeric and types <= _NUMBERS) or (isinstance(value, str) and types <= _TEXT):
+            return map(ORDER_OPS[op], values, repeat(value))
+    if truths is None:
+        return None
+    return map(not_, truths) if negate else truths
+
+
 def select_plain(
-    records: list[Record], values: list[Any], op: str, value: Any
-) -> list[Record] | None:
+    records: Sequence[Item], values: list[Any], op: str, value: Any
+) -> list[Item] | None:
     """The records one comparison on a top-level field keeps, given that field's
     `values` (in record order), as comprehensions with the test written inline: no call
     per record, over a compact list (this is most of a policy's time). None when the
@@ -419,6 +551,9 @@ class _Boolean(Filter):
     def reads(self) -> set[str]:
         return reads_all(self._children) | {self._kind}
 
+    def columns(self) -> set[str]:
+        return set().union(*(child.columns() for child in self._children))
+
 
 @FILTERS.register("and")
 class AndFilter(_Boolean):
@@ -429,6 +564,13 @@ class AndFilter(_Boolean):
 
     def compile(self, view: FleetView) -> Predicate:
         return compile_all(self._children, view)
+
+    def select(self, view: FleetView, records: list[Record], whole_kind: bool) -> list[Record]:
+        # filter by filter over a shrinking list, as a policy's own filters list
+        return select_all(self._children, view, records, whole_kind)
+
+    def select_positions(self, view: FleetView, positions: list[int] | None) -> list[int] | None:
+        return positions_of_all(self._children, view, positions)
 
 
 @FILTERS.register("or")
@@ -441,6 +583,35 @@ class OrFilter(_Boolean):
         predicates = [f.compile(view) for f in self._children]
         return lambda record: any(p(record) for p in predicates)
 
+    def select(self, view: FleetView, records: list[Record], whole_kind: bool) -> list[Record]:
+        # Each filter selects on its own (from an index or a column), kept in record
+        # order. Only for value comparisons: a predicate tries the next filter only
+        # where the previous one failed, and a state age records evidence for what it
+        # sees, so other filters keep exactly that behaviour.
+        if len(self._children) == 1:
+            return self._children[0].select(view, records, whole_kind)
+        if not all(_plain(child) for child in self._children):
+            return super().select(view, records, whole_kind)
+        chosen: set[int] = set()
+        for child in self._children:
+            chosen.update(map(id, child.select(view, records, whole_kind)))
+        return list(compress(records, map(chosen.__contains__, map(id, records))))
+
+    def select_positions(self, view: FleetView, positions: list[int] | None) -> list[int] | None:
+        # only filters that answer by positions have no side effects (see there), so
+        # each may see every record
+        found: list[list[int]] = []
+        for child in self._children:
+            kept = child.select_positions(view, positions)
+            if kept is None:
+                return None
+            found.append(kept)
+        if len(found) == 1:
+            return found[0]
+        chosen = set().union(*found)
+        where = range(len(view.records(self._kind))) if positions is None else positions
+        return list(filter(chosen.__contains__, where))
+
 
 @FILTERS.register("not")
 class NotFilter(_Boolean):
@@ -452,3 +623,34 @@ class NotFilter(_Boolean):
     def compile(self, view: FleetView) -> Predicate:
         inner = compile_all(self._children, view)
         return lambda record: not inner(record)
+
+    def select(self, view: FleetView, records: list[Record], whole_kind: bool) -> list[Record]:
+        # `not` of one comparison is often the opposite comparison (not eq is ne)
+        if len(self._children) == 1 and isinstance(self._children[0], ValueFilter):
+            opposite = self._children[0].negated()
+            if opposite is not None:
+                return opposite.select(view, records, whole_kind)
+        if not all(_plain(child) for child in self._children):
+            return super().select(view, records, whole_kind)
+        inside = set(map(id, select_all(self._children, view, records, whole_kind)))
+        return list(compress(records, map(not_, map(inside.__contains__, map(id, records)))))
+
+    def select_positions(self, view: FleetView, positions: list[int] | None) -> list[int] | None:
+        if len(self._children) == 1 and isinstance(self._children[0], ValueFilter):
+            opposite = self._children[0].negated()
+            if opposite is not None:
+                return opposite.select_positions(view, positions)
+        inner = positions_of_all(self._children, view, positions)
+        if inner is None:
+            return None
+        inside = set(inner)
+        where = range(len(view.records(self._kind))) if positions is None else positions
+        return list(filterfalse(inside.__contains__, where))
+
+
+def _plain(flt: Filter) -> bool:
+    """A value comparison, or and / or / not of them: filters without side effects,
+    which give the same answer for a record whatever else they are asked about."""
+    if isinstance(flt, ValueFilter):
+        return True
+    return isinstance(flt, _Boolean) and all(_plain(child) for child in flt._children)

@@ -26,6 +26,7 @@ from starlette.routing import Route, Router
 
 from stackfleet.simulator.http import ApiError, json_response, require_token, sort_objects
 from stackfleet.simulator.listcache import EncodedList, EncodedObjects, OrderCache, SortedOrder
+from stackfleet.simulator.notifications import notify_volume
 from stackfleet.simulator.state import Obj, RegionState
 
 if TYPE_CHECKING:
@@ -536,6 +537,8 @@ class Cinder:
                 del self.region.snapshots[snapshot["id"]]
             del self.region.volumes[volume_id]
             self._release_capacity(volume)
+        notify_volume(self.sim, "delete.start", volume)
+        notify_volume(self.sim, "delete.end", {**volume, "status": "deleted"})
         return call.empty(202)
 
     def _release_capacity(self, volume: Obj) -> None:
@@ -828,6 +831,31 @@ class Cinder:
         )
         return call.respond({"limits": {"rate": [], "absolute": absolute}})
 
+    async def show_quota_set(self, call: Call) -> Response:
+        """GET /v3/os-quota-sets/{project}: Cinder's defaults (cinder.conf [DEFAULT]
+        quota_*, as /limits reports them), one unlimited trio per volume type, and the
+        project's overrides."""
+        target = call.request.path_params["target_project_id"]
+        if not call.is_admin and target != call.project_id:
+            raise call.error(
+                403, "Policy doesn't allow volume_extension:quotas:show to be performed."
+            )
+        quota: Obj = {
+            "volumes": DEFAULT_LIMITS["maxTotalVolumes"],
+            "per_volume_gigabytes": -1,
+            "snapshots": DEFAULT_LIMITS["maxTotalSnapshots"],
+            "gigabytes": DEFAULT_LIMITS["maxTotalVolumeGigabytes"],
+            "backups": DEFAULT_LIMITS["maxTotalBackups"],
+            "backup_gigabytes": DEFAULT_LIMITS["maxTotalBackupGigabytes"],
+        }
+        for volume_type in self.region.volume_types.values():
+            for key in ("volumes", "gigabytes", "snapshots"):
+                quota[f"{key}_{volume_type.get('name')}"] = -1
+        quota["groups"] = 10
+        quota.update(self.region.quotas.get("block-storage", {}).get(target, {}))
+        quota["id"] = target
+        return call.respond({"quota_set": quota})
+
     # -- routing -------------------------------------------------------------------------
 
     def routes(self) -> list[Route]:
@@ -853,6 +881,7 @@ class Cinder:
             ("GET", "/types", self.list_types),
             ("GET", "/types/{type_id}", self.show_type),
             ("GET", "/limits", self.limits),
+            ("GET", "/os-quota-sets/{target_project_id}", self.show_quota_set),
         ]
         routes = [
             Route("/", self.versions, methods=["GET"]),

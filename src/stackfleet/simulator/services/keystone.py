@@ -116,8 +116,15 @@ def token_expired(token: Obj, now: datetime | None = None) -> bool:
 
 
 def _flag(value: str | None) -> bool:
-    """Keystone's boolean query flags: present and not false-ish means true."""
-    return value is not None and value.lower() not in ("0", "false", "no", "off")
+    """Keystone's boolean query flags (query_filter_is_true): present and not "0" means
+    true, so `?include_names`, `?include_names=1` and even `?include_names=false` are
+    all true."""
+    return value is not None and value != "0"
+
+
+# Roles each role implies directly (keystone-manage bootstrap's chain), for effective
+# role assignments, which list every implied role with a `prior_role` link.
+DIRECTLY_IMPLIED: dict[str, tuple[str, ...]] = {"admin": ("member",), "member": ("reader",)}
 
 
 class Keystone:
@@ -486,8 +493,11 @@ class Keystone:
 
     async def list_users(self, request: Request) -> Response:
         self._require_admin(request, "identity:list_users")
+        # Keystone's SQL backend answers in id order
         users = self._filter(
-            self.sim.state.users.values(), request, ("name", "domain_id", "enabled")
+            sorted(self.sim.state.users.values(), key=lambda user: str(user["id"])),
+            request,
+            ("name", "domain_id", "enabled"),
         )
         return self._collection(request, "users", users)
 
@@ -541,57 +551,113 @@ class Keystone:
         domain = self._domain(request.path_params["domain_id"])
         return json_response({"domain": self._with_links("domains", domain)})
 
+    def _assignment_names(self, user_id: str, target: str, include_names: bool) -> tuple[Obj, Obj]:
+        """The `user` and `scope` objects of a role assignment."""
+        state = self.sim.state
+        user_ref: Obj = {"id": user_id}
+        if include_names:
+            # Keystone answers empty names for a user its backend no longer has
+            user = state.users.get(user_id)
+            user_ref["name"] = user["name"] if user else ""
+            user_ref["domain"] = self._domain_ref(user["domain_id"]) if user else {}
+        if target == "system":
+            return user_ref, {"system": {"all": True}}
+        project_ref: Obj = {"id": target}
+        if include_names:
+            project = state.projects.get(target, {"name": target, "domain_id": "default"})
+            project_ref["name"] = project.get("name")
+            project_ref["domain"] = self._domain_ref(project.get("domain_id", "default"))
+        return user_ref, {"project": project_ref}
+
     async def list_role_assignments(self, request: Request) -> Response:
+        """GET /v3/role_assignments as Keystone's assignment API answers it
+        (keystone/api/role_assignments.py): direct grants on projects first, then system
+        grants, each in the order of Keystone's grant tables (actor, target, role); with
+        `effective`, every implied role too (with its `prior_role` link) and no system
+        grants. The simulator has no groups, domain grants or inherited grants, so
+        filters asking for those find nothing."""
         self._require_admin(request, "identity:list_role_assignments")
         state = self.sim.state
         params = request.query_params
+        for first, second, message in (
+            ("scope.domain.id", "scope.project.id", "Specify a domain or project, not both"),
+            ("scope.domain.id", "scope.system", "Specify system or domain, not both"),
+            ("scope.project.id", "scope.system", "Specify system or project, not both"),
+            ("user.id", "group.id", "Specify a user or group, not both"),
+        ):
+            if params.get(first) and params.get(second):
+                raise keystone_error(400, message)
         include_names = _flag(params.get("include_names"))
         effective = _flag(params.get("effective"))
+        if effective and params.get("group.id"):
+            raise keystone_error(
+                400, "Combining effective and group filter will always result in an empty list."
+            )
+        inherited_key = "scope.OS-INHERIT:inherited_to"
+        inherited = params[inherited_key] == "projects" if inherited_key in params else None
+        system = params.get("scope.system") == "all"
+        user_filter, role_filter = params.get("user.id"), params.get("role.id")
+        project_filter = params.get("scope.project.id")
         roles_by_name = {role["name"]: role for role in state.roles.values()}
-        result: list[Obj] = []
+
+        grants: list[tuple[str, str, Obj]] = []  # (user id, target, role)
         for (user_id, target), role_names in state.assignments.items():
-            if params.get("user.id") not in (None, user_id):
+            if user_filter not in (None, user_id):
                 continue
-            if target == "system":
-                if "scope.project.id" in params:
-                    continue
-                scope: Obj = {"system": {"all": True}}
-            else:
-                if params.get("scope.project.id") not in (None, target):
-                    continue
-                if "scope.system" in params:
-                    continue
-                project = state.projects.get(target, {"id": target, "name": target})
-                scope = {"project": {"id": target}}
-                if include_names:
-                    scope["project"]["name"] = project.get("name")
-                    scope["project"]["domain"] = self._domain_ref(
-                        project.get("domain_id", "default")
-                    )
-            names = self._role_names(user_id, target) if effective else role_names
-            for name in names:
-                role = roles_by_name.get(name)
-                if role is None or params.get("role.id") not in (None, role["id"]):
-                    continue
-                user_ref: Obj = {"id": user_id}
-                role_ref: Obj = {"id": role["id"]}
-                if include_names:
-                    user = state.users.get(user_id, {"name": user_id, "domain_id": "default"})
-                    user_ref["name"] = user["name"]
-                    user_ref["domain"] = self._domain_ref(user["domain_id"])
-                    role_ref["name"] = role["name"]
-                target_path = "system" if target == "system" else f"projects/{target}"
-                result.append(
-                    {
-                        "role": role_ref,
-                        "user": user_ref,
-                        "scope": scope,
-                        "links": {
-                            "assignment": f"{self.root}/v3/{target_path}/users/{user_id}"
-                            f"/roles/{role['id']}"
-                        },
-                    }
+            grants.extend(
+                (user_id, target, roles_by_name[name])
+                for name in role_names
+                if name in roles_by_name
+            )
+        grants.sort(key=lambda grant: (grant[0], grant[1], grant[2]["id"]))
+        on_projects = [
+            g
+            for g in grants
+            if g[1] != "system"
+            and not system
+            and not params.get("scope.domain.id")
+            and not params.get("group.id")
+            and not inherited
+            and project_filter in (None, g[1])
+        ]
+        on_system = [
+            g
+            for g in grants
+            if g[1] == "system"
+            and not effective
+            and (system or not (project_filter or params.get("scope.domain.id")))
+            and not params.get("group.id")
+        ]
+
+        result: list[Obj] = []
+
+        def add(user_id: str, target: str, role: Obj, prior: Obj | None = None) -> None:
+            if role_filter not in (None, role["id"]):
+                return
+            user_ref, scope = self._assignment_names(user_id, target, include_names)
+            role_ref: Obj = {"id": role["id"]}
+            if include_names:
+                role_ref["name"] = role["name"]
+            where = "system" if target == "system" else f"projects/{target}"
+            granted = prior or role
+            links = {"assignment": f"{self.root}/v3/{where}/users/{user_id}/roles/{granted['id']}"}
+            if prior is not None:
+                links["prior_role"] = (
+                    f"{self.root}/v3/prior_role/{role['id']}/implies/{prior['id']}"
                 )
+            result.append({"links": links, "scope": scope, "user": user_ref, "role": role_ref})
+
+        for user_id, target, role in [*on_projects, *on_system]:
+            add(user_id, target, role)
+        if effective:
+            for user_id, target, role in on_projects:
+                for name in DIRECTLY_IMPLIED.get(role["name"], ()):
+                    prior, implied = role, roles_by_name.get(name)
+                    while implied is not None:
+                        add(user_id, target, implied, prior)
+                        prior = implied
+                        following = DIRECTLY_IMPLIED.get(implied["name"], ())
+                        implied = roles_by_name.get(following[0]) if following else None
         return json_response(
             {
                 "role_assignments": result,

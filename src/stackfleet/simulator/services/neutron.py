@@ -32,6 +32,7 @@ from stackfleet.simulator.http import (
     sort_objects,
 )
 from stackfleet.simulator.listcache import EncodedObjects, OrderCache
+from stackfleet.simulator.notifications import notify_network
 from stackfleet.simulator.state import Obj, RegionState
 
 if TYPE_CHECKING:
@@ -195,6 +196,8 @@ EXTENSIONS: tuple[tuple[str, str, str], ...] = (
     ("net-mtu", "Network MTU", "Network MTU attribute"),
     ("net-mtu-writable", "Network MTU (writable)", "Writable network MTU"),
     ("network-ip-availability", "Network IP Availability", "IP availability per network"),
+    ("network-ip-availability-details", "Network IP Availability Details Extension",
+     "Add ip_availability_details attribute to network IP availabilities"),
     ("network_availability_zone", "Network Availability Zone", "Availability zones of networks"),
     ("pagination", "Pagination support", "limit/marker pagination of list operations"),
     ("port-device-profile", "Port device profile", "device_profile attribute on ports"),
@@ -243,6 +246,7 @@ DEFAULT_QUOTAS: dict[str, int] = {
     "subnet": 100,
     "subnetpool": -1,
     "port": 500,
+    "router_route": 30,
     "router": 10,
     "floatingip": 50,
     "security_group": 10,
@@ -678,6 +682,7 @@ class Neutron:
                 )
             self._disassociate_port(port_id)
             del self.region.ports[port_id]
+        notify_network(self.sim, "port", "delete.end", port)
         return empty_response(204, _request_id_header())
 
     # -- floating IPs --------------------------------------------------------------------
@@ -784,6 +789,7 @@ class Neutron:
             updated["revision_number"] = int(updated.get("revision_number", 0)) + 1
             fip.clear()
             fip.update(updated)
+        notify_network(self.sim, "floatingip", "update.end", fip)
         return self._respond({"floatingip": fip})
 
     def _allocate_address(
@@ -921,13 +927,14 @@ class Neutron:
                 "revision_number": 1,
             }
             self.region.floatingips[fip_id] = fip
+        notify_network(self.sim, "floatingip", "create.end", fip)
         return self._respond({"floatingip": fip}, 201)
 
     async def delete_floatingip(self, request: Request) -> Response:
         token = self._auth(request)
         fip_id = request.path_params["id"]
         with self.sim.state.lock:
-            self._get(token, COLLECTIONS_BY_URL["floatingips"], fip_id)
+            fip = self._get(token, COLLECTIONS_BY_URL["floatingips"], fip_id)
             del self.region.floatingips[fip_id]
             for port_id, port in list(self.region.ports.items()):
                 if (
@@ -935,6 +942,7 @@ class Neutron:
                     and port.get("device_id") == fip_id
                 ):
                     del self.region.ports[port_id]
+        notify_network(self.sim, "floatingip", "delete.end", fip)
         return empty_response(204, _request_id_header())
 
     # -- security group rules ------------------------------------------------------------
@@ -1082,6 +1090,171 @@ class Neutron:
             self._touch(obj)
         return empty_response(204, _request_id_header())
 
+    # -- capacity: IP availability, what agents host -------------------------------------
+
+    def _ip_availability(self, network: Obj, used_by_subnet: dict[str, list[str]]) -> Obj:
+        """One network's IP availability, as Neutron's network-ip-availability and
+        network-ip-availability-details extensions compute it: total_ips counts the
+        allocation pools, used_ips every address allocated on the subnet."""
+        subnets = []
+        for subnet_id in network.get("subnets") or []:
+            subnet = self.region.subnets.get(str(subnet_id))
+            if subnet is None:
+                continue
+            cidr = ipaddress.ip_network(str(subnet["cidr"]), strict=False)
+            pools = [
+                (
+                    int(ipaddress.ip_address(str(p["start"]))),
+                    int(ipaddress.ip_address(str(p["end"]))),
+                )
+                for p in subnet.get("allocation_pools") or []
+            ]
+            in_pool = sum(end - start + 1 for start, end in pools)
+            used = used_by_subnet.get(str(subnet_id), [])
+            used_in_pool = 0
+            for address in used:
+                value = int(ipaddress.ip_address(address))
+                if any(start <= value <= end for start, end in pools):
+                    used_in_pool += 1
+            total = in_pool if pools else cidr.num_addresses
+            in_subnet = cidr.num_addresses - (2 if cidr.version == 4 else 0)
+            subnets.append(
+                {
+                    "subnet_id": subnet["id"],
+                    "ip_version": subnet.get("ip_version", 4),
+                    "cidr": subnet["cidr"],
+                    "subnet_name": subnet.get("name", ""),
+                    "used_ips": len(used),
+                    "total_ips": total,
+                    "ip_availability_details": {
+                        "total_ips_in_subnet": in_subnet,
+                        "total_ips_in_allocation_pool": in_pool,
+                        "used_ips_in_subnet": len(used),
+                        "used_ips_in_allocation_pool": used_in_pool,
+                    },
+                }
+            )
+        details = {
+            key: sum(s["ip_availability_details"][key] for s in subnets)
+            for key in (
+                "total_ips_in_subnet",
+                "total_ips_in_allocation_pool",
+                "used_ips_in_subnet",
+                "used_ips_in_allocation_pool",
+            )
+        }
+        return {
+            "network_id": network["id"],
+            "network_name": network.get("name", ""),
+            "project_id": network.get("project_id"),
+            "subnet_ip_availability": subnets,
+            "used_ips": sum(s["used_ips"] for s in subnets),
+            "total_ips": sum(s["total_ips"] for s in subnets),
+            "ip_availability_details": details,
+            "tenant_id": network.get("project_id"),
+        }
+
+    async def list_ip_availabilities(self, request: Request) -> Response:
+        """GET /v2.0/network-ip-availabilities: admin only (others get an empty list, as
+        Neutron's policy filters every item out), sorted by network id, emulated paging."""
+        token = self._auth(request)
+        body: Obj = {}
+        if not self._is_admin(token):
+            return self._respond({"network_ip_availabilities": []})
+        used_by_subnet: dict[str, list[str]] = {}
+        for port in self.region.ports.values():
+            for ip in port.get("fixed_ips") or []:
+                used_by_subnet.setdefault(str(ip.get("subnet_id")), []).append(
+                    str(ip.get("ip_address"))
+                )
+        networks = sorted(self.region.networks.values(), key=lambda n: str(n["id"]))
+        wanted = request.query_params.getlist("network_id")
+        if wanted:
+            networks = [n for n in networks if n["id"] in wanted]
+        limit = self._limit(request)
+        if limit:
+            marker = request.query_params.get("marker") or None
+            ids = [str(n["id"]) for n in networks]
+            start = 0
+            if marker is not None:
+                start = ids.index(marker) + 1 if marker in ids else len(ids)
+            page = networks[start : start + limit]
+            links: list[Obj] = []
+            if len(page) >= limit:
+                links.append({"rel": "next", "href": self._link(request, page[-1]["id"], False)})
+            first = str(page[0]["id"]) if page else None
+            links.append({"rel": "previous", "href": self._link(request, first, True)})
+            networks = page
+            body["network_ip_availabilities_links"] = links
+        body["network_ip_availabilities"] = [
+            self._ip_availability(n, used_by_subnet) for n in networks
+        ]
+        return self._respond(dict(reversed(list(body.items()))))
+
+    async def show_ip_availability(self, request: Request) -> Response:
+        """GET /v2.0/network-ip-availabilities/{id}: one network's IP availability."""
+        token = self._auth(request)
+        network_id = request.path_params["uuid"]
+        network = self.region.networks.get(network_id)
+        if network is None or not self._is_admin(token):
+            raise neutron_error(404, "NetworkNotFound", f"Network {network_id} could not be found.")
+        used_by_subnet: dict[str, list[str]] = {}
+        for port in self.region.ports.values():
+            if port.get("network_id") != network_id:
+                continue
+            for ip in port.get("fixed_ips") or []:
+                used_by_subnet.setdefault(str(ip.get("subnet_id")), []).append(
+                    str(ip.get("ip_address"))
+                )
+        return self._respond(
+            {"network_ip_availability": self._ip_availability(network, used_by_subnet)}
+        )
+
+    def _hosting_agent(self, request: Request, rule: str) -> Obj:
+        token = self._auth(request)
+        if not self._is_admin(token):
+            raise neutron_error(403, "PolicyNotAuthorized", f"rule:{rule} is disallowed by policy")
+        # {uuid} in the route, so request counts label it as the contract tests do
+        agent_id = request.path_params["uuid"]
+        agent = self.region.agents.get(agent_id)
+        if agent is None:
+            raise neutron_error(404, "AgentNotFound", f"Agent {agent_id} could not be found.")
+        return agent
+
+    def _devices_on(self, host: str, owners: tuple[str, ...]) -> set[str]:
+        return {
+            str(p.get("device_id"))
+            for p in self.region.ports.values()
+            if p.get("binding:host_id") == host and p.get("device_owner") in owners
+        }
+
+    async def list_l3_agent_routers(self, request: Request) -> Response:
+        """GET /v2.0/agents/{id}/l3-routers: the routers scheduled to an L3 agent (here:
+        those whose gateway or interface ports are bound to the agent's host)."""
+        agent = self._hosting_agent(request, "get_l3-routers")
+        routers: list[Obj] = []
+        if agent.get("agent_type") == "L3 agent":
+            hosted = self._devices_on(
+                str(agent.get("host")), ("network:router_gateway", "network:router_interface")
+            )
+            routers = [r for r in self.region.routers.values() if r["id"] in hosted]
+        return self._respond({"routers": routers})
+
+    async def list_dhcp_agent_networks(self, request: Request) -> Response:
+        """GET /v2.0/agents/{id}/dhcp-networks: the networks a DHCP agent serves (those
+        with a DHCP port bound to the agent's host)."""
+        agent = self._hosting_agent(request, "get_dhcp-networks")
+        networks: list[Obj] = []
+        if agent.get("agent_type") == "DHCP agent":
+            host = str(agent.get("host"))
+            served = {
+                str(p.get("network_id"))
+                for p in self.region.ports.values()
+                if p.get("binding:host_id") == host and p.get("device_owner") == "network:dhcp"
+            }
+            networks = [n for n in self.region.networks.values() if n["id"] in served]
+        return self._respond({"networks": networks})
+
     # -- quotas --------------------------------------------------------------------------
 
     def _quota_project(self, request: Request, token: Obj) -> str:
@@ -1096,14 +1269,16 @@ class Neutron:
 
     async def show_quota(self, request: Request) -> Response:
         token = self._auth(request)
-        self._quota_project(request, token)
-        return self._respond({"quota": dict(DEFAULT_QUOTAS)})
+        project_id = self._quota_project(request, token)
+        overrides = self.region.quotas.get("network", {}).get(project_id, {})
+        return self._respond({"quota": {**DEFAULT_QUOTAS, **overrides}})
 
     async def show_quota_details(self, request: Request) -> Response:
         token = self._auth(request)
         project_id = self._quota_project(request, token)
         details = {}
-        for resource, limit in DEFAULT_QUOTAS.items():
+        overrides = self.region.quotas.get("network", {}).get(project_id, {})
+        for resource, limit in {**DEFAULT_QUOTAS, **overrides}.items():
             attr = _QUOTA_COLLECTIONS.get(resource)
             used = 0
             if attr is not None:
@@ -1152,6 +1327,16 @@ class Neutron:
                 methods=["DELETE"],
             ),
             Route("/v2.0/agents/{id}", self.update_agent, methods=["PUT"]),
+            Route("/v2.0/agents/{uuid}/l3-routers", self.list_l3_agent_routers, methods=["GET"]),
+            Route(
+                "/v2.0/agents/{uuid}/dhcp-networks", self.list_dhcp_agent_networks, methods=["GET"]
+            ),
+            Route("/v2.0/network-ip-availabilities", self.list_ip_availabilities, methods=["GET"]),
+            Route(
+                "/v2.0/network-ip-availabilities/{uuid}",
+                self.show_ip_availability,
+                methods=["GET"],
+            ),
             Route(f"/v2.0/{collection_pattern}/{{id}}/tags", self.list_tags, methods=["GET"]),
             Route(f"/v2.0/{collection_pattern}/{{id}}/tags", self.replace_tags, methods=["PUT"]),
             Route(f"/v2.0/{collection_pattern}/{{id}}/tags", self.delete_tags, methods=["DELETE"]),

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import re
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from starlette.types import Receive, Scope, Send
 
 from stackfleet.simulator.http import ApiError, empty_response, json_response, require_token
 from stackfleet.simulator.listcache import EncodedList, EncodedObjects, OrderCache
+from stackfleet.simulator.notifications import notify_server, notify_server_task
+from stackfleet.simulator.services import nova_diagnostics
 from stackfleet.simulator.state import RegionState
 
 if TYPE_CHECKING:
@@ -197,6 +200,10 @@ _PROGRESS_STATUSES = {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "
 _FAULT_STATUSES = {"ERROR", "DELETED"}
 # nova/compute/power_state.py
 RUNNING, PAUSED, SHUTDOWN = 1, 3, 4
+# nova.objects.fields.InstancePowerState by index (power_state.STATE_MAP)
+_POWER_STATE_NAMES = {
+    0: "pending", 1: "running", 3: "paused", 4: "shutdown", 6: "crashed", 7: "suspended",
+}  # fmt: skip
 
 VM_STATE = "OS-EXT-STS:vm_state"
 TASK_STATE = "OS-EXT-STS:task_state"
@@ -692,6 +699,7 @@ class Nova:
             r(f"{v}/servers/{{server_id}}", self.show_server),
             r(f"{v}/servers/{{server_id}}", self.delete_server, "DELETE"),
             r(f"{v}/servers/{{server_id}}/action", self.server_action, "POST"),
+            r(f"{v}/servers/{{server_id}}/diagnostics", self.server_diagnostics),
             r(f"{v}/servers/{{server_id}}/metadata", self.list_metadata),
             r(f"{v}/servers/{{server_id}}/metadata", self.replace_metadata, "PUT"),
             r(f"{v}/servers/{{server_id}}/metadata", self.merge_metadata, "POST"),
@@ -957,6 +965,37 @@ class Nova:
             for gid, group in self.region.server_groups.items()
             if server_id in (group.get("members") or [])
         ]
+
+    async def server_diagnostics(self, request: Request, caller: Caller) -> Response:
+        """nova/api/openstack/compute/server_diagnostics.py: admin-only by default; 409
+        when the server has no host or is not running (compute manager), the standard
+        body from 2.48, the driver's own dict before. A server on a down compute host
+        answers 500 at once (real Nova: the RPC call times out after a minute)."""
+        server_id = request.path_params["server_id"]
+        # another project's server is not found (Nova reads it project-scoped) before
+        # the policy refuses a non-admin
+        server = self._server_for(caller, server_id)
+        self._require_admin(caller, "os_compute_api:os-server-diagnostics")
+        if not server.get(HOST):
+            raise nova_error(409, f"Instance {server_id} is not ready")
+        power = int(server.get(POWER_STATE) or 0)
+        if power != RUNNING:
+            raise nova_error(
+                409,
+                f"Cannot 'get_diagnostics' instance {server_id} while it is in power state "
+                f"{_POWER_STATE_NAMES.get(power, 'pending')}",
+            )
+        if not self._service_up(self._compute_service(server.get(HOST))):
+            raise nova_error(
+                500,
+                "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ "
+                "and attach the Nova API log if possible.\n<class "
+                "'oslo_messaging.exceptions.MessagingTimeout'>",
+            )
+        truth = self.sim.state.ground_truth.get(self.region.name, {})
+        idle = server_id in set(truth.get("idle_servers", ()))
+        body = nova_diagnostics.diagnostics(server, idle, time.time(), caller.at_least(48))
+        return json_response(body)
 
     async def show_server(self, request: Request, caller: Caller) -> Response:
         server = self._server_for(caller, request.path_params["server_id"])
@@ -1291,6 +1330,7 @@ class Nova:
         with self._lock():
             server[TASK_STATE] = task_state
             self._touch(server)
+        notify_server_task(self.sim, server, task_state, "start")
 
         def complete() -> None:
             with self._lock():
@@ -1301,6 +1341,7 @@ class Nova:
                 if server_id in self.region.servers:
                     current[TASK_STATE] = None
                     self._touch(current)
+            notify_server_task(self.sim, current, task_state, "end")
 
         delay = self._action_delay()
         if delay <= 0:
@@ -1378,6 +1419,7 @@ class Nova:
             server["locked_reason"] = reason
             self._locked_by_admin[server["id"]] = caller.is_admin
             self._touch(server)
+        notify_server(self.sim, "instance.lock", server)
         return empty_response(202)
 
     async def _action_unlock(
@@ -1391,6 +1433,7 @@ class Nova:
             server["locked_reason"] = None
             self._locked_by_admin.pop(server["id"], None)
             self._touch(server)
+        notify_server(self.sim, "instance.unlock", server)
         return empty_response(202)
 
     async def _action_reset_state(
@@ -2732,9 +2775,15 @@ class Nova:
             raise _policy_error("os_compute_api:os-quota-sets:show")
         return project_id
 
+    def _project_limits(self, caller: Caller, project_id: str) -> dict[str, int]:
+        """The defaults with the project's overrides (os-quota-sets PUT, or the generator)."""
+        overrides = self.region.quotas.get("compute", {}).get(project_id, {})
+        return {**self._quota_limits(caller), **overrides}
+
     async def show_quota_set(self, request: Request, caller: Caller) -> Response:
         project_id = self._quota_project(request, caller)
-        return json_response({"quota_set": {"id": project_id, **self._quota_limits(caller)}})
+        limits = self._project_limits(caller, project_id)
+        return json_response({"quota_set": {"id": project_id, **limits}})
 
     async def show_quota_defaults(self, request: Request, caller: Caller) -> Response:
         project_id = request.path_params["project_id"]
@@ -2744,7 +2793,7 @@ class Nova:
         project_id = self._quota_project(request, caller)
         usage = self._project_usage(project_id)
         detail: Obj = {"id": project_id}
-        for key, limit in self._quota_limits(caller).items():
+        for key, limit in self._project_limits(caller, project_id).items():
             detail[key] = {"limit": limit, "in_use": usage.get(key, 0), "reserved": 0}
         return json_response({"quota_set": detail})
 

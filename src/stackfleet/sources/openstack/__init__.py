@@ -11,6 +11,7 @@ from typing import Any
 from stackfleet.sources.openstack import (
     baremetal,
     block_storage,
+    capacity,
     compute,
     identity,
     image,
@@ -27,12 +28,15 @@ LISTERS: dict[str, Lister] = {
     "compute_service": compute.compute_services,
     "server_group": compute.server_groups,
     **network.LISTERS,
+    **capacity.LISTERS,  # networks and agents with IP availability / hosted routers
     "volume": block_storage.volumes,
     "block_storage_service": block_storage.services,
     "storage_pool": block_storage.pools,
     "image": image.images,
     "baremetal_node": baremetal.nodes,
     "project": identity.projects,
+    "user": identity.users,
+    "role_assignment": identity.role_assignments,
 }
 
 __all__ = ["LISTERS", "ListContext"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stackfleet.model import kind
@@ -80,18 +82,26 @@ def server_groups(ctx: ListContext) -> list[dict[str, Any]]:
 
 def hypervisors(ctx: ListContext) -> list[dict[str, Any]]:
     """Hypervisors from Nova, each joined with its Placement resource provider (same
-    uuid, or same name on clouds whose hypervisor ids are not uuids)."""
-    records = list_kind(
-        ctx,
-        "hypervisor",
-        ctx.target.conn.compute,
-        "/os-hypervisors/detail",
-        "hypervisors",
-        None,
-        HYPERVISOR_MICROVERSION,
-    )
+    uuid, or same name on clouds whose hypervisor ids are not uuids). Placement is read
+    while Nova lists: its per-provider reads are the longest part of a first pass."""
     previous = ctx.previous.get("hypervisor", {})
-    usage = provider_usage(ctx, previous)
+    nova_failed = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="placement") as pool:
+        placement = pool.submit(provider_usage, ctx, previous, nova_failed)
+        try:
+            records = list_kind(
+                ctx,
+                "hypervisor",
+                ctx.target.conn.compute,
+                "/os-hypervisors/detail",
+                "hypervisors",
+                None,
+                HYPERVISOR_MICROVERSION,
+            )
+        except BaseException:
+            nova_failed.set()  # the listing is incomplete anyway: stop reading Placement
+            raise
+        usage = placement.result()
     for record in records:
         provider = usage.get(record["id"]) or usage.get(f"name:{record['name']}")
         if provider:

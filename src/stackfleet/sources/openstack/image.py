@@ -8,4 +8,8 @@ from stackfleet.sources.openstack.context import ListContext, list_kind
 
 
 def images(ctx: ListContext) -> list[dict[str, Any]]:
-    return list_kind(ctx, "image", ctx.target.conn.image, "/images", "images")
+    # Without a visibility filter Glance leaves out community images of other projects
+    # (a quarter of a cloud's snapshots, say); `all` lists every visibility.
+    return list_kind(
+        ctx, "image", ctx.target.conn.image, "/images", "images", {"visibility": "all"}
+    )

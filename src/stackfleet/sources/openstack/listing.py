@@ -38,6 +38,19 @@ class ScopeMissing(ServiceMissing):
     """The listing needs a token scope the target was not given (Ironic: system)."""
 
 
+class RoleMissing(ServiceMissing):
+    """The target's credentials may not make the call (HTTP 403): Keystone's users and
+    role assignments are for admins only. Skipped, so nothing of the kind looks gone."""
+
+
+class RequestRefused(ListingError):
+    """The service answered the call with an HTTP error status (`status`)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class RequestLog:
     """Counts of requests per (service, method, path template); thread-safe. A child
@@ -121,7 +134,9 @@ def request_json(
     except (ksa_exc.ClientException, openstack.exceptions.SDKException) as exc:
         raise ListingError(f"{label}: {type(exc).__name__}: {exc}") from exc
     if response.status_code >= 400:
-        raise ListingError(f"{label}: HTTP {response.status_code}: {_error_text(response)}")
+        raise RequestRefused(
+            f"{label}: HTTP {response.status_code}: {_error_text(response)}", response.status_code
+        )
     try:
         return response.json()
     except ValueError as exc:

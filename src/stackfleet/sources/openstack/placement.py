@@ -7,11 +7,12 @@ saw them (a provider's generation moves whenever its inventory or allocations ch
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from stackfleet.sources.openstack.context import ListContext
-from stackfleet.sources.openstack.listing import request_json
+from stackfleet.sources.openstack.listing import ListingError, request_json
 
 MICROVERSION = "1.26"
 RESOURCE_CLASSES = {"VCPU": "vcpu", "PCPU": "pcpu", "MEMORY_MB": "memory_mb", "DISK_GB": "disk_gb"}
@@ -41,9 +42,12 @@ def provider_fields(inventories: dict[str, Any], usages: dict[str, Any]) -> dict
 
 
 def provider_usage(
-    ctx: ListContext, previous: dict[str, dict[str, Any]]
+    ctx: ListContext,
+    previous: dict[str, dict[str, Any]],
+    cancelled: threading.Event | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Placement fields by provider uuid (and by "name:<provider name>")."""
+    """Placement fields by provider uuid (and by "name:<provider name>"). Once
+    `cancelled` is set, no further provider is read (ListingError)."""
     proxy = ctx.target.conn.placement
     body = request_json(
         proxy,
@@ -59,6 +63,8 @@ def provider_usage(
         known = previous.get(uuid)
         if known and known.get("resource_provider_generation") == generation:
             return provider, {f: known.get(f) for f in PLACEMENT_FIELDS}
+        if cancelled is not None and cancelled.is_set():
+            raise ListingError("placement: reads cancelled")
         inventories = request_json(
             proxy,
             f"/resource_providers/{uuid}/inventories",

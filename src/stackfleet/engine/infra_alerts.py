@@ -1,0 +1,535 @@
+"""Infrastructure sweeps become findings and alerts.
+
+The hardware sweep (Redfish BMCs) and the database/RabbitMQ sweeps judge readings
+against thresholds. Here their verdicts enter the findings table under stable rule
+names — the pack, a slash, and the check or threshold rule without its pack prefix,
+with hyphens: ``hardware/inlet-temperature-high``, ``database/connections-high``,
+``database/galera-not-ready``, ``rabbitmq/queue-no-consumer`` — and fire alerts with
+labels (alertname, severity, pack, kind, resource_id, cloud/region where known, and
+host, instance, queue, vhost, service or node where they apply) through the same
+routing as policy alerts.
+
+A finding resolves only when a later sweep *read* its resource and no longer sees it.
+A resource that could not be read (BMC, database or broker unreachable) gets a finding
+of its own (``hardware/bmc-unreachable``, ``database/unreachable``,
+``rabbitmq/unreachable``) and its other findings stay as they were: missing data is no
+evidence that a problem went away. Resources a sweep did not look at (no longer in the
+BMC map or the infrastructure file) keep their findings too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from stackfleet.actions.notify import NotifySettings
+from stackfleet.alerts.dispatch import Dispatch, dispatch
+from stackfleet.alerts.lifecycle import AlertChanges, WantedAlert, sync_alerts
+from stackfleet.alerts.routing import InhibitRule, Receiver
+from stackfleet.engine.hardware import SweepReport
+from stackfleet.engine.infra_monitor import BrokerStatus, DatabaseStatus
+from stackfleet.engine.settings import Settings
+from stackfleet.model.hardware import OK, HardwareFinding, Thresholds, evaluate
+from stackfleet.policy.times import parse_time
+from stackfleet.sources import database as db
+from stackfleet.sources import rabbitmq as mq
+from stackfleet.sources.thresholds import Finding as ThresholdFinding
+from stackfleet.store import infra_findings
+from stackfleet.store.db import Store
+
+log = logging.getLogger(__name__)
+
+HARDWARE, DATABASE, RABBITMQ = "hardware", "database", "rabbitmq"
+PACKS = (HARDWARE, DATABASE, RABBITMQ)
+
+# findings a sweep can judge on a resource it could not read
+AVAILABILITY_RULES = {
+    HARDWARE: {
+        "hardware/bmc-unreachable",
+        "hardware/bmc-credentials",
+        "hardware/bmc-bad-response",
+        "hardware/stale-reading",
+    },
+    DATABASE: {"database/unreachable"},
+    RABBITMQ: {"rabbitmq/unreachable"},
+}
+
+SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+# threshold-rule labels that name where a problem is (stable, so fit for alert labels);
+# others (a Galera state, a value in words) change between sweeps and are left out
+PLACE_LABELS = ("vhost", "queue", "service", "host", "node")
+
+# What usually helps, for the hardware checks (the database and RabbitMQ rules carry
+# their own advice).
+HARDWARE_ADVICE = {
+    "bmc_unreachable": "Check the BMC's network from this host and that the BMC map's "
+    "address is right; resetting the BMC (not the host) often brings it back.",
+    "bmc_credentials": "Check the user name and password in the BMC map (or Ironic's "
+    "driver_info); the BMC account may be locked after failed logins.",
+    "bmc_bad_response": "Check the system id and that the address serves Redfish "
+    "(/redfish/v1); a BMC firmware update helps when it answers malformed documents.",
+    "inlet_temperature_high": "Check the rack's cooling: blocked or recirculating "
+    "airflow, missing blanking panels, a failed CRAC/CRAH unit; move workloads off the "
+    "host if it keeps rising.",
+    "temperature_critical": "A component is at its critical limit: check its fans and "
+    "heatsink, and evacuate the host before it throttles or shuts down.",
+    "psu_redundancy_lost": "Reseat or replace the failed power supply and check its feed "
+    "(PDU, breaker): the host runs on its last supply.",
+    "psu_unhealthy": "Check the power supply's feed; replace the supply if its health stays bad.",
+    "power_over_budget": "Live-migrate workloads off the host, or raise its budget if "
+    "the rack's circuit allows; look for runaway load.",
+    "health_degraded": "Read the BMC's event log (SEL) for the failing component.",
+    "stale_reading": "The BMC's sensors stopped updating: reset the BMC (not the host) "
+    "and check its firmware.",
+}
+
+
+def rule_name(pack: str, rule: str) -> str:
+    """The stable finding name of a check or threshold rule: "db_connections_high" ->
+    "database/connections-high", "inlet_temperature_high" ->
+    "hardware/inlet-temperature-high"."""
+    for prefix in ("db_", "mq_"):
+        if rule.startswith(prefix):
+            rule = rule[len(prefix) :]
+            break
+    return f"{pack}/{rule.replace('_', '-')}"
+
+
+@dataclass
+class InfraFinding:
+    """One problem a sweep saw on one resource, ready for the findings table."""
+
+    name: str
+    pack: str
+    severity: str
+    cloud: str
+    region: str
+    kind: str
+    resource_id: str
+    resource_name: str | None
+    summary: str
+    advice: str
+    labels: dict[str, str]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.name, self.cloud, self.region, self.kind, self.resource_id)
+
+
+@dataclass(frozen=True)
+class Judged:
+    """A resource (and with `subtree`, every resource whose id continues it with "/") a
+    sweep read; `availability_only` when the read failed: then only the availability
+    findings of the pack are judged."""
+
+    cloud: str
+    region: str
+    resource_id: str
+    subtree: bool = False
+    availability_only: bool = False
+
+    def covers(self, pack: str, finding: dict[str, Any]) -> bool:
+        if (finding["cloud"], finding["region"]) != (self.cloud, self.region):
+            return False
+        rid = finding["resource_id"]
+        if rid != self.resource_id and not (
+            self.subtree and rid.startswith(self.resource_id + "/")
+        ):
+            return False
+        return not self.availability_only or finding["policy"] in AVAILABILITY_RULES[pack]
+
+
+@dataclass
+class InfraSync:
+    """What recording one sweep did to findings and alerts."""
+
+    pack: str
+    opened: int = 0
+    resolved: int = 0
+    still_open: int = 0
+    alerts: AlertChanges | None = None
+
+
+def _labels(
+    pack: str, cloud: str, region: str, kind: str, resource_id: str, **place: str
+) -> dict[str, str]:
+    labels = {"pack": pack, "kind": kind, "resource_id": resource_id}
+    if cloud:
+        labels["cloud"] = cloud
+    if region:
+        labels["region"] = region
+    labels.update({k: v for k, v in place.items() if v})
+    return labels
+
+
+# --------------------------------------------------------------------------- hardware
+
+
+def hardware_findings(
+    report: SweepReport, thresholds: Thresholds | None = None, now: float | None = None
+) -> tuple[list[InfraFinding], list[Judged]]:
+    """The findings of one hardware sweep, and the hosts it judged."""
+    limits = thresholds or Thresholds()
+    moment = time.time() if now is None else now
+    findings: dict[tuple[str, str, str, str, str], InfraFinding] = {}
+    judged = []
+    for status in report.statuses:
+        judged.append(
+            Judged(
+                status.cloud,
+                status.region,
+                status.resource_id,
+                availability_only=status.status != OK,
+            )
+        )
+        for check in evaluate(status, limits, moment):
+            item = _hardware_finding(status.cloud, status.region, status, check)
+            _merge(findings, item)
+    return list(findings.values()), judged
+
+
+def _hardware_finding(cloud: str, region: str, status: Any, check: HardwareFinding) -> InfraFinding:
+    return InfraFinding(
+        name=rule_name(HARDWARE, check.check),
+        pack=HARDWARE,
+        severity=check.severity,
+        cloud=cloud,
+        region=region,
+        kind=status.kind,
+        resource_id=status.resource_id,
+        resource_name=status.name,
+        summary=f"{status.name}: {check.message}",
+        advice=HARDWARE_ADVICE.get(check.check, ""),
+        labels=_labels(HARDWARE, cloud, region, status.kind, status.resource_id, host=status.name),
+        details={
+            "check": check.check,
+            "value": check.value,
+            "threshold": check.threshold,
+            "bmc": status.address,
+        },
+    )
+
+
+def _merge(
+    findings: dict[tuple[str, str, str, str, str], InfraFinding], item: InfraFinding
+) -> None:
+    """One finding per rule and resource: several sensors over their limit on one host
+    are one finding, as bad as the worst of them, saying all of them."""
+    known = findings.get(item.key)
+    if known is None:
+        findings[item.key] = item
+        return
+    if SEVERITY_ORDER.get(item.severity, 9) < SEVERITY_ORDER.get(known.severity, 9):
+        known.severity = item.severity
+    known.summary += "; " + item.summary.split(": ", 1)[-1]
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def database_findings(
+    statuses: Sequence[DatabaseStatus],
+) -> tuple[list[InfraFinding], list[Judged]]:
+    """The findings of one database sweep (firing threshold rules, unreachable servers),
+    and the servers it judged. Pending rules (held for less than their `for`) are not
+    findings yet."""
+    findings: dict[tuple[str, str, str, str, str], InfraFinding] = {}
+    judged = []
+    for status in statuses:
+        judged.append(
+            Judged(status.cloud, status.region, status.resource_id, availability_only=not status.up)
+        )
+        if not status.up:
+            _merge(
+                findings,
+                InfraFinding(
+                    name=f"{DATABASE}/unreachable",
+                    pack=DATABASE,
+                    severity="critical",
+                    cloud=status.cloud,
+                    region=status.region,
+                    kind=db.KIND,
+                    resource_id=status.resource_id,
+                    resource_name=status.label,
+                    summary=f"database server {status.label} did not answer the probe: "
+                    f"{status.error or 'down'}",
+                    advice="Check that the server runs and accepts connections from this "
+                    "host, and the monitoring user's password and grants.",
+                    labels=_labels(
+                        DATABASE,
+                        status.cloud,
+                        status.region,
+                        db.KIND,
+                        status.resource_id,
+                        instance=status.label,
+                    ),
+                ),
+            )
+            continue
+        for finding in status.findings:
+            if finding.state == "firing":
+                _merge(findings, _threshold_finding(DATABASE, status, finding))
+    return list(findings.values()), judged
+
+
+def _threshold_finding(
+    pack: str, status: DatabaseStatus | BrokerStatus, finding: ThresholdFinding
+) -> InfraFinding:
+    place = {k: finding.labels.get(k, "") for k in PLACE_LABELS}
+    name = finding.labels.get("queue") or finding.labels.get("node") or status.label
+    if finding.kind in (db.KIND, mq.CLUSTER_KIND):
+        name = status.label
+    return InfraFinding(
+        name=rule_name(pack, finding.rule),
+        pack=pack,
+        severity=finding.severity,
+        cloud=status.cloud,
+        region=status.region,
+        kind=finding.kind,
+        resource_id=finding.resource_id,
+        resource_name=name,
+        summary=finding.message,
+        advice=finding.advice,
+        labels=_labels(
+            pack,
+            status.cloud,
+            status.region,
+            finding.kind,
+            finding.resource_id,
+            instance=status.label,
+            **place,
+        ),
+        details={
+            "rule": finding.rule,
+            "metric": finding.metric,
+            "value": finding.value,
+            "threshold": finding.threshold,
+            "since": finding.since,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- RabbitMQ
+
+
+def broker_findings(
+    statuses: Sequence[BrokerStatus], vhost: str | None = None
+) -> tuple[list[InfraFinding], list[Judged]]:
+    """The findings of one RabbitMQ sweep and what it judged: the whole cluster (its
+    nodes and queues), or with `vhost` (a sweep of one vhost's queues) its nodes and
+    that vhost's queues."""
+    findings: dict[tuple[str, str, str, str, str], InfraFinding] = {}
+    judged = []
+    for status in statuses:
+        cloud, region, rid = status.cloud, status.region, status.resource_id
+        if not status.up:
+            judged.append(Judged(cloud, region, rid, subtree=True, availability_only=True))
+            _merge(
+                findings,
+                InfraFinding(
+                    name=f"{RABBITMQ}/unreachable",
+                    pack=RABBITMQ,
+                    severity="critical",
+                    cloud=cloud,
+                    region=region,
+                    kind=mq.CLUSTER_KIND,
+                    resource_id=rid,
+                    resource_name=status.label,
+                    summary=f"RabbitMQ {status.label} did not answer the probe: "
+                    f"{status.error or 'down'}",
+                    advice="Check that the management plugin answers from this host "
+                    "(rabbitmq-plugins enable rabbitmq_management) and the user's "
+                    "password and monitoring tag.",
+                    labels=_labels(
+                        RABBITMQ, cloud, region, mq.CLUSTER_KIND, rid, instance=status.label
+                    ),
+                ),
+            )
+            continue
+        if vhost is None:
+            judged.append(Judged(cloud, region, rid, subtree=True))
+        else:
+            judged.append(Judged(cloud, region, rid))
+            judged += [Judged(cloud, region, node["resource_id"]) for node in status.nodes]
+            prefix = mq.queue_resource_id(rid, vhost, "").rstrip("/")
+            judged.append(Judged(cloud, region, prefix, subtree=True))
+        for finding in status.findings:
+            if finding.state == "firing":
+                _merge(findings, _threshold_finding(RABBITMQ, status, finding))
+    return list(findings.values()), judged
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def record_findings(
+    store: Store,
+    pack: str,
+    findings: Sequence[InfraFinding],
+    judged: Sequence[Judged],
+    now: datetime | None = None,
+) -> InfraSync:
+    """Open, refresh and resolve the findings of `pack` after one sweep (see the module
+    docstring for when a finding resolves)."""
+    now = now or datetime.now(UTC)
+    existing = {
+        (f["policy"], f["cloud"], f["region"], f["kind"], f["resource_id"]): f
+        for f in infra_findings.open_findings(store, pack + "/")
+    }
+    wanted = {f.key: f for f in findings}
+    new_rows = []
+    refreshed: dict[int, dict[str, Any]] = {}
+    for key, item in wanted.items():
+        details = {
+            **item.details,
+            "pack": pack,
+            "summary": item.summary,
+            "advice": item.advice,
+            "labels": item.labels,
+        }
+        known = existing.get(key)
+        if known is not None:
+            refreshed[known["id"]] = {"severity": item.severity, "details": details}
+            continue
+        new_rows.append(
+            {
+                "policy": item.name,
+                "cloud": item.cloud,
+                "region": item.region,
+                "kind": item.kind,
+                "resource_id": item.resource_id,
+                "resource_name": (item.resource_name or "")[:255] or None,
+                "project_id": None,
+                "severity": item.severity,
+                "status": "open",
+                "opened_at": now,
+                "last_matched_at": now,
+                "resolved_at": None,
+                "details": details,
+            }
+        )
+    gone = [
+        f["id"]
+        for key, f in existing.items()
+        if key not in wanted and any(j.covers(pack, f) for j in judged)
+    ]
+    infra_findings.apply_changes(store, new_rows, refreshed, gone, now)
+    result = InfraSync(pack, opened=len(new_rows), resolved=len(gone), still_open=len(refreshed))
+    if new_rows or gone:
+        log.info("%s findings: %d opened, %d resolved", pack, len(new_rows), len(gone))
+    return result
+
+
+def sync_pack_alerts(store: Store, pack: str, now: datetime | None = None) -> AlertChanges:
+    """Make the firing alerts of `pack` (source = the pack) follow its open findings."""
+    now = now or datetime.now(UTC)
+    wanted = []
+    for finding in infra_findings.open_findings(store, pack + "/"):
+        details = finding["details"] or {}
+        labels = {
+            "alertname": finding["policy"],
+            "severity": finding["severity"],
+            **(details.get("labels") or {}),
+        }
+        annotations = {"summary": details.get("summary") or finding["policy"]}
+        if details.get("advice"):
+            annotations["description"] = details["advice"]
+        wanted.append(
+            WantedAlert(
+                labels=labels,
+                annotations=annotations,
+                starts_at=parse_time(finding["opened_at"]) or now,
+                finding_id=finding["id"],
+                refresh_annotations=True,
+            )
+        )
+    return sync_alerts(store, pack, wanted, now)
+
+
+def record(
+    store: Store,
+    pack: str,
+    findings: Sequence[InfraFinding],
+    judged: Sequence[Judged],
+    now: datetime | None = None,
+) -> InfraSync:
+    """record_findings, then the pack's alerts."""
+    now = now or datetime.now(UTC)
+    result = record_findings(store, pack, findings, judged, now)
+    result.alerts = sync_pack_alerts(store, pack, now)
+    return result
+
+
+@dataclass
+class InfraAlerts:
+    """The hooks `stackfleet serve` (and the CLI's --record) run after each sweep:
+    record findings and alerts, then tell the receivers what is due."""
+
+    store: Store
+    receivers: Sequence[Receiver] = ()
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    inhibit_rules: Sequence[InhibitRule] = ()
+    thresholds: Thresholds = field(default_factory=Thresholds)
+
+    def after_hardware_sweep(self, report: SweepReport) -> list[InfraSync]:
+        findings, judged = hardware_findings(report, self.thresholds)
+        return self._record([(HARDWARE, findings, judged)])
+
+    def after_infra_sweep(
+        self,
+        databases: Sequence[DatabaseStatus],
+        brokers: Sequence[BrokerStatus],
+        vhost: str | None = None,
+    ) -> list[InfraSync]:
+        work = []
+        if databases:
+            work.append((DATABASE, *database_findings(databases)))
+        if brokers:
+            work.append((RABBITMQ, *broker_findings(brokers, vhost)))
+        return self._record(work)
+
+    def _record(
+        self, work: Sequence[tuple[str, list[InfraFinding], list[Judged]]]
+    ) -> list[InfraSync]:
+        now = datetime.now(UTC)
+        results = [
+            record(self.store, pack, findings, judged, now) for pack, findings, judged in work
+        ]
+        self.dispatch(now)
+        return results
+
+    def dispatch(self, now: datetime | None = None) -> Dispatch:
+        return dispatch(self.store, self.receivers, self.notify, now, self.inhibit_rules)
+
+
+def from_settings(
+    store: Store, settings: Settings, thresholds: Thresholds | None = None
+) -> InfraAlerts:
+    """The hooks with the receivers, notification and inhibition settings of a settings
+    file."""
+    return InfraAlerts(
+        store,
+        settings.alerts.receivers,
+        settings.notify,
+        settings.alerts.inhibit_rules,
+        thresholds or Thresholds(),
+    )
+
+
+def describe(results: Sequence[InfraSync]) -> str:
+    """One line on what recording did, for the CLI."""
+    parts = []
+    for item in results:
+        alerts = item.alerts or AlertChanges()
+        parts.append(
+            f"{item.pack}: {item.opened} findings opened, {item.resolved} resolved, "
+            f"{item.still_open} still open; {alerts.fired} alerts fired, "
+            f"{alerts.resolved} resolved"
+        )
+    return "; ".join(parts) or "nothing recorded"
