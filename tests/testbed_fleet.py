@@ -258,6 +258,10 @@ class FleetBuilder:
         network = self._network(self.member, f"{PREFIX}net", external=False, cidr=SUBNET_CIDR)
         subnet_id = next(iter(network.subnet_ids))
         router = self._router(external.id, subnet_id)
+        # A second flavor and router, unused: marker paging can only be seen (contract
+        # tests) in a collection of two or more, and a fresh testbed has none of its own.
+        self._spare_flavor()
+        self._spare_router()
         groups = [
             self._server_group(f"{PREFIX}group", "soft-anti-affinity"),
             self._server_group(f"{PREFIX}group-empty", "soft-affinity"),
@@ -346,6 +350,21 @@ class FleetBuilder:
         if not any(ip["subnet_id"] == subnet_id for p in interfaces for ip in p.fixed_ips):
             net.add_interface_to_router(router, subnet_id=subnet_id)
         return router
+
+    def _spare_flavor(self) -> None:
+        compute = self.admin.compute
+        name = f"{PREFIX}flavor-spare"
+        found = [f for f in compute.flavors(is_public=None) if f.name == name]
+        if self._one(found, compute.delete_flavor) is None:
+            compute.create_flavor(name=name, vcpus=1, ram=64, disk=1, is_public=True)
+            self._note(f"flavor {name}")
+
+    def _spare_router(self) -> None:
+        net = self.member.network
+        name = f"{PREFIX}router-spare"
+        if self._one(list(net.routers(name=name)), self._delete_router) is None:
+            net.create_router(name=name)
+            self._note(f"router {name}")
 
     def _delete_router(self, router: Any) -> None:
         net = self.admin.network

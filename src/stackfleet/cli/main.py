@@ -82,6 +82,9 @@ def main(
         # keystoneauth and openstacksdk log what StackFleet reports as one clear error
         for noisy in ("keystoneauth", "openstack", "stevedore"):
             logging.getLogger(noisy).setLevel(logging.CRITICAL)
+        # concurrent listings of several services behind one address (the simulator)
+        # outgrow requests' pool of 10 connections per host: harmless, said per request
+        logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
         warnings.filterwarnings("ignore", module="openstack")
     ctx.obj = State(db_url=db_url, debug=debug)
 
