@@ -412,6 +412,7 @@ def test_cli_db_status_table_names_a_server_it_cannot_reach(tmp_path) -> None:
     )
     assert result.code == 3
     assert "127.0.0.1:1: cannot connect" in result.stderr
+    assert (result.stdout + result.stderr).count("cannot connect") == 1  # said once
     assert "Traceback" not in result.stderr
 
 

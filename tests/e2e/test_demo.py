@@ -11,6 +11,8 @@ import sys
 import time
 
 import httpx
+import pytest
+import yaml
 
 
 def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
@@ -46,3 +48,11 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
     assert proc.returncode == 0, output + rest
     assert "stopped" in rest
     assert "Traceback" not in output + rest
+    # nothing is left listening: the API, the simulated cloud and its BMCs lived in the
+    # demo's own process
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", timeout=5)
+    bmc_map = yaml.safe_load((tmp_path / "demo-bmc-map.yaml").read_text(encoding="utf-8"))
+    for bmc in bmc_map["bmcs"].values():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{bmc['address']}/redfish/v1", timeout=5)

@@ -141,6 +141,22 @@ def test_cli_lists_servers_by_status_as_json(collected):
     assert sorted(r["id"] for r in result.json()) == expected
 
 
+def test_cli_lists_servers_of_a_project_given_by_name_or_id(collected):
+    server, _, store, url, _ = collected
+    project = next(p for p in store.list_resources("project")[0] if p["name"] != "admin")
+    expected = sorted(
+        s["id"]
+        for r in server.state.regions.values()
+        for s in r.servers.values()
+        if s["tenant_id"] == project["id"]
+    )
+    assert expected
+    for given in (project["name"], project["id"]):
+        result = run_cli("--db-url", url, "servers", "list", "--project", given, "-f", "json")
+        assert result.code == 0, result.stderr
+        assert sorted(r["id"] for r in result.json()) == expected
+
+
 def test_cli_hypervisors_list_csv_has_a_row_per_host(collected):
     server, _, _, url, _ = collected
     result = run_cli("--db-url", url, "hypervisors", "list", "-f", "csv")

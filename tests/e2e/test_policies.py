@@ -112,6 +112,22 @@ def test_ha_pack_finds_nearly_full_hypervisors_and_servers_on_down_hosts(seeded)
     assert matched["servers-on-down-hosts"] == truth(server, "servers_on_down_hosts")
 
 
+def test_ha_pack_finds_routers_and_networks_on_one_or_on_dead_agents(seeded):
+    server, _store, matched = seeded
+    assert matched["router-on-dead-l3-agent"] == truth(server, "routers_on_dead_l3_agents")
+    assert matched["router-on-one-l3-agent"] == truth(server, "single_l3_agent_routers")
+    assert matched["network-on-one-dhcp-agent"] == truth(server, "single_dhcp_agent_networks")
+    assert matched["network-on-dead-dhcp-agent"] == []
+    # the generator's scenarios: a dead L3 agent with routers, a network with two DHCP
+    # agents (left out) and one without DHCP (the public network, left out)
+    assert matched["router-on-dead-l3-agent"]
+    region = server.state.regions["RegionOne"]
+    with_dhcp_port = {
+        p["network_id"] for p in region.ports.values() if p["device_owner"] == "network:dhcp"
+    }
+    assert set(matched["network-on-one-dhcp-agent"]) < with_dhcp_port < set(region.networks)
+
+
 def test_idle_servers_are_found_from_cpu_samples_and_silent_ones_are_not(seeded):
     server, store, _matched = seeded
     region = server.state.regions["RegionOne"]

@@ -196,3 +196,17 @@ def test_cli_sweep_and_list(bmcs, tmp_path):
     assert "psu_redundancy_lost" in [f["check"] for f in listed.json()[0]["findings"]]
     table = run_cli("hardware", "list", env=env)
     assert "psu_redundancy_lost" in table.stdout
+
+
+def test_cli_list_dates_the_old_readings_of_a_bmc_that_stopped_answering(bmcs, tmp_path):
+    bmc_map = bmcs.write_bmc_map(tmp_path / "bmc-map.yaml")
+    env = {"STACKFLEET_DB_URL": f"sqlite:///{tmp_path / 'cli.db'}"}
+    sweep = ("hardware", "sweep", "--bmc-map", str(bmc_map), "--timeout", "1", "-f", "json")
+    assert run_cli(*sweep, env=env).code == 0
+    bmcs.bmc("legacy-1").set(unreachable=True)
+    run_cli(*sweep, env=env)  # exits non-zero: one BMC did not answer
+    listed = run_cli("hardware", "list", "-f", "csv", env=env)
+    assert listed.code == 0, listed.stderr
+    lines = {line.split(",", 1)[0]: line for line in listed.stdout.splitlines()}
+    assert "; readings " in lines["legacy-1"]
+    assert "; readings " not in lines["current-1"]

@@ -114,6 +114,32 @@ def test_a_long_shutoff_server_is_marked_locked_then_snapshotted_and_deleted(fle
     assert {f["resource_id"] for f in list_findings(store, status="resolved")[0]} == set(targets)
 
 
+def test_owners_are_reminded_once_before_each_step(fleet):
+    server, _store, step, sink, _env = fleet
+    targets = server.state.ground_truth["RegionOne"]["long_shutoff_servers"]
+
+    def told(*words: str) -> int:
+        """Messages about the target servers containing every one of `words`
+        (quoted-printable soft line breaks removed); other servers reach 30 days
+        SHUTOFF as the clock moves, and get notices of their own."""
+        texts = [m.replace("=\r\n", "") for m in sink.messages]
+        return sum(
+            1 for t in texts if all(w in t for w in words) and any(sid in t for sid in targets)
+        )
+
+    step(0)
+    assert told("reminder:") == 0 and told("will be stopped after") == len(targets)
+    step(4)  # more than remind_before (2 days) ahead of the stop at day 7
+    assert told("reminder:") == 0
+    step(5.5)
+    assert told("reminder: server") == len(targets)
+    step(6)  # once per step, not at every run
+    assert told("reminder: server") == len(targets)
+    step(7.5)  # stopped and locked; deletion due at day 12.5
+    step(10.5)  # inside the 2 days before the deletion
+    assert told("reminder: server", "will be deleted after") == len(targets)
+
+
 def test_the_lifecycle_is_cancelled_and_unmarked_when_the_server_is_used_again(fleet):
     server, store, step, _sink, _env = fleet
     region = server.state.regions["RegionOne"]

@@ -269,3 +269,15 @@ def test_silences_and_acks_through_the_api_are_audited(store):
     assert bad.status_code == 400
     events = [e["event"] for e in client.get("/v1/audit").json()["items"]]
     assert events[:2] == ["silence.created", "alert.acknowledged"]
+
+
+def test_an_unknown_key_in_an_api_body_is_a_400_naming_it(store):
+    client = TestClient(create_app(store))
+    collect(store, server("a"))
+    run(store)
+    [alert] = client.get("/v1/alerts").json()["items"]
+    wrong = client.post(f"/v1/alerts/{alert['id']}/ack", json={"by": "bob"})
+    assert wrong.status_code == 400 and "'by'" in wrong.json()["error"]["message"]
+    assert client.get("/v1/alerts").json()["items"][0]["state"] == "firing"
+    silence = client.post("/v1/silences", json={"matchers": ["kind=server"], "until": "1h"})
+    assert silence.status_code == 400 and "'until'" in silence.json()["error"]["message"]

@@ -63,3 +63,9 @@ def test_templates_fill_known_placeholders_and_keep_unknown_ones():
     assert render(
         "{kind} {name} by {deadline} {nope}", {"kind": "server", "name": "vm", "deadline": "x"}
     ) == ("server vm by x {nope}")
+
+
+def test_a_notice_with_no_recipient_and_no_webhook_says_nobody_was_told():
+    result = notifier().send([], "subject", "body", None)
+    assert result["told_nobody"] == "no recipient address and no webhook configured"
+    assert "told_nobody" not in notifier().send(["ops@example.org"], "s", "b", None)

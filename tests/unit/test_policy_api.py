@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
+from sinks import Capture
 
 from stackfleet.api.app import create_app
 from stackfleet.engine.policies import PolicyRunner
+from stackfleet.engine.settings import Settings
 from stackfleet.policy import load_text
 from stackfleet.store import lifecycles
 
@@ -82,7 +84,8 @@ def test_validate_answers_valid_policies_and_located_problems(client):
 
 
 def test_the_approvals_queue_through_the_api(store, client):
-    runner = PolicyRunner(store)
+    hook = Capture()  # the approved notice must reach someone to count as done
+    runner = PolicyRunner(store, Settings.model_validate({"notify": {"webhook": hook.url}}))
     runner.run(load_text(POLICY), execute=True)
     [waiting] = client.get("/v1/actions", params={"status": "awaiting-approval"}).json()["items"]
     approved = client.post(f"/v1/actions/{waiting['id']}/approve", json={"actor": "carol"})
@@ -91,6 +94,8 @@ def test_the_approvals_queue_through_the_api(store, client):
     runner.run(load_text(POLICY), execute=True)
     assert client.get(f"/v1/actions/{waiting['id']}/approve").status_code == 405
     assert client.get("/v1/actions", params={"status": "succeeded"}).json()["total"] == 1
+    assert len(hook.posts) == 1
+    hook.close()
 
 
 def test_the_audit_log_through_the_api(store, client):
@@ -130,6 +135,8 @@ def test_an_owner_extends_a_lease_through_the_api(store, client):
     assert over.status_code == 400
     assert "6 days are left" in over.json()["error"]["message"]
     assert client.post("/v1/leases/nothing/extend", json={"days": 1}).status_code == 404
+    unknown = client.post("/v1/leases/a/extend", json={"days": 1, "by": "owner"})
+    assert unknown.status_code == 400 and "'by'" in unknown.json()["error"]["message"]
     assert client.get("/v1/leases").json()["items"][0]["resource_id"] == "a"
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from sinks import Capture
 from sqlalchemy import delete, text, update
 
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
-from stackfleet.policy import load_text
+from stackfleet.policy import load_files, load_text
 from stackfleet.store import action_records
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.findings import list_findings
@@ -52,8 +54,22 @@ SHUTOFF = """
 """
 
 
+HOOK: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def notice_webhook():
+    """Notices need somewhere to go (one that reaches nobody is not verified): the
+    default settings of these tests send them to a local webhook."""
+    capture = Capture()
+    HOOK["url"] = capture.url
+    yield capture
+    capture.close()
+
+
 def run(store, text: str, execute: bool = False, settings: Settings | None = None, **kw: Any):
-    return PolicyRunner(store, settings or Settings()).run(policies(text), execute=execute, **kw)
+    settings = settings or Settings.model_validate({"notify": {"webhook": HOOK["url"]}})
+    return PolicyRunner(store, settings).run(policies(text), execute=execute, **kw)
 
 
 def verdicts(report) -> list[tuple[str, str]]:
@@ -146,6 +162,14 @@ def test_dry_run_plans_with_a_diff_and_changes_nothing(store):
     assert AuditLog(store).list()[1] == 0
 
 
+def test_deleting_a_server_plans_to_keep_its_attached_volumes(store):
+    collect(store, server=[server("a", volume_ids=["v1", "v2"]), server("b")])
+    text = SHUTOFF + "    actions: [delete]\n    safety: {max_percent: 100}\n"
+    plans = {c.record["id"]: c.plan.diff_lines() for c in run(store, text).policies[0].candidates}
+    assert plans["a"] == ["-server: vm-a (SHUTOFF)", "+volumes kept (detached): v1, v2"]
+    assert plans["b"] == ["-server: vm-b (SHUTOFF)"]
+
+
 def test_blast_radius_blocks_a_policy_matching_too_much_of_a_kind(store):
     collect(store, server=[server(str(i), "ACTIVE") for i in range(10)])
     stop_active = """
@@ -178,6 +202,24 @@ def test_the_exclusion_tag_and_metadata_key_exclude_resources(store):
         ],
     )
     text = SHUTOFF + "    actions: [lock]\n"
+    assert verdicts(run(store, text)) == [("a", "excluded"), ("b", "excluded"), ("c", "planned")]
+
+
+def test_excluded_projects_by_name_or_id_are_never_acted_on(store):
+    collect(
+        store,
+        server=[
+            server("a", project_id="p-admin"),
+            server("b", project_id="p2"),
+            server("c", project_id="p3"),
+        ],
+        project=[
+            {"id": "p-admin", "name": "admin"},
+            {"id": "p2", "name": "research"},
+            {"id": "p3", "name": "web"},
+        ],
+    )
+    text = SHUTOFF + "    actions: [lock]\n    safety: {exclude_projects: [admin, p2]}\n"
     assert verdicts(run(store, text)) == [("a", "excluded"), ("b", "excluded"), ("c", "planned")]
 
 
@@ -338,3 +380,26 @@ def test_audit_verify_detects_a_rewritten_entry_with_a_fresh_hash(store):
     result = log.verify()
     assert not result.ok
     assert any("entry 2 does not follow entry 1" in p for p in result.problems)
+
+
+def test_the_default_lease_goes_to_new_servers_not_to_every_server_seen_first(store):
+    [lease] = [p for p in load_files(["pack:waste"]) if p.name == "server-lease"]
+    collect(
+        store,
+        server=[
+            server("new", "ACTIVE", created=(NOW - timedelta(hours=3)).isoformat()),
+            server("old", "ACTIVE", created=(NOW - timedelta(days=200)).isoformat()),
+        ],
+    )
+    report = PolicyRunner(store, Settings()).run([lease], record_findings=False)
+    assert [r["id"] for r in report.policies[0].matched] == ["new"]
+
+
+def test_a_notice_that_reaches_nobody_is_not_verified(store):
+    """Without SMTP, recipients or a webhook a notice tells nobody: it fails, so a
+    lifecycle never starts its grace period on the strength of it."""
+    collect(store, server=[server("a")])
+    report = run(store, NOTIFY, execute=True, settings=Settings())
+    [candidate] = report.policies[0].candidates
+    assert candidate.verdict == "unverified"
+    assert "reached nobody" in candidate.reason

@@ -211,6 +211,22 @@ def test_every_problem_of_every_policy_is_reported_and_none_loaded(tmp_path):
     assert "policy name 'ok' is used twice" in text
 
 
+def test_filter_and_action_problems_are_reported_beside_a_bad_safety_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "policies:\n  - name: x\n    resource: server\n"
+        "    filters:\n      - {type: age, field: created, older_than: lots}\n"
+        "    actions: [explode]\n"
+        "    safety: {max_actions_per_run: 3}\n"
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_files([bad])
+    text = str(caught.value)
+    assert "bad.yaml:7: policy 'x' safety.max_actions_per_run: unknown key" in text
+    assert "bad.yaml:5: policy 'x' filters[0].older_than: 'lots' is not a duration" in text
+    assert "bad.yaml:6: policy 'x' actions[0].type: unknown action 'explode'" in text
+
+
 def test_the_built_in_packs_are_valid():
     policies = load_files(["pack:waste", "pack:security", "pack:ha"])
     assert {"shutoff-servers", "ssh-open-to-world", "servers-on-down-hosts"} <= {

@@ -105,3 +105,41 @@ def test_compliance_report_cli_writes_html_and_json(tmp_path):
     names = {row["policy"] for row in result.json()}
     assert {"ssh-open-to-world", "servers-on-down-hosts"} <= names
     assert html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_the_reports_through_the_api(store):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api.app import create_app
+
+    client = TestClient(create_app(store))
+    old = "2020-01-01T00:00:00Z"
+    world = [{**r, "direction": "ingress"} for r in rules(("r1", 22, 22, "0.0.0.0/0"))]
+    lan = [{**r, "direction": "ingress"} for r in rules(("r2", 22, 22, "10.0.0.0/8"))]
+    collect(
+        store,
+        image=[
+            {
+                "id": "i1",
+                "status": "active",
+                "protected": False,
+                "created_at": old,
+                "size": 2 * 1024**3,
+            },
+            {"id": "i2", "status": "active", "protected": True, "created_at": old, "size": 1},
+        ],
+        server=[],
+        security_group_rule=world + lan,
+    )
+    freed = {row["policy"]: row for row in client.get("/v1/reports/waste").json()["items"]}
+    assert (freed["unused-images"]["count"], freed["unused-images"]["image_gb"]) == (1, 2.0)
+    assert freed["total"]["image_gb"] == 2.0
+    checked = {r["policy"]: r for r in client.get("/v1/reports/compliance").json()["items"]}
+    ssh = checked["ssh-open-to-world"]
+    assert (ssh["checked"], ssh["passing"], ssh["failing"], ssh["status"]) == (2, 1, 1, "fail")
+    assert [o["id"] for o in ssh["offenders"]] == ["r1"]
+    page = client.get("/v1/reports/compliance", params={"format": "html"})
+    assert page.headers["content-type"].startswith("text/html")
+    assert page.text.startswith("<!DOCTYPE html>") and "r1" in page.text
+    unknown = client.get("/v1/reports/compliance", params={"pack": "nope"})
+    assert unknown.status_code == 400 and "no built-in pack 'nope'" in unknown.text

@@ -37,6 +37,26 @@ def _volume_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     }
 
 
+def _our_backup(conn: Any, record: Record, prefix: str) -> tuple[str, str] | None:
+    """(id, name) of a backup of the volume an earlier run of this action made (named
+    `prefix<date>`, `creating` or `available`; the newest), or None."""
+    backups = call(
+        f"listing the backups of {label(record)}",
+        lambda: list(
+            conn.block_storage.backups(details=True, all_projects=True, volume_id=record["id"])
+        ),
+    )
+    ours = [
+        b
+        for b in backups
+        if str(b.name or "").startswith(prefix) and b.status in ("creating", "available")
+    ]
+    if not ours:
+        return None
+    newest = max(ours, key=lambda b: str(b.created_at or ""))
+    return str(newest.id), str(newest.name)
+
+
 @ACTIONS.register("delete")
 class DeleteVolume(Action):
     """Delete a volume; with `backup: true` a Cinder backup is made first and the volume
@@ -82,25 +102,36 @@ class DeleteVolume(Action):
         conn = ctx.connection(record["cloud"], record["region"])
         result: dict[str, Any] = {}
         if self.backup:
-            name = f"{record.get('name') or record['id']}-stackfleet-{ctx.now:%Y%m%d}"
-            backup = call(
-                f"backup of {label(record)}",
-                conn.block_storage.create_backup,
-                volume_id=record["id"],
-                name=name,
-                force=True,
-            )
+            prefix = f"{record.get('name') or record['id']}-stackfleet-"
+            # a run that made the backup but did not delete the volume (the delete failed,
+            # or the backup outlasted the verify timeout) left it: use it, make no second
+            earlier = _our_backup(conn, record, prefix)
+            if earlier is not None:
+                backup_id, name = earlier
+            else:
+                name = f"{prefix}{ctx.now:%Y%m%d}"
+                backup = call(
+                    f"backup of {label(record)}",
+                    conn.block_storage.create_backup,
+                    volume_id=record["id"],
+                    name=name,
+                    force=True,
+                )
+                backup_id = backup.id
 
             def available() -> tuple[bool, dict[str, Any]]:
-                current = call("reading the backup", conn.block_storage.get_backup, backup.id)
+                current = call("reading the backup", conn.block_storage.get_backup, backup_id)
                 if current.status == "error":
-                    raise ActionError(f"backup {backup.id} of {label(record)} failed")
+                    raise ActionError(
+                        f"backup {backup_id} of {label(record)} failed"
+                        + (f": {current.fail_reason}" if current.fail_reason else "")
+                    )
                 return current.status == "available", {"backup_status": current.status}
 
-            outcome = wait_for(ctx, available, f"backup {backup.id}")
+            outcome = wait_for(ctx, available, f"backup {backup_id}")
             if not outcome.verified:
                 raise ActionError(f"{outcome.message}; the volume was not deleted")
-            result = {"backup_id": backup.id, "backup_name": name}
+            result = {"backup_id": backup_id, "backup_name": name}
         call(
             f"delete {label(record)}",
             conn.block_storage.delete_volume,

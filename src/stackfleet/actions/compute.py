@@ -226,6 +226,10 @@ class DeleteServer(_ServerAction):
                 )
             )
         changes.append(Change("server", f"{record.get('name')} ({record.get('status')})", None))
+        # Attached volumes are detached by Nova and kept: say so in the plan.
+        kept = record.get("volume_ids") or []
+        if kept:
+            changes.append(Change("volumes kept (detached)", None, ", ".join(map(str, kept))))
         return self.make_plan(record, f"delete {label(record)}", *changes)
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:

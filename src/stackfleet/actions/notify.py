@@ -112,6 +112,11 @@ class Notifier:
                 "recipients": recipients,
             }
             result["webhook_status"] = post_json(target, payload, s.timeout)
+        if not recipients and not target:
+            # Say so in the audit entry: nobody was told (no owner address, no
+            # notify.default_recipients, no webhook).
+            result["told_nobody"] = "no recipient address and no webhook configured"
+            log.warning("notice %r went to nobody: no recipient and no webhook", subject)
         return result
 
     def _mail(self, recipients: list[str], subject: str, body: str) -> None:
@@ -206,4 +211,14 @@ class Notify(Action):
         return result
 
     def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        # A notice that reached nobody is not a notice: a lifecycle must not start a
+        # grace period (and later stop or delete) on the strength of it.
+        if not result.get("emailed") and "webhook_status" not in result:
+            why = result.get("told_nobody") or result.get("not_emailed") or "nothing was sent"
+            return Outcome(
+                verified=False,
+                result=result,
+                message=f"the notice reached nobody ({why}): configure notify.smtp_host "
+                "with owners or default_recipients, or a webhook",
+            )
         return Outcome(verified=True, result=result)

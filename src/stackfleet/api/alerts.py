@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
@@ -87,10 +87,15 @@ class Received(BaseModel):
 
 
 class Actor(BaseModel):
+    # An unknown key (say `by` for `actor`) is a 400, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     actor: str = Field(default="api", description="Who does it (recorded in the audit log).")
 
 
 class SilenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     matchers: list[str] = Field(
         min_length=1, description="name=value, name!=value, name=~regex, name!~regex"
     )

@@ -16,7 +16,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from stackfleet import __version__
-from stackfleet.api import alerts, capacity, events, hardware, infra, policies, usage
+from stackfleet.api import (
+    alerts,
+    capacity,
+    events,
+    hardware,
+    infra,
+    nodes,
+    policies,
+    reports,
+    usage,
+)
 from stackfleet.api.errors import ErrorResponse, install_error_handlers
 from stackfleet.api.metrics import exposition, make_registry
 from stackfleet.api.models import (
@@ -307,8 +317,10 @@ def create_app(store: Store) -> FastAPI:
     infra.install(app)
     app.include_router(policies.router)
     app.include_router(alerts.router)
+    app.include_router(reports.router)
     app.include_router(events.router)
     hardware.install(app)
+    app.include_router(nodes.router)
     capacity.install(app)
     usage.install(app)
     return app

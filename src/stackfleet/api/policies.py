@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.policy import PolicyError, load_text
@@ -98,6 +98,8 @@ def finding(request: Request, finding_id: Annotated[int, Path(ge=1)]) -> Any:
 
 class ValidateRequest(BaseModel):
     """A policy file to check."""
+
+    model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="The YAML text of a policy file.")
     source: str = Field(default="<request>", description="A name for messages.")
@@ -230,6 +232,9 @@ class ActionPage(BaseModel):
 
 
 class Decision(BaseModel):
+    # An unknown key (say `by` for `actor`) is a 400, not silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
     actor: str = Field(default="api", description="Who decides (recorded in the audit log).")
 
 
@@ -312,6 +317,8 @@ class LeaseList(BaseModel):
 
 
 class Extension(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     days: float = Field(gt=0, description="Days to push the next step back.")
     actor: str = Field(default="api", description="Who extends (recorded in the audit log).")
 

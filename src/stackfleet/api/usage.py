@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.engine.nodes import find_hypervisor
 from stackfleet.engine.usage import idle_counts, usage_of
 from stackfleet.store import Store
 
@@ -62,7 +63,10 @@ class ResourceUsage(BaseModel):
 
 def _usage(request: Request, kind: str, ident: str) -> dict[str, Any]:
     store: Store = request.app.state.store
-    record = store.get_resource(kind, ident)  # NotFoundError -> 404 by the app's handlers
+    # NotFoundError -> 404 by the app's handlers
+    record = (
+        find_hypervisor(store, ident) if kind == "hypervisor" else store.get_resource(kind, ident)
+    )
     result = usage_of(store, kind, record["id"])
     result["name"] = record.get("name")
     return result

@@ -27,8 +27,14 @@ from stackfleet.engine.capacity import (
     storage_pool_rows,
 )
 from stackfleet.engine.loop import CloudSpec
-from stackfleet.engine.quota_sweep import DEFAULT_QUOTA_INTERVAL, check_interval, sweep_cloud
+from stackfleet.engine.quota_sweep import (
+    DEFAULT_QUOTA_INTERVAL,
+    check_interval,
+    sweep_agent_hosting,
+    sweep_cloud,
+)
 from stackfleet.errors import ConfigError
+from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 
 app = typer.Typer(
     help="Capacity planning: allocation, flavor fit, N+1, quotas, IP pools, network and "
@@ -240,7 +246,7 @@ def network_command(
         for key in ("routers", "networks"):
             row[f"{key}_count"] = None if row[key] is None else len(row[key])
     columns = ["cloud", "region", "host", "agent_type", "alive", "admin_state_up"]
-    columns += ["routers_count", "networks_count", "single_agent_items"]
+    columns += ["routers_count", "networks_count", "single_agent_items", "hosting_age_s"]
     emit_rows(rows, columns, fmt, title="Network agents")
 
 
@@ -267,31 +273,46 @@ def sweep_command(
         str | None, typer.Option("--system-cloud", help="System-scoped entry.")
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Read every project, not only those due.")
+        bool,
+        typer.Option(
+            "--force", help="Read every project and every L3/DHCP agent, not only those due."
+        ),
     ] = False,
     interval: Annotated[
         float,
         typer.Option("--quota-interval", help="Seconds before a project's quotas are read again."),
     ] = DEFAULT_QUOTA_INTERVAL,
+    agent_interval: Annotated[
+        float,
+        typer.Option(
+            "--agent-interval",
+            min=0,
+            help="Seconds before an L3/DHCP agent's routers / networks are read again.",
+        ),
+    ] = DEFAULT_AGENT_INTERVAL,
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=32, help="Requests in flight.")
     ] = 4,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Read the quota limits of projects that own resources (Nova, Cinder, Neutron) and
-    keep them for `capacity quotas`."""
+    keep them for `capacity quotas`; read the routers / networks of the L3 / DHCP agents
+    whose hosting is due (a pass of the network_agent kind) for `capacity network`."""
     cloud = os_cloud or os.environ.get("OS_CLOUD")
     if not cloud:
         raise ConfigError("no cloud to sweep: pass --os-cloud NAME or set OS_CLOUD")
     check_interval(interval)
+    store = state(ctx).store()
+    spec = CloudSpec(cloud, system_cloud)
     results = sweep_cloud(
-        state(ctx).store(),
-        CloudSpec(cloud, system_cloud),
+        store,
+        spec,
         interval,
         concurrency,
         force,
         region,
     )
+    agents = sweep_agent_hosting(store, spec, agent_interval, force, region)
     rows = [
         {
             "cloud": r.cloud,
@@ -300,9 +321,11 @@ def sweep_command(
             "skipped": r.skipped,
             "failed": len(r.failed),
             "requests": r.requests,
+            "agents_read": agents.get((r.cloud, r.region)),
             "first_failure": r.failed[0] if r.failed else None,
         }
         for r in results
     ]
-    columns = ["cloud", "region", "projects", "skipped", "failed", "requests", "first_failure"]
+    columns = ["cloud", "region", "projects", "skipped", "failed", "requests", "agents_read"]
+    columns.append("first_failure")
     emit_rows(rows, columns, fmt, title="Quota sweep")

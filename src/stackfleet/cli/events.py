@@ -4,6 +4,7 @@ runs the event policies for one resource by hand."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import sys
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format
+from stackfleet.cli.output import Format, emit_rows
 from stackfleet.engine.events import EventOutcome, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
@@ -71,7 +72,10 @@ def listen_command(
         str | None, typer.Option("--config", envvar="STACKFLEET_CONFIG", help="Settings file.")
     ] = None,
     fmt: Annotated[
-        Format, typer.Option("-f", "--format", help="table or json (one per line).")
+        Format,
+        typer.Option(
+            "-f", "--format", help="Output format: a line per notification (yaml: a document each)."
+        ),
     ] = Format.table,
 ) -> None:
     """Print notifications as they arrive, with the resource each one is about.
@@ -97,6 +101,8 @@ def listen_command(
                 done.set()
 
     listener = NotificationListener(cloud, wiring, show, pool)
+    if fmt is Format.csv:
+        csv.writer(sys.stdout).writerow(NOTIFICATION_COLUMNS)
     listener.start()
     urls = ", ".join(redact(u) for u in wiring.urls)
     err.print(f"listening on {escape(urls)} (topics {', '.join(wiring.topics)}); Ctrl-C stops")
@@ -144,9 +150,20 @@ def _wiring(
     return wiring
 
 
+NOTIFICATION_COLUMNS = [
+    "timestamp",
+    "event_type",
+    "publisher_id",
+    "priority",
+    "kind",
+    "id",
+    "deleted",
+]
+
+
 def _print_notification(notification: Notification, fmt: Format) -> None:
     event = notification.resource_event()
-    if fmt is Format.json:
+    if fmt is not Format.table:
         data: dict[str, Any] = {
             "event_type": notification.event_type,
             "publisher_id": notification.publisher_id,
@@ -157,7 +174,16 @@ def _print_notification(notification: Notification, fmt: Format) -> None:
             "deleted": event.deleted if event else False,
             "payload": notification.payload,
         }
-        sys.stdout.write(json.dumps(data, default=str) + "\n")
+        if fmt is Format.json:
+            sys.stdout.write(json.dumps(data, default=str) + "\n")
+        elif fmt is Format.yaml:  # one YAML document per notification
+            sys.stdout.write("---\n" + yaml.safe_dump(data, sort_keys=False))
+        else:  # csv (its header written when listening starts) and value: one row each
+            row = ["" if data[c] is None else str(data[c]) for c in NOTIFICATION_COLUMNS]
+            if fmt is Format.csv:
+                csv.writer(sys.stdout).writerow(row)
+            else:
+                sys.stdout.write(" ".join(row) + "\n")
         sys.stdout.flush()
         return
     about = (
@@ -209,10 +235,31 @@ def run_for_event(
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     elif fmt is Format.yaml:
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    elif fmt in (Format.csv, Format.value):  # one row per resource and policy run over it
+        rows = []
+        for outcome in outcomes:
+            summary = outcome.summary()
+            rows += [{**summary, **report.summary()} for report in outcome.policies] or [summary]
+        emit_rows(rows, OUTCOME_COLUMNS, fmt)
     else:
         for outcome in outcomes:
             _print_outcome(outcome)
     return outcomes
+
+
+OUTCOME_COLUMNS = [
+    "cloud",
+    "region",
+    "kind",
+    "id",
+    "refresh",
+    "error",
+    "policy",
+    "matched",
+    "findings_opened",
+    "findings_resolved",
+    "actions",
+]
 
 
 def _known_cloud(store: Any, kind: str, resource_id: str) -> str:

@@ -23,7 +23,7 @@ from stackfleet.engine.hardware import (
 )
 from stackfleet.engine.settings import load_settings
 from stackfleet.errors import ConfigError
-from stackfleet.model.hardware import evaluate
+from stackfleet.model.hardware import OK, evaluate
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
 from stackfleet.simulator.state import CloudState
 from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY
@@ -72,15 +72,23 @@ def register(root: typer.Typer) -> None:
     root.add_typer(app, name="hardware")
 
 
-def flat_row(item: dict[str, Any], now: float, checked_at: float | None) -> dict[str, Any]:
-    """A status dict as one table row: counts instead of lists, findings by check name."""
+def flat_row(
+    item: dict[str, Any], now: float, checked_at: float | None, ok_at: float | None = None
+) -> dict[str, Any]:
+    """A status dict as one table row: counts instead of lists, findings by check name.
+
+    When the newest read failed the readings are the last good ones: the age column
+    then says how old they are too, so they are not taken for current values."""
     fans = [f["rpm"] for f in item["fans"] if f.get("rpm") is not None]
     psus = item["psus"]
+    age = _age(now - checked_at) if checked_at is not None else None
+    if item.get("status") != OK and age is not None:
+        age += f"; readings {_age(now - ok_at)}" if ok_at is not None else "; no readings"
     return {
         **item,
         "fan_rpm_min": min(fans) if fans else None,
         "psus": f"{sum(p['healthy'] for p in psus)}/{len(psus)}" if psus else None,
-        "age": _age(now - checked_at) if checked_at is not None else None,
+        "age": age,
         "findings": [f["check"] for f in item["findings"]],
     }
 
@@ -115,7 +123,9 @@ def list_command(
             continue
         item = status_dict(status, findings)
         rows.append(
-            item if fmt in (Format.json, Format.yaml) else flat_row(item, now, status.checked_at)
+            item
+            if fmt in (Format.json, Format.yaml)
+            else flat_row(item, now, status.checked_at, status.ok_at)
         )
     if fmt in (Format.json, Format.yaml):
         _emit_list(rows, fmt)
@@ -201,7 +211,9 @@ def sweep_and_print(
     for status in report.statuses:
         item = status_dict(status, evaluate(status, limits, now))
         rows.append(
-            item if fmt in (Format.json, Format.yaml) else flat_row(item, now, status.checked_at)
+            item
+            if fmt in (Format.json, Format.yaml)
+            else flat_row(item, now, status.checked_at, status.ok_at)
         )
     if fmt in (Format.json, Format.yaml):
         _emit_list(rows, fmt)

@@ -9,6 +9,7 @@ a target could not be probed (the others are still shown).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +20,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
-from stackfleet.engine import infra_alerts
+from stackfleet.engine import infra_alerts, infra_monitor
 from stackfleet.engine.infra_monitor import (
     BrokerStatus,
     DatabaseStatus,
@@ -172,6 +173,7 @@ def db_status(
 
     Findings and alerts are recorded only with --record."""
     targets, loaded = _db_targets(dsn, config)
+    _quiet_probe_log(ctx)
     statuses = sweep_databases(
         state(ctx).store(),
         targets,
@@ -195,6 +197,13 @@ def db_status(
         hooks = infra_alerts.from_settings(state(ctx).store(), load_settings(settings_file))
         err.print(infra_alerts.describe(hooks.after_infra_sweep(statuses, [])), highlight=False)
     _exit_on_errors([s.error for s in statuses])
+
+
+def _quiet_probe_log(ctx: typer.Context) -> None:
+    # a failed probe is printed once, as an error naming the server, at the end; the
+    # monitor's own warning (for `serve`'s log) would say it a second time
+    if not state(ctx).debug:
+        logging.getLogger(infra_monitor.__name__).setLevel(logging.ERROR)
 
 
 def _emit_list(data: list[dict[str, Any]], fmt: Format) -> None:
@@ -227,7 +236,7 @@ def _db_rows(statuses: list[DatabaseStatus]) -> list[dict[str, Any]]:
 def _print_database(status: DatabaseStatus, item: dict[str, Any]) -> None:
     title = f"Database server {status.label}"
     if status.error:
-        out.print(f"[bold]{title}[/]: [red]not probed[/] ({status.error})", highlight=False)
+        out.print(f"[bold]{title}[/]: [red]not probed[/] (error below)", highlight=False)
         return
     values = status.values
     fields = {
@@ -377,6 +386,7 @@ def mq_status(
         targets = [BrokerTarget.from_url(u) for u in url]
     else:
         targets = loaded.brokers or [BrokerTarget.from_url(DEFAULT_URL)]
+    _quiet_probe_log(ctx)
     statuses = sweep_brokers(state(ctx).store(), targets, loaded.rabbitmq_rules, vhost=vhost)
     data = [s.as_dict() for s in statuses]
     if fmt in (Format.json, Format.yaml):
@@ -397,7 +407,7 @@ def mq_status(
 def _print_broker(status: BrokerStatus, item: dict[str, Any], all_queues: bool) -> None:
     title = f"RabbitMQ {status.label}"
     if status.error:
-        out.print(f"[bold]{title}[/]: [red]not probed[/] ({status.error})", highlight=False)
+        out.print(f"[bold]{title}[/]: [red]not probed[/] (error below)", highlight=False)
         return
     values = status.values
     out.print(

@@ -216,15 +216,33 @@ def servers_list(
     ctx: typer.Context,
     status: Annotated[str | None, typer.Option("--status", help="e.g. ACTIVE, SHUTOFF")] = None,
     host: Annotated[str | None, typer.Option("--host", help="Compute host.")] = None,
-    project: Annotated[str | None, typer.Option("--project", help="Project id.")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="Project id or name.")] = None,
     cloud: CloudOption = None,
     region: RegionOption = None,
     limit: LimitOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """List servers of every project."""
+    if project:
+        project = _project_id(state(ctx).store(), project, cloud, region)
     filters = {"status": status.upper() if status else None, "host": host, "project_id": project}
     _list(ctx, "server", SERVER_COLUMNS, filters, fmt, cloud, region, limit, "Servers")
+
+
+def _project_id(store: Store, project: str, cloud: str | None, region: str | None) -> str:
+    """`project` if it is a collected project's id, else the id of the one project of
+    that name (as `openstack server list --project` takes either)."""
+    if store.list_resources("project", cloud=cloud, region=region, filters={"id": project})[0]:
+        return project
+    named, _ = store.list_resources(
+        "project", cloud=cloud, region=region, filters={"name": project}
+    )
+    ids = sorted({str(p["id"]) for p in named})
+    if len(ids) > 1:
+        raise InvalidQueryError(
+            f"project name {project!r} is ambiguous: ids {', '.join(ids)}; pass one of them"
+        )
+    return ids[0] if ids else project
 
 
 def _parse_filters(values: list[str]) -> dict[str, str]:

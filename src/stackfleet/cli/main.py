@@ -26,6 +26,7 @@ from stackfleet.cli import (
     lease,
     nodes,
     policy,
+    reference,
     reports,
     serve,
     simulator,
@@ -58,6 +59,7 @@ events.register(app)
 app.add_typer(simulator.app, name="simulator")
 app.command("demo")(simulator.demo_command)
 app.command("serve")(serve.serve_command)
+reference.register(app)
 
 
 @app.callback()

@@ -158,6 +158,8 @@ def run_command(
             sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         else:
             sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
+    elif fmt in (Format.csv, Format.value):
+        emit_rows(match_rows(report), MATCH_COLUMNS, fmt)
     else:
         print_report(report)
     failed = [
@@ -203,6 +205,32 @@ def candidate_dict(candidate: Candidate) -> dict[str, Any]:
             "project_id": record.get("project_id"),
         },
     }
+
+
+MATCH_COLUMNS = ["policy", "kind", "id", "name", "cloud", "region", "actions"]
+
+
+def match_rows(report: RunReport) -> list[dict[str, Any]]:
+    """One row per matched resource, with each planned action and its verdict."""
+    rows = []
+    for policy_report in report.policies:
+        verdicts: dict[tuple[str, str, str], list[str]] = {}
+        for c in policy_report.candidates:
+            key = (c.record["cloud"], c.record["region"], c.record["id"])
+            verdicts.setdefault(key, []).append(f"{c.plan.action}: {c.verdict}")
+        for r in policy_report.matched:
+            rows.append(
+                {
+                    "policy": policy_report.policy.name,
+                    "kind": r["kind"],
+                    "id": r["id"],
+                    "name": r.get("name"),
+                    "cloud": r["cloud"],
+                    "region": r["region"],
+                    "actions": verdicts.get((r["cloud"], r["region"], r["id"]), []),
+                }
+            )
+    return rows
 
 
 def report_dict(report: RunReport) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from stackfleet.engine.usage import UsageLoop
 from stackfleet.errors import ConfigError
 from stackfleet.policy import load_files
 from stackfleet.sources.infra_config import load_infra_config
+from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 
 err = Console(stderr=True)
 
@@ -90,6 +91,15 @@ def serve_command(
             help="Seconds between quota reads of a project (a sweep apart from the passes).",
         ),
     ] = DEFAULT_QUOTA_INTERVAL,
+    agent_interval: Annotated[
+        float,
+        typer.Option(
+            "--agent-interval",
+            min=0,
+            help="Seconds before a pass reads again which routers / networks an L3 / DHCP "
+            "agent hosts (sooner when the agent's reported counts change; 0: every pass).",
+        ),
+    ] = DEFAULT_AGENT_INTERVAL,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     import os
@@ -119,6 +129,7 @@ def serve_command(
         [CloudSpec(c, system_cloud) for c in clouds],
         interval,
         after_pass=schedule.after_pass if policies else None,
+        agent_interval=agent_interval,
     )
     quotas = QuotaSweepLoop(
         store, [CloudSpec(c, system_cloud) for c in clouds], check_interval(quota_interval)

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.engine.nodes import find_hypervisor
 from stackfleet.engine.settings import load_settings
 from stackfleet.engine.usage import (
     HOST_METRICS,
@@ -184,7 +185,11 @@ def show_command(
     if kind not in ("server", "hypervisor"):
         raise ConfigError(f"--kind must be server or hypervisor, not {kind!r}")
     store = state(ctx).store()
-    record = store.get_resource(kind, resource)
+    record = (
+        find_hypervisor(store, resource)
+        if kind == "hypervisor"
+        else store.get_resource(kind, resource)
+    )
     usage = usage_of(store, kind, record["id"])
     usage["name"] = record.get("name")
     if fmt in (Format.json, Format.yaml):

@@ -25,12 +25,14 @@ it into rows for the CLI, the API and /metrics.
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackfleet.engine.quota_sweep import stored_limits
+from stackfleet.sources.openstack.capacity import read_at_epoch
 from stackfleet.sources.openstack.quotas import QUOTA_RESOURCES
 from stackfleet.store import Store
 
@@ -594,9 +596,18 @@ def network_node_rows(fleet: Fleet, host: str | None = None) -> list[Record]:
                     else [networks.get((cloud, region, n)) or n for n in hosted_networks]
                 ),
                 "single_agent_items": len(single),
+                # the routers / networks are carried between passes: when they were read
+                "hosting_read_at": agent.get("hosting_read_at"),
+                "hosting_age_s": _age(agent.get("hosting_read_at")),
             }
         )
     return rows
+
+
+def _age(read_at: Any) -> int | None:
+    """Whole seconds since an ISO 8601 UTC time; None when there is none."""
+    epoch = read_at_epoch(read_at)
+    return None if epoch is None else max(0, int(time.time() - epoch))
 
 
 def single_agent_rows(fleet: Fleet) -> list[Record]:

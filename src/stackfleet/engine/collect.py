@@ -19,6 +19,7 @@ from typing import Any
 from stackfleet.errors import StackFleetError
 from stackfleet.model import KINDS
 from stackfleet.sources.openstack import LISTERS, ListContext
+from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, connect
 from stackfleet.sources.openstack.listing import Listing, RequestLog, timed_listing
 from stackfleet.store import Store
@@ -86,10 +87,12 @@ def run_pass(
     kinds: Iterable[str] | None = None,
     progress: Progress | None = None,
     concurrency: int = 8,
+    agent_interval: float = DEFAULT_AGENT_INTERVAL,
 ) -> PassResult:
-    """One pass over one cloud region."""
+    """One pass over one cloud region. L3/DHCP agents' hosting is read again when it is
+    `agent_interval` seconds old (or sooner, when it looks changed; 0: every pass)."""
     with cyclic_gc_paused():
-        return _run_pass(store, target, kinds, progress, concurrency)
+        return _run_pass(store, target, kinds, progress, concurrency, agent_interval)
 
 
 def _run_pass(
@@ -98,6 +101,7 @@ def _run_pass(
     kinds: Iterable[str] | None,
     progress: Progress | None,
     concurrency: int,
+    agent_interval: float = DEFAULT_AGENT_INTERVAL,
 ) -> PassResult:
     started = time.perf_counter()
     wanted = list(kinds or LISTERS)
@@ -106,8 +110,13 @@ def _run_pass(
     ctx = ListContext(
         target,
         request_log,
-        previous={"hypervisor": current_attrs(store, target.cloud, target.region, "hypervisor")},
+        previous={
+            kind_name: current_attrs(store, target.cloud, target.region, kind_name)
+            for kind_name in ("hypervisor", "network_agent")
+            if kind_name in wanted
+        },
         concurrency=concurrency,
+        agent_interval=agent_interval,
     )
     listings: dict[str, Listing] = {}
     try:
@@ -194,6 +203,7 @@ def collect(
     config_files: list[str] | None = None,
     kinds: Iterable[str] | None = None,
     progress: Progress | None = None,
+    agent_interval: float = DEFAULT_AGENT_INTERVAL,
 ) -> list[PassResult]:
     """A pass over every region of `cloud`. A cloud that cannot be reached leaves a
     failed pass record (and nothing else) and raises its error."""
@@ -203,4 +213,4 @@ def collect(
         pass_id = store.begin_pass(cloud, region or "")
         store.finish_pass(pass_id, "failed", str(exc), 0)
         raise
-    return [run_pass(store, t, kinds, progress) for t in targets]
+    return [run_pass(store, t, kinds, progress, agent_interval=agent_interval) for t in targets]

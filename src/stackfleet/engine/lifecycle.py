@@ -75,9 +75,17 @@ class LifecycleEngine:
             for r in evaluated.matches
             if (r["cloud"], r["region"]) in trusted
         }
+        # Resources this policy already reclaimed: until the next pass the inventory still
+        # lists them, and their ids never come back, so no new lifecycle starts for them.
+        reclaimed = {
+            (r["cloud"], r["region"], r["kind"], r["resource_id"])
+            for r in lifecycles.list_lifecycles(
+                self.store, stage="done", policy=policy.name, limit=None
+            )
+        }
         steps: list[Step] = []
         for key, record in matched.items():
-            if key in rows or (in_use is not None and in_use(record)):
+            if key in rows or key in reclaimed or (in_use is not None and in_use(record)):
                 continue
             deadline = self.now + action.stop_after
             steps.append(

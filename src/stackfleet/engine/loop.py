@@ -13,6 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from stackfleet.engine.collect import PassResult, collect
 from stackfleet.errors import StackFleetError
+from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.store import Store
 from stackfleet.store.metrics import compact
 
@@ -36,6 +37,8 @@ class CollectionLoop:
     clouds: Sequence[CloudSpec]
     interval: float = 300.0
     after_pass: Callable[[PassResult], None] | None = None
+    # seconds before an L3/DHCP agent's hosting is read again (not every pass)
+    agent_interval: float = DEFAULT_AGENT_INTERVAL
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -44,7 +47,14 @@ class CollectionLoop:
         for cloud in self.clouds:
             try:
                 results.extend(
-                    collect(self.store, cloud.name, None, cloud.system_cloud, cloud.config_files)
+                    collect(
+                        self.store,
+                        cloud.name,
+                        None,
+                        cloud.system_cloud,
+                        cloud.config_files,
+                        agent_interval=self.agent_interval,
+                    )
                 )
             except StackFleetError as exc:
                 # recorded as a failed pass by collect(); keep the loop alive

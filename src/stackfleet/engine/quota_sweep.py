@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from stackfleet.engine.loop import CloudSpec
 from stackfleet.errors import ConfigError, StackFleetError
+from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, connect
 from stackfleet.sources.openstack.listing import RequestLog
 from stackfleet.sources.openstack.quotas import QUOTA_SOURCES, QuotaReading, read_quota
@@ -172,6 +173,33 @@ def sweep_cloud(
     """A quota sweep over every region of one cloud."""
     targets = connect(cloud.name, region, cloud.system_cloud, cloud.config_files)
     return [sweep_target(store, t, interval, concurrency, force, projects) for t in targets]
+
+
+def sweep_agent_hosting(
+    store: Store,
+    cloud: CloudSpec,
+    interval: float = DEFAULT_AGENT_INTERVAL,
+    force: bool = False,
+    region: str | None = None,
+) -> dict[tuple[str, str], int]:
+    """Read the hosting of the L3/DHCP agents that are due (all, with `force`) in a pass
+    of the network_agent kind alone; (cloud, region) -> agents read."""
+    # imported here: engine.collect imports the listers, which this module need not
+    from stackfleet.engine.collect import collect
+
+    results = collect(
+        store,
+        cloud.name,
+        region,
+        cloud.system_cloud,
+        cloud.config_files,
+        kinds=["network_agent"],
+        agent_interval=0.0 if force else interval,
+    )
+    return {
+        (r.cloud, r.region): sum(n for label, n in r.requests.items() if "/agents/{uuid}/" in label)
+        for r in results
+    }
 
 
 def check_interval(interval: float) -> float:

@@ -328,6 +328,38 @@ KINDS_LIST: tuple[Kind, ...] = (
             # /dhcp-networks); None when not read (other agent types, or the call failed)
             F("hosted_router_ids", None, type=list, doc="routers an L3 agent hosts"),
             F("hosted_network_ids", None, type=list, doc="networks a DHCP agent serves"),
+            F(
+                "hosting_read_at",
+                None,
+                doc="when the hosted routers / networks were last read (UTC, ISO 8601); "
+                "they are carried between passes and re-read on an interval",
+            ),
+            # what the agent itself reports in its heartbeat (`configurations`): a count
+            # that differs from the carried list makes the next pass read the hosting
+            F(
+                "reported_routers",
+                path("configurations", "routers"),
+                type=int,
+                doc="routers the L3 agent says it hosts (its configurations)",
+            ),
+            F(
+                "reported_networks",
+                path("configurations", "networks"),
+                type=int,
+                doc="networks the DHCP agent says it serves (its configurations)",
+            ),
+        ),
+        relations=(
+            Relation(
+                "hosted_routers", "router", "hosted_router_ids", many=True, reverse="l3_agents"
+            ),
+            Relation(
+                "hosted_networks",
+                "network",
+                "hosted_network_ids",
+                many=True,
+                reverse="dhcp_agents",
+            ),
         ),
     ),
     Kind(

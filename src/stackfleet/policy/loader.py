@@ -136,6 +136,16 @@ def _policy(raw: Any, loc: Loc, source: str, line: int | None) -> Policy:
             (loc + ("resource",), f"unknown resource kind {resource!r}; kinds: {', '.join(KINDS)}")
         )
     if problems or spec is None:
+        # Still check the filters and actions of a known kind, so one run of validate
+        # names every problem, not only those of the keys around them.
+        if isinstance(resource, str) and resource in KINDS:
+            for key, parse in (("filters", parse_filters), ("actions", parse_actions)):
+                items = raw.get(key)
+                if isinstance(items, list):
+                    try:
+                        parse(items, resource, loc + (key,))
+                    except OptionProblems as exc:
+                        problems += exc.problems
         raise OptionProblems(problems)
     filters = []
     try:

@@ -52,6 +52,13 @@ SCENARIOS: dict[str, str] = {
     "down_hypervisors": "Hypervisors whose state is down.",
     "disabled_compute_services": "nova-compute services disabled by an operator.",
     "dead_network_agents": "Neutron agents not alive.",
+    "routers_on_dead_l3_agents": "Routers an L3 agent that is not alive hosts (the L3 agent "
+    "of the last network node died; with two network nodes or more).",
+    "single_l3_agent_routers": "Routers that are not HA and are hosted by fewer than two "
+    "alive L3 agents (every router: each has its ports on one network node).",
+    "single_dhcp_agent_networks": "Networks with a DHCP-enabled subnet served by fewer than "
+    "two alive DHCP agents (all tenant networks but one, which has a second DHCP agent "
+    "when there are two network nodes or more).",
     "open_ssh_security_groups": "Security groups allowing tcp/22 from 0.0.0.0/0.",
     "open_ssh_security_group_rules": "The ingress rules opening tcp/22 to 0.0.0.0/0.",
     "nearly_full_hypervisors": "Hypervisors at 90% or more of VCPU or MEMORY_MB capacity.",
@@ -535,6 +542,7 @@ class _RegionBuilder:
         self.build_block_storage_services()
         self.build_baremetal_nodes()
         self.build_capacity_scenarios()
+        self.build_agent_scenarios()
 
     def ground_truth(self) -> dict[str, list[str]]:
         region = self.region
@@ -1805,6 +1813,82 @@ class _RegionBuilder:
             region.quotas.setdefault("compute", {})[busiest] = {"cores": limit}
             self.truth["projects_near_cores_quota"].append(busiest)
 
+    def build_agent_scenarios(self) -> None:
+        """Network node trouble, made last (no random draws): one tenant network gets a
+        second DHCP agent and the L3 agent of the last network node dies (with two
+        network nodes or more). Every L3/DHCP agent then reports in `configurations` how
+        many routers / networks it hosts, as real agents do in their heartbeats."""
+        region = self.region
+        hosts = self.network_hosts
+        agents = list(region.agents.values())
+        orphans = [
+            p
+            for p in region.ports.values()
+            if p["status"] == "DOWN" and not p["device_owner"] and not p["binding:host_id"]
+        ]
+        if len(hosts) >= 2 and orphans:
+            # the last forgotten DOWN port becomes a second DHCP port of its network, on
+            # a network node that does not serve it yet (the port count stays the same)
+            port = orphans[-1]
+            network_id = port["network_id"]
+            served = {
+                p["binding:host_id"]
+                for p in region.ports.values()
+                if p["network_id"] == network_id and p["device_owner"] == "network:dhcp"
+            }
+            port.update(
+                {
+                    "device_id": f"dhcp{hosts[-1][:8]}-{network_id}",
+                    "device_owner": "network:dhcp",
+                    "status": "ACTIVE",
+                    "binding:host_id": next(h for h in hosts if h not in served),
+                    "binding:vif_type": "ovs",
+                    "binding:vif_details": {
+                        "connectivity": "l2",
+                        "port_filter": True,
+                        "ovs_hybrid_plug": False,
+                        "datapath_type": "system",
+                        "bridge_name": "br-int",
+                    },
+                    "port_security_enabled": False,
+                    "security_groups": [],
+                    "revision_number": 4,
+                }
+            )
+            for agent in agents:
+                if agent["agent_type"] == "L3 agent" and agent["host"] == hosts[-1]:
+                    agent["alive"] = False
+                    agent["heartbeat_timestamp"] = _space(self.now - timedelta(hours=2))
+        l3_owners = ("network:router_gateway", "network:router_interface")
+        on_host: dict[tuple[str, str], set[str]] = {}
+        for port in region.ports.values():
+            owner = port["device_owner"]
+            what = "L3 agent" if owner in l3_owners else "DHCP agent"
+            if owner in l3_owners or owner == "network:dhcp":
+                item = port["device_id"] if what == "L3 agent" else port["network_id"]
+                on_host.setdefault((what, port["binding:host_id"]), set()).add(item)
+        hosting: dict[tuple[str, str], list[Obj]] = {}
+        for agent in agents:
+            count = {"L3 agent": "routers", "DHCP agent": "networks"}.get(agent["agent_type"])
+            if count is None:
+                continue
+            items = on_host.get((agent["agent_type"], agent["host"]), set())
+            agent["configurations"] = {**agent["configurations"], count: len(items)}
+            for item in items:
+                hosting.setdefault((agent["agent_type"], item), []).append(agent)
+        truth = self.truth
+        for router in region.routers.values():
+            found = hosting.get(("L3 agent", router["id"]), [])
+            if any(not a["alive"] for a in found):
+                truth["routers_on_dead_l3_agents"].append(router["id"])
+            if not router.get("ha") and sum(1 for a in found if a["alive"]) < 2:
+                truth["single_l3_agent_routers"].append(router["id"])
+        for network in region.networks.values():
+            dhcp = any(region.subnets[s]["enable_dhcp"] for s in network["subnets"])
+            found = hosting.get(("DHCP agent", network["id"]), [])
+            if dhcp and sum(1 for a in found if a["alive"]) < 2:
+                truth["single_dhcp_agent_networks"].append(network["id"])
+
     def build_baremetal_nodes(self) -> None:
         total = self.config.baremetal_nodes
         conductors = self.controllers
@@ -1812,7 +1896,9 @@ class _RegionBuilder:
             node_id = self.uuid()
             created = self.ago(100, 900)
             redfish = number % 2 == 0
-            bmc_ip = f"10.20.{number // 250}.{number % 250 + 4}"
+            # made-up BMC addresses, but on loopback (127.20.x.y, nothing listens on
+            # 443): a sweep that follows Ironic's driver_info never leaves the machine
+            bmc_ip = f"127.20.{number // 250}.{number % 250 + 4}"
             if redfish:
                 system_id = self.uuid()
                 driver = "redfish"

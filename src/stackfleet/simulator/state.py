@@ -53,6 +53,9 @@ class RegionState:
     # volume type id -> type; snapshot id -> snapshot (detail shape, latest microversion)
     volume_types: dict[str, Obj] = field(default_factory=dict)
     snapshots: dict[str, Obj] = field(default_factory=dict)
+    # backup id -> backup (detail shape at the latest microversion, plus `_`-prefixed
+    # internal keys: the parent backup, the volume's status before the backup)
+    backups: dict[str, Obj] = field(default_factory=dict)
     # Glance
     images: dict[str, Obj] = field(default_factory=dict)
     # Ironic

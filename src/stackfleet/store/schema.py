@@ -106,6 +106,10 @@ class MetricSample(Base):
     __tablename__ = "metric_samples"
     __table_args__ = (
         Index("ix_samples_series", "kind", "resource_id", "metric", "ts"),
+        # (metric, ts), not (metric, kind, ..., resource_id, ts): the per-resource order
+        # would spare a fleet window its sort (20,000 servers x 14 days: 2.8 s -> 1.3 s)
+        # but scatters inserts over the index and halves ingest into a large table
+        # (below the 100,000 samples/s target); ingest runs far more often than windows.
         Index("ix_samples_metric_ts", "metric", "ts"),
     )
 
@@ -122,12 +126,15 @@ class MetricSample(Base):
 
 class MetricRollup(Base):
     """Samples of one series aggregated over a bucket of `resolution` seconds (300 for
-    the 5-minute rollup of raw samples, 3600 for the hourly rollup of those)."""
+    the 5-minute rollup of raw samples, 3600 for the hourly rollup of those, 86400 for
+    the daily rollup of hours)."""
 
     __tablename__ = "metric_rollups"
     __table_args__ = (
         Index("ix_rollups_series", "kind", "resource_id", "metric", "resolution", "bucket"),
         Index("ix_rollups_resolution_bucket", "resolution", "bucket"),
+        # a window over every series of a metric: one range scan per resolution
+        Index("ix_rollups_metric_window", "metric", "resolution", "kind", "bucket"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

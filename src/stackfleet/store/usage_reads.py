@@ -8,10 +8,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy.engine import Connection
 
 from stackfleet.store.db import Store
-from stackfleet.store.metrics import FIVE_MINUTES, HOUR, ROLLUPS, SAMPLES
+from stackfleet.store.metrics import DAY, FIVE_MINUTES, HOUR, ROLLUPS, SAMPLES
 from stackfleet.store.schema import MetricRollup, MetricSample, Resource
 
 CHUNK = 500
@@ -188,17 +189,35 @@ def record_hourly(store: Store, points: Iterable[HourlyPoint], limit: float) -> 
         return 0
     keys = {(p.kind, p.resource_id, p.metric) for p in wanted}
     existing: set[tuple[str, str, str, float]] = set()
+    # the series' daily buckets: {(kind, resource_id, metric, day): (id, count, total,
+    # minimum, maximum)}
+    days: dict[tuple[str, str, str, float], tuple[int, int, float, float, float]] = {}
     with store.engine.begin() as connection:
+        newest_day = connection.execute(
+            select(func.max(ROLLUPS.c.bucket)).where(ROLLUPS.c.resolution == DAY)
+        ).scalar()
+        rolled_days = None if newest_day is None else float(newest_day) + DAY
         for kind, rid, metric in keys:
-            for (bucket,) in connection.execute(
-                select(MetricRollup.bucket).where(
+            for resolution, bucket, row_id, count, total, low, high in connection.execute(
+                select(
+                    MetricRollup.resolution,
+                    MetricRollup.bucket,
+                    MetricRollup.id,
+                    MetricRollup.count,
+                    MetricRollup.total,
+                    MetricRollup.minimum,
+                    MetricRollup.maximum,
+                ).where(
                     MetricRollup.kind == kind,
                     MetricRollup.resource_id == rid,
                     MetricRollup.metric == metric,
-                    MetricRollup.resolution == HOUR,
+                    MetricRollup.resolution.in_((HOUR, DAY)),
                 )
             ):
-                existing.add((kind, rid, metric, float(bucket)))
+                if resolution == HOUR:
+                    existing.add((kind, rid, metric, float(bucket)))
+                else:
+                    days[(kind, rid, metric, float(bucket))] = (row_id, count, total, low, high)
         rows = [
             {
                 "cloud": p.cloud,
@@ -218,7 +237,64 @@ def record_hourly(store: Store, points: Iterable[HourlyPoint], limit: float) -> 
         ]
         if rows:
             connection.execute(insert(ROLLUPS), rows)
+        if rows and rolled_days is not None:
+            _add_to_days(connection, rows, rolled_days, days)
     return len(rows)
+
+
+def _add_to_days(
+    connection: Connection,
+    hours: list[dict[str, Any]],
+    rolled_days: float,
+    days: dict[tuple[str, str, str, float], tuple[int, int, float, float, float]],
+) -> None:
+    """Add backfilled hours to the daily buckets of days already rolled up (a daily
+    bucket stays the sum of its day's hours; later days are rolled by `compact`)."""
+    added: dict[tuple[str, str, str, float], dict[str, Any]] = {}
+    for hour in hours:
+        day = _floor(hour["bucket"], DAY)
+        if day >= rolled_days:
+            continue
+        key = (hour["kind"], hour["resource_id"], hour["metric"], day)
+        bucket = added.get(key)
+        if bucket is None:
+            added[key] = {**hour, "resolution": DAY, "bucket": day}
+        else:
+            bucket["count"] += hour["count"]
+            bucket["total"] += hour["total"]
+            bucket["minimum"] = min(bucket["minimum"], hour["minimum"])
+            bucket["maximum"] = max(bucket["maximum"], hour["maximum"])
+    updates = []
+    inserts = []
+    for key, bucket in added.items():
+        known = days.get(key)
+        if known is None:
+            inserts.append(bucket)
+            continue
+        row_id, count, total, low, high = known
+        updates.append(
+            {
+                "row_id": row_id,
+                "new_count": count + bucket["count"],
+                "new_total": total + bucket["total"],
+                "new_minimum": min(low, bucket["minimum"]),
+                "new_maximum": max(high, bucket["maximum"]),
+            }
+        )
+    if inserts:
+        connection.execute(insert(ROLLUPS), inserts)
+    if updates:
+        connection.execute(
+            update(ROLLUPS)
+            .where(ROLLUPS.c.id == bindparam("row_id"))
+            .values(
+                count=bindparam("new_count"),
+                total=bindparam("new_total"),
+                minimum=bindparam("new_minimum"),
+                maximum=bindparam("new_maximum"),
+            ),
+            updates,
+        )
 
 
 def resources_by_name(store: Store, kind: str) -> dict[str, list[tuple[str, str, str, str]]]:
@@ -300,18 +376,21 @@ def rolled_up_parts(
     store: Store, kind: str, metric: str, since: float, resource_id: str | None = None
 ) -> Parts:
     """The part of a window since `since` that only the rollups still hold, per resource
-    of `kind`: 5-minute buckets before the metric's oldest raw sample, and hourly
-    buckets (rolled up or backfilled from Prometheus) before the oldest 5-minute bucket.
-    Added to the raw samples, each reading counts once. Empty when nothing has been
-    rolled up yet. `resource_id`: only that resource."""
+    of `kind`: everything before the metric's oldest raw sample, read from the coarsest
+    buckets that hold it exactly — daily buckets for whole days, hourly buckets for
+    whole hours rolled up (or backfilled from Prometheus), 5-minute buckets for the
+    rest. Added to the raw samples, each reading counts once. Empty when nothing has
+    been rolled up yet. `resource_id`: only that resource."""
     parts: Parts = {}
     with store.engine.connect() as connection:
         if connection.execute(select(ROLLUPS.c.id).limit(1)).first() is None:
             return parts
         # Raw samples are deleted by time for every series at once, 5-minute buckets by
         # whole hours, so a metric's (or one series') oldest raw sample and the oldest
-        # 5-minute bucket bound what only the coarser data still holds. Each bound is one
-        # index seek.
+        # 5-minute bucket bound what only the coarser data still holds. A coarser bucket
+        # is the sum of the finer ones it was rolled from (and a backfilled hour is added
+        # to its day), so each part of the window can be read at the coarsest resolution
+        # complete there. Each bound is one index seek.
         raw = select(func.min(SAMPLES.c.ts)).where(SAMPLES.c.metric == metric)
         five = select(func.min(ROLLUPS.c.bucket)).where(ROLLUPS.c.resolution == FIVE_MINUTES)
         if resource_id is not None:
@@ -323,12 +402,41 @@ def rolled_up_parts(
             )
         oldest_raw = connection.execute(raw).scalar()
         oldest_five = connection.execute(five).scalar()
-        limits = (
-            (FIVE_MINUTES, None if oldest_raw is None else _floor(float(oldest_raw), FIVE_MINUTES)),
-            (HOUR, None if oldest_five is None else _floor(float(oldest_five), HOUR)),
+        newest_hour, newest_day = (
+            connection.execute(
+                select(func.max(ROLLUPS.c.bucket)).where(ROLLUPS.c.resolution == resolution)
+            ).scalar()
+            for resolution in (HOUR, DAY)
         )
+        raw_from = None if oldest_raw is None else _floor(float(oldest_raw), FIVE_MINUTES)
+        five_from = None if oldest_five is None else _floor(float(oldest_five), HOUR)
+        # hourly buckets up to the newest complete hour before the raw samples (never
+        # before the 5-minute buckets start), 5-minute buckets from there
+        hourly_end = five_from
+        if newest_hour is not None:
+            rolled_hours = float(newest_hour) + HOUR
+            if raw_from is not None:
+                rolled_hours = min(rolled_hours, _floor(raw_from, HOUR))
+            hourly_end = rolled_hours if five_from is None else max(five_from, rolled_hours)
+        segments: list[tuple[int, float, float | None]] = []
+        if newest_day is not None:
+            first_day = _floor(since, DAY) + (DAY if since % DAY else 0)
+            last_day = float(newest_day) + DAY
+            if hourly_end is not None:
+                last_day = min(last_day, _floor(hourly_end, DAY))
+            if last_day > first_day:
+                segments += [(DAY, first_day, last_day), (HOUR, since, first_day)]
+                segments.append((HOUR, last_day, hourly_end))
+        if not segments:
+            segments.append((HOUR, since, hourly_end))
+        if hourly_end is not None:
+            segments.append((FIVE_MINUTES, max(since, hourly_end), raw_from))
+        elif raw_from is not None:
+            segments.append((FIVE_MINUTES, since, raw_from))
         group = (ROLLUPS.c.cloud, ROLLUPS.c.region, ROLLUPS.c.resource_id)
-        for resolution, end in limits:
+        for resolution, start, end in segments:
+            if end is not None and end <= start:
+                continue
             query = (
                 select(
                     *group,
@@ -338,10 +446,10 @@ def rolled_up_parts(
                     func.max(ROLLUPS.c.maximum),
                 )
                 .where(
-                    ROLLUPS.c.kind == kind,
                     ROLLUPS.c.metric == metric,
                     ROLLUPS.c.resolution == resolution,
-                    ROLLUPS.c.bucket >= since,
+                    ROLLUPS.c.kind == kind,
+                    ROLLUPS.c.bucket >= start,
                 )
                 .group_by(*group)
             )

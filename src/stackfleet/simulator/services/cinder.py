@@ -11,6 +11,7 @@ Cinder's ``{"itemNotFound": {"code": 404, "message": ...}}`` style bodies.
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import re
 import uuid
@@ -77,6 +78,42 @@ SNAPSHOT_FIELD_VERSIONS: dict[str, tuple[int, int]] = {
     "user_id": (3, 41),
     "consumes_quota": (3, 65),
 }
+# Backup detail fields added by a microversion (cinder/api/v3/views/backups.py,
+# cinder/api/v3/backups.py); the project and user ids only for admins
+# (backup:backup_project_attribute).
+BACKUP_FIELD_VERSIONS: dict[str, tuple[int, int]] = {
+    "metadata": (3, 43),
+    "os-backup-project-attr:project_id": (3, 18),
+    "user_id": (3, 56),
+    "encryption_key_id": (3, 64),
+}
+BACKUP_ADMIN_FIELDS = frozenset({"os-backup-project-attr:project_id", "user_id"})
+# The detail fields every microversion shows, in Cinder's order (views/backups.py)
+_BACKUP_DETAIL_FIELDS = (
+    "id", "status", "size", "object_count", "availability_zone", "container", "created_at",
+    "updated_at", "name", "description", "fail_reason", "volume_id", "is_incremental",
+    "has_dependent_backups", "snapshot_id", "data_timestamp",
+)  # fmt: skip
+_BACKUP_PROJECT = "os-backup-project-attr:project_id"
+# The columns of Cinder's Backup model a listing sorts by (others are a 400); `name` is
+# accepted from 3.37 (BACKUP_SORT_NAME)
+# Backup model columns stored under their API names
+_BACKUP_SORT_ALIASES = {
+    "display_name": "name",
+    "display_description": "description",
+    "project_id": _BACKUP_PROJECT,
+    "parent_id": "_parent_id",
+    "host": "_host",
+}
+_BACKUP_SORT_KEYS = frozenset(
+    {"id", "user_id", "project_id", "volume_id", "host", "availability_zone", "display_name",
+     "display_description", "container", "parent_id", "status", "fail_reason", "size",
+     "object_count", "snapshot_id", "data_timestamp", "encryption_key_id", "created_at",
+     "updated_at"}
+)  # fmt: skip
+# What the backup driver answers for the container when the request names none (the Swift
+# driver's default backup_swift_container)
+_DEFAULT_BACKUP_CONTAINER = "volumebackups"
 SERVICE_FIELD_VERSIONS: dict[str, tuple[int, int]] = {
     "cluster": (3, 7),
     "backend_state": (3, 49),
@@ -87,6 +124,7 @@ USER_VOLUME_FILTERS = frozenset(
      "group_id", "size", "created_at", "updated_at"}
 )  # fmt: skip
 USER_SNAPSHOT_FILTERS = frozenset({"name", "status", "volume_id", "metadata", "availability_zone"})
+USER_BACKUP_FILTERS = frozenset({"name", "status", "volume_id"})
 _LIST_CONTROLS = frozenset(
     {"limit", "marker", "offset", "sort", "sort_key", "sort_dir", "all_tenants", "with_count"}
 )
@@ -297,7 +335,12 @@ class Cinder:
     # -- listing machinery ---------------------------------------------------------------
 
     def _sort(
-        self, call: Call, collection: str, items: list[Obj], name_key: str = "name"
+        self,
+        call: Call,
+        collection: str,
+        items: list[Obj],
+        name_key: str = "name",
+        aliases: dict[str, str] | None = None,
     ) -> SortedOrder:
         """`items` (a `collection` list as the query's filters left it) in the query's
         order, from the order cache while they and their sort fields are unchanged."""
@@ -323,6 +366,8 @@ class Cinder:
                 raise call.error(
                     400, f"Invalid input received: Unknown sort direction: {direction}"
                 )
+        # sort keys named as the service's database columns, stored under API names
+        keys = [(aliases or {}).get(key, key) for key in keys]
         known = set(items[0]) if items else set()
         for key in keys:
             if items and key not in known and key != name_key:
@@ -729,6 +774,257 @@ class Cinder:
             del self.region.snapshots[snapshot_id]
         return call.empty(202)
 
+    # -- backups -------------------------------------------------------------------------
+
+    def _action_delay(self) -> float:
+        """Seconds a backup stays `creating` (or `deleting`) before the simulated
+        cinder-backup finishes (``Simulator.action_delay`` when set, as for Nova's server
+        actions; default: at once)."""
+        try:
+            return max(0.0, float(getattr(self.sim, "action_delay", 0.0) or 0.0))
+        except (TypeError, ValueError):
+            return 0.0
+
+    def _later(self, work: Callable[[], None]) -> None:
+        delay = self._action_delay()
+        if delay <= 0:
+            work()
+        else:
+            asyncio.get_running_loop().call_later(delay, work)
+
+    def _backup_service(self) -> Obj | None:
+        """An enabled cinder-backup service that is up (the scheduler's get_backup_host
+        needs one), or None."""
+        return next(
+            (
+                s
+                for s in self.region.volume_services
+                if s.get("binary") == "cinder-backup"
+                and s.get("status") == "enabled"
+                and s.get("state") == "up"
+            ),
+            None,
+        )
+
+    def _backup(self, call: Call, backup_id: str) -> Obj:
+        backup = self.region.backups.get(backup_id)
+        if backup is None or not (call.is_admin or backup.get(_BACKUP_PROJECT) == call.project_id):
+            raise call.error(404, f"Backup {backup_id} could not be found.")
+        return backup
+
+    def _backup_view(self, call: Call, backup: Obj, detail: bool = True) -> Obj:
+        links = self._links(call, "backups", str(backup["id"]))
+        if not detail:
+            return {"id": backup["id"], "name": backup.get("name"), "links": links}
+        view: Obj = {key: backup.get(key) for key in _BACKUP_DETAIL_FIELDS}
+        view["links"] = links
+        for key, since in BACKUP_FIELD_VERSIONS.items():
+            if not call.at_least(since) or (key in BACKUP_ADMIN_FIELDS and not call.is_admin):
+                continue
+            if key == "encryption_key_id" and not backup.get(key):
+                continue  # shown only when the volume was encrypted
+            view[key] = backup.get(key)
+        return view
+
+    def _check_backup_query(self, call: Call) -> None:
+        """Cinder's backup listing checks all_tenants and the sort keys itself (other
+        messages than the volume listing's)."""
+        params = call.request.query_params
+        all_tenants = params.get("all_tenants")
+        if all_tenants is not None:
+            try:
+                _bool_param("all_tenants", all_tenants, call.version)
+            except ApiError:
+                raise call.error(
+                    400, f"all_tenants must be a boolean, got '{all_tenants}'."
+                ) from None
+        keys = [part.partition(":")[0].strip() for part in params.get("sort", "").split(",")]
+        keys += [key.strip() for key in params.get("sort_key", "").split(",")]
+        allowed = _BACKUP_SORT_KEYS | ({"name"} if call.at_least((3, 37)) else set())
+        if any(key and key not in allowed for key in keys):
+            raise call.error(400, "Invalid input received: Invalid sort key")
+
+    async def _list_backups(self, call: Call, detail: bool) -> Response:
+        self._check_backup_query(call)
+        backups = self._filter(
+            call, list(self.region.backups.values()), USER_BACKUP_FILTERS, _BACKUP_PROJECT
+        )
+        order = self._sort(call, "backups", backups, aliases=_BACKUP_SORT_ALIASES)
+        count = len(order.items)
+        path = "backups/detail" if detail else "backups"
+        page, links = self._page(call, order, "Backup {id} could not be found.", path)
+        body: Obj = {"backups": [self._backup_view(call, b, detail) for b in page]}
+        if links:
+            body["backups_links"] = links
+        if call.at_least((3, 45)) and _truthy(call.request.query_params.get("with_count")):
+            body["count"] = count
+        return call.respond(body)
+
+    async def list_backups(self, call: Call) -> Response:
+        return await self._list_backups(call, detail=False)
+
+    async def list_backups_detail(self, call: Call) -> Response:
+        return await self._list_backups(call, detail=True)
+
+    async def show_backup(self, call: Call) -> Response:
+        backup = self._backup(call, call.request.path_params["backup_id"])
+        return call.respond({"backup": self._backup_view(call, backup)})
+
+    def _check_backup_quota(self, call: Call, project_id: str | None, size: int) -> None:
+        """Cinder's `backups` and `backup_gigabytes` quotas (413 when exceeded)."""
+        owned = [b for b in self.region.backups.values() if b.get(_BACKUP_PROJECT) == project_id]
+        overrides = self.region.quotas.get("block-storage", {}).get(project_id or "", {})
+        allowed = int(overrides.get("backups", DEFAULT_LIMITS["maxTotalBackups"]))
+        if allowed >= 0 and len(owned) + 1 > allowed:
+            raise call.error(413, f"Maximum number of backups allowed ({allowed}) exceeded")
+        quota = int(overrides.get("backup_gigabytes", DEFAULT_LIMITS["maxTotalBackupGigabytes"]))
+        consumed = sum(int(b.get("size") or 0) for b in owned)
+        if quota >= 0 and consumed + size > quota:
+            raise call.error(
+                413,
+                f"Requested backup exceeds allowed Backup gigabytes quota. Requested {size}G, "
+                f"quota is {quota}G and {consumed}G has been consumed.",
+            )
+
+    async def create_backup(self, call: Call) -> Response:
+        """POST /backups: Cinder's API checks, then `creating` (the volume `backing-up`)
+        until the simulated cinder-backup finishes: `available`, or `error` with
+        Cinder's fail_reason when no enabled cinder-backup service is up."""
+        body = await self._entity(call, "backup")
+        volume_id = body.get("volume_id")
+        if not isinstance(volume_id, str) or not volume_id:
+            raise call.error(
+                400,
+                "Invalid input for field/attribute backup. Value: "
+                f"{json.dumps(body)}. 'volume_id' is a required property",
+            )
+        force = body.get("force", False)
+        incremental = body.get("incremental", False)
+        for name, value in (("force", force), ("incremental", incremental)):
+            if not isinstance(value, bool):
+                raise call.error(
+                    400,
+                    f"Invalid input for field/attribute {name}. Value: {value}. "
+                    f"{json.dumps(value)} is not of type 'boolean'",
+                )
+        metadata = self._check_metadata(call, body.get("metadata") or {})
+        with self.sim.state.lock:
+            volume = self._volume(call, volume_id)
+            status = volume.get("status")
+            if status not in ("available", "in-use"):
+                raise call.error(
+                    400,
+                    "Invalid volume: Volume to be backed up must be available or in-use, but "
+                    f'the current status is "{status}".',
+                )
+            if status == "in-use" and not force:
+                raise call.error(
+                    400, "Invalid volume: Backing up an in-use volume must use the force flag."
+                )
+            project_id = volume.get("os-vol-tenant-attr:tenant_id")
+            size = int(volume.get("size") or 0)
+            self._check_backup_quota(call, project_id, size)
+            parent_id = None
+            if incremental:
+                parents = sorted(
+                    (
+                        b
+                        for b in self.region.backups.values()
+                        if b.get("volume_id") == volume_id and b.get("status") == "available"
+                    ),
+                    key=lambda b: str(b.get("data_timestamp") or ""),
+                )
+                if not parents:
+                    raise call.error(
+                        400,
+                        "Invalid backup: No backups available to do an incremental backup.",
+                    )
+                parent_id = parents[-1]["id"]
+            now = _now()
+            backup_id = str(uuid.uuid4())
+            backup: Obj = {
+                "id": backup_id,
+                "status": "creating",
+                "size": size,
+                "object_count": 0,
+                "availability_zone": volume.get("availability_zone"),
+                "container": body.get("container"),
+                "created_at": now,
+                "updated_at": now,
+                "name": body.get("name"),
+                "description": body.get("description"),
+                "fail_reason": None,
+                "volume_id": volume_id,
+                "is_incremental": parent_id is not None,
+                "has_dependent_backups": False,
+                "snapshot_id": None,
+                "data_timestamp": now,
+                "metadata": metadata,
+                _BACKUP_PROJECT: project_id,
+                "user_id": (call.token.get("user") or {}).get("id"),
+                "encryption_key_id": volume.get("encryption_key_id"),
+                "_parent_id": parent_id,
+                "_volume_status": status,
+                "_host": None,
+            }
+            self.region.backups[backup_id] = backup
+            volume["status"] = "backing-up"
+            volume["updated_at"] = now
+        self._later(lambda: self._finish_backup(backup_id))
+        return call.respond({"backup": self._backup_view(call, backup, detail=False)}, 202)
+
+    def _finish_backup(self, backup_id: str) -> None:
+        """The simulated cinder-backup's answer: the backup `available` (or `error`), the
+        volume back to the status it had."""
+        with self.sim.state.lock:
+            backup = self.region.backups.get(backup_id)
+            if backup is None or backup.get("status") != "creating":
+                return
+            now = _now()
+            service = self._backup_service()
+            if service is not None:
+                backup.update(
+                    _host=service.get("host"),
+                    status="available",
+                    object_count=max(1, int(backup.get("size") or 0)),
+                    container=backup.get("container") or _DEFAULT_BACKUP_CONTAINER,
+                    updated_at=now,
+                )
+                parent = self.region.backups.get(str(backup.get("_parent_id")))
+                if parent is not None:
+                    parent.update(has_dependent_backups=True, updated_at=now)
+            else:
+                backup.update(
+                    status="error", fail_reason="Service not found for creating backup.",
+                    updated_at=now,
+                )  # fmt: skip
+            volume = self.region.volumes.get(str(backup.get("volume_id")))
+            if volume is not None and volume.get("status") == "backing-up":
+                volume["status"] = backup.get("_volume_status") or "available"
+                volume["updated_at"] = now
+
+    async def delete_backup(self, call: Call) -> Response:
+        backup_id = call.request.path_params["backup_id"]
+        with self.sim.state.lock:
+            backup = self._backup(call, backup_id)
+            if backup.get("status") not in ("available", "error"):
+                raise call.error(400, "Invalid backup: Backup status must be available or error")
+            if backup.get("has_dependent_backups"):
+                raise call.error(400, "Invalid backup: Incremental backups exist for this backup.")
+            backup.update(status="deleting", updated_at=_now())
+
+        def remove() -> None:
+            with self.sim.state.lock:
+                removed = self.region.backups.pop(backup_id, None)
+                parent = self.region.backups.get(str((removed or {}).get("_parent_id")))
+                if parent is not None:
+                    parent["has_dependent_backups"] = any(
+                        b.get("_parent_id") == parent["id"] for b in self.region.backups.values()
+                    )
+
+        self._later(remove)
+        return call.empty(202)
+
     # -- services, pools, types, limits --------------------------------------------------
 
     async def list_services(self, call: Call) -> Response:
@@ -820,14 +1116,15 @@ class Cinder:
             for s in self.region.snapshots.values()
             if s.get("os-extended-snapshot-attributes:project_id") == project
         ]
+        backups = [b for b in self.region.backups.values() if b.get(_BACKUP_PROJECT) == project]
         absolute = dict(DEFAULT_LIMITS)
         absolute.update(
             totalVolumesUsed=len(volumes),
             totalGigabytesUsed=sum(int(v.get("size") or 0) for v in volumes)
             + sum(int(s.get("size") or 0) for s in snapshots),
             totalSnapshotsUsed=len(snapshots),
-            totalBackupsUsed=0,
-            totalBackupGigabytesUsed=0,
+            totalBackupsUsed=len(backups),
+            totalBackupGigabytesUsed=sum(int(b.get("size") or 0) for b in backups),
         )
         return call.respond({"limits": {"rate": [], "absolute": absolute}})
 
@@ -876,6 +1173,11 @@ class Cinder:
             ("GET", "/snapshots/detail", self.list_snapshots_detail),
             ("GET", "/snapshots/{snapshot_id}", self.show_snapshot),
             ("DELETE", "/snapshots/{snapshot_id}", self.delete_snapshot),
+            ("GET", "/backups", self.list_backups),
+            ("POST", "/backups", self.create_backup),
+            ("GET", "/backups/detail", self.list_backups_detail),
+            ("GET", "/backups/{backup_id}", self.show_backup),
+            ("DELETE", "/backups/{backup_id}", self.delete_backup),
             ("GET", "/os-services", self.list_services),
             ("GET", "/scheduler-stats/get_pools", self.get_pools),
             ("GET", "/types", self.list_types),

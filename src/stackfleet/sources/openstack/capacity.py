@@ -5,7 +5,11 @@
   request).
 - L3 and DHCP agents get the routers they host (``GET /v2.0/agents/{id}/l3-routers``) and
   the networks they serve (``GET /v2.0/agents/{id}/dhcp-networks``): one call per agent,
-  and a cloud has few of those agents.
+  so not in every pass. A pass carries the values the store holds and reads an agent's
+  hosting only when it is due (`hosting_due`): never read, last read failed, older than
+  the context's `agent_interval`, the agent came back alive, or the count the agent
+  reports in its heartbeat (``configurations``: ``routers`` / ``networks``) differs from
+  the carried list. `hosting_read_at` says when it was read.
 
 Both joins are best effort: when a call fails (a non-admin token gets 403, a Neutron
 without the extension 404) the fields stay None, which reads as "unknown", and the
@@ -15,7 +19,9 @@ network or agent listing itself stays complete — the networks and agents were 
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from stackfleet.sources.openstack.context import ListContext
@@ -34,6 +40,9 @@ HOSTING_CALLS: dict[str, tuple[str, str, str]] = {
     "L3 agent": ("l3-routers", "routers", "hosted_router_ids"),
     "DHCP agent": ("dhcp-networks", "networks", "hosted_network_ids"),
 }
+# agent_type -> the record field with the count the agent reports (its configurations)
+REPORTED_COUNT = {"L3 agent": "reported_routers", "DHCP agent": "reported_networks"}
+DEFAULT_AGENT_INTERVAL = 600.0
 
 
 def ip_availability(ctx: ListContext) -> dict[str, dict[str, Any]] | None:
@@ -99,6 +108,57 @@ def networks(ctx: ListContext) -> list[dict[str, Any]]:
     return records
 
 
+def _stamp(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_at_epoch(value: Any) -> float | None:
+    """`hosting_read_at` as epoch seconds; None when missing or unreadable."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def hosting_due(
+    agent: dict[str, Any], known: dict[str, Any] | None, now: float, interval: float
+) -> str | None:
+    """Why an L3/DHCP agent's hosting must be read in this pass, or None when the
+    `known` (stored) values still hold and are carried over.
+
+    Read when the agent is new to the store, its hosting is unknown (never read, or the
+    last read failed), it was last read `interval` seconds ago or more (or in the
+    future: a clock moved), it came back alive, or the count it reports in its
+    heartbeat differs from the length of the known list and from the count it reported
+    in the previous pass."""
+    field = HOSTING_CALLS[str(agent.get("agent_type"))][2]
+    if known is None:
+        return "new agent"
+    hosted = known.get(field)
+    if hosted is None:
+        return "hosting unknown"
+    read_at = read_at_epoch(known.get("hosting_read_at"))
+    if read_at is None:
+        return "never read"
+    if agent.get("alive") and known.get("alive") is False:
+        return "came back alive"
+    count_field = REPORTED_COUNT[str(agent.get("agent_type"))]
+    reported = agent.get(count_field)
+    # only a count that moved since the last pass: an agent whose count never matches
+    # the list (a DVR agent counts routers the API does not list for it) is not read in
+    # every pass
+    if isinstance(reported, int) and reported != len(hosted) and reported != known.get(count_field):
+        return f"reports {reported}, {len(hosted)} known"
+    if not 0 <= now - read_at < interval:
+        return "interval"
+    return None
+
+
 def _hosted(ctx: ListContext, agent: dict[str, Any]) -> tuple[str, list[str] | None]:
     suffix, collection, field = HOSTING_CALLS[str(agent.get("agent_type"))]
     path = f"/agents/{agent['id']}/{suffix}"
@@ -117,16 +177,31 @@ def _hosted(ctx: ListContext, agent: dict[str, Any]) -> tuple[str, list[str] | N
 
 def network_agents(ctx: ListContext) -> list[dict[str, Any]]:
     """Neutron agents; L3 agents with the routers they host, DHCP agents with the networks
-    they serve."""
+    they serve — carried from the store, read again when due (`hosting_due`)."""
     records = NETWORK_LISTERS["network_agent"](ctx)
-    hosting = [r for r in records if r.get("agent_type") in HOSTING_CALLS]
-    if not hosting:
+    previous = ctx.previous.get("network_agent", {})
+    now = time.time()
+    due: list[dict[str, Any]] = []
+    for record in records:
+        if record.get("agent_type") not in HOSTING_CALLS:
+            continue
+        known = previous.get(record["id"])
+        why = hosting_due(record, known, now, ctx.agent_interval)
+        if why is None and known is not None:
+            field = HOSTING_CALLS[str(record["agent_type"])][2]
+            record[field] = known.get(field)
+            record["hosting_read_at"] = known.get("hosting_read_at")
+        else:
+            log.debug("agent %s: reading its hosting (%s)", record["id"], why)
+            due.append(record)
+    if not due:
         return records
-    with ThreadPoolExecutor(max_workers=max(1, min(ctx.concurrency, len(hosting)))) as pool:
-        for record, (field, ids) in zip(
-            hosting, pool.map(lambda r: _hosted(ctx, r), hosting), strict=True
-        ):
+    stamp = _stamp(now)
+    with ThreadPoolExecutor(max_workers=max(1, min(ctx.concurrency, len(due)))) as pool:
+        for record, (field, ids) in zip(due, pool.map(lambda r: _hosted(ctx, r), due), strict=True):
             record[field] = ids
+            # a failed read leaves the hosting unknown and is tried again next pass
+            record["hosting_read_at"] = stamp if ids is not None else None
     return records
 
 

@@ -124,7 +124,9 @@ def authorize(conn: openstack.connection.Connection, cloud: str) -> None:
     try:
         conn.authorize()
     except (ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout, ksa_exc.DiscoveryFailure) as exc:
-        raise CloudError(f"cloud {cloud!r}: cannot reach Keystone at {auth_url}: {exc}") from exc
+        raise CloudError(
+            f"cloud {cloud!r}: cannot reach Keystone at {auth_url}: {_network_reason(exc)}"
+        ) from exc
     except ksa_exc.MissingRequiredOptions as exc:
         raise ConfigError(f"cloud {cloud!r} in clouds.yaml is incomplete: {exc}") from exc
     except (ksa_exc.ClientException, openstack.exceptions.SDKException) as exc:
@@ -132,7 +134,7 @@ def authorize(conn: openstack.connection.Connection, cloud: str) -> None:
             exc, ksa_exc.ConnectFailure, ksa_exc.ConnectTimeout, ksa_exc.DiscoveryFailure
         ):
             raise CloudError(
-                f"cloud {cloud!r}: cannot reach Keystone at {auth_url}: {exc}"
+                f"cloud {cloud!r}: cannot reach Keystone at {auth_url}: {_network_reason(exc)}"
             ) from exc
         if _is_unauthorized(exc):
             raise CloudError(
@@ -153,6 +155,18 @@ def _is_unauthorized(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return "(HTTP 401)" in str(exc)
+
+
+def _network_reason(exc: BaseException) -> str:
+    """What the operating system said (connection refused, name not known, timed out,
+    certificate verify failed) rather than the chain of library messages around it."""
+    seen: BaseException | None = exc
+    reason = None
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            reason = seen.strerror
+        seen = seen.__cause__ or seen.__context__
+    return reason or str(exc)
 
 
 def _caused_by(exc: BaseException, *types: type[BaseException]) -> bool:

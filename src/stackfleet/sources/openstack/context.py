@@ -19,6 +19,8 @@ class ListContext:
     # kind -> {id: record} from the store, for listers that read incrementally
     previous: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     concurrency: int = 8
+    # seconds before an L3/DHCP agent's hosting is read again (sources/openstack/capacity.py)
+    agent_interval: float = 600.0
 
     def label(self, service: str, path: str) -> str:
         return f"{service} GET {path}"
