@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
 from stackfleet.alerts.routing import InhibitRule
+from stackfleet.api import auth
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.engine.settings import load_settings
 from stackfleet.errors import ConfigError, InvalidQueryError
@@ -171,7 +172,7 @@ def ack_alert(
     """Acknowledge a firing alert: receivers are not told again."""
     store = _store(request)
     now = datetime.now(UTC)
-    row = operations.acknowledge(store, alert_id, (body or Actor()).actor, now)
+    row = operations.acknowledge(store, alert_id, auth.actor(request, (body or Actor()).actor), now)
     return operations.with_state(store, [row], now)[0]
 
 
@@ -187,7 +188,7 @@ def resolve_alert(
     """Resolve a firing alert by hand."""
     store = _store(request)
     now = datetime.now(UTC)
-    row = operations.resolve(store, alert_id, (body or Actor()).actor, now)
+    row = operations.resolve(store, alert_id, auth.actor(request, (body or Actor()).actor), now)
     return operations.with_state(store, [row], now)[0]
 
 
@@ -207,7 +208,12 @@ def create_silence(request: Request, body: SilenceIn) -> Any:
     except ValueError as exc:
         raise InvalidQueryError(f"duration: {exc}") from None
     return operations.silence(
-        _store(request), body.matchers, duration, body.actor, body.comment, datetime.now(UTC)
+        _store(request),
+        body.matchers,
+        duration,
+        auth.actor(request, body.actor),
+        body.comment,
+        datetime.now(UTC),
     )
 
 
@@ -219,4 +225,6 @@ def create_silence(request: Request, body: SilenceIn) -> Any:
 )
 def expire_silence(request: Request, silence_id: Annotated[int, Path(ge=1)]) -> Any:
     """End a silence now."""
-    return operations.expire(_store(request), silence_id, "api", datetime.now(UTC))
+    return operations.expire(
+        _store(request), silence_id, auth.actor(request, "api"), datetime.now(UTC)
+    )

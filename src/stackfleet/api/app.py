@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from stackfleet import __version__
 from stackfleet.api import (
     alerts,
+    auth,
     capacity,
     events,
     hardware,
@@ -301,8 +302,9 @@ class StackFleetAPI(FastAPI):
         return schema
 
 
-def create_app(store: Store) -> FastAPI:
-    """The API over `store`, with its own Prometheus registry."""
+def create_app(store: Store, keystone: auth.KeystoneAuth | None = None) -> FastAPI:
+    """The API over `store`, with its own Prometheus registry. `keystone`: check
+    Keystone tokens on writes (see api/auth.py); None leaves the API open."""
     app = StackFleetAPI(
         title="StackFleet",
         version=__version__,
@@ -313,6 +315,7 @@ def create_app(store: Store) -> FastAPI:
     app.state.store = store
     app.state.registry = make_registry(store)
     install_error_handlers(app)
+    auth.install(app, keystone)
     app.include_router(router)
     infra.install(app)
     app.include_router(policies.router)

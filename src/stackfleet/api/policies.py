@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from stackfleet.api import auth
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.store import action_records, lifecycles
@@ -277,7 +278,7 @@ def approve(
     request: Request, action_id: Annotated[int, Path(ge=1)], body: Decision | None = None
 ) -> Any:
     """Approve an action waiting for approval; it runs at the next run with execute."""
-    return _decide(request, action_id, True, (body or Decision()).actor)
+    return _decide(request, action_id, True, auth.actor(request, (body or Decision()).actor))
 
 
 @router.post(
@@ -290,7 +291,7 @@ def reject(
     request: Request, action_id: Annotated[int, Path(ge=1)], body: Decision | None = None
 ) -> Any:
     """Reject an action waiting for approval; it is never carried out."""
-    return _decide(request, action_id, False, (body or Decision()).actor)
+    return _decide(request, action_id, False, auth.actor(request, (body or Decision()).actor))
 
 
 class LeaseOut(BaseModel):
@@ -339,7 +340,7 @@ def leases(
     "/v1/leases/{resource}/extend",
     response_model=LeaseList,
     tags=["leases"],
-    responses=_errors(400, 404),
+    responses=_errors(400, 401, 403, 404),
 )
 def extend_lease(
     request: Request,
@@ -349,12 +350,15 @@ def extend_lease(
     """Owner self-service: push back the next step of the resource's lifecycle, within
     the policy's cap (400 says how much is left)."""
     store = _store(request)
+    # a project member may extend only its own project's resources
+    current = lifecycles.list_lifecycles(store, "active", resource=resource, limit=None)
+    auth.require_projects(request, [r["project_id"] for r in current], resource)
     changed = lifecycles.extend(store, resource, body.days, datetime.now(UTC))
     for row in changed:
         AuditLog(store).append(
             "lease.extended",
             {"days": body.days, "next_at": row["next_at"], "lifecycle_id": row["id"]},
-            actor=body.actor,
+            actor=auth.actor(request, body.actor),
             policy=row["policy"],
             target=f"{row['cloud']}/{row['region']}/{row['kind']}/{row['resource_id']}",
         )

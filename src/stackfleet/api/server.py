@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 
 from stackfleet.api.app import create_app
+from stackfleet.api.auth import KeystoneAuth
 from stackfleet.store import Store
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,12 @@ def serve_api(
     port: int = 8780,
     log_level: str = "info",
     events: Any = None,
+    keystone: KeystoneAuth | None = None,
 ) -> None:
     """Serve the API over `store` on host:port until interrupted (blocks). `events`:
-    the daemon's EventProcessor, which POST /v1/events feeds."""
-    app = create_app(store)
+    the daemon's EventProcessor, which POST /v1/events feeds; `keystone`: check
+    Keystone tokens (None: the API is open)."""
+    app = create_app(store, keystone)
     app.state.events = events
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
     uvicorn.Server(config).run()
@@ -47,8 +50,10 @@ class ApiServer:
         port: int = 0,
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
+        keystone: KeystoneAuth | None = None,
     ) -> None:
         self.store = store
+        self.keystone = keystone
         self.host = host
         self.port = port
         self.start_timeout = start_timeout
@@ -74,7 +79,7 @@ class ApiServer:
         self._socket = sock
         port = sock.getsockname()[1]
         config = uvicorn.Config(
-            create_app(self.store),
+            create_app(self.store, self.keystone),
             log_level="warning",
             lifespan="off",
             # leave requests a moment to finish, then stop regardless

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import logging
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
 
 from stackfleet.alerts.dispatch import DispatchLoop
+from stackfleet.api.auth import KeystoneAuth
 from stackfleet.api.hardware import THRESHOLDS_ENV
 from stackfleet.api.server import serve_api
 from stackfleet.cli.context import state
@@ -23,12 +25,14 @@ from stackfleet.engine.quota_sweep import DEFAULT_QUOTA_INTERVAL, QuotaSweepLoop
 from stackfleet.engine.schedule import PolicySchedule
 from stackfleet.engine.settings import load_settings
 from stackfleet.engine.usage import UsageLoop
-from stackfleet.errors import ConfigError
+from stackfleet.errors import CloudError, ConfigError
 from stackfleet.policy import load_files
 from stackfleet.sources.infra_config import load_infra_config
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
+from stackfleet.sources.openstack.connection import connect
 
 err = Console(stderr=True)
+log = logging.getLogger(__name__)
 
 
 def serve_command(
@@ -100,6 +104,21 @@ def serve_command(
             "agent hosts (sooner when the agent's reported counts change; 0: every pass).",
         ),
     ] = DEFAULT_AGENT_INTERVAL,
+    auth_cloud: Annotated[
+        str | None,
+        typer.Option(
+            "--auth-cloud",
+            help="Require a Keystone token (X-Auth-Token) on the API's writes, validated "
+            "with this clouds.yaml cloud (an admin cloud); without it the API is open.",
+        ),
+    ] = None,
+    auth_read: Annotated[
+        str,
+        typer.Option(
+            "--auth-read",
+            help="With --auth-cloud: 'open' (reads need no token) or 'authenticated'.",
+        ),
+    ] = "open",
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     import os
@@ -107,6 +126,24 @@ def serve_command(
     clouds = os_cloud or ([os.environ["OS_CLOUD"]] if os.environ.get("OS_CLOUD") else [])
     if not clouds:
         raise ConfigError("no cloud to collect: pass --os-cloud NAME (repeatable) or set OS_CLOUD")
+    if auth_read not in ("open", "authenticated"):
+        raise ConfigError(f"--auth-read: {auth_read!r} is not open or authenticated")
+    read: Literal["open", "authenticated"] = (
+        "authenticated" if auth_read == "authenticated" else "open"
+    )
+    keystone = None
+    if auth_cloud:
+        # a bad password or a dead Keystone stops the daemon here, one clear error
+        try:
+            targets = connect(auth_cloud)
+        except (ConfigError, CloudError) as exc:
+            raise type(exc)(f"--auth-cloud: {exc}") from exc
+        keystone = KeystoneAuth(targets[0].conn, read=read, cloud=auth_cloud)
+    else:
+        log.warning(
+            "the API has no authentication: anyone reaching the port may approve "
+            "actions and change alerts and leases; pass --auth-cloud to require tokens"
+        )
     # invalid policies stop the daemon before it starts, as `policy validate` would
     policies = load_files([*(policy or []), *(f"pack:{p}" for p in pack or [])])
     store = state(ctx).store()
@@ -170,11 +207,16 @@ def serve_command(
     usage_loop.start()
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
-        f"{', '.join(clouds)} every {interval:g} s",
+        f"{', '.join(clouds)} every {interval:g} s; "
+        + (
+            f"API auth: Keystone tokens via {auth_cloud} (reads {read})"
+            if keystone
+            else "API auth: off (anyone reaching the port may write)"
+        ),
         highlight=False,
     )
     try:
-        serve_api(store, host, port, events=events)
+        serve_api(store, host, port, events=events, keystone=keystone)
     finally:
         for listener in listeners:
             listener.stop()

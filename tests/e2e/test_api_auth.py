@@ -1,0 +1,268 @@
+"""Keystone authentication of the REST API's writes, against the simulator's Keystone:
+no or a bad token is 401, a project member may extend only its own project's leases
+(and is recorded as the audit actor), everything else needs the admin role."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from fastapi.testclient import TestClient
+
+from stackfleet.api.app import create_app
+from stackfleet.api.auth import KeystoneAuth
+from stackfleet.engine.policies import PolicyRunner
+from stackfleet.policy import load_text
+from stackfleet.simulator.generator import preset
+from stackfleet.simulator.server import SimulatorServer
+from stackfleet.sources.openstack.connection import connect
+from stackfleet.store import lifecycles
+from stackfleet.store.db import Store
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+]
+
+CLOUD = "sim"
+NOW = datetime.now(UTC)
+POLICY = """policies:
+  - name: errors
+    resource: server
+    filters: [{status: ERROR}]
+    actions: [{type: notify, to: [ops@example.org]}]
+    safety: {require_approval: true}
+"""
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The small simulated cloud, an admin connection and a member token of alpha-01."""
+    workdir = tmp_path_factory.mktemp("auth")
+    with SimulatorServer(preset("small")) as server:
+        clouds = server.write_clouds_yaml(workdir / "clouds.yaml", CLOUD)
+        entry = yaml.safe_load(clouds.read_text())["clouds"][CLOUD]
+        entry["auth"].update(username="alpha-01-user", password="password", project_name="alpha-01")
+        member_file = workdir / "member.yaml"
+        member_file.write_text(yaml.safe_dump({"clouds": {CLOUD: entry}}))
+        projects = {p["name"]: p["id"] for p in server.state.projects.values()}
+        admin = connect(CLOUD, config_files=[str(clouds)])[0].conn
+        member = connect(CLOUD, config_files=[str(member_file)])[0].conn
+        yield {
+            "admin": admin,
+            "admin_token": admin.auth_token,
+            "member_token": member.auth_token,
+            "own": projects["alpha-01"],
+            "other": next(i for n, i in projects.items() if n != "alpha-01"),
+            "clouds": Path(clouds),
+            "server": server,
+            "member_file": member_file,
+        }
+
+
+def lease(store: Store, resource_id: str, project_id: str) -> None:
+    lifecycles.create(
+        store,
+        policy="waste",
+        cloud="c",
+        region="r",
+        kind="server",
+        resource_id=resource_id,
+        resource_name=f"vm-{resource_id}",
+        project_id=project_id,
+        stage="marked",
+        started_at=NOW,
+        next_at=NOW + timedelta(days=7),
+        updated_at=NOW,
+        extended_seconds=0.0,
+        max_extension_seconds=10 * 86400.0,
+        reminded=[],
+        history=[],
+    )
+
+
+@pytest.fixture
+def client(store: Store, cloud: dict[str, Any]) -> TestClient:
+    """The API with auth on, a lease in the member's project and one in another, and an
+    action awaiting approval."""
+    pass_id = store.begin_pass("c", "r")
+    store.record_kind(
+        pass_id,
+        "c",
+        "r",
+        "server",
+        [
+            {"id": "a", "name": "vm-a", "project_id": cloud["own"], "status": "ERROR"},
+            {"id": "b", "name": "vm-b", "project_id": cloud["other"], "status": "ACTIVE"},
+        ],
+        True,
+    )
+    store.finish_pass(pass_id, "complete", None, 0)
+    lease(store, "a", cloud["own"])
+    lease(store, "b", cloud["other"])
+    PolicyRunner(store).run(load_text(POLICY), execute=True)
+    return TestClient(create_app(store, KeystoneAuth(cloud["admin"], cloud=CLOUD)))
+
+
+def fresh_member_token(cloud: dict[str, Any]) -> str:
+    token = connect(CLOUD, config_files=[str(cloud["member_file"])])[0].conn.auth_token
+    assert token
+    return str(token)
+
+
+def waiting_action(client: TestClient) -> int:
+    [action] = client.get("/v1/actions", params={"status": "awaiting-approval"}).json()["items"]
+    return int(action["id"])
+
+
+def test_writes_without_a_valid_token_are_401(client: TestClient) -> None:
+    action = waiting_action(client)  # reads stay open by default
+    missing = client.post(f"/v1/actions/{action}/approve")
+    assert missing.status_code == 401
+    assert "X-Auth-Token" in missing.json()["error"]["message"]
+    garbage = client.post(
+        "/v1/leases/vm-a/extend", json={"days": 1}, headers={"X-Auth-Token": "not-a-token"}
+    )
+    assert garbage.status_code == 401
+    assert garbage.json()["error"]["code"] == 401
+    assert client.get("/v1/leases").json()["items"][0]["extended_days"] == 0
+
+
+def test_a_member_extends_its_own_projects_lease_only(
+    client: TestClient, cloud: dict[str, Any]
+) -> None:
+    member = {"X-Auth-Token": cloud["member_token"]}
+    own = client.post(
+        "/v1/leases/vm-a/extend", json={"days": 2, "actor": "someone-else"}, headers=member
+    )
+    assert own.status_code == 200, own.text
+    assert own.json()["items"][0]["extended_days"] == 2
+    [entry] = client.get("/v1/audit", params={"event": "lease.extended"}).json()["items"]
+    assert entry["actor"] == "alpha-01-user"
+
+    other = client.post("/v1/leases/vm-b/extend", json={"days": 2}, headers=member)
+    assert other.status_code == 403
+    assert "another project" in other.json()["error"]["message"]
+    leases = {r["resource_id"]: r for r in client.get("/v1/leases").json()["items"]}
+    assert leases["b"]["extended_days"] == 0
+
+
+def test_approving_needs_the_admin_role(client: TestClient, cloud: dict[str, Any]) -> None:
+    action = waiting_action(client)
+    denied = client.post(
+        f"/v1/actions/{action}/approve", headers={"X-Auth-Token": cloud["member_token"]}
+    )
+    assert denied.status_code == 403
+    assert "admin role" in denied.json()["error"]["message"]
+    assert waiting_action(client) == action
+
+    approved = client.post(
+        f"/v1/actions/{action}/approve",
+        json={"actor": "mallory"},
+        headers={"X-Auth-Token": cloud["admin_token"]},
+    )
+    assert approved.status_code == 200, approved.text
+    admin_name = yaml.safe_load(cloud["clouds"].read_text())["clouds"][CLOUD]["auth"]["username"]
+    assert approved.json()["approved_by"] == admin_name
+
+
+def test_reads_can_require_a_token(store: Store, cloud: dict[str, Any]) -> None:
+    app = create_app(store, KeystoneAuth(cloud["admin"], read="authenticated"))
+    client = TestClient(app)
+    assert client.get("/v1/leases").status_code == 401
+    listed = client.get("/v1/leases", headers={"X-Auth-Token": cloud["member_token"]})
+    assert listed.status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_expired_token_is_401_and_a_valid_one_is_remembered(
+    client: TestClient, cloud: dict[str, Any]
+) -> None:
+    """Tokens are fresh member logins, expired or revoked in the simulator's Keystone."""
+    server: SimulatorServer = cloud["server"]
+    extend = "/v1/leases/vm-a/extend"
+
+    expired = fresh_member_token(cloud)
+    server.state.tokens[expired]["expires_at"] = "2000-01-01T00:00:00.000000Z"
+    refused = client.post(extend, json={"days": 1}, headers={"X-Auth-Token": expired})
+    assert refused.status_code == 401
+    assert "expired" in refused.json()["error"]["message"]
+
+    revoked = fresh_member_token(cloud)
+    first = client.post(extend, json={"days": 1}, headers={"X-Auth-Token": revoked})
+    assert first.status_code == 200
+    del server.state.tokens[revoked]
+    # validated once, kept (at most 5 minutes) without asking Keystone again
+    again = client.post(extend, json={"days": 1}, headers={"X-Auth-Token": revoked})
+    assert again.status_code == 200
+    assert again.json()["items"][0]["extended_days"] == 2
+
+
+def test_serve_with_auth_cloud_requires_tokens(cloud: dict[str, Any], tmp_path: Path) -> None:
+    """`stackfleet serve --auth-cloud` end to end: its startup line says auth is on and
+    its writes need a token with the right role."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "none.yaml").write_text("{}\n")
+    command = [
+        sys.executable,
+        "-m",
+        "stackfleet.cli.main",
+        "--db-url",
+        f"sqlite:///{tmp_path / 'serve.db'}",
+        "serve",
+        "--os-cloud",
+        CLOUD,
+        "--auth-cloud",
+        CLOUD,
+        "--interval",
+        "3600",
+        "--port",
+        str(port),
+        "--config",
+        str(tmp_path / "none.yaml"),
+        "--infra-config",
+        os.devnull,
+    ]
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(cloud["clouds"])}
+    env.pop("STACKFLEET_INFRA_CONFIG", None)
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        approve = f"{base}/v1/actions/999/approve"
+        assert requests.post(approve, timeout=10).status_code == 401
+        member = {"X-Auth-Token": cloud["member_token"]}
+        assert requests.post(approve, headers=member, timeout=10).status_code == 403
+        admin = {"X-Auth-Token": cloud["admin_token"]}
+        # past authentication: the action does not exist
+        assert requests.post(approve, headers=admin, timeout=10).status_code == 404
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            output, _ = proc.communicate()
+    assert f"API auth: Keystone tokens via {CLOUD}" in output, output
+    assert "Traceback" not in output, output
