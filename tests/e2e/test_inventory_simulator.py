@@ -133,6 +133,25 @@ def test_relations_link_a_server_to_its_ports_and_host(collected):
     assert hypervisor["name"] == nova["OS-EXT-SRV-ATTR:hypervisor_hostname"]
 
 
+def test_a_floating_ip_relates_to_the_server_behind_its_port(collected):
+    server, _, store, _, _ = collected
+    region_name, region = next(iter(server.state.regions.items()))
+    fip = next(
+        f
+        for f in region.floatingips.values()
+        if f.get("port_id")
+        and region.ports[f["port_id"]].get("device_owner", "").startswith("compute:")
+    )
+    nova_id = region.ports[fip["port_id"]]["device_id"]
+    detail = store.get_resource("floating_ip", fip["id"], region=region_name)
+    assert [s["id"] for s in detail["relations"]["server"]] == [nova_id]
+    nova = store.get_resource("server", nova_id, region=region_name)
+    assert fip["id"] in {f["id"] for f in nova["relations"]["floating_ips"]}
+    unattached = next(f for f in region.floatingips.values() if not f.get("port_id"))
+    free = store.get_resource("floating_ip", unattached["id"], region=region_name)
+    assert free["server_id"] is None and free["relations"]["server"] == []
+
+
 def test_cli_lists_servers_by_status_as_json(collected):
     server, _, _, url, _ = collected
     result = run_cli("--db-url", url, "servers", "list", "--status", "error", "-f", "json")

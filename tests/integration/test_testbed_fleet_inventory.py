@@ -101,6 +101,8 @@ def test_floating_ips_are_seen_attached_and_unattached(collected: Any, admin: An
     assert attached["fixed_ip_address"] == real_port.fixed_ips[0]["ip_address"]
     assert attached["router_id"] == fleet.router_id
     assert [p["id"] for p in attached["relations"]["port"]] == [server_port]
+    assert [s["id"] for s in attached["relations"]["server"]] == [fleet.fip_server_id]
+    assert free["server_id"] is None
     assert free["port_id"] is None
     assert free["fixed_ip_address"] is None
     for record in (attached, free):

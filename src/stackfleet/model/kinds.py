@@ -133,6 +133,17 @@ class Kind:
         return build
 
 
+def _floating_ip_server(obj: dict[str, Any]) -> str | None:
+    """The server a floating IP points at: its port's device, from Neutron's
+    `port_details` (fip-port-details extension), when that device is a Nova server."""
+    details = obj.get("port_details")
+    if not isinstance(details, dict):
+        return None
+    if not str(details.get("device_owner") or "").startswith("compute:"):
+        return None
+    return details.get("device_id") or None
+
+
 def _as_getter(api: str | Getter | None) -> Getter | None:
     if api is None:
         return None
@@ -534,6 +545,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("floating_ip_address"),
             F("floating_network_id"),
             F("port_id", history=True),
+            F("server_id", _floating_ip_server, doc="The server of its port (port_details)."),
             F("fixed_ip_address"),
             F("router_id"),
             F("created_at"),
@@ -541,6 +553,7 @@ KINDS_LIST: tuple[Kind, ...] = (
         ),
         relations=(
             Relation("port", "port", "port_id", reverse="floating_ips"),
+            Relation("server", "server", "server_id", reverse="floating_ips"),
             Relation("floating_network", "network", "floating_network_id"),
         ),
     ),
