@@ -210,8 +210,8 @@ def compact(store: Store, now: float, retention: Retention | None = None) -> Com
     keep = retention or Retention()
     with store.engine.begin() as connection:
         five = _roll_raw(connection, now)
-        hourly = _roll_five_minutes(connection, now)
-        daily = _roll_hours(connection, now)
+        hourly = _roll_rollups(connection, now, FIVE_MINUTES, HOUR)
+        daily = _roll_rollups(connection, now, HOUR, DAY)
         rolled_raw = _watermark(connection, FIVE_MINUTES)
         rolled_five = _watermark(connection, HOUR)
         raw_deleted = five_deleted = hourly_deleted = 0
@@ -280,28 +280,32 @@ def _roll_raw(connection: Connection, now: float) -> int:
     return _insert_rollups(connection, query)
 
 
-def _roll_five_minutes(connection: Connection, now: float) -> int:
-    rolled = _watermark(connection, FIVE_MINUTES)
+def _roll_rollups(connection: Connection, now: float, finer: int, coarser: int) -> int:
+    """Roll the `finer` buckets of every series into `coarser` ones (5 minutes into hours,
+    hours into days), for the periods whose every finer bucket could already be rolled.
+    Daily buckets are sums of their hours, so a window reads the same from either; hours
+    backfilled later into a day already rolled are added to its bucket by
+    `store.usage_reads.record_hourly`."""
+    rolled = _watermark(connection, finer)
     if rolled is None:
         return 0
-    start = _watermark(connection, HOUR)
+    start = _watermark(connection, coarser)
     if start is None:
         oldest = connection.execute(
-            select(func.min(ROLLUPS.c.bucket)).where(ROLLUPS.c.resolution == FIVE_MINUTES)
+            select(func.min(ROLLUPS.c.bucket)).where(ROLLUPS.c.resolution == finer)
         ).scalar()
         if oldest is None:
             return 0
-        start = _floor(float(oldest), HOUR)
-    # only hours whose every 5-minute bucket could have been rolled already
-    end = min(_floor(now, HOUR), _floor(rolled, HOUR))
+        start = _floor(float(oldest), coarser)
+    end = min(_floor(now, coarser), _floor(rolled, coarser))
     if end <= start:
         return 0
-    bucket = _bucket(connection, ROLLUPS.c.bucket, HOUR)
+    bucket = _bucket(connection, ROLLUPS.c.bucket, coarser)
     keys = [ROLLUPS.c[name] for name in _SERIES_COLUMNS]
     query = (
         select(
             *keys,
-            literal(HOUR),
+            literal(coarser),
             bucket,
             func.sum(ROLLUPS.c.count),
             func.sum(ROLLUPS.c.total),
@@ -309,46 +313,10 @@ def _roll_five_minutes(connection: Connection, now: float) -> int:
             func.max(ROLLUPS.c.maximum),
         )
         .where(
-            ROLLUPS.c.resolution == FIVE_MINUTES,
+            ROLLUPS.c.resolution == finer,
             ROLLUPS.c.bucket >= start,
             ROLLUPS.c.bucket < end,
         )
-        .group_by(*keys, bucket)
-    )
-    return _insert_rollups(connection, query)
-
-
-def _roll_hours(connection: Connection, now: float) -> int:
-    """Days whose every hour is rolled up, as daily buckets (sums of their hours, so a
-    window reads the same from either). Hours backfilled later into a day already rolled
-    are added to its bucket by `store.usage_reads.record_hourly`."""
-    rolled = _watermark(connection, HOUR)
-    if rolled is None:
-        return 0
-    start = _watermark(connection, DAY)
-    if start is None:
-        oldest = connection.execute(
-            select(func.min(ROLLUPS.c.bucket)).where(ROLLUPS.c.resolution == HOUR)
-        ).scalar()
-        if oldest is None:
-            return 0
-        start = _floor(float(oldest), DAY)
-    end = min(_floor(now, DAY), _floor(rolled, DAY))
-    if end <= start:
-        return 0
-    bucket = _bucket(connection, ROLLUPS.c.bucket, DAY)
-    keys = [ROLLUPS.c[name] for name in _SERIES_COLUMNS]
-    query = (
-        select(
-            *keys,
-            literal(DAY),
-            bucket,
-            func.sum(ROLLUPS.c.count),
-            func.sum(ROLLUPS.c.total),
-            func.min(ROLLUPS.c.minimum),
-            func.max(ROLLUPS.c.maximum),
-        )
-        .where(ROLLUPS.c.resolution == HOUR, ROLLUPS.c.bucket >= start, ROLLUPS.c.bucket < end)
         .group_by(*keys, bucket)
     )
     return _insert_rollups(connection, query)
