@@ -33,7 +33,7 @@ def test_a_job_runs_at_start_then_every_interval(scheduler: Scheduler) -> None:
     wait_for(lambda: len(starts) >= 3)
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert all(gap >= 0.2 for gap in gaps)
-    assert all(gap < 1.0 for gap in gaps)
+    assert all(gap < 2.0 for gap in gaps)  # a loaded machine is slow, not this slow
     state = scheduler.state("tick")
     assert state.runs >= 3 and state.failures == 0 and state.status == "ok"
     assert state.last_success is not None and state.last_duration is not None
@@ -140,7 +140,7 @@ def test_a_job_may_ask_to_run_again_sooner(scheduler: Scheduler) -> None:
 
     scheduler.add(Job("impatient", impatient, interval=3600))
     scheduler.start()
-    wait_for(lambda: len(runs) == 3, timeout=2)
+    wait_for(lambda: len(runs) == 3, timeout=3)
 
 
 def test_the_first_run_waits_the_initial_delay(scheduler: Scheduler) -> None:

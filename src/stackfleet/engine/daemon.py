@@ -116,17 +116,42 @@ class Daemon:
 
     # ------------------------------------------------------------------ jobs
     def _build_jobs(self, settings: Settings, infra: InfraConfig) -> list[Job]:
-        config = self.config
-        store = self.store
-        clouds = [CloudSpec(c, config.system_cloud, config.config_files) for c in config.clouds]
+        """Every job this daemon could run, in the order GET /v1/jobs lists them."""
         schedule = PolicySchedule(
-            PolicyRunner(store, settings, Connections(config.config_files)),
+            PolicyRunner(self.store, settings, Connections(self.config.config_files)),
             self.policies,
-            config.execute_actions,
+            self.config.execute_actions,
         )
-        jobs: list[Job] = []
+        # infrastructure and hardware findings become findings and alerts after each sweep
+        alerting = InfraAlerts(
+            self.store,
+            settings.alerts.receivers,
+            settings.notify,
+            settings.alerts.inhibit_rules,
+            load_thresholds(self.config.hardware_thresholds),
+        )
+        return [
+            self._collect_job(),
+            *self._policies_jobs(schedule),
+            self._quotas_job(),
+            *self._usage_jobs(settings),
+            *self._infra_jobs(infra, alerting),
+            *self._hardware_jobs(alerting),
+            *self._alerts_jobs(settings),
+            self._events_job(settings, schedule),
+        ]
+
+    def _clouds(self) -> list[CloudSpec]:
+        config = self.config
+        return [CloudSpec(c, config.system_cloud, config.config_files) for c in config.clouds]
+
+    def _collect_job(self) -> Job:
+        config = self.config
         collection = CollectionLoop(
-            store, clouds, after_pass=self._after_pass, agent_interval=config.agent_interval
+            self.store,
+            self._clouds(),
+            after_pass=self._after_pass,
+            agent_interval=config.agent_interval,
         )
 
         def collect() -> None:
@@ -136,39 +161,47 @@ class Daemon:
             if collection.errors:
                 raise JobFailedError("; ".join(collection.errors))
 
-        jobs.append(
-            Job(
-                "collect",
-                collect,
-                config.interval,
-                jitter=config.jitter,
-                initial_delay=config.first_pass_delay,
-                timeout=config.interval * 2,
-                description="A collection pass over each cloud, then the metric rollups.",
-            )
+        return Job(
+            "collect",
+            collect,
+            config.interval,
+            jitter=config.jitter,
+            initial_delay=config.first_pass_delay,
+            timeout=config.interval * 2,
+            description="A collection pass over each cloud, then the metric rollups.",
         )
 
-        if schedule.policies:
+    def _after_pass(self, result: PassResult) -> None:
+        # a failed pass changes nothing worth evaluating
+        if result.status != "failed":
+            self._pass_landed.set()
 
-            def policies() -> None:
-                # only after a pass that was not a failure, as before: a failed pass
-                # changes nothing worth evaluating
-                if self._pass_landed.is_set():
-                    self._pass_landed.clear()
-                    schedule.run_due()
+    def _policies_jobs(self, schedule: PolicySchedule) -> list[Job]:
+        if not schedule.policies:
+            return []
 
-            jobs.append(
-                Job(
-                    "policies",
-                    policies,
-                    config.interval,
-                    timeout=config.interval,
-                    leader_only=True,
-                    description="The periodic policies that are due, after each pass.",
-                )
+        def policies() -> None:
+            if self._pass_landed.is_set():
+                self._pass_landed.clear()
+                schedule.run_due()
+
+        interval = self.config.interval
+        return [
+            Job(
+                "policies",
+                policies,
+                interval,
+                # woken by `collect` after each pass; the interval is a fallback
+                initial_delay=interval,
+                timeout=interval,
+                leader_only=True,
+                description="The periodic policies that are due, after each pass.",
             )
+        ]
 
-        quotas = QuotaSweepLoop(store, clouds, config.quota_interval)
+    def _quotas_job(self) -> Job:
+        config = self.config
+        quotas = QuotaSweepLoop(self.store, self._clouds(), config.quota_interval)
 
         def sweep_quotas() -> NextRun | None:
             results = quotas.run_once()
@@ -179,115 +212,121 @@ class Daemon:
                 return NextRun(min(config.quota_check_every, FIRST_PASS_WAIT))
             return None
 
-        jobs.append(
+        return Job(
+            "quotas",
+            sweep_quotas,
+            config.quota_check_every,
+            jitter=config.jitter,
+            timeout=config.quota_check_every * 2,
+            description="Quotas of the projects not read within the quota interval.",
+        )
+
+    def _usage_jobs(self, settings: Settings) -> list[Job]:
+        if settings.usage.source == "none":
+            return []
+        config = self.config
+        usage = UsageLoop(
+            self.store,
+            settings.usage,
+            list(config.clouds),
+            config.system_cloud,
+            config.config_files,
+        )
+        interval = settings.usage.interval.total_seconds()
+        return [
             Job(
-                "quotas",
-                sweep_quotas,
-                config.quota_check_every,
+                "usage",
+                usage.run_once,
+                interval,
                 jitter=config.jitter,
-                timeout=config.quota_check_every * 2,
-                description="Quotas of the projects not read within the quota interval.",
+                timeout=interval * 2,
+                description=f"Real usage from {settings.usage.source}.",
             )
+        ]
+
+    def _infra_jobs(self, infra: InfraConfig, alerting: InfraAlerts) -> list[Job]:
+        if not (infra.databases or infra.brokers):
+            return []
+        monitor = InfraMonitorLoop(
+            self.store,
+            infra.databases,
+            infra.brokers,
+            infra.database_rules,
+            infra.rabbitmq_rules,
+            after_sweep=alerting.after_infra_sweep,
         )
-
-        if settings.usage.source != "none":
-            usage = UsageLoop(
-                store, settings.usage, list(config.clouds), config.system_cloud, config.config_files
+        interval = self.config.infra_interval
+        return [
+            Job(
+                "infra",
+                monitor.run_once,
+                interval,
+                jitter=self.config.jitter,
+                timeout=interval * 2,
+                description="Database servers and RabbitMQ clusters.",
             )
-            interval = settings.usage.interval.total_seconds()
-            jobs.append(
-                Job(
-                    "usage",
-                    usage.run_once,
-                    interval,
-                    jitter=config.jitter,
-                    timeout=interval * 2,
-                    description=f"Real usage from {settings.usage.source}.",
-                )
-            )
+        ]
 
-        # infrastructure and hardware findings become findings and alerts after each sweep
-        alerting = InfraAlerts(
-            store,
-            settings.alerts.receivers,
-            settings.notify,
-            settings.alerts.inhibit_rules,
-            load_thresholds(config.hardware_thresholds),
+    def _hardware_jobs(self, alerting: InfraAlerts) -> list[Job]:
+        config = self.config
+        if not config.bmc_map:
+            return []
+        hardware = HardwareSweepLoop(
+            self.store,
+            config.bmc_map,
+            include_ironic=config.include_ironic,
+            after_sweep=alerting.after_hardware_sweep,
         )
-        if infra.databases or infra.brokers:
-            monitor = InfraMonitorLoop(
-                store,
-                infra.databases,
-                infra.brokers,
-                infra.database_rules,
-                infra.rabbitmq_rules,
-                after_sweep=alerting.after_infra_sweep,
+        return [
+            Job(
+                "hardware",
+                hardware.run_once,
+                config.hardware_interval,
+                jitter=config.jitter,
+                timeout=config.hardware_interval * 2,
+                description="The BMCs of the BMC map (and Ironic's nodes).",
             )
-            jobs.append(
-                Job(
-                    "infra",
-                    monitor.run_once,
-                    config.infra_interval,
-                    jitter=config.jitter,
-                    timeout=config.infra_interval * 2,
-                    description="Database servers and RabbitMQ clusters.",
-                )
-            )
-        if config.bmc_map:
-            hardware = HardwareSweepLoop(
-                store,
-                config.bmc_map,
-                include_ironic=config.include_ironic,
-                after_sweep=alerting.after_hardware_sweep,
-            )
-            jobs.append(
-                Job(
-                    "hardware",
-                    hardware.run_once,
-                    config.hardware_interval,
-                    jitter=config.jitter,
-                    timeout=config.hardware_interval * 2,
-                    description="The BMCs of the BMC map (and Ironic's nodes).",
-                )
-            )
-        if settings.alerts.receivers:
-            dispatcher = DispatchLoop(
-                store, settings.alerts.receivers, settings.notify, settings.alerts.inhibit_rules
-            )
-            jobs.append(
-                Job(
-                    "alerts",
-                    dispatcher.run_once,
-                    config.dispatch_tick,
-                    initial_delay=config.dispatch_tick,
-                    timeout=60.0,
-                    leader_only=True,
-                    description="Alert notifications that are due, to the receivers.",
-                )
-            )
+        ]
 
+    def _alerts_jobs(self, settings: Settings) -> list[Job]:
+        alerts = settings.alerts
+        if not alerts.receivers:
+            return []
+        dispatcher = DispatchLoop(
+            self.store, alerts.receivers, settings.notify, alerts.inhibit_rules
+        )
+        tick = self.config.dispatch_tick
+        return [
+            Job(
+                "alerts",
+                dispatcher.run_once,
+                tick,
+                initial_delay=tick,
+                timeout=60.0,
+                leader_only=True,
+                description="Alert notifications that are due, to the receivers.",
+            )
+        ]
+
+    def _events_job(self, settings: Settings, schedule: PolicySchedule) -> Job:
+        config = self.config
+        # POST /v1/events feeds the processor too, so it exists without listeners
         self.events, self.listeners = build_events(
-            store,
+            self.store,
             settings,
             self.policies,
             list(config.clouds),
             config.system_cloud,
             config.execute_actions,
             config.notifications,
+            # a periodic and an event run never dispatch the same alerts at once
             run_lock=schedule.run_lock,
             config_files=config.config_files,
         )
-        jobs.append(
-            Job(
-                "events",
-                self.events.run_due,
-                EVENTS_TICK,
-                timeout=60.0,
-                description="Resources named by notifications, once settled; event policies.",
-            )
+        return Job(
+            "events",
+            self.events.run_due,
+            EVENTS_TICK,
+            timeout=60.0,
+            description="Resources named by notifications, once settled; event policies.",
         )
-        return jobs
-
-    def _after_pass(self, result: PassResult) -> None:
-        if result.status != "failed":
-            self._pass_landed.set()
