@@ -39,6 +39,9 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
         summary = httpx.get(f"{url}/v1/summary", timeout=10).json()
         assert summary["hypervisors"]["down"] >= 1
         assert summary["servers_by_status"].get("ERROR", 0) >= 1
+        # the periodic work is the daemon's, as in `stackfleet serve`
+        jobs = {j["name"] for j in httpx.get(f"{url}/v1/jobs", timeout=10).json()["items"]}
+        assert {"collect", "hardware", "quotas", "events"} <= jobs
 
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)

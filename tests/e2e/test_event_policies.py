@@ -28,9 +28,10 @@ from support import run_cli
 
 from stackfleet.api.app import create_app
 from stackfleet.engine.collect import collect
-from stackfleet.engine.events import EventProcessor, Targets
+from stackfleet.engine.events import EVENTS_TICK, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
+from stackfleet.engine.scheduler import Job, Scheduler
 from stackfleet.errors import ConfigError
 from stackfleet.policy import load_text
 from stackfleet.simulator.generator import preset
@@ -134,14 +135,15 @@ def wired(transport_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         listener = NotificationListener(
             CLOUD, CloudNotifications(transport_url=transport_url), processor.receive
         )
-        processor.start()
+        jobs = Scheduler([Job("events", processor.run_due, EVENTS_TICK)])
+        jobs.start()
         listener.start()
         conn = openstack.connect(**server.connect_kwargs())
         try:
             yield Wired(server, store, processor, conn, clouds, store_url)
         finally:
             listener.stop()
-            processor.stop()
+            jobs.stop()
             conn.close()
             store.close()
 

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from testbed_fleet import Testbed, collect_testbed, wait_until
 
-from stackfleet.engine.events import EventProcessor, Targets
+from stackfleet.engine.events import EVENTS_TICK, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
+from stackfleet.engine.scheduler import Job, Scheduler
 from stackfleet.policy import load_text
 from stackfleet.sources.notifications import (
     CloudNotifications,
@@ -97,13 +98,14 @@ def listening(
         processor.receive,
         pool,
     )
-    processor.start()
+    jobs = Scheduler([Job("events", processor.run_due, EVENTS_TICK)])
+    jobs.start()
     listener.start()
     try:
         yield store, processor
     finally:
         listener.stop()
-        processor.stop()
+        jobs.stop()
         delete_pool_queue(url, pool)
         store.close()
 

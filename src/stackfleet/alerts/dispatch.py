@@ -296,29 +296,15 @@ def _settle(
 
 @dataclass
 class DispatchLoop:
-    """Runs `dispatch` every `tick` seconds in a background thread (for `stackfleet
-    serve`), so group waits, group intervals and repeats are kept between sweeps."""
+    """The daemon's alert job: `run_once` is one `dispatch` round; the scheduler repeats
+    it every few seconds, so group waits, group intervals and repeats are kept between
+    sweeps."""
 
     store: Store
     receivers: Sequence[Receiver]
     settings: NotifySettings
     inhibit_rules: Sequence[InhibitRule] = ()
-    tick: float = 5.0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.tick):
-            try:
-                dispatch(self.store, self.receivers, self.settings, None, self.inhibit_rules)
-            except Exception:  # a bug in one round must not end the daemon
-                log.exception("alert dispatch crashed")
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="alert-dispatch", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)
+    def run_once(self) -> Dispatch:
+        """One round: tell the receivers what is due."""
+        return dispatch(self.store, self.receivers, self.settings, None, self.inhibit_rules)

@@ -28,6 +28,7 @@ from stackfleet.api import (
     reports,
     usage,
 )
+from stackfleet.api import jobs as jobs_api
 from stackfleet.api.errors import ErrorResponse, install_error_handlers
 from stackfleet.api.metrics import exposition, make_registry
 from stackfleet.api.models import (
@@ -302,9 +303,14 @@ class StackFleetAPI(FastAPI):
         return schema
 
 
-def create_app(store: Store, keystone: auth.KeystoneAuth | None = None) -> FastAPI:
+def create_app(
+    store: Store,
+    keystone: auth.KeystoneAuth | None = None,
+    jobs: jobs_api.JobsView | None = None,
+) -> FastAPI:
     """The API over `store`, with its own Prometheus registry. `keystone`: check
-    Keystone tokens on writes (see api/auth.py); None leaves the API open."""
+    Keystone tokens on writes (see api/auth.py); None leaves the API open. `jobs`: the
+    daemon's job states for GET /v1/jobs and /metrics (None: no daemon, no jobs)."""
     app = StackFleetAPI(
         title="StackFleet",
         version=__version__,
@@ -326,4 +332,5 @@ def create_app(store: Store, keystone: auth.KeystoneAuth | None = None) -> FastA
     app.include_router(nodes.router)
     capacity.install(app)
     usage.install(app)
+    jobs_api.install(app, jobs)
     return app

@@ -14,6 +14,7 @@ import uvicorn
 
 from stackfleet.api.app import create_app
 from stackfleet.api.auth import KeystoneAuth
+from stackfleet.api.jobs import JobsView
 from stackfleet.store import Store
 
 log = logging.getLogger(__name__)
@@ -26,11 +27,12 @@ def serve_api(
     log_level: str = "info",
     events: Any = None,
     keystone: KeystoneAuth | None = None,
+    jobs: JobsView | None = None,
 ) -> None:
     """Serve the API over `store` on host:port until interrupted (blocks). `events`:
     the daemon's EventProcessor, which POST /v1/events feeds; `keystone`: check
-    Keystone tokens (None: the API is open)."""
-    app = create_app(store, keystone)
+    Keystone tokens (None: the API is open); `jobs`: the daemon's job states."""
+    app = create_app(store, keystone, jobs)
     app.state.events = events
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
     uvicorn.Server(config).run()
@@ -51,9 +53,13 @@ class ApiServer:
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
         keystone: KeystoneAuth | None = None,
+        events: Any = None,
+        jobs: JobsView | None = None,
     ) -> None:
         self.store = store
         self.keystone = keystone
+        self.events = events
+        self.jobs = jobs
         self.host = host
         self.port = port
         self.start_timeout = start_timeout
@@ -78,8 +84,10 @@ class ApiServer:
             raise
         self._socket = sock
         port = sock.getsockname()[1]
+        app = create_app(self.store, self.keystone, self.jobs)
+        app.state.events = self.events
         config = uvicorn.Config(
-            create_app(self.store, self.keystone),
+            app,
             log_level="warning",
             lifespan="off",
             # leave requests a moment to finish, then stop regardless

@@ -272,8 +272,3 @@ def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -
     targets = targets_for(store, map_path, include_ironic=False)
     sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table, load_thresholds(None))
     return map_path
-
-
-def sweep_demo_hardware(store: Store, map_path: Path) -> None:
-    """One more sweep of the demo's simulated BMCs, quietly."""
-    run_sweep(store, targets_for(store, map_path, include_ironic=False), timeout=5.0)

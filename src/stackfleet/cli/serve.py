@@ -1,4 +1,6 @@
-"""`stackfleet serve`: the daemon — the REST API plus periodic collection passes."""
+"""`stackfleet serve`: the daemon — the REST API beside the periodic jobs of
+engine/daemon.py. This module only reads the options into a DaemonConfig; the heavy
+modules are imported when the command runs."""
 
 from __future__ import annotations
 
@@ -8,28 +10,12 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
-from stackfleet.alerts.dispatch import DispatchLoop
-from stackfleet.api.auth import KeystoneAuth
-from stackfleet.api.hardware import THRESHOLDS_ENV
-from stackfleet.api.server import serve_api
-from stackfleet.cli.context import state
-from stackfleet.cli.hardware import quiet_sushy
-from stackfleet.engine.events import start_events
-from stackfleet.engine.execute import Connections
-from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
-from stackfleet.engine.infra_alerts import InfraAlerts
-from stackfleet.engine.infra_monitor import InfraMonitorLoop
-from stackfleet.engine.loop import CloudSpec, CollectionLoop
-from stackfleet.engine.policies import PolicyRunner
-from stackfleet.engine.quota_sweep import DEFAULT_QUOTA_INTERVAL, QuotaSweepLoop, check_interval
-from stackfleet.engine.schedule import PolicySchedule
-from stackfleet.engine.settings import load_settings
-from stackfleet.engine.usage import UsageLoop
+from stackfleet.engine.daemon_config import (
+    DEFAULT_AGENT_INTERVAL,
+    DEFAULT_QUOTA_INTERVAL,
+    DaemonConfig,
+)
 from stackfleet.errors import CloudError, ConfigError
-from stackfleet.policy import load_files
-from stackfleet.sources.infra_config import load_infra_config
-from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
-from stackfleet.sources.openstack.connection import connect
 
 err = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -60,7 +46,7 @@ def serve_command(
         bool,
         typer.Option("--execute-actions", help="Let periodic policies act (default: dry-run)."),
     ] = False,
-    config: Annotated[
+    config_file: Annotated[
         str | None, typer.Option("--config", envvar="STACKFLEET_CONFIG", help="Settings file.")
     ] = None,
     infra_config: Annotated[
@@ -133,6 +119,9 @@ def serve_command(
     )
     keystone = None
     if auth_cloud:
+        from stackfleet.api.auth import KeystoneAuth
+        from stackfleet.sources.openstack.connection import connect
+
         # a bad password or a dead Keystone stops the daemon here, one clear error
         try:
             targets = connect(auth_cloud)
@@ -144,70 +133,34 @@ def serve_command(
             "the API has no authentication: anyone reaching the port may approve "
             "actions and change alerts and leases; pass --auth-cloud to require tokens"
         )
-    # invalid policies stop the daemon before it starts, as `policy validate` would
-    policies = load_files([*(policy or []), *(f"pack:{p}" for p in pack or [])])
-    store = state(ctx).store()
-    settings = load_settings(config)
-    schedule = PolicySchedule(
-        PolicyRunner(store, settings, Connections()), policies, execute_actions
-    )
-    events, listeners = start_events(
-        store,
-        settings,
-        policies,
-        clouds,
-        system_cloud,
-        execute_actions,
-        notifications,
-        run_lock=schedule.run_lock,
-    )
-    loop = CollectionLoop(
-        store,
-        [CloudSpec(c, system_cloud) for c in clouds],
-        interval,
-        after_pass=schedule.after_pass if policies else None,
+    from stackfleet.api.hardware import THRESHOLDS_ENV
+    from stackfleet.api.server import serve_api
+    from stackfleet.cli.context import state
+    from stackfleet.cli.hardware import quiet_sushy
+    from stackfleet.engine.daemon import Daemon
+
+    config = DaemonConfig(
+        clouds=clouds,
+        system_cloud=system_cloud,
+        interval=interval,
+        policy_files=[*(policy or []), *(f"pack:{p}" for p in pack or [])],
+        execute_actions=execute_actions,
+        settings_file=config_file,
+        infra_config=infra_config,
+        bmc_map=bmc_map,
+        hardware_thresholds=os.environ.get(THRESHOLDS_ENV) or None,
+        notifications=notifications,
+        quota_interval=quota_interval,
         agent_interval=agent_interval,
     )
-    quotas = QuotaSweepLoop(
-        store, [CloudSpec(c, system_cloud) for c in clouds], check_interval(quota_interval)
-    )
-    infra = load_infra_config(infra_config)
-    # infrastructure findings become findings and alerts after every sweep
-    alerting = InfraAlerts(
-        store,
-        settings.alerts.receivers,
-        settings.notify,
-        settings.alerts.inhibit_rules,
-        load_thresholds(os.environ.get(THRESHOLDS_ENV) or None),
-    )
-    monitor = InfraMonitorLoop(
-        store,
-        infra.databases,
-        infra.brokers,
-        infra.database_rules,
-        infra.rabbitmq_rules,
-        after_sweep=alerting.after_infra_sweep,
-    )
-    hardware = HardwareSweepLoop(store, bmc_map, after_sweep=alerting.after_hardware_sweep)
-    dispatcher = DispatchLoop(
-        store, settings.alerts.receivers, settings.notify, settings.alerts.inhibit_rules
-    )
-    if infra.databases or infra.brokers:
-        monitor.start()
+    # reads and checks every file: a mistake stops serve here, before anything runs
+    daemon = Daemon(state(ctx).store(), config)
     if bmc_map:
         quiet_sushy(state(ctx).debug)
-        hardware.start()
-    if settings.alerts.receivers:
-        dispatcher.start()
-    loop.start()
-    quotas.start()
-    # real usage (diagnostics or Prometheus) beside the collection loop; nothing when
-    # usage.source is none
-    usage_loop = UsageLoop(store, settings.usage, clouds, system_cloud)
-    usage_loop.start()
+    daemon.start()
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
-        f"{', '.join(clouds)} every {interval:g} s; "
+        f"{', '.join(clouds)} every {interval:g} s; jobs {', '.join(daemon.scheduler.names)}; "
         + (
             f"API auth: Keystone tokens via {auth_cloud} (reads {read})"
             if keystone
@@ -216,14 +169,8 @@ def serve_command(
         highlight=False,
     )
     try:
-        serve_api(store, host, port, events=events, keystone=keystone)
+        serve_api(
+            daemon.store, host, port, events=daemon.events, keystone=keystone, jobs=daemon.jobs
+        )
     finally:
-        for listener in listeners:
-            listener.stop()
-        events.stop()
-        loop.stop()
-        quotas.stop()
-        usage_loop.stop()
-        monitor.stop()
-        hardware.stop()
-        dispatcher.stop()
+        daemon.stop()

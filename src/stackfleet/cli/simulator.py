@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -14,9 +14,10 @@ from rich.console import Console
 
 from stackfleet.api.server import ApiServer
 from stackfleet.cli.context import state
-from stackfleet.cli.hardware import start_demo_hardware, sweep_demo_hardware
+from stackfleet.cli.hardware import start_demo_hardware
 from stackfleet.cli.inventory import print_summary, run_collection
 from stackfleet.config import data_dir
+from stackfleet.engine.daemon_config import DaemonConfig
 from stackfleet.errors import ConfigError
 from stackfleet.simulator.faults import FaultRule, parse_fault_spec
 from stackfleet.simulator.generator import PRESETS, FleetConfig, preset
@@ -122,6 +123,10 @@ def demo_command(
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
     Keeps collecting every --interval seconds until Ctrl-C stops everything."""
+    from stackfleet.engine.daemon import Daemon
+    from stackfleet.engine.settings import Settings
+    from stackfleet.sources.infra_config import InfraConfig
+
     root = state(ctx)
     if root.db_url is None:
         # the demo keeps its own store, never the one of a real cloud
@@ -135,7 +140,7 @@ def demo_command(
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with SimulatorServer(config) as sim:
+        with SimulatorServer(config) as sim, ExitStack() as stack:
             sim.write_clouds_yaml(clouds_yaml, DEMO_CLOUD)
             err.print(
                 f"simulated cloud: {sim.base_url} (clouds.yaml {clouds_yaml})", highlight=False
@@ -151,10 +156,29 @@ def demo_command(
             bmc_map = start_demo_hardware(store, sim.state, data_dir() / "demo-bmc-map.yaml")
             if once:
                 return
-            with ApiServer(store, port=api_port) as url:
+            # the periodic work is the daemon's, as in `stackfleet serve`: passes every
+            # --interval (the first one is done), BMC sweeps, quotas, events
+            daemon = Daemon(
+                store,
+                DaemonConfig(
+                    clouds=[DEMO_CLOUD],
+                    config_files=[str(clouds_yaml)],
+                    interval=interval,
+                    first_pass_delay=interval,
+                    bmc_map=str(bmc_map),
+                    include_ironic=False,
+                    notifications=False,
+                ),
+                settings=Settings(),
+                infra=InfraConfig(),
+            )
+            daemon.start()
+            stack.callback(daemon.stop)
+            with ApiServer(store, port=api_port, events=daemon.events, jobs=daemon.jobs) as url:
                 out.print(
                     f"\nAPI        {url}/v1/summary\nOpenAPI    {url}/docs\n"
                     f"Prometheus {url}/metrics\n"
+                    f"Jobs       {url}/v1/jobs\n"
                     f"Hardware   {url}/v1/hardware  (BMC map {bmc_map})\n"
                     f"CLI        OS_CLIENT_CONFIG_FILE={clouds_yaml} "
                     "openstack --os-cloud stackfleet-demo server list --all-projects\n"
@@ -162,14 +186,8 @@ def demo_command(
                     "Ctrl-C stops everything.",
                     highlight=False,
                 )
-                next_pass = time.monotonic() + interval
                 while not stop.wait(1.0):
-                    if time.monotonic() >= next_pass:
-                        run_collection(
-                            store, DEMO_CLOUD, config_files=[str(clouds_yaml)], show_progress=False
-                        )
-                        sweep_demo_hardware(store, bmc_map)
-                        next_pass = time.monotonic() + interval
+                    pass
     except KeyboardInterrupt:
         pass
     finally:

@@ -4,7 +4,8 @@ A notification names a resource (sources/notifications.py). The `EventProcessor`
 collects them without ever blocking the listener: a burst about one resource is one
 pending entry, re-read once the resource has been quiet for `debounce` seconds (or
 after `max_delay` at the latest), and the pending entries are bounded (what does not
-fit is left to the next collection pass). A worker thread then re-reads each resource
+fit is left to the next collection pass). The daemon's `events` job (`run_due`, every
+EVENTS_TICK seconds) then re-reads each resource
 with one GET through openstacksdk, records it (store.upsert_resource) and runs the
 policies with `mode: {type: event}` whose `events` match, over that resource only,
 through the same runner, findings and safety gate as every other policy run.
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 
 # (cloud, region, kind, resource id); region "" until looked up
 PendingKey = FindingKey
+
+# seconds between two looks for settled events: a fraction of the smallest debounce
+EVENTS_TICK = 0.25
 
 
 class Targets:
@@ -142,8 +146,6 @@ class EventProcessor:
         self._pending: dict[PendingKey, _Pending] = {}
         self._busy = 0
         self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         # one batch at a time; shared with the periodic schedule in the daemon, so an
         # event run and a periodic run never dispatch alerts at the same time
         self._run_lock = run_lock or threading.Lock()
@@ -187,7 +189,6 @@ class EventProcessor:
                 return False
             self._pending[key] = _Pending(now, now, [event.event_type], event.deleted)
             self.stats["queued"] += 1
-            self._cond.notify()
             return True
 
     @property
@@ -196,19 +197,6 @@ class EventProcessor:
             return len(self._pending) + self._busy
 
     # ---------------------------------------------------------------- worker
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="event-processor", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        with self._cond:
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
     def wait_idle(self, timeout: float = 30.0) -> bool:
         """Wait until nothing is pending or being processed (tests, the CLI)."""
         deadline = time.monotonic() + timeout
@@ -219,7 +207,8 @@ class EventProcessor:
         return False
 
     def _due(self, now: float) -> tuple[list[tuple[PendingKey, _Pending]], float | None]:
-        """Entries due now, and when the next one is due (caller holds the lock)."""
+        """Entries due now (taken off the pending ones), and when the next one is due
+        (caller holds the lock)."""
         due: list[tuple[PendingKey, _Pending]] = []
         next_at: float | None = None
         for key, entry in self._pending.items():
@@ -232,24 +221,22 @@ class EventProcessor:
             del self._pending[key]
         return due, next_at
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def run_due(self) -> int:
+        """The daemon's events job (every EVENTS_TICK seconds): refresh the resources
+        whose events have settled and run their event policies. Returns how many."""
+        with self._cond:
+            due, _next_at = self._due(time.monotonic())
+            if not due:
+                return 0
+            self._busy += len(due)
+        try:
+            self.process(
+                [(key, entry.event_types, entry.deleted, entry.count) for key, entry in due]
+            )
+        finally:
             with self._cond:
-                due, next_at = self._due(time.monotonic())
-                if not due:
-                    timeout = None if next_at is None else max(0.0, next_at - time.monotonic())
-                    self._cond.wait(timeout if timeout is not None else 1.0)
-                    continue
-                self._busy += len(due)
-            try:
-                self.process(
-                    [(key, entry.event_types, entry.deleted, entry.count) for key, entry in due]
-                )
-            except Exception:  # a bug must not end event processing
-                log.exception("processing %d event(s) failed", len(due))
-            finally:
-                with self._cond:
-                    self._busy -= len(due)
+                self._busy -= len(due)
+        return len(due)
 
     # ---------------------------------------------------------------- processing
     def process_events(self, events: Sequence[ResourceEvent]) -> list[EventOutcome]:
@@ -378,7 +365,7 @@ class EventProcessor:
                     outcome.policies.append(item)
 
 
-def start_events(
+def build_events(
     store: Store,
     settings: Settings,
     policies: Sequence[Policy],
@@ -387,16 +374,18 @@ def start_events(
     execute: bool = False,
     listen: bool | None = None,
     run_lock: threading.Lock | None = None,
+    config_files: list[str] | None = None,
 ) -> tuple[EventProcessor, list[NotificationListener]]:
-    """The daemon's event processing: a started EventProcessor (which POST /v1/events
-    feeds too) and, when listening (`listen`, else the settings' `enabled`), a started
-    listener per collected cloud. ConfigError when a cloud has no transport URL."""
+    """The daemon's event processing: an EventProcessor (which POST /v1/events feeds
+    too; the daemon's `events` job runs it) and, when listening (`listen`, else the
+    settings' `enabled`), a listener per collected cloud, not started.
+    ConfigError when a cloud has no transport URL."""
     config = settings.notifications
     processor = EventProcessor(
         store,
-        PolicyRunner(store, settings, Connections()),
+        PolicyRunner(store, settings, Connections(config_files)),
         policies,
-        Targets(system_cloud),
+        Targets(system_cloud, config_files),
         execute,
         config.debounce,
         config.max_delay,
@@ -406,13 +395,4 @@ def start_events(
     listeners: list[NotificationListener] = []
     if listen if listen is not None else config.enabled:
         listeners = listeners_for(config, processor.receive, list(clouds))
-    processor.start()
-    try:
-        for listener in listeners:
-            listener.start()
-    except BaseException:
-        for listener in listeners:
-            listener.stop()
-        processor.stop()
-        raise
     return processor, listeners

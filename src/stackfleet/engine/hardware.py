@@ -11,7 +11,6 @@ error) and keeps its last good reading for context, never a zero reading.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -252,19 +251,16 @@ def _iso(ts: float | None) -> str | None:
 
 @dataclass
 class HardwareSweepLoop:
-    """Sweeps every BMC (the map's and Ironic's) every `interval` seconds in a
-    background thread (for `stackfleet serve`); targets are resolved again each time,
-    so hosts the collection loop finds later are read too."""
+    """The daemon's hardware job: `run_once` sweeps every BMC (the map's and Ironic's);
+    the scheduler repeats it. Targets are resolved again each time, so hosts the
+    collection passes find later are read too."""
 
     store: Store
     bmc_map_path: str | Path | None
-    interval: float = 60.0
     include_ironic: bool = True
     timeout: float | None = 10.0
     # called with each sweep's report (serve records findings and alerts there)
     after_sweep: Callable[[SweepReport], Any] | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def run_once(self) -> SweepReport | None:
         """One sweep; None when there is no BMC to read yet."""
@@ -275,20 +271,3 @@ class HardwareSweepLoop:
         if self.after_sweep is not None:
             self.after_sweep(report)
         return report
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # a bug in one sweep must not end the daemon
-                log.exception("hardware sweep crashed")
-            self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="hardware-sweep", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)

@@ -11,7 +11,6 @@ the sweep goes on for the others.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -651,20 +650,17 @@ def stored_broker_statuses(
 
 @dataclass
 class InfraMonitorLoop:
-    """Sweeps the configured database servers and RabbitMQ clusters every `interval`
-    seconds in a background thread (for `stackfleet serve`). Rates come from the
-    previous sweep's stored counters, so the loop never probes twice per sweep."""
+    """The daemon's infrastructure job: `run_once` sweeps the configured database
+    servers and RabbitMQ clusters; the scheduler repeats it. Rates come from the
+    previous sweep's stored counters, so a sweep never probes twice."""
 
     store: Store
     databases: Sequence[db.DatabaseTarget]
     brokers: Sequence[mq.BrokerTarget]
     database_rules: Sequence[Rule] = db.DATABASE_RULES
     rabbitmq_rules: Sequence[Rule] = mq.RABBITMQ_RULES
-    interval: float = 60.0
     # called with each sweep's statuses (serve records findings and alerts there)
     after_sweep: Callable[[list[DatabaseStatus], list[BrokerStatus]], Any] | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
     def run_once(self) -> tuple[list[DatabaseStatus], list[BrokerStatus]]:
         """One sweep of every target."""
@@ -679,20 +675,3 @@ class InfraMonitorLoop:
         if self.after_sweep is not None:
             self.after_sweep(databases, brokers)
         return databases, brokers
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # a bug in one sweep must not end the daemon
-                log.exception("infrastructure sweep crashed")
-            self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="infra-monitor", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)

@@ -1,10 +1,10 @@
-"""The periodic control loop: a collection pass over each configured cloud every
-interval. Later stages (policies, actions) hook in after each pass."""
+"""The collection job: a pass over each configured cloud (the daemon's scheduler,
+engine/scheduler.py, repeats it every interval). Later stages (policies, actions) hook
+in after each pass."""
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,19 +31,21 @@ class CloudSpec:
 
 @dataclass
 class CollectionLoop:
-    """Runs passes over `clouds` every `interval` seconds in a background thread."""
+    """One `run_once` is a pass over each of `clouds`; the scheduler repeats it."""
 
     store: Store
     clouds: Sequence[CloudSpec]
-    interval: float = 300.0
     after_pass: Callable[[PassResult], None] | None = None
     # seconds before an L3/DHCP agent's hosting is read again (not every pass)
     agent_interval: float = DEFAULT_AGENT_INTERVAL
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    # why the clouds whose pass could not run at all failed, in the newest run_once
+    errors: list[str] = field(default_factory=list)
 
     def run_once(self) -> list[PassResult]:
+        """A pass over every cloud, the `after_pass` hook after each, then the metric
+        rollups. A cloud that cannot be collected is logged and left in `errors`."""
         results: list[PassResult] = []
+        self.errors = []
         for cloud in self.clouds:
             try:
                 results.extend(
@@ -59,6 +61,7 @@ class CollectionLoop:
             except StackFleetError as exc:
                 # recorded as a failed pass by collect(); keep the loop alive
                 log.error("pass over %s failed: %s", cloud.name, exc)
+                self.errors.append(f"{cloud.name}: {exc}")
         for result in results:
             if self.after_pass:
                 self.after_pass(result)
@@ -69,20 +72,3 @@ class CollectionLoop:
         except SQLAlchemyError:
             log.exception("rolling up metric samples failed")
         return results
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # a bug in one pass must not end the daemon
-                log.exception("collection pass crashed")
-            self._stop.wait(self.interval)
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="collection-loop", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)

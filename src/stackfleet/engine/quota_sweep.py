@@ -18,7 +18,6 @@ hours (store/metrics.py), so `quota_interval` must stay below that.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -214,44 +213,24 @@ def check_interval(interval: float) -> float:
 
 @dataclass
 class QuotaSweepLoop:
-    """Sweeps the quotas of `clouds` in a background thread: it wakes every `check_every`
-    seconds and reads the projects whose quotas are older than `interval`."""
+    """The daemon's quota job: each `run_once` reads the projects of `clouds` whose
+    quotas are older than `interval`; the scheduler repeats it every few minutes
+    (sooner, FIRST_PASS_WAIT, while no pass has seen a project yet)."""
 
     store: Store
     clouds: Sequence[CloudSpec]
     interval: float = DEFAULT_QUOTA_INTERVAL
-    check_every: float = 300.0
     concurrency: int = 4
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
+    # why the clouds that could not be swept failed, in the newest run_once
+    errors: list[str] = field(default_factory=list)
 
     def run_once(self) -> list[SweepResult]:
         results: list[SweepResult] = []
+        self.errors = []
         for cloud in self.clouds:
             try:
                 results.extend(sweep_cloud(self.store, cloud, self.interval, self.concurrency))
             except StackFleetError as exc:
                 log.error("quota sweep of %s failed: %s", cloud.name, exc)
+                self.errors.append(f"{cloud.name}: {exc}")
         return results
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            wait = self.check_every
-            try:
-                results = self.run_once()
-                if not any(r.projects or r.skipped for r in results):
-                    # no pass has seen a project with resources yet: look again soon
-                    wait = min(self.check_every, FIRST_PASS_WAIT)
-            except Exception:  # a bug in one sweep must not end the daemon
-                log.exception("quota sweep crashed")
-            self._stop.wait(wait)
-
-    def start(self) -> None:
-        check_interval(self.interval)
-        self._thread = threading.Thread(target=self._run, name="quota-sweep", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)

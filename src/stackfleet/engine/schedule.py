@@ -16,8 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class PolicySchedule:
-    """Decides which periodic policies are due and runs them; `after_pass` is the
-    CollectionLoop hook."""
+    """Decides which periodic policies are due and runs them (the daemon's `policies`
+    job calls `run_due`; `after_pass` is a CollectionLoop hook for one-shot use)."""
 
     def __init__(self, runner: PolicyRunner, policies: Sequence[Policy], execute: bool) -> None:
         self.runner = runner

@@ -22,7 +22,6 @@ Metric names (kind ``server``): ``cpu_util`` (percent of the server's vCPUs),
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stackfleet.errors import ConfigError, StackFleetError
+from stackfleet.errors import ConfigError
 from stackfleet.policy.times import Duration
 from stackfleet.sources.openstack.connection import CloudTarget, connect
 from stackfleet.sources.openstack.diagnostics import (
@@ -551,26 +550,42 @@ def idle_counts(
     return counts
 
 
-# -- the daemon's loop -----------------------------------------------------------------------
+# -- the daemon's job ------------------------------------------------------------------------
 
 
 @dataclass
 class UsageLoop:
-    """Sweeps usage every `settings.interval` in a background thread (stackfleet serve):
-    diagnostics over the given clouds, or Prometheus (after a one-time backfill)."""
+    """The daemon's usage job: `run_once` sweeps usage, from diagnostics over the given
+    clouds or from Prometheus (after a one-time backfill); the scheduler repeats it
+    every `settings.interval`."""
 
     store: Store
     settings: UsageSettings
     clouds: Sequence[str] = ()
     system_cloud: str | None = None
     config_files: list[str] | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
     _targets: list[CloudTarget] | None = None
     _backfilled: bool = False
 
     def run_once(self) -> UsageSweep | None:
-        """One sweep with the configured source (None when the source is `none`)."""
+        """One sweep with the configured source (None when the source is `none`),
+        logged; after an error the clouds are connected again next time."""
+        try:
+            sweep = self._sweep()
+        except Exception:
+            self._targets = None  # reconnect next time
+            raise
+        if sweep is not None:
+            log.info(
+                "usage sweep (%s): %d sampled, %d first readings, %d skipped",
+                sweep.source,
+                sweep.count("sampled"),
+                sweep.count("first reading"),
+                sweep.count("skipped"),
+            )
+        return sweep
+
+    def _sweep(self) -> UsageSweep | None:
         settings = self.settings
         if settings.source == "diagnostics":
             if self._targets is None:
@@ -588,34 +603,3 @@ class UsageLoop:
                 self._backfilled = True
             return sweep_prometheus(self.store, settings.prometheus)
         return None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                sweep = self.run_once()
-                if sweep is not None:
-                    log.info(
-                        "usage sweep (%s): %d sampled, %d first readings, %d skipped",
-                        sweep.source,
-                        sweep.count("sampled"),
-                        sweep.count("first reading"),
-                        sweep.count("skipped"),
-                    )
-            except StackFleetError as exc:
-                self._targets = None  # reconnect next time
-                log.error("usage sweep failed: %s", exc)
-            except Exception:  # a bug in one sweep must not end the daemon
-                self._targets = None
-                log.exception("usage sweep crashed")
-            self._stop.wait(self.settings.interval.total_seconds())
-
-    def start(self) -> None:
-        if self.settings.source == "none":
-            return
-        self._thread = threading.Thread(target=self._run, name="usage-sweep", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout)

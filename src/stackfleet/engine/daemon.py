@@ -1,0 +1,332 @@
+"""The daemon: the store, the settings, the policies and one scheduler running the
+periodic jobs (`stackfleet serve`, `stackfleet demo`).
+
+The CLI only fills a `DaemonConfig` and starts a `Daemon` beside the API; everything
+that runs in the background is a job declared here (docs/daemon.md lists them):
+
+    collect    a pass over each cloud, then the metric rollups; wakes `policies`
+    policies   the periodic policies that are due, after a pass landed (leader only)
+    quotas     the projects whose quotas are older than the quota interval
+    usage      real usage (diagnostics or Prometheus), when the settings name a source
+    infra      the database servers and RabbitMQ clusters of the infrastructure file
+    hardware   the BMCs of the BMC map (and Ironic's)
+    alerts     alert dispatch to the receivers, when the settings name any (leader only)
+    events     the resources named by notifications, once settled, and event policies
+
+Several daemons may one day share the work (`stackfleet worker`, coordinated through
+tooz): each runs the jobs of its partitions, and only the leader runs the jobs marked
+`leader_only`. `DaemonConfig.jobs` and `DaemonConfig.leader` choose which jobs a daemon
+runs; nothing else here assumes it is alone, except the in-process hand-over from a
+pass to `policies` (a worker's leader would read the newest pass from the store).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from stackfleet.alerts.dispatch import DispatchLoop
+from stackfleet.engine.collect import PassResult
+from stackfleet.engine.daemon_config import DaemonConfig
+from stackfleet.engine.events import EVENTS_TICK, EventProcessor, build_events
+from stackfleet.engine.execute import Connections
+from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
+from stackfleet.engine.infra_alerts import InfraAlerts
+from stackfleet.engine.infra_monitor import InfraMonitorLoop
+from stackfleet.engine.loop import CloudSpec, CollectionLoop
+from stackfleet.engine.policies import PolicyRunner
+from stackfleet.engine.quota_sweep import FIRST_PASS_WAIT, QuotaSweepLoop, check_interval
+from stackfleet.engine.schedule import PolicySchedule
+from stackfleet.engine.scheduler import Job, JobState, NextRun, Scheduler
+from stackfleet.engine.settings import Settings, load_settings
+from stackfleet.engine.usage import UsageLoop
+from stackfleet.errors import StackFleetError
+from stackfleet.policy import load_files
+from stackfleet.policy.schema import Policy
+from stackfleet.sources.infra_config import InfraConfig, load_infra_config
+from stackfleet.sources.notifications import NotificationListener
+from stackfleet.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class JobFailedError(StackFleetError):
+    """A job's run did part of its work: the scheduler records it as failed."""
+
+
+@dataclass
+class Daemon:
+    """The store, settings and policies of one daemon process, and its scheduler.
+
+    Building one reads and checks every file (policies, settings, infrastructure,
+    thresholds), so a mistake stops the daemon before anything runs; `start()` starts
+    the notification listeners and the jobs, `stop()` stops them."""
+
+    store: Store
+    config: DaemonConfig
+    # given: used instead of reading config.settings_file / config.infra_config
+    settings: Settings | None = None
+    infra: InfraConfig | None = None
+    scheduler: Scheduler = field(default_factory=Scheduler)
+    policies: list[Policy] = field(default_factory=list)
+    events: EventProcessor | None = None
+    listeners: list[NotificationListener] = field(default_factory=list)
+    _pass_landed: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        config = self.config
+        # invalid policies stop the daemon before it starts, as `policy validate` would
+        self.policies = load_files(list(config.policy_files))
+        if self.settings is None:
+            self.settings = load_settings(config.settings_file)
+        if self.infra is None:
+            self.infra = load_infra_config(config.infra_config)
+        check_interval(config.quota_interval)
+        for job in self._build_jobs(self.settings, self.infra):
+            if config.jobs is not None and job.name not in config.jobs:
+                continue
+            if job.leader_only and not config.leader:
+                continue
+            self.scheduler.add(job)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start listening to notifications and running the jobs."""
+        started: list[NotificationListener] = []
+        try:
+            for listener in self.listeners:
+                listener.start()
+                started.append(listener)
+        except BaseException:
+            for listener in started:
+                listener.stop()
+            raise
+        self.scheduler.start()
+        log.info("daemon started: jobs %s", ", ".join(self.scheduler.names))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the listeners, then the jobs (a job in a run finishes it first)."""
+        for listener in self.listeners:
+            listener.stop()
+        self.scheduler.stop(timeout)
+
+    def jobs(self) -> list[JobState]:
+        return self.scheduler.jobs()
+
+    # ------------------------------------------------------------------ jobs
+    def _build_jobs(self, settings: Settings, infra: InfraConfig) -> list[Job]:
+        """Every job this daemon could run, in the order GET /v1/jobs lists them."""
+        schedule = PolicySchedule(
+            PolicyRunner(self.store, settings, Connections(self.config.config_files)),
+            self.policies,
+            self.config.execute_actions,
+        )
+        # infrastructure and hardware findings become findings and alerts after each sweep
+        alerting = InfraAlerts(
+            self.store,
+            settings.alerts.receivers,
+            settings.notify,
+            settings.alerts.inhibit_rules,
+            load_thresholds(self.config.hardware_thresholds),
+        )
+        return [
+            self._collect_job(),
+            *self._policies_jobs(schedule),
+            self._quotas_job(),
+            *self._usage_jobs(settings),
+            *self._infra_jobs(infra, alerting),
+            *self._hardware_jobs(alerting),
+            *self._alerts_jobs(settings),
+            self._events_job(settings, schedule),
+        ]
+
+    def _clouds(self) -> list[CloudSpec]:
+        config = self.config
+        return [CloudSpec(c, config.system_cloud, config.config_files) for c in config.clouds]
+
+    def _collect_job(self) -> Job:
+        config = self.config
+        collection = CollectionLoop(
+            self.store,
+            self._clouds(),
+            after_pass=self._after_pass,
+            agent_interval=config.agent_interval,
+        )
+
+        def collect() -> None:
+            collection.run_once()
+            if self._pass_landed.is_set() and "policies" in self.scheduler:
+                self.scheduler.run_now("policies")
+            if collection.errors:
+                raise JobFailedError("; ".join(collection.errors))
+
+        return Job(
+            "collect",
+            collect,
+            config.interval,
+            jitter=config.jitter,
+            initial_delay=config.first_pass_delay,
+            timeout=config.interval * 2,
+            description="A collection pass over each cloud, then the metric rollups.",
+        )
+
+    def _after_pass(self, result: PassResult) -> None:
+        # a failed pass changes nothing worth evaluating
+        if result.status != "failed":
+            self._pass_landed.set()
+
+    def _policies_jobs(self, schedule: PolicySchedule) -> list[Job]:
+        if not schedule.policies:
+            return []
+
+        def policies() -> None:
+            if self._pass_landed.is_set():
+                self._pass_landed.clear()
+                schedule.run_due()
+
+        interval = self.config.interval
+        return [
+            Job(
+                "policies",
+                policies,
+                interval,
+                # woken by `collect` after each pass; the interval is a fallback
+                initial_delay=interval,
+                timeout=interval,
+                leader_only=True,
+                description="The periodic policies that are due, after each pass.",
+            )
+        ]
+
+    def _quotas_job(self) -> Job:
+        config = self.config
+        quotas = QuotaSweepLoop(self.store, self._clouds(), config.quota_interval)
+
+        def sweep_quotas() -> NextRun | None:
+            results = quotas.run_once()
+            if quotas.errors:
+                raise JobFailedError("; ".join(quotas.errors))
+            if not any(r.projects or r.skipped for r in results):
+                # no pass has seen a project with resources yet: look again soon
+                return NextRun(min(config.quota_check_every, FIRST_PASS_WAIT))
+            return None
+
+        return Job(
+            "quotas",
+            sweep_quotas,
+            config.quota_check_every,
+            jitter=config.jitter,
+            timeout=config.quota_check_every * 2,
+            description="Quotas of the projects not read within the quota interval.",
+        )
+
+    def _usage_jobs(self, settings: Settings) -> list[Job]:
+        if settings.usage.source == "none":
+            return []
+        config = self.config
+        usage = UsageLoop(
+            self.store,
+            settings.usage,
+            list(config.clouds),
+            config.system_cloud,
+            config.config_files,
+        )
+        interval = settings.usage.interval.total_seconds()
+        return [
+            Job(
+                "usage",
+                usage.run_once,
+                interval,
+                jitter=config.jitter,
+                timeout=interval * 2,
+                description=f"Real usage from {settings.usage.source}.",
+            )
+        ]
+
+    def _infra_jobs(self, infra: InfraConfig, alerting: InfraAlerts) -> list[Job]:
+        if not (infra.databases or infra.brokers):
+            return []
+        monitor = InfraMonitorLoop(
+            self.store,
+            infra.databases,
+            infra.brokers,
+            infra.database_rules,
+            infra.rabbitmq_rules,
+            after_sweep=alerting.after_infra_sweep,
+        )
+        interval = self.config.infra_interval
+        return [
+            Job(
+                "infra",
+                monitor.run_once,
+                interval,
+                jitter=self.config.jitter,
+                timeout=interval * 2,
+                description="Database servers and RabbitMQ clusters.",
+            )
+        ]
+
+    def _hardware_jobs(self, alerting: InfraAlerts) -> list[Job]:
+        config = self.config
+        if not config.bmc_map:
+            return []
+        hardware = HardwareSweepLoop(
+            self.store,
+            config.bmc_map,
+            include_ironic=config.include_ironic,
+            after_sweep=alerting.after_hardware_sweep,
+        )
+        return [
+            Job(
+                "hardware",
+                hardware.run_once,
+                config.hardware_interval,
+                jitter=config.jitter,
+                timeout=config.hardware_interval * 2,
+                description="The BMCs of the BMC map (and Ironic's nodes).",
+            )
+        ]
+
+    def _alerts_jobs(self, settings: Settings) -> list[Job]:
+        alerts = settings.alerts
+        if not alerts.receivers:
+            return []
+        dispatcher = DispatchLoop(
+            self.store, alerts.receivers, settings.notify, alerts.inhibit_rules
+        )
+        tick = self.config.dispatch_tick
+        return [
+            Job(
+                "alerts",
+                dispatcher.run_once,
+                tick,
+                initial_delay=tick,
+                timeout=60.0,
+                leader_only=True,
+                description="Alert notifications that are due, to the receivers.",
+            )
+        ]
+
+    def _events_job(self, settings: Settings, schedule: PolicySchedule) -> Job:
+        config = self.config
+        # POST /v1/events feeds the processor too, so it exists without listeners
+        self.events, self.listeners = build_events(
+            self.store,
+            settings,
+            self.policies,
+            list(config.clouds),
+            config.system_cloud,
+            config.execute_actions,
+            config.notifications,
+            # a periodic and an event run never dispatch the same alerts at once
+            run_lock=schedule.run_lock,
+            config_files=config.config_files,
+        )
+        return Job(
+            "events",
+            self.events.run_due,
+            EVENTS_TICK,
+            timeout=60.0,
+            description="Resources named by notifications, once settled; event policies.",
+        )
