@@ -281,6 +281,9 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # id of the key whose HMAC `hash` is (None: a plain SHA-256 entry written before
+    # the log was keyed)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AuditHead(Base):
