@@ -12,6 +12,23 @@ from stackfleet.store import Store, open_store
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def audit_key_file(tmp_path_factory) -> Iterator[None]:
+    """The run's audit key in a temporary directory (not the user's configuration
+    directory); subprocesses (the CLI, serve) inherit it through the environment."""
+    import os
+
+    from stackfleet.store.audit import KEY_FILE_ENV
+
+    before = os.environ.get(KEY_FILE_ENV)
+    os.environ[KEY_FILE_ENV] = str(tmp_path_factory.mktemp("audit") / "audit.key")
+    yield
+    if before is None:
+        os.environ.pop(KEY_FILE_ENV, None)
+    else:
+        os.environ[KEY_FILE_ENV] = before
+
+
 @pytest.fixture
 def store(tmp_path) -> Iterator[Store]:
     """A fresh SQLite store in a temporary directory."""

@@ -31,6 +31,7 @@ NOT_LISTINGS = {
     ("policy", "validate"): "prints the errors it finds",
     ("policy", "reference"): "prints Markdown",
     ("audit", "verify"): "prints a verdict and exits 1 on a broken chain",
+    ("audit", "checkpoint"): "writes a signed checkpoint (a JSON line)",
     ("lease", "extend"): "changes a lease",
     ("alerts", "ack"): "changes an alert",
     ("alerts", "resolve"): "changes an alert",

@@ -4,6 +4,7 @@ hash chain that detects edits and deletions."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,9 +16,9 @@ from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
 from stackfleet.policy import load_files, load_text
 from stackfleet.store import action_records
-from stackfleet.store.audit import AuditLog
+from stackfleet.store.audit import GENESIS, AuditLog
 from stackfleet.store.findings import list_findings
-from stackfleet.store.schema import AuditEntry
+from stackfleet.store.schema import AuditEntry, AuditHead
 
 NOW = datetime.now(UTC)
 
@@ -403,3 +404,104 @@ def test_a_notice_that_reaches_nobody_is_not_verified(store):
     [candidate] = report.policies[0].candidates
     assert candidate.verdict == "unverified"
     assert "reached nobody" in candidate.reason
+
+
+def _keyed(store, tmp_path, name="audit.key"):
+    from stackfleet.store.audit import load_key
+
+    return AuditLog(store, load_key(tmp_path / name))
+
+
+def test_the_audit_key_is_made_once_readable_by_its_owner_only(tmp_path):
+    from stackfleet.store.audit import load_key
+
+    first = load_key(tmp_path / "audit.key")
+    assert (tmp_path / "audit.key").stat().st_mode & 0o777 == 0o600
+    assert load_key(tmp_path / "audit.key").id == first.id
+    assert first.secret.hex() not in repr(first)
+
+
+def test_a_database_writer_without_the_key_cannot_forge_an_entry(store, tmp_path):
+    """Rewriting an entry and recomputing its hash as plain SHA-256 (or under another
+    key) is caught: the entry no longer carries the audit key's HMAC."""
+    from stackfleet.store.audit import _content, entry_hash, load_key
+
+    log = _keyed(store, tmp_path)
+    for n in range(3):
+        log.append("test.event", {"n": n})
+    other = load_key(tmp_path / "attacker.key")
+    with store.sessions.begin() as session:
+        row = session.get(AuditEntry, 3)
+        content = _content(3, row.at, row.actor, row.event, None, None, None, {"n": 42})
+        row.details = {"n": 42}
+        row.hash = entry_hash(row.prev_hash, content, other)
+        session.execute(update(AuditHead).values(hash=row.hash))
+    result = log.verify()
+    assert not result.ok and any("entry 3 was edited" in p for p in result.problems)
+    with store.sessions.begin() as session:
+        row = session.get(AuditEntry, 3)
+        row.key_id = None
+        row.hash = entry_hash(row.prev_hash, content)
+        session.execute(update(AuditHead).values(hash=row.hash))
+    result = log.verify()
+    assert not result.ok
+    assert any("entry 3 is unkeyed" in p for p in result.problems)
+
+
+def test_entries_from_before_the_key_pass_as_an_unkeyed_prefix(store, tmp_path):
+    from stackfleet.store.audit import _content, entry_hash
+
+    # an older release wrote entry 1 as plain SHA-256 and no key_id
+    old = datetime(2026, 1, 1, tzinfo=UTC)
+    content = _content(1, old, "stackfleet", "old.event", None, None, None, {})
+    digest = entry_hash(GENESIS, content)
+    with store.sessions.begin() as session:
+        session.add(
+            AuditEntry(
+                seq=1,
+                at=old,
+                actor="stackfleet",
+                event="old.event",
+                details={},
+                prev_hash=GENESIS,
+                hash=digest,
+                key_id=None,
+            )
+        )
+        session.add(AuditHead(id=1, seq=1, hash=digest))
+    log = _keyed(store, tmp_path)
+    log.append("new.event", {})
+    result = log.verify()
+    assert result.ok and result.unkeyed == 1 and result.entries == 2
+
+
+def test_a_checkpoint_outside_the_database_catches_a_truncated_log(store, tmp_path):
+    """Deleting the newest entries and moving the head back leaves a consistent chain:
+    only the checkpoint kept elsewhere shows that entry 4 existed."""
+    log = _keyed(store, tmp_path)
+    for n in range(4):
+        log.append("test.event", {"n": n})
+    points = tmp_path / "checkpoints.jsonl"
+    log.checkpoint(points)
+    assert log.verify(points).ok and log.verify(points).checkpoints == 1
+    with store.sessions.begin() as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.seq == 4))
+        prev = session.get(AuditEntry, 3)
+        session.execute(update(AuditHead).values(seq=3, hash=prev.hash))
+    assert log.verify().ok  # the chain alone cannot tell
+    result = log.verify(points)
+    assert not result.ok
+    assert any("entry 4, checkpointed at" in p and "is gone" in p for p in result.problems)
+
+
+def test_an_edited_checkpoint_is_refused_naming_its_line(store, tmp_path):
+    log = _keyed(store, tmp_path)
+    log.append("test.event", {})
+    points = tmp_path / "checkpoints.jsonl"
+    log.checkpoint(points)
+    point = json.loads(points.read_text())
+    point["seq"] = 0
+    points.write_text(json.dumps(point) + "\nnot json\n")
+    problems = log.verify(points).problems
+    assert any(f"{points}:1: the checkpoint's signature is wrong" in p for p in problems)
+    assert any(f"{points}:2: not a checkpoint" in p for p in problems)

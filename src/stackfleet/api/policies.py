@@ -13,7 +13,7 @@ from stackfleet.api import auth
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.store import action_records, lifecycles
-from stackfleet.store.audit import AuditLog
+from stackfleet.store.audit import AuditLog, checkpoints_path
 from stackfleet.store.db import Store
 from stackfleet.store.findings import get_finding, list_findings
 
@@ -175,6 +175,10 @@ class AuditVerification(BaseModel):
     head_seq: int
     head_hash: str
     problems: list[str]
+    # entries written before the log was keyed (plain SHA-256, accepted as a prefix)
+    unkeyed: int = 0
+    # checkpoints (from $STACKFLEET_AUDIT_CHECKPOINTS) found consistent with the log
+    checkpoints: int = 0
 
 
 @router.get("/v1/audit", response_model=AuditPage, tags=["audit"], responses=_errors(400))
@@ -193,9 +197,10 @@ def audit(
 
 @router.get("/v1/audit/verify", response_model=AuditVerification, tags=["audit"])
 def audit_verify(request: Request) -> Any:
-    """Walk the hash chain; `ok` is false and `problems` say where an entry was edited
-    or deleted."""
-    return AuditLog(_store(request)).verify().__dict__
+    """Walk the keyed hash chain (and the checkpoints kept outside the database, when
+    $STACKFLEET_AUDIT_CHECKPOINTS names them); `ok` is false and `problems` say where
+    an entry was edited, deleted or rewritten."""
+    return AuditLog(_store(request)).verify(checkpoints_path()).__dict__
 
 
 @router.get("/v1/audit/{seq}", response_model=AuditEntryOut, tags=["audit"], responses=_errors(404))

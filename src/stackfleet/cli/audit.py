@@ -4,7 +4,9 @@ waiting for an operator's approval."""
 from __future__ import annotations
 
 import getpass
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,7 +16,7 @@ from rich.markup import escape
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
 from stackfleet.store import action_records
-from stackfleet.store.audit import AuditLog
+from stackfleet.store.audit import CHECKPOINTS_ENV, AuditLog
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -29,6 +31,7 @@ def register(app: typer.Typer) -> None:
     audit.command("list")(audit_list)
     audit.command("show")(audit_show)
     audit.command("verify")(audit_verify)
+    audit.command("checkpoint")(audit_checkpoint)
     app.add_typer(audit, name="audit")
     approvals = typer.Typer(help="Actions waiting for approval, and every action's record.")
     approvals.command("list")(approvals_list)
@@ -74,19 +77,49 @@ def audit_show(
     emit_object(AuditLog(state(ctx).store()).get(seq), fmt)
 
 
-def audit_verify(ctx: typer.Context) -> None:
-    """Check the chain: exits 1 and says where when an entry was edited or deleted."""
-    result = AuditLog(state(ctx).store()).verify()
+CheckpointsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoints",
+        envvar=CHECKPOINTS_ENV,
+        help="Checkpoint file kept outside the database (JSON lines; "
+        f"default ${CHECKPOINTS_ENV}).",
+    ),
+]
+
+
+def audit_verify(ctx: typer.Context, checkpoints: CheckpointsOption = None) -> None:
+    """Check the chain (each entry's HMAC under the audit key, its link to the previous
+    one, the head) and the checkpoints: exits 1 and says where when an entry was
+    edited, deleted or rewritten."""
+    result = AuditLog(state(ctx).store()).verify(checkpoints)
     if result.ok:
+        extra = ""
+        if result.unkeyed:
+            extra += f"; {result.unkeyed} older entries unkeyed (before the audit key)"
+        if checkpoints is not None:
+            extra += f"; {result.checkpoints} checkpoints consistent"
         out.print(
             f"[green]ok[/]: {result.entries} entries, chain intact; head #{result.head_seq} "
-            f"{result.head_hash}"
+            f"{result.head_hash}{extra}"
         )
         return
     out.print(f"[bold red]audit log tampered with[/] ({result.entries} entries checked):")
     for problem in result.problems:
         out.print(f"  - {escape(problem)}")
     raise typer.Exit(1)
+
+
+def audit_checkpoint(ctx: typer.Context, checkpoints: CheckpointsOption = None) -> None:
+    """Sign the head of the log (seq, hash, time) and append it to the checkpoint file
+    (and the log stream): keep that file where the database's writers cannot change
+    it, so a later `audit verify --checkpoints` catches a truncated or rewritten log."""
+    point = AuditLog(state(ctx).store()).checkpoint(checkpoints)
+    if checkpoints is None:
+        # no file: print it for the operator to keep
+        print(json.dumps(point, sort_keys=True))
+        return
+    out.print(f"checkpoint of entry #{point['seq']} appended to {escape(str(checkpoints))}")
 
 
 def approvals_list(

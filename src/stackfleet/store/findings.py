@@ -3,17 +3,21 @@ evaluated, and listing them."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from stackfleet.errors import NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import Finding
+
+log = logging.getLogger(__name__)
 
 # (cloud, region, kind, resource_id)
 FindingKey = tuple[str, str, str, str]
@@ -41,6 +45,33 @@ def _open(store: Store, policy: str) -> dict[FindingKey, int]:
                 ).where(Finding.policy == policy, Finding.status == "open")
             )
         }
+
+
+def _insert_open(store: Store, policy: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert new open findings; rows another writer opened meanwhile (the database's
+    one-open-finding index refuses them) are left to that writer. Returns the rows this
+    call inserted."""
+    try:
+        with store.sessions.begin() as session:
+            session.execute(insert(Finding), rows)
+        return rows
+    except IntegrityError:
+        pass
+    inserted: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            with store.sessions.begin() as session:
+                session.execute(insert(Finding), [row])
+            inserted.append(row)
+        except IntegrityError:
+            log.info(
+                "finding of %s on %s/%s %s opened by another worker",
+                policy,
+                row["cloud"],
+                row["region"],
+                row["resource_id"],
+            )
+    return inserted
 
 
 def sync_findings(
@@ -97,9 +128,8 @@ def sync_findings(
         for key, fid in existing.items()
         if key not in matched_keys and (key[0], key[1]) in trusted
     ]
+    inserted = _insert_open(store, policy, new_rows) if new_rows else []
     with store.sessions.begin() as session:
-        if new_rows:
-            session.execute(insert(Finding), new_rows)
         for start in range(0, len(refreshed), CHUNK):
             session.execute(
                 update(Finding)
@@ -116,8 +146,11 @@ def sync_findings(
         current = _open(store, policy)
         for row in new_rows:
             key = (row["cloud"], row["region"], row["kind"], row["resource_id"])
-            result.ids[key] = current[key]
-    result.opened = len(new_rows)
+            # opened here or by a racing writer; the same finding id gives both the
+            # same idempotency keys, so the database lets only one act
+            if key in current:
+                result.ids[key] = current[key]
+    result.opened = len(inserted)
     result.resolved = len(gone)
     result.still_open = len(refreshed)
     return result

@@ -6,7 +6,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -187,6 +197,20 @@ class Finding(Base):
     __table_args__ = (
         Index("ix_findings_policy_status", "policy", "status"),
         Index("ix_findings_resource", "cloud", "region", "kind", "resource_id"),
+        # at most one open finding per policy and resource, enforced by the database so
+        # that two workers (or a stalled leader and its successor) cannot open two and
+        # act twice under two idempotency keys
+        Index(
+            "uq_findings_open",
+            "policy",
+            "cloud",
+            "region",
+            "kind",
+            "resource_id",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -257,6 +281,9 @@ class AuditEntry(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # id of the key whose HMAC `hash` is (None: a plain SHA-256 entry written before
+    # the log was keyed)
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class AuditHead(Base):
