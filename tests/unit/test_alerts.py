@@ -292,3 +292,23 @@ def test_a_posted_alert_cannot_resolve_stackfleets_own_alert(store):
     assert answer.status_code == 200 and answer.json()["refused"] == 1
     [still] = alert_store.list_alerts(store)
     assert still["id"] == own["id"] and still["status"] == "firing"
+
+
+def test_a_catastrophic_silence_regex_cannot_stall_matching():
+    """RE2, as in Alertmanager: `(a+)+$` against a long label is linear, not exponential
+    (Python's re takes minutes on this input; the test's 600 s timeout would catch it)."""
+    from stackfleet.alerts.model import Matcher
+
+    matcher = Matcher.parse("resource_id=~(a+)+$")
+    assert not matcher.matches({"resource_id": "a" * 100_000 + "b"})
+    assert matcher.matches({"resource_id": "aaa"})
+
+
+def test_a_regex_outside_re2_syntax_is_refused_naming_the_matcher():
+    from stackfleet.alerts.model import Matcher
+    from stackfleet.errors import InvalidQueryError
+
+    with pytest.raises(InvalidQueryError, match=r"team=~\(a\)\\\\1.*RE2"):
+        Matcher.parse(r"team=~(a)\1")
+    with pytest.raises(InvalidQueryError, match="longer than"):
+        Matcher.parse("team=~" + "a" * 2000)

@@ -29,6 +29,7 @@ from stackfleet.api import (
     usage,
 )
 from stackfleet.api.errors import ErrorResponse, install_error_handlers
+from stackfleet.api.limits import RequestLimits
 from stackfleet.api.metrics import exposition, make_registry
 from stackfleet.api.models import (
     FieldInfo,
@@ -315,6 +316,7 @@ def create_app(store: Store, keystone: auth.KeystoneAuth | None = None) -> FastA
     app.state.store = store
     app.state.registry = make_registry(store)
     install_error_handlers(app)
+    app.add_middleware(RequestLimits)
     auth.install(app, keystone)
     app.include_router(router)
     infra.install(app)
