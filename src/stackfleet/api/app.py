@@ -44,6 +44,7 @@ from stackfleet.api.models import (
     ReverseRelationInfo,
     Summary,
 )
+from stackfleet.api.origin import CrossSiteProtection
 from stackfleet.errors import InvalidQueryError
 from stackfleet.model import KINDS, Kind
 from stackfleet.store import Store
@@ -317,6 +318,7 @@ def create_app(store: Store, keystone: auth.KeystoneAuth | None = None) -> FastA
     app.state.registry = make_registry(store)
     install_error_handlers(app)
     app.add_middleware(RequestLimits)
+    app.add_middleware(CrossSiteProtection)
     auth.install(app, keystone)
     app.include_router(router)
     infra.install(app)
