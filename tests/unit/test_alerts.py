@@ -219,7 +219,7 @@ def test_alerts_from_an_alertmanager_webhook_fire_and_resolve(store):
         "/v1/alerts/webhook",
         json={"version": "4", "status": "firing", "alerts": [{**alert, "status": "firing"}]},
     )
-    assert posted.json() == {"fired": 1, "refreshed": 0, "resolved": 0}
+    assert posted.json() == {"fired": 1, "refreshed": 0, "resolved": 0, "refused": 0}
     again = client.post("/v1/alerts/webhook", json={"alerts": [{**alert, "status": "firing"}]})
     assert again.json()["refreshed"] == 1
     [listed] = client.get("/v1/alerts").json()["items"]
@@ -281,3 +281,34 @@ def test_an_unknown_key_in_an_api_body_is_a_400_naming_it(store):
     assert client.get("/v1/alerts").json()["items"][0]["state"] == "firing"
     silence = client.post("/v1/silences", json={"matchers": ["kind=server"], "until": "1h"})
     assert silence.status_code == 400 and "'until'" in silence.json()["error"]["message"]
+
+
+def test_a_posted_alert_cannot_resolve_stackfleets_own_alert(store):
+    collect(store, server("a"))
+    run(store)
+    [own] = alert_store.list_alerts(store)
+    client = TestClient(create_app(store))
+    answer = client.post("/v1/alerts", json=[{"labels": own["labels"], "status": "resolved"}])
+    assert answer.status_code == 200 and answer.json()["refused"] == 1
+    [still] = alert_store.list_alerts(store)
+    assert still["id"] == own["id"] and still["status"] == "firing"
+
+
+def test_a_catastrophic_silence_regex_cannot_stall_matching():
+    """RE2, as in Alertmanager: `(a+)+$` against a long label is linear, not exponential
+    (Python's re takes minutes on this input; the test's 600 s timeout would catch it)."""
+    from stackfleet.alerts.model import Matcher
+
+    matcher = Matcher.parse("resource_id=~(a+)+$")
+    assert not matcher.matches({"resource_id": "a" * 100_000 + "b"})
+    assert matcher.matches({"resource_id": "aaa"})
+
+
+def test_a_regex_outside_re2_syntax_is_refused_naming_the_matcher():
+    from stackfleet.alerts.model import Matcher
+    from stackfleet.errors import InvalidQueryError
+
+    with pytest.raises(InvalidQueryError, match=r"team=~\(a\)\\\\1.*RE2"):
+        Matcher.parse(r"team=~(a)\1")
+    with pytest.raises(InvalidQueryError, match="longer than"):
+        Matcher.parse("team=~" + "a" * 2000)

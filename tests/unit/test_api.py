@@ -700,3 +700,37 @@ def test_docs_list_every_fleet_metric() -> None:
     for name, help_text in metric_names():
         assert f"`{name}`" in docs, name
         assert help_text in docs, name
+
+
+def test_an_oversized_body_is_a_413_naming_the_body(store):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api.app import create_app
+    from stackfleet.api.limits import MAX_BODY_BYTES
+
+    client = TestClient(create_app(store))
+    huge = [{"labels": {"alertname": "x" * 1000, "n": str(i)}} for i in range(1200)]
+    answer = client.post("/v1/alerts", json=huge)
+    assert answer.status_code == 413
+    assert answer.json()["error"]["field"] == "body"
+    assert str(MAX_BODY_BYTES) in answer.json()["error"]["message"]
+
+    def chunks():
+        for _ in range(MAX_BODY_BYTES // 1000 + 10):
+            yield b"x" * 1000
+
+    chunked = client.post(
+        "/v1/alerts", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert chunked.status_code == 413
+    assert client.get("/v1/alerts").json()["items"] == []
+
+
+def test_an_overlong_url_is_a_414(store):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api.app import create_app
+
+    client = TestClient(create_app(store))
+    answer = client.get("/v1/resources", params={"name": "x" * 9000})
+    assert answer.status_code == 414 and answer.json()["error"]["field"] == "url"

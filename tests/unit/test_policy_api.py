@@ -98,6 +98,32 @@ def test_the_approvals_queue_through_the_api(store, client):
     hook.close()
 
 
+def test_a_cross_site_browser_form_cannot_approve_an_action(store, client):
+    runner = PolicyRunner(store)
+    runner.run(load_text(POLICY), execute=True)
+    [waiting] = client.get("/v1/actions", params={"status": "awaiting-approval"}).json()["items"]
+    url = f"/v1/actions/{waiting['id']}/approve"
+    # what a browser sends with a form posted from another site to 127.0.0.1
+    forged = client.post(
+        url,
+        data={"actor": "mallory"},
+        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    )
+    assert forged.status_code == 403 and "cross-site" in forged.json()["error"]["message"]
+    # older browsers send only Origin
+    assert client.post(url, headers={"Origin": "https://evil.example"}).status_code == 403
+    assert client.post(url, headers={"Origin": "null"}).status_code == 403
+    still = client.get("/v1/actions", params={"status": "awaiting-approval"}).json()
+    assert still["total"] == 1
+    # the API's own pages (same origin) and non-browser clients may write
+    same = client.post(
+        url,
+        json={"actor": "carol"},
+        headers={"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+    )
+    assert same.status_code == 200 and same.json()["approved_by"] == "carol"
+
+
 def test_the_audit_log_through_the_api(store, client):
     runner = PolicyRunner(store)
     runner.run(load_text(POLICY), execute=True)

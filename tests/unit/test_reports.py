@@ -143,3 +143,30 @@ def test_the_reports_through_the_api(store):
     assert page.text.startswith("<!DOCTYPE html>") and "r1" in page.text
     unknown = client.get("/v1/reports/compliance", params={"pack": "nope"})
     assert unknown.status_code == 400 and "no built-in pack 'nope'" in unknown.text
+
+
+def test_getting_the_compliance_report_records_no_finding(store):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api.app import create_app
+    from stackfleet.store.findings import list_findings
+
+    world = [{**r, "direction": "ingress"} for r in rules(("r1", 22, 22, "0.0.0.0/0"))]
+    collect(store, security_group_rule=world)
+    client = TestClient(create_app(store))
+    checked = {r["policy"]: r for r in client.get("/v1/reports/compliance").json()["items"]}
+    assert checked["ssh-open-to-world"]["failing"] == 1
+    assert list_findings(store)[0] == []
+
+
+def test_a_pack_name_cannot_reach_outside_the_built_in_packs(store, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api.app import create_app
+
+    client = TestClient(create_app(store))
+    outside = tmp_path / "evil.yaml"
+    outside.write_text("policies: []\n")
+    for name in ("../packs/waste", str(tmp_path / "evil"), "waste/../waste"):
+        answer = client.get("/v1/reports/compliance", params={"pack": name})
+        assert answer.status_code == 400 and "no built-in pack" in answer.text, name

@@ -36,6 +36,13 @@ class AlertChanges:
     fired: int = 0
     resolved: int = 0
     refreshed: int = 0
+    # received alerts whose label set is one of StackFleet's own alerts: left alone
+    refused: int = 0
+
+
+# Sources of alerts received from outside; every other source is StackFleet's own
+# (policy, hardware, database, ...), which only its own evaluations fire and resolve.
+EXTERNAL_SOURCES = frozenset({"api", "alertmanager"})
 
 
 @dataclass
@@ -178,6 +185,11 @@ def ingest(
             ends = None
         resolved = item.get("status") == "resolved" or (ends is not None and ends <= now)
         current = firing.get(fp)
+        if current is not None and current["source"] not in EXTERNAL_SOURCES:
+            # a caller cannot resolve (or re-annotate) an alert StackFleet raised: it
+            # resolves when its own check passes again
+            changes.refused += 1
+            continue
         if resolved:
             if current is not None:
                 alert_store.resolve_ids(store, [current["id"]], now, ends or now)

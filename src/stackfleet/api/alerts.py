@@ -85,6 +85,9 @@ class Received(BaseModel):
     fired: int
     refreshed: int
     resolved: int
+    # alerts matching one of StackFleet's own alerts (policy, hardware, database, ...):
+    # ignored, since only StackFleet's own checks fire and resolve those
+    refused: int = 0
 
 
 class Actor(BaseModel):

@@ -30,6 +30,7 @@ from stackfleet.api import (
 )
 from stackfleet.api import jobs as jobs_api
 from stackfleet.api.errors import ErrorResponse, install_error_handlers
+from stackfleet.api.limits import RequestLimits
 from stackfleet.api.metrics import exposition, make_registry
 from stackfleet.api.models import (
     FieldInfo,
@@ -44,6 +45,7 @@ from stackfleet.api.models import (
     ReverseRelationInfo,
     Summary,
 )
+from stackfleet.api.origin import CrossSiteProtection
 from stackfleet.errors import InvalidQueryError
 from stackfleet.model import KINDS, Kind
 from stackfleet.store import Store
@@ -321,6 +323,8 @@ def create_app(
     app.state.store = store
     app.state.registry = make_registry(store)
     install_error_handlers(app)
+    app.add_middleware(RequestLimits)
+    app.add_middleware(CrossSiteProtection)
     auth.install(app, keystone)
     app.include_router(router)
     infra.install(app)

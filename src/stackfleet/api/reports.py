@@ -63,9 +63,12 @@ def compliance(
     ] = "json",
 ) -> Response:
     """Per compliance rule: resources checked, passing, failing, the offenders and the
-    number of open findings over the last passes. Evaluating the rules records their
-    findings (as `stackfleet compliance report` does); no action runs."""
-    results = compliance_report(_store(request), _enabled(pack or ["security", "ha"]))
+    number of open findings over the last passes. A GET changes nothing: the rules are
+    evaluated without recording findings or alerts (`stackfleet compliance report` and
+    the daemon's policy runs record them); no action runs."""
+    results = compliance_report(
+        _store(request), _enabled(pack or ["security", "ha"]), record_findings=False
+    )
     if format == "html":
         return HTMLResponse(compliance_html(results, datetime.now(UTC)))
     return JSONResponse({"items": [r.as_dict() for r in results]})

@@ -119,12 +119,14 @@ def compliance_report(
     policies: Sequence[Policy],
     now: datetime | None = None,
     points: int = 10,
+    record_findings: bool = True,
 ) -> list[RuleResult]:
-    """Evaluate compliance rules (recording findings, running no action) and describe
-    each: resources checked, passing and failing, the offenders, and the number of open
-    findings at each of the last `points` passes."""
+    """Evaluate compliance rules (running no action; recording their findings unless
+    `record_findings` is False, as for the API's GET) and describe each: resources
+    checked, passing and failing, the offenders, and the number of open findings at
+    each of the last `points` passes."""
     runner = PolicyRunner(store)
-    report = runner.run(policies, execute=False, record_findings=True, now=now)
+    report = runner.run(policies, execute=False, record_findings=record_findings, now=now)
     # findings of a pass are opened after it ends: count them as of the next pass (or
     # of this report, for the newest)
     ends = _pass_times(store, points)

@@ -30,8 +30,9 @@ def pack_names() -> list[str]:
 
 def pack_path(name: str) -> Path:
     """The file of a built-in pack; ConfigError-like PolicyError when unknown."""
+    # only a pack's bare name: `../x` or an absolute path must not load any YAML file
     path = PACKS / f"{name}.yaml"
-    if not path.is_file():
+    if name not in pack_names() or not path.is_file():
         raise PolicyError(
             [
                 Problem(
