@@ -28,6 +28,7 @@ NOT_LISTINGS = {
     ("reject",): "changes an action's state",
     ("demo",): "serves the simulated cloud and the API",
     ("serve",): "serves the API",
+    ("worker",): "serves the API as one of several workers",
     ("policy", "validate"): "prints the errors it finds",
     ("policy", "reference"): "prints Markdown",
     ("audit", "verify"): "prints a verdict and exits 1 on a broken chain",

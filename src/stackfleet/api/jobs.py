@@ -90,6 +90,29 @@ def list_jobs(request: Request) -> Any:
     return JobList(items=[job_info(s) for s in job_states(request.app)])
 
 
+class ClusterInfo(BaseModel):
+    """This daemon's view of the scale-out workers (docs/scale-out.md)."""
+
+    distributed: bool = Field(description="False: a lone process (no coordination URL).")
+    member_id: str | None = Field(description="This worker's member id in the group.")
+    members: list[str] = Field(description="The live workers, as this one sees them.")
+    leader: bool = Field(description="Whether this worker runs the leader-only jobs now.")
+    partitions: list[str] = Field(
+        description="The (cloud, region) partitions this worker collects: collect:CLOUD/REGION."
+    )
+
+
+LONE = ClusterInfo(distributed=False, member_id=None, members=[], leader=True, partitions=[])
+
+
+@router.get("/v1/cluster", response_model=ClusterInfo, tags=["jobs"])
+def cluster(request: Request) -> Any:
+    """Scale-out: the live workers, whether this one leads, which partitions it collects
+    (a lone daemon, or an API without one: not distributed)."""
+    view: Callable[[], dict[str, Any]] | None = getattr(request.app.state, "cluster", None)
+    return ClusterInfo(**view()) if view is not None else LONE
+
+
 # name -> help; docs/daemon.md lists the same
 JOB_METRICS = {
     "stackfleet_job_last_success_timestamp_seconds": "When the job's newest successful "

@@ -180,11 +180,17 @@ class PassInfo(BaseModel):
     id: int
     cloud: str
     region: str
-    status: str = Field(description="running, complete, partial or failed.")
+    status: str = Field(
+        description="running, complete, partial, failed, or interrupted (its collector "
+        "stopped mid-pass)."
+    )
     started_at: str | None = None
     finished_at: str | None = None
     error: str | None = None
     requests: int
+    collector: str | None = Field(
+        default=None, description="The worker that collected it (None: a lone process)."
+    )
     kinds: dict[str, PassKindOutcome]
 
 

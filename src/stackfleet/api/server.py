@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -28,12 +29,15 @@ def serve_api(
     events: Any = None,
     keystone: KeystoneAuth | None = None,
     jobs: JobsView | None = None,
+    cluster: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
     """Serve the API over `store` on host:port until interrupted (blocks). `events`:
     the daemon's EventProcessor, which POST /v1/events feeds; `keystone`: check
-    Keystone tokens (None: the API is open); `jobs`: the daemon's job states."""
+    Keystone tokens (None: the API is open); `jobs`: the daemon's job states;
+    `cluster`: its view of the scale-out workers (GET /v1/cluster)."""
     app = create_app(store, keystone, jobs)
     app.state.events = events
+    app.state.cluster = cluster
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
     uvicorn.Server(config).run()
 

@@ -82,8 +82,7 @@ CheckpointsOption = Annotated[
     typer.Option(
         "--checkpoints",
         envvar=CHECKPOINTS_ENV,
-        help="Checkpoint file kept outside the database (JSON lines; "
-        f"default ${CHECKPOINTS_ENV}).",
+        help=f"Checkpoint file kept outside the database (JSON lines; default ${CHECKPOINTS_ENV}).",
     ),
 ]
 

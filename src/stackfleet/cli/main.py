@@ -59,6 +59,7 @@ events.register(app)
 app.add_typer(simulator.app, name="simulator")
 app.command("demo")(simulator.demo_command)
 app.command("serve")(serve.serve_command)
+app.command("worker")(serve.worker_command)
 reference.register(app)
 
 

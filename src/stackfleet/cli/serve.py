@@ -4,8 +4,9 @@ modules are imported when the command runs."""
 
 from __future__ import annotations
 
+import inspect
 import logging
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -105,6 +106,29 @@ def serve_command(
             help="With --auth-cloud: 'open' (reads need no token) or 'authenticated'.",
         ),
     ] = "open",
+    coordination_url: Annotated[
+        str | None,
+        typer.Option(
+            "--coordination-url",
+            envvar="STACKFLEET_COORDINATION_URL",
+            help="Scale out: a tooz backend (redis://HOST:6379, etcd3+http://HOST:2379, "
+            "zookeeper://HOST:2181) shared by several daemons on one PostgreSQL store; "
+            "see `stackfleet worker`.",
+        ),
+    ] = None,
+    member_id: Annotated[
+        str | None,
+        typer.Option("--member-id", help="This worker's name in the group (default host:pid)."),
+    ] = None,
+    membership_timeout: Annotated[
+        float,
+        typer.Option(
+            "--membership-timeout",
+            min=1,
+            help="Seconds without a heartbeat before a worker counts as dead and the others "
+            "take over its partitions (and, if it led, the leadership).",
+        ),
+    ] = 5.0,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     import os
@@ -152,15 +176,30 @@ def serve_command(
         notifications=notifications,
         quota_interval=quota_interval,
         agent_interval=agent_interval,
+        coordination_url=coordination_url,
+        member_id=member_id,
+        membership_timeout=membership_timeout,
     )
+    store = state(ctx).store()
+    if coordination_url and store.engine.dialect.name == "sqlite":
+        raise ConfigError(
+            "workers share one store: give them a PostgreSQL (or MariaDB) URL with --db-url "
+            "or $STACKFLEET_DB_URL, not SQLite"
+        )
     # reads and checks every file: a mistake stops serve here, before anything runs
-    daemon = Daemon(state(ctx).store(), config)
+    daemon = Daemon(store, config)
     if bmc_map:
         quiet_sushy(state(ctx).debug)
     daemon.start()
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
         f"{', '.join(clouds)} every {interval:g} s; jobs {', '.join(daemon.scheduler.names)}; "
+        + (
+            f"worker {config.member_id or daemon.store.collector} coordinated via "
+            f"{_public(coordination_url)}; "
+            if coordination_url
+            else ""
+        )
         + (
             f"API auth: Keystone tokens via {auth_cloud} (reads {read})"
             if keystone
@@ -170,7 +209,40 @@ def serve_command(
     )
     try:
         serve_api(
-            daemon.store, host, port, events=daemon.events, keystone=keystone, jobs=daemon.jobs
+            daemon.store,
+            host,
+            port,
+            events=daemon.events,
+            keystone=keystone,
+            jobs=daemon.jobs,
+            cluster=daemon.cluster,
         )
     finally:
         daemon.stop()
+
+
+def worker_command(**options: Any) -> None:
+    """A scale-out worker: `serve` that shares the work with the other workers of the
+    same --coordination-url and PostgreSQL store. Collection is split by (cloud, region)
+    and BMC sweeps by host over a hash ring of the live workers; one leader, elected
+    through tooz, runs policies, alert dispatch, quotas, usage and the DB/RabbitMQ
+    sweeps. A worker that dies is replaced within --membership-timeout seconds plus
+    one pass. Each worker serves the API too (give each its own --port)."""
+    if not options.get("coordination_url"):
+        raise ConfigError(
+            "a worker needs --coordination-url (or $STACKFLEET_COORDINATION_URL), e.g. "
+            "redis://127.0.0.1:6379; `stackfleet serve` runs a lone process"
+        )
+    serve_command(**options)
+
+
+# the worker takes serve's options (Typer reads them from the signature)
+worker_command.__signature__ = inspect.signature(serve_command, eval_str=True)  # type: ignore[attr-defined]
+
+
+def _public(url: str) -> str:
+    """The coordination URL without credentials (a Redis password in it)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}"

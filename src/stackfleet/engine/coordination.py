@@ -3,9 +3,10 @@
 Several `stackfleet worker` processes share one store (PostgreSQL) and coordinate
 through **tooz**, the OpenStack coordination library, as Ceilometer and Aodh do: Redis
 here, etcd or ZooKeeper in production. Each worker joins one group and heartbeats its
-membership; every partition key (a cloud and region to collect, a BMC host to sweep) is
-placed on a consistent hash ring over the live members, so a member that joins or dies
-moves only its share. One member at a time holds the leader lock and runs what must run
+membership; every partition key (a cloud and region to collect, a BMC host to sweep) goes
+to one live member by rendezvous hashing with bounded loads (`balanced_assignment`), so
+a member that joins or dies moves little more than its share, and even a handful of
+regions spreads evenly. One member at a time holds the leader lock and runs what must run
 once (policy evaluation, alert dispatch, recoveries, campaigns).
 
 The coordinator is not the last line against double work: a leader that stalls past its
@@ -19,20 +20,20 @@ Without a backend URL the process is alone: it owns every partition and leads.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 GROUP = "stackfleet-workers"
-LEADER_LOCK = "stackfleet-leader"
 # Seconds without a heartbeat before a member counts as dead, and before a dead
 # leader's lock expires. tooz's default is 30 s; the takeover target is 15 s after a
 # kill -9, which leaves a pass of the orphaned partition about 8 s.
@@ -47,6 +48,13 @@ class Membership:
     members: tuple[str, ...]
     leader: bool
     changed_at: float
+
+
+def group_for_store(url: str) -> str:
+    """The workers of one store form one group: its name comes from the store's URL
+    (password left out), so two stores never share a leader by mistake."""
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return f"stackfleet-{digest}"
 
 
 def default_member_id() -> str:
@@ -92,7 +100,6 @@ class Coordinator:
     _members: tuple[str, ...] = ()
     _leader: bool = False
     _changed_at: float = 0.0
-    _ring: Any = None
     _state_lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -117,7 +124,8 @@ class Coordinator:
         with contextlib.suppress(coordination.GroupAlreadyExist):
             self._coord.create_group(group).get()
         self._coord.join_group(group).get()
-        self._lock = self._coord.get_lock(LEADER_LOCK.encode())
+        # one leader per group
+        self._lock = self._coord.get_lock(f"{self.group}-leader".encode())
         self.tick()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="coordination", daemon=True)
@@ -174,10 +182,7 @@ class Coordinator:
         with self._state_lock:
             changed = members != self._members or leader != self._leader
             if changed:
-                from tooz.hashring import HashRing
-
                 self._members, self._leader = members, leader
-                self._ring = HashRing(members) if members else None
                 self._changed_at = time.time()
         if changed:
             log.info(
@@ -194,20 +199,63 @@ class Coordinator:
     def is_leader(self) -> bool:
         return self._leader
 
-    def owner(self, partition: str) -> str | None:
-        """The live member that owns `partition` (None before the first tick)."""
+    @contextlib.contextmanager
+    def holding(self, partition: str) -> Iterator[bool]:
+        """A lock on `partition` for the length of one pass: True when this process
+        got it, False when another holds it (a worker that still thinks it owns the
+        partition during a rebalance, or one that stalled). Two passes of one region at
+        once would race each other's writes. A dead holder's lock expires with its
+        membership; the heartbeat keeps a held lock alive through a long pass."""
+        if self._coord is None:
+            yield True
+            return
+        lock = self._coord.get_lock(f"{self.group}-{partition}".encode())
+        if not lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                lock.release()
+            except Exception:  # expires by itself
+                log.warning("releasing the lock of %s failed", partition, exc_info=True)
+
+    def share(self, partitions: Iterable[str]) -> set[str]:
+        """This process's share of `partitions`, balanced: every live member computes
+        the same assignment (`balanced_assignment`), so each partition has exactly one
+        owner and no member has more than its fair share plus one."""
+        keys = sorted(set(partitions))
         if not self.distributed:
-            return self.member_id
+            return set(keys)
         with self._state_lock:
-            ring = self._ring
-        if ring is None:
-            return None
-        (node,) = ring.get_nodes(partition.encode())
-        return node.decode() if isinstance(node, bytes) else str(node)
+            members = self._members
+        assignment = balanced_assignment(keys, members)
+        return {k for k, owner in assignment.items() if owner == self.member_id}
 
-    def owns(self, partition: str) -> bool:
-        return self.owner(partition) == self.member_id
 
-    def mine(self, partitions: Iterable[str]) -> list[str]:
-        """The subset of `partitions` this process is responsible for."""
-        return [p for p in partitions if self.owns(p)]
+def _score(member: str, partition: str) -> bytes:
+    return hashlib.sha256(f"{member}\n{partition}".encode()).digest()
+
+
+def balanced_assignment(partitions: Iterable[str], members: Iterable[str]) -> dict[str, str]:
+    """partition -> member: rendezvous (highest random weight) hashing with bounded
+    loads. Each partition prefers members in the order of a hash of (member,
+    partition), so a member that joins or leaves moves few partitions; a member
+    already holding ceil(n/m) partitions passes the next to its next choice, so a
+    handful of regions spread evenly (a plain hash ring left one of three workers
+    idle and gave another five of six regions)."""
+    keys = sorted(set(partitions), key=lambda k: hashlib.sha256(k.encode()).digest())
+    live = sorted(set(members))
+    if not live:
+        return {}
+    cap = -(-len(keys) // len(live))
+    load = dict.fromkeys(live, 0)
+    assignment = {}
+    for key in keys:
+        for member in sorted(live, key=lambda m: _score(m, key), reverse=True):
+            if load[member] < cap:
+                assignment[key] = member
+                load[member] += 1
+                break
+    return assignment

@@ -24,17 +24,25 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from stackfleet.alerts.dispatch import DispatchLoop
 from stackfleet.engine.collect import PassResult
+from stackfleet.engine.coordination import (
+    Coordinator,
+    Membership,
+    default_member_id,
+    group_for_store,
+)
 from stackfleet.engine.daemon_config import DaemonConfig
 from stackfleet.engine.events import EVENTS_TICK, EventProcessor, build_events
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
 from stackfleet.engine.infra_alerts import InfraAlerts
 from stackfleet.engine.infra_monitor import InfraMonitorLoop
-from stackfleet.engine.loop import CloudSpec, CollectionLoop
+from stackfleet.engine.loop import CloudSpec, CollectionLoop, roll_up
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.quota_sweep import FIRST_PASS_WAIT, QuotaSweepLoop, check_interval
 from stackfleet.engine.schedule import PolicySchedule
@@ -49,6 +57,10 @@ from stackfleet.sources.notifications import NotificationListener
 from stackfleet.store import Store
 
 log = logging.getLogger(__name__)
+
+# Jobs over the whole fleet that scale-out workers leave to their leader too: one quota,
+# usage and database/RabbitMQ reader is enough (collection and BMC sweeps are shared).
+LEADER_IN_WORKERS = frozenset({"quotas", "usage", "infra"})
 
 
 class JobFailedError(StackFleetError):
@@ -72,10 +84,26 @@ class Daemon:
     policies: list[Policy] = field(default_factory=list)
     events: EventProcessor | None = None
     listeners: list[NotificationListener] = field(default_factory=list)
+    # scale-out: membership, partitions and leadership (None: a lone process)
+    coordinator: Coordinator | None = None
     _pass_landed: threading.Event = field(default_factory=threading.Event)
+    # the newest pass the leader's policy run has seen (scale-out)
+    _evaluated_pass: int = 0
+    _collection: CollectionLoop | None = None
 
     def __post_init__(self) -> None:
         config = self.config
+        if config.coordination_url:
+            member = config.member_id or default_member_id()
+            self.coordinator = Coordinator(
+                config.coordination_url,
+                member_id=member,
+                membership_timeout=config.membership_timeout,
+                group=group_for_store(self.store.engine.url.render_as_string(hide_password=True)),
+                on_change=self._membership_changed,
+            )
+            # passes say which worker collected them
+            self.store.collector = member
         # invalid policies stop the daemon before it starts, as `policy validate` would
         self.policies = load_files(list(config.policy_files))
         if self.settings is None:
@@ -86,13 +114,19 @@ class Daemon:
         for job in self._build_jobs(self.settings, self.infra):
             if config.jobs is not None and job.name not in config.jobs:
                 continue
-            if job.leader_only and not config.leader:
+            if self.coordinator is not None and (job.leader_only or job.name in LEADER_IN_WORKERS):
+                # every worker has the job; only the current leader's turn does work
+                job = replace(job, run=self._on_leader(job.run), leader_only=True)
+            elif job.leader_only and not config.leader:
                 continue
             self.scheduler.add(job)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Start listening to notifications and running the jobs."""
+        """Join the other workers (scale-out), start listening to notifications and
+        running the jobs."""
+        if self.coordinator is not None:
+            self.coordinator.start()
         started: list[NotificationListener] = []
         try:
             for listener in self.listeners:
@@ -110,9 +144,63 @@ class Daemon:
         for listener in self.listeners:
             listener.stop()
         self.scheduler.stop(timeout)
+        if self.coordinator is not None:
+            # leave the group at once: the others take over now, not after a timeout
+            self.coordinator.stop()
 
     def jobs(self) -> list[JobState]:
         return self.scheduler.jobs()
+
+    def cluster(self) -> dict[str, Any]:
+        """This process's view of the workers: members, leadership, its partitions."""
+        if self.coordinator is None:
+            return {
+                "distributed": False,
+                "member_id": None,
+                "members": [],
+                "leader": True,
+                "partitions": [],
+            }
+        view = self.coordinator.membership()
+        keys = [
+            f"collect:{cloud.name}/{region}"
+            for cloud, region in (self._collection.partitions() if self._collection else [])
+        ]
+        return {
+            "distributed": True,
+            "member_id": view.member_id,
+            "members": list(view.members),
+            "leader": view.leader,
+            "partitions": sorted(self.coordinator.share(keys)),
+        }
+
+    # ------------------------------------------------------------------ scale-out
+    def _on_leader(self, run: Callable[[], object]) -> Callable[[], object]:
+        """`run` on the leader only; a follower's turn does nothing."""
+        coordinator = self.coordinator
+
+        def leader_only() -> object:
+            if coordinator is not None and not coordinator.is_leader:
+                return None
+            return run()
+
+        return leader_only
+
+    def _membership_changed(self, view: Membership) -> None:
+        """Workers came or went, or leadership moved: collect gained partitions and
+        sweep gained BMCs now, and let a new leader catch up at once."""
+        log.info(
+            "workers: %s; this one (%s) %s",
+            ", ".join(view.members),
+            view.member_id,
+            "leads" if view.leader else "follows",
+        )
+        wake = ["collect", "hardware"]
+        if view.leader:
+            wake += ["policies", "rollups", "alerts", "quotas", "usage", "infra"]
+        for name in wake:
+            if name in self.scheduler:
+                self.scheduler.run_now(name)
 
     # ------------------------------------------------------------------ jobs
     def _build_jobs(self, settings: Settings, infra: InfraConfig) -> list[Job]:
@@ -129,9 +217,11 @@ class Daemon:
             settings.notify,
             settings.alerts.inhibit_rules,
             load_thresholds(self.config.hardware_thresholds),
+            # workers record; only the leader's alerts job tells the receivers
+            dispatch_after=self.coordinator is None,
         )
         return [
-            self._collect_job(),
+            *self._collect_jobs(),
             *self._policies_jobs(schedule),
             self._quotas_job(),
             *self._usage_jobs(settings),
@@ -145,31 +235,62 @@ class Daemon:
         config = self.config
         return [CloudSpec(c, config.system_cloud, config.config_files) for c in config.clouds]
 
-    def _collect_job(self) -> Job:
+    def _collect_jobs(self) -> list[Job]:
         config = self.config
+        coordinator = self.coordinator
         collection = CollectionLoop(
             self.store,
             self._clouds(),
             after_pass=self._after_pass,
             agent_interval=config.agent_interval,
+            share=coordinator.share if coordinator is not None else None,
+            holding=coordinator.holding if coordinator is not None else None,
+            interval=config.interval,
         )
+        self._collection = collection
 
         def collect() -> None:
-            collection.run_once()
+            if coordinator is None:
+                collection.run_once()
+            else:
+                collection.run_due()
             if self._pass_landed.is_set() and "policies" in self.scheduler:
                 self.scheduler.run_now("policies")
             if collection.errors:
                 raise JobFailedError("; ".join(collection.errors))
 
-        return Job(
-            "collect",
-            collect,
-            config.interval,
-            jitter=config.jitter,
-            initial_delay=config.first_pass_delay,
-            timeout=config.interval * 2,
-            description="A collection pass over each cloud, then the metric rollups.",
-        )
+        if coordinator is None:
+            return [
+                Job(
+                    "collect",
+                    collect,
+                    config.interval,
+                    jitter=config.jitter,
+                    initial_delay=config.first_pass_delay,
+                    timeout=config.interval * 2,
+                    description="A collection pass over each cloud, then the metric rollups.",
+                )
+            ]
+        return [
+            Job(
+                "collect",
+                collect,
+                config.partition_tick,
+                initial_delay=config.first_pass_delay,
+                timeout=config.interval * 2,
+                description="A pass over each (cloud, region) partition this worker owns when "
+                "due: every interval, and at once when gained from another worker.",
+            ),
+            Job(
+                "rollups",
+                lambda: roll_up(self.store),
+                config.interval,
+                initial_delay=config.interval,
+                timeout=config.interval,
+                leader_only=True,
+                description="Metric rollups of every source (the leader only: one writer).",
+            ),
+        ]
 
     def _after_pass(self, result: PassResult) -> None:
         # a failed pass changes nothing worth evaluating
@@ -180,7 +301,16 @@ class Daemon:
         if not schedule.policies:
             return []
 
+        coordinator = self.coordinator
+
         def policies() -> None:
+            if coordinator is not None:
+                # workers: the leader evaluates once any worker's pass has landed
+                newest = self.store.newest_pass_id()
+                if newest > self._evaluated_pass:
+                    self._evaluated_pass = newest
+                    schedule.run_due()
+                return
             if self._pass_landed.is_set():
                 self._pass_landed.clear()
                 schedule.run_due()
@@ -276,6 +406,8 @@ class Daemon:
             config.bmc_map,
             include_ironic=config.include_ironic,
             after_sweep=alerting.after_hardware_sweep,
+            # workers sweep the BMCs the hash ring gives them
+            share=self.coordinator.share if self.coordinator is not None else None,
         )
         return [
             Job(

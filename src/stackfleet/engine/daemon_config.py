@@ -14,7 +14,17 @@ from stackfleet.errors import ConfigError
 DEFAULT_QUOTA_INTERVAL = 3600.0
 DEFAULT_AGENT_INTERVAL = 600.0
 
-JOB_NAMES = ("collect", "policies", "quotas", "usage", "infra", "hardware", "alerts", "events")
+JOB_NAMES = (
+    "collect",
+    "policies",
+    "rollups",
+    "quotas",
+    "usage",
+    "infra",
+    "hardware",
+    "alerts",
+    "events",
+)
 
 
 @dataclass
@@ -53,6 +63,16 @@ class DaemonConfig:
     leader: bool = True
     # seconds of random delay added to each wait of the sweeps (spreads the load)
     jitter: float = 0.0
+    # scale-out (`stackfleet worker`): a tooz backend URL (redis://, etcd3+http://,
+    # zookeeper://). Workers share the collection by (cloud, region) and the BMC
+    # sweeps by host; the leader runs the `leader_only` jobs. None: a lone process.
+    coordination_url: str | None = None
+    member_id: str | None = None
+    # seconds without a heartbeat before a worker counts as dead (and its leader
+    # lock expires): what a takeover after a kill -9 waits at most
+    membership_timeout: float = 5.0
+    # seconds between a worker's checks for due or newly gained partitions
+    partition_tick: float = 1.0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.jobs or ()) - set(JOB_NAMES))

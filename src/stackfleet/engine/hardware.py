@@ -261,10 +261,16 @@ class HardwareSweepLoop:
     timeout: float | None = 10.0
     # called with each sweep's report (serve records findings and alerts there)
     after_sweep: Callable[[SweepReport], Any] | None = None
+    # scale-out: this process's share of the BMCs, by their partition keys
+    # `hardware:<name>` (None: every BMC); findings resolve only for the BMCs swept
+    share: Callable[[list[str]], set[str]] | None = None
 
     def run_once(self) -> SweepReport | None:
         """One sweep; None when there is no BMC to read yet."""
         targets = targets_for(self.store, self.bmc_map_path, self.include_ironic)
+        if self.share is not None:
+            mine = self.share([f"hardware:{t.name}" for t in targets])
+            targets = [t for t in targets if f"hardware:{t.name}" in mine]
         if not targets:
             return None
         report = run_sweep(self.store, targets, timeout=self.timeout)

@@ -476,6 +476,9 @@ class InfraAlerts:
     notify: NotifySettings = field(default_factory=NotifySettings)
     inhibit_rules: Sequence[InhibitRule] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # False on scale-out workers: they record findings and alerts, and only the
+    # leader's alerts job tells the receivers (one sender, no duplicate notices)
+    dispatch_after: bool = True
 
     def after_hardware_sweep(self, report: SweepReport) -> list[InfraSync]:
         findings, judged = hardware_findings(report, self.thresholds)
@@ -501,7 +504,8 @@ class InfraAlerts:
         results = [
             record(self.store, pack, findings, judged, now) for pack, findings, judged in work
         ]
-        self.dispatch(now)
+        if self.dispatch_after:
+            self.dispatch(now)
         return results
 
     def dispatch(self, now: datetime | None = None) -> Dispatch:

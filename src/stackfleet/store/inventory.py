@@ -88,14 +88,48 @@ class InventoryStore:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        # recorded on every pass this process begins (a worker's member id)
+        self.collector: str | None = None
 
     # ---------------------------------------------------------------- passes
     def begin_pass(self, cloud: str, region: str) -> int:
+        """Record a new running pass of `cloud`/`region`. An older pass of that region
+        still marked running was cut off (its collector was killed, or lost the region
+        to another worker mid-pass): it becomes `interrupted`, never complete."""
+        now = utcnow()
         with self._sessions.begin() as session:
-            row = Pass(cloud=cloud, region=region, started_at=utcnow(), status="running")
+            row = Pass(
+                cloud=cloud,
+                region=region,
+                started_at=now,
+                status="running",
+                collector=self.collector,
+            )
             session.add(row)
             session.flush()
+            session.execute(
+                update(Pass)
+                .where(
+                    Pass.cloud == cloud,
+                    Pass.region == region,
+                    Pass.status == "running",
+                    Pass.id < row.id,
+                )
+                .values(
+                    status="interrupted",
+                    finished_at=now,
+                    error=f"still running when pass {row.id} of the region began",
+                )
+            )
             return row.id
+
+    def newest_pass_id(self) -> int:
+        """The id of the newest pass that ended complete or partial (0: none yet)."""
+        with self._sessions() as session:
+            found = session.scalar(
+                select(func.max(Pass.id)).where(Pass.status.in_(("complete", "partial")))
+            )
+            return int(found or 0)
 
     def finish_pass(self, pass_id: int, status: str, error: str | None, requests: int) -> None:
         with self._sessions.begin() as session:
@@ -792,6 +826,7 @@ def _pass_dict(row: Pass, kinds: list[PassKind]) -> dict[str, Any]:
         "finished_at": _iso(row.finished_at),
         "error": row.error,
         "requests": row.requests,
+        "collector": row.collector,
         "kinds": {
             k.kind: {
                 "complete": k.complete,

@@ -38,10 +38,13 @@ class Pass(Base):
     region: Mapped[str] = mapped_column(String(255))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # running | complete | partial | failed
+    # running | complete | partial | failed | interrupted (its collector died mid-pass:
+    # a later pass of the same region found it still running)
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
     requests: Mapped[int] = mapped_column(Integer, default=0)
+    # which process collected it (a worker's member id; None for a lone process)
+    collector: Mapped[str | None] = mapped_column(String(255), nullable=True)
 
 
 class PassKind(Base):

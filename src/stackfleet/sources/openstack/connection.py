@@ -176,3 +176,10 @@ def _caused_by(exc: BaseException, *types: type[BaseException]) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def cloud_regions(cloud: str, config_files: list[str] | None = None) -> list[str]:
+    """The region names clouds.yaml gives `cloud` (read locally, nothing asked of the
+    cloud): the partitions scale-out workers share. A cloud without `regions` is one
+    partition named ''."""
+    return [c.region_name or "" for c in _regions(_config(config_files), cloud, None)]
