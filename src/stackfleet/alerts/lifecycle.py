@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from stackfleet.alerts.dispatch import Dispatch, dispatch, silenced_by
 from stackfleet.alerts.model import fingerprint
-from stackfleet.policy.times import parse_time
+from stackfleet.core.times import parse_time
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.db import Store
 from stackfleet.store.schema import Finding

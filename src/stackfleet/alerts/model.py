@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from stackfleet.errors import InvalidQueryError
+from stackfleet.core.errors import InvalidQueryError
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 _MATCHER = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")

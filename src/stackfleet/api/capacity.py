@@ -14,12 +14,12 @@ import threading
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.api.deps import CloudQuery, RegionQuery, StoreDep
 from stackfleet.engine.capacity import (
     FLAVOR_FIT_KINDS,
     QUOTA_KINDS,
@@ -38,22 +38,11 @@ from stackfleet.engine.capacity import (
 )
 from stackfleet.engine.quota_sweep import read_metric
 from stackfleet.sources.openstack.quotas import QUOTA_SOURCES
-from stackfleet.store import Store
-from stackfleet.store.schema import MetricSample, Pass
+from stackfleet.store import Store, health
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["capacity"])
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-StoreDep = Annotated[Store, Depends(_store)]
-CloudQuery = Annotated[str | None, Query(description="Only this cloud; empty: all.")]
-RegionQuery = Annotated[str | None, Query(description="Only this region; empty: all.")]
 
 
 class CapacityReport(BaseModel):
@@ -177,14 +166,8 @@ PLACEMENT_NAMES = {"vcpu": "VCPU", "pcpu": "PCPU", "memory_mb": "MEMORY_MB", "di
 
 def fleet_version(store: Store) -> tuple[Any, ...]:
     """What changes when a capacity report can change: the newest pass (begun and
-    finished) and the newest quota reading. Two cheap indexed reads."""
-    read_metrics = [read_metric(s.service) for s in QUOTA_SOURCES]
-    with store.sessions() as session:
-        passes = session.execute(select(func.max(Pass.id), func.max(Pass.finished_at))).one()
-        quotas = session.scalar(
-            select(func.max(MetricSample.ts)).where(MetricSample.metric.in_(read_metrics))
-        )
-    return (*passes, quotas)
+    finished) and the newest quota reading."""
+    return health.fleet_version(store, [read_metric(s.service) for s in QUOTA_SOURCES])
 
 
 class CapacityCollector:

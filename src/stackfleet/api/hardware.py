@@ -20,6 +20,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.api.deps import get_store
 from stackfleet.engine.hardware import hardware_report, load_thresholds, status_dict
 from stackfleet.model.hardware import (
     CHECKS,
@@ -82,7 +83,7 @@ def list_hardware(
     ] = None,
 ) -> Any:
     """The newest hardware status of every host with a BMC, with the checks' findings."""
-    store: Store = request.app.state.store
+    store = get_store(request)
     hosts = []
     for status, findings in hardware_report(store, _thresholds(), time.time(), cloud, region):
         if finding and not any(f.check == finding for f in findings):
@@ -97,7 +98,7 @@ def get_hardware(
     host: Annotated[str, Path(description="Host name, node name or resource id.")],
 ) -> Any:
     """One host's hardware status."""
-    status = get_status(request.app.state.store, host)
+    status = get_status(get_store(request), host)
     return status_dict(status, evaluate(status, _thresholds(), time.time()))
 
 

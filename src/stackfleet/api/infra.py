@@ -13,13 +13,14 @@ import logging
 from collections.abc import Iterable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.api.deps import CloudQuery, RegionQuery, StoreDep
+from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.infra_monitor import stored_broker_statuses, stored_database_statuses
-from stackfleet.errors import StackFleetError
 from stackfleet.sources.infra_config import InfraConfig, load_infra_config
 from stackfleet.store import Store
 
@@ -56,19 +57,9 @@ class QueueList(BaseModel):
     findings: list[dict[str, Any]]
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
 def _config() -> InfraConfig:
     # read at each request: threshold changes apply without a restart
     return load_infra_config()
-
-
-StoreDep = Annotated[Store, Depends(_store)]
-CloudQuery = Annotated[str | None, Query(description="Only this cloud; empty: all.")]
-RegionQuery = Annotated[str | None, Query(description="Only this region; empty: all.")]
 
 
 def _wanted(item: Any, cloud: str | None, region: str | None) -> bool:

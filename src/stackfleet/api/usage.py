@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.api.deps import get_store
 from stackfleet.engine.nodes import find_hypervisor
 from stackfleet.engine.usage import idle_counts, usage_of
 from stackfleet.store import Store
@@ -62,7 +63,7 @@ class ResourceUsage(BaseModel):
 
 
 def _usage(request: Request, kind: str, ident: str) -> dict[str, Any]:
-    store: Store = request.app.state.store
+    store = get_store(request)
     # NotFoundError -> 404 by the app's handlers
     record = (
         find_hypervisor(store, ident) if kind == "hypervisor" else store.get_resource(kind, ident)

@@ -14,6 +14,7 @@ from stackfleet.api.hardware import THRESHOLDS_ENV
 from stackfleet.api.server import serve_api
 from stackfleet.cli.context import state
 from stackfleet.cli.hardware import quiet_sushy
+from stackfleet.core.errors import CloudError, ConfigError
 from stackfleet.engine.events import start_events
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
@@ -25,7 +26,6 @@ from stackfleet.engine.quota_sweep import DEFAULT_QUOTA_INTERVAL, QuotaSweepLoop
 from stackfleet.engine.schedule import PolicySchedule
 from stackfleet.engine.settings import load_settings
 from stackfleet.engine.usage import UsageLoop
-from stackfleet.errors import CloudError, ConfigError
 from stackfleet.policy import load_files
 from stackfleet.sources.infra_config import load_infra_config
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL

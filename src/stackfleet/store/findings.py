@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
-from stackfleet.errors import NotFoundError
+from stackfleet.core.errors import NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import Finding
