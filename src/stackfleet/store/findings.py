@@ -154,6 +154,16 @@ def list_findings(
         return [finding_dict(r) for r in rows], int(total)
 
 
+def open_findings(store: Store, policy: str) -> list[Finding]:
+    """The open findings of `policy`."""
+    with store.sessions() as session:
+        return list(
+            session.scalars(
+                select(Finding).where(Finding.policy == policy, Finding.status == "open")
+            )
+        )
+
+
 def get_finding(store: Store, finding_id: int) -> dict[str, Any]:
     with store.session() as session:
         row = session.get(Finding, finding_id)
