@@ -1,34 +1,12 @@
-"""Errors a user can meet. Each message says what went wrong and what to do; the CLI
-prints them without a traceback and exits non-zero, the API answers them as 4xx JSON."""
+"""Moved to `stackfleet.core.errors`; this alias keeps older branches importable. New
+code imports `stackfleet.core.errors` (tests/unit/test_layering.py enforces it)."""
 
-from __future__ import annotations
+from stackfleet.core.errors import (
+    CloudError,
+    ConfigError,
+    InvalidQueryError,
+    NotFoundError,
+    StackFleetError,
+)
 
-
-class StackFleetError(Exception):
-    """Base of every error StackFleet reports to a user."""
-
-    exit_code = 1
-
-
-class ConfigError(StackFleetError):
-    """Bad configuration: a malformed file, an unknown cloud name, a bad setting."""
-
-    exit_code = 2
-
-
-class CloudError(StackFleetError):
-    """A cloud could not be reached or refused us (credentials, endpoint, scope)."""
-
-    exit_code = 3
-
-
-class NotFoundError(StackFleetError):
-    """A resource, pass or object asked for by id does not exist."""
-
-    exit_code = 4
-
-
-class InvalidQueryError(StackFleetError):
-    """A filter, field or paging argument is not valid for what is being listed."""
-
-    exit_code = 2
+__all__ = ["CloudError", "ConfigError", "InvalidQueryError", "NotFoundError", "StackFleetError"]

@@ -22,8 +22,8 @@ from mariadb_server import GaleraCluster, Node, PrivateMariaDB, available, galer
 from support import run_cli
 
 from stackfleet.api.app import create_app
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.infra_monitor import DatabaseStatus, InfraMonitorLoop, sweep_databases
-from stackfleet.errors import ConfigError
 from stackfleet.sources.database import DATABASE_RULES, DatabaseTarget, probe_database
 from stackfleet.sources.infra_config import load_infra_config
 from stackfleet.sources.thresholds import apply_overrides

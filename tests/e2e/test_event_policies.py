@@ -27,12 +27,12 @@ from fastapi.testclient import TestClient
 from support import run_cli
 
 from stackfleet.api.app import create_app
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.collect import collect
 from stackfleet.engine.events import EVENTS_TICK, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.scheduler import Job, Scheduler
-from stackfleet.errors import ConfigError
 from stackfleet.policy import load_text
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from support import run_cli
 
+from stackfleet.core.errors import CloudError, ConfigError
 from stackfleet.engine.collect import collect
-from stackfleet.errors import CloudError, ConfigError
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.store import open_store

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from support import run_cli
 
+from stackfleet.core.times import parse_time
 from stackfleet.engine.collect import collect
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.policy import load_files, load_text
-from stackfleet.policy.times import parse_time
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.store import open_store

@@ -17,6 +17,7 @@ from stackfleet.engine.hardware import hardware_report, resolve_targets, run_swe
 from stackfleet.model.hardware import BAD_RESPONSE, OK, TIMEOUT, Thresholds
 from stackfleet.simulator.redfish import RedfishSimulator, SimulatedBmc
 from stackfleet.sources.redfish import parse_bmc_map
+from stackfleet.sources.redfish.bmc_map import BmcTarget
 from stackfleet.store.metrics import latest, series
 
 FLAVORS = {"legacy-1": "legacy", "current-1": "current", "oem-1": "oem"}
@@ -32,6 +33,22 @@ def bmcs() -> Iterator[RedfishSimulator]:
         yield simulator
 
 
+def targets(sim: RedfishSimulator, names: list[str] | None = None) -> list[BmcTarget]:
+    """BMC targets for the simulated BMCs (all, or those named), with credentials. Built
+    here, not by the simulator: the simulator imports nothing of the product."""
+    return [
+        BmcTarget(
+            name=name,
+            address=sim.address(name),
+            system_id=f"/redfish/v1/Systems/{sim.bmc(name).system_id}",
+            username=sim.bmc(name).username,
+            password=sim.bmc(name).password,
+            source="Redfish simulator",
+        )
+        for name in (names if names is not None else list(sim.app.bmcs))
+    ]
+
+
 def findings_of(store, name: str, now: float | None = None, **limits) -> list[str]:
     report = hardware_report(store, Thresholds(**limits), now)
     return [f.check for status, findings in report if status.name == name for f in findings]
@@ -40,7 +57,7 @@ def findings_of(store, name: str, now: float | None = None, **limits) -> list[st
 def test_power_draw_is_read_from_power_control_environment_metrics_and_oem_fields(bmcs, store):
     for name in FLAVORS:
         bmcs.bmc(name).set(power_watts=500)
-    report = run_sweep(store, bmcs.targets())
+    report = run_sweep(store, targets(bmcs))
     by_name = {s.name: s.reading for s in report.statuses}
     assert {n: r.power_source for n, r in by_name.items()} == {
         "legacy-1": "Power.PowerControl.PowerConsumedWatts",
@@ -55,10 +72,10 @@ def test_power_draw_is_read_from_power_control_environment_metrics_and_oem_field
 
 
 def test_inlet_temperature_rising_past_35_degrees_becomes_a_finding(bmcs, store):
-    run_sweep(store, bmcs.targets(["current-1"]))
+    run_sweep(store, targets(bmcs, ["current-1"]))
     assert "inlet_temperature_high" not in findings_of(store, "current-1")
     bmcs.bmc("current-1").set(inlet_celsius=38.5)
-    run_sweep(store, bmcs.targets(["current-1"]))
+    run_sweep(store, targets(bmcs, ["current-1"]))
     [(status, findings)] = hardware_report(store)
     [finding] = [f for f in findings if f.check == "inlet_temperature_high"]
     assert finding.threshold == 35
@@ -69,7 +86,7 @@ def test_inlet_temperature_rising_past_35_degrees_becomes_a_finding(bmcs, store)
 def test_a_failed_power_supply_loses_redundancy(bmcs, store):
     for name in FLAVORS:
         bmcs.bmc(name).set(failed_psus=["PSU2"])
-    report = run_sweep(store, bmcs.targets())
+    report = run_sweep(store, targets(bmcs))
     for status in report.statuses:
         assert status.reading.psu_redundancy == "lost", status.name
         assert "psu_redundancy_lost" in findings_of(store, status.name)
@@ -81,7 +98,7 @@ def test_a_failed_power_supply_loses_redundancy(bmcs, store):
 def test_power_above_the_budget_of_the_bmc_map_is_a_finding(bmcs, store):
     bmcs.bmc("legacy-1").set(power_watts=900)
     address = bmcs.address("legacy-1")
-    system = bmcs.targets(["legacy-1"])[0].system_id
+    system = targets(bmcs, ["legacy-1"])[0].system_id
     bmc_map = parse_bmc_map(
         f"""
 credentials:
@@ -101,10 +118,10 @@ ironic: {{enabled: false}}
 
 def test_frozen_sensors_on_a_running_host_become_a_stale_reading(bmcs, store):
     bmcs.bmc("legacy-1").set(frozen=True)
-    targets = bmcs.targets(["legacy-1", "oem-1"])
-    run_sweep(store, targets)
+    chosen = targets(bmcs, ["legacy-1", "oem-1"])
+    run_sweep(store, chosen)
     time.sleep(1.5)  # the live BMC's sensors move every second
-    run_sweep(store, targets)
+    run_sweep(store, chosen)
     assert "stale_reading" in findings_of(store, "legacy-1", stale_after_seconds=1.0)
     assert "stale_reading" not in findings_of(store, "oem-1", stale_after_seconds=1.0)
     assert findings_of(store, "legacy-1") == []  # not yet past the default 30 minutes
@@ -112,16 +129,16 @@ def test_frozen_sensors_on_a_running_host_become_a_stale_reading(bmcs, store):
 
 def test_a_powered_off_host_with_still_sensors_is_not_stale(bmcs, store):
     bmcs.bmc("oem-1").set(frozen=True, power_state="Off")
-    run_sweep(store, bmcs.targets(["oem-1"]))
+    run_sweep(store, targets(bmcs, ["oem-1"]))
     time.sleep(1.2)
-    run_sweep(store, bmcs.targets(["oem-1"]))
+    run_sweep(store, targets(bmcs, ["oem-1"]))
     assert findings_of(store, "oem-1", stale_after_seconds=1.0) == []
 
 
 def test_an_unreachable_bmc_is_reported_as_such_never_as_zero_readings(bmcs, store):
-    run_sweep(store, bmcs.targets(["oem-1"]))
+    run_sweep(store, targets(bmcs, ["oem-1"]))
     bmcs.bmc("oem-1").set(unreachable=True)
-    report = run_sweep(store, bmcs.targets(["oem-1"]), timeout=1.0)
+    report = run_sweep(store, targets(bmcs, ["oem-1"]), timeout=1.0)
     [status] = report.statuses
     assert status.status == TIMEOUT
     assert "did not answer within 1 s" in status.error
@@ -136,7 +153,7 @@ def test_an_unreachable_bmc_is_reported_as_such_never_as_zero_readings(bmcs, sto
 
 def test_a_bmc_answering_garbage_is_a_bad_response_and_the_others_still_read(bmcs, store):
     bmcs.bmc("current-1").set(garbage=True)
-    report = run_sweep(store, bmcs.targets())
+    report = run_sweep(store, targets(bmcs))
     statuses = {s.name: s for s in report.statuses}
     assert statuses["current-1"].status == BAD_RESPONSE
     assert (
@@ -160,7 +177,7 @@ def test_control_route_changes_a_reading(bmcs):
 def test_api_and_prometheus_show_readings_and_findings(bmcs, store):
     bmcs.bmc("legacy-1").set(inlet_celsius=37.0)
     bmcs.bmc("oem-1").set(unreachable=True)
-    run_sweep(store, bmcs.targets(), timeout=1.0)
+    run_sweep(store, targets(bmcs), timeout=1.0)
     client = TestClient(create_app(store))
     body = client.get("/v1/hardware").json()
     hosts = {h["name"]: h for h in body["hosts"]}

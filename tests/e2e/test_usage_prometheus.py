@@ -37,9 +37,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import start_http_server
 from support import run_cli
 
+from stackfleet.core.times import parse_time
 from stackfleet.engine.collect import collect
 from stackfleet.engine.usage import backfill_prometheus, sweep_prometheus
-from stackfleet.policy.times import parse_time
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.prometheus import PrometheusClient, PrometheusError, PrometheusSettings

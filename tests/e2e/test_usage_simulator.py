@@ -17,9 +17,9 @@ import pytest
 from support import run_cli, run_openstack
 
 from stackfleet.api import ApiServer
+from stackfleet.core.times import parse_time
 from stackfleet.engine.collect import collect
 from stackfleet.engine.usage import UsageSettings, sweep_diagnostics
-from stackfleet.policy.times import parse_time
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack.connection import connect

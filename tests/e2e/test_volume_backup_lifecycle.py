@@ -12,7 +12,7 @@ import pytest
 from sinks import SmtpSink
 from support import run_openstack
 
-from stackfleet.actions.notify import NotifySettings
+from stackfleet.core.delivery import NotifySettings
 from stackfleet.engine.collect import collect
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner

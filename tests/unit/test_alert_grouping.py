@@ -17,14 +17,14 @@ import yaml
 from fastapi.testclient import TestClient
 from sinks import Capture, SmtpSink
 
-from stackfleet.actions.notify import NotifySettings
 from stackfleet.alerts import operations
 from stackfleet.alerts.dispatch import dispatch
 from stackfleet.alerts.lifecycle import ingest
 from stackfleet.alerts.routing import InhibitRule, Receiver
 from stackfleet.api.app import create_app
+from stackfleet.core.delivery import NotifySettings
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.settings import load_settings
-from stackfleet.errors import ConfigError
 from stackfleet.store import Store, open_store
 from stackfleet.store import alerts as alert_store
 

@@ -14,15 +14,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sinks import Capture, SmtpSink
 
-from stackfleet.actions.notify import NotifySettings
 from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
 from stackfleet.alerts.model import Matcher, fingerprint
 from stackfleet.alerts.routing import Receiver
 from stackfleet.api.app import create_app
+from stackfleet.core.delivery import NotifySettings
+from stackfleet.core.errors import InvalidQueryError
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import AlertSettings, Settings
-from stackfleet.errors import InvalidQueryError
 from stackfleet.policy import load_text
 from stackfleet.store import alerts as alert_store
 
@@ -306,7 +306,7 @@ def test_a_catastrophic_silence_regex_cannot_stall_matching():
 
 def test_a_regex_outside_re2_syntax_is_refused_naming_the_matcher():
     from stackfleet.alerts.model import Matcher
-    from stackfleet.errors import InvalidQueryError
+    from stackfleet.core.errors import InvalidQueryError
 
     with pytest.raises(InvalidQueryError, match=r"team=~\(a\)\\\\1.*RE2"):
         Matcher.parse(r"team=~(a)\1")

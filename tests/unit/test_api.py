@@ -20,7 +20,7 @@ from sqlalchemy import create_engine
 from stackfleet import __version__
 from stackfleet.api import ApiServer, create_app
 from stackfleet.api.metrics import metric_names
-from stackfleet.errors import CloudError, StackFleetError
+from stackfleet.core.errors import CloudError, StackFleetError
 from stackfleet.model import KINDS, kind
 from stackfleet.store import Store, open_store
 

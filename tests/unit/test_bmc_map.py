@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.hardware import resolve_targets
-from stackfleet.errors import ConfigError
 from stackfleet.sources.redfish import load_bmc_map, parse_bmc_map
 
 GOOD = """\

@@ -10,12 +10,12 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from stackfleet.api import create_app
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine import daemon_config, quota_sweep
 from stackfleet.engine.daemon import Daemon
 from stackfleet.engine.daemon_config import DaemonConfig
 from stackfleet.engine.scheduler import Job, Scheduler
 from stackfleet.engine.settings import Settings
-from stackfleet.errors import ConfigError
 from stackfleet.sources.infra_config import InfraConfig
 from stackfleet.sources.openstack import capacity
 from stackfleet.store import Store

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.hardware import load_thresholds
-from stackfleet.errors import ConfigError
 from stackfleet.model.hardware import (
     AUTH_FAILED,
     OK,

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from stackfleet.core.errors import CloudError
 from stackfleet.engine.scheduler import Job, NextRun, Scheduler, UnknownJobError
-from stackfleet.errors import CloudError
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackfleet.errors import InvalidQueryError, NotFoundError
+from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.store import Store
 
 

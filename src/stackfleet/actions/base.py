@@ -20,7 +20,7 @@ import keystoneauth1.exceptions as ksa_exc
 import openstack.exceptions
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-from stackfleet.errors import StackFleetError
+from stackfleet.core.errors import StackFleetError
 
 log = logging.getLogger(__name__)
 

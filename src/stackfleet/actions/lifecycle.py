@@ -26,7 +26,7 @@ from stackfleet.actions.network import (
     UntagNeutronResource,
 )
 from stackfleet.actions.notify import Notify
-from stackfleet.policy.times import Duration
+from stackfleet.core.times import Duration
 
 DAY = timedelta(days=1)
 # What the final step does, per kind.

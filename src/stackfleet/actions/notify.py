@@ -3,17 +3,12 @@ and sends e-mail (SMTP) and webhooks."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import smtplib
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from stackfleet.actions.base import (
     ACTIONS,
@@ -26,36 +21,10 @@ from stackfleet.actions.base import (
     Record,
     label,
 )
+from stackfleet.core.delivery import DeliveryError, NotifySettings, post_json, send_email
 from stackfleet.model import KINDS
 
 log = logging.getLogger(__name__)
-
-
-class NotifySettings(BaseModel):
-    """Where notifications go (the `notify:` section of the settings file)."""
-
-    smtp_host: str | None = Field(default=None, description="SMTP server; none: no e-mail.")
-    smtp_port: int = 25
-    smtp_from: str = "stackfleet@localhost"
-    smtp_starttls: bool = False
-    smtp_username: str | None = None
-    smtp_password_env: str | None = Field(
-        default=None, description="Environment variable holding the SMTP password."
-    )
-    owners: dict[str, list[str]] = Field(
-        default_factory=dict, description="Project id or name -> e-mail addresses."
-    )
-    owner_metadata_key: str = Field(
-        default="owner", description="Resource metadata key holding the owner's e-mail."
-    )
-    keystone_email: bool = Field(
-        default=True, description="Ask Keystone for the e-mail of the resource's user."
-    )
-    default_recipients: list[str] = Field(
-        default_factory=list, description="Used when no owner address is found."
-    )
-    webhook: str | None = Field(default=None, description="Default webhook URL.")
-    timeout: float = 10.0
 
 
 class Notifier:
@@ -111,7 +80,10 @@ class Notifier:
                 "message": body,
                 "recipients": recipients,
             }
-            result["webhook_status"] = post_json(target, payload, s.timeout)
+            try:
+                result["webhook_status"] = post_json(target, payload, s.timeout)
+            except DeliveryError as exc:
+                raise ActionError(str(exc)) from exc
         if not recipients and not target:
             # Say so in the audit entry: nobody was told (no owner address, no
             # notify.default_recipients, no webhook).
@@ -127,31 +99,9 @@ class Notifier:
         message["Subject"] = subject
         message.set_content(body)
         try:
-            with smtplib.SMTP(s.smtp_host or "", s.smtp_port, timeout=s.timeout) as smtp:
-                if s.smtp_starttls:
-                    smtp.starttls()
-                if s.smtp_username:
-                    smtp.login(s.smtp_username, os.environ.get(s.smtp_password_env or "", ""))
-                smtp.send_message(message)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise ActionError(
-                f"sending e-mail through {s.smtp_host}:{s.smtp_port} failed: {exc}"
-            ) from exc
-
-
-def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
-    """POST JSON to a webhook; returns the HTTP status, raises ActionError on failure."""
-    data = json.dumps(payload, default=str).encode()
-    request = urllib.request.Request(
-        url, data=data, method="POST", headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise ActionError(f"webhook {url} answered {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ActionError(f"webhook {url} failed: {exc}") from exc
+            send_email(s, message)
+        except DeliveryError as exc:
+            raise ActionError(str(exc)) from exc
 
 
 class _Defaults(dict[str, Any]):

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stackfleet.actions.base import ActionError
-from stackfleet.actions.notify import NotifySettings
 from stackfleet.alerts.model import Matcher, matches_all
 from stackfleet.alerts.routing import InhibitRule, Receiver, group_id, group_key, send
+from stackfleet.core.delivery import DeliveryError, NotifySettings
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.db import Store
 
@@ -241,7 +240,7 @@ def _flush(
         if batch:
             try:
                 send(receiver, batch, settings, group.labels, group.key, now)
-            except ActionError as exc:
+            except DeliveryError as exc:
                 log.warning("%s", exc)
                 result.errors.append(str(exc))
                 entry["next_flush_at"] = now + min(timing.group_interval, RETRY_AFTER)

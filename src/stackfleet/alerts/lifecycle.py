@@ -9,13 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from stackfleet.alerts.dispatch import Dispatch, dispatch, silenced_by
 from stackfleet.alerts.model import fingerprint
-from stackfleet.policy.times import parse_time
+from stackfleet.core.times import parse_time
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.db import Store
+from stackfleet.store.findings import open_findings
 from stackfleet.store.schema import Finding
 
 __all__ = [
@@ -83,19 +82,14 @@ def sync_policy_alerts(
     now: datetime,
 ) -> AlertChanges:
     """Make the firing alerts of `policy` follow its open findings."""
-    with store.session() as session:
-        open_findings = list(
-            session.scalars(
-                select(Finding).where(Finding.policy == policy, Finding.status == "open")
-            )
-        )
+    found = open_findings(store, policy)
     firing = {
         fp: a
         for fp, a in alert_store.firing_by_fingerprint(store, "policy").items()
         if a["alertname"] == policy
     }
     wanted: dict[str, WantedAlert] = {}
-    for finding in open_findings:
+    for finding in found:
         label_set = finding_labels(finding, severity, labels)
         name = finding.resource_name or finding.resource_id
         wanted[fingerprint(label_set)] = WantedAlert(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import re2
 
-from stackfleet.errors import InvalidQueryError
+from stackfleet.core.errors import InvalidQueryError
 
 MatchOp = Literal["=", "!=", "=~", "!~"]
 _MATCHER = re.compile(r"^\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(.*?)\s*$")

@@ -10,7 +10,7 @@ from typing import Any
 from stackfleet.alerts.lifecycle import silenced_by
 from stackfleet.alerts.model import Matcher
 from stackfleet.alerts.routing import InhibitRule
-from stackfleet.errors import InvalidQueryError
+from stackfleet.core.errors import InvalidQueryError
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import smtplib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,10 +19,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stackfleet.actions.base import ActionError
-from stackfleet.actions.notify import NotifySettings, post_json
 from stackfleet.alerts.model import Matcher, matches_all
-from stackfleet.policy.times import Duration
+from stackfleet.core.delivery import DeliveryError, NotifySettings, post_json, send_email
+from stackfleet.core.times import Duration
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +260,7 @@ def _email(
     group_labels: dict[str, str],
 ) -> None:
     if not settings.smtp_host:
-        raise ActionError(f"receiver {receiver.name}: no smtp_host in the notify settings")
+        raise DeliveryError(f"receiver {receiver.name}: no smtp_host in the notify settings")
     firing = [a for a in alerts if a["status"] == "firing"]
     status = f"FIRING:{len(firing)}" if firing else f"RESOLVED:{len(alerts)}"
     names = sorted({a["alertname"] for a in alerts})
@@ -278,12 +276,9 @@ def _email(
         lines.append(f"[{alert['status']}] {alert['alertname']} {labels}\n  {summary}")
     message.set_content("\n".join(lines) + "\n")
     try:
-        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout) as smtp:
-            if settings.smtp_starttls:
-                smtp.starttls()
-            smtp.send_message(message)
-    except (OSError, smtplib.SMTPException) as exc:
-        raise ActionError(f"receiver {receiver.name}: sending e-mail failed: {exc}") from exc
+        send_email(settings, message)
+    except DeliveryError as exc:
+        raise DeliveryError(f"receiver {receiver.name}: {exc}") from exc
 
 
 def send(
@@ -294,8 +289,8 @@ def send(
     key: str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """Deliver the alerts of one group to one receiver (one message); ActionError when
-    it fails."""
+    """Deliver the alerts of one group to one receiver (one message); DeliveryError
+    when it fails."""
     labels = group_labels or {}
     if receiver.type == "webhook":
         post_json(

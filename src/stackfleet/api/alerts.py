@@ -15,21 +15,16 @@ from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
 from stackfleet.alerts.routing import InhibitRule
 from stackfleet.api import auth
+from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
+from stackfleet.core.errors import ConfigError, InvalidQueryError
+from stackfleet.core.times import parse_duration
 from stackfleet.engine.settings import load_settings
-from stackfleet.errors import ConfigError, InvalidQueryError
-from stackfleet.policy.times import parse_duration
 from stackfleet.store import alerts as alert_store
-from stackfleet.store.db import Store
 
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -132,7 +127,7 @@ def list_alerts(
 ) -> Any:
     """Alerts, newest first, each with its state (firing, acknowledged, silenced,
     inhibited, resolved)."""
-    store = _store(request)
+    store = get_store(request)
     rows = alert_store.list_alerts(store, status or None, limit)
     return {"items": operations.with_state(store, rows, datetime.now(UTC), _inhibit_rules())}
 
@@ -150,7 +145,7 @@ def _inhibit_rules() -> list[InhibitRule]:
 @router.post("/v1/alerts", response_model=Received, tags=["alerts"])
 def post_alerts(request: Request, body: list[PostableAlert]) -> Any:
     """Receive alerts in Alertmanager's API v2 shape (Prometheus can send here)."""
-    changes = ingest(_store(request), [a.model_dump() for a in body], "api", datetime.now(UTC))
+    changes = ingest(get_store(request), [a.model_dump() for a in body], "api", datetime.now(UTC))
     return changes.__dict__
 
 
@@ -158,7 +153,7 @@ def post_alerts(request: Request, body: list[PostableAlert]) -> Any:
 def alertmanager_webhook(request: Request, body: WebhookMessage) -> Any:
     """Receive an Alertmanager webhook notification (point a webhook receiver here)."""
     changes = ingest(
-        _store(request), [a.model_dump() for a in body.alerts], "alertmanager", datetime.now(UTC)
+        get_store(request), [a.model_dump() for a in body.alerts], "alertmanager", datetime.now(UTC)
     )
     return changes.__dict__
 
@@ -173,7 +168,7 @@ def ack_alert(
     request: Request, alert_id: Annotated[int, Path(ge=1)], body: Actor | None = None
 ) -> Any:
     """Acknowledge a firing alert: receivers are not told again."""
-    store = _store(request)
+    store = get_store(request)
     now = datetime.now(UTC)
     row = operations.acknowledge(store, alert_id, auth.actor(request, (body or Actor()).actor), now)
     return operations.with_state(store, [row], now)[0]
@@ -189,7 +184,7 @@ def resolve_alert(
     request: Request, alert_id: Annotated[int, Path(ge=1)], body: Actor | None = None
 ) -> Any:
     """Resolve a firing alert by hand."""
-    store = _store(request)
+    store = get_store(request)
     now = datetime.now(UTC)
     row = operations.resolve(store, alert_id, auth.actor(request, (body or Actor()).actor), now)
     return operations.with_state(store, [row], now)[0]
@@ -200,7 +195,7 @@ def list_silences(
     request: Request, all: Annotated[bool, Query(description="Expired ones too.")] = False
 ) -> Any:
     """Active silences (with all=true, expired ones too)."""
-    return {"items": alert_store.list_silences(_store(request), datetime.now(UTC), not all)}
+    return {"items": alert_store.list_silences(get_store(request), datetime.now(UTC), not all)}
 
 
 @router.post("/v1/silences", response_model=SilenceOut, tags=["alerts"], responses=_errors(400))
@@ -211,7 +206,7 @@ def create_silence(request: Request, body: SilenceIn) -> Any:
     except ValueError as exc:
         raise InvalidQueryError(f"duration: {exc}") from None
     return operations.silence(
-        _store(request),
+        get_store(request),
         body.matchers,
         duration,
         auth.actor(request, body.actor),
@@ -229,5 +224,5 @@ def create_silence(request: Request, body: SilenceIn) -> Any:
 def expire_silence(request: Request, silence_id: Annotated[int, Path(ge=1)]) -> Any:
     """End a silence now."""
     return operations.expire(
-        _store(request), silence_id, auth.actor(request, "api"), datetime.now(UTC)
+        get_store(request), silence_id, auth.actor(request, "api"), datetime.now(UTC)
     )

@@ -10,9 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from stackfleet import __version__
@@ -29,6 +28,7 @@ from stackfleet.api import (
     usage,
 )
 from stackfleet.api import jobs as jobs_api
+from stackfleet.api.deps import CloudQuery, RegionQuery, StoreDep
 from stackfleet.api.errors import ErrorResponse, install_error_handlers
 from stackfleet.api.limits import RequestLimits
 from stackfleet.api.metrics import exposition, make_registry
@@ -46,10 +46,10 @@ from stackfleet.api.models import (
     Summary,
 )
 from stackfleet.api.origin import CrossSiteProtection
-from stackfleet.errors import InvalidQueryError
+from stackfleet.core.errors import InvalidQueryError
 from stackfleet.model import KINDS, Kind
 from stackfleet.store import Store
-from stackfleet.store.schema import Pass
+from stackfleet.store.health import ping
 
 log = logging.getLogger(__name__)
 
@@ -87,18 +87,6 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorResponse} for status in statuses}
 
 
-def get_store(request: Request) -> Store:
-    """The store of the app serving `request`."""
-    store: Store = request.app.state.store
-    return store
-
-
-StoreDep = Annotated[Store, Depends(get_store)]
-CloudQuery = Annotated[
-    str | None, Query(description="Only this cloud (its clouds.yaml name); empty: all.")
-]
-RegionQuery = Annotated[str | None, Query(description="Only this region; empty: all.")]
-
 router = APIRouter(responses=error_responses(500))
 
 
@@ -111,9 +99,7 @@ router = APIRouter(responses=error_responses(500))
 def healthz(store: StoreDep) -> Any:
     """Whether the API is up and its store answers a query."""
     try:
-        with store.session() as session:
-            # a table, not SELECT 1: a database without StackFleet's schema is no store
-            session.execute(select(Pass.id).limit(1)).all()
+        ping(store)
     except SQLAlchemyError as exc:
         log.warning("health check: the store did not answer: %s", exc)
         return JSONResponse(

@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from stackfleet.api.errors import error_response
-from stackfleet.errors import CloudError, StackFleetError
+from stackfleet.core.errors import CloudError, StackFleetError
 
 log = logging.getLogger(__name__)
 

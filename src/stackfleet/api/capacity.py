@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from prometheus_client.core import GaugeMetricFamily, Metric
+from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.api.collectors import Families, Gauge, StoreCollector
+from stackfleet.api.deps import CloudQuery, RegionQuery, StoreDep
 from stackfleet.engine.capacity import (
     FLAVOR_FIT_KINDS,
     QUOTA_KINDS,
@@ -38,22 +37,11 @@ from stackfleet.engine.capacity import (
 )
 from stackfleet.engine.quota_sweep import read_metric
 from stackfleet.sources.openstack.quotas import QUOTA_SOURCES
-from stackfleet.store import Store
-from stackfleet.store.schema import MetricSample, Pass
+from stackfleet.store import Store, health
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["capacity"])
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
-StoreDep = Annotated[Store, Depends(_store)]
-CloudQuery = Annotated[str | None, Query(description="Only this cloud; empty: all.")]
-RegionQuery = Annotated[str | None, Query(description="Only this region; empty: all.")]
 
 
 class CapacityReport(BaseModel):
@@ -148,112 +136,120 @@ def get_storage_pools(store: StoreDep, cloud: CloudQuery = None, region: RegionQ
 
 # -- /metrics ------------------------------------------------------------------------------
 
-METRIC_HELP = {
-    "stackfleet_capacity_flavor_fit": "How many more servers of the flavor fit on the "
-    "region's enabled, up hypervisors.",
-    "stackfleet_capacity_n_plus_one_survives": "1 if the region's servers still fit after "
-    "losing its largest host, 0 if not (absent: fewer than two usable hosts).",
-    "stackfleet_capacity_n_plus_one_headroom": "Capacity of each Placement resource class "
-    "left on the surviving hosts after re-placing the largest host's servers.",
-    "stackfleet_capacity_allocated_ratio": "Share (0-1) of the usable hypervisors' "
-    "Placement capacity allocated, per resource class.",
-    "stackfleet_quota_used": "Project usage of a quota resource, counted from the inventory.",
-    "stackfleet_quota_limit": "Project quota limit (-1 = unlimited); absent when unknown.",
-    "stackfleet_ip_pool_used": "Addresses allocated on an external network.",
-    "stackfleet_ip_pool_total": "Addresses in an external network's allocation pools.",
-}
-METRIC_LABELS = {
-    "stackfleet_capacity_flavor_fit": ["cloud", "region", "flavor"],
-    "stackfleet_capacity_n_plus_one_survives": ["cloud", "region", "lost_host"],
-    "stackfleet_capacity_n_plus_one_headroom": ["cloud", "region", "resource_class"],
-    "stackfleet_capacity_allocated_ratio": ["cloud", "region", "resource_class"],
-    "stackfleet_quota_used": ["cloud", "region", "project_id", "resource"],
-    "stackfleet_quota_limit": ["cloud", "region", "project_id", "resource"],
-    "stackfleet_ip_pool_used": ["cloud", "region", "network_id", "network"],
-    "stackfleet_ip_pool_total": ["cloud", "region", "network_id", "network"],
+CAPACITY_GAUGES = {
+    "stackfleet_capacity_flavor_fit": Gauge(
+        "How many more servers of the flavor fit on the region's enabled, up hypervisors.",
+        ("cloud", "region", "flavor"),
+    ),
+    "stackfleet_capacity_n_plus_one_survives": Gauge(
+        "1 if the region's servers still fit after losing its largest host, 0 if not "
+        "(absent: fewer than two usable hosts).",
+        ("cloud", "region", "lost_host"),
+    ),
+    "stackfleet_capacity_n_plus_one_headroom": Gauge(
+        "Capacity of each Placement resource class left on the surviving hosts after "
+        "re-placing the largest host's servers.",
+        ("cloud", "region", "resource_class"),
+    ),
+    "stackfleet_capacity_allocated_ratio": Gauge(
+        "Share (0-1) of the usable hypervisors' Placement capacity allocated, per resource class.",
+        ("cloud", "region", "resource_class"),
+    ),
+    "stackfleet_quota_used": Gauge(
+        "Project usage of a quota resource, counted from the inventory.",
+        ("cloud", "region", "project_id", "resource"),
+    ),
+    "stackfleet_quota_limit": Gauge(
+        "Project quota limit (-1 = unlimited); absent when unknown.",
+        ("cloud", "region", "project_id", "resource"),
+    ),
+    "stackfleet_ip_pool_used": Gauge(
+        "Addresses allocated on an external network.",
+        ("cloud", "region", "network_id", "network"),
+    ),
+    "stackfleet_ip_pool_total": Gauge(
+        "Addresses in an external network's allocation pools.",
+        ("cloud", "region", "network_id", "network"),
+    ),
 }
 PLACEMENT_NAMES = {"vcpu": "VCPU", "pcpu": "PCPU", "memory_mb": "MEMORY_MB", "disk_gb": "DISK_GB"}
+
+Sample = tuple[str, list[str], float]
 
 
 def fleet_version(store: Store) -> tuple[Any, ...]:
     """What changes when a capacity report can change: the newest pass (begun and
-    finished) and the newest quota reading. Two cheap indexed reads."""
-    read_metrics = [read_metric(s.service) for s in QUOTA_SOURCES]
-    with store.sessions() as session:
-        passes = session.execute(select(func.max(Pass.id), func.max(Pass.finished_at))).one()
-        quotas = session.scalar(
-            select(func.max(MetricSample.ts)).where(MetricSample.metric.in_(read_metrics))
-        )
-    return (*passes, quotas)
+    finished) and the newest quota reading."""
+    return health.fleet_version(store, [read_metric(s.service) for s in QUOTA_SOURCES])
 
 
-class CapacityCollector:
+class CapacityCollector(StoreCollector[list[Sample]]):
     """Capacity gauges from the store. Computing them reads the whole inventory, so the
-    numbers are kept until a pass finishes or a quota sweep writes (checked at each
+    samples are kept until a pass finishes or a quota sweep writes (checked at each
     scrape): a scrape between passes costs two small queries."""
 
+    gauges = CAPACITY_GAUGES
+    topic = "capacity"
+
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._cached: tuple[tuple[Any, ...], list[Metric]] | None = None
+        super().__init__(store)
+        self._cached: tuple[tuple[Any, ...], list[Sample]] | None = None
         self._lock = threading.Lock()
 
-    def describe(self) -> Iterable[Metric]:
-        return list(self._families().values())
+    def read(self) -> list[Sample]:
+        with self._lock:
+            version = fleet_version(self.store)
+            if self._cached is None or self._cached[0] != version:
+                self._cached = (version, list(self._samples(load_fleet(self.store))))
+            return self._cached[1]
+
+    def fill(self, families: Families, reading: list[Sample]) -> None:
+        for name, labels, value in reading:
+            families.add(name, labels, value)
 
     @staticmethod
-    def _families() -> dict[str, GaugeMetricFamily]:
-        return {
-            name: GaugeMetricFamily(name, text, labels=METRIC_LABELS[name])
-            for name, text in METRIC_HELP.items()
-        }
-
-    def collect(self) -> Iterable[Metric]:
-        try:
-            with self._lock:
-                version = fleet_version(self.store)
-                if self._cached is None or self._cached[0] != version:
-                    self._cached = (version, self._compute(load_fleet(self.store)))
-                return self._cached[1]
-        except SQLAlchemyError as exc:  # the fleet gauges still answer
-            log.warning("metrics scrape: capacity unavailable: %s", exc)
-            return []
-
-    def _compute(self, fleet: Fleet) -> list[Metric]:
-        families = self._families()
+    def _samples(fleet: Fleet) -> Iterator[Sample]:
         for row in flavor_fit(fleet):
             if row["zone"] is None:
-                families["stackfleet_capacity_flavor_fit"].add_metric(
-                    [row["cloud"], row["region"], str(row["flavor"])], row["fits"]
+                yield (
+                    "stackfleet_capacity_flavor_fit",
+                    [row["cloud"], row["region"], str(row["flavor"])],
+                    row["fits"],
                 )
         for row in capacity_report(fleet):
             base = [row["cloud"], row["region"]]
             verdict = row["n_plus_one"]
             if verdict["survives"] is not None:
-                families["stackfleet_capacity_n_plus_one_survives"].add_metric(
-                    [*base, str(verdict["lost_host"])], 1 if verdict["survives"] else 0
+                yield (
+                    "stackfleet_capacity_n_plus_one_survives",
+                    [*base, str(verdict["lost_host"])],
+                    1 if verdict["survives"] else 0,
                 )
             for rc in RESOURCE_CLASSES:
                 rc_label = PLACEMENT_NAMES[rc]
                 if verdict.get(f"{rc}_headroom") is not None:
-                    families["stackfleet_capacity_n_plus_one_headroom"].add_metric(
-                        [*base, rc_label], verdict[f"{rc}_headroom"]
+                    yield (
+                        "stackfleet_capacity_n_plus_one_headroom",
+                        [*base, rc_label],
+                        verdict[f"{rc}_headroom"],
                     )
                 if row.get(f"{rc}_percent") is not None:
-                    families["stackfleet_capacity_allocated_ratio"].add_metric(
-                        [*base, rc_label], row[f"{rc}_percent"] / 100
+                    yield (
+                        "stackfleet_capacity_allocated_ratio",
+                        [*base, rc_label],
+                        row[f"{rc}_percent"] / 100,
                     )
         for row in quota_rows(fleet):
             labels = [row["cloud"], row["region"], row["project_id"], row["resource"]]
-            families["stackfleet_quota_used"].add_metric(labels, row["used"])
+            yield "stackfleet_quota_used", labels, row["used"]
             if row["limit"] is not None:
-                families["stackfleet_quota_limit"].add_metric(labels, row["limit"])
+                yield "stackfleet_quota_limit", labels, row["limit"]
         for row in ip_pool_rows(fleet):
             labels = [row["cloud"], row["region"], row["network_id"], str(row["network"])]
             if row["total"] is not None:
-                families["stackfleet_ip_pool_total"].add_metric(labels, row["total"])
+                yield "stackfleet_ip_pool_total", labels, row["total"]
             if row["used"] is not None:
-                families["stackfleet_ip_pool_used"].add_metric(labels, row["used"])
-        return list(families.values())
+                yield "stackfleet_ip_pool_used", labels, row["used"]
 
 
 def install(app: FastAPI) -> None:

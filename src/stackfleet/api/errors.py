@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException
 
-from stackfleet.errors import (
+from stackfleet.core.errors import (
     CloudError,
     ConfigError,
     InvalidQueryError,

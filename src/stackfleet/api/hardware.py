@@ -12,14 +12,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
-from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.api.collectors import Families, Gauge, StoreCollector
+from stackfleet.api.deps import get_store
 from stackfleet.engine.hardware import hardware_report, load_thresholds, status_dict
 from stackfleet.model.hardware import (
     CHECKS,
@@ -27,10 +26,11 @@ from stackfleet.model.hardware import (
     OK,
     REDUNDANCY_LOST,
     REDUNDANT,
+    BmcStatus,
+    HardwareFinding,
     Thresholds,
     evaluate,
 )
-from stackfleet.store import Store
 from stackfleet.store.hardware import get_status
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def list_hardware(
     ] = None,
 ) -> Any:
     """The newest hardware status of every host with a BMC, with the checks' findings."""
-    store: Store = request.app.state.store
+    store = get_store(request)
     hosts = []
     for status, findings in hardware_report(store, _thresholds(), time.time(), cloud, region):
         if finding and not any(f.check == finding for f in findings):
@@ -97,7 +97,7 @@ def get_hardware(
     host: Annotated[str, Path(description="Host name, node name or resource id.")],
 ) -> Any:
     """One host's hardware status."""
-    status = get_status(request.app.state.store, host)
+    status = get_status(get_store(request), host)
     return status_dict(status, evaluate(status, _thresholds(), time.time()))
 
 
@@ -116,57 +116,44 @@ GAUGES = {
     "stackfleet_hardware_findings": "Hosts with a finding of each hardware check.",
 }
 
-HOST_LABELS = ["cloud", "region", "host", "kind"]
+HOST_LABELS = ("cloud", "region", "host", "kind")
+# labels after HOST_LABELS, for gauges with one series per sensor, fan or PSU
+PART_LABELS = {
+    "stackfleet_bmc_temperature_celsius": ("sensor", "context"),
+    "stackfleet_bmc_fan_rpm": ("fan",),
+    "stackfleet_bmc_psu_healthy": ("psu",),
+}
+HARDWARE_GAUGES = {
+    name: Gauge(text, (*HOST_LABELS, *PART_LABELS.get(name, ()))) for name, text in GAUGES.items()
+}
+# counted over the fleet, not per host
+HARDWARE_GAUGES["stackfleet_hardware_findings"] = Gauge(
+    GAUGES["stackfleet_hardware_findings"], ("check", "severity")
+)
+
+HardwareReport = list[tuple[BmcStatus, list[HardwareFinding]]]
 
 
-class HardwareCollector:
+class HardwareCollector(StoreCollector[HardwareReport]):
     """Reads the stored BMC statuses on each scrape. Only current readings are
     published: a host whose BMC failed has stackfleet_bmc_up 0 and no reading gauges."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    gauges = HARDWARE_GAUGES
+    topic = "hardware status"
+    # a bad thresholds file must not break the scrape either
+    unavailable = (Exception,)
 
-    @staticmethod
-    def _families() -> dict[str, GaugeMetricFamily]:
-        extra = {
-            "stackfleet_bmc_temperature_celsius": ["sensor", "context"],
-            "stackfleet_bmc_fan_rpm": ["fan"],
-            "stackfleet_bmc_psu_healthy": ["psu"],
-        }
-        families = {
-            name: GaugeMetricFamily(name, text, labels=HOST_LABELS + extra.get(name, []))
-            for name, text in GAUGES.items()
-            if name != "stackfleet_hardware_findings"
-        }
-        families["stackfleet_hardware_findings"] = GaugeMetricFamily(
-            "stackfleet_hardware_findings",
-            GAUGES["stackfleet_hardware_findings"],
-            labels=["check", "severity"],
-        )
-        return families
+    def read(self) -> HardwareReport:
+        return list(hardware_report(self.store, _thresholds(), time.time()))
 
-    def describe(self) -> Iterable[Metric]:
-        return list(self._families().values())
-
-    def collect(self) -> Iterable[Metric]:
-        families = self._families()
-        try:
-            report = hardware_report(self.store, _thresholds(), time.time())
-        except SQLAlchemyError as exc:
-            log.warning("metrics scrape: hardware status unreadable: %s", exc)
-            return []
-        except Exception as exc:  # a bad thresholds file must not break the scrape
-            log.warning("metrics scrape: hardware gauges left out: %s", exc)
-            return []
+    def fill(self, families: Families, report: HardwareReport) -> None:
         counts: dict[tuple[str, str], int] = {}
         for status, findings in report:
             labels = [status.cloud, status.region, status.name, status.kind]
             up = status.status == OK and status.reading is not None
-            families["stackfleet_bmc_up"].add_metric(labels, 1 if up else 0)
+            families.add("stackfleet_bmc_up", labels, 1 if up else 0)
             if status.ok_at is not None:
-                families["stackfleet_bmc_last_success_timestamp_seconds"].add_metric(
-                    labels, status.ok_at
-                )
+                families.add("stackfleet_bmc_last_success_timestamp_seconds", labels, status.ok_at)
             for finding in findings:
                 key = (finding.check, finding.severity)
                 counts[key] = counts.get(key, 0) + 1
@@ -174,31 +161,30 @@ class HardwareCollector:
                 continue
             reading = status.reading
             if reading.power_state is not None:
-                families["stackfleet_bmc_power_on"].add_metric(
-                    labels, float(reading.power_state == "On")
-                )
+                families.add("stackfleet_bmc_power_on", labels, float(reading.power_state == "On"))
             if reading.power_watts is not None:
-                families["stackfleet_bmc_power_watts"].add_metric(labels, reading.power_watts)
+                families.add("stackfleet_bmc_power_watts", labels, reading.power_watts)
             for sensor in reading.temperatures:
-                families["stackfleet_bmc_temperature_celsius"].add_metric(
-                    [*labels, sensor.name, sensor.context or ""], sensor.celsius
+                families.add(
+                    "stackfleet_bmc_temperature_celsius",
+                    [*labels, sensor.name, sensor.context or ""],
+                    sensor.celsius,
                 )
             for fan in reading.fans:
                 if fan.rpm is not None:
-                    families["stackfleet_bmc_fan_rpm"].add_metric([*labels, fan.name], fan.rpm)
+                    families.add("stackfleet_bmc_fan_rpm", [*labels, fan.name], fan.rpm)
             for psu in reading.psus:
-                families["stackfleet_bmc_psu_healthy"].add_metric(
-                    [*labels, psu.name], float(psu.healthy)
-                )
+                families.add("stackfleet_bmc_psu_healthy", [*labels, psu.name], float(psu.healthy))
             if reading.psu_redundancy in (REDUNDANT, REDUNDANCY_LOST):
-                families["stackfleet_bmc_psu_redundant"].add_metric(
-                    labels, float(reading.psu_redundancy == REDUNDANT)
+                families.add(
+                    "stackfleet_bmc_psu_redundant",
+                    labels,
+                    float(reading.psu_redundancy == REDUNDANT),
                 )
             if reading.health in HEALTH_LEVELS:
-                families["stackfleet_bmc_health"].add_metric(labels, HEALTH_LEVELS[reading.health])
+                families.add("stackfleet_bmc_health", labels, HEALTH_LEVELS[reading.health])
         for (check, severity), count in sorted(counts.items()):
-            families["stackfleet_hardware_findings"].add_metric([check, severity], count)
-        return list(families.values())
+            families.add("stackfleet_hardware_findings", [check, severity], count)
 
 
 def install(app: FastAPI) -> None:

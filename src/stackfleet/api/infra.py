@@ -10,18 +10,23 @@ probed servers. ``install(app)`` adds the routes and the collector to one app.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from fastapi import APIRouter, FastAPI, Query
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import SQLAlchemyError
 
-from stackfleet.engine.infra_monitor import stored_broker_statuses, stored_database_statuses
-from stackfleet.errors import StackFleetError
+from stackfleet.api.collectors import Families, Gauge, StoreCollector
+from stackfleet.api.deps import CloudQuery, RegionQuery, StoreDep
+from stackfleet.core.errors import StackFleetError
+from stackfleet.engine.infra_monitor import (
+    BrokerStatus,
+    DatabaseStatus,
+    stored_broker_statuses,
+    stored_database_statuses,
+)
 from stackfleet.sources.infra_config import InfraConfig, load_infra_config
-from stackfleet.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +61,9 @@ class QueueList(BaseModel):
     findings: list[dict[str, Any]]
 
 
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
-
-
 def _config() -> InfraConfig:
     # read at each request: threshold changes apply without a restart
     return load_infra_config()
-
-
-StoreDep = Annotated[Store, Depends(_store)]
-CloudQuery = Annotated[str | None, Query(description="Only this cloud; empty: all.")]
-RegionQuery = Annotated[str | None, Query(description="Only this region; empty: all.")]
 
 
 def _wanted(item: Any, cloud: str | None, region: str | None) -> bool:
@@ -109,117 +104,103 @@ def list_queues(
     return {"brokers": brokers, "queues": queues, "findings": findings}
 
 
-Family = GaugeMetricFamily | CounterMetricFamily
+InfraReading = tuple[list[DatabaseStatus], list[BrokerStatus]]
+FINDING_LABELS = ("cloud", "region", "kind", "resource_id", "rule", "severity", "state")
 
 
-def _family(families: dict[str, Family], name: str, help_text: str, labels: list[str]) -> Family:
-    if name not in families:
-        if name.endswith("_total"):
-            families[name] = CounterMetricFamily(name[: -len("_total")], help_text, labels=labels)
-        else:
-            families[name] = GaugeMetricFamily(name, help_text, labels=labels)
-    return families[name]
+def _numbers(row: dict[str, Any]) -> Iterator[tuple[str, float]]:
+    """The numeric fields of a probed row (a schema, node or queue), as floats."""
+    for metric, value in row.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            yield metric, float(value)
 
 
-class InfraCollector:
-    """Gauges of the newest probes, read from the store at each scrape."""
+class InfraCollector(StoreCollector[InfraReading]):
+    """Gauges of the newest probes, read from the store at each scrape. Most names depend
+    on what was probed, so they are made as the readings come (only the findings gauge
+    is declared)."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    def describe(self) -> Iterable[Metric]:
-        # names depend on what was probed; nothing to check at registration
-        return []
-
-    def collect(self) -> Iterable[Metric]:
-        try:
-            config = load_infra_config()
-            databases = stored_database_statuses(self.store, config.database_rules)
-            brokers = stored_broker_statuses(self.store, config.rabbitmq_rules)
-        except (SQLAlchemyError, StackFleetError) as exc:  # the fleet gauges still answer
-            log.warning("metrics scrape: infrastructure readings unavailable: %s", exc)
-            return []
-        families: dict[str, Family] = {}
-        finding_labels = ["cloud", "region", "kind", "resource_id", "rule", "severity", "state"]
-        findings = GaugeMetricFamily(
-            "stackfleet_infra_finding",
+    gauges = {
+        "stackfleet_infra_finding": Gauge(
             "1 for each threshold rule that holds on a database server, RabbitMQ node or "
             "queue (state pending or firing).",
-            labels=finding_labels,
+            FINDING_LABELS,
         )
-        families["stackfleet_infra_finding"] = findings
+    }
+    topic = "infrastructure readings"
+    unavailable = (SQLAlchemyError, StackFleetError)
+
+    def read(self) -> InfraReading:
+        config = load_infra_config()
+        return (
+            stored_database_statuses(self.store, config.database_rules),
+            stored_broker_statuses(self.store, config.rabbitmq_rules),
+        )
+
+    def fill(self, families: Families, reading: InfraReading) -> None:
+        databases, brokers = reading
+        server = ["cloud", "region", "server"]
         for db in databases:
             base = [db.cloud, db.region, db.resource_id]
-            _family(
-                families,
+            families.family(
                 "stackfleet_database_last_probe_timestamp_seconds",
                 "When the database server was last probed, as a Unix time.",
-                ["cloud", "region", "server"],
+                server,
             ).add_metric(base, db.ts)
             for metric, value in db.values.items():
-                _family(
-                    families,
+                families.family(
                     f"stackfleet_database_{metric}",
                     f"Database server {metric.replace('_', ' ')}, as last probed.",
-                    ["cloud", "region", "server"],
+                    server,
                 ).add_metric(base, value)
             for row in db.schemas:
                 labels = [*base, row["schema"], row.get("service") or ""]
-                for metric, value in row.items():
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        _family(
-                            families,
-                            f"stackfleet_database_schema_{metric}",
-                            f"Statements of one schema: {metric.replace('_', ' ')} "
-                            "(performance_schema digests).",
-                            ["cloud", "region", "server", "schema", "service"],
-                        ).add_metric(labels, float(value))
+                for metric, number in _numbers(row):
+                    families.family(
+                        f"stackfleet_database_schema_{metric}",
+                        f"Statements of one schema: {metric.replace('_', ' ')} "
+                        "(performance_schema digests).",
+                        [*server, "schema", "service"],
+                    ).add_metric(labels, number)
             for f in db.findings:
-                findings.add_metric(
-                    [db.cloud, db.region, f.kind, f.resource_id, f.rule, f.severity, f.state], 1
+                families.add(
+                    "stackfleet_infra_finding",
+                    [db.cloud, db.region, f.kind, f.resource_id, f.rule, f.severity, f.state],
+                    1,
                 )
+        broker_labels = ["cloud", "region", "broker"]
         for broker in brokers:
             base = [broker.cloud, broker.region, broker.resource_id]
-            _family(
-                families,
+            families.family(
                 "stackfleet_rabbitmq_last_probe_timestamp_seconds",
                 "When the RabbitMQ cluster was last probed, as a Unix time.",
-                ["cloud", "region", "broker"],
+                broker_labels,
             ).add_metric(base, broker.ts)
             for metric, value in broker.values.items():
-                _family(
-                    families,
+                families.family(
                     f"stackfleet_rabbitmq_{metric}",
                     f"RabbitMQ cluster {metric.replace('_', ' ')}, as last probed.",
-                    ["cloud", "region", "broker"],
+                    broker_labels,
                 ).add_metric(base, value)
             for node in broker.nodes:
-                for metric, value in node.items():
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        _family(
-                            families,
-                            f"stackfleet_rabbitmq_node_{metric}",
-                            f"RabbitMQ node {metric.replace('_', ' ')}, as last probed.",
-                            ["cloud", "region", "broker", "node"],
-                        ).add_metric([*base, node["name"]], float(value))
+                for metric, number in _numbers(node):
+                    families.family(
+                        f"stackfleet_rabbitmq_node_{metric}",
+                        f"RabbitMQ node {metric.replace('_', ' ')}, as last probed.",
+                        [*broker_labels, "node"],
+                    ).add_metric([*base, node["name"]], number)
             for queue in broker.queues:
-                labels = [
-                    *base,
-                    queue["vhost"],
-                    queue["name"],
-                    queue["role"],
-                    queue.get("service") or "",
-                ]
-                for metric, value in queue.items():
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        _family(
-                            families,
-                            f"stackfleet_rabbitmq_queue_{metric}",
-                            f"RabbitMQ queue {metric.replace('_', ' ')}, as last probed.",
-                            ["cloud", "region", "broker", "vhost", "queue", "role", "service"],
-                        ).add_metric(labels, float(value))
+                labels = [*base, queue["vhost"], queue["name"], queue["role"]]
+                labels.append(queue.get("service") or "")
+                for metric, number in _numbers(queue):
+                    families.family(
+                        f"stackfleet_rabbitmq_queue_{metric}",
+                        f"RabbitMQ queue {metric.replace('_', ' ')}, as last probed.",
+                        [*broker_labels, "vhost", "queue", "role", "service"],
+                    ).add_metric(labels, number)
             for f in broker.findings:
-                findings.add_metric(
+                families.add(
+                    "stackfleet_infra_finding",
                     [
                         broker.cloud,
                         broker.region,
@@ -231,7 +212,6 @@ class InfraCollector:
                     ],
                     1,
                 )
-        return list(families.values())
 
 
 def install(app: FastAPI) -> None:

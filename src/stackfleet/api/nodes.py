@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.api.hardware import THRESHOLDS_ENV
 from stackfleet.engine.hardware import load_thresholds
@@ -45,4 +46,4 @@ def get_node(
 ) -> Any:
     """One host: inventory, capacity in use, hardware (newest sweep), services, instances."""
     thresholds = load_thresholds(os.environ.get(THRESHOLDS_ENV) or None)
-    return node_view(request.app.state.store, host, thresholds)
+    return node_view(get_store(request), host, thresholds)

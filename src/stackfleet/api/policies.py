@@ -10,21 +10,16 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.api import auth
+from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.store import action_records, lifecycles
 from stackfleet.store.audit import AuditLog, checkpoints_path
-from stackfleet.store.db import Store
 from stackfleet.store.findings import get_finding, list_findings
 
 router = APIRouter()
 
 MAX_LIMIT = 1000
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -72,7 +67,13 @@ def findings(
 ) -> Any:
     """Findings, newest first."""
     items, total = list_findings(
-        _store(request), status or None, policy or None, kind or None, cloud or None, limit, offset
+        get_store(request),
+        status or None,
+        policy or None,
+        kind or None,
+        cloud or None,
+        limit,
+        offset,
     )
     following = None
     if offset + len(items) < total:
@@ -94,7 +95,7 @@ def findings(
 )
 def finding(request: Request, finding_id: Annotated[int, Path(ge=1)]) -> Any:
     """One finding."""
-    return get_finding(_store(request), finding_id)
+    return get_finding(get_store(request), finding_id)
 
 
 class ValidateRequest(BaseModel):
@@ -191,7 +192,7 @@ def audit(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Audit entries, newest first."""
-    items, total = AuditLog(_store(request)).list(limit, offset, event, policy, target)
+    items, total = AuditLog(get_store(request)).list(limit, offset, event, policy, target)
     return {"total": total, "items": items}
 
 
@@ -200,13 +201,13 @@ def audit_verify(request: Request) -> Any:
     """Walk the keyed hash chain (and the checkpoints kept outside the database, when
     $STACKFLEET_AUDIT_CHECKPOINTS names them); `ok` is false and `problems` say where
     an entry was edited, deleted or rewritten."""
-    return AuditLog(_store(request)).verify(checkpoints_path()).__dict__
+    return AuditLog(get_store(request)).verify(checkpoints_path()).__dict__
 
 
 @router.get("/v1/audit/{seq}", response_model=AuditEntryOut, tags=["audit"], responses=_errors(404))
 def audit_entry(request: Request, seq: Annotated[int, Path(ge=1)]) -> Any:
     """One audit entry."""
-    return AuditLog(_store(request)).get(seq)
+    return AuditLog(get_store(request)).get(seq)
 
 
 class ActionOut(BaseModel):
@@ -255,12 +256,12 @@ def actions(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Action records, newest first (`status=awaiting-approval` is the approvals queue)."""
-    items, total = action_records.list_actions(_store(request), status, policy, limit, offset)
+    items, total = action_records.list_actions(get_store(request), status, policy, limit, offset)
     return {"total": total, "items": items}
 
 
 def _decide(request: Request, action_id: int, approve: bool, actor: str) -> Any:
-    store = _store(request)
+    store = get_store(request)
     row = action_records.decide(store, action_id, approve, actor, datetime.now(UTC))
     AuditLog(store).append(
         "approval.granted" if approve else "approval.rejected",
@@ -338,7 +339,9 @@ def leases(
     ] = "active",
 ) -> Any:
     """Resources in a reclamation lifecycle and when their next step is due."""
-    return {"items": lifecycles.list_lifecycles(_store(request), stage or None, resource=resource)}
+    return {
+        "items": lifecycles.list_lifecycles(get_store(request), stage or None, resource=resource)
+    }
 
 
 @router.post(
@@ -354,7 +357,7 @@ def extend_lease(
 ) -> Any:
     """Owner self-service: push back the next step of the resource's lifecycle, within
     the policy's cap (400 says how much is left)."""
-    store = _store(request)
+    store = get_store(request)
     # a project member may extend only its own project's resources
     current = lifecycles.list_lifecycles(store, "active", resource=resource, limit=None)
     auth.require_projects(request, [r["project_id"] for r in current], resource)

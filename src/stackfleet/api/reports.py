@@ -11,20 +11,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.engine.reports import compliance_html, compliance_report, waste_report
 from stackfleet.policy import load_files
 from stackfleet.policy.schema import Policy
-from stackfleet.store.db import Store
 
 router = APIRouter()
 
 _ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}}
-
-
-def _store(request: Request) -> Store:
-    store: Store = request.app.state.store
-    return store
 
 
 def _enabled(packs: list[str]) -> list[Policy]:
@@ -43,7 +38,7 @@ def waste(
     """What is reclaimable now and what reclaiming it frees, per waste policy, with a
     last `total` row: vCPU, RAM GB, disk GB, volume GB, floating IPs, ports, image GB.
     A dry-run: records no finding, changes nothing."""
-    rows = waste_report(_store(request), _enabled(pack or ["waste"]))
+    rows = waste_report(get_store(request), _enabled(pack or ["waste"]))
     return JSONResponse({"items": rows})
 
 
@@ -67,7 +62,7 @@ def compliance(
     evaluated without recording findings or alerts (`stackfleet compliance report` and
     the daemon's policy runs record them); no action runs."""
     results = compliance_report(
-        _store(request), _enabled(pack or ["security", "ha"]), record_findings=False
+        get_store(request), _enabled(pack or ["security", "ha"]), record_findings=False
     )
     if format == "html":
         return HTMLResponse(compliance_html(results, datetime.now(UTC)))

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Request
-from prometheus_client.core import GaugeMetricFamily, Metric
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.api.collectors import Families, Gauge, StoreCollector
+from stackfleet.api.deps import get_store
 from stackfleet.engine.nodes import find_hypervisor
 from stackfleet.engine.usage import idle_counts, usage_of
-from stackfleet.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ class ResourceUsage(BaseModel):
 
 
 def _usage(request: Request, kind: str, ident: str) -> dict[str, Any]:
-    store: Store = request.app.state.store
+    store = get_store(request)
     # NotFoundError -> 404 by the app's handlers
     record = (
         find_hypervisor(store, ident) if kind == "hypervisor" else store.get_resource(kind, ident)
@@ -88,41 +86,28 @@ def hypervisor_usage(
     return _usage(request, "hypervisor", hypervisor)
 
 
-class UsageCollector:
+class UsageCollector(StoreCollector[dict[tuple[str, str], tuple[int, int]]]):
     """The aggregate usage gauges of /metrics, read from the store at each scrape."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    gauges = {
+        "stackfleet_servers_usage_sampled": Gauge(
+            "Servers with a CPU reading (diagnostics or Prometheus) in the last 6 hours.",
+            ("cloud", "region"),
+        ),
+        "stackfleet_servers_idle": Gauge(
+            "Servers whose newest CPU reading of the last 6 hours is under 2 %.",
+            ("cloud", "region"),
+        ),
+    }
+    topic = "usage counts"
 
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
-        return (
-            GaugeMetricFamily(
-                "stackfleet_servers_usage_sampled",
-                "Servers with a CPU reading (diagnostics or Prometheus) in the last 6 hours.",
-                labels=["cloud", "region"],
-            ),
-            GaugeMetricFamily(
-                "stackfleet_servers_idle",
-                "Servers whose newest CPU reading of the last 6 hours is under 2 %.",
-                labels=["cloud", "region"],
-            ),
-        )
+    def read(self) -> dict[tuple[str, str], tuple[int, int]]:
+        return idle_counts(self.store, IDLE_THRESHOLD, IDLE_WINDOW, time.time())
 
-    def describe(self) -> Iterable[Metric]:
-        return list(self._families())
-
-    def collect(self) -> Iterable[Metric]:
-        sampled, idle = self._families()
-        try:
-            counts = idle_counts(self.store, IDLE_THRESHOLD, IDLE_WINDOW, time.time())
-        except SQLAlchemyError as exc:
-            log.warning("metrics scrape: usage counts unreadable: %s", exc)
-            counts = {}
-        for (cloud, region), (n_sampled, n_idle) in sorted(counts.items()):
-            sampled.add_metric([cloud, region], n_sampled)
-            idle.add_metric([cloud, region], n_idle)
-        return [sampled, idle]
+    def fill(self, families: Families, reading: dict[tuple[str, str], tuple[int, int]]) -> None:
+        for (cloud, region), (n_sampled, n_idle) in sorted(reading.items()):
+            families.add("stackfleet_servers_usage_sampled", [cloud, region], n_sampled)
+            families.add("stackfleet_servers_idle", [cloud, region], n_idle)
 
 
 def install(app: FastAPI) -> None:

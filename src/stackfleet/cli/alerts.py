@@ -12,9 +12,9 @@ from rich.console import Console
 from stackfleet.alerts import operations
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_rows
+from stackfleet.core.errors import InvalidQueryError
+from stackfleet.core.times import parse_duration
 from stackfleet.engine.settings import load_settings
-from stackfleet.errors import InvalidQueryError
-from stackfleet.policy.times import parse_duration
 from stackfleet.store import alerts as alert_store
 
 out = Console(highlight=False, soft_wrap=True)

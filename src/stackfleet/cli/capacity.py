@@ -11,6 +11,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_rows
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.capacity import (
     FLAVOR_FIT_KINDS,
     QUOTA_KINDS,
@@ -33,7 +34,6 @@ from stackfleet.engine.quota_sweep import (
     sweep_agent_hosting,
     sweep_cloud,
 )
-from stackfleet.errors import ConfigError
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 
 app = typer.Typer(

@@ -19,11 +19,11 @@ from rich.markup import escape
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_rows
+from stackfleet.core.errors import ConfigError, InvalidQueryError, NotFoundError
 from stackfleet.engine.events import EventOutcome, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings, load_settings
-from stackfleet.errors import ConfigError, InvalidQueryError, NotFoundError
 from stackfleet.policy.schema import Policy
 from stackfleet.sources.notifications import (
     CloudNotifications,

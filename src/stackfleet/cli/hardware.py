@@ -12,6 +12,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine import infra_alerts
 from stackfleet.engine.hardware import (
     SweepReport,
@@ -22,7 +23,6 @@ from stackfleet.engine.hardware import (
     targets_for,
 )
 from stackfleet.engine.settings import load_settings
-from stackfleet.errors import ConfigError
 from stackfleet.model.hardware import OK, evaluate
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
 from stackfleet.simulator.state import CloudState

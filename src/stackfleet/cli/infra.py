@@ -20,6 +20,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.core.errors import CloudError
 from stackfleet.engine import infra_alerts, infra_monitor
 from stackfleet.engine.infra_monitor import (
     BrokerStatus,
@@ -28,7 +29,6 @@ from stackfleet.engine.infra_monitor import (
     sweep_databases,
 )
 from stackfleet.engine.settings import load_settings
-from stackfleet.errors import CloudError
 from stackfleet.sources.database import DEFAULT_PORT, DatabaseTarget
 from stackfleet.sources.infra_config import load_infra_config
 from stackfleet.sources.rabbitmq import DEFAULT_URL, BrokerTarget

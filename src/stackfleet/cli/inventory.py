@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.core.errors import ConfigError, InvalidQueryError
 from stackfleet.engine.collect import PassResult, collect
-from stackfleet.errors import ConfigError, InvalidQueryError
 from stackfleet.model import KINDS
 from stackfleet.sources.openstack import LISTERS
 from stackfleet.sources.openstack.connection import CloudTarget

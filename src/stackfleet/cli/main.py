@@ -33,7 +33,7 @@ from stackfleet.cli import (
     usage,
 )
 from stackfleet.cli.context import State
-from stackfleet.errors import StackFleetError
+from stackfleet.core.errors import StackFleetError
 
 err = Console(stderr=True)
 

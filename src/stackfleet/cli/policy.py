@@ -14,15 +14,15 @@ from rich.markup import escape
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.core.errors import InvalidQueryError
+from stackfleet.core.times import parse_time
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.gate import Candidate
 from stackfleet.engine.policies import PolicyRunner, RunReport
 from stackfleet.engine.settings import load_settings
-from stackfleet.errors import InvalidQueryError
 from stackfleet.policy import load_files, pack_names
 from stackfleet.policy.docs import reference_markdown
 from stackfleet.policy.schema import Policy
-from stackfleet.policy.times import parse_time
 from stackfleet.policy.view import FleetView
 from stackfleet.store.findings import get_finding, list_findings
 

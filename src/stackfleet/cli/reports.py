@@ -16,8 +16,8 @@ from rich.markup import escape
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_rows
 from stackfleet.cli.policy import sources
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.reports import compliance_html, compliance_report, waste_report
-from stackfleet.errors import ConfigError
 from stackfleet.policy import load_files
 
 out = Console(highlight=False, soft_wrap=True)

@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
+from stackfleet.core.errors import CloudError, ConfigError
 from stackfleet.engine.daemon_config import (
     DEFAULT_AGENT_INTERVAL,
     DEFAULT_QUOTA_INTERVAL,
     DaemonConfig,
 )
-from stackfleet.errors import CloudError, ConfigError
 
 err = Console(stderr=True)
 log = logging.getLogger(__name__)

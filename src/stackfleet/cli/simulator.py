@@ -16,9 +16,9 @@ from stackfleet.api.server import ApiServer
 from stackfleet.cli.context import state
 from stackfleet.cli.hardware import start_demo_hardware
 from stackfleet.cli.inventory import print_summary, run_collection
-from stackfleet.config import data_dir
+from stackfleet.core.config import data_dir
+from stackfleet.core.errors import ConfigError
 from stackfleet.engine.daemon_config import DaemonConfig
-from stackfleet.errors import ConfigError
 from stackfleet.simulator.faults import FaultRule, parse_fault_spec
 from stackfleet.simulator.generator import PRESETS, FleetConfig, preset
 from stackfleet.simulator.server import CloudEntry, SimulatorError, SimulatorServer, serve

@@ -13,6 +13,8 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.core.errors import ConfigError
+from stackfleet.core.times import parse_duration
 from stackfleet.engine.nodes import find_hypervisor
 from stackfleet.engine.settings import load_settings
 from stackfleet.engine.usage import (
@@ -24,8 +26,6 @@ from stackfleet.engine.usage import (
     sweep_prometheus,
     usage_of,
 )
-from stackfleet.errors import ConfigError
-from stackfleet.policy.times import parse_duration
 from stackfleet.sources.openstack.connection import connect
 from stackfleet.sources.prometheus import PrometheusSettings
 

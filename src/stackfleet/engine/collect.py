@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from stackfleet.errors import StackFleetError
+from stackfleet.core.errors import StackFleetError
 from stackfleet.model import KINDS
 from stackfleet.sources.openstack import LISTERS, ListContext
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL

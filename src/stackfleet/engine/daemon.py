@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from stackfleet.alerts.dispatch import DispatchLoop
+from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.collect import PassResult
 from stackfleet.engine.coordination import (
     Coordinator,
@@ -49,7 +50,6 @@ from stackfleet.engine.schedule import PolicySchedule
 from stackfleet.engine.scheduler import Job, JobState, NextRun, Scheduler
 from stackfleet.engine.settings import Settings, load_settings
 from stackfleet.engine.usage import UsageLoop
-from stackfleet.errors import StackFleetError
 from stackfleet.policy import load_files
 from stackfleet.policy.schema import Policy
 from stackfleet.sources.infra_config import InfraConfig, load_infra_config

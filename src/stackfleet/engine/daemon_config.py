@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from stackfleet.errors import ConfigError
+from stackfleet.core.errors import ConfigError
 
 # the same values as engine/quota_sweep.py's DEFAULT_QUOTA_INTERVAL and
 # sources/openstack/capacity.py's DEFAULT_AGENT_INTERVAL (a unit test keeps them equal);

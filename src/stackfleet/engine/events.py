@@ -25,10 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyReport, PolicyRunner
 from stackfleet.engine.settings import Settings
-from stackfleet.errors import StackFleetError
 from stackfleet.policy.events import matches_event
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView

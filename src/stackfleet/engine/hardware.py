@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from stackfleet.errors import ConfigError
+from stackfleet.core.errors import ConfigError
 from stackfleet.model.hardware import (
     OK,
     BmcStatus,

@@ -26,15 +26,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stackfleet.actions.notify import NotifySettings
 from stackfleet.alerts.dispatch import Dispatch, dispatch
 from stackfleet.alerts.lifecycle import AlertChanges, WantedAlert, sync_alerts
 from stackfleet.alerts.routing import InhibitRule, Receiver
+from stackfleet.core.delivery import NotifySettings
+from stackfleet.core.times import parse_time
 from stackfleet.engine.hardware import SweepReport
 from stackfleet.engine.infra_monitor import BrokerStatus, DatabaseStatus
 from stackfleet.engine.settings import Settings
 from stackfleet.model.hardware import OK, HardwareFinding, Thresholds, evaluate
-from stackfleet.policy.times import parse_time
 from stackfleet.sources import database as db
 from stackfleet.sources import rabbitmq as mq
 from stackfleet.sources.thresholds import Finding as ThresholdFinding

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from stackfleet.errors import StackFleetError
+from stackfleet.core.errors import StackFleetError
 from stackfleet.sources import database as db
 from stackfleet.sources import rabbitmq as mq
 from stackfleet.sources.thresholds import Finding, History, Rule, evaluate

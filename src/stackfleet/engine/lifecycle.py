@@ -15,11 +15,11 @@ from typing import Any
 
 from stackfleet.actions.base import Action
 from stackfleet.actions.lifecycle import FINAL_VERB, Lifecycle
+from stackfleet.core.times import format_duration, parse_time
 from stackfleet.engine.evaluate import PolicyMatches
 from stackfleet.engine.gate import Candidate
 from stackfleet.policy.filters import compile_all
 from stackfleet.policy.schema import Policy
-from stackfleet.policy.times import format_duration, parse_time
 from stackfleet.policy.view import FleetView, Record
 from stackfleet.store import lifecycles
 from stackfleet.store.audit import AuditLog

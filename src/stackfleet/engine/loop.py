@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.collect import PassResult, collect
-from stackfleet.errors import StackFleetError
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.store import Store
 from stackfleet.store.metrics import compact

@@ -8,9 +8,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from stackfleet.core.errors import NotFoundError
 from stackfleet.engine.capacity import host_roles
 from stackfleet.engine.hardware import load_thresholds, status_dict
-from stackfleet.errors import NotFoundError
 from stackfleet.model.hardware import OK, Thresholds, evaluate
 from stackfleet.store import Store
 from stackfleet.store.hardware import get_status

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from stackfleet.core.errors import ConfigError, StackFleetError
 from stackfleet.engine.loop import CloudSpec
-from stackfleet.errors import ConfigError, StackFleetError
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, connect
 from stackfleet.sources.openstack.listing import RequestLog

@@ -9,13 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from stackfleet.engine.policies import PolicyRunner, RunReport
 from stackfleet.policy.schema import Policy
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
-from stackfleet.store.schema import Finding, Pass
+from stackfleet.store.trends import complete_pass_times, finding_spans
 
 GIB = 1024**3
 
@@ -129,7 +126,7 @@ def compliance_report(
     report = runner.run(policies, execute=False, record_findings=record_findings, now=now)
     # findings of a pass are opened after it ends: count them as of the next pass (or
     # of this report, for the newest)
-    ends = _pass_times(store, points)
+    ends = complete_pass_times(store, points)
     times = [*ends[1:], report.now] if ends else [report.now]
     results = []
     view = runner.last_view
@@ -169,26 +166,9 @@ def compliance_report(
     return results
 
 
-def _pass_times(store: Store, points: int) -> list[datetime]:
-    with store.session() as session:
-        rows = session.execute(
-            select(Pass.finished_at)
-            .where(Pass.status == "complete", Pass.finished_at.is_not(None))
-            .order_by(Pass.id.desc())
-            .limit(points)
-        )
-        return sorted(t for (value,) in rows if (t := aware(value)) is not None)
-
-
 def _trend(store: Store, policy: str, times: list[datetime]) -> list[tuple[str, int]]:
     """Open findings of `policy` as of each time."""
-    with store.session() as session:
-        spans = [
-            (aware(opened), aware(resolved))
-            for opened, resolved in session.execute(
-                select(Finding.opened_at, Finding.resolved_at).where(Finding.policy == policy)
-            )
-        ]
+    spans = finding_spans(store, policy)
     trend = []
     for moment in times:
         count = sum(

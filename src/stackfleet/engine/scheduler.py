@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from stackfleet.errors import StackFleetError
+from stackfleet.core.errors import StackFleetError
 
 log = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from stackfleet.actions.notify import NotifySettings
 from stackfleet.alerts.routing import InhibitRule, Receiver
-from stackfleet.config import config_dir
+from stackfleet.core.config import config_dir
+from stackfleet.core.delivery import NotifySettings
+from stackfleet.core.errors import ConfigError
+from stackfleet.core.times import Duration
 from stackfleet.engine.usage import UsageSettings
-from stackfleet.errors import ConfigError
 from stackfleet.policy.schema import RateLimit
-from stackfleet.policy.times import Duration
 from stackfleet.sources.notifications import NotificationSettings
 
 

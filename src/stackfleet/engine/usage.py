@@ -30,8 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stackfleet.errors import ConfigError
-from stackfleet.policy.times import Duration
+from stackfleet.core.errors import ConfigError
+from stackfleet.core.times import Duration
 from stackfleet.sources.openstack.connection import CloudTarget, connect
 from stackfleet.sources.openstack.diagnostics import (
     Diagnostics,

@@ -1,8 +1,8 @@
 """Policies: YAML files of resource kind + filters + actions, validated before they run.
 
 `load_files` returns validated `Policy` objects or raises `PolicyError` naming file,
-line and field of every problem. Names are imported lazily: actions use
-`stackfleet.policy.times` while the loader imports the actions."""
+line and field of every problem. Names are imported lazily: importing the loader
+imports every action, which a command that only names a policy should not pay for."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from stackfleet.errors import StackFleetError
+from stackfleet.core.errors import StackFleetError
 
 # A location inside a policy document, as pydantic reports it: keys and list indexes.
 Loc = tuple[str | int, ...]

@@ -11,8 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.actions.base import Action
+from stackfleet.core.times import Duration
 from stackfleet.policy.filters.base import Filter, reads_all
-from stackfleet.policy.times import Duration
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
 

@@ -12,9 +12,9 @@ from itertools import chain, compress, repeat
 from operator import eq, itemgetter
 from typing import Any
 
+from stackfleet.core.times import parse_time
 from stackfleet.model import KINDS
 from stackfleet.policy.fields import relations_of, updated_field
-from stackfleet.policy.times import parse_time
 from stackfleet.store.db import Store
 from stackfleet.store.policy_reads import (
     ResourceKey,

@@ -23,6 +23,7 @@ import logging
 import queue
 import threading
 import uuid
+import warnings
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -68,13 +69,48 @@ _SERVICES = {
 }
 
 
+# The oslo.messaging setup and URL redaction below are small copies of the product's
+# (sources/notifications.py), on purpose: the simulator checks the product, so it
+# imports nothing of it (docs/architecture.md); shared code would only check itself.
+
+
+def _oslo_messaging() -> Any:
+    """oslo.messaging, imported on first use (it imports eventlet, which warns)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import oslo_messaging
+        import oslo_messaging.opts  # noqa: F401  (list_opts, for a private config)
+
+    return oslo_messaging
+
+
+def _oslo_config(control_exchange: str) -> Any:
+    """A private oslo.config instance (never the process-wide CONF) with
+    oslo.messaging's options registered and the service's control exchange."""
+    from oslo_config import cfg
+
+    conf = cfg.ConfigOpts()
+    conf([], project="stackfleet", default_config_files=[], default_config_dirs=[])
+    for group, options in _oslo_messaging().opts.list_opts():
+        conf.register_opts(list(options), group=group)
+    conf.set_override("control_exchange", control_exchange)
+    return conf
+
+
+def _without_password(url: str) -> str:
+    """A transport URL with its password hidden (for error messages)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
+
+
 class SimulatorNotifier:
     """Publishes the simulator's notifications on one transport URL."""
 
     def __init__(self, transport_url: str, host: str = "sim-control") -> None:
-        from stackfleet.sources.notifications import import_oslo_messaging, oslo_config
-
-        oslo_messaging = import_oslo_messaging()
+        oslo_messaging = _oslo_messaging()
         self.transport_url = transport_url
         self.host = host
         self.sent = 0
@@ -82,7 +118,7 @@ class SimulatorNotifier:
         self._notifiers: dict[str, Any] = {}
         for service, (exchange, topic, _prefix) in _SERVICES.items():
             transport = oslo_messaging.get_notification_transport(
-                oslo_config(control_exchange=exchange), url=transport_url
+                _oslo_config(exchange), url=transport_url
             )
             self._transports.append(transport)
             self._notifiers[service] = oslo_messaging.Notifier(
@@ -261,13 +297,11 @@ def notify_volume(sim: Any, action: str, volume: Obj) -> None:
 
 def start_notifier(transport_url: str) -> SimulatorNotifier:
     """A notifier on `transport_url`; SimulatorError-like RuntimeError names the URL."""
-    from stackfleet.sources.notifications import redact
-
     try:
         return SimulatorNotifier(transport_url)
     except Exception as exc:
         raise RuntimeError(
-            f"cannot publish notifications on {redact(transport_url)}: {exc}"
+            f"cannot publish notifications on {_without_password(transport_url)}: {exc}"
         ) from exc
 
 

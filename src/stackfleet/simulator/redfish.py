@@ -40,7 +40,6 @@ import yaml
 
 from stackfleet.simulator.server import SimulatorError, _bind, stop_serving
 from stackfleet.simulator.state import CloudState
-from stackfleet.sources.redfish.bmc_map import BmcTarget
 
 log = logging.getLogger(__name__)
 
@@ -679,7 +678,10 @@ async def _send_raw(
 
 class RedfishSimulator:
     """Simulated BMCs served on loopback from a background thread, one port each, plus
-    a control port. ``with RedfishSimulator(bmcs) as sim: sim.targets()``."""
+    a control port. ``with RedfishSimulator(bmcs) as sim: sim.bmc_map()``.
+
+    It hands out plain data (a BMC map, addresses, credentials), never the product's
+    types: the simulator imports nothing of the product it checks."""
 
     def __init__(self, bmcs: Iterable[SimulatedBmc], host: str = "127.0.0.1") -> None:
         self.app = RedfishApp(bmcs)
@@ -756,23 +758,8 @@ class RedfishSimulator:
     ) -> None:
         self.stop()
 
-    def targets(self, names: Iterable[str] | None = None) -> list[BmcTarget]:
-        """BMC targets for the simulated BMCs (all, or those named), with credentials."""
-        chosen = list(names) if names is not None else list(self.app.bmcs)
-        return [
-            BmcTarget(
-                name=name,
-                address=self.address(name),
-                system_id=f"{ROOT}/Systems/{self.bmc(name).system_id}",
-                username=self.bmc(name).username,
-                password=self.bmc(name).password,
-                source="Redfish simulator",
-            )
-            for name in chosen
-        ]
-
     def bmc_map(self) -> dict[str, Any]:
-        """A BMC map (see stackfleet.sources.redfish.bmc_map) for every simulated BMC."""
+        """A BMC map (the file `stackfleet hardware` reads) for every simulated BMC."""
         first = next(iter(self.app.bmcs.values()), None)
         return {
             "credentials": {

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import pymysql
 import pymysql.cursors
 
-from stackfleet.errors import CloudError, ConfigError
+from stackfleet.core.errors import CloudError, ConfigError
 from stackfleet.sources.thresholds import Rule
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ from typing import Any
 
 import yaml
 
-from stackfleet.config import config_dir
-from stackfleet.errors import ConfigError
+from stackfleet.core.config import config_dir
+from stackfleet.core.errors import ConfigError
 from stackfleet.sources.database import DATABASE_RULES, TLS_MODES, DatabaseTarget
 from stackfleet.sources.rabbitmq import RABBITMQ_RULES, BrokerTarget
 from stackfleet.sources.thresholds import Rule, RuleOverrideError, apply_overrides

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from stackfleet.errors import ConfigError
+from stackfleet.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

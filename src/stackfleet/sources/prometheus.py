@@ -29,7 +29,7 @@ from typing import Any
 import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from stackfleet.errors import StackFleetError
+from stackfleet.core.errors import StackFleetError
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import requests
 
-from stackfleet.errors import CloudError, ConfigError
+from stackfleet.core.errors import CloudError, ConfigError
 from stackfleet.sources.thresholds import Rule
 
 log = logging.getLogger(__name__)

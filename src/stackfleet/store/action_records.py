@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from stackfleet.errors import InvalidQueryError, NotFoundError
+from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import ActionRecord

@@ -34,8 +34,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from stackfleet.config import config_dir
-from stackfleet.errors import ConfigError, NotFoundError
+from stackfleet.core.config import config_dir
+from stackfleet.core.errors import ConfigError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import AuditEntry, AuditHead

@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from stackfleet.config import default_db_url
-from stackfleet.errors import ConfigError
+from stackfleet.core.config import default_db_url
+from stackfleet.core.errors import ConfigError
 from stackfleet.store.inventory import InventoryStore, json_serializer
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from stackfleet.errors import NotFoundError
+from stackfleet.core.errors import NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import Finding
@@ -185,6 +185,16 @@ def list_findings(
             .limit(limit)
         )
         return [finding_dict(r) for r in rows], int(total)
+
+
+def open_findings(store: Store, policy: str) -> list[Finding]:
+    """The open findings of `policy`."""
+    with store.sessions() as session:
+        return list(
+            session.scalars(
+                select(Finding).where(Finding.policy == policy, Finding.status == "open")
+            )
+        )
 
 
 def get_finding(store: Store, finding_id: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import select
 
-from stackfleet.errors import NotFoundError
+from stackfleet.core.errors import NotFoundError
 from stackfleet.model.hardware import BmcReading, BmcStatus
 from stackfleet.store.db import Store
 from stackfleet.store.schema import BmcStatusRecord

@@ -18,7 +18,7 @@ from sqlalchemy import String, Table, and_, cast, delete, func, insert, or_, sel
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
-from stackfleet.errors import InvalidQueryError, NotFoundError
+from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.model import KINDS, Kind, kind
 from stackfleet.store.schema import Pass, PassKind, Resource, ResourceChange
 

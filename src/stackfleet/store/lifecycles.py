@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, update
 
-from stackfleet.errors import InvalidQueryError, NotFoundError
+from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import Lifecycle

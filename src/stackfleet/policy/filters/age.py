@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from stackfleet.core.times import Duration, parse_time
 from stackfleet.model import Kind
 from stackfleet.policy.fields import state_fields, time_fields
 from stackfleet.policy.filters.base import FILTERS, Filter, Predicate, Problems
-from stackfleet.policy.times import Duration, parse_time
 from stackfleet.policy.view import FleetView, Record
 
 # Bookkeeping times: datetimes on every record already.

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import Field
 
+from stackfleet.core.times import parse_time
 from stackfleet.model import Kind
 from stackfleet.policy.errors import Loc
 from stackfleet.policy.fields import field_types, get_path
@@ -27,7 +28,6 @@ from stackfleet.policy.filters.base import (
     reads_all,
     select_all,
 )
-from stackfleet.policy.times import parse_time
 from stackfleet.policy.view import FleetView, Record, index_key
 
 Op = Literal[

@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from stackfleet.core.times import Duration
 from stackfleet.policy.filters.base import FILTERS, Filter, Predicate
-from stackfleet.policy.times import Duration
 from stackfleet.policy.view import FleetView, Record, key_of
 
 COMPARE = {

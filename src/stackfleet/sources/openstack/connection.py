@@ -19,7 +19,7 @@ import openstack.exceptions
 import yaml
 from openstack.config.loader import CONFIG_FILES
 
-from stackfleet.errors import CloudError, ConfigError
+from stackfleet.core.errors import CloudError, ConfigError
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from stackfleet.errors import ConfigError
+from stackfleet.core.errors import ConfigError
 
 AUTH_MODES = ("basic", "session")
 TARGET_KINDS = ("hypervisor", "baremetal_node")

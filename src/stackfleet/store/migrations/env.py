@@ -10,7 +10,7 @@ connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only via `alembic` CLI with a URL
     from sqlalchemy import create_engine
 
-    from stackfleet.config import default_db_url
+    from stackfleet.core.config import default_db_url
 
     connection = create_engine(default_db_url()).connect()
 

@@ -1,0 +1,84 @@
+"""Delivering a message: a JSON POST to a webhook and an e-mail over SMTP, with the
+`notify:` settings both use. The `notify` action and alert routing each compose their
+own messages and hand them here, so neither has to import the other."""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import urllib.error
+import urllib.request
+from email.message import EmailMessage
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from stackfleet.core.errors import StackFleetError
+
+
+class DeliveryError(StackFleetError):
+    """A webhook or mail server did not take a message (the message says which and why)."""
+
+    exit_code = 5
+
+
+class NotifySettings(BaseModel):
+    """Where notifications go (the `notify:` section of the settings file)."""
+
+    smtp_host: str | None = Field(default=None, description="SMTP server; none: no e-mail.")
+    smtp_port: int = 25
+    smtp_from: str = "stackfleet@localhost"
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password_env: str | None = Field(
+        default=None, description="Environment variable holding the SMTP password."
+    )
+    owners: dict[str, list[str]] = Field(
+        default_factory=dict, description="Project id or name -> e-mail addresses."
+    )
+    owner_metadata_key: str = Field(
+        default="owner", description="Resource metadata key holding the owner's e-mail."
+    )
+    keystone_email: bool = Field(
+        default=True, description="Ask Keystone for the e-mail of the resource's user."
+    )
+    default_recipients: list[str] = Field(
+        default_factory=list, description="Used when no owner address is found."
+    )
+    webhook: str | None = Field(default=None, description="Default webhook URL.")
+    timeout: float = 10.0
+
+
+def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
+    """POST JSON to a webhook; returns the HTTP status, raises DeliveryError on failure."""
+    data = json.dumps(payload, default=str).encode()
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        raise DeliveryError(f"webhook {url} answered {exc.code}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise DeliveryError(f"webhook {url} failed: {exc}") from exc
+
+
+def send_email(settings: NotifySettings, message: EmailMessage) -> None:
+    """Send `message` through the configured SMTP server (STARTTLS and login when set);
+    raises DeliveryError when no server is configured or it refuses the message."""
+    if not settings.smtp_host:
+        raise DeliveryError("no smtp_host in the notify settings: e-mail cannot be sent")
+    try:
+        with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username:
+                password = os.environ.get(settings.smtp_password_env or "", "")
+                smtp.login(settings.smtp_username, password)
+            smtp.send_message(message)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise DeliveryError(
+            f"sending e-mail through {settings.smtp_host}:{settings.smtp_port} failed: {exc}"
+        ) from exc
