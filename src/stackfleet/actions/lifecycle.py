@@ -37,6 +37,18 @@ FINAL_VERB = {
     "port": "deleted",
 }
 
+# What a resource in a lifecycle must still be, on the live record, for any step that
+# moves it towards reclamation (mark, remind, stop, delete) to act: unused by its own
+# fields, as the final action requires (release skips an associated floating IP,
+# delete an attached volume or a port on a device). Checked just before each action,
+# the notices included, so that a pass that missed a port cannot make an attached
+# floating IP look unused to the lifecycle.
+UNUSED_FIELDS: dict[str, dict[str, Any]] = {
+    "floating_ip": {"port_id": None},
+    "port": {"device_id": None},
+    "volume": {"attached_server_ids": []},
+}
+
 
 @ACTIONS.register("lifecycle")
 class Lifecycle(Action):

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
 from stackfleet.engine.collect import PassResult, collect
+from stackfleet.engine.settings import load_settings
 from stackfleet.errors import ConfigError, InvalidQueryError
 from stackfleet.model import KINDS
 from stackfleet.sources.openstack import LISTERS
@@ -103,7 +104,14 @@ def run_collection(
             progress.advance(tasks[key])
 
         return collect(
-            store, cloud, region, system_cloud, config_files, kinds=kinds, progress=advance
+            store,
+            cloud,
+            region,
+            system_cloud,
+            config_files,
+            kinds=kinds,
+            progress=advance,
+            shrink=load_settings().collect.shrink,
         )
 
 

@@ -25,8 +25,6 @@ from stackfleet.store import lifecycles
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 
-DONE = ("succeeded", "done")
-
 
 @dataclass
 class Step:
@@ -292,8 +290,10 @@ class LifecycleEngine:
         return steps
 
     def record(self, policy: Policy, action: Lifecycle, step: Step) -> None:
-        """Record a step whose actions all completed (or that needed none)."""
-        if any(c.verdict not in DONE for c in step.candidates):
+        """Record a step whose actions all took (or that needed none). An action that
+        failed, was skipped, is unverified (a notice that reached nobody) or is still
+        running holds the step back: it is planned again at the next run."""
+        if not all(c.took for c in step.candidates):
             return
         record = step.record
         history_entry: dict[str, Any] = {"step": step.name, "at": self.now.isoformat()}

@@ -10,12 +10,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from stackfleet.actions.base import Skip
-from stackfleet.actions.lifecycle import Lifecycle
+from stackfleet.actions.lifecycle import UNUSED_FIELDS, Lifecycle
 from stackfleet.actions.notify import Notifier
 from stackfleet.alerts.lifecycle import Dispatch, dispatch, sync_policy_alerts
 from stackfleet.engine.evaluate import evaluate_policy, prepare
@@ -122,7 +122,9 @@ class PolicyRunner:
             verify_timeout=self.settings.verify_timeout.total_seconds(),
             poll_interval=self.settings.poll_interval.total_seconds(),
         )
-        executor = Executor(self.store, self.audit, ctx, self.settings.actor)
+        executor = Executor(
+            self.store, self.audit, ctx, self.settings.actor, self.settings.safety.exclude_tag
+        )
         report = RunReport(execute=execute, now=now)
         # the cyclic collector would walk every loaded record at each full collection;
         # records hold no cycles, and what the run leaves is collected after it
@@ -257,6 +259,14 @@ class PolicyRunner:
         """Candidates for the actions of one lifecycle step."""
         record = step.record
         segment = (record["cloud"], record["region"])
+        # marks, reminders and their notices re-check on the live record that the
+        # resource is still unused (the final step's release/delete check it themselves;
+        # its notice reports what was done, to a resource now gone)
+        unused = (
+            UNUSED_FIELDS.get(record["kind"], {})
+            if step.name in ("mark", "remind", "refresh")
+            else {}
+        )
         for action in step.actions:
             plan = action.plan(record)
             if plan is None:
@@ -264,6 +274,8 @@ class PolicyRunner:
             if isinstance(plan, Skip):
                 report.skipped.append((record, plan))
                 continue
+            if unused:
+                plan = replace(plan, expects={**unused, **plan.expects})
             candidate = Candidate(
                 policy=policy,
                 action=action,
