@@ -17,7 +17,7 @@ from stackfleet.engine.execute import mismatch
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
 from stackfleet.policy import load_text
-from stackfleet.store import action_records
+from stackfleet.store import action_records, lifecycles
 from stackfleet.store.audit import AuditLog
 
 NOW = datetime.now(UTC)
@@ -76,6 +76,11 @@ class FakeCloud:
             create_server_image=self._snapshot,
         )
         self.image = SimpleNamespace(get_image=lambda iid: SimpleNamespace(status="active"))
+        self.fips: dict[str, dict[str, Any]] = {}
+        self.network = SimpleNamespace(
+            get_ip=self._get_ip,
+            set_tags=self._set_tags,
+        )
         self.block_storage = SimpleNamespace(
             get_volume=self._get_volume,
             backups=lambda **kw: [],
@@ -103,6 +108,15 @@ class FakeCloud:
             task_state=s["task_state"],
             attached_volumes=[{"id": v} for v in s["volume_ids"]],
         )
+
+    def _get_ip(self, fid: str) -> Any:
+        if fid not in self.fips:
+            raise openstack.exceptions.NotFoundException("gone")
+        return SimpleNamespace(id=fid, status="DOWN", **{"tags": [], **self.fips[fid]})
+
+    def _set_tags(self, resource: Any, tags: list[str]) -> None:
+        self._call("set_tags", resource.id)
+        self.fips[resource.id]["tags"] = list(tags)
 
     def _delete_server(self, sid: str) -> None:
         self._call("delete", sid)
@@ -356,3 +370,41 @@ def test_an_action_running_in_another_run_is_neither_repeated_nor_done(store, cl
     assert candidate.verdict == "deferred" and "in progress in another run" in candidate.reason
     assert not candidate.took
     assert cloud.calls == []
+
+
+FIP_LIFECYCLE = """
+  - name: fips
+    resource: floating_ip
+    filters: [{port_id: empty}]
+    actions: [{type: lifecycle, stop_after: 7d}]
+"""
+
+
+def test_a_floating_ip_attached_since_the_pass_is_neither_marked_nor_noticed(store, cloud, hook):
+    """The lifecycle's mark and notice re-check the floating IP's own port_id on the
+    live record: a pass that missed the association cannot make it look unused."""
+    collect(
+        store,
+        floating_ip=[{"id": "f1", "name": "1.2.3.4", "project_id": "p1", "port_id": None}],
+    )
+    cloud.fips["f1"] = {"port_id": "port-9"}
+    settings = Settings.model_validate({"notify": {"webhook": hook.url}})
+    posts = len(hook.posts)
+    report = run(store, cloud, FIP_LIFECYCLE, settings=settings)
+    verdicts = sorted((c.plan.action, c.verdict) for c in report.policies[0].candidates)
+    assert verdicts == [("notify", "skipped"), ("tag", "skipped")]
+    assert all("port_id is now 'port-9'" in c.reason for c in report.policies[0].candidates)
+    assert cloud.calls == [] and len(hook.posts) == posts
+    assert lifecycles.list_lifecycles(store) == []
+
+
+def test_an_unattached_floating_ip_is_marked_and_noticed(store, cloud, hook):
+    collect(
+        store,
+        floating_ip=[{"id": "f1", "name": "1.2.3.4", "project_id": "p1", "port_id": None}],
+    )
+    cloud.fips["f1"] = {"port_id": None}
+    settings = Settings.model_validate({"notify": {"webhook": hook.url}})
+    report = run(store, cloud, FIP_LIFECYCLE, settings=settings)
+    assert {c.verdict for c in report.policies[0].candidates} == {"succeeded"}
+    assert [row["stage"] for row in lifecycles.list_lifecycles(store)] == ["marked"]
