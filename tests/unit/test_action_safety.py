@@ -74,6 +74,7 @@ class FakeCloud:
             lock_server=lambda sid, locked_reason=None: self._call("lock", sid),
             delete_server=self._delete_server,
             create_server_image=self._snapshot,
+            set_server_metadata=lambda sid, **md: self.servers[sid]["metadata"].update(md),
         )
         self.image = SimpleNamespace(get_image=lambda iid: SimpleNamespace(status="active"))
         self.fips: dict[str, dict[str, Any]] = {}
@@ -408,3 +409,41 @@ def test_an_unattached_floating_ip_is_marked_and_noticed(store, cloud, hook):
     report = run(store, cloud, FIP_LIFECYCLE, settings=settings)
     assert {c.verdict for c in report.policies[0].candidates} == {"succeeded"}
     assert [row["stage"] for row in lifecycles.list_lifecycles(store)] == ["marked"]
+
+
+SHUTOFF_LIFECYCLE = """
+  - name: lease
+    resource: server
+    filters: [{status: SHUTOFF}]
+    actions: [{type: lifecycle, stop_after: 7d, delete_after: 5d}]
+"""
+
+
+def test_a_lease_extended_while_a_run_goes_on_holds_the_step_back(store, cloud, hook, monkeypatch):
+    """The owner extends after the run read the lifecycles: the stop step planned on
+    the old deadline does not run, and recording nothing loses the extension."""
+    collect(store, server=[server("a")])
+    cloud.servers["a"] = server("a")
+    settings = Settings.model_validate(
+        {"notify": {"webhook": hook.url}, "verify_timeout": "1s", "poll_interval": "1s"}
+    )
+    run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
+    [row] = lifecycles.list_lifecycles(store)
+    assert row["stage"] == "marked"
+    read = lifecycles.active
+
+    def read_then_extended(store_: Any, policy: str) -> Any:
+        rows = read(store_, policy)
+        lifecycles.extend(store_, "a", 3, NOW + timedelta(days=8))
+        return rows
+
+    monkeypatch.setattr(lifecycles, "active", read_then_extended)
+    cloud.calls.clear()
+    report = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW + timedelta(days=8))
+    candidates = report.policies[0].candidates
+    assert candidates and {c.verdict for c in candidates} == {"deferred"}
+    assert all("the lease was extended" in c.reason for c in candidates)
+    assert cloud.calls == []
+    [after] = lifecycles.list_lifecycles(store)
+    assert after["stage"] == "marked" and after["extended_days"] == 3
+    assert [h["step"] for h in after["history"]] == ["mark", "extended"]

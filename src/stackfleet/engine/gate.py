@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -65,6 +66,9 @@ class Candidate:
     origin: str = "new"
     # placeholders for notification templates (lifecycle deadlines)
     values: dict[str, Any] = field(default_factory=dict)
+    # checked just before executing: why the action must not run now ("" when it may),
+    # e.g. a lifecycle step whose lease was extended while this run went on
+    guard: Callable[[], str] | None = None
     # the status an earlier run recorded for this key (verdict "done"): only
     # "succeeded" means the action is known to have taken
     recorded: str | None = None

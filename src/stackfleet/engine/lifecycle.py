@@ -322,16 +322,19 @@ class LifecycleEngine:
             )
         else:
             lifecycle_id = step.row["id"]
-            values: dict[str, Any] = {"updated_at": self.now}
-            if step.reminder:
-                values["reminded"] = [*step.row["reminded"], step.reminder]
-            if step.stage is not None:
-                values["stage"] = step.stage
-                values["next_at"] = step.next_at
-                values["reminded"] = []
-            if step.stage is not None or step.name == "refresh":
-                values["history"] = [*step.row["history"], history_entry]
-            lifecycles.change(self.store, lifecycle_id, **values)
+            # on the row as it is now (locked), not as this run read it: an owner's
+            # extension made meanwhile is kept
+            lifecycles.record_step(
+                self.store,
+                lifecycle_id,
+                self.now,
+                history_entry=(
+                    history_entry if step.stage is not None or step.name == "refresh" else None
+                ),
+                reminder=step.reminder,
+                stage=step.stage,
+                next_at=step.next_at,
+            )
         self.audit.append(
             f"lifecycle.{step.name}",
             {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +25,7 @@ from stackfleet.engine.lifecycle import LifecycleEngine, Step
 from stackfleet.engine.settings import Settings
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc
+from stackfleet.store import lifecycles
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 from stackfleet.store.findings import FindingKey, FindingSync, sync_findings
@@ -240,6 +241,10 @@ class PolicyRunner:
                     candidate.verdict = "blocked"
                     candidate.reason = "an earlier action on this resource failed"
                     continue
+                why = candidate.guard() if candidate.guard else ""
+                if why:
+                    candidate.verdict, candidate.reason = "deferred", why
+                    continue
                 executor.run(candidate)
                 if candidate.verdict in ("failed", "unverified"):
                     failed.add(place)
@@ -254,6 +259,26 @@ class PolicyRunner:
             len(report.candidates),
         )
         return report
+
+    def _lease_guard(self, step: Step) -> Callable[[], str] | None:
+        """For a step of an existing lifecycle: a check, just before each of its actions,
+        that the lease was not extended since this run read it (an owner's extension
+        wins over a step planned on the old deadline)."""
+        row = step.row
+        if row is None or step.name in ("cancel", "gone"):
+            return None
+        lifecycle_id, seen = row["id"], row["next_at"]
+
+        def guard() -> str:
+            now_due = lifecycles.next_at_of(self.store, lifecycle_id)
+            if now_due != seen:
+                return (
+                    f"the lease was extended while this run went on (next step now due "
+                    f"{now_due}); planned again at the next run"
+                )
+            return ""
+
+        return guard
 
     def _plan_step(self, policy: Policy, step: Step, report: PolicyReport) -> None:
         """Candidates for the actions of one lifecycle step."""
@@ -292,6 +317,7 @@ class PolicyRunner:
                 trusted=segment in report.trusted,
                 incomplete=report.incomplete.get(segment, []),
                 values=step.values,
+                guard=self._lease_guard(step),
             )
             step.candidates.append(candidate)
             report.candidates.append(candidate)
