@@ -203,3 +203,12 @@ def test_a_shrink_under_the_limit_or_a_full_listing_after_a_hold_marks_normally(
     assert _shrink_pass(any_store, fleet[10:]).gone == 0
     assert _shrink_pass(any_store, fleet[40:]).held  # a new shrink is held again
     assert any_store.list_resources("server", limit=1000)[1] == 90
+
+
+def test_truncations_of_different_sizes_do_not_confirm_each_other(any_store):
+    fleet = [server(f"s{i:03}") for i in range(100)]
+    _shrink_pass(any_store, fleet)
+    assert _shrink_pass(any_store, fleet[:10]).held
+    assert _shrink_pass(any_store, fleet[:50]).held  # cut elsewhere: not a confirmation
+    confirmed = _shrink_pass(any_store, fleet[:45])  # about the same size: confirmed
+    assert confirmed.held is None and confirmed.gone == 55

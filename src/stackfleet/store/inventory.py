@@ -100,7 +100,8 @@ class ShrinkLimit:
     complete-looking listing misses more than `percent` % **and** more than `count` of
     the resources the store has live in that cloud region is recorded as incomplete
     (nothing marked gone, no policy decides on the kind there) until the next pass
-    sees the same shrink and confirms it.
+    sees the same shrink and confirms it (a listing of about the same size: within
+    `count` of the held one; truncations cut at different places are held again).
 
     Why 10 % and 10: passes run minutes apart, and ordinary churn between two of them
     is a few resources, far under 10 % of any kind big enough to matter; both must be
@@ -157,7 +158,8 @@ class InventoryStore:
         With `shrink`, a complete listing missing more of the live resources than the
         limit allows is recorded as incomplete instead (`KindOutcome.held` says why),
         unless the newest earlier pass of this kind in this cloud region was held for
-        the same reason: the second pass in a row to see the shrink confirms it."""
+        the same reason with about as many resources: the second pass in a row to see
+        the shrink confirms it."""
         spec = kind(kind_name)
         now = utcnow()
         where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
@@ -238,7 +240,9 @@ class InventoryStore:
                 if (
                     shrink is not None
                     and shrink.exceeded(len(missing), live)
-                    and not self._shrink_confirms(session, pass_id, cloud, region, kind_name)
+                    and not self._shrink_confirms(
+                        session, pass_id, cloud, region, kind_name, len(records), shrink
+                    )
                 ):
                     held = (
                         f"{SHRINK_HELD}: the listing looked complete but misses "
@@ -291,12 +295,20 @@ class InventoryStore:
 
     @staticmethod
     def _shrink_confirms(
-        session: Session, pass_id: int, cloud: str, region: str, kind_name: str
+        session: Session,
+        pass_id: int,
+        cloud: str,
+        region: str,
+        kind_name: str,
+        count: int,
+        shrink: ShrinkLimit,
     ) -> bool:
         """Whether the newest earlier listing of this kind in this cloud region was held
-        for shrinking (so this one, shrinking again, confirms it)."""
-        previous = session.scalar(
-            select(PassKind.error)
+        for shrinking and saw about as many resources as this one (within
+        `shrink.count`): two listings agreeing on the smaller size confirm it, while
+        truncations cut at different places are held again."""
+        previous = session.execute(
+            select(PassKind.error, PassKind.count)
             .join(Pass, Pass.id == PassKind.pass_id)
             .where(
                 Pass.cloud == cloud,
@@ -306,8 +318,11 @@ class InventoryStore:
             )
             .order_by(PassKind.pass_id.desc())
             .limit(1)
-        )
-        return bool(previous and previous.startswith(SHRINK_HELD))
+        ).first()
+        if previous is None:
+            return False
+        error, seen = previous
+        return bool(error and error.startswith(SHRINK_HELD)) and abs(seen - count) <= shrink.count
 
     def _apply_changes(
         self,
