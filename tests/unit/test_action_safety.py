@@ -392,9 +392,11 @@ def test_a_floating_ip_attached_since_the_pass_is_neither_marked_nor_noticed(sto
     settings = Settings.model_validate({"notify": {"webhook": hook.url}})
     posts = len(hook.posts)
     report = run(store, cloud, FIP_LIFECYCLE, settings=settings)
-    verdicts = sorted((c.plan.action, c.verdict) for c in report.policies[0].candidates)
-    assert verdicts == [("notify", "skipped"), ("tag", "skipped")]
-    assert all("port_id is now 'port-9'" in c.reason for c in report.policies[0].candidates)
+    verdicts = {c.plan.action: (c.verdict, c.reason) for c in report.policies[0].candidates}
+    assert verdicts["tag"][0] == "skipped"
+    assert "port_id is now 'port-9'" in verdicts["tag"][1]
+    assert verdicts["notify"][0] == "blocked"
+    assert "port_id is now 'port-9'" in verdicts["notify"][1]
     assert cloud.calls == [] and len(hook.posts) == posts
     assert lifecycles.list_lifecycles(store) == []
 
@@ -447,3 +449,37 @@ def test_a_lease_extended_while_a_run_goes_on_holds_the_step_back(store, cloud, 
     [after] = lifecycles.list_lifecycles(store)
     assert after["stage"] == "marked" and after["extended_days"] == 3
     assert [h["step"] for h in after["history"]] == ["mark", "extended"]
+
+
+def test_a_server_excluded_after_the_pass_gets_no_lifecycle_notice(store, cloud, hook):
+    """The mark is skipped on the live record (excluded since the pass): the step's
+    notice does not go out on the strength of the stale record."""
+    collect(store, server=[server("a")])
+    cloud.servers["a"] = server("a", metadata={"stackfleet-exclude": "1"})
+    settings = Settings.model_validate({"notify": {"webhook": hook.url}})
+    posts = len(hook.posts)
+    report = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
+    verdicts = {c.plan.action: (c.verdict, c.reason) for c in report.policies[0].candidates}
+    assert verdicts["set-metadata"][0] == "skipped"
+    assert verdicts["notify"][0] == "blocked"
+    assert "was skipped (excluded by metadata key" in verdicts["notify"][1]
+    assert len(hook.posts) == posts and lifecycles.list_lifecycles(store) == []
+
+
+def test_a_reminder_about_a_floating_ip_attached_since_the_pass_is_not_sent(store, cloud, hook):
+    collect(
+        store,
+        floating_ip=[{"id": "f1", "name": "1.2.3.4", "project_id": "p1", "port_id": None}],
+    )
+    cloud.fips["f1"] = {"port_id": None}
+    settings = Settings.model_validate({"notify": {"webhook": hook.url}})
+    run(store, cloud, FIP_LIFECYCLE, settings=settings, now=NOW)
+    cloud.fips["f1"]["port_id"] = "port-9"
+    posts = len(hook.posts)
+    report = run(store, cloud, FIP_LIFECYCLE, settings=settings, now=NOW + timedelta(days=5.5))
+    [notice] = report.policies[0].candidates
+    assert notice.plan.action == "notify" and notice.verdict == "skipped"
+    assert "port_id is now 'port-9'" in notice.reason
+    assert len(hook.posts) == posts
+    [row] = lifecycles.list_lifecycles(store)
+    assert row["reminded"] == []

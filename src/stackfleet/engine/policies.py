@@ -231,7 +231,10 @@ class PolicyRunner:
                     )
                 )
         gate.decide(policy, report.candidates)
-        failed: set[tuple[str, str, str]] = set()
+        # resources where an action failed, or was skipped on the live record (changed
+        # since the pass, excluded, gone): their later actions (a step's notice after
+        # its mark) do not run on the strength of the stale record -> reason
+        failed: dict[tuple[str, str, str], str] = {}
         for candidate in report.candidates:
             place = (candidate.record["cloud"], candidate.record["region"], candidate.record["id"])
             if candidate.verdict == "awaiting-approval" and candidate.action_id is None:
@@ -239,7 +242,7 @@ class PolicyRunner:
             elif candidate.verdict == "execute":
                 if place in failed:
                     candidate.verdict = "blocked"
-                    candidate.reason = "an earlier action on this resource failed"
+                    candidate.reason = f"an earlier action on this resource {failed[place]}"
                     continue
                 why = candidate.guard() if candidate.guard else ""
                 if why:
@@ -247,7 +250,9 @@ class PolicyRunner:
                     continue
                 executor.run(candidate)
                 if candidate.verdict in ("failed", "unverified"):
-                    failed.add(place)
+                    failed[place] = "failed"
+                elif candidate.verdict == "skipped":
+                    failed[place] = f"was skipped ({candidate.reason})"
         if execute:
             for lifecycle_action, step in steps:
                 lifecycle_engine.record(policy, lifecycle_action, step)
