@@ -352,3 +352,20 @@ def test_the_waste_pack_judges_floating_ips_by_their_own_port_id(cloud, store_ur
     assert attached and not matched & attached
     assert matched <= unattached
     assert not {f["resource_id"] for f in list_findings(store)[0]} & attached
+
+
+def test_cli_collect_takes_the_shrink_limit_from_the_settings_file(cloud, store_url, tmp_path):
+    server, clouds = cloud
+    env = {"OS_CLIENT_CONFIG_FILE": str(clouds)}
+    args = ("--db-url", store_url, "collect", "--os-cloud", CLOUD, "--kind", "port", "-f", "json")
+    (tmp_path / "held.yaml").write_text("collect: {shrink_percent: 10, shrink_count: 5}\n")
+    (tmp_path / "off.yaml").write_text("collect: {hold_shrinks: false}\n")
+    first = run_cli(*args, env={**env, "STACKFLEET_CONFIG": str(tmp_path / "held.yaml")})
+    assert first.code == 0
+    add_fault(server, method="GET", path=r"/v2\.0/ports$", drop_next_link=True, max_items=10)
+    held = run_cli(*args, env={**env, "STACKFLEET_CONFIG": str(tmp_path / "held.yaml")})
+    assert held.code == 1
+    [row] = held.json()
+    assert row["complete"] is False
+    believed = run_cli(*args, env={**env, "STACKFLEET_CONFIG": str(tmp_path / "off.yaml")})
+    assert believed.code == 0 and believed.json()[0]["complete"] is True

@@ -19,6 +19,7 @@ from stackfleet.sources.openstack import LISTERS
 from stackfleet.sources.openstack.connection import CloudTarget
 from stackfleet.sources.openstack.listing import Listing
 from stackfleet.store import Store
+from stackfleet.store.inventory import ShrinkLimit
 
 err = Console(stderr=True)
 
@@ -83,6 +84,7 @@ def run_collection(
     kinds: list[str] | None = None,
     show_progress: bool = True,
     config_files: list[str] | None = None,
+    shrink: ShrinkLimit | None = ShrinkLimit(),
 ) -> list[PassResult]:
     """Collect one cloud with a progress display on stderr (when it is a terminal)."""
     with Progress(
@@ -111,7 +113,7 @@ def run_collection(
             config_files,
             kinds=kinds,
             progress=advance,
-            shrink=load_settings().collect.shrink,
+            shrink=shrink,
         )
 
 
@@ -144,7 +146,11 @@ def collect_command(
     for name in kind or []:
         if name not in LISTERS:
             raise InvalidQueryError(f"unknown kind {name!r}; known: {', '.join(LISTERS)}")
-    results = run_collection(state(ctx).store(), cloud, os_region_name, system_cloud, kind)
+    # the shrink limit of the settings file ($STACKFLEET_CONFIG or the default place)
+    shrink = load_settings().collect.shrink
+    results = run_collection(
+        state(ctx).store(), cloud, os_region_name, system_cloud, kind, shrink=shrink
+    )
     rows = [
         {
             "pass": r.pass_id,
