@@ -483,3 +483,11 @@ def test_a_reminder_about_a_floating_ip_attached_since_the_pass_is_not_sent(stor
     assert len(hook.posts) == posts
     [row] = lifecycles.list_lifecycles(store)
     assert row["reminded"] == []
+
+
+def test_a_dry_run_leaves_a_crashed_runs_record_alone(store, cloud):
+    action_id = _running_action(store, cloud, NOW - timedelta(hours=3))
+    report = PolicyRunner(store, Settings(), cloud).run(load_text("policies:\n" + STOP_ACTIVE))
+    assert only(report).verdict == "planned"
+    assert action_records.get(store, action_id)["status"] == "running"
+    assert cloud.calls == []

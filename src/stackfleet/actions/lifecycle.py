@@ -20,6 +20,7 @@ from stackfleet.actions.compute import (
     UnlockServer,
 )
 from stackfleet.actions.network import (
+    UNUSED,
     DeletePort,
     ReleaseFloatingIP,
     TagNeutronResource,
@@ -44,8 +45,7 @@ FINAL_VERB = {
 # the notices included, so that a pass that missed a port cannot make an attached
 # floating IP look unused to the lifecycle.
 UNUSED_FIELDS: dict[str, dict[str, Any]] = {
-    "floating_ip": {"port_id": None},
-    "port": {"device_id": None},
+    **UNUSED,
     "volume": {"attached_server_ids": []},
 }
 

@@ -174,8 +174,11 @@ class SafetyGate:
                 )
                 return True
             # the run that started it ended without recording an outcome (a crash):
-            # it is not done; record it failed, so that it may be tried again (the
-            # re-read before acting finds out what it did)
+            # it is not done; record it failed (when executing: a dry-run changes no
+            # record), so that it may be tried again (the re-read before acting finds
+            # out what it did)
+            if not self.execute:
+                return False
             action_records.set_status(
                 self.store,
                 existing["id"],
