@@ -491,3 +491,27 @@ def test_a_dry_run_leaves_a_crashed_runs_record_alone(store, cloud):
     assert only(report).verdict == "planned"
     assert action_records.get(store, action_id)["status"] == "running"
     assert cloud.calls == []
+
+
+def test_a_lease_never_starts_on_a_notice_that_crashed(store, cloud):
+    """A name with a newline makes the e-mail header unbuildable (ValueError, not an
+    ActionError): the notice fails, the run goes on, and no later run counts it sent."""
+    collect(store, server=[server("a", name="vm-a\nBcc: everyone@example.org")])
+    cloud.servers["a"] = server("a")
+    settings = Settings.model_validate(
+        {
+            "notify": {
+                "smtp_host": "127.0.0.1",
+                "smtp_port": 9,
+                "default_recipients": ["ops@example.org"],
+                "keystone_email": False,
+            }
+        }
+    )
+    for _ in range(2):
+        report = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
+        verdicts = {c.plan.action: c.verdict for c in report.policies[0].candidates}
+        assert verdicts["notify"] == "failed"
+        assert lifecycles.list_lifecycles(store) == []
+    [notice] = [r for r in action_records.list_actions(store)[0] if r["action"] == "notify"]
+    assert notice["status"] == "failed" and "ValueError" in notice["error"]
