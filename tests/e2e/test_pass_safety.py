@@ -255,3 +255,117 @@ def test_a_member_clouds_pass_marks_no_other_projects_resources_gone(cloud, tmp_
         assert "see only project alpha-01" in (listing.error or "")
         live = {r["id"] for r in store.list_resources(kind, limit=100_000)[0]}
         assert live == before[kind]
+
+
+def _fip_policy():
+    from stackfleet.policy import load_files
+
+    return [p for p in load_files(["pack:waste"]) if p.name == "unattached-floating-ips"]
+
+
+def test_a_truncated_port_listing_is_held_until_the_next_pass_confirms_it(cloud, store_url):
+    """A port page cut short with its next link dropped looks like the end of the list:
+    the pass holds the shrink (nothing gone, the kind incomplete), and the waste pack
+    opens no finding for a floating IP whose own port_id says it is attached."""
+    from stackfleet.engine.policies import PolicyRunner
+    from stackfleet.store.findings import list_findings
+
+    server, clouds = cloud
+    store = open_store(store_url)
+    [first] = collect(store, CLOUD, config_files=[str(clouds)])
+    assert first.status == "complete"
+    ports = {p["id"] for p in store.list_resources("port", limit=100_000)[0]}
+    assert len(ports) > 20
+    add_fault(server, method="GET", path=r"/v2\.0/ports$", drop_next_link=True, max_items=10)
+
+    [second] = collect(store, CLOUD, config_files=[str(clouds)])
+
+    assert second.status == "partial"
+    listing = second.listings["port"]
+    assert not listing.complete and len(listing.records) == 10
+    assert f"misses {len(ports) - 10} of {len(ports)} ports" in (listing.error or "")
+    assert "suspect shrink" in store.list_passes(1)[0]["kinds"]["port"]["error"]
+    assert {p["id"] for p in store.list_resources("port", limit=100_000)[0]} == ports
+    # the waste pack decides a floating IP from its own port_id, not from the ports
+    report = PolicyRunner(store).run(_fip_policy())
+    attached = {
+        f["id"] for f in server.state.regions["RegionOne"].floatingips.values() if f["port_id"]
+    }
+    matched = {r["id"] for r in report.policies[0].matched}
+    assert attached and not matched & attached
+    assert not {f["resource_id"] for f in list_findings(store)[0]} & attached
+
+    # the next pass sees the same shrink: confirmed (this is all a pass can know)
+    [third] = collect(store, CLOUD, config_files=[str(clouds)])
+    assert third.listings["port"].complete
+    assert len(store.list_resources("port", limit=100_000)[0]) == 10
+
+
+def test_a_truncated_listing_then_a_full_one_marks_nothing_gone(cloud, store_url):
+    server, clouds = cloud
+    store = open_store(store_url)
+    collect(store, CLOUD, config_files=[str(clouds)])
+    ports = {p["id"] for p in store.list_resources("port", limit=100_000)[0]}
+    add_fault(
+        server, method="GET", path=r"/v2\.0/ports$", drop_next_link=True, max_items=10, times=1
+    )
+    [held] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["port"])
+    assert not held.listings["port"].complete
+    [full] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["port"])
+    assert full.status == "complete"
+    assert {p["id"] for p in store.list_resources("port", limit=100_000)[0]} == ports
+
+
+def test_a_small_deletion_is_believed_at_once(cloud, store_url):
+    server, clouds = cloud
+    store = open_store(store_url)
+    collect(store, CLOUD, config_files=[str(clouds)], kinds=["port"])
+    region = server.state.regions["RegionOne"]
+    removed = [p for p, port in region.ports.items() if not port.get("device_id")][:3]
+    for pid in removed:
+        del region.ports[pid]
+    [result] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["port"])
+    assert result.status == "complete"
+    live = {p["id"] for p in store.list_resources("port", limit=100_000)[0]}
+    assert not live & set(removed)
+
+
+def test_the_waste_pack_judges_floating_ips_by_their_own_port_id(cloud, store_url):
+    """Even when a truncated port listing is believed (shrink holding off), no attached
+    floating IP is found unattached: the pack reads the floating IP's own port_id."""
+    from stackfleet.engine.policies import PolicyRunner
+    from stackfleet.store.findings import list_findings
+
+    server, clouds = cloud
+    store = open_store(store_url)
+    collect(store, CLOUD, config_files=[str(clouds)], shrink=None)
+    add_fault(server, method="GET", path=r"/v2\.0/ports$", drop_next_link=True, max_items=10)
+    [result] = collect(store, CLOUD, config_files=[str(clouds)], shrink=None)
+    assert result.status == "complete"  # believed: 84 ports marked gone
+    fips = server.state.regions["RegionOne"].floatingips.values()
+    attached = {f["id"] for f in fips if f["port_id"]}
+    unattached = {f["id"] for f in fips if not f["port_id"]}
+
+    report = PolicyRunner(store).run(_fip_policy())
+
+    matched = {r["id"] for r in report.policies[0].matched}
+    assert attached and not matched & attached
+    assert matched <= unattached
+    assert not {f["resource_id"] for f in list_findings(store)[0]} & attached
+
+
+def test_cli_collect_takes_the_shrink_limit_from_the_settings_file(cloud, store_url, tmp_path):
+    server, clouds = cloud
+    env = {"OS_CLIENT_CONFIG_FILE": str(clouds)}
+    args = ("--db-url", store_url, "collect", "--os-cloud", CLOUD, "--kind", "port", "-f", "json")
+    (tmp_path / "held.yaml").write_text("collect: {shrink_percent: 10, shrink_count: 5}\n")
+    (tmp_path / "off.yaml").write_text("collect: {hold_shrinks: false}\n")
+    first = run_cli(*args, env={**env, "STACKFLEET_CONFIG": str(tmp_path / "held.yaml")})
+    assert first.code == 0
+    add_fault(server, method="GET", path=r"/v2\.0/ports$", drop_next_link=True, max_items=10)
+    held = run_cli(*args, env={**env, "STACKFLEET_CONFIG": str(tmp_path / "held.yaml")})
+    assert held.code == 1
+    [row] = held.json()
+    assert row["complete"] is False
+    believed = run_cli(*args, env={**env, "STACKFLEET_CONFIG": str(tmp_path / "off.yaml")})
+    assert believed.code == 0 and believed.json()[0]["complete"] is True

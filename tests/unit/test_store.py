@@ -167,3 +167,48 @@ def test_pass_records_list_per_kind_outcome(any_store):
 def test_an_empty_filter_value_matches_unset_fields(any_store):
     one_pass(any_store, [server("a", key_name=None), server("b", key_name="ops")])
     assert [r["id"] for r in any_store.list_resources("server", {"key_name": ""})[0]] == ["a"]
+
+
+def _shrink_pass(store: Store, records: list[dict]):
+    from stackfleet.store.inventory import ShrinkLimit
+
+    pass_id = store.begin_pass("c1", "r1")
+    outcome = store.record_kind(
+        pass_id, "c1", "r1", "server", records, True, shrink=ShrinkLimit(10.0, 10)
+    )
+    store.finish_pass(pass_id, "complete", None, 1)
+    return outcome
+
+
+def test_a_sharp_shrink_is_held_until_the_next_pass_confirms_it(any_store):
+    fleet = [server(f"s{i:03}") for i in range(100)]
+    _shrink_pass(any_store, fleet)
+    held = _shrink_pass(any_store, fleet[:10])
+    assert held.gone == 0 and held.held and "misses 90 of 100 servers" in held.held
+    assert any_store.list_resources("server", limit=1000)[1] == 100
+    kinds = any_store.list_passes(1)[0]["kinds"]["server"]
+    assert kinds["complete"] is False and kinds["error"].startswith("suspect shrink")
+    confirmed = _shrink_pass(any_store, fleet[:10])
+    assert confirmed.held is None and confirmed.gone == 90
+    assert any_store.list_resources("server", limit=1000)[1] == 10
+
+
+def test_a_shrink_under_the_limit_or_a_full_listing_after_a_hold_marks_normally(any_store):
+    fleet = [server(f"s{i:03}") for i in range(100)]
+    _shrink_pass(any_store, fleet)
+    # 10 gone: not more than 10, believed at once
+    assert _shrink_pass(any_store, fleet[10:]).gone == 10
+    # 30 of 90 gone: held; then the full list again: nothing gone, and the hold is over
+    assert _shrink_pass(any_store, fleet[40:]).held
+    assert _shrink_pass(any_store, fleet[10:]).gone == 0
+    assert _shrink_pass(any_store, fleet[40:]).held  # a new shrink is held again
+    assert any_store.list_resources("server", limit=1000)[1] == 90
+
+
+def test_truncations_of_different_sizes_do_not_confirm_each_other(any_store):
+    fleet = [server(f"s{i:03}") for i in range(100)]
+    _shrink_pass(any_store, fleet)
+    assert _shrink_pass(any_store, fleet[:10]).held
+    assert _shrink_pass(any_store, fleet[:50]).held  # cut elsewhere: not a confirmation
+    confirmed = _shrink_pass(any_store, fleet[:45])  # about the same size: confirmed
+    assert confirmed.held is None and confirmed.gone == 55

@@ -34,6 +34,16 @@ class ActionError(StackFleetError):
     exit_code = 5
 
 
+class Stale(StackFleetError):
+    """The resource changed while the action was under way (e.g. during the snapshot or
+    backup taken before a deletion): the action stops before its change, and is
+    recorded as skipped with what it made so far (`result`)."""
+
+    def __init__(self, reason: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.result = result or {}
+
+
 @dataclass(frozen=True)
 class Change:
     """One line of a plan's diff: a field going from `before` to `after`."""
@@ -123,6 +133,32 @@ class ActionContext(Protocol):
     def template_values(self) -> dict[str, Any]: ...
 
     def connection(self, cloud: str, region: str) -> Any: ...
+
+
+def still_as_planned(ctx: ActionContext, result: dict[str, Any]) -> None:
+    """Check the live resource again, just before the change itself, when an action
+    spent time first (a snapshot or backup before a deletion): raise Stale when it is
+    gone, excluded or no longer as the plan expects. The engine provides the check
+    (`recheck` on its context); a context without one checks nothing."""
+    recheck: Callable[[], str] | None = getattr(ctx, "recheck", None)
+    if recheck is None:
+        return
+    reason = recheck()
+    if reason:
+        raise Stale(f"{reason} (re-read after the pre-delete copy; nothing deleted)", result)
+
+
+# Live readers by kind: what `observe` of a kind's actions returns. Registered by the
+# service modules, used by actions that act on any kind (notify) so that the re-read
+# before acting checks exclusion and expectations on the live record there too.
+LiveReader = Callable[[ActionContext, Record], "dict[str, Any] | None"]
+LIVE_READERS: dict[str, LiveReader] = {}
+
+
+def read_live(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+    """The live state of `record` by its kind's reader; {} when its kind has none."""
+    reader = LIVE_READERS.get(record.get("kind") or "")
+    return {} if reader is None else reader(ctx, record)
 
 
 class Action(BaseModel):

@@ -8,6 +8,7 @@ from pydantic import Field
 
 from stackfleet.actions.base import (
     ACTIONS,
+    LIVE_READERS,
     Action,
     ActionContext,
     ActionError,
@@ -19,6 +20,7 @@ from stackfleet.actions.base import (
     call,
     gone,
     label,
+    still_as_planned,
     wait_for,
 )
 
@@ -35,6 +37,9 @@ def _volume_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         "attached_server_ids": [a.get("server_id") for a in volume.attachments or []],
         "metadata": dict(volume.metadata or {}),
     }
+
+
+LIVE_READERS["volume"] = _volume_state
 
 
 def _our_backup(conn: Any, record: Record, prefix: str) -> tuple[str, str] | None:
@@ -132,6 +137,9 @@ class DeleteVolume(Action):
             if not outcome.verified:
                 raise ActionError(f"{outcome.message}; the volume was not deleted")
             result = {"backup_id": backup_id, "backup_name": name}
+            # the backup took a while: is the volume still unattached, in the state the
+            # plan expects, and not tagged for exclusion? If not, keep it (and the backup)
+            still_as_planned(ctx, result)
         call(
             f"delete {label(record)}",
             conn.block_storage.delete_volume,

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from stackfleet.actions.base import (
     ACTIONS,
+    LIVE_READERS,
     Action,
     ActionContext,
     ActionError,
@@ -19,8 +20,10 @@ from stackfleet.actions.base import (
     call,
     gone,
     label,
+    still_as_planned,
     wait_for,
 )
+from stackfleet.model.kinds import POWER_STATES
 
 SERVER = ("server",)
 
@@ -30,13 +33,29 @@ def _server_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     missing, server = gone(conn.compute.get_server, record["id"])
     if missing:
         return None
+    power = server.power_state
     return {
         "status": server.status,
+        "power_state": POWER_STATES.get(power, str(power)) if power is not None else None,
         "locked": bool(server.is_locked),
         "metadata": dict(server.metadata or {}),
         "tags": list(server.tags or []),
         "task_state": server.task_state,
+        "volume_ids": sorted(str(v.get("id")) for v in server.attached_volumes or []),
     }
+
+
+LIVE_READERS["server"] = _server_state
+
+
+def _server_expects(record: Record, *fields: str) -> dict[str, Any]:
+    """What a destructive server action expects of the live server: the pass's values
+    of `fields` (those the pass saw a value of), and no task under way."""
+    expects: dict[str, Any] = {n: record[n] for n in fields if record.get(n) is not None}
+    if "volume_ids" in expects:
+        expects["volume_ids"] = sorted(map(str, expects["volume_ids"] or []))
+    expects["task_state"] = None
+    return expects
 
 
 def snapshot_name(record: Record, ctx: ActionContext) -> str:
@@ -99,6 +118,7 @@ class StopServer(_ServerAction):
             record,
             f"stop {label(record)}",
             Change("status", record.get("status"), "SHUTOFF"),
+            expects=_server_expects(record, "status", "power_state"),
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
@@ -230,10 +250,20 @@ class DeleteServer(_ServerAction):
         kept = record.get("volume_ids") or []
         if kept:
             changes.append(Change("volumes kept (detached)", None, ", ".join(map(str, kept))))
-        return self.make_plan(record, f"delete {label(record)}", *changes)
+        # the server as the pass saw it: not started again, no new volume, no task
+        return self.make_plan(
+            record,
+            f"delete {label(record)}",
+            *changes,
+            expects=_server_expects(record, "status", "power_state", "locked", "volume_ids"),
+        )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         result = take_snapshot(ctx, record) if self.snapshot else {}
+        if self.snapshot:
+            # the snapshot took a while: is the server still as planned (not started,
+            # not tagged for exclusion)? If not, keep it (and the snapshot)
+            still_as_planned(ctx, result)
         conn = ctx.connection(record["cloud"], record["region"])
         call(f"delete {label(record)}", conn.compute.delete_server, record["id"])
         return result

@@ -20,6 +20,7 @@ from stackfleet.actions.compute import (
     UnlockServer,
 )
 from stackfleet.actions.network import (
+    UNUSED,
     DeletePort,
     ReleaseFloatingIP,
     TagNeutronResource,
@@ -35,6 +36,17 @@ FINAL_VERB = {
     "volume": "deleted",
     "floating_ip": "released",
     "port": "deleted",
+}
+
+# What a resource in a lifecycle must still be, on the live record, for any step that
+# moves it towards reclamation (mark, remind, stop, delete) to act: unused by its own
+# fields, as the final action requires (release skips an associated floating IP,
+# delete an attached volume or a port on a device). Checked just before each action,
+# the notices included, so that a pass that missed a port cannot make an attached
+# floating IP look unused to the lifecycle.
+UNUSED_FIELDS: dict[str, dict[str, Any]] = {
+    **UNUSED,
+    "volume": {"attached_server_ids": []},
 }
 
 

@@ -9,6 +9,7 @@ from pydantic import Field
 
 from stackfleet.actions.base import (
     ACTIONS,
+    LIVE_READERS,
     Action,
     ActionContext,
     Change,
@@ -27,6 +28,37 @@ def _read(ctx: ActionContext, record: Record, getter: str) -> Any | None:
     conn = ctx.connection(record["cloud"], record["region"])
     missing, resource = gone(getattr(conn.network, getter), record["id"])
     return None if missing else resource
+
+
+def _fip_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+    ip = _read(ctx, record, "get_ip")
+    if ip is None:
+        return None
+    return {"port_id": ip.port_id or None, "status": ip.status, "tags": list(ip.tags or [])}
+
+
+def _port_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+    port = _read(ctx, record, "get_port")
+    if port is None:
+        return None
+    return {
+        "device_id": port.device_id or None,
+        "device_owner": port.device_owner or None,
+        "binding_host": port.binding_host_id or None,
+        "status": port.status,
+        "tags": list(port.tags or []),
+    }
+
+
+LIVE_READERS["floating_ip"] = _fip_state
+LIVE_READERS["port"] = _port_state
+
+# What a floating IP or port the waste lifecycle acts on (marks, reminds about,
+# releases or deletes) must still be on the live record: unused by its own fields.
+UNUSED = {
+    "floating_ip": {"port_id": None},
+    "port": {"device_id": None, "device_owner": None},
+}
 
 
 def _wait_gone(ctx: ActionContext, record: Record, getter: str, what: str) -> Outcome:
@@ -53,12 +85,11 @@ class ReleaseFloatingIP(Action):
             record,
             f"release floating IP {record.get('floating_ip_address')} ({record['id']})",
             Change("floating_ip", record.get("floating_ip_address"), None),
-            expects={"port_id": None},
+            expects=dict(UNUSED["floating_ip"]),
         )
 
     def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        ip = _read(ctx, record, "get_ip")
-        return None if ip is None else {"port_id": ip.port_id, "status": ip.status}
+        return _fip_state(ctx, record)
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
@@ -69,6 +100,17 @@ class ReleaseFloatingIP(Action):
         outcome = _wait_gone(ctx, record, "get_ip", f"release {label(record)}")
         outcome.result = result
         return outcome
+
+
+_RULE_FIELDS = (
+    "direction",
+    "ethertype",
+    "protocol",
+    "port_range_min",
+    "port_range_max",
+    "remote_ip_prefix",
+    "remote_group_id",
+)
 
 
 @ACTIONS.register("delete")
@@ -86,15 +128,24 @@ class DeleteSecurityGroupRule(Action):
             f"{record.get('port_range_min') or '*'}-{record.get('port_range_max') or '*'} "
             f"from {record.get('remote_ip_prefix') or record.get('remote_group_id') or 'any'}"
         )
+        # the rule as the pass saw it (a rule is immutable in Neutron, but an id is
+        # checked against what the policy judged, not trusted)
         return self.make_plan(
             record,
             f"delete rule {record['id']} of security group {record.get('security_group_id')}",
             Change("rule", rule, None),
+            expects={f: record.get(f) for f in _RULE_FIELDS if f in record},
         )
 
     def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         rule = _read(ctx, record, "get_security_group_rule")
-        return None if rule is None else {"remote_ip_prefix": rule.remote_ip_prefix}
+        if rule is None:
+            return None
+        state = {f: getattr(rule, f, None) for f in _RULE_FIELDS}
+        tags = getattr(rule, "tags", None)
+        if tags is not None:
+            state["tags"] = list(tags)
+        return state
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
@@ -125,14 +176,11 @@ class DeletePort(Action):
             record,
             f"delete {label(record)}",
             Change("port", f"{record.get('mac_address')} {record.get('fixed_ips') or ''}", None),
-            expects={"device_id": None},
+            expects={**UNUSED["port"], "binding_host": record.get("binding_host") or None},
         )
 
     def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        port = _read(ctx, record, "get_port")
-        if port is None:
-            return None
-        return {"device_id": port.device_id or None, "status": port.status}
+        return _port_state(ctx, record)
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
@@ -159,8 +207,7 @@ class _NeutronTags(Action):
         return resource, list(resource.tags or [])
 
     def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        resource, tags = self._current(ctx, record)
-        return None if resource is None else {"tags": tags}
+        return LIVE_READERS[record["kind"]](ctx, record)
 
     def _set(self, ctx: ActionContext, record: Record, wanted: list[str]) -> None:
         conn = ctx.connection(record["cloud"], record["region"])

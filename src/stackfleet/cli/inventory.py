@@ -13,11 +13,13 @@ from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError, InvalidQueryError
 from stackfleet.engine.collect import PassResult, collect
+from stackfleet.engine.settings import load_settings
 from stackfleet.model import KINDS
 from stackfleet.sources.openstack import LISTERS
 from stackfleet.sources.openstack.connection import CloudTarget
 from stackfleet.sources.openstack.listing import Listing
 from stackfleet.store import Store
+from stackfleet.store.inventory import ShrinkLimit
 
 err = Console(stderr=True)
 
@@ -82,6 +84,7 @@ def run_collection(
     kinds: list[str] | None = None,
     show_progress: bool = True,
     config_files: list[str] | None = None,
+    shrink: ShrinkLimit | None = ShrinkLimit(),
 ) -> list[PassResult]:
     """Collect one cloud with a progress display on stderr (when it is a terminal)."""
     with Progress(
@@ -103,7 +106,14 @@ def run_collection(
             progress.advance(tasks[key])
 
         return collect(
-            store, cloud, region, system_cloud, config_files, kinds=kinds, progress=advance
+            store,
+            cloud,
+            region,
+            system_cloud,
+            config_files,
+            kinds=kinds,
+            progress=advance,
+            shrink=shrink,
         )
 
 
@@ -136,7 +146,11 @@ def collect_command(
     for name in kind or []:
         if name not in LISTERS:
             raise InvalidQueryError(f"unknown kind {name!r}; known: {', '.join(LISTERS)}")
-    results = run_collection(state(ctx).store(), cloud, os_region_name, system_cloud, kind)
+    # the shrink limit of the settings file ($STACKFLEET_CONFIG or the default place)
+    shrink = load_settings().collect.shrink
+    results = run_collection(
+        state(ctx).store(), cloud, os_region_name, system_cloud, kind, shrink=shrink
+    )
     rows = [
         {
             "pass": r.pass_id,

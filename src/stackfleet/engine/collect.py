@@ -1,6 +1,9 @@
 """A collection pass: list every kind of a cloud region concurrently and record what
 was seen. Kinds are written to the store as their listings finish; a kind whose
-listing failed is recorded as incomplete, and nothing of it is marked gone."""
+listing failed is recorded as incomplete, and nothing of it is marked gone. So is a
+kind whose listing looks complete but shrank sharply since the last pass (a page cut
+short with its next link dropped looks like the end of the list): it waits for the
+next pass to confirm the shrink (store.inventory.ShrinkLimit)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, connect
 from stackfleet.sources.openstack.listing import Listing, RequestLog, timed_listing
 from stackfleet.store import Store
-from stackfleet.store.inventory import current_attrs
+from stackfleet.store.inventory import ShrinkLimit, current_attrs
 
 log = logging.getLogger(__name__)
 
@@ -88,11 +91,14 @@ def run_pass(
     progress: Progress | None = None,
     concurrency: int = 8,
     agent_interval: float = DEFAULT_AGENT_INTERVAL,
+    shrink: ShrinkLimit | None = ShrinkLimit(),
 ) -> PassResult:
     """One pass over one cloud region. L3/DHCP agents' hosting is read again when it is
-    `agent_interval` seconds old (or sooner, when it looks changed; 0: every pass)."""
+    `agent_interval` seconds old (or sooner, when it looks changed; 0: every pass). A
+    kind shrinking past `shrink` is held as incomplete until the next pass confirms it
+    (None: believe every complete-looking listing at once)."""
     with cyclic_gc_paused():
-        return _run_pass(store, target, kinds, progress, concurrency, agent_interval)
+        return _run_pass(store, target, kinds, progress, concurrency, agent_interval, shrink)
 
 
 def _run_pass(
@@ -102,6 +108,7 @@ def _run_pass(
     progress: Progress | None,
     concurrency: int,
     agent_interval: float = DEFAULT_AGENT_INTERVAL,
+    shrink: ShrinkLimit | None = None,
 ) -> PassResult:
     started = time.perf_counter()
     wanted = list(kinds or LISTERS)
@@ -130,8 +137,7 @@ def _run_pass(
                 listing = future.result()
                 if narrow and listing.complete and KINDS[listing.kind].project_api is not None:
                     listing = replace(listing, complete=False, error=narrow)
-                listings[listing.kind] = listing
-                store.record_kind(
+                outcome = store.record_kind(
                     pass_id,
                     target.cloud,
                     target.region,
@@ -141,7 +147,11 @@ def _run_pass(
                     listing.error,
                     listing.requests,
                     listing.seconds,
+                    shrink=shrink,
                 )
+                if outcome.held:
+                    listing = replace(listing, complete=False, error=outcome.held)
+                listings[listing.kind] = listing
                 if listing.error:
                     log.warning(
                         "%s/%s %s: %s", target.cloud, target.region, listing.kind, listing.error
@@ -204,13 +214,18 @@ def collect(
     kinds: Iterable[str] | None = None,
     progress: Progress | None = None,
     agent_interval: float = DEFAULT_AGENT_INTERVAL,
+    shrink: ShrinkLimit | None = ShrinkLimit(),
 ) -> list[PassResult]:
     """A pass over every region of `cloud`. A cloud that cannot be reached leaves a
-    failed pass record (and nothing else) and raises its error."""
+    failed pass record (and nothing else) and raises its error. `shrink`: see
+    run_pass."""
     try:
         targets = connect(cloud, region, system_cloud, config_files)
     except StackFleetError as exc:
         pass_id = store.begin_pass(cloud, region or "")
         store.finish_pass(pass_id, "failed", str(exc), 0)
         raise
-    return [run_pass(store, t, kinds, progress, agent_interval=agent_interval) for t in targets]
+    return [
+        run_pass(store, t, kinds, progress, agent_interval=agent_interval, shrink=shrink)
+        for t in targets
+    ]

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stackfleet.actions.base import ActionError, Outcome
+from stackfleet.actions.base import ActionError, Outcome, Plan, Stale, read_live
 from stackfleet.actions.notify import Notifier
 from stackfleet.engine.gate import Candidate
 from stackfleet.sources.openstack.connection import connect
@@ -53,6 +54,9 @@ class RunContext:
     verify_timeout: float = 300.0
     poll_interval: float = 2.0
     template_values: dict[str, Any] = field(default_factory=dict)
+    # set by the executor while an action executes: reads the resource again and says
+    # why it must not be acted on now ("" when it may); see actions.base.still_as_planned
+    recheck: Callable[[], str] | None = None
 
     def connection(self, cloud: str, region: str) -> Any:
         return self.connections.connection(cloud, region)
@@ -63,14 +67,38 @@ def target_of(record: dict[str, Any]) -> str:
 
 
 def mismatch(expects: dict[str, Any], observed: dict[str, Any]) -> str:
-    """How the live state differs from what the plan assumed ("" when it does not)."""
+    """How the live state differs from what the plan assumed ("" when it does not). A
+    field the plan expects that the live record does not have is a difference too: what
+    cannot be checked is not assumed to hold."""
     for name, wanted in expects.items():
         if name not in observed:
-            continue
+            return (
+                f"the live record has no {name!r} to check (the plan expects {wanted!r}); "
+                "not acting on what cannot be checked"
+            )
         got = observed[name]
         if _normal(got) != _normal(wanted):
-            return f"{name} is now {got!r} (the plan assumed {wanted!r})"
+            return f"changed since the pass: {name} is now {got!r} (the plan assumed {wanted!r})"
     return ""
+
+
+def excluded_live(observed: dict[str, Any], tag: str) -> str:
+    """Why the live record is excluded (the exclusion tag, or a metadata key of that
+    name, added since the pass), or ""."""
+    tags = observed.get("tags") or ()
+    if any(t == tag or str(t).startswith(f"{tag}=") for t in tags):
+        return f"excluded by tag {tag!r} (on the live record)"
+    metadata = observed.get("metadata")
+    if isinstance(metadata, dict) and tag in metadata:
+        return f"excluded by metadata key {tag!r} (on the live record)"
+    return ""
+
+
+def precheck(plan: Plan, observed: dict[str, Any], exclude_tag: str) -> str:
+    """Why an action must not run on the live state `observed` ("" when it may): the
+    exclusion tag or metadata key on the live record, or a field the plan expects that
+    changed or is missing."""
+    return excluded_live(observed, exclude_tag) or mismatch(plan.expects, observed)
 
 
 def _normal(value: Any) -> Any:
@@ -82,47 +110,83 @@ def _normal(value: Any) -> Any:
 class Executor:
     """Executes candidates the gate let through, with audit entries before and after."""
 
-    def __init__(self, store: Store, audit: AuditLog, ctx: RunContext, actor: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditLog,
+        ctx: RunContext,
+        actor: str,
+        exclude_tag: str = "stackfleet-exclude",
+    ) -> None:
         self.store = store
         self.audit = audit
         self.ctx = ctx
         self.actor = actor
+        self.exclude_tag = exclude_tag
 
     def run(self, candidate: Candidate) -> None:
         """Execute one candidate; sets its verdict to the outcome (succeeded, failed,
-        unverified, skipped) and its reason."""
+        unverified, skipped) and its reason.
+
+        Whatever goes wrong while acting on one resource (an ActionError from the cloud,
+        or any other exception: a bug, a header that cannot be encoded, a broken
+        connection) ends this action as `failed` with the error and an `action.failed`
+        audit entry, never left `running`, and the run goes on with the next action. An
+        interrupt (KeyboardInterrupt, SystemExit) is recorded the same way, then
+        re-raised."""
         record = candidate.record
-        plan = candidate.plan
         self.ctx.template_values = {"policy": candidate.policy.name, **candidate.values}
         if not self._claim(candidate):
             return
+        stage = ["observe"]
         try:
-            observed = candidate.action.observe(self.ctx, record)
-        except ActionError as exc:
-            self._finish(candidate, "failed", f"could not read the resource: {exc}", {})
-            self._audit(
-                "action.failed",
-                candidate,
-                {"action": plan.action, "error": str(exc), "stage": "observe"},
+            self._run_claimed(candidate, record, stage)
+        except Exception as exc:  # noqa: BLE001 - one action's failure must not end the run
+            self._fail(candidate, stage[0], exc)
+        except BaseException as exc:
+            self._fail(candidate, stage[0], exc)
+            raise
+
+    def _fail(self, candidate: Candidate, stage: str, exc: BaseException) -> None:
+        error = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
+        if stage == "observe":
+            reason = f"could not read the resource: {error}"
+        elif stage == "verify":
+            reason = f"verifying failed: {error}"
+        else:
+            reason = error
+        if not isinstance(exc, ActionError):
+            log.error(
+                "%s on %s failed at %s",
+                candidate.plan.action,
+                target_of(candidate.record),
+                stage,
+                exc_info=exc,
             )
-            return
+        self._finish(candidate, "failed", reason, {})
+        self._audit(
+            "action.failed",
+            candidate,
+            {"action": candidate.plan.action, "error": error, "stage": stage},
+        )
+
+    def _run_claimed(self, candidate: Candidate, record: dict[str, Any], stage: list[str]) -> None:
+        plan = candidate.plan
+        action = candidate.action
+        observed = action.observe(self.ctx, record)
+        if observed is not None and any(name not in observed for name in plan.expects):
+            # the action reads nothing itself (notify) or less than the plan expects:
+            # the kind's own live reader fills in the rest
+            live = read_live(self.ctx, record)
+            observed = None if live is None else {**live, **observed}
         if observed is None:
-            self._finish(candidate, "skipped", "the resource is gone since the pass", {})
-            self._audit(
-                "action.skipped",
-                candidate,
-                {"action": plan.action, "reason": candidate.reason},
-            )
+            self._skip(candidate, "the resource is gone since the pass", {})
             return
-        changed = mismatch(plan.expects, observed)
+        changed = precheck(plan, observed, self._exclude_tag(candidate))
         if changed:
-            self._finish(candidate, "skipped", f"changed since the pass: {changed}", {})
-            self._audit(
-                "action.skipped",
-                candidate,
-                {"action": plan.action, "reason": candidate.reason, "observed": observed},
-            )
+            self._skip(candidate, changed, observed)
             return
+        stage[0] = "execute"
         self._audit(
             "action.started",
             candidate,
@@ -133,20 +197,37 @@ class Executor:
                 "options": plan.options,
                 "idempotency_key": candidate.key,
                 "before": observed,
+                "expects": plan.expects,
             },
         )
+
+        def recheck() -> str:
+            """Read the resource again (after a pre-delete snapshot or backup) and say
+            why it must not be acted on now ("" when it may)."""
+            again = action.observe(self.ctx, record)
+            if again is not None and any(name not in again for name in plan.expects):
+                live = read_live(self.ctx, record)
+                again = None if live is None else {**live, **again}
+            if again is None:
+                return "the resource is gone"
+            return precheck(plan, again, self._exclude_tag(candidate))
+
+        self.ctx.recheck = recheck
         try:
-            result = candidate.action.execute(self.ctx, record)
-        except ActionError as exc:
-            self._finish(candidate, "failed", str(exc), {})
+            result = action.execute(self.ctx, record)
+        except Stale as exc:
+            self._finish(candidate, "skipped", f"changed before acting: {exc}", exc.result)
             self._audit(
-                "action.failed",
+                "action.skipped",
                 candidate,
-                {"action": plan.action, "error": str(exc), "stage": "execute"},
+                {"action": plan.action, "reason": candidate.reason, "result": exc.result},
             )
             return
+        finally:
+            self.ctx.recheck = None
+        stage[0] = "verify"
         try:
-            outcome = candidate.action.verify(self.ctx, record, result)
+            outcome = action.verify(self.ctx, record, result)
         except ActionError as exc:
             outcome = Outcome(verified=False, result=result, message=str(exc))
         outcome.result = outcome.result or result
@@ -164,6 +245,16 @@ class Executor:
                 "message": outcome.message,
             },
         )
+
+    def _skip(self, candidate: Candidate, reason: str, observed: dict[str, Any]) -> None:
+        self._finish(candidate, "skipped", reason, {})
+        details: dict[str, Any] = {"action": candidate.plan.action, "reason": reason}
+        if observed:
+            details["observed"] = observed
+        self._audit("action.skipped", candidate, details)
+
+    def _exclude_tag(self, candidate: Candidate) -> str:
+        return candidate.policy.spec.safety.exclude_tag or self.exclude_tag
 
     def _audit(self, event: str, candidate: Candidate, details: dict[str, Any]) -> None:
         self.audit.append(

@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -31,6 +32,7 @@ from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, segment_of
 from stackfleet.store import action_records
 from stackfleet.store.db import Store
+from stackfleet.store.inventory import aware
 
 Verdict = Literal[
     "execute",
@@ -64,6 +66,19 @@ class Candidate:
     origin: str = "new"
     # placeholders for notification templates (lifecycle deadlines)
     values: dict[str, Any] = field(default_factory=dict)
+    # checked just before executing: why the action must not run now ("" when it may),
+    # e.g. a lifecycle step whose lease was extended while this run went on
+    guard: Callable[[], str] | None = None
+    # the status an earlier run recorded for this key (verdict "done"): only
+    # "succeeded" means the action is known to have taken
+    recorded: str | None = None
+
+    @property
+    def took(self) -> bool:
+        """The action is known to have taken effect, in this run or an earlier one."""
+        return self.verdict == "succeeded" or (
+            self.verdict == "done" and self.recorded == "succeeded"
+        )
 
     @property
     def segment(self) -> Segment:
@@ -147,8 +162,34 @@ class SafetyGate:
             return False
         candidate.action_id = existing["id"]
         status = existing["status"]
-        if status in ("succeeded", "unverified", "running"):
+        if status == "running":
+            stamp = existing["executed_at"] or existing["updated_at"]
+            started = aware(datetime.fromisoformat(stamp)) if stamp else None
+            if started is not None and self.now - started < self.settings.running_stale_after:
+                # another run is carrying it out now: neither repeat it nor count it done
+                candidate.verdict = "deferred"
+                candidate.reason = (
+                    f"in progress in another run since {started:%Y-%m-%d %H:%M:%S} UTC "
+                    f"(action {existing['id']})"
+                )
+                return True
+            # the run that started it ended without recording an outcome (a crash):
+            # it is not done; record it failed (when executing: a dry-run changes no
+            # record), so that it may be tried again (the re-read before acting finds
+            # out what it did)
+            if not self.execute:
+                return False
+            action_records.set_status(
+                self.store,
+                existing["id"],
+                self.now,
+                status="failed",
+                error="interrupted: the run carrying it out ended without an outcome",
+            )
+            return False
+        if status in ("succeeded", "unverified"):
             candidate.verdict = "done"
+            candidate.recorded = status
             candidate.reason = f"already carried out (action {existing['id']}, {status})"
             return True
         if status == "rejected":

@@ -25,8 +25,6 @@ from stackfleet.store import lifecycles
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 
-DONE = ("succeeded", "done")
-
 
 @dataclass
 class Step:
@@ -292,8 +290,10 @@ class LifecycleEngine:
         return steps
 
     def record(self, policy: Policy, action: Lifecycle, step: Step) -> None:
-        """Record a step whose actions all completed (or that needed none)."""
-        if any(c.verdict not in DONE for c in step.candidates):
+        """Record a step whose actions all took (or that needed none). An action that
+        failed, was skipped, is unverified (a notice that reached nobody) or is still
+        running holds the step back: it is planned again at the next run."""
+        if not all(c.took for c in step.candidates):
             return
         record = step.record
         history_entry: dict[str, Any] = {"step": step.name, "at": self.now.isoformat()}
@@ -322,16 +322,19 @@ class LifecycleEngine:
             )
         else:
             lifecycle_id = step.row["id"]
-            values: dict[str, Any] = {"updated_at": self.now}
-            if step.reminder:
-                values["reminded"] = [*step.row["reminded"], step.reminder]
-            if step.stage is not None:
-                values["stage"] = step.stage
-                values["next_at"] = step.next_at
-                values["reminded"] = []
-            if step.stage is not None or step.name == "refresh":
-                values["history"] = [*step.row["history"], history_entry]
-            lifecycles.change(self.store, lifecycle_id, **values)
+            # on the row as it is now (locked), not as this run read it: an owner's
+            # extension made meanwhile is kept
+            lifecycles.record_step(
+                self.store,
+                lifecycle_id,
+                self.now,
+                history_entry=(
+                    history_entry if step.stage is not None or step.name == "refresh" else None
+                ),
+                reminder=step.reminder,
+                stage=step.stage,
+                next_at=step.next_at,
+            )
         self.audit.append(
             f"lifecycle.{step.name}",
             {

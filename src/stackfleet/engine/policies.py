@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from stackfleet.actions.base import Skip
-from stackfleet.actions.lifecycle import Lifecycle
+from stackfleet.actions.lifecycle import UNUSED_FIELDS, Lifecycle
 from stackfleet.actions.notify import Notifier
 from stackfleet.alerts.lifecycle import Dispatch, dispatch, sync_policy_alerts
 from stackfleet.engine.evaluate import evaluate_policy, prepare
@@ -25,6 +25,7 @@ from stackfleet.engine.lifecycle import LifecycleEngine, Step
 from stackfleet.engine.settings import Settings
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc
+from stackfleet.store import lifecycles
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 from stackfleet.store.findings import FindingKey, FindingSync, sync_findings
@@ -122,7 +123,9 @@ class PolicyRunner:
             verify_timeout=self.settings.verify_timeout.total_seconds(),
             poll_interval=self.settings.poll_interval.total_seconds(),
         )
-        executor = Executor(self.store, self.audit, ctx, self.settings.actor)
+        executor = Executor(
+            self.store, self.audit, ctx, self.settings.actor, self.settings.safety.exclude_tag
+        )
         report = RunReport(execute=execute, now=now)
         # the cyclic collector would walk every loaded record at each full collection;
         # records hold no cycles, and what the run leaves is collected after it
@@ -228,7 +231,10 @@ class PolicyRunner:
                     )
                 )
         gate.decide(policy, report.candidates)
-        failed: set[tuple[str, str, str]] = set()
+        # resources where an action failed, or was skipped on the live record (changed
+        # since the pass, excluded, gone): their later actions (a step's notice after
+        # its mark) do not run on the strength of the stale record -> reason
+        failed: dict[tuple[str, str, str], str] = {}
         for candidate in report.candidates:
             place = (candidate.record["cloud"], candidate.record["region"], candidate.record["id"])
             if candidate.verdict == "awaiting-approval" and candidate.action_id is None:
@@ -236,11 +242,17 @@ class PolicyRunner:
             elif candidate.verdict == "execute":
                 if place in failed:
                     candidate.verdict = "blocked"
-                    candidate.reason = "an earlier action on this resource failed"
+                    candidate.reason = f"an earlier action on this resource {failed[place]}"
+                    continue
+                why = candidate.guard() if candidate.guard else ""
+                if why:
+                    candidate.verdict, candidate.reason = "deferred", why
                     continue
                 executor.run(candidate)
                 if candidate.verdict in ("failed", "unverified"):
-                    failed.add(place)
+                    failed[place] = "failed"
+                elif candidate.verdict == "skipped":
+                    failed[place] = f"was skipped ({candidate.reason})"
         if execute:
             for lifecycle_action, step in steps:
                 lifecycle_engine.record(policy, lifecycle_action, step)
@@ -253,10 +265,38 @@ class PolicyRunner:
         )
         return report
 
+    def _lease_guard(self, step: Step) -> Callable[[], str] | None:
+        """For a step of an existing lifecycle: a check, just before each of its actions,
+        that the lease was not extended since this run read it (an owner's extension
+        wins over a step planned on the old deadline)."""
+        row = step.row
+        if row is None or step.name in ("cancel", "gone"):
+            return None
+        lifecycle_id, seen = row["id"], row["next_at"]
+
+        def guard() -> str:
+            now_due = lifecycles.next_at_of(self.store, lifecycle_id)
+            if now_due != seen:
+                return (
+                    f"the lease was extended while this run went on (next step now due "
+                    f"{now_due}); planned again at the next run"
+                )
+            return ""
+
+        return guard
+
     def _plan_step(self, policy: Policy, step: Step, report: PolicyReport) -> None:
         """Candidates for the actions of one lifecycle step."""
         record = step.record
         segment = (record["cloud"], record["region"])
+        # marks, reminders and their notices re-check on the live record that the
+        # resource is still unused (the final step's release/delete check it themselves;
+        # its notice reports what was done, to a resource now gone)
+        unused = (
+            UNUSED_FIELDS.get(record["kind"], {})
+            if step.name in ("mark", "remind", "refresh")
+            else {}
+        )
         for action in step.actions:
             plan = action.plan(record)
             if plan is None:
@@ -264,6 +304,8 @@ class PolicyRunner:
             if isinstance(plan, Skip):
                 report.skipped.append((record, plan))
                 continue
+            if unused:
+                plan = replace(plan, expects={**unused, **plan.expects})
             candidate = Candidate(
                 policy=policy,
                 action=action,
@@ -280,6 +322,7 @@ class PolicyRunner:
                 trusted=segment in report.trusted,
                 incomplete=report.incomplete.get(segment, []),
                 values=step.values,
+                guard=self._lease_guard(step),
             )
             step.candidates.append(candidate)
             report.candidates.append(candidate)

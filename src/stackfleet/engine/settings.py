@@ -21,6 +21,7 @@ from stackfleet.core.times import Duration
 from stackfleet.engine.usage import UsageSettings
 from stackfleet.policy.schema import RateLimit
 from stackfleet.sources.notifications import NotificationSettings
+from stackfleet.store.inventory import ShrinkLimit
 
 
 class GlobalSafety(BaseModel):
@@ -48,6 +49,12 @@ class GlobalSafety(BaseModel):
         default="stackfleet-exclude",
         description="Resources with this tag or metadata key are never acted on.",
     )
+    running_stale_after: Duration = Field(
+        default=timedelta(hours=1),
+        description="An action still `running` this long after it started belongs to a "
+        "run that ended without recording its outcome: it is recorded failed and may be "
+        "tried again (it never counts as done).",
+    )
 
 
 class AlertSettings(BaseModel):
@@ -61,12 +68,40 @@ class AlertSettings(BaseModel):
     inhibit_rules: list[InhibitRule] = Field(default_factory=list)
 
 
+class CollectSettings(BaseModel):
+    """How passes judge their listings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shrink_percent: float = Field(
+        default=ShrinkLimit.percent,
+        ge=0,
+        le=100,
+        description="A complete-looking listing missing more than this % of a kind's live "
+        "resources (and more than shrink_count) is held as incomplete until the next pass "
+        "confirms the shrink.",
+    )
+    shrink_count: int = Field(
+        default=ShrinkLimit.count,
+        ge=0,
+        description="... and more than this many resources (see shrink_percent).",
+    )
+    hold_shrinks: bool = Field(
+        default=True, description="false: believe every complete-looking listing at once."
+    )
+
+    @property
+    def shrink(self) -> ShrinkLimit | None:
+        return ShrinkLimit(self.shrink_percent, self.shrink_count) if self.hold_shrinks else None
+
+
 class Settings(BaseModel):
     """Everything in the settings file."""
 
     model_config = ConfigDict(extra="forbid")
 
     safety: GlobalSafety = Field(default_factory=GlobalSafety)
+    collect: CollectSettings = Field(default_factory=CollectSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     verify_timeout: Duration = Field(

@@ -81,6 +81,40 @@ class KindOutcome:
     changed: int
     unchanged: int
     gone: int
+    # why a listing that looked complete was recorded as incomplete (a sharp shrink
+    # waiting for confirmation), else None
+    held: str | None = None
+
+
+# The message of a kind held back for shrinking sharply (PassKind.error starts with it).
+SHRINK_HELD = "suspect shrink"
+
+
+@dataclass(frozen=True)
+class ShrinkLimit:
+    """When a listing that looks complete shrinks too sharply to be believed at once.
+
+    A page cut short with its next link dropped looks exactly like the end of the list:
+    every resource after the cut would be marked gone, and policies would judge what
+    is left (floating IPs whose port "is gone" look unattached). So a kind whose
+    complete-looking listing misses more than `percent` % **and** more than `count` of
+    the resources the store has live in that cloud region is recorded as incomplete
+    (nothing marked gone, no policy decides on the kind there) until the next pass
+    sees the same shrink and confirms it (a listing of about the same size: within
+    `count` of the held one; truncations cut at different places are held again).
+
+    Why 10 % and 10: passes run minutes apart, and ordinary churn between two of them
+    is a few resources, far under 10 % of any kind big enough to matter; both must be
+    exceeded, so small kinds (a handful of routers) are not held for every deletion.
+    A real mass deletion (a project torn down) is only recognised one pass later, which
+    costs little; believing a truncated listing costs users' resources. Operators tune
+    it in the settings file (`collect.shrink_percent`, `collect.shrink_count`)."""
+
+    percent: float = 10.0
+    count: int = 10
+
+    def exceeded(self, missing: int, live: int) -> bool:
+        return missing > self.count and missing * 100.0 > self.percent * live
 
 
 class InventoryStore:
@@ -150,9 +184,16 @@ class InventoryStore:
         error: str | None = None,
         requests: int = 0,
         seconds: float = 0.0,
+        shrink: ShrinkLimit | None = None,
     ) -> KindOutcome:
         """Upsert what a pass saw of one kind; when the listing was complete, mark what it
-        did not see as gone. Field changes of history fields are recorded."""
+        did not see as gone. Field changes of history fields are recorded.
+
+        With `shrink`, a complete listing missing more of the live resources than the
+        limit allows is recorded as incomplete instead (`KindOutcome.held` says why),
+        unless the newest earlier pass of this kind in this cloud region was held for
+        the same reason with about as many resources: the second pass in a row to see
+        the shrink confirms it."""
         spec = kind(kind_name)
         now = utcnow()
         where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
@@ -220,6 +261,8 @@ class InventoryStore:
             if changed:
                 self._apply_changes(session, spec, pass_id, now, changed)
             gone = 0
+            held: str | None = None
+            missing: list[int] = []
             if complete:
                 seen_ids = {r["id"] for r in records}
                 missing = [
@@ -227,6 +270,22 @@ class InventoryStore:
                     for rid, (pk, _d, deleted) in existing.items()
                     if rid not in seen_ids and deleted is None and pk not in newer
                 ]
+                live = sum(1 for _pk, _d, deleted in existing.values() if deleted is None)
+                if (
+                    shrink is not None
+                    and shrink.exceeded(len(missing), live)
+                    and not self._shrink_confirms(
+                        session, pass_id, cloud, region, kind_name, len(records), shrink
+                    )
+                ):
+                    held = (
+                        f"{SHRINK_HELD}: the listing looked complete but misses "
+                        f"{len(missing)} of {live} {kind_name}s seen before (more than "
+                        f"{shrink.percent:g}% and {shrink.count}); nothing is marked gone "
+                        "until the next pass confirms it"
+                    )
+                    complete, error = False, held
+            if complete:
                 for chunk in _chunks(missing):
                     session.execute(
                         update(Resource).where(Resource.pk.in_(chunk)).values(deleted_at=now)
@@ -265,7 +324,39 @@ class InventoryStore:
             changed=len(changed),
             unchanged=len(records) - len(new_rows) - len(changed),
             gone=gone,
+            held=held,
         )
+
+    @staticmethod
+    def _shrink_confirms(
+        session: Session,
+        pass_id: int,
+        cloud: str,
+        region: str,
+        kind_name: str,
+        count: int,
+        shrink: ShrinkLimit,
+    ) -> bool:
+        """Whether the newest earlier listing of this kind in this cloud region was held
+        for shrinking and saw about as many resources as this one (within
+        `shrink.count`): two listings agreeing on the smaller size confirm it, while
+        truncations cut at different places are held again."""
+        previous = session.execute(
+            select(PassKind.error, PassKind.count)
+            .join(Pass, Pass.id == PassKind.pass_id)
+            .where(
+                Pass.cloud == cloud,
+                Pass.region == region,
+                PassKind.kind == kind_name,
+                PassKind.pass_id < pass_id,
+            )
+            .order_by(PassKind.pass_id.desc())
+            .limit(1)
+        ).first()
+        if previous is None:
+            return False
+        error, seen = previous
+        return bool(error and error.startswith(SHRINK_HELD)) and abs(seen - count) <= shrink.count
 
     def _apply_changes(
         self,

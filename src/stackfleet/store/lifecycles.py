@@ -1,12 +1,22 @@
 """Lifecycle state in the store: where each resource is in a reclamation lifecycle, and
-owners' extensions of it."""
+owners' extensions of it.
+
+Every read-modify-write of a lifecycle row (an owner's extension checking the cap, a
+run recording a step) is one transaction holding the row: SELECT ... FOR UPDATE on
+PostgreSQL and MariaDB, and on SQLite (which has no row locks) BEGIN IMMEDIATE, which
+takes the database's write lock before the read. Two extensions at once therefore
+cannot both pass the cap check on the same old total, and a run recording a step
+cannot overwrite an extension made while it ran."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, or_, select, text, update
+from sqlalchemy.orm import Session
 
 from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
@@ -16,6 +26,19 @@ from stackfleet.store.schema import Lifecycle
 ACTIVE = ("marked", "stopped")
 # (cloud, region, kind, resource_id)
 Key = tuple[str, str, str, str]
+
+
+@contextmanager
+def locked(store: Store) -> Iterator[Session]:
+    """A transaction for a read-modify-write of lifecycle rows: select them with
+    `.with_for_update()` inside it. On SQLite it begins IMMEDIATE (the write lock is
+    taken before the read; other writers wait, up to the busy timeout)."""
+    with store.sessions.begin() as session:
+        if store.engine.dialect.name == "sqlite":
+            # pysqlite begins a transaction lazily, at the first write: begin it now,
+            # as a writer (SQLAlchemy leaves FOR UPDATE out on SQLite)
+            session.execute(text("BEGIN IMMEDIATE"))
+        yield session
 
 
 def active(store: Store, policy: str) -> dict[Key, dict[str, Any]]:
@@ -40,6 +63,43 @@ def create(store: Store, **values: Any) -> int:
 def change(store: Store, lifecycle_id: int, **values: Any) -> None:
     with store.sessions.begin() as session:
         session.execute(update(Lifecycle).where(Lifecycle.id == lifecycle_id).values(**values))
+
+
+def next_at_of(store: Store, lifecycle_id: int) -> str | None:
+    """The lifecycle's current next deadline (ISO), None when it has none or is gone."""
+    with store.session() as session:
+        value = session.scalar(select(Lifecycle.next_at).where(Lifecycle.id == lifecycle_id))
+        value = aware(value)
+        return value.isoformat() if value else None
+
+
+def record_step(
+    store: Store,
+    lifecycle_id: int,
+    now: datetime,
+    history_entry: dict[str, Any] | None = None,
+    reminder: str | None = None,
+    stage: str | None = None,
+    next_at: datetime | None = None,
+) -> None:
+    """Record a step on the lifecycle's current row (locked): append to its history
+    and reminders as they are now (an extension made while the run acted is kept), and
+    with `stage` move it to that stage and deadline."""
+    with locked(store) as session:
+        row = session.scalar(
+            select(Lifecycle).where(Lifecycle.id == lifecycle_id).with_for_update()
+        )
+        if row is None:
+            return
+        row.updated_at = now
+        if reminder:
+            row.reminded = [*(row.reminded or []), reminder]
+        if stage is not None:
+            row.stage = stage
+            row.next_at = next_at
+            row.reminded = []
+        if history_entry is not None:
+            row.history = [*(row.history or []), history_entry]
 
 
 def list_lifecycles(
@@ -76,24 +136,24 @@ def extend(store: Store, resource: str, days: float, now: datetime) -> list[dict
     delta = timedelta(days=days)
     if delta <= timedelta(0):
         raise InvalidQueryError("--days must be positive")
-    with store.sessions.begin() as session:
+    # the cap check and the extension in one transaction, holding the rows: a second
+    # extension at the same time waits, then checks the cap against this one's total
+    with locked(store) as session:
         rows = list(
             session.scalars(
-                select(Lifecycle).where(
+                select(Lifecycle)
+                .where(
                     Lifecycle.stage.in_(ACTIVE),
                     or_(Lifecycle.resource_id == resource, Lifecycle.resource_name == resource),
                 )
+                .order_by(Lifecycle.id)
+                .with_for_update()
             )
         )
         if not rows:
             raise NotFoundError(f"{resource!r} has no active lifecycle (nothing to extend)")
         for row in rows:
-            left = row.max_extension_seconds - row.extended_seconds
-            if delta.total_seconds() > left + 1e-6:
-                raise InvalidQueryError(
-                    f"policy {row.policy} allows at most {row.max_extension_seconds / 86400:g} "
-                    f"days of extension for {resource}; {max(left, 0) / 86400:g} days are left"
-                )
+            check_cap(row, delta, resource)
         changed = []
         for row in rows:
             row.next_at = (aware(row.next_at) or now) + delta
@@ -103,6 +163,16 @@ def extend(store: Store, resource: str, days: float, now: datetime) -> list[dict
             row.history = [*row.history, {"step": "extended", "at": now.isoformat(), "days": days}]
             changed.append(lifecycle_dict(row))
         return changed
+
+
+def check_cap(row: Lifecycle, delta: timedelta, resource: str) -> None:
+    """Raise when extending `row` by `delta` would exceed its cap (saying what is left)."""
+    left = row.max_extension_seconds - row.extended_seconds
+    if delta.total_seconds() > left + 1e-6:
+        raise InvalidQueryError(
+            f"policy {row.policy} allows at most {row.max_extension_seconds / 86400:g} "
+            f"days of extension for {resource}; {max(left, 0) / 86400:g} days are left"
+        )
 
 
 def lifecycle_dict(row: Lifecycle) -> dict[str, Any]:
