@@ -231,6 +231,10 @@ class Daemon:
             self._events_job(settings, schedule),
         ]
 
+    def _settings(self) -> Settings:
+        assert self.settings is not None  # read in __post_init__
+        return self.settings
+
     def _clouds(self) -> list[CloudSpec]:
         config = self.config
         return [CloudSpec(c, config.system_cloud, config.config_files) for c in config.clouds]
@@ -245,6 +249,7 @@ class Daemon:
             agent_interval=config.agent_interval,
             share=coordinator.share if coordinator is not None else None,
             holding=coordinator.holding if coordinator is not None else None,
+            shrink=self._settings().collect.shrink,
             interval=config.interval,
         )
         self._collection = collection

@@ -16,6 +16,7 @@ from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.collect import PassResult, collect
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.store import Store
+from stackfleet.store.inventory import ShrinkLimit
 from stackfleet.store.metrics import compact
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class CollectionLoop:
     # scale-out (run_due): this process's share of the partitions, by their keys
     # `collect:<cloud>/<region>`; and the seconds between passes of one partition
     share: Callable[[list[str]], set[str]] | None = None
+    # the settings' shrink hold (collect.shrink_percent / shrink_count / hold_shrinks)
+    shrink: ShrinkLimit | None = field(default_factory=ShrinkLimit)
     # a lock held for the length of one partition's pass (None: no other collector)
     holding: Callable[[str], AbstractContextManager[bool]] | None = None
     interval: float = 300.0
@@ -75,6 +78,7 @@ class CollectionLoop:
                         cloud.system_cloud,
                         cloud.config_files,
                         agent_interval=self.agent_interval,
+                        shrink=self.shrink,
                     )
                 )
             except StackFleetError as exc:
@@ -139,6 +143,7 @@ class CollectionLoop:
                             cloud.system_cloud,
                             cloud.config_files,
                             agent_interval=self.agent_interval,
+                            shrink=self.shrink,
                         )
                     )
                 except StackFleetError as exc:
