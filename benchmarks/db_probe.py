@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from calibration import calibration_line
 from rich.console import Console
 from rich.table import Table
 
@@ -98,6 +99,7 @@ def fill_digests(port: int, count: int) -> None:
 
 
 def main() -> None:
+    console.print(calibration_line())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dsn", default="mysql://root@127.0.0.1:3306")
     parser.add_argument("--sweeps", type=int, default=50)

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from calibration import calibration_line
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Index, func, select, text
@@ -275,6 +276,7 @@ def run(url: str, servers: int, days: int, fresh: bool, path: Path | None) -> Ta
 
 
 def main() -> None:
+    console.print(calibration_line())
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=20_000)
     parser.add_argument("--days", type=int, default=14)

@@ -36,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from calibration import calibration_line
 from rich.console import Console
 from rich.table import Table
 
@@ -340,6 +341,7 @@ def run_c7n(python: str, servers: list[dict[str, Any]], workdir: Path) -> dict[s
 
 
 def main() -> int:
+    console.print(calibration_line())
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from calibration import calibration_line
 from rich.console import Console
 from rich.table import Table
 
@@ -125,6 +126,7 @@ def ingest_table(batches: list[int], workdir: Path) -> None:
 
 
 def main() -> None:
+    console.print(calibration_line())
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bmcs", type=int, default=500)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[16, 32, 64])
