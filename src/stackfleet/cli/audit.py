@@ -12,15 +12,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
-from stackfleet.store import action_records
-from stackfleet.store.audit import AuditLog
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 
 out = Console(highlight=False, soft_wrap=True)
-
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +42,8 @@ def audit_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Audit entries, newest first."""
+    from stackfleet.store.audit import AuditLog
+
     rows, total = AuditLog(state(ctx).store()).list(
         limit=limit, event=event, policy=policy, target=target
     )
@@ -71,11 +67,15 @@ def audit_show(
     fmt: FormatOption = Format.table,
 ) -> None:
     """One audit entry with its details and hashes."""
+    from stackfleet.store.audit import AuditLog
+
     emit_object(AuditLog(state(ctx).store()).get(seq), fmt)
 
 
 def audit_verify(ctx: typer.Context) -> None:
     """Check the chain: exits 1 and says where when an entry was edited or deleted."""
+    from stackfleet.store.audit import AuditLog
+
     result = AuditLog(state(ctx).store()).verify()
     if result.ok:
         out.print(
@@ -100,6 +100,8 @@ def approvals_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Actions waiting for approval (--all: every action record)."""
+    from stackfleet.store import action_records
+
     rows, total = action_records.list_actions(
         state(ctx).store(), None if all_ else status, limit=limit
     )
@@ -115,6 +117,9 @@ def approvals_list(
 
 
 def _decide(ctx: typer.Context, action_id: int, approve: bool, actor: str | None) -> None:
+    from stackfleet.store import action_records
+    from stackfleet.store.audit import AuditLog
+
     store = state(ctx).store()
     who = actor or getpass.getuser()
     now = datetime.now(UTC)

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
-from stackfleet.engine.collect import PassResult, collect
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.errors import ConfigError, InvalidQueryError
 from stackfleet.model import KINDS
-from stackfleet.sources.openstack import LISTERS
-from stackfleet.sources.openstack.connection import CloudTarget
-from stackfleet.sources.openstack.listing import Listing
-from stackfleet.store import Store
+
+# Collecting needs openstacksdk, imported by `collect`; the listings read only the store.
+if TYPE_CHECKING:
+    from stackfleet.engine.collect import PassResult
+    from stackfleet.sources.openstack.connection import CloudTarget
+    from stackfleet.sources.openstack.listing import Listing
+    from stackfleet.store import Store
 
 err = Console(stderr=True)
-
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 CloudOption = Annotated[str | None, typer.Option("--cloud", help="Only this cloud.")]
 RegionOption = Annotated[str | None, typer.Option("--region", help="Only this region.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")]
@@ -84,6 +81,17 @@ def run_collection(
     config_files: list[str] | None = None,
 ) -> list[PassResult]:
     """Collect one cloud with a progress display on stderr (when it is a terminal)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from stackfleet.engine.collect import collect
+    from stackfleet.sources.openstack import LISTERS
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -130,6 +138,8 @@ def collect_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Run one collection pass over a cloud (every region) and record what it saw."""
+    from stackfleet.sources.openstack import LISTERS
+
     cloud = os_cloud or ("envvars" if os.environ.get("OS_AUTH_URL") else None)
     if not cloud:
         raise ConfigError("no cloud given: pass --os-cloud NAME or set OS_CLOUD")

@@ -8,28 +8,8 @@ from typing import Annotated, Literal
 import typer
 from rich.console import Console
 
-from stackfleet.alerts.dispatch import DispatchLoop
-from stackfleet.api.auth import KeystoneAuth
-from stackfleet.api.hardware import THRESHOLDS_ENV
-from stackfleet.api.server import serve_api
 from stackfleet.cli.context import state
-from stackfleet.cli.hardware import quiet_sushy
-from stackfleet.engine.events import start_events
-from stackfleet.engine.execute import Connections
-from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
-from stackfleet.engine.infra_alerts import InfraAlerts
-from stackfleet.engine.infra_monitor import InfraMonitorLoop
-from stackfleet.engine.loop import CloudSpec, CollectionLoop
-from stackfleet.engine.policies import PolicyRunner
-from stackfleet.engine.quota_sweep import DEFAULT_QUOTA_INTERVAL, QuotaSweepLoop, check_interval
-from stackfleet.engine.schedule import PolicySchedule
-from stackfleet.engine.settings import load_settings
-from stackfleet.engine.usage import UsageLoop
-from stackfleet.errors import CloudError, ConfigError
-from stackfleet.policy import load_files
-from stackfleet.sources.infra_config import load_infra_config
-from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
-from stackfleet.sources.openstack.connection import connect
+from stackfleet.cli.options import DEFAULT_AGENT_INTERVAL, DEFAULT_QUOTA_INTERVAL
 
 err = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -121,7 +101,29 @@ def serve_command(
     ] = "open",
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
+    # the daemon's machinery is imported when it starts, not for every command's --help
     import os
+
+    from stackfleet.alerts.dispatch import DispatchLoop
+    from stackfleet.api.auth import KeystoneAuth
+    from stackfleet.api.hardware import THRESHOLDS_ENV
+    from stackfleet.api.server import serve_api
+    from stackfleet.cli.hardware import quiet_sushy
+    from stackfleet.engine.events import start_events
+    from stackfleet.engine.execute import Connections
+    from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
+    from stackfleet.engine.infra_alerts import InfraAlerts
+    from stackfleet.engine.infra_monitor import InfraMonitorLoop
+    from stackfleet.engine.loop import CloudSpec, CollectionLoop
+    from stackfleet.engine.policies import PolicyRunner
+    from stackfleet.engine.quota_sweep import QuotaSweepLoop, check_interval
+    from stackfleet.engine.schedule import PolicySchedule
+    from stackfleet.engine.settings import load_settings
+    from stackfleet.engine.usage import UsageLoop
+    from stackfleet.errors import CloudError, ConfigError
+    from stackfleet.policy import load_files
+    from stackfleet.sources.infra_config import load_infra_config
+    from stackfleet.sources.openstack.connection import connect
 
     clouds = os_cloud or ([os.environ["OS_CLOUD"]] if os.environ.get("OS_CLOUD") else [])
     if not clouds:

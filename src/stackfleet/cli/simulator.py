@@ -7,20 +7,26 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from stackfleet.api.server import ApiServer
 from stackfleet.cli.context import state
-from stackfleet.cli.hardware import start_demo_hardware, sweep_demo_hardware
+from stackfleet.cli.hardware import quiet_sushy, sweep_and_print
 from stackfleet.cli.inventory import print_summary, run_collection
+from stackfleet.cli.options import SIMULATOR_PRESETS
+from stackfleet.cli.output import Format
 from stackfleet.config import data_dir
 from stackfleet.errors import ConfigError
-from stackfleet.simulator.faults import FaultRule, parse_fault_spec
-from stackfleet.simulator.generator import PRESETS, FleetConfig, preset
-from stackfleet.simulator.server import CloudEntry, SimulatorError, SimulatorServer, serve
+
+# The simulator (and the API the demo serves) are imported by the commands that run
+# them: the product's other commands do not load the simulator to start.
+if TYPE_CHECKING:
+    from stackfleet.simulator.faults import FaultRule
+    from stackfleet.simulator.generator import FleetConfig
+    from stackfleet.simulator.state import CloudState
+    from stackfleet.store import Store
 
 err = Console(stderr=True)
 out = Console()
@@ -29,12 +35,16 @@ DEMO_CLOUD = "stackfleet-demo"
 
 app = typer.Typer(help="The embedded simulated cloud (OpenStack APIs on loopback).")
 
-PresetOption = Annotated[str, typer.Option("--preset", help=f"Fleet size: {', '.join(PRESETS)}.")]
+PresetOption = Annotated[
+    str, typer.Option("--preset", help=f"Fleet size: {', '.join(SIMULATOR_PRESETS)}.")
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the fleet generator.")]
 
 
 def fleet_config(preset_name: str, seed: int, now: datetime | None = None) -> FleetConfig:
     """The generator settings for a preset, or a ConfigError naming the known ones."""
+    from stackfleet.simulator.generator import preset
+
     try:
         overrides = {"seed": seed}
         if now is not None:
@@ -45,6 +55,8 @@ def fleet_config(preset_name: str, seed: int, now: datetime | None = None) -> Fl
 
 
 def fault_rules(specs: list[str] | None) -> list[FaultRule]:
+    from stackfleet.simulator.faults import parse_fault_spec
+
     rules = []
     for spec in specs or []:
         try:
@@ -83,6 +95,8 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve a seeded simulated cloud until Ctrl-C, and write its clouds.yaml entry."""
+    from stackfleet.simulator.server import CloudEntry, SimulatorError, serve
+
     config = fleet_config(preset_name, seed, datetime.now(UTC) if now else None)
 
     def ready(entry: CloudEntry, path: Path | None) -> None:
@@ -122,6 +136,9 @@ def demo_command(
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
     Keeps collecting every --interval seconds until Ctrl-C stops everything."""
+    from stackfleet.api.server import ApiServer
+    from stackfleet.simulator.server import SimulatorServer
+
     root = state(ctx)
     if root.db_url is None:
         # the demo keeps its own store, never the one of a real cloud
@@ -175,3 +192,27 @@ def demo_command(
     finally:
         signal.signal(signal.SIGTERM, previous)
         err.print("stopped")
+
+
+def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -> Path:
+    """Simulated BMCs for the demo cloud's compute hosts and Ironic nodes (served from a
+    daemon thread for the rest of the process), their BMC map at `map_path`, and a
+    first sweep printed as a table. Returns the map's path for later sweeps."""
+    from stackfleet.engine.hardware import load_thresholds, targets_for
+    from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
+    from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY
+
+    simulator = RedfishSimulator(bmcs_for_cloud(cloud_state))
+    simulator.start()
+    simulator.write_bmc_map(map_path)
+    quiet_sushy(debug=False)
+    targets = targets_for(store, map_path, include_ironic=False)
+    sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table, load_thresholds(None))
+    return map_path
+
+
+def sweep_demo_hardware(store: Store, map_path: Path) -> None:
+    """One more sweep of the demo's simulated BMCs, quietly."""
+    from stackfleet.engine.hardware import run_sweep, targets_for
+
+    run_sweep(store, targets_for(store, map_path, include_ironic=False), timeout=5.0)
