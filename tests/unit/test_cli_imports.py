@@ -1,7 +1,8 @@
 """The CLI starts fast: loading it (every command's --help) imports none of the heavy
 libraries nor the engine, and a listing from the store imports SQLAlchemy but not the
-cloud clients or the API. The defaults its help shows without importing the library
-modules stay equal to theirs. (Timings live in benchmarks/cli_startup.py.)"""
+cloud clients or the API. What it shows without importing the modules that own it (the
+root commands' help, defaults of options) stays equal to theirs. (Timings live in
+benchmarks/cli_startup.py.)"""
 
 from __future__ import annotations
 
@@ -11,8 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
+from typer.core import TyperGroup
+from typer.testing import CliRunner
 
 from stackfleet.cli import options
+from stackfleet.cli.command_tree import LazyCommands, RootGroup
+from stackfleet.cli.main import ROOT_COMMANDS, app
 from stackfleet.cli.policy import pack_names as help_pack_names
 
 HEAVY = (
@@ -49,6 +55,49 @@ def loaded(modules: set[str], names: tuple[str, ...]) -> list[str]:
 def test_loading_the_cli_imports_no_heavy_module():
     modules = imported_after("import stackfleet.cli.main")
     assert loaded(modules, NOT_FOR_HELP) == []
+
+
+def test_the_root_help_imports_no_command_module():
+    code = (
+        "from stackfleet.cli.main import run\n"
+        "try:\n"
+        "    run(['--help'])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+    )
+    modules = imported_after(code)
+    commands = [m for m in modules if m.startswith("stackfleet.cli.")]
+    assert sorted(commands) == [
+        "stackfleet.cli.command_tree",
+        "stackfleet.cli.context",
+        "stackfleet.cli.main",
+    ]
+
+
+def test_the_root_index_names_what_each_module_registers():
+    registered = {}
+    for module in sorted({entry.module for entry in ROOT_COMMANDS}):
+        branch = typer.Typer()
+        __import__(module, fromlist=["register"]).register(branch)
+        for name in typer.main.get_group(branch).commands:
+            registered[name] = module
+    assert {e.name: e.module for e in ROOT_COMMANDS} == registered
+
+
+def test_the_root_index_says_what_each_command_says():
+    built = LazyCommands(ROOT_COMMANDS)
+    for entry in ROOT_COMMANDS:
+        command = built[entry.name]
+        first_paragraph = (command.short_help or command.help or "").split("\n\n")[0]
+        assert (entry.help, entry.hidden) == (first_paragraph, command.hidden), entry.name
+
+
+def test_the_root_help_from_the_index_is_the_one_of_the_built_commands(monkeypatch):
+    from_index = CliRunner().invoke(app, ["--help"])
+    monkeypatch.setattr(RootGroup, "format_help", TyperGroup.format_help)
+    from_commands = CliRunner().invoke(app, ["--help"])
+    assert from_index.exit_code == from_commands.exit_code == 0
+    assert from_index.output == from_commands.output
 
 
 def test_a_store_listing_imports_neither_the_cloud_clients_nor_the_api(tmp_path: Path):

@@ -14,7 +14,6 @@ from stackfleet.cli.context import state
 from stackfleet.cli.options import REDFISH_DEFAULT_CONCURRENCY, SettingsOption
 from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.errors import ConfigError
-from stackfleet.model.hardware import OK, evaluate
 
 if TYPE_CHECKING:
     from stackfleet.engine.hardware import SweepReport
@@ -66,6 +65,8 @@ def flat_row(
 
     When the newest read failed the readings are the last good ones: the age column
     then says how old they are too, so they are not taken for current values."""
+    from stackfleet.model.hardware import OK
+
     fans = [f["rpm"] for f in item["fans"] if f.get("rpm") is not None]
     psus = item["psus"]
     age = _age(now - checked_at) if checked_at is not None else None
@@ -196,6 +197,7 @@ def sweep_and_print(
 ) -> SweepReport:
     """Run one sweep and print its rows and a one-line summary (on stderr)."""
     from stackfleet.engine.hardware import run_sweep, status_dict
+    from stackfleet.model.hardware import evaluate
 
     report = run_sweep(store, targets, concurrency=concurrency, timeout=timeout)
     now = time.time()
@@ -228,6 +230,7 @@ def show_command(
 ) -> None:
     """Everything the newest sweep knows about one host's hardware."""
     from stackfleet.engine.hardware import load_thresholds, status_dict
+    from stackfleet.model.hardware import evaluate
     from stackfleet.store.hardware import get_status
 
     store = state(ctx).store()

@@ -11,7 +11,6 @@ from rich.console import Console
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.errors import ConfigError, InvalidQueryError
-from stackfleet.model import KINDS
 
 # Collecting needs openstacksdk, imported by `collect`; the listings read only the store.
 if TYPE_CHECKING:
@@ -281,6 +280,8 @@ def resources_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """List resources of any kind, filtered by any of its fields."""
+    from stackfleet.model import KINDS
+
     if kind_name not in KINDS:
         raise InvalidQueryError(f"unknown kind {kind_name!r}; known: {', '.join(KINDS)}")
     rows, total = (
@@ -308,6 +309,8 @@ def resources_show(
 
 def resources_kinds(fmt: FormatOption = Format.table) -> None:
     """List the resource kinds and their fields."""
+    from stackfleet.model import KINDS
+
     rows = [
         {"kind": k.name, "service": k.service, "fields": list(k.field_names()), "doc": k.doc}
         for k in KINDS.values()

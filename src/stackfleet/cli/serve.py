@@ -15,6 +15,11 @@ err = Console(stderr=True)
 log = logging.getLogger(__name__)
 
 
+def register(root: typer.Typer) -> None:
+    """Add `serve` to the root app."""
+    root.command("serve")(serve_command)
+
+
 def serve_command(
     ctx: typer.Context,
     os_cloud: Annotated[

@@ -17,7 +17,6 @@ from stackfleet.cli.hardware import quiet_sushy, sweep_and_print
 from stackfleet.cli.inventory import print_summary, run_collection
 from stackfleet.cli.options import SIMULATOR_PRESETS
 from stackfleet.cli.output import Format
-from stackfleet.config import data_dir
 from stackfleet.errors import ConfigError
 
 # The simulator (and the API the demo serves) are imported by the commands that run
@@ -39,6 +38,12 @@ PresetOption = Annotated[
     str, typer.Option("--preset", help=f"Fleet size: {', '.join(SIMULATOR_PRESETS)}.")
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the fleet generator.")]
+
+
+def register(root: typer.Typer) -> None:
+    """Add `simulator` and `demo` to the root app."""
+    root.add_typer(app, name="simulator")
+    root.command("demo")(demo_command)
 
 
 def fleet_config(preset_name: str, seed: int, now: datetime | None = None) -> FleetConfig:
@@ -137,6 +142,7 @@ def demo_command(
 
     Keeps collecting every --interval seconds until Ctrl-C stops everything."""
     from stackfleet.api.server import ApiServer
+    from stackfleet.config import data_dir
     from stackfleet.simulator.server import SimulatorServer
 
     root = state(ctx)
