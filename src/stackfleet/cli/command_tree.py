@@ -31,6 +31,19 @@ class RootCommand:
     hidden: bool = False
 
 
+_REGISTERED: dict[str, typer.Typer] = {}
+
+
+def registered(module_name: str) -> typer.Typer:
+    """A Typer holding what the module's `register(app)` adds, registered once per
+    process (some modules add their commands to a module-level sub-app)."""
+    if module_name not in _REGISTERED:
+        branch = typer.Typer()
+        importlib.import_module(module_name).register(branch)
+        _REGISTERED[module_name] = branch
+    return _REGISTERED[module_name]
+
+
 class LazyCommands(MutableMapping[str, Any]):
     """The root's commands by name, each built on first access with the others of its
     module. With `summaries` set, an unbuilt command is a stand-in carrying only its name
@@ -42,9 +55,7 @@ class LazyCommands(MutableMapping[str, Any]):
         self.summaries = False
 
     def _build(self, module_name: str) -> None:
-        branch = typer.Typer()
-        importlib.import_module(module_name).register(branch)
-        group = typer.main.get_group(branch)
+        group = typer.main.get_group(registered(module_name))
         self.built.update(group.commands)
 
     def __getitem__(self, name: str) -> Any:
