@@ -95,7 +95,9 @@ class RootGroup(TyperGroup):
 
     def __init__(self, **attrs: Any) -> None:
         super().__init__(**attrs)
-        self.commands = LazyCommands(self.index)
+        lazy = LazyCommands(self.index)
+        lazy.built.update(self.commands)  # any registered on the root app itself
+        self.commands = lazy
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         commands = self.commands
