@@ -10,6 +10,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.options import DEFAULT_AGENT_INTERVAL, DEFAULT_QUOTA_INTERVAL
+from stackfleet.errors import CloudError, ConfigError
 
 err = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -125,7 +126,6 @@ def serve_command(
     from stackfleet.engine.schedule import PolicySchedule
     from stackfleet.engine.settings import load_settings
     from stackfleet.engine.usage import UsageLoop
-    from stackfleet.errors import CloudError, ConfigError
     from stackfleet.policy import load_files
     from stackfleet.sources.infra_config import load_infra_config
     from stackfleet.sources.openstack.connection import connect
