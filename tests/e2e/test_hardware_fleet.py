@@ -12,9 +12,9 @@ from fastapi.testclient import TestClient
 from support import run_cli
 
 from stackfleet.api.app import create_app
-from stackfleet.cli.nodes import node_view
 from stackfleet.engine.collect import collect
 from stackfleet.engine.hardware import hardware_report, run_sweep, targets_for
+from stackfleet.engine.nodes import node_view
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
 from stackfleet.simulator.server import SimulatorServer

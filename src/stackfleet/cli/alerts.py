@@ -9,19 +9,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from stackfleet.alerts import operations
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_rows
+from stackfleet.cli.output import Format, FormatOption, emit_rows
 from stackfleet.core.errors import InvalidQueryError
-from stackfleet.core.times import parse_duration
-from stackfleet.engine.settings import load_settings
-from stackfleet.store import alerts as alert_store
 
 out = Console(highlight=False, soft_wrap=True)
 
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 ActorOption = Annotated[str | None, typer.Option("--as", help="Who does it (default: you).")]
 
 
@@ -52,6 +45,10 @@ def alerts_list(
     ] = None,
 ) -> None:
     """Firing alerts (with --all, resolved ones too), newest first."""
+    from stackfleet.alerts import operations
+    from stackfleet.engine.settings import load_settings
+    from stackfleet.store import alerts as alert_store
+
     store = state(ctx).store()
     rows = operations.with_state(
         store,
@@ -80,6 +77,8 @@ def alerts_ack(
     actor: ActorOption = None,
 ) -> None:
     """Acknowledge a firing alert: people know; receivers are not told again."""
+    from stackfleet.alerts import operations
+
     row = operations.acknowledge(
         state(ctx).store(), alert_id, actor or getpass.getuser(), datetime.now(UTC)
     )
@@ -94,6 +93,8 @@ def alerts_resolve(
     """Resolve a firing alert by hand.
 
     A policy's alert fires again if its finding is still open at the next run."""
+    from stackfleet.alerts import operations
+
     row = operations.resolve(
         state(ctx).store(), alert_id, actor or getpass.getuser(), datetime.now(UTC)
     )
@@ -117,6 +118,9 @@ def alerts_silence(
     actor: ActorOption = None,
 ) -> None:
     """Silence alerts matching every matcher until the silence expires."""
+    from stackfleet.alerts import operations
+    from stackfleet.core.times import parse_duration
+
     try:
         length = parse_duration(duration)
     except ValueError as exc:
@@ -133,6 +137,8 @@ def alerts_silences(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Active silences (with --all, expired ones too)."""
+    from stackfleet.store import alerts as alert_store
+
     rows = alert_store.list_silences(state(ctx).store(), datetime.now(UTC), active_only=not all_)
     for row in rows:
         row["matchers"] = ", ".join(f"{m['name']}{m['op']}{m['value']}" for m in row["matchers"])
@@ -150,5 +156,7 @@ def alerts_expire(
     actor: ActorOption = None,
 ) -> None:
     """End a silence now."""
+    from stackfleet.alerts import operations
+
     operations.expire(state(ctx).store(), silence_id, actor or getpass.getuser(), datetime.now(UTC))
     out.print(f"silence {silence_id} expired")

@@ -14,15 +14,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
-from stackfleet.store import action_records
-from stackfleet.store.audit import CHECKPOINTS_ENV, AuditLog
+from stackfleet.cli.options import AUDIT_CHECKPOINTS_ENV
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 
 out = Console(highlight=False, soft_wrap=True)
-
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -51,6 +46,8 @@ def audit_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Audit entries, newest first."""
+    from stackfleet.store.audit import AuditLog
+
     rows, total = AuditLog(state(ctx).store()).list(
         limit=limit, event=event, policy=policy, target=target
     )
@@ -74,6 +71,8 @@ def audit_show(
     fmt: FormatOption = Format.table,
 ) -> None:
     """One audit entry with its details and hashes."""
+    from stackfleet.store.audit import AuditLog
+
     emit_object(AuditLog(state(ctx).store()).get(seq), fmt)
 
 
@@ -81,8 +80,9 @@ CheckpointsOption = Annotated[
     Path | None,
     typer.Option(
         "--checkpoints",
-        envvar=CHECKPOINTS_ENV,
-        help=f"Checkpoint file kept outside the database (JSON lines; default ${CHECKPOINTS_ENV}).",
+        envvar=AUDIT_CHECKPOINTS_ENV,
+        help="Checkpoint file kept outside the database (JSON lines; default "
+        f"${AUDIT_CHECKPOINTS_ENV}).",
     ),
 ]
 
@@ -91,6 +91,8 @@ def audit_verify(ctx: typer.Context, checkpoints: CheckpointsOption = None) -> N
     """Check the chain (each entry's HMAC under the audit key, its link to the previous
     one, the head) and the checkpoints: exits 1 and says where when an entry was
     edited, deleted or rewritten."""
+    from stackfleet.store.audit import AuditLog
+
     result = AuditLog(state(ctx).store()).verify(checkpoints)
     if result.ok:
         extra = ""
@@ -113,6 +115,8 @@ def audit_checkpoint(ctx: typer.Context, checkpoints: CheckpointsOption = None) 
     """Sign the head of the log (seq, hash, time) and append it to the checkpoint file
     (and the log stream): keep that file where the database's writers cannot change
     it, so a later `audit verify --checkpoints` catches a truncated or rewritten log."""
+    from stackfleet.store.audit import AuditLog
+
     point = AuditLog(state(ctx).store()).checkpoint(checkpoints)
     if checkpoints is None:
         # no file: print it for the operator to keep
@@ -132,6 +136,8 @@ def approvals_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Actions waiting for approval (--all: every action record)."""
+    from stackfleet.store import action_records
+
     rows, total = action_records.list_actions(
         state(ctx).store(), None if all_ else status, limit=limit
     )
@@ -147,6 +153,9 @@ def approvals_list(
 
 
 def _decide(ctx: typer.Context, action_id: int, approve: bool, actor: str | None) -> None:
+    from stackfleet.store import action_records
+    from stackfleet.store.audit import AuditLog
+
     store = state(ctx).store()
     who = actor or getpass.getuser()
     now = datetime.now(UTC)

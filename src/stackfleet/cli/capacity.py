@@ -10,31 +10,9 @@ import typer
 from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_rows
+from stackfleet.cli.options import DEFAULT_AGENT_INTERVAL, DEFAULT_QUOTA_INTERVAL
+from stackfleet.cli.output import Format, FormatOption, emit_rows
 from stackfleet.core.errors import ConfigError
-from stackfleet.engine.capacity import (
-    FLAVOR_FIT_KINDS,
-    QUOTA_KINDS,
-    REPORT_KINDS,
-    RESOURCE_CLASSES,
-    capacity_report,
-    flavor_fit,
-    hypervisor_rows,
-    ip_pool_rows,
-    load_fleet,
-    network_node_rows,
-    quota_rows,
-    single_agent_rows,
-    storage_pool_rows,
-)
-from stackfleet.engine.loop import CloudSpec
-from stackfleet.engine.quota_sweep import (
-    DEFAULT_QUOTA_INTERVAL,
-    check_interval,
-    sweep_agent_hosting,
-    sweep_cloud,
-)
-from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 
 app = typer.Typer(
     help="Capacity planning: allocation, flavor fit, N+1, quotas, IP pools, network and "
@@ -43,9 +21,6 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 CloudOption = Annotated[str | None, typer.Option("--cloud", help="Only this cloud.")]
 RegionOption = Annotated[str | None, typer.Option("--region", help="Only this region.")]
 
@@ -84,6 +59,8 @@ def _share(used: Any, capacity: Any, rc: str = "") -> str:
 
 
 def _headroom(verdict: dict[str, Any]) -> str:
+    from stackfleet.engine.capacity import RESOURCE_CLASSES
+
     parts = [
         f"{RC_LABELS[rc]} {verdict[f'{rc}_headroom_percent']:.0f} %"
         for rc in RESOURCE_CLASSES
@@ -103,6 +80,14 @@ def report_command(
 ) -> None:
     """Per region: hosts, allocation % per resource class (VCPU and PCPU apart, as
     Placement counts them) and whether it survives losing its largest host (N+1)."""
+    from stackfleet.engine.capacity import (
+        REPORT_KINDS,
+        RESOURCE_CLASSES,
+        capacity_report,
+        hypervisor_rows,
+        load_fleet,
+    )
+
     fleet = load_fleet(state(ctx).store(), cloud, region, kinds=REPORT_KINDS)
     if hosts:
         rows = hypervisor_rows(fleet)
@@ -174,6 +159,8 @@ def flavors_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """How many more servers of each flavor fit on the enabled, up hosts."""
+    from stackfleet.engine.capacity import FLAVOR_FIT_KINDS, flavor_fit, load_fleet
+
     rows = flavor_fit(load_fleet(state(ctx).store(), cloud, region, kinds=FLAVOR_FIT_KINDS))
     if not zones:
         rows = [r for r in rows if r["zone"] is None]
@@ -193,6 +180,8 @@ def quotas_command(
 ) -> None:
     """Project usage (counted from the inventory) against quota limits (from the last
     quota sweep): -1 is unlimited, an unread limit is unknown."""
+    from stackfleet.engine.capacity import QUOTA_KINDS, load_fleet, quota_rows
+
     rows = quota_rows(load_fleet(state(ctx).store(), cloud, region, kinds=QUOTA_KINDS), project)
     columns = ["cloud", "region", "project", "project_id", "resource", "used", "limit"]
     columns += ["percent", "state", "error"]
@@ -211,6 +200,8 @@ def ips_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """External networks with used / total addresses of their allocation pools."""
+    from stackfleet.engine.capacity import ip_pool_rows, load_fleet
+
     fleet = load_fleet(state(ctx).store(), cloud, region, kinds=("network",))
     rows = ip_pool_rows(fleet, external_only=not all_networks)
     columns = ["cloud", "region", "network", "network_id", "used", "total", "free", "percent"]
@@ -233,6 +224,8 @@ def network_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Neutron agents per host: liveness and the routers / networks each hosts."""
+    from stackfleet.engine.capacity import load_fleet, network_node_rows, single_agent_rows
+
     fleet = load_fleet(
         state(ctx).store(), cloud, region, kinds=("network_agent", "router", "network")
     )
@@ -257,6 +250,8 @@ def storage_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Cinder pools: capacity, free, provisioned ratio and volume count."""
+    from stackfleet.engine.capacity import load_fleet, storage_pool_rows
+
     fleet = load_fleet(state(ctx).store(), cloud, region, kinds=("storage_pool", "volume"))
     columns = ["cloud", "region", "pool", "backend", "total_gb", "free_gb", "free_percent"]
     columns += ["provisioned_gb", "provisioned_ratio", "max_over_subscription_ratio", "volumes"]
@@ -298,6 +293,9 @@ def sweep_command(
     """Read the quota limits of projects that own resources (Nova, Cinder, Neutron) and
     keep them for `capacity quotas`; read the routers / networks of the L3 / DHCP agents
     whose hosting is due (a pass of the network_agent kind) for `capacity network`."""
+    from stackfleet.engine.loop import CloudSpec
+    from stackfleet.engine.quota_sweep import check_interval, sweep_agent_hosting, sweep_cloud
+
     cloud = os_cloud or os.environ.get("OS_CLOUD")
     if not cloud:
         raise ConfigError("no cloud to sweep: pass --os-cloud NAME or set OS_CLOUD")

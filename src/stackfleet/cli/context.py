@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import typer
 
-from stackfleet.store import Store, open_store
+if TYPE_CHECKING:
+    from stackfleet.store import Store
 
 
 @dataclass
@@ -17,6 +19,9 @@ class State:
 
     def store(self) -> Store:
         if self._store is None:
+            # SQLAlchemy is imported by the commands that read the store, not by --help
+            from stackfleet.store import open_store
+
             self._store = open_store(self.db_url)
         return self._store
 

@@ -10,31 +10,22 @@ import os
 import sys
 import threading
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_rows
+from stackfleet.cli.options import SettingsOption
+from stackfleet.cli.output import Format, FormatOption, emit_rows
 from stackfleet.core.errors import ConfigError, InvalidQueryError, NotFoundError
-from stackfleet.engine.events import EventOutcome, EventProcessor, Targets
-from stackfleet.engine.execute import Connections
-from stackfleet.engine.policies import PolicyRunner
-from stackfleet.engine.settings import Settings, load_settings
-from stackfleet.policy.schema import Policy
-from stackfleet.sources.notifications import (
-    CloudNotifications,
-    Notification,
-    NotificationListener,
-    ResourceEvent,
-    delete_pool_queue,
-    is_deletion,
-    redact,
-    rule_for,
-)
+
+if TYPE_CHECKING:
+    from stackfleet.engine.events import EventOutcome
+    from stackfleet.engine.settings import Settings
+    from stackfleet.policy.schema import Policy
+    from stackfleet.sources.notifications import CloudNotifications, Notification
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -68,20 +59,21 @@ def listen_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0, help="Stop after this many seconds (0: never).")
     ] = 0.0,
-    config: Annotated[
-        str | None, typer.Option("--config", envvar="STACKFLEET_CONFIG", help="Settings file.")
-    ] = None,
-    fmt: Annotated[
-        Format,
-        typer.Option(
-            "-f", "--format", help="Output format: a line per notification (yaml: a document each)."
-        ),
-    ] = Format.table,
+    config: SettingsOption = None,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """Print notifications as they arrive, with the resource each one is about.
 
     Listens through a pool of its own (a queue deleted when it stops), so a running
-    `stackfleet serve` and other consumers keep getting every notification."""
+    `stackfleet serve` and other consumers keep getting every notification. Every
+    format prints a line per notification (yaml: a document each)."""
+    from stackfleet.engine.settings import load_settings
+    from stackfleet.sources.notifications import (
+        NotificationListener,
+        delete_pool_queue,
+        redact,
+    )
+
     settings = load_settings(config)
     cloud = os_cloud or os.environ.get("OS_CLOUD") or ""
     wiring = _wiring(settings, cloud, transport_url, topic, exchange)
@@ -127,6 +119,8 @@ def _wiring(
     topics: list[str] | None,
     exchanges: list[str] | None,
 ) -> CloudNotifications:
+    from stackfleet.sources.notifications import CloudNotifications
+
     configured = settings.notifications.clouds.get(cloud) if cloud else None
     if urls:
         wiring = CloudNotifications(transport_url=urls)
@@ -177,6 +171,8 @@ def _print_notification(notification: Notification, fmt: Format) -> None:
         if fmt is Format.json:
             sys.stdout.write(json.dumps(data, default=str) + "\n")
         elif fmt is Format.yaml:  # one YAML document per notification
+            import yaml
+
             sys.stdout.write("---\n" + yaml.safe_dump(data, sort_keys=False))
         else:  # csv (its header written when listening starts) and value: one row each
             row = ["" if data[c] is None else str(data[c]) for c in NOTIFICATION_COLUMNS]
@@ -210,6 +206,11 @@ def run_for_event(
 ) -> list[EventOutcome]:
     """`policy run --event TYPE --resource ID`: re-read the resource from its cloud,
     record it, and run the event policies `event_type` triggers over it."""
+    from stackfleet.engine.events import EventProcessor, Targets
+    from stackfleet.engine.execute import Connections
+    from stackfleet.engine.policies import PolicyRunner
+    from stackfleet.sources.notifications import ResourceEvent, is_deletion, rule_for
+
     rule = rule_for(event_type)
     if rule is None:
         raise InvalidQueryError(
@@ -234,6 +235,8 @@ def run_for_event(
     if fmt is Format.json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     elif fmt is Format.yaml:
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     elif fmt in (Format.csv, Format.value):  # one row per resource and policy run over it
         rows = []

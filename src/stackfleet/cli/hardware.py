@@ -5,38 +5,24 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.cli.options import REDFISH_DEFAULT_CONCURRENCY, SettingsOption
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError
-from stackfleet.engine import infra_alerts
-from stackfleet.engine.hardware import (
-    SweepReport,
-    hardware_report,
-    load_thresholds,
-    run_sweep,
-    status_dict,
-    targets_for,
-)
-from stackfleet.engine.settings import load_settings
-from stackfleet.model.hardware import OK, evaluate
-from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
-from stackfleet.simulator.state import CloudState
-from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY
-from stackfleet.store import Store
-from stackfleet.store.hardware import get_status
+
+if TYPE_CHECKING:
+    from stackfleet.engine.hardware import SweepReport
+    from stackfleet.store import Store
 
 err = Console(stderr=True)
 
 app = typer.Typer(help="Hardware health over Redfish: power, temperatures, fans, power supplies.")
 
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 ThresholdsOption = Annotated[
     Path | None,
     typer.Option(
@@ -79,6 +65,8 @@ def flat_row(
 
     When the newest read failed the readings are the last good ones: the age column
     then says how old they are too, so they are not taken for current values."""
+    from stackfleet.model.hardware import OK
+
     fans = [f["rpm"] for f in item["fans"] if f.get("rpm") is not None]
     psus = item["psus"]
     age = _age(now - checked_at) if checked_at is not None else None
@@ -114,6 +102,8 @@ def list_command(
     """The newest hardware status of every host with a BMC, and the checks' findings.
 
     Readings are the last good ones: the BMC column says whether they are current."""
+    from stackfleet.engine.hardware import hardware_report, load_thresholds, status_dict
+
     store = state(ctx).store()
     now = time.time()
     report = hardware_report(store, load_thresholds(thresholds), now, cloud, region)
@@ -155,7 +145,7 @@ def sweep_command(
     ] = True,
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=512, help="BMCs read at once.")
-    ] = DEFAULT_CONCURRENCY,
+    ] = REDFISH_DEFAULT_CONCURRENCY,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds each BMC gets.")
     ] = 10.0,
@@ -169,14 +159,15 @@ def sweep_command(
             "settings file's receivers (what `stackfleet serve --bmc-map` does).",
         ),
     ] = False,
-    settings_file: Annotated[
-        str | None,
-        typer.Option("--settings", envvar="STACKFLEET_CONFIG", help="Settings file (alerts)."),
-    ] = None,
+    settings_file: SettingsOption = None,
 ) -> None:
     """Read every BMC once, record the readings, and print what each one said.
 
     Findings and alerts are recorded only with --record."""
+    from stackfleet.engine import infra_alerts
+    from stackfleet.engine.hardware import load_thresholds, targets_for
+    from stackfleet.engine.settings import load_settings
+
     root = state(ctx)
     quiet_sushy(root.debug)
     store = root.store()
@@ -205,6 +196,9 @@ def sweep_and_print(
     limits: Any,
 ) -> SweepReport:
     """Run one sweep and print its rows and a one-line summary (on stderr)."""
+    from stackfleet.engine.hardware import run_sweep, status_dict
+    from stackfleet.model.hardware import evaluate
+
     report = run_sweep(store, targets, concurrency=concurrency, timeout=timeout)
     now = time.time()
     rows = []
@@ -235,6 +229,10 @@ def show_command(
     thresholds: ThresholdsOption = None,
 ) -> None:
     """Everything the newest sweep knows about one host's hardware."""
+    from stackfleet.engine.hardware import load_thresholds, status_dict
+    from stackfleet.model.hardware import evaluate
+    from stackfleet.store.hardware import get_status
+
     store = state(ctx).store()
     status = get_status(store, host)
     item = status_dict(status, evaluate(status, load_thresholds(thresholds), time.time()))
@@ -259,16 +257,3 @@ def quiet_sushy(debug: bool) -> None:
     one status line, so its logs only show with --debug."""
     if not debug:
         logging.getLogger("sushy").setLevel(logging.CRITICAL)
-
-
-def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -> Path:
-    """Simulated BMCs for the demo cloud's compute hosts and Ironic nodes (served from a
-    daemon thread for the rest of the process), their BMC map at `map_path`, and a
-    first sweep printed as a table. Returns the map's path for later sweeps."""
-    simulator = RedfishSimulator(bmcs_for_cloud(cloud_state))
-    simulator.start()
-    simulator.write_bmc_map(map_path)
-    quiet_sushy(debug=False)
-    targets = targets_for(store, map_path, include_ironic=False)
-    sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table, load_thresholds(None))
-    return map_path

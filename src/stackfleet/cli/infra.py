@@ -12,42 +12,22 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.cli.options import RABBITMQ_DEFAULT_URL, InfraConfigOption, SettingsOption
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.core.errors import CloudError
-from stackfleet.engine import infra_alerts, infra_monitor
-from stackfleet.engine.infra_monitor import (
-    BrokerStatus,
-    DatabaseStatus,
-    sweep_brokers,
-    sweep_databases,
-)
-from stackfleet.engine.settings import load_settings
-from stackfleet.sources.database import DEFAULT_PORT, DatabaseTarget
-from stackfleet.sources.infra_config import load_infra_config
-from stackfleet.sources.rabbitmq import DEFAULT_URL, BrokerTarget
-from stackfleet.sources.thresholds import format_value, rules_table
+
+if TYPE_CHECKING:
+    from stackfleet.engine.infra_monitor import BrokerStatus, DatabaseStatus
+    from stackfleet.sources.database import DatabaseTarget
 
 err = Console(stderr=True)
 out = Console()
-
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        help="Monitoring file (targets, threshold changes); default $STACKFLEET_INFRA_CONFIG "
-        "or infrastructure.yaml in the config directory.",
-    ),
-]
 
 RecordOption = Annotated[
     bool,
@@ -56,10 +36,6 @@ RecordOption = Annotated[
         help="Also record the findings and fire or resolve their alerts, routed to the "
         "settings file's receivers (what `stackfleet serve --infra-config` does).",
     ),
-]
-SettingsOption = Annotated[
-    str | None,
-    typer.Option("--settings", envvar="STACKFLEET_CONFIG", help="Settings file (alerts)."),
 ]
 
 db_app = typer.Typer(
@@ -99,6 +75,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _fmt(value: Any, unit: str = "") -> str:
+    from stackfleet.sources.thresholds import format_value
+
     if value is None:
         return "-"
     if isinstance(value, int | float):
@@ -128,6 +106,9 @@ def _print_notes(notes: list[str]) -> None:
 
 
 def _db_targets(dsn: list[str] | None, config: Path | None) -> tuple[list[DatabaseTarget], Any]:
+    from stackfleet.sources.database import DEFAULT_PORT, DatabaseTarget
+    from stackfleet.sources.infra_config import load_infra_config
+
     loaded = load_infra_config(config)
     if dsn:
         return [DatabaseTarget.from_dsn(d) for d in dsn], loaded
@@ -147,7 +128,7 @@ def db_status(
             "the monitoring file's databases, else mysql://root@127.0.0.1:3306.",
         ),
     ] = None,
-    config: ConfigOption = None,
+    infra_config: InfraConfigOption = None,
     top: Annotated[int, typer.Option("--top", min=0, help="Top statements to show.")] = 10,
     schema: Annotated[
         str | None, typer.Option("--schema", help="Top statements of this schema only.")
@@ -172,7 +153,11 @@ def db_status(
     """Probe database servers: load, locks, slow statements, Galera, findings.
 
     Findings and alerts are recorded only with --record."""
-    targets, loaded = _db_targets(dsn, config)
+    from stackfleet.engine import infra_alerts
+    from stackfleet.engine.infra_monitor import sweep_databases
+    from stackfleet.engine.settings import load_settings
+
+    targets, loaded = _db_targets(dsn, infra_config)
     _quiet_probe_log(ctx)
     statuses = sweep_databases(
         state(ctx).store(),
@@ -203,13 +188,15 @@ def _quiet_probe_log(ctx: typer.Context) -> None:
     # a failed probe is printed once, as an error naming the server, at the end; the
     # monitor's own warning (for `serve`'s log) would say it a second time
     if not state(ctx).debug:
-        logging.getLogger(infra_monitor.__name__).setLevel(logging.ERROR)
+        logging.getLogger("stackfleet.engine.infra_monitor").setLevel(logging.ERROR)
 
 
 def _emit_list(data: list[dict[str, Any]], fmt: Format) -> None:
     if fmt is Format.json:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
     else:
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
@@ -348,9 +335,12 @@ def _print_database(status: DatabaseStatus, item: dict[str, Any]) -> None:
 
 
 @db_app.command("rules")
-def db_rules(config: ConfigOption = None, fmt: FormatOption = Format.table) -> None:
+def db_rules(infra_config: InfraConfigOption = None, fmt: FormatOption = Format.table) -> None:
     """The database threshold rules in force (defaults plus the monitoring file)."""
-    rows = rules_table(load_infra_config(config).database_rules)
+    from stackfleet.sources.infra_config import load_infra_config
+    from stackfleet.sources.thresholds import rules_table
+
+    rows = rules_table(load_infra_config(infra_config).database_rules)
     emit_rows(rows, ["name", "condition", "for", "severity", "enabled", "origin"], fmt)
 
 
@@ -362,10 +352,10 @@ def mq_status(
         typer.Option(
             "--url",
             help=f"Management API, http://user:password@host:15672 (repeatable); default: "
-            f"the monitoring file's message_queues, else {DEFAULT_URL}.",
+            f"the monitoring file's message_queues, else {RABBITMQ_DEFAULT_URL}.",
         ),
     ] = None,
-    config: ConfigOption = None,
+    infra_config: InfraConfigOption = None,
     vhost: Annotated[str | None, typer.Option("--vhost", help="Only this vhost's queues.")] = None,
     all_queues: Annotated[
         bool,
@@ -381,7 +371,13 @@ def mq_status(
     (depth, consumers, unacknowledged, rates) and OpenStack-aware findings.
 
     Findings and alerts are recorded only with --record."""
-    loaded = load_infra_config(config)
+    from stackfleet.engine import infra_alerts
+    from stackfleet.engine.infra_monitor import sweep_brokers
+    from stackfleet.engine.settings import load_settings
+    from stackfleet.sources.infra_config import load_infra_config
+    from stackfleet.sources.rabbitmq import DEFAULT_URL, BrokerTarget
+
+    loaded = load_infra_config(infra_config)
     if url:
         targets = [BrokerTarget.from_url(u) for u in url]
     else:
@@ -460,7 +456,10 @@ def _print_broker(status: BrokerStatus, item: dict[str, Any], all_queues: bool) 
 
 
 @mq_app.command("rules")
-def mq_rules(config: ConfigOption = None, fmt: FormatOption = Format.table) -> None:
+def mq_rules(infra_config: InfraConfigOption = None, fmt: FormatOption = Format.table) -> None:
     """The RabbitMQ threshold rules in force (defaults plus the monitoring file)."""
-    rows = rules_table(load_infra_config(config).rabbitmq_rules)
+    from stackfleet.sources.infra_config import load_infra_config
+    from stackfleet.sources.thresholds import rules_table
+
+    rows = rules_table(load_infra_config(infra_config).rabbitmq_rules)
     emit_rows(rows, ["name", "kind", "condition", "for", "severity", "enabled", "origin"], fmt)

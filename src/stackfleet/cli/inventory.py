@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError, InvalidQueryError
-from stackfleet.engine.collect import PassResult, collect
-from stackfleet.engine.settings import load_settings
-from stackfleet.model import KINDS
-from stackfleet.sources.openstack import LISTERS
-from stackfleet.sources.openstack.connection import CloudTarget
-from stackfleet.sources.openstack.listing import Listing
-from stackfleet.store import Store
-from stackfleet.store.inventory import ShrinkLimit
+
+# Collecting needs openstacksdk, imported by `collect`; the listings read only the store.
+if TYPE_CHECKING:
+    from stackfleet.engine.collect import PassResult
+    from stackfleet.sources.openstack.connection import CloudTarget
+    from stackfleet.sources.openstack.listing import Listing
+    from stackfleet.store import Store
+    from stackfleet.store.inventory import ShrinkLimit
 
 err = Console(stderr=True)
-
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 CloudOption = Annotated[str | None, typer.Option("--cloud", help="Only this cloud.")]
 RegionOption = Annotated[str | None, typer.Option("--region", help="Only this region.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")]
@@ -84,9 +79,24 @@ def run_collection(
     kinds: list[str] | None = None,
     show_progress: bool = True,
     config_files: list[str] | None = None,
-    shrink: ShrinkLimit | None = ShrinkLimit(),
+    shrink: ShrinkLimit | None | Literal["default"] = "default",
 ) -> list[PassResult]:
     """Collect one cloud with a progress display on stderr (when it is a terminal)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from stackfleet.engine.collect import collect
+    from stackfleet.sources.openstack import LISTERS
+    from stackfleet.store.inventory import ShrinkLimit
+
+    if shrink == "default":
+        shrink = ShrinkLimit()
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -140,12 +150,16 @@ def collect_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Run one collection pass over a cloud (every region) and record what it saw."""
+    from stackfleet.sources.openstack import LISTERS
+
     cloud = os_cloud or ("envvars" if os.environ.get("OS_AUTH_URL") else None)
     if not cloud:
         raise ConfigError("no cloud given: pass --os-cloud NAME or set OS_CLOUD")
     for name in kind or []:
         if name not in LISTERS:
             raise InvalidQueryError(f"unknown kind {name!r}; known: {', '.join(LISTERS)}")
+    from stackfleet.engine.settings import load_settings
+
     # the shrink limit of the settings file ($STACKFLEET_CONFIG or the default place)
     shrink = load_settings().collect.shrink
     results = run_collection(
@@ -285,6 +299,8 @@ def resources_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """List resources of any kind, filtered by any of its fields."""
+    from stackfleet.model import KINDS
+
     if kind_name not in KINDS:
         raise InvalidQueryError(f"unknown kind {kind_name!r}; known: {', '.join(KINDS)}")
     rows, total = (
@@ -312,6 +328,8 @@ def resources_show(
 
 def resources_kinds(fmt: FormatOption = Format.table) -> None:
     """List the resource kinds and their fields."""
+    from stackfleet.model import KINDS
+
     rows = [
         {"kind": k.name, "service": k.service, "fields": list(k.field_names()), "doc": k.doc}
         for k in KINDS.values()

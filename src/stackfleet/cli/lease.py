@@ -11,15 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_rows
-from stackfleet.store import lifecycles
-from stackfleet.store.audit import AuditLog
+from stackfleet.cli.output import Format, FormatOption, emit_rows
 
 out = Console(highlight=False, soft_wrap=True)
-
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -39,6 +33,8 @@ def lease_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Resources in a reclamation lifecycle and when their next step is due."""
+    from stackfleet.store import lifecycles
+
     rows = lifecycles.list_lifecycles(
         state(ctx).store(), None if all_ else "active", resource=resource
     )
@@ -79,6 +75,9 @@ def lease_extend(
     """Push back the next step of a resource's lifecycle by N days.
 
     Allowed up to the policy's max_extension in all."""
+    from stackfleet.store import lifecycles
+    from stackfleet.store.audit import AuditLog
+
     store = state(ctx).store()
     who = actor or getpass.getuser()
     now = datetime.now(UTC)

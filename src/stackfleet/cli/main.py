@@ -13,29 +13,122 @@ import warnings
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
-from stackfleet.cli import (
-    alerts,
-    audit,
-    capacity,
-    events,
-    hardware,
-    infra,
-    inventory,
-    lease,
-    nodes,
-    policy,
-    reference,
-    reports,
-    serve,
-    simulator,
-    usage,
-)
+from stackfleet.cli.command_tree import RootCommand, RootGroup
 from stackfleet.cli.context import State
 from stackfleet.core.errors import StackFleetError
 
-err = Console(stderr=True)
+# Every root command: its module is imported, and its options read, only when it runs
+# (or its own help is shown). The help here is what `stackfleet --help` lists; a test
+# keeps this index equal to what each module's register() adds.
+ROOT_COMMANDS = (
+    RootCommand(
+        "collect",
+        "stackfleet.cli.inventory",
+        "Run one collection pass over a cloud (every region) and record what it saw.",
+    ),
+    RootCommand(
+        "summary",
+        "stackfleet.cli.inventory",
+        "Hosts up/down, capacity and utilisation, servers by status.",
+    ),
+    RootCommand("approve", "stackfleet.cli.audit", "Approve an action waiting in the queue."),
+    RootCommand(
+        "reject",
+        "stackfleet.cli.audit",
+        "Reject an action waiting in the queue (it is never carried out).",
+    ),
+    RootCommand(
+        "demo",
+        "stackfleet.cli.simulator",
+        "Start the simulated cloud, collect it, serve the API, print the fleet summary.",
+    ),
+    RootCommand(
+        "serve",
+        "stackfleet.cli.serve",
+        "Serve the API and collect the given clouds every --interval seconds.",
+    ),
+    RootCommand(
+        "worker",
+        "stackfleet.cli.serve",
+        "A scale-out worker: `serve` sharing the work with other workers.",
+    ),
+    RootCommand(
+        "hypervisors",
+        "stackfleet.cli.inventory",
+        "Compute hosts with their Placement capacity and usage.",
+    ),
+    RootCommand("servers", "stackfleet.cli.inventory", "Servers (instances) of every project."),
+    RootCommand("resources", "stackfleet.cli.inventory", "Any resource kind StackFleet knows."),
+    RootCommand(
+        "passes", "stackfleet.cli.inventory", "Collection passes and how complete they were."
+    ),
+    RootCommand("db", "stackfleet.cli.infra", "Infrastructure databases (MariaDB, MySQL, Galera)."),
+    RootCommand("mq", "stackfleet.cli.infra", "The message queue (RabbitMQ management API)."),
+    RootCommand(
+        "policy",
+        "stackfleet.cli.policy",
+        "Validate and run policies (YAML: resource + filters + actions).",
+    ),
+    RootCommand(
+        "findings", "stackfleet.cli.policy", "What policies found: open and resolved findings."
+    ),
+    RootCommand("audit", "stackfleet.cli.audit", "The append-only, hash-chained audit log."),
+    RootCommand(
+        "approvals",
+        "stackfleet.cli.audit",
+        "Actions waiting for approval, and every action's record.",
+    ),
+    RootCommand(
+        "waste", "stackfleet.cli.reports", "Waste: what could be reclaimed (the waste pack)."
+    ),
+    RootCommand(
+        "compliance",
+        "stackfleet.cli.reports",
+        "Compliance: security and HA rules, pass/fail per rule.",
+    ),
+    RootCommand(
+        "lease", "stackfleet.cli.lease", "Leases: reclamation lifecycles and owners' extensions."
+    ),
+    RootCommand("alerts", "stackfleet.cli.alerts", "Alerts: list, acknowledge, silence, resolve."),
+    RootCommand(
+        "hardware",
+        "stackfleet.cli.hardware",
+        "Hardware health over Redfish: power, temperatures, fans, power supplies.",
+    ),
+    RootCommand(
+        "nodes",
+        "stackfleet.cli.nodes",
+        "Hosts: compute, network and storage hosts and bare-metal nodes, with their hardware.",
+    ),
+    RootCommand(
+        "capacity",
+        "stackfleet.cli.capacity",
+        "Capacity planning: allocation, flavor fit, N+1, quotas, IP pools, network and "
+        "storage nodes.",
+    ),
+    RootCommand(
+        "usage",
+        "stackfleet.cli.usage",
+        "Real usage of servers and hypervisors (diagnostics or Prometheus).",
+    ),
+    RootCommand(
+        "events",
+        "stackfleet.cli.events",
+        "OpenStack notifications: event-driven refresh and policies.",
+    ),
+    RootCommand(
+        "simulator",
+        "stackfleet.cli.simulator",
+        "The embedded simulated cloud (OpenStack APIs on loopback).",
+    ),
+    RootCommand("docs", "stackfleet.cli.reference", "Generated documentation.", hidden=True),
+)
+
+
+class StackfleetGroup(RootGroup):
+    index = ROOT_COMMANDS
+
 
 app = typer.Typer(
     name="stackfleet",
@@ -43,24 +136,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    cls=StackfleetGroup,
 )
-inventory.register(app)
-infra.register(app)
-policy.register(app)
-audit.register(app)
-reports.register(app)
-lease.register(app)
-alerts.register(app)
-hardware.register(app)
-nodes.register(app)
-capacity.register(app)
-usage.register(app)
-events.register(app)
-app.add_typer(simulator.app, name="simulator")
-app.command("demo")(simulator.demo_command)
-app.command("serve")(serve.serve_command)
-app.command("worker")(serve.worker_command)
-reference.register(app)
 
 
 @app.callback()
@@ -97,7 +174,9 @@ def run(argv: list[str] | None = None) -> Any:
     try:
         return app(args=argv, standalone_mode=True)
     except StackFleetError as exc:
-        err.print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]Error:[/] {exc}", highlight=False, soft_wrap=True)
         if os.environ.get("STACKFLEET_DEBUG"):
             raise
         sys.exit(exc.exit_code)

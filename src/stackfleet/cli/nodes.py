@@ -8,10 +8,7 @@ from typing import Annotated
 import typer
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object
-from stackfleet.engine.nodes import find_node, node_view
-
-__all__ = ["find_node", "node_view", "register"]
+from stackfleet.cli.output import Format, FormatOption, emit_object
 
 app = typer.Typer(
     help="Hosts: compute, network and storage hosts and bare-metal nodes, with their hardware."
@@ -27,12 +24,12 @@ def register(root: typer.Typer) -> None:
 def show_command(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="Compute host, hypervisor hostname or node name.")],
-    fmt: Annotated[
-        Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-    ] = Format.table,
+    fmt: FormatOption = Format.table,
 ) -> None:
     """One host: inventory, capacity in use, hardware (newest sweep), services, instances.
 
     A BMC that could not be read shows its status, and readings_at: the time of the last
     good reading shown."""
+    from stackfleet.engine.nodes import node_view
+
     emit_object(node_view(state(ctx).store(), host), fmt)

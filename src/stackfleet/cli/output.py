@@ -1,4 +1,5 @@
-"""Listing output in the formats OpenStackClient users expect: -f table|json|yaml|csv."""
+"""Listing output in the formats OpenStackClient users expect: -f table|json|yaml|csv,
+and the one `--format/-f` option every listing takes."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import json
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-import yaml
-from rich.console import Console
-from rich.table import Table
+import typer
+
+# rich's console and table and PyYAML are imported when something is printed in a format
+# that needs them, not when a command module is loaded (the CLI's start-up time).
 
 
 class Format(StrEnum):
@@ -21,6 +23,12 @@ class Format(StrEnum):
     yaml = "yaml"
     csv = "csv"
     value = "value"
+
+
+FormatOption = Annotated[
+    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
+]
+"""`-f/--format table|json|yaml|csv|value` of every listing (default: `= Format.table`)."""
 
 
 def _cell(value: Any) -> str:
@@ -49,6 +57,8 @@ def emit_rows(
     if fmt is Format.json:
         sys.stdout.write(json.dumps(picked, indent=2, default=str) + "\n")
     elif fmt is Format.yaml:
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(picked, sort_keys=False, default_flow_style=False))
     elif fmt is Format.csv:
         buffer = io.StringIO()
@@ -61,6 +71,9 @@ def emit_rows(
         for row in picked:
             sys.stdout.write(" ".join(_cell(row[c]) for c in columns) + "\n")
     else:
+        from rich.console import Console
+        from rich.table import Table
+
         table = Table(title=title, show_lines=False)
         for header in headers:
             table.add_column(header, overflow="fold")
@@ -74,6 +87,8 @@ def emit_object(obj: dict[str, Any], fmt: Format) -> None:
     if fmt is Format.json:
         sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
     elif fmt is Format.yaml:
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
     else:
         rows = [{"field": k, "value": v} for k, v in obj.items()]

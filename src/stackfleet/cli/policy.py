@@ -5,40 +5,40 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 
+import stackfleet.policy
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.cli.options import SettingsOption
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.core.errors import InvalidQueryError
-from stackfleet.core.times import parse_time
-from stackfleet.engine.execute import Connections
-from stackfleet.engine.gate import Candidate
-from stackfleet.engine.policies import PolicyRunner, RunReport
-from stackfleet.engine.settings import load_settings
-from stackfleet.policy import load_files, pack_names
-from stackfleet.policy.docs import reference_markdown
-from stackfleet.policy.schema import Policy
-from stackfleet.policy.view import FleetView
-from stackfleet.store.findings import get_finding, list_findings
+
+# The policy loader imports every filter and action (and through them openstacksdk):
+# the commands import it when they run.
+if TYPE_CHECKING:
+    from stackfleet.engine.gate import Candidate
+    from stackfleet.engine.policies import RunReport
+    from stackfleet.policy.schema import Policy
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
 
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
+
+def pack_names() -> list[str]:
+    """The built-in packs, as `stackfleet.policy.pack_names()` lists them, for --pack's
+    help (a test keeps the two equal) without importing the loader."""
+    packs = Path(stackfleet.policy.__file__).parent / "packs"
+    return sorted(p.stem for p in packs.glob("*.yaml"))
+
+
 PackOption = Annotated[
     list[str] | None,
     typer.Option("--pack", help=f"A built-in pack (repeatable): {', '.join(pack_names())}."),
-]
-ConfigOption = Annotated[
-    str | None,
-    typer.Option("--config", envvar="STACKFLEET_CONFIG", help="Settings file (YAML)."),
 ]
 
 VERDICT_STYLE = {
@@ -84,6 +84,8 @@ def validate_command(
     pack: PackOption = None,
 ) -> None:
     """Check policy files against the schemas; errors name file, line and field."""
+    from stackfleet.policy import load_files
+
     policies = load_files(sources(files, pack))
     for policy in policies:
         out.print(
@@ -116,7 +118,7 @@ def run_command(
         str | None,
         typer.Option("--now", help="Evaluate as of this time (ISO 8601; for tests).", hidden=True),
     ] = None,
-    config: ConfigOption = None,
+    config: SettingsOption = None,
     fmt: FormatOption = Format.table,
     event: Annotated[
         str | None,
@@ -132,6 +134,13 @@ def run_command(
     the safety gate, with audit entries before and after. With --event TYPE --resource
     ID: re-read that resource from its cloud and run the event policies TYPE triggers,
     over it only."""
+    from stackfleet.core.times import parse_time
+    from stackfleet.engine.execute import Connections
+    from stackfleet.engine.policies import PolicyRunner
+    from stackfleet.engine.settings import load_settings
+    from stackfleet.policy import load_files
+    from stackfleet.policy.view import FleetView
+
     policies = select(load_files(sources(files, pack)), only, include_disabled)
     settings = load_settings(config)
     if event or resource:
@@ -157,6 +166,8 @@ def run_command(
         if fmt is Format.json:
             sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
         else:
+            import yaml
+
             sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     elif fmt in (Format.csv, Format.value):
         emit_rows(match_rows(report), MATCH_COLUMNS, fmt)
@@ -355,6 +366,8 @@ def actions_command(fmt: FormatOption = Format.table) -> None:
 
 def reference_command() -> None:
     """Print the policy language reference (Markdown), generated from the registries."""
+    from stackfleet.policy.docs import reference_markdown
+
     sys.stdout.write(reference_markdown())
 
 
@@ -370,6 +383,8 @@ def findings_list(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Findings, newest first."""
+    from stackfleet.store.findings import list_findings
+
     if status not in (None, "open", "resolved"):
         raise InvalidQueryError(f"--status {status!r}: use open or resolved")
     rows, total = list_findings(
@@ -412,4 +427,6 @@ def findings_show(
     fmt: FormatOption = Format.table,
 ) -> None:
     """One finding."""
+    from stackfleet.store.findings import get_finding
+
     emit_object(get_finding(state(ctx).store(), finding_id), fmt)

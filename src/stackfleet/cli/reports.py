@@ -14,17 +14,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_rows
+from stackfleet.cli.output import Format, FormatOption, emit_rows
 from stackfleet.cli.policy import sources
 from stackfleet.core.errors import ConfigError
-from stackfleet.engine.reports import compliance_html, compliance_report, waste_report
-from stackfleet.policy import load_files
 
 out = Console(highlight=False, soft_wrap=True)
-
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +42,9 @@ def waste_command(
 
     Runs the waste policies as a dry-run and sums vCPU, RAM, disk, volume GB, floating
     IPs, ports and image GB. Changes nothing."""
+    from stackfleet.engine.reports import waste_report
+    from stackfleet.policy import load_files
+
     names = sources(files, None if files else ["waste"])
     policies = [p for p in load_files(names) if p.spec.enabled]
     rows = waste_report(state(ctx).store(), policies)
@@ -97,6 +94,9 @@ def compliance_command(
 
     Evaluates the compliance rules (security and HA packs by default), recording
     findings; --html also writes a standalone page."""
+    from stackfleet.engine.reports import compliance_html, compliance_report
+    from stackfleet.policy import load_files
+
     names = sources(files, None if files else ["security", "ha"])
     policies = [p for p in load_files(names) if p.spec.enabled]
     results = compliance_report(state(ctx).store(), policies)

@@ -11,15 +11,18 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
+from stackfleet.cli.context import state
+from stackfleet.cli.options import DEFAULT_AGENT_INTERVAL, DEFAULT_QUOTA_INTERVAL
 from stackfleet.core.errors import CloudError, ConfigError
-from stackfleet.engine.daemon_config import (
-    DEFAULT_AGENT_INTERVAL,
-    DEFAULT_QUOTA_INTERVAL,
-    DaemonConfig,
-)
 
 err = Console(stderr=True)
 log = logging.getLogger(__name__)
+
+
+def register(root: typer.Typer) -> None:
+    """Add `serve` and `worker` to the root app."""
+    root.command("serve")(serve_command)
+    root.command("worker")(worker_command)
 
 
 def serve_command(
@@ -131,7 +134,14 @@ def serve_command(
     ] = 5.0,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
+    # the daemon's machinery is imported when it starts, not for every command's --help
     import os
+
+    from stackfleet.api.auth import KeystoneAuth
+    from stackfleet.api.hardware import THRESHOLDS_ENV
+    from stackfleet.api.server import serve_api
+    from stackfleet.cli.hardware import quiet_sushy
+    from stackfleet.sources.openstack.connection import connect
 
     clouds = os_cloud or ([os.environ["OS_CLOUD"]] if os.environ.get("OS_CLOUD") else [])
     if not clouds:
@@ -157,11 +167,8 @@ def serve_command(
             "the API has no authentication: anyone reaching the port may approve "
             "actions and change alerts and leases; pass --auth-cloud to require tokens"
         )
-    from stackfleet.api.hardware import THRESHOLDS_ENV
-    from stackfleet.api.server import serve_api
-    from stackfleet.cli.context import state
-    from stackfleet.cli.hardware import quiet_sushy
     from stackfleet.engine.daemon import Daemon
+    from stackfleet.engine.daemon_config import DaemonConfig
 
     config = DaemonConfig(
         clouds=clouds,
@@ -222,12 +229,14 @@ def serve_command(
 
 
 def worker_command(**options: Any) -> None:
-    """A scale-out worker: `serve` that shares the work with the other workers of the
-    same --coordination-url and PostgreSQL store. Collection is split by (cloud, region)
-    and BMC sweeps by host over a hash ring of the live workers; one leader, elected
-    through tooz, runs policies, alert dispatch, quotas, usage and the DB/RabbitMQ
-    sweeps. A worker that dies is replaced within --membership-timeout seconds plus
-    one pass. Each worker serves the API too (give each its own --port)."""
+    """A scale-out worker: `serve` sharing the work with other workers.
+
+    The workers of one --coordination-url and PostgreSQL store split the collection by
+    (cloud, region) and the BMC sweeps by host (balanced hashing over the live
+    workers); one leader, elected through tooz, runs policies, alert dispatch, quotas,
+    usage and the DB/RabbitMQ sweeps. A worker that dies is replaced within
+    --membership-timeout seconds plus one pass. Each worker serves the API too (give
+    each its own --port)."""
     if not options.get("coordination_url"):
         raise ConfigError(
             "a worker needs --coordination-url (or $STACKFLEET_COORDINATION_URL), e.g. "

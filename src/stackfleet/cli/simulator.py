@@ -7,21 +7,25 @@ import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from stackfleet.api.server import ApiServer
 from stackfleet.cli.context import state
-from stackfleet.cli.hardware import start_demo_hardware
+from stackfleet.cli.hardware import quiet_sushy, sweep_and_print
 from stackfleet.cli.inventory import print_summary, run_collection
-from stackfleet.core.config import data_dir
+from stackfleet.cli.options import SIMULATOR_PRESETS
+from stackfleet.cli.output import Format
 from stackfleet.core.errors import ConfigError
-from stackfleet.engine.daemon_config import DaemonConfig
-from stackfleet.simulator.faults import FaultRule, parse_fault_spec
-from stackfleet.simulator.generator import PRESETS, FleetConfig, preset
-from stackfleet.simulator.server import CloudEntry, SimulatorError, SimulatorServer, serve
+
+# The simulator (and the API the demo serves) are imported by the commands that run
+# them: the product's other commands do not load the simulator to start.
+if TYPE_CHECKING:
+    from stackfleet.simulator.faults import FaultRule
+    from stackfleet.simulator.generator import FleetConfig
+    from stackfleet.simulator.state import CloudState
+    from stackfleet.store import Store
 
 err = Console(stderr=True)
 out = Console()
@@ -30,12 +34,22 @@ DEMO_CLOUD = "stackfleet-demo"
 
 app = typer.Typer(help="The embedded simulated cloud (OpenStack APIs on loopback).")
 
-PresetOption = Annotated[str, typer.Option("--preset", help=f"Fleet size: {', '.join(PRESETS)}.")]
+PresetOption = Annotated[
+    str, typer.Option("--preset", help=f"Fleet size: {', '.join(SIMULATOR_PRESETS)}.")
+]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the fleet generator.")]
+
+
+def register(root: typer.Typer) -> None:
+    """Add `simulator` and `demo` to the root app."""
+    root.add_typer(app, name="simulator")
+    root.command("demo")(demo_command)
 
 
 def fleet_config(preset_name: str, seed: int, now: datetime | None = None) -> FleetConfig:
     """The generator settings for a preset, or a ConfigError naming the known ones."""
+    from stackfleet.simulator.generator import preset
+
     try:
         overrides = {"seed": seed}
         if now is not None:
@@ -46,6 +60,8 @@ def fleet_config(preset_name: str, seed: int, now: datetime | None = None) -> Fl
 
 
 def fault_rules(specs: list[str] | None) -> list[FaultRule]:
+    from stackfleet.simulator.faults import parse_fault_spec
+
     rules = []
     for spec in specs or []:
         try:
@@ -84,6 +100,8 @@ def serve_command(
     ] = None,
 ) -> None:
     """Serve a seeded simulated cloud until Ctrl-C, and write its clouds.yaml entry."""
+    from stackfleet.simulator.server import CloudEntry, SimulatorError, serve
+
     config = fleet_config(preset_name, seed, datetime.now(UTC) if now else None)
 
     def ready(entry: CloudEntry, path: Path | None) -> None:
@@ -123,8 +141,12 @@ def demo_command(
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
     Keeps collecting every --interval seconds until Ctrl-C stops everything."""
+    from stackfleet.api.server import ApiServer
+    from stackfleet.core.config import data_dir
     from stackfleet.engine.daemon import Daemon
+    from stackfleet.engine.daemon_config import DaemonConfig
     from stackfleet.engine.settings import Settings
+    from stackfleet.simulator.server import SimulatorServer
     from stackfleet.sources.infra_config import InfraConfig
 
     root = state(ctx)
@@ -193,3 +215,20 @@ def demo_command(
     finally:
         signal.signal(signal.SIGTERM, previous)
         err.print("stopped")
+
+
+def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -> Path:
+    """Simulated BMCs for the demo cloud's compute hosts and Ironic nodes (served from a
+    daemon thread for the rest of the process), their BMC map at `map_path`, and a
+    first sweep printed as a table. Returns the map's path for later sweeps."""
+    from stackfleet.engine.hardware import load_thresholds, targets_for
+    from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
+    from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY
+
+    simulator = RedfishSimulator(bmcs_for_cloud(cloud_state))
+    simulator.start()
+    simulator.write_bmc_map(map_path)
+    quiet_sushy(debug=False)
+    targets = targets_for(store, map_path, include_ironic=False)
+    sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table, load_thresholds(None))
+    return map_path

@@ -6,28 +6,18 @@ from __future__ import annotations
 import os
 import time
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, emit_object, emit_rows
+from stackfleet.cli.options import SettingsOption
+from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError
-from stackfleet.core.times import parse_duration
-from stackfleet.engine.nodes import find_hypervisor
-from stackfleet.engine.settings import load_settings
-from stackfleet.engine.usage import (
-    HOST_METRICS,
-    SERVER_METRICS,
-    UsageSettings,
-    backfill_prometheus,
-    sweep_diagnostics,
-    sweep_prometheus,
-    usage_of,
-)
-from stackfleet.sources.openstack.connection import connect
-from stackfleet.sources.prometheus import PrometheusSettings
+
+if TYPE_CHECKING:
+    from stackfleet.engine.usage import UsageSettings
 
 err = Console(stderr=True)
 
@@ -36,12 +26,6 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-FormatOption = Annotated[
-    Format, typer.Option("-f", "--format", help="Output format.", case_sensitive=False)
-]
-ConfigOption = Annotated[
-    str | None, typer.Option("--config", envvar="STACKFLEET_CONFIG", help="Settings file.")
-]
 
 SWEEP_COLUMNS = (
     ("kind", "Kind"),
@@ -72,6 +56,10 @@ def _settings(
     concurrency: int | None,
     gap: float | None,
 ) -> UsageSettings:
+    from stackfleet.engine.settings import load_settings
+    from stackfleet.engine.usage import UsageSettings
+    from stackfleet.sources.prometheus import PrometheusSettings
+
     usage = load_settings(config).usage
     changes: dict[str, Any] = {}
     if source:
@@ -128,12 +116,15 @@ def sweep_command(
             help="Seconds between two readings of a never-read server (0: rate next sweep).",
         ),
     ] = None,
-    config: ConfigOption = None,
+    config: SettingsOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Read usage once now, store it, and print each server (and hypervisor) read or
     skipped, with the reason. Diagnostics read the ACTIVE servers of the inventory
     (run `stackfleet collect` first); a rate needs a previous reading."""
+    from stackfleet.engine.usage import sweep_diagnostics, sweep_prometheus
+    from stackfleet.sources.openstack.connection import connect
+
     settings = _settings(config, source, prometheus_url, budget, concurrency, gap)
     store = state(ctx).store()
     if settings.source == "none":
@@ -182,6 +173,9 @@ def show_command(
     fmt: FormatOption = Format.table,
 ) -> None:
     """Latest values and 1 h / 1 d / 14 d means of one server's (or hypervisor's) usage."""
+    from stackfleet.engine.nodes import find_hypervisor
+    from stackfleet.engine.usage import HOST_METRICS, SERVER_METRICS, usage_of
+
     if kind not in ("server", "hypervisor"):
         raise ConfigError(f"--kind must be server or hypervisor, not {kind!r}")
     store = state(ctx).store()
@@ -219,11 +213,14 @@ def backfill_command(
     prometheus_url: Annotated[
         str | None, typer.Option("--prometheus-url", help="Prometheus base URL (override).")
     ] = None,
-    config: ConfigOption = None,
+    config: SettingsOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Read hourly means of past usage from Prometheus into the store (hours before the
     store's own data; hours already held are kept)."""
+    from stackfleet.core.times import parse_duration
+    from stackfleet.engine.usage import backfill_prometheus
+
     settings = _settings(config, "prometheus", prometheus_url, None, None, None)
     assert settings.prometheus is not None
     try:

@@ -6,11 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from stackfleet.core.config import default_db_url
@@ -51,8 +49,29 @@ def make_engine(url: str) -> Engine:
         raise ConfigError(f"cannot use database URL {url!r}: {exc}") from exc
 
 
+def head_revision() -> str:
+    """The newest migration's revision, read from the file names (`NNNN_what.py` holds
+    revision "NNNN"; a test keeps this equal to Alembic's head) without importing Alembic."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the store's schema is already at the newest migration: a cheap read that
+    spares a command the import and run of Alembic (a third of a second) when it is."""
+    try:
+        with engine.connect() as connection:
+            current = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    except (OperationalError, ProgrammingError):
+        return False  # no alembic_version table yet: a new store
+    return [row[0] for row in current] == [head_revision()]
+
+
 def upgrade(engine: Engine) -> None:
     """Bring the schema to the newest migration."""
+    # Alembic is imported here: most commands open a store that is already up to date
+    from alembic import command
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
@@ -80,7 +99,7 @@ def open_store(url: str | None = None, migrate: bool = True) -> Store:
     SQLite in the user's data directory)."""
     url = url or default_db_url()
     engine = make_engine(url)
-    if migrate:
+    if migrate and not at_head(engine):
         try:
             upgrade(engine)
         except OperationalError as exc:
