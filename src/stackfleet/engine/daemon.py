@@ -281,7 +281,9 @@ class Daemon:
                 "collect",
                 collect,
                 config.partition_tick,
-                initial_delay=config.first_pass_delay,
+                # workers started together see each other before their first passes,
+                # rather than each collecting every region once
+                initial_delay=max(config.first_pass_delay, config.membership_timeout),
                 timeout=config.interval * 2,
                 description="A pass over each (cloud, region) partition this worker owns when "
                 "due: every interval, and at once when gained from another worker.",
