@@ -221,3 +221,26 @@ def scope(request: Request) -> str | None:
     token is project-scoped without operator rights, else None (everything)."""
     project: str | None = getattr(request.state, "project_scope", None)
     return project
+
+
+def policy_table(paths: list[tuple[str, str]] | None = None) -> str:
+    """The policy table as Markdown (route × caller: allowed, filtered or denied), the
+    table of docs/security.md; `paths`: the (method, template) rows, default RULES's."""
+    columns = [Role.OPERATOR, Role.SYSTEM_READER, Role.PROJECT_MEMBER, Role.PROJECT_READER]
+    lines = [
+        "| Route | Rule | " + " | ".join(c.value for c in columns) + " | anonymous |",
+        "|---|---|" + "---|" * (len(columns) + 1),
+    ]
+    for method, template in paths or list(RULES):
+        rule = RULES[(method, template)]
+        cells = [decide(rule, c).value for c in columns]
+        if rule is Rule.PUBLIC:
+            anonymous = "allowed"
+        elif method in READ_METHODS:
+            anonymous = "allowed if reads open"
+        else:
+            anonymous = "401"
+        lines.append(
+            f"| `{method} {template}` | {rule.value} | " + " | ".join(cells) + f" | {anonymous} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -95,17 +95,42 @@ def serve_command(
         str | None,
         typer.Option(
             "--auth-cloud",
-            help="Require a Keystone token (X-Auth-Token) on the API's writes, validated "
-            "with this clouds.yaml cloud (an admin cloud); without it the API is open.",
+            help="Check Keystone tokens (X-Auth-Token) with this clouds.yaml cloud (an "
+            "admin cloud) against the API's policy table (docs/security.md); without it "
+            "the API takes a local operator token (see --token-file).",
         ),
     ] = None,
     auth_read: Annotated[
         str,
         typer.Option(
             "--auth-read",
-            help="With --auth-cloud: 'open' (reads need no token) or 'authenticated'.",
+            help="'open' (reads need no token; a read with a token is filtered by its "
+            "scope) or 'authenticated'.",
         ),
     ] = "open",
+    operator_role: Annotated[
+        str,
+        typer.Option(
+            "--operator-role",
+            help="With --auth-cloud: the Keystone role that may act, approve, silence "
+            "and ack (besides admin).",
+        ),
+    ] = "fleet-operator",
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            "--token-file",
+            help="Without --auth-cloud: where to write the local operator token made at "
+            "start (mode 0600; default api-token-PORT in the data directory).",
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Development and tests only: no token at all, anyone reaching the port may write.",
+        ),
+    ] = False,
     coordination_url: Annotated[
         str | None,
         typer.Option(
@@ -141,7 +166,10 @@ def serve_command(
     read: Literal["open", "authenticated"] = (
         "authenticated" if auth_read == "authenticated" else "open"
     )
-    keystone = None
+    keystone: Any = None
+    auth_line = "API auth: off (--no-auth: anyone reaching the port may write)"
+    if auth_cloud and no_auth:
+        raise ConfigError("--no-auth and --auth-cloud: choose one")
     if auth_cloud:
         from stackfleet.api.auth import KeystoneAuth
         from stackfleet.sources.openstack.connection import connect
@@ -151,12 +179,21 @@ def serve_command(
             targets = connect(auth_cloud)
         except (ConfigError, CloudError) as exc:
             raise type(exc)(f"--auth-cloud: {exc}") from exc
-        keystone = KeystoneAuth(targets[0].conn, read=read, cloud=auth_cloud)
-    else:
-        log.warning(
-            "the API has no authentication: anyone reaching the port may approve "
-            "actions and change alerts and leases; pass --auth-cloud to require tokens"
+        keystone = KeystoneAuth(
+            targets[0].conn, read=read, cloud=auth_cloud, operator_role=operator_role
         )
+        auth_line = (
+            f"API auth: Keystone tokens via {auth_cloud} (reads {read}, "
+            f"operator roles admin and {operator_role})"
+        )
+    elif no_auth:
+        log.warning(
+            "the API has no authentication (--no-auth): anyone reaching the port may "
+            "approve actions and change alerts and leases; for development and tests only"
+        )
+    else:
+        keystone, path = local_auth(token_file, port, read)
+        auth_line = f"API auth: local operator token in {path} (reads {read})"
     from stackfleet.api.hardware import THRESHOLDS_ENV
     from stackfleet.api.server import serve_api
     from stackfleet.cli.context import state
@@ -200,11 +237,7 @@ def serve_command(
             if coordination_url
             else ""
         )
-        + (
-            f"API auth: Keystone tokens via {auth_cloud} (reads {read})"
-            if keystone
-            else "API auth: off (anyone reaching the port may write)"
-        ),
+        + auth_line,
         highlight=False,
     )
     try:
@@ -219,6 +252,22 @@ def serve_command(
         )
     finally:
         daemon.stop()
+
+
+def local_auth(token_file: str | None, port: int, read: Any, name: str = "") -> tuple[Any, str]:
+    """A LocalAuth with a new random operator token, written (mode 0600) to
+    `token_file` or to api-token-PORT (`name`, when given) in the data directory."""
+    from pathlib import Path
+
+    from stackfleet.api.auth import LocalAuth, write_local_token
+    from stackfleet.core.config import data_dir
+
+    path = Path(token_file) if token_file else data_dir() / (name or f"api-token-{port}")
+    try:
+        token = write_local_token(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the API token to {path}: {exc}") from exc
+    return LocalAuth(token, read=read), str(path)
 
 
 def worker_command(**options: Any) -> None:

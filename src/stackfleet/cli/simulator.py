@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from contextlib import ExitStack
@@ -16,12 +17,15 @@ from stackfleet.api.server import ApiServer
 from stackfleet.cli.context import state
 from stackfleet.cli.hardware import start_demo_hardware
 from stackfleet.cli.inventory import print_summary, run_collection
+from stackfleet.cli.serve import local_auth
 from stackfleet.core.config import data_dir
 from stackfleet.core.errors import ConfigError
 from stackfleet.engine.daemon_config import DaemonConfig
 from stackfleet.simulator.faults import FaultRule, parse_fault_spec
 from stackfleet.simulator.generator import PRESETS, FleetConfig, preset
 from stackfleet.simulator.server import CloudEntry, SimulatorError, SimulatorServer, serve
+
+log = logging.getLogger(__name__)
 
 err = Console(stderr=True)
 out = Console()
@@ -119,6 +123,15 @@ def demo_command(
     once: Annotated[
         bool, typer.Option("--once", help="One pass, print the summary, and stop.")
     ] = False,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="No API token at all (development and tests only): anyone reaching the "
+            "port may write. Default: writes need the local operator token the demo "
+            "writes to demo-api-token in the data directory.",
+        ),
+    ] = False,
 ) -> None:
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
@@ -174,12 +187,21 @@ def demo_command(
             )
             daemon.start()
             stack.callback(daemon.stop)
-            with ApiServer(store, port=api_port, events=daemon.events, jobs=daemon.jobs) as url:
+            keystone, token_line = None, "Token      none (--no-auth: anyone may write)"
+            if no_auth:
+                log.warning("the demo API has no authentication (--no-auth): dev and tests only")
+            else:
+                keystone, token_path = local_auth(None, api_port, "open", "demo-api-token")
+                token_line = f"Token      {token_path} (send it as X-Auth-Token to write)"
+            with ApiServer(
+                store, port=api_port, events=daemon.events, jobs=daemon.jobs, keystone=keystone
+            ) as url:
                 out.print(
                     f"\nAPI        {url}/v1/summary\nOpenAPI    {url}/docs\n"
                     f"Prometheus {url}/metrics\n"
                     f"Jobs       {url}/v1/jobs\n"
                     f"Hardware   {url}/v1/hardware  (BMC map {bmc_map})\n"
+                    f"{token_line}\n"
                     f"CLI        OS_CLIENT_CONFIG_FILE={clouds_yaml} "
                     "openstack --os-cloud stackfleet-demo server list --all-projects\n"
                     f"           stackfleet --db-url {root.db_url} servers list\n"
