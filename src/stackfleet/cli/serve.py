@@ -167,6 +167,7 @@ def serve_command(
         "authenticated" if auth_read == "authenticated" else "open"
     )
     keystone: Any = None
+    token_path = ""
     auth_line = "API auth: off (--no-auth: anyone reaching the port may write)"
     if auth_cloud and no_auth:
         raise ConfigError("--no-auth and --auth-cloud: choose one")
@@ -192,8 +193,8 @@ def serve_command(
             "approve actions and change alerts and leases; for development and tests only"
         )
     else:
-        keystone, path = local_auth(token_file, port, read)
-        auth_line = f"API auth: local operator token in {path} (reads {read})"
+        keystone, token_path = local_auth(token_file, port, read)
+        auth_line = f"API auth: local operator token in {token_path} (reads {read})"
     from stackfleet.api.hardware import THRESHOLDS_ENV
     from stackfleet.api.server import serve_api
     from stackfleet.cli.context import state
@@ -252,6 +253,18 @@ def serve_command(
         )
     finally:
         daemon.stop()
+        if token_path:
+            forget_local_token(token_path, keystone)
+
+
+def forget_local_token(path: str, auth: Any) -> None:
+    """Remove the local token file at shutdown (unless another process replaced it)."""
+    from pathlib import Path
+
+    from stackfleet.api.auth import read_local_token
+
+    if read_local_token(Path(path)) == getattr(auth, "token", None):
+        Path(path).unlink(missing_ok=True)
 
 
 def local_auth(token_file: str | None, port: int, read: Any, name: str = "") -> tuple[Any, str]:

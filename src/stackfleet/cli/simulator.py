@@ -17,7 +17,7 @@ from stackfleet.api.server import ApiServer
 from stackfleet.cli.context import state
 from stackfleet.cli.hardware import start_demo_hardware
 from stackfleet.cli.inventory import print_summary, run_collection
-from stackfleet.cli.serve import local_auth
+from stackfleet.cli.serve import forget_local_token, local_auth
 from stackfleet.core.config import data_dir
 from stackfleet.core.errors import ConfigError
 from stackfleet.engine.daemon_config import DaemonConfig
@@ -187,7 +187,8 @@ def demo_command(
             )
             daemon.start()
             stack.callback(daemon.stop)
-            keystone, token_line = None, "Token      none (--no-auth: anyone may write)"
+            keystone, token_path = None, ""
+            token_line = "Token      none (--no-auth: anyone may write)"
             if no_auth:
                 log.warning("the demo API has no authentication (--no-auth): dev and tests only")
             else:
@@ -208,8 +209,12 @@ def demo_command(
                     "Ctrl-C stops everything.",
                     highlight=False,
                 )
-                while not stop.wait(1.0):
-                    pass
+                try:
+                    while not stop.wait(1.0):
+                        pass
+                finally:
+                    if keystone is not None:
+                        forget_local_token(token_path, keystone)
     except KeyboardInterrupt:
         pass
     finally:
