@@ -164,7 +164,15 @@ def client(store: Store, cloud: dict[str, Any]) -> TestClient:
         "c",
         "r",
         "hypervisor",
-        [{"id": "h1", "name": "cmp1", "project_id": None, "status": "enabled"}],
+        [
+            {
+                "id": "h1",
+                "name": "cmp1",
+                "project_id": None,
+                "status": "enabled",
+                "hypervisor_hostname": "cmp1",
+            }
+        ],
         True,
     )
     store.finish_pass(pass_id, "complete", None, 0)
@@ -290,3 +298,34 @@ def test_a_member_extends_its_own_lease_and_a_reader_cannot(
     assert (
         client.post("/v1/leases/vm-a/extend", json={"days": 1}, headers=reader).status_code == 403
     )
+
+
+def test_a_project_view_of_a_resource_names_no_fleet_resource(
+    store: Store, client: TestClient, cloud: dict[str, Any]
+) -> None:
+    """vm-a runs on hypervisor cmp1: operators see the relation, the project does not."""
+    pass_id = store.begin_pass("c", "r")
+    store.record_kind(
+        pass_id,
+        "c",
+        "r",
+        "server",
+        [
+            {
+                "id": "a",
+                "name": "vm-a",
+                "project_id": cloud["own"],
+                "status": "ERROR",
+                "host": "cmp1",
+                "hypervisor_hostname": "cmp1",
+            }
+        ],
+        False,
+    )
+    store.finish_pass(pass_id, "partial", None, 0)
+    admin = get(client, cloud, "admin", "/v1/resources/server/a").json()["relations"]
+    member = get(client, cloud, "member", "/v1/resources/server/a").json()["relations"]
+    admin_kinds = {r["kind"] for related in admin.values() for r in related}
+    member_kinds = {r["kind"] for related in member.values() for r in related}
+    assert "hypervisor" not in member_kinds
+    assert "hypervisor" in admin_kinds, admin

@@ -128,10 +128,13 @@ def list_alerts(
     """Alerts, newest first, each with its state (firing, acknowledged, silenced,
     inhibited, resolved)."""
     store = get_store(request)
-    rows = alert_store.list_alerts(store, status or None, limit)
     project = rbac.scope(request)
-    if project is not None:
-        rows = [r for r in rows if project_of(r.get("labels") or {}) == project]
+    if project is None:
+        rows = alert_store.list_alerts(store, status or None, limit)
+    else:
+        # a project's alerts: filtered by label before the limit
+        rows = alert_store.list_alerts(store, status or None, None)
+        rows = [r for r in rows if project_of(r.get("labels") or {}) == project][:limit]
     return {"items": operations.with_state(store, rows, datetime.now(UTC), _inhibit_rules())}
 
 

@@ -196,8 +196,14 @@ def get_resource(
     """One resource, with its relations (both directions) and its recent changes."""
     found = store.get_resource(kind.value, resource_id, cloud=cloud or None, region=region or None)
     project = project_scope(request, kind.value)
-    if project is not None and found.get("project_id") != project:
-        raise NotFoundError(f"no {kind.value} {resource_id}")
+    if project is not None:
+        if found.get("project_id") != project:
+            raise NotFoundError(f"no {kind.value} {resource_id}")
+        # a project's view names no fleet-wide resource (hypervisors, agents...)
+        found["relations"] = {
+            name: [r for r in related if r.get("kind") in rbac.RELATED_KINDS]
+            for name, related in (found.get("relations") or {}).items()
+        }
     return found
 
 

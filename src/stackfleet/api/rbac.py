@@ -140,6 +140,10 @@ PROJECT_KINDS = frozenset(
     if spec.project_api is not None and name not in ("baremetal_node",)
 )
 
+# what a project-scoped caller sees among a resource's relations: its kinds, and the
+# flavors and images every project may use
+RELATED_KINDS = PROJECT_KINDS | {"flavor"}
+
 
 def _compile(template: str) -> re.Pattern[str]:
     parts = re.split(r"(\{[^}]+\})", template)
