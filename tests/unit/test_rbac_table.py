@@ -101,6 +101,7 @@ def test_every_route_has_one_rule() -> None:
         ("GET", "/docs"),
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/openapi.json"),
+        ("GET", "/redoc"),
     }
     stale = set(rbac.RULES) - set(ROUTES) - documented_elsewhere
     assert not stale, f"rules for routes that do not exist: {stale}"
@@ -176,6 +177,13 @@ def test_the_local_operator_token(store: Store, tmp_path: Path) -> None:
     bearer = client.post("/v1/silences", json=silence, headers={"Authorization": f"Bearer {token}"})
     assert bearer.status_code == 200
     assert client.get("/v1/silences").status_code == 200  # reads open by default
+
+
+def test_the_api_docs_are_public(store: Store) -> None:
+    client = TestClient(create_app(store, StubAuth("authenticated")))
+    for path in ("/docs", "/redoc", "/openapi.json", "/healthz", "/metrics"):
+        assert client.get(path).status_code == 200, path
+    assert client.get("/v1/kinds").status_code == 401
 
 
 def test_docs_security_has_the_policy_table() -> None:

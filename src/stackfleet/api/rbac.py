@@ -82,6 +82,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/docs"): Rule.PUBLIC,
     ("GET", "/docs/oauth2-redirect"): Rule.PUBLIC,
     ("GET", "/openapi.json"): Rule.PUBLIC,
+    ("GET", "/redoc"): Rule.PUBLIC,
     ("GET", "/v1/kinds"): Rule.AUTHENTICATED,
     ("POST", "/v1/policies/validate"): Rule.AUTHENTICATED,
     # the inventory: a project's own resources; fleet kinds (hypervisors...) need scope
