@@ -192,9 +192,6 @@ def serve_command(
             "the API has no authentication (--no-auth): anyone reaching the port may "
             "approve actions and change alerts and leases; for development and tests only"
         )
-    else:
-        keystone, token_path = local_auth(token_file, port, read)
-        auth_line = f"API auth: local operator token in {token_path} (reads {read})"
     from stackfleet.api.hardware import THRESHOLDS_ENV
     from stackfleet.api.server import serve_api
     from stackfleet.cli.context import state
@@ -229,6 +226,13 @@ def serve_command(
     if bmc_map:
         quiet_sushy(state(ctx).debug)
     daemon.start()
+    if not (auth_cloud or no_auth):
+        try:
+            keystone, token_path = local_auth(token_file, port, read)
+        except ConfigError:
+            daemon.stop()
+            raise
+        auth_line = f"API auth: local operator token in {token_path} (reads {read})"
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
         f"{', '.join(clouds)} every {interval:g} s; jobs {', '.join(daemon.scheduler.names)}; "
