@@ -84,3 +84,17 @@ def test_an_unknown_token_is_a_404_alike(real: Any, sim: Any) -> None:
     assert [r.status_code for r in responses] == [404, 404], [r.text[:200] for r in responses]
     problems = differences(shape_of(responses[0].json()), shape_of(responses[1].json()))
     assert not problems, "\n".join(problems)
+
+
+def test_validating_a_system_scoped_token_matches_reality(real: Any, sim: Any) -> None:
+    """The API's policy table (api/rbac.py) tells system-scoped tokens by `system` in
+    the validated token: the shape and that reading agree on both sides (the admin's
+    system-scoped token: an operator with system scope, no project)."""
+    responses = [_validate(side.project, side.system.auth_token) for side in (real, sim)]
+    assert [r.status_code for r in responses] == [200, 200], [r.text[:200] for r in responses]
+    problems = differences(shape_of(responses[0].json()), shape_of(responses[1].json()))
+    assert not problems, "\n".join(problems)
+    for response in responses:
+        identity = identity_from_token(response.json())
+        assert identity.system and identity.project_id is None and identity.operator
+        assert {"admin", "member", "reader"} <= identity.roles

@@ -209,12 +209,15 @@ def test_an_expired_token_is_401_and_a_valid_one_is_remembered(
     assert again.json()["items"][0]["extended_days"] == 2
 
 
-def test_serve_with_auth_cloud_requires_tokens(cloud: dict[str, Any], tmp_path: Path) -> None:
-    """`stackfleet serve --auth-cloud` end to end: its startup line says auth is on and
-    its writes need a token with the right role."""
+def run_serve(
+    cloud: dict[str, Any], tmp_path: Path, options: list[str], check: Any
+) -> tuple[str, Any]:
+    """Run `stackfleet serve` with `options` on a free port, call `check(base_url)` once
+    it answers, stop it with SIGINT; its output and what `check` returned."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "none.yaml").write_text("{}\n")
     command = [
         sys.executable,
@@ -225,8 +228,7 @@ def test_serve_with_auth_cloud_requires_tokens(cloud: dict[str, Any], tmp_path: 
         "serve",
         "--os-cloud",
         CLOUD,
-        "--auth-cloud",
-        CLOUD,
+        *options,
         "--interval",
         "3600",
         "--port",
@@ -236,7 +238,12 @@ def test_serve_with_auth_cloud_requires_tokens(cloud: dict[str, Any], tmp_path: 
         "--infra-config",
         os.devnull,
     ]
-    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(cloud["clouds"])}
+    env = {
+        **os.environ,
+        "OS_CLIENT_CONFIG_FILE": str(cloud["clouds"]),
+        "STACKFLEET_DATA_DIR": str(tmp_path / "data"),
+        "COLUMNS": "400",
+    }
     env.pop("STACKFLEET_INFRA_CONFIG", None)
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -250,13 +257,7 @@ def test_serve_with_auth_cloud_requires_tokens(cloud: dict[str, Any], tmp_path: 
                     break
             except requests.ConnectionError:
                 time.sleep(0.2)
-        approve = f"{base}/v1/actions/999/approve"
-        assert requests.post(approve, timeout=10).status_code == 401
-        member = {"X-Auth-Token": cloud["member_token"]}
-        assert requests.post(approve, headers=member, timeout=10).status_code == 403
-        admin = {"X-Auth-Token": cloud["admin_token"]}
-        # past authentication: the action does not exist
-        assert requests.post(approve, headers=admin, timeout=10).status_code == 404
+        result = check(base)
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -264,5 +265,51 @@ def test_serve_with_auth_cloud_requires_tokens(cloud: dict[str, Any], tmp_path: 
         except subprocess.TimeoutExpired:
             proc.kill()
             output, _ = proc.communicate()
-    assert f"API auth: Keystone tokens via {CLOUD}" in output, output
     assert "Traceback" not in output, output
+    return output, result
+
+
+def test_serve_with_auth_cloud_requires_tokens(cloud: dict[str, Any], tmp_path: Path) -> None:
+    """`stackfleet serve --auth-cloud` end to end: its startup line says auth is on and
+    its writes need a token with the right role."""
+
+    def check(base: str) -> None:
+        approve = f"{base}/v1/actions/999/approve"
+        assert requests.post(approve, timeout=10).status_code == 401
+        member = {"X-Auth-Token": cloud["member_token"]}
+        assert requests.post(approve, headers=member, timeout=10).status_code == 403
+        admin = {"X-Auth-Token": cloud["admin_token"]}
+        # past authentication: the action does not exist
+        assert requests.post(approve, headers=admin, timeout=10).status_code == 404
+
+    output, _ = run_serve(cloud, tmp_path, ["--auth-cloud", CLOUD], check)
+    assert f"API auth: Keystone tokens via {CLOUD}" in output, output
+
+
+def test_serve_without_auth_cloud_takes_a_local_token(
+    cloud: dict[str, Any], tmp_path: Path
+) -> None:
+    """Without --auth-cloud, serve writes a fresh operator token (0600) where it says,
+    accepts it (X-Auth-Token or Bearer) for writes, and removes it when it stops;
+    --no-auth leaves writes open and says so."""
+    token_file = tmp_path / "token"
+
+    def check(base: str) -> None:
+        approve = f"{base}/v1/actions/999/approve"
+        assert requests.post(approve, timeout=10).status_code == 401
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        token = token_file.read_text().strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        assert requests.post(approve, headers=headers, timeout=10).status_code == 404
+        assert requests.get(f"{base}/v1/leases", timeout=10).status_code == 200
+
+    output, _ = run_serve(cloud, tmp_path, ["--token-file", str(token_file)], check)
+    assert f"API auth: local operator token in {token_file}" in output, output
+    assert not token_file.exists()
+
+    def open_writes(base: str) -> int:
+        return requests.post(f"{base}/v1/actions/999/approve", timeout=10).status_code
+
+    output, status = run_serve(cloud, tmp_path / "open", ["--no-auth"], open_writes)
+    assert status == 404
+    assert "--no-auth" in output, output

@@ -42,6 +42,15 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
         # the periodic work is the daemon's, as in `stackfleet serve`
         jobs = {j["name"] for j in httpx.get(f"{url}/v1/jobs", timeout=10).json()["items"]}
         assert {"collect", "hardware", "quotas", "events"} <= jobs
+        # writes need the local operator token the demo wrote (0600) and printed
+        token_file = tmp_path / "demo-api-token"
+        assert f"Token      {token_file}" in output, output
+        assert token_file.stat().st_mode & 0o777 == 0o600
+        silence = {"matchers": ["alertname=demo"], "duration": "1h"}
+        assert httpx.post(f"{url}/v1/silences", json=silence, timeout=10).status_code == 401
+        token = {"X-Auth-Token": token_file.read_text().strip()}
+        made = httpx.post(f"{url}/v1/silences", json=silence, headers=token, timeout=10)
+        assert made.status_code == 200, made.text
 
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=30)

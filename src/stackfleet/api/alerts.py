@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
 from stackfleet.alerts.routing import InhibitRule
-from stackfleet.api import auth
+from stackfleet.api import auth, rbac
 from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.core.errors import ConfigError, InvalidQueryError
@@ -128,8 +128,19 @@ def list_alerts(
     """Alerts, newest first, each with its state (firing, acknowledged, silenced,
     inhibited, resolved)."""
     store = get_store(request)
-    rows = alert_store.list_alerts(store, status or None, limit)
+    project = rbac.scope(request)
+    if project is None:
+        rows = alert_store.list_alerts(store, status or None, limit)
+    else:
+        # a project's alerts: filtered by label before the limit
+        rows = alert_store.list_alerts(store, status or None, None)
+        rows = [r for r in rows if project_of(r.get("labels") or {}) == project][:limit]
     return {"items": operations.with_state(store, rows, datetime.now(UTC), _inhibit_rules())}
+
+
+def project_of(labels: dict[str, str]) -> str | None:
+    """The project an alert is about: its `project_id` (or `project`) label."""
+    return labels.get("project_id") or labels.get("project")
 
 
 def _inhibit_rules() -> list[InhibitRule]:

@@ -24,6 +24,7 @@ from stackfleet.api import (
     infra,
     nodes,
     policies,
+    rbac,
     reports,
     usage,
 )
@@ -46,7 +47,7 @@ from stackfleet.api.models import (
     Summary,
 )
 from stackfleet.api.origin import CrossSiteProtection
-from stackfleet.core.errors import InvalidQueryError
+from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.model import KINDS, Kind
 from stackfleet.store import Store
 from stackfleet.store.health import ping
@@ -138,9 +139,13 @@ def list_resources(
     A list field matches when it contains the value (`tags=prod`); a dict field when it
     has the key (`metadata=owner`) or the key with that value (`metadata=owner=ops`).
     """
+    filters = field_filters(request)
+    project = project_scope(request, kind.value)
+    if project is not None:
+        filters["project_id"] = project
     items, total = store.list_resources(
         kind.value,
-        filters=field_filters(request),
+        filters=filters,
         cloud=cloud or None,
         region=region or None,
         include_deleted=include_deleted,
@@ -181,6 +186,7 @@ def field_filters(request: Request) -> dict[str, str]:
     responses={200: {"model": ResourceDetail}, **error_responses(400, 404)},
 )
 def get_resource(
+    request: Request,
     store: StoreDep,
     kind: Annotated[ResourceKind, Path(description="The resource kind.")],
     resource_id: Annotated[str, Path(description="The resource's id, or its unique name.")],
@@ -188,7 +194,28 @@ def get_resource(
     region: RegionQuery = None,
 ) -> Any:
     """One resource, with its relations (both directions) and its recent changes."""
-    return store.get_resource(kind.value, resource_id, cloud=cloud or None, region=region or None)
+    found = store.get_resource(kind.value, resource_id, cloud=cloud or None, region=region or None)
+    project = project_scope(request, kind.value)
+    if project is not None:
+        if found.get("project_id") != project:
+            raise NotFoundError(f"no {kind.value} {resource_id}")
+        # a project's view names no fleet-wide resource (hypervisors, agents...)
+        found["relations"] = {
+            name: [r for r in related if r.get("kind") in rbac.RELATED_KINDS]
+            for name, related in (found.get("relations") or {}).items()
+        }
+    return found
+
+
+def project_scope(request: Request, kind: str) -> str | None:
+    """The project a project-scoped caller's inventory read is narrowed to (None: no
+    narrowing); its token does not show fleet-wide kinds (hypervisors, services...)."""
+    project = rbac.scope(request)
+    if project is not None and kind not in rbac.PROJECT_KINDS:
+        raise auth.Forbidden(
+            f"{kind} is fleet-wide: it needs a system-scoped token or the operator role"
+        )
+    return project
 
 
 def kind_info(spec: Kind) -> KindInfo:
@@ -293,7 +320,7 @@ class StackFleetAPI(FastAPI):
 
 def create_app(
     store: Store,
-    keystone: auth.KeystoneAuth | None = None,
+    keystone: auth.Authenticator | None = None,
     jobs: jobs_api.JobsView | None = None,
 ) -> FastAPI:
     """The API over `store`, with its own Prometheus registry. `keystone`: check

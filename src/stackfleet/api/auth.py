@@ -1,39 +1,43 @@
-"""Keystone token authentication and authorization for the REST API.
+"""Token authentication and authorization for the REST API.
 
-Off by default (the API is open, as before, and `stackfleet serve` warns so). With
-`stackfleet serve --auth-cloud NAME`, every request that changes something (every
-method but GET, HEAD and OPTIONS) must carry a Keystone token in `X-Auth-Token`;
-StackFleet validates it with `GET /v3/auth/tokens` (`X-Subject-Token`) through the
-identity proxy of that cloud's openstacksdk connection, and keeps a valid token's
-user, project and roles until it expires or for 5 minutes, whichever is sooner.
+Two kinds of token:
 
-Who may do what:
+* Keystone's (`stackfleet serve --auth-cloud NAME`): validated with
+  `GET /v3/auth/tokens` (`X-Subject-Token`) through the identity proxy of that cloud's
+  openstacksdk connection; a valid token's user, scope and roles are kept until it
+  expires or for 5 minutes, whichever is sooner.
+* a local operator token (`serve`/`demo` without --auth-cloud): a random secret made
+  at start and written to a file only the user can read (`LocalAuth`).
 
-* operators — tokens with the `admin` role (project or system scope) — everything;
-* a project `member` only `POST /v1/leases/{resource}/extend`, and only for resources
-  of the token's project (the route checks that against the lease records);
-* anything else is 403; a missing, unknown or expired token is 401.
+A token comes in `X-Auth-Token` or `Authorization: Bearer <token>`. What each caller
+may do is the policy table of api/rbac.py (docs/security.md): operators (admin or the
+operator role) everything, system readers every read, project readers and members
+their own project's reads, members the extension of their project's leases. A
+missing, unknown or expired token is 401, a role that does not allow the route 403.
 
 With auth on, the audit actor of a write is the token's user name; an `actor` in the
-request body is ignored. With `read="authenticated"`, reads need a valid token too
-(any role), except /healthz, /metrics and the API's own docs.
+request body is ignored. With `read="authenticated"`, reads need a valid token too,
+except the public routes (/healthz, /metrics and the API's own docs).
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import os
+import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import Any, Literal, Protocol
 
 from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from stackfleet.api import rbac
 from stackfleet.api.errors import error_response
 from stackfleet.core.errors import CloudError, StackFleetError
 
@@ -44,11 +48,8 @@ CACHE_SECONDS = 300.0
 MAX_CACHED = 10_000
 OPERATOR_ROLE = "admin"
 MEMBER_ROLE = "member"
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# open even when reads need a token: probes, Prometheus scrapes, the API's own docs
-ALWAYS_OPEN = frozenset({"/healthz", "/metrics", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
-# what a project member may do: extend a lease (the route checks the project)
-MEMBER_WRITES = (("POST", re.compile(r"^/v1/leases/[^/]+/extend$")),)
+READ_METHODS = rbac.READ_METHODS
+LOCAL_USER = "local-operator"
 
 ReadMode = Literal["open", "authenticated"]
 
@@ -72,7 +73,8 @@ class Identity:
 
     @property
     def operator(self) -> bool:
-        """An operator: the `admin` role, project- or system-scoped."""
+        """An operator: the `admin` role (or the operator role, set by the
+        middleware), project- or system-scoped."""
         return OPERATOR_ROLE in self.roles
 
     @property
@@ -113,9 +115,11 @@ class KeystoneAuth:
         read: ReadMode = "open",
         cache_seconds: float = CACHE_SECONDS,
         cloud: str = "",
+        operator_role: str = rbac.DEFAULT_OPERATOR_ROLE,
     ) -> None:
         self.conn = conn
         self.read = read
+        self.operator_role = operator_role.lower()
         self.cache_seconds = cache_seconds
         self.cloud = cloud
         self._cache: dict[str, tuple[Identity, float]] = {}
@@ -167,8 +171,67 @@ class KeystoneAuth:
             self._cache.clear()
 
 
-def _member_may(method: str, path: str) -> bool:
-    return any(method == m and pattern.match(path) for m, pattern in MEMBER_WRITES)
+class Authenticator(Protocol):
+    """What the middleware needs of a token checker (KeystoneAuth, LocalAuth)."""
+
+    read: ReadMode
+    operator_role: str
+
+    def identify(self, token: str) -> Identity | None: ...
+
+
+class LocalAuth:
+    """One local operator token, for `serve`/`demo` without Keystone: whoever holds it
+    (it is in a file only the user can read) is the operator."""
+
+    def __init__(self, token: str, read: ReadMode = "open") -> None:
+        self.token = token
+        self.read = read
+        self.operator_role = rbac.DEFAULT_OPERATOR_ROLE
+        self._identity = Identity(
+            user_id=LOCAL_USER,
+            user_name=LOCAL_USER,
+            project_id=None,
+            roles=frozenset({OPERATOR_ROLE}),
+            system=True,
+            expires_at=None,
+        )
+
+    def identify(self, token: str) -> Identity | None:
+        if secrets.compare_digest(token.encode(), self.token.encode()):
+            return self._identity
+        return None
+
+
+def write_local_token(path: Path) -> str:
+    """Make a new random operator token and write it to `path`, readable and
+    writable by the user only (0600; the file is replaced, never reused)."""
+    token = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    return token
+
+
+def read_local_token(path: Path) -> str | None:
+    """The local operator token in `path` (None when there is none)."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def request_token(request: Request) -> str | None:
+    """The token a request carries: `X-Auth-Token`, else `Authorization: Bearer`."""
+    token = request.headers.get(TOKEN_HEADER)
+    if token:
+        return token
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
 
 
 def _unauthorized(message: str) -> Response:
@@ -177,8 +240,9 @@ def _unauthorized(message: str) -> Response:
     return response
 
 
-def install(app: FastAPI, auth: KeystoneAuth | None) -> None:
-    """Check tokens on `app`'s requests when `auth` is given (else leave it open)."""
+def install(app: FastAPI, auth: Authenticator | None) -> None:
+    """Check tokens on `app`'s requests against the policy table of api/rbac.py when
+    `auth` is given (else leave the API open)."""
     app.state.auth = auth
     if auth is None:
         return
@@ -188,14 +252,18 @@ def install(app: FastAPI, auth: KeystoneAuth | None) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         request.state.identity = None
+        request.state.project_scope = None
         method, path = request.method.upper(), request.url.path
-        writing = method not in READ_METHODS
-        if not writing and (auth.read == "open" or path in ALWAYS_OPEN):
+        rule = rbac.rule_for(method, path)
+        if rule is rbac.Rule.PUBLIC:
             return await call_next(request)
-        token = request.headers.get(TOKEN_HEADER)
+        token = request_token(request)
         if not token:
+            if method in READ_METHODS and auth.read == "open":
+                return await call_next(request)  # anonymous reads: open, unfiltered
             return _unauthorized(
-                f"authentication required: send a Keystone token in {TOKEN_HEADER}"
+                f"authentication required: send a token in {TOKEN_HEADER} "
+                "(or Authorization: Bearer)"
             )
         try:
             identity = await run_in_threadpool(auth.identify, token)
@@ -204,14 +272,19 @@ def install(app: FastAPI, auth: KeystoneAuth | None) -> None:
             return error_response(502, "cannot validate the token: Keystone did not answer")
         if identity is None:
             return _unauthorized("the token is invalid or expired")
+        role = rbac.role_of(identity, auth.operator_role)
+        if role is rbac.Role.OPERATOR and not identity.operator:
+            # the operator role counts as admin everywhere (Identity.operator)
+            identity = replace(identity, roles=identity.roles | {OPERATOR_ROLE})
         request.state.identity = identity
-        allowed = identity.operator or (identity.member and _member_may(method, path))
-        if writing and not allowed:
+        decision = rbac.decide(rule, role)
+        if decision is rbac.Decision.DENY:
             return error_response(
                 403,
-                f"user {identity.user_name} may not {method} {path}: it needs the "
-                f"{OPERATOR_ROLE} role",
+                f"user {identity.user_name} may not {method} {path}: " + rbac.denial(rule, role),
             )
+        if decision is rbac.Decision.FILTER:
+            request.state.project_scope = identity.project_id
         return await call_next(request)
 
 

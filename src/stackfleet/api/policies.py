@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from stackfleet.api import auth
+from stackfleet.api import auth, rbac
 from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
+from stackfleet.core.errors import NotFoundError
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.store import action_records, lifecycles
-from stackfleet.store.audit import AuditLog, checkpoints_path
+from stackfleet.store.audit import AuditLog, checkpoints_path, target_in_project
 from stackfleet.store.findings import get_finding, list_findings
 
 router = APIRouter()
@@ -74,6 +75,7 @@ def findings(
         cloud or None,
         limit,
         offset,
+        project=rbac.scope(request),
     )
     following = None
     if offset + len(items) < total:
@@ -95,7 +97,11 @@ def findings(
 )
 def finding(request: Request, finding_id: Annotated[int, Path(ge=1)]) -> Any:
     """One finding."""
-    return get_finding(get_store(request), finding_id)
+    found = get_finding(get_store(request), finding_id)
+    project = rbac.scope(request)
+    if project is not None and found.get("project_id") != project:
+        raise NotFoundError(f"no finding {finding_id}")
+    return found
 
 
 class ValidateRequest(BaseModel):
@@ -192,7 +198,9 @@ def audit(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Audit entries, newest first."""
-    items, total = AuditLog(get_store(request)).list(limit, offset, event, policy, target)
+    items, total = AuditLog(get_store(request)).list(
+        limit, offset, event, policy, target, project=rbac.scope(request)
+    )
     return {"total": total, "items": items}
 
 
@@ -207,7 +215,12 @@ def audit_verify(request: Request) -> Any:
 @router.get("/v1/audit/{seq}", response_model=AuditEntryOut, tags=["audit"], responses=_errors(404))
 def audit_entry(request: Request, seq: Annotated[int, Path(ge=1)]) -> Any:
     """One audit entry."""
-    return AuditLog(get_store(request)).get(seq)
+    store = get_store(request)
+    entry = AuditLog(store).get(seq)
+    project = rbac.scope(request)
+    if project is not None and not target_in_project(store, entry.get("target"), project):
+        raise NotFoundError(f"no audit entry {seq}")
+    return entry
 
 
 class ActionOut(BaseModel):
@@ -256,7 +269,9 @@ def actions(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Action records, newest first (`status=awaiting-approval` is the approvals queue)."""
-    items, total = action_records.list_actions(get_store(request), status, policy, limit, offset)
+    items, total = action_records.list_actions(
+        get_store(request), status, policy, limit, offset, project=rbac.scope(request)
+    )
     return {"total": total, "items": items}
 
 
@@ -339,9 +354,11 @@ def leases(
     ] = "active",
 ) -> Any:
     """Resources in a reclamation lifecycle and when their next step is due."""
-    return {
-        "items": lifecycles.list_lifecycles(get_store(request), stage or None, resource=resource)
-    }
+    items = lifecycles.list_lifecycles(get_store(request), stage or None, resource=resource)
+    project = rbac.scope(request)
+    if project is not None:
+        items = [row for row in items if row.get("project_id") == project]
+    return {"items": items}
 
 
 @router.post(

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from stackfleet.api.app import create_app
-from stackfleet.api.auth import KeystoneAuth
+from stackfleet.api.auth import Authenticator
 from stackfleet.api.jobs import JobsView
 from stackfleet.store import Store
 
@@ -27,7 +27,7 @@ def serve_api(
     port: int = 8780,
     log_level: str = "info",
     events: Any = None,
-    keystone: KeystoneAuth | None = None,
+    keystone: Authenticator | None = None,
     jobs: JobsView | None = None,
     cluster: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
@@ -56,7 +56,7 @@ class ApiServer:
         port: int = 0,
         start_timeout: float = 10.0,
         stop_timeout: float = 10.0,
-        keystone: KeystoneAuth | None = None,
+        keystone: Authenticator | None = None,
         events: Any = None,
         jobs: JobsView | None = None,
     ) -> None:

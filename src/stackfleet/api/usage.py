@@ -18,8 +18,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from stackfleet.api import rbac
 from stackfleet.api.collectors import Families, Gauge, StoreCollector
 from stackfleet.api.deps import get_store
+from stackfleet.core.errors import NotFoundError
 from stackfleet.engine.nodes import find_hypervisor
 from stackfleet.engine.usage import idle_counts, usage_of
 
@@ -65,6 +67,9 @@ def _usage(request: Request, kind: str, ident: str) -> dict[str, Any]:
     record = (
         find_hypervisor(store, ident) if kind == "hypervisor" else store.get_resource(kind, ident)
     )
+    project = rbac.scope(request)
+    if project is not None and record.get("project_id") != project:
+        raise NotFoundError(f"no {kind} {ident}")
     result = usage_of(store, kind, record["id"])
     result["name"] = record.get("name")
     return result

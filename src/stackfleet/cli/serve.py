@@ -98,17 +98,42 @@ def serve_command(
         str | None,
         typer.Option(
             "--auth-cloud",
-            help="Require a Keystone token (X-Auth-Token) on the API's writes, validated "
-            "with this clouds.yaml cloud (an admin cloud); without it the API is open.",
+            help="Check Keystone tokens (X-Auth-Token) with this clouds.yaml cloud (an "
+            "admin cloud) against the API's policy table (docs/security.md); without it "
+            "the API takes a local operator token (see --token-file).",
         ),
     ] = None,
     auth_read: Annotated[
         str,
         typer.Option(
             "--auth-read",
-            help="With --auth-cloud: 'open' (reads need no token) or 'authenticated'.",
+            help="'open' (reads need no token; a read with a token is filtered by its "
+            "scope) or 'authenticated'.",
         ),
     ] = "open",
+    operator_role: Annotated[
+        str,
+        typer.Option(
+            "--operator-role",
+            help="With --auth-cloud: the Keystone role that may act, approve, silence "
+            "and ack (besides admin).",
+        ),
+    ] = "fleet-operator",
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            "--token-file",
+            help="Without --auth-cloud: where to write the local operator token made at "
+            "start (mode 0600; default api-token-PORT in the data directory).",
+        ),
+    ] = None,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="Development and tests only: no token at all, anyone reaching the port may write.",
+        ),
+    ] = False,
     coordination_url: Annotated[
         str | None,
         typer.Option(
@@ -151,7 +176,11 @@ def serve_command(
     read: Literal["open", "authenticated"] = (
         "authenticated" if auth_read == "authenticated" else "open"
     )
-    keystone = None
+    keystone: Any = None
+    token_path = ""
+    auth_line = "API auth: off (--no-auth: anyone reaching the port may write)"
+    if auth_cloud and no_auth:
+        raise ConfigError("--no-auth and --auth-cloud: choose one")
     if auth_cloud:
         from stackfleet.api.auth import KeystoneAuth
         from stackfleet.sources.openstack.connection import connect
@@ -161,11 +190,17 @@ def serve_command(
             targets = connect(auth_cloud)
         except (ConfigError, CloudError) as exc:
             raise type(exc)(f"--auth-cloud: {exc}") from exc
-        keystone = KeystoneAuth(targets[0].conn, read=read, cloud=auth_cloud)
-    else:
+        keystone = KeystoneAuth(
+            targets[0].conn, read=read, cloud=auth_cloud, operator_role=operator_role
+        )
+        auth_line = (
+            f"API auth: Keystone tokens via {auth_cloud} (reads {read}, "
+            f"operator roles admin and {operator_role})"
+        )
+    elif no_auth:
         log.warning(
-            "the API has no authentication: anyone reaching the port may approve "
-            "actions and change alerts and leases; pass --auth-cloud to require tokens"
+            "the API has no authentication (--no-auth): anyone reaching the port may "
+            "approve actions and change alerts and leases; for development and tests only"
         )
     from stackfleet.engine.daemon import Daemon
     from stackfleet.engine.daemon_config import DaemonConfig
@@ -198,6 +233,13 @@ def serve_command(
     if bmc_map:
         quiet_sushy(state(ctx).debug)
     daemon.start()
+    if not (auth_cloud or no_auth):
+        try:
+            keystone, token_path = local_auth(token_file, port, read)
+        except ConfigError:
+            daemon.stop()
+            raise
+        auth_line = f"API auth: local operator token in {token_path} (reads {read})"
     err.print(
         f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
         f"{', '.join(clouds)} every {interval:g} s; jobs {', '.join(daemon.scheduler.names)}; "
@@ -207,11 +249,7 @@ def serve_command(
             if coordination_url
             else ""
         )
-        + (
-            f"API auth: Keystone tokens via {auth_cloud} (reads {read})"
-            if keystone
-            else "API auth: off (anyone reaching the port may write)"
-        ),
+        + auth_line,
         highlight=False,
     )
     try:
@@ -226,6 +264,34 @@ def serve_command(
         )
     finally:
         daemon.stop()
+        if token_path:
+            forget_local_token(token_path, keystone)
+
+
+def forget_local_token(path: str, auth: Any) -> None:
+    """Remove the local token file at shutdown (unless another process replaced it)."""
+    from pathlib import Path
+
+    from stackfleet.api.auth import read_local_token
+
+    if read_local_token(Path(path)) == getattr(auth, "token", None):
+        Path(path).unlink(missing_ok=True)
+
+
+def local_auth(token_file: str | None, port: int, read: Any, name: str = "") -> tuple[Any, str]:
+    """A LocalAuth with a new random operator token, written (mode 0600) to
+    `token_file` or to api-token-PORT (`name`, when given) in the data directory."""
+    from pathlib import Path
+
+    from stackfleet.api.auth import LocalAuth, write_local_token
+    from stackfleet.core.config import data_dir
+
+    path = Path(token_file) if token_file else data_dir() / (name or f"api-token-{port}")
+    try:
+        token = write_local_token(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the API token to {path}: {exc}") from exc
+    return LocalAuth(token, read=read), str(path)
 
 
 def worker_command(**options: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from contextlib import ExitStack
@@ -17,6 +18,7 @@ from stackfleet.cli.hardware import quiet_sushy, sweep_and_print
 from stackfleet.cli.inventory import print_summary, run_collection
 from stackfleet.cli.options import SIMULATOR_PRESETS
 from stackfleet.cli.output import Format
+from stackfleet.cli.serve import forget_local_token, local_auth
 from stackfleet.core.errors import ConfigError
 
 # The simulator (and the API the demo serves) are imported by the commands that run
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
     from stackfleet.simulator.generator import FleetConfig
     from stackfleet.simulator.state import CloudState
     from stackfleet.store import Store
+
+log = logging.getLogger(__name__)
 
 err = Console(stderr=True)
 out = Console()
@@ -137,6 +141,15 @@ def demo_command(
     once: Annotated[
         bool, typer.Option("--once", help="One pass, print the summary, and stop.")
     ] = False,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="No API token at all (development and tests only): anyone reaching the "
+            "port may write. Default: writes need the local operator token the demo "
+            "writes to demo-api-token in the data directory.",
+        ),
+    ] = False,
 ) -> None:
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
@@ -196,20 +209,34 @@ def demo_command(
             )
             daemon.start()
             stack.callback(daemon.stop)
-            with ApiServer(store, port=api_port, events=daemon.events, jobs=daemon.jobs) as url:
+            keystone, token_path = None, ""
+            token_line = "Token      none (--no-auth: anyone may write)"
+            if no_auth:
+                log.warning("the demo API has no authentication (--no-auth): dev and tests only")
+            else:
+                keystone, token_path = local_auth(None, api_port, "open", "demo-api-token")
+                token_line = f"Token      {token_path} (send it as X-Auth-Token to write)"
+            with ApiServer(
+                store, port=api_port, events=daemon.events, jobs=daemon.jobs, keystone=keystone
+            ) as url:
                 out.print(
                     f"\nAPI        {url}/v1/summary\nOpenAPI    {url}/docs\n"
                     f"Prometheus {url}/metrics\n"
                     f"Jobs       {url}/v1/jobs\n"
                     f"Hardware   {url}/v1/hardware  (BMC map {bmc_map})\n"
+                    f"{token_line}\n"
                     f"CLI        OS_CLIENT_CONFIG_FILE={clouds_yaml} "
                     "openstack --os-cloud stackfleet-demo server list --all-projects\n"
                     f"           stackfleet --db-url {root.db_url} servers list\n"
                     "Ctrl-C stops everything.",
                     highlight=False,
                 )
-                while not stop.wait(1.0):
-                    pass
+                try:
+                    while not stop.wait(1.0):
+                        pass
+                finally:
+                    if keystone is not None:
+                        forget_local_token(token_path, keystone)
     except KeyboardInterrupt:
         pass
     finally:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
-from stackfleet.store.schema import ActionRecord
+from stackfleet.store.schema import ActionRecord, Resource
 
 # Statuses of an action that was carried out (they count against rate limits).
 EXECUTED = ("succeeded", "failed", "unverified", "running")
@@ -74,8 +74,23 @@ def list_actions(
     policy: str | None = None,
     limit: int | None = 100,
     offset: int = 0,
+    project: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    conditions = []
+    """Action records, newest first, and how many match (`project`: only actions on
+    that project's resources)."""
+    conditions: list[ColumnElement[bool]] = []
+    if project is not None:
+        conditions.append(
+            select(Resource.pk)
+            .where(
+                Resource.cloud == ActionRecord.cloud,
+                Resource.region == ActionRecord.region,
+                Resource.kind == ActionRecord.kind,
+                Resource.resource_id == ActionRecord.resource_id,
+                Resource.project_id == project,
+            )
+            .exists()
+        )
     if status:
         conditions.append(ActionRecord.status == status)
     if policy:

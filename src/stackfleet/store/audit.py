@@ -31,14 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from stackfleet.core.config import config_dir
 from stackfleet.core.errors import ConfigError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
-from stackfleet.store.schema import AuditEntry, AuditHead
+from stackfleet.store.schema import AuditEntry, AuditHead, Resource
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,34 @@ CHECKPOINTS_ENV = "STACKFLEET_AUDIT_CHECKPOINTS"
 # One writer per process at a time; the seq primary key stops two processes from
 # both extending the chain from the same entry.
 _APPEND = threading.Lock()
+
+
+def project_targets(project: str) -> Any:
+    """The audit targets (cloud/region/kind/id) of `project`'s resources, as a
+    subquery."""
+    target = (
+        Resource.cloud + "/" + Resource.region + "/" + Resource.kind + "/" + Resource.resource_id
+    )
+    return select(target).where(Resource.project_id == project)
+
+
+def target_in_project(store: Store, target: str | None, project: str) -> bool:
+    """Whether an audit target names a resource of `project`."""
+    parts = (target or "").split("/", 3)
+    if len(parts) != 4:
+        return False
+    cloud, region, kind, resource_id = parts
+    with store.session() as session:
+        found = session.scalar(
+            select(Resource.pk).where(
+                Resource.cloud == cloud,
+                Resource.region == region,
+                Resource.kind == kind,
+                Resource.resource_id == resource_id,
+                Resource.project_id == project,
+            )
+        )
+    return found is not None
 
 
 def canonical(value: Any) -> Any:
@@ -249,9 +277,13 @@ class AuditLog:
         policy: str | None = None,
         target: str | None = None,
         action_id: int | None = None,
+        project: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Entries, newest first, and how many match."""
-        conditions = []
+        """Entries, newest first, and how many match (`project`: only entries about
+        that project's resources)."""
+        conditions: list[ColumnElement[bool]] = []
+        if project is not None:
+            conditions.append(AuditEntry.target.in_(project_targets(project)))
         if event:
             conditions.append(AuditEntry.event == event)
         if policy:

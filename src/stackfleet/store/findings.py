@@ -164,9 +164,13 @@ def list_findings(
     cloud: str | None = None,
     limit: int | None = None,
     offset: int = 0,
+    project: str | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Findings, newest first, with the total matching the filters."""
+    """Findings, newest first, with the total matching the filters (`project`: only
+    that project's resources)."""
     conditions = []
+    if project is not None:
+        conditions.append(Finding.project_id == project)
     if status:
         conditions.append(Finding.status == status)
     if policy:
