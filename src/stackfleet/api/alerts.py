@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
@@ -91,10 +91,21 @@ class Actor(BaseModel):
 
 MAX_MATCHERS = 50
 MAX_COMMENT = 4096
+# The regular expression of =~ and !~ must compile (RE2), which JSON Schema cannot say:
+# the format names it for readers and for a fuzzer's generator (benchmarks/fuzz_api.py).
+MATCHER_FORMAT = "alertmanager-matcher"
 MatcherText = Annotated[
     str,
     StringConstraints(
         pattern=r"^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=).*$", max_length=MAX_PATTERN + 256
+    ),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": MATCHER_FORMAT,
+            "pattern": r"^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=).*$",
+            "maxLength": MAX_PATTERN + 256,
+        }
     ),
 ]
 
