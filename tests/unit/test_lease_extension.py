@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from stackfleet.core.errors import InvalidQueryError
+from stackfleet.core.errors import ConflictError
 from stackfleet.store import lifecycles
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -61,7 +61,7 @@ def test_two_extensions_at_once_cannot_both_pass_the_cap(any_store, monkeypatch)
         try:
             lifecycles.extend(any_store, "vm-1", 7, NOW)
             outcomes.append("extended")
-        except InvalidQueryError as exc:
+        except ConflictError as exc:
             outcomes.append(f"refused: {exc}")
         except Exception as exc:  # noqa: BLE001 - the test reports what happened
             outcomes.append(f"error: {type(exc).__name__}: {exc}")
@@ -84,7 +84,7 @@ def test_extensions_add_up_to_the_cap_and_no_further(any_store):
     lease(any_store, cap_days=10)
     lifecycles.extend(any_store, "vm-1", 4, NOW)
     lifecycles.extend(any_store, "vm-1", 6, NOW)
-    with pytest.raises(InvalidQueryError, match="0 days are left"):
+    with pytest.raises(ConflictError, match="0 days are left"):
         lifecycles.extend(any_store, "vm-1", 1, NOW)
 
 

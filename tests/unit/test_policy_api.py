@@ -90,7 +90,7 @@ def test_the_approvals_queue_through_the_api(store, client):
     [waiting] = client.get("/v1/actions", params={"status": "awaiting-approval"}).json()["items"]
     approved = client.post(f"/v1/actions/{waiting['id']}/approve", json={"actor": "carol"})
     assert approved.json()["status"] == "approved" and approved.json()["approved_by"] == "carol"
-    assert client.post(f"/v1/actions/{waiting['id']}/approve").status_code == 400
+    assert client.post(f"/v1/actions/{waiting['id']}/approve").status_code == 409
     runner.run(load_text(POLICY), execute=True)
     assert client.get(f"/v1/actions/{waiting['id']}/approve").status_code == 405
     assert client.get("/v1/actions", params={"status": "succeeded"}).json()["total"] == 1
@@ -158,7 +158,7 @@ def test_an_owner_extends_a_lease_through_the_api(store, client):
     [lease] = extended.json()["items"]
     assert lease["extended_days"] == 4
     over = client.post("/v1/leases/a/extend", json={"days": 7})
-    assert over.status_code == 400
+    assert over.status_code == 409
     assert "6 days are left" in over.json()["error"]["message"]
     assert client.post("/v1/leases/nothing/extend", json={"days": 1}).status_code == 404
     unknown = client.post("/v1/leases/a/extend", json={"days": 1, "by": "owner"})

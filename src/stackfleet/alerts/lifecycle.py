@@ -170,7 +170,9 @@ def ingest(
     refreshed, those resolved (status, or endsAt in the past) resolve."""
     changes = AlertChanges()
     firing = alert_store.firing_by_fingerprint(store)
-    new_rows: list[dict[str, Any]] = []
+    # new alerts of this batch by fingerprint: a label set given twice is one alert,
+    # and the later item wins (it may resolve what the earlier one fired)
+    new_rows: dict[str, dict[str, Any]] = {}
     for item in items:
         labels = {str(k): str(v) for k, v in (item.get("labels") or {}).items()}
         fp = fingerprint(labels)
@@ -178,6 +180,12 @@ def ingest(
         if ends is not None and ends.year <= 1:
             ends = None
         resolved = item.get("status") == "resolved" or (ends is not None and ends <= now)
+        if fp in new_rows:
+            if resolved:
+                del new_rows[fp]
+            else:
+                new_rows[fp]["annotations"] = _strings(item.get("annotations"))
+            continue
         current = firing.get(fp)
         if current is not None and current["source"] not in EXTERNAL_SOURCES:
             # a caller cannot resolve (or re-annotate) an alert StackFleet raised: it
@@ -195,23 +203,25 @@ def ingest(
             )
             changes.refreshed += 1
             continue
-        new_rows.append(
-            {
-                "fingerprint": fp,
-                "alertname": labels.get("alertname", "unnamed"),
-                "severity": labels.get("severity", "warning"),
-                "labels": labels,
-                "annotations": {str(k): str(v) for k, v in (item.get("annotations") or {}).items()},
-                "source": source,
-                "status": "firing",
-                "starts_at": parse_time(item.get("startsAt")) or now,
-                "ends_at": None,
-                "updated_at": now,
-                "finding_id": None,
-                "generator_url": item.get("generatorURL"),
-            }
-        )
-        firing[fp] = {"id": -1}
-    alert_store.fire(store, new_rows)
+        new_rows[fp] = {
+            "fingerprint": fp,
+            # cut to the columns' sizes (the labels keep the whole values)
+            "alertname": labels.get("alertname", "unnamed")[:255],
+            "severity": labels.get("severity", "warning")[:32],
+            "labels": labels,
+            "annotations": _strings(item.get("annotations")),
+            "source": source,
+            "status": "firing",
+            "starts_at": parse_time(item.get("startsAt")) or now,
+            "ends_at": None,
+            "updated_at": now,
+            "finding_id": None,
+            "generator_url": item.get("generatorURL"),
+        }
+    alert_store.fire(store, new_rows.values())
     changes.fired = len(new_rows)
     return changes
+
+
+def _strings(mapping: dict[str, Any] | None) -> dict[str, str]:
+    return {str(k): str(v) for k, v in (mapping or {}).items()}

@@ -10,7 +10,7 @@ from typing import Any
 from stackfleet.alerts.lifecycle import silenced_by
 from stackfleet.alerts.model import Matcher
 from stackfleet.alerts.routing import InhibitRule
-from stackfleet.core.errors import InvalidQueryError
+from stackfleet.core.errors import ConflictError, InvalidQueryError
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
@@ -59,7 +59,7 @@ def acknowledge(store: Store, alert_id: int, actor: str, now: datetime) -> dict[
 def resolve(store: Store, alert_id: int, actor: str, now: datetime) -> dict[str, Any]:
     row = alert_store.get(store, alert_id)
     if row["status"] != "firing":
-        raise InvalidQueryError(f"alert {alert_id} is {row['status']} already")
+        raise ConflictError(f"alert {alert_id} is {row['status']} already")
     alert_store.resolve_ids(store, [alert_id], now)
     AuditLog(store).append(
         "alert.resolved",

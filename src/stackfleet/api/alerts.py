@@ -8,15 +8,16 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, WithJsonSchema
 
 from stackfleet.alerts import operations
 from stackfleet.alerts.lifecycle import ingest
+from stackfleet.alerts.model import MAX_PATTERN
 from stackfleet.alerts.routing import InhibitRule
 from stackfleet.api import auth, rbac
-from stackfleet.api.deps import get_store
-from stackfleet.api.errors import ErrorResponse
+from stackfleet.api.deps import ActorName, RowId, get_store
+from stackfleet.api.errors import error_responses
 from stackfleet.core.errors import ConfigError, InvalidQueryError
 from stackfleet.core.times import parse_duration
 from stackfleet.engine.settings import load_settings
@@ -25,10 +26,6 @@ from stackfleet.store import alerts as alert_store
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse} for status in statuses}
 
 
 class AlertOut(BaseModel):
@@ -89,18 +86,47 @@ class Actor(BaseModel):
     # An unknown key (say `by` for `actor`) is a 400, not silently ignored.
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(default="api", description="Who does it (recorded in the audit log).")
+    actor: ActorName = "api"
+
+
+MAX_MATCHERS = 50
+MAX_COMMENT = 4096
+# The regular expression of =~ and !~ must compile (RE2), which JSON Schema cannot say:
+# the format names it for readers and for a fuzzer's generator (benchmarks/fuzz_api.py).
+MATCHER_FORMAT = "alertmanager-matcher"
+MatcherText = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=).*$", max_length=MAX_PATTERN + 256
+    ),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": MATCHER_FORMAT,
+            "pattern": r"^\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=).*$",
+            "maxLength": MAX_PATTERN + 256,
+        }
+    ),
+]
 
 
 class SilenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    matchers: list[str] = Field(
-        min_length=1, description="name=value, name!=value, name=~regex, name!~regex"
+    matchers: list[MatcherText] = Field(
+        min_length=1,
+        max_length=MAX_MATCHERS,
+        description="name=value, name!=value, name=~regex, name!~regex (RE2)",
     )
-    duration: str = Field(default="2h", description="How long, e.g. 2h, 7d.")
-    comment: str = ""
-    actor: str = "api"
+    duration: str = Field(
+        default="2h",
+        max_length=32,
+        # positive parts of at most 9999 units: a silence ends within centuries
+        pattern=r"^([1-9][0-9]{0,3}(\.[0-9]{1,3})?[wdhms])+$",
+        description="How long, e.g. 2h, 7d, 1d12h.",
+    )
+    comment: str = Field(default="", max_length=MAX_COMMENT)
+    actor: ActorName = "api"
 
 
 class SilenceOut(BaseModel):
@@ -173,11 +199,9 @@ def alertmanager_webhook(request: Request, body: WebhookMessage) -> Any:
     "/v1/alerts/{alert_id}/ack",
     response_model=AlertOut,
     tags=["alerts"],
-    responses=_errors(400, 404),
+    responses=error_responses(400, 404, 409),
 )
-def ack_alert(
-    request: Request, alert_id: Annotated[int, Path(ge=1)], body: Actor | None = None
-) -> Any:
+def ack_alert(request: Request, alert_id: RowId, body: Actor | None = None) -> Any:
     """Acknowledge a firing alert: receivers are not told again."""
     store = get_store(request)
     now = datetime.now(UTC)
@@ -189,11 +213,9 @@ def ack_alert(
     "/v1/alerts/{alert_id}/resolve",
     response_model=AlertOut,
     tags=["alerts"],
-    responses=_errors(400, 404),
+    responses=error_responses(400, 404, 409),
 )
-def resolve_alert(
-    request: Request, alert_id: Annotated[int, Path(ge=1)], body: Actor | None = None
-) -> Any:
+def resolve_alert(request: Request, alert_id: RowId, body: Actor | None = None) -> Any:
     """Resolve a firing alert by hand."""
     store = get_store(request)
     now = datetime.now(UTC)
@@ -209,12 +231,14 @@ def list_silences(
     return {"items": alert_store.list_silences(get_store(request), datetime.now(UTC), not all)}
 
 
-@router.post("/v1/silences", response_model=SilenceOut, tags=["alerts"], responses=_errors(400))
+@router.post(
+    "/v1/silences", response_model=SilenceOut, tags=["alerts"], responses=error_responses(400)
+)
 def create_silence(request: Request, body: SilenceIn) -> Any:
     """Silence the alerts matching every matcher for `duration`."""
     try:
         duration = parse_duration(body.duration)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise InvalidQueryError(f"duration: {exc}") from None
     return operations.silence(
         get_store(request),
@@ -230,9 +254,9 @@ def create_silence(request: Request, body: SilenceIn) -> Any:
     "/v1/silences/{silence_id}",
     response_model=SilenceOut,
     tags=["alerts"],
-    responses=_errors(404),
+    responses=error_responses(404),
 )
-def expire_silence(request: Request, silence_id: Annotated[int, Path(ge=1)]) -> Any:
+def expire_silence(request: Request, silence_id: RowId) -> Any:
     """End a silence now."""
     return operations.expire(
         get_store(request), silence_id, auth.actor(request, "api"), datetime.now(UTC)

@@ -29,8 +29,8 @@ from stackfleet.api import (
     usage,
 )
 from stackfleet.api import jobs as jobs_api
-from stackfleet.api.deps import CloudQuery, RegionQuery, StoreDep
-from stackfleet.api.errors import ErrorResponse, install_error_handlers
+from stackfleet.api.deps import CloudQuery, OffsetQuery, RegionQuery, StoreDep
+from stackfleet.api.errors import document_errors, error_responses, install_error_handlers
 from stackfleet.api.limits import RequestLimits
 from stackfleet.api.metrics import exposition, make_registry
 from stackfleet.api.models import (
@@ -83,11 +83,6 @@ and `offset` and give the next page's URL in `links.next`.
 """
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for error statuses a route can answer."""
-    return {status: {"model": ErrorResponse} for status in statuses}
-
-
 router = APIRouter(responses=error_responses(500))
 
 
@@ -127,7 +122,7 @@ def list_resources(
     cloud: CloudQuery = None,
     region: RegionQuery = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Resources to skip.")] = 0,
+    offset: OffsetQuery = 0,
     include_deleted: Annotated[
         bool, Query(description="Include resources a complete pass no longer saw.")
     ] = False,
@@ -315,7 +310,17 @@ class StackFleetAPI(FastAPI):
         components = schema.get("components", {}).get("schemas", {})
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
-        return schema
+        authenticator = getattr(self.state, "auth", None)
+        # with any authenticator (Keystone or the local token) a write needs a token,
+        # and a read that carries one is checked and may be refused (rbac.py)
+        return document_errors(
+            schema,
+            auth_writes=authenticator is not None,
+            auth_reads=authenticator is not None,
+            open_paths=frozenset(
+                path for (_method, path), rule in rbac.RULES.items() if rule is rbac.Rule.PUBLIC
+            ),
+        )
 
 
 def create_app(

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.api import auth, rbac
-from stackfleet.api.deps import get_store
-from stackfleet.api.errors import ErrorResponse
+from stackfleet.api.deps import ActorName, OffsetQuery, RowId, get_store
+from stackfleet.api.errors import error_responses
 from stackfleet.core.errors import NotFoundError
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.store import action_records, lifecycles
@@ -21,10 +21,6 @@ from stackfleet.store.findings import get_finding, list_findings
 router = APIRouter()
 
 MAX_LIMIT = 1000
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorResponse} for status in statuses}
 
 
 class FindingOut(BaseModel):
@@ -54,7 +50,9 @@ class FindingPage(BaseModel):
     links: dict[str, str | None]
 
 
-@router.get("/v1/findings", response_model=FindingPage, tags=["policies"], responses=_errors(400))
+@router.get(
+    "/v1/findings", response_model=FindingPage, tags=["policies"], responses=error_responses(400)
+)
 def findings(
     request: Request,
     status: Annotated[
@@ -64,7 +62,7 @@ def findings(
     kind: Annotated[str | None, Query(description="Only this resource kind.")] = None,
     cloud: Annotated[str | None, Query(description="Only this cloud.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> Any:
     """Findings, newest first."""
     items, total = list_findings(
@@ -93,9 +91,9 @@ def findings(
     "/v1/findings/{finding_id}",
     response_model=FindingOut,
     tags=["policies"],
-    responses=_errors(404),
+    responses=error_responses(404),
 )
-def finding(request: Request, finding_id: Annotated[int, Path(ge=1)]) -> Any:
+def finding(request: Request, finding_id: RowId) -> Any:
     """One finding."""
     found = get_finding(get_store(request), finding_id)
     project = rbac.scope(request)
@@ -188,14 +186,14 @@ class AuditVerification(BaseModel):
     checkpoints: int = 0
 
 
-@router.get("/v1/audit", response_model=AuditPage, tags=["audit"], responses=_errors(400))
+@router.get("/v1/audit", response_model=AuditPage, tags=["audit"])
 def audit(
     request: Request,
     event: Annotated[str | None, Query(description="e.g. action.completed")] = None,
     policy: Annotated[str | None, Query()] = None,
     target: Annotated[str | None, Query(description="Part of cloud/region/kind/id.")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> Any:
     """Audit entries, newest first."""
     items, total = AuditLog(get_store(request)).list(
@@ -212,8 +210,10 @@ def audit_verify(request: Request) -> Any:
     return AuditLog(get_store(request)).verify(checkpoints_path()).__dict__
 
 
-@router.get("/v1/audit/{seq}", response_model=AuditEntryOut, tags=["audit"], responses=_errors(404))
-def audit_entry(request: Request, seq: Annotated[int, Path(ge=1)]) -> Any:
+@router.get(
+    "/v1/audit/{seq}", response_model=AuditEntryOut, tags=["audit"], responses=error_responses(404)
+)
+def audit_entry(request: Request, seq: RowId) -> Any:
     """One audit entry."""
     store = get_store(request)
     entry = AuditLog(store).get(seq)
@@ -255,10 +255,12 @@ class Decision(BaseModel):
     # An unknown key (say `by` for `actor`) is a 400, not silently ignored.
     model_config = ConfigDict(extra="forbid")
 
-    actor: str = Field(default="api", description="Who decides (recorded in the audit log).")
+    actor: ActorName = "api"
 
 
-@router.get("/v1/actions", response_model=ActionPage, tags=["actions"], responses=_errors(400))
+@router.get(
+    "/v1/actions", response_model=ActionPage, tags=["actions"], responses=error_responses(400)
+)
 def actions(
     request: Request,
     status: Annotated[
@@ -266,7 +268,7 @@ def actions(
     ] = None,
     policy: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: OffsetQuery = 0,
 ) -> Any:
     """Action records, newest first (`status=awaiting-approval` is the approvals queue)."""
     items, total = action_records.list_actions(
@@ -293,11 +295,9 @@ def _decide(request: Request, action_id: int, approve: bool, actor: str) -> Any:
     "/v1/actions/{action_id}/approve",
     response_model=ActionOut,
     tags=["actions"],
-    responses=_errors(400, 404),
+    responses=error_responses(400, 404, 409),
 )
-def approve(
-    request: Request, action_id: Annotated[int, Path(ge=1)], body: Decision | None = None
-) -> Any:
+def approve(request: Request, action_id: RowId, body: Decision | None = None) -> Any:
     """Approve an action waiting for approval; it runs at the next run with execute."""
     return _decide(request, action_id, True, auth.actor(request, (body or Decision()).actor))
 
@@ -306,11 +306,9 @@ def approve(
     "/v1/actions/{action_id}/reject",
     response_model=ActionOut,
     tags=["actions"],
-    responses=_errors(400, 404),
+    responses=error_responses(400, 404, 409),
 )
-def reject(
-    request: Request, action_id: Annotated[int, Path(ge=1)], body: Decision | None = None
-) -> Any:
+def reject(request: Request, action_id: RowId, body: Decision | None = None) -> Any:
     """Reject an action waiting for approval; it is never carried out."""
     return _decide(request, action_id, False, auth.actor(request, (body or Decision()).actor))
 
@@ -341,8 +339,10 @@ class LeaseList(BaseModel):
 class Extension(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    days: float = Field(gt=0, description="Days to push the next step back.")
-    actor: str = Field(default="api", description="Who extends (recorded in the audit log).")
+    # at least a minute and a half, at most ten years: a shorter one rounds to nothing,
+    # a longer one is past any policy's cap (and past what a date can hold)
+    days: float = Field(ge=0.001, le=3650, description="Days to push the next step back.")
+    actor: ActorName = "api"
 
 
 @router.get("/v1/leases", response_model=LeaseList, tags=["leases"])
@@ -365,7 +365,7 @@ def leases(
     "/v1/leases/{resource}/extend",
     response_model=LeaseList,
     tags=["leases"],
-    responses=_errors(400, 401, 403, 404),
+    responses=error_responses(400, 401, 403, 404, 409),
 )
 def extend_lease(
     request: Request,
@@ -373,7 +373,7 @@ def extend_lease(
     body: Extension,
 ) -> Any:
     """Owner self-service: push back the next step of the resource's lifecycle, within
-    the policy's cap (400 says how much is left)."""
+    the policy's cap (409 says how much is left)."""
     store = get_store(request)
     # a project member may extend only its own project's resources
     current = lifecycles.list_lifecycles(store, "active", resource=resource, limit=None)

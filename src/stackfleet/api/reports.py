@@ -5,34 +5,44 @@ report`, over the built-in packs."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import StringConstraints
 
 from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
 from stackfleet.engine.reports import compliance_html, compliance_report, waste_report
 from stackfleet.policy import load_files
+from stackfleet.policy.loader import pack_names
 from stackfleet.policy.schema import Policy
 
 router = APIRouter()
 
+# only a built-in pack's name: the schema lists them, so a wrong one is a 400 naming `pack`
+PackName = Annotated[
+    str, StringConstraints(pattern="^(" + "|".join(map(re.escape, pack_names())) + ")$")
+]
 _ERRORS: dict[int | str, dict[str, Any]] = {400: {"model": ErrorResponse}}
 
 
 def _enabled(packs: list[str]) -> list[Policy]:
     """The enabled policies of built-in packs; an unknown pack is a 400 naming the
     packs there are (PolicyError)."""
-    return [p for p in load_files([f"pack:{name}" for name in packs]) if p.spec.enabled]
+    # a pack given twice is loaded once (twice would be duplicate policy names)
+    names = dict.fromkeys(packs)
+    return [p for p in load_files([f"pack:{name}" for name in names]) if p.spec.enabled]
 
 
 @router.get("/v1/reports/waste", tags=["reports"], responses=_ERRORS)
 def waste(
     request: Request,
     pack: Annotated[
-        list[str] | None, Query(description="Built-in packs (repeatable); default: waste.")
+        list[PackName] | None,
+        Query(description="Built-in packs (repeatable); default: waste."),
     ] = None,
 ) -> JSONResponse:
     """What is reclaimable now and what reclaiming it frees, per waste policy, with a
@@ -50,7 +60,7 @@ def waste(
 def compliance(
     request: Request,
     pack: Annotated[
-        list[str] | None,
+        list[PackName] | None,
         Query(description="Built-in packs (repeatable); default: security and ha."),
     ] = None,
     format: Annotated[

@@ -32,3 +32,10 @@ class InvalidQueryError(StackFleetError):
     """A filter, field or paging argument is not valid for what is being listed."""
 
     exit_code = 2
+
+
+class ConflictError(StackFleetError):
+    """The request is well-formed but the record's state does not allow it now: an
+    action already decided, an alert already resolved, a lease at its extension cap."""
+
+    exit_code = 2

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from stackfleet.core.errors import InvalidQueryError, NotFoundError
+from stackfleet.core.errors import ConflictError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import ActionRecord, Resource
@@ -127,7 +127,7 @@ def decide(
         if row is None:
             raise NotFoundError(f"no action {action_id}; see `stackfleet approvals list`")
         if row.status != "awaiting-approval":
-            raise InvalidQueryError(f"action {action_id} is {row.status}, not awaiting approval")
+            raise ConflictError(f"action {action_id} is {row.status}, not awaiting approval")
         row.status = "approved" if approve else "rejected"
         row.approved_by = actor
         row.approved_at = now

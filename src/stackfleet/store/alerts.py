@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, delete, insert, or_, select, update
 
-from stackfleet.core.errors import InvalidQueryError, NotFoundError
+from stackfleet.core.errors import ConflictError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import Alert, AlertNotification, Silence
@@ -157,7 +157,7 @@ def ack(store: Store, alert_id: int, actor: str, now: datetime) -> dict[str, Any
         if row is None:
             raise NotFoundError(f"no alert {alert_id}")
         if row.status != "firing":
-            raise InvalidQueryError(
+            raise ConflictError(
                 f"alert {alert_id} is {row.status}; only firing alerts are acknowledged"
             )
         row.acked_by, row.acked_at, row.updated_at = actor, now, now

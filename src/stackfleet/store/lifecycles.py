@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from stackfleet.core.errors import InvalidQueryError, NotFoundError
+from stackfleet.core.errors import ConflictError, InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
 from stackfleet.store.inventory import aware
 from stackfleet.store.schema import Lifecycle
@@ -169,7 +169,7 @@ def check_cap(row: Lifecycle, delta: timedelta, resource: str) -> None:
     """Raise when extending `row` by `delta` would exceed its cap (saying what is left)."""
     left = row.max_extension_seconds - row.extended_seconds
     if delta.total_seconds() > left + 1e-6:
-        raise InvalidQueryError(
+        raise ConflictError(
             f"policy {row.policy} allows at most {row.max_extension_seconds / 86400:g} "
             f"days of extension for {resource}; {max(left, 0) / 86400:g} days are left"
         )
