@@ -25,6 +25,7 @@ from stackfleet.engine import infra_alerts, infra_monitor
 from stackfleet.engine.infra_monitor import (
     BrokerStatus,
     DatabaseStatus,
+    pack_policies,
     sweep_brokers,
     sweep_databases,
 )
@@ -174,10 +175,11 @@ def db_status(
     Findings and alerts are recorded only with --record."""
     targets, loaded = _db_targets(dsn, config)
     _quiet_probe_log(ctx)
+    policies = pack_policies("database", loaded.policies)
     statuses = sweep_databases(
         state(ctx).store(),
         targets,
-        loaded.database_rules,
+        policies,
         rate_wait=interval,
         top=top,
         schema=schema,
@@ -194,7 +196,9 @@ def db_status(
         for status, item in zip(statuses, data, strict=True):
             _print_database(status, item)
     if record:
-        hooks = infra_alerts.from_settings(state(ctx).store(), load_settings(settings_file))
+        hooks = infra_alerts.from_settings(
+            state(ctx).store(), load_settings(settings_file), database_policies=policies
+        )
         err.print(infra_alerts.describe(hooks.after_infra_sweep(statuses, [])), highlight=False)
     _exit_on_errors([s.error for s in statuses])
 
@@ -349,9 +353,22 @@ def _print_database(status: DatabaseStatus, item: dict[str, Any]) -> None:
 
 @db_app.command("rules")
 def db_rules(config: ConfigOption = None, fmt: FormatOption = Format.table) -> None:
-    """The database threshold rules in force (defaults plus the monitoring file)."""
-    rows = rules_table(load_infra_config(config).database_rules)
-    emit_rows(rows, ["name", "condition", "for", "severity", "enabled", "origin"], fmt)
+    """The database policies in force: the database pack, with the monitoring file's
+    policy files in place of its policies of the same name."""
+    rows = [
+        {
+            "name": policy.name,
+            "condition": "; ".join(
+                " ".join(f"{k}={v}" for k, v in flt.model_dump(exclude_defaults=True).items())
+                for flt in policy.filters
+            ),
+            "severity": policy.spec.severity,
+            "enabled": policy.spec.enabled,
+            "source": policy.source,
+        }
+        for policy in pack_policies("database", load_infra_config(config).policies)
+    ]
+    emit_rows(rows, ["name", "condition", "severity", "enabled", "source"], fmt)
 
 
 @mq_app.command("status")

@@ -1,7 +1,13 @@
 """Infrastructure sweeps become findings and alerts.
 
-The hardware sweep (Redfish BMCs) and the database/RabbitMQ sweeps judge readings
-against thresholds. Here their verdicts enter the findings table under stable rule
+Database servers are resources like any other: the sweep records them
+(`database_server`), and the database policy pack (or the operator's copy of it) is run
+here over them by the policy engine, as any policy is after a collection pass; its
+findings (``database/connections-high``, ``database/unreachable``, ...) and their
+alerts (source and `pack` label "database") are the engine's.
+
+The hardware sweep (Redfish BMCs) and the RabbitMQ sweep still judge readings against
+thresholds of their own. Here their verdicts enter the findings table under stable rule
 names — the pack, a slash, and the check or threshold rule without its pack prefix,
 with hyphens: ``hardware/inlet-temperature-high``, ``database/connections-high``,
 ``database/galera-not-ready``, ``rabbitmq/queue-no-consumer`` — and fire alerts with
@@ -32,10 +38,11 @@ from stackfleet.alerts.routing import InhibitRule, Receiver
 from stackfleet.core.delivery import NotifySettings
 from stackfleet.core.times import parse_time
 from stackfleet.engine.hardware import SweepReport
-from stackfleet.engine.infra_monitor import BrokerStatus, DatabaseStatus
+from stackfleet.engine.infra_monitor import BrokerStatus, DatabaseStatus, pack_policies
+from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
 from stackfleet.model.hardware import OK, HardwareFinding, Thresholds, evaluate
-from stackfleet.sources import database as db
+from stackfleet.policy.schema import Policy
 from stackfleet.sources import rabbitmq as mq
 from stackfleet.sources.thresholds import Finding as ThresholdFinding
 from stackfleet.store import infra_findings
@@ -230,60 +237,10 @@ def _merge(
     known.summary += "; " + item.summary.split(": ", 1)[-1]
 
 
-# --------------------------------------------------------------------------- databases
-
-
-def database_findings(
-    statuses: Sequence[DatabaseStatus],
-) -> tuple[list[InfraFinding], list[Judged]]:
-    """The findings of one database sweep (firing threshold rules, unreachable servers),
-    and the servers it judged. Pending rules (held for less than their `for`) are not
-    findings yet."""
-    findings: dict[tuple[str, str, str, str, str], InfraFinding] = {}
-    judged = []
-    for status in statuses:
-        judged.append(
-            Judged(status.cloud, status.region, status.resource_id, availability_only=not status.up)
-        )
-        if not status.up:
-            _merge(
-                findings,
-                InfraFinding(
-                    name=f"{DATABASE}/unreachable",
-                    pack=DATABASE,
-                    severity="critical",
-                    cloud=status.cloud,
-                    region=status.region,
-                    kind=db.KIND,
-                    resource_id=status.resource_id,
-                    resource_name=status.label,
-                    summary=f"database server {status.label} did not answer the probe: "
-                    f"{status.error or 'down'}",
-                    advice="Check that the server runs and accepts connections from this "
-                    "host, and the monitoring user's password and grants.",
-                    labels=_labels(
-                        DATABASE,
-                        status.cloud,
-                        status.region,
-                        db.KIND,
-                        status.resource_id,
-                        instance=status.label,
-                    ),
-                ),
-            )
-            continue
-        for finding in status.findings:
-            if finding.state == "firing":
-                _merge(findings, _threshold_finding(DATABASE, status, finding))
-    return list(findings.values()), judged
-
-
-def _threshold_finding(
-    pack: str, status: DatabaseStatus | BrokerStatus, finding: ThresholdFinding
-) -> InfraFinding:
+def _threshold_finding(pack: str, status: BrokerStatus, finding: ThresholdFinding) -> InfraFinding:
     place = {k: finding.labels.get(k, "") for k in PLACE_LABELS}
     name = finding.labels.get("queue") or finding.labels.get("node") or status.label
-    if finding.kind in (db.KIND, mq.CLUSTER_KIND):
+    if finding.kind == mq.CLUSTER_KIND:
         name = status.label
     return InfraFinding(
         name=rule_name(pack, finding.rule),
@@ -476,6 +433,8 @@ class InfraAlerts:
     notify: NotifySettings = field(default_factory=NotifySettings)
     inhibit_rules: Sequence[InhibitRule] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # the policies judging database servers (None: the database pack)
+    database_policies: Sequence[Policy] | None = None
     # False on scale-out workers: they record findings and alerts, and only the
     # leader's alerts job tells the receivers (one sender, no duplicate notices)
     dispatch_after: bool = True
@@ -490,17 +449,41 @@ class InfraAlerts:
         brokers: Sequence[BrokerStatus],
         vhost: str | None = None,
     ) -> list[InfraSync]:
-        work = []
+        now = datetime.now(UTC)
+        results = []
         if databases:
-            work.append((DATABASE, *database_findings(databases)))
+            results.append(self.run_pack(DATABASE, now))
+        work = []
         if brokers:
             work.append((RABBITMQ, *broker_findings(brokers, vhost)))
-        return self._record(work)
+        return results + self._record(work, now)
+
+    def run_pack(self, pack: str, now: datetime | None = None) -> InfraSync:
+        """Run the policies of an infrastructure pack over the records its sweep wrote:
+        findings and alerts as for any policy (the receivers are told after)."""
+        now = now or datetime.now(UTC)
+        policies = self.database_policies
+        if policies is None:
+            policies = pack_policies(pack)
+        enabled = [p for p in policies if p.spec.enabled]
+        report = PolicyRunner(self.store).run(enabled, now=now, dispatch_alerts=False)
+        result = InfraSync(pack, alerts=AlertChanges())
+        for item in report.policies:
+            if item.findings is not None:
+                result.opened += item.findings.opened
+                result.resolved += item.findings.resolved
+                result.still_open += item.findings.still_open
+            if item.alerts is not None and result.alerts is not None:
+                result.alerts.fired += item.alerts.fired
+                result.alerts.resolved += item.alerts.resolved
+        return result
 
     def _record(
-        self, work: Sequence[tuple[str, list[InfraFinding], list[Judged]]]
+        self,
+        work: Sequence[tuple[str, list[InfraFinding], list[Judged]]],
+        now: datetime | None = None,
     ) -> list[InfraSync]:
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         results = [
             record(self.store, pack, findings, judged, now) for pack, findings, judged in work
         ]
@@ -513,7 +496,10 @@ class InfraAlerts:
 
 
 def from_settings(
-    store: Store, settings: Settings, thresholds: Thresholds | None = None
+    store: Store,
+    settings: Settings,
+    thresholds: Thresholds | None = None,
+    database_policies: Sequence[Policy] | None = None,
 ) -> InfraAlerts:
     """The hooks with the receivers, notification and inhibition settings of a settings
     file."""
@@ -523,6 +509,7 @@ def from_settings(
         settings.notify,
         settings.alerts.inhibit_rules,
         thresholds or Thresholds(),
+        database_policies,
     )
 
 

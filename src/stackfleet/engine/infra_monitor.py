@@ -1,5 +1,11 @@
 """Infrastructure monitoring sweeps: probe database servers and RabbitMQ clusters,
-record every reading as metric samples, and judge them against the threshold rules.
+record every reading as metric samples, and judge them.
+
+A database sweep records each server as a `database_server` resource (its newest
+reading under `metrics`, `reachable` false when the probe failed) beside its samples,
+as a collection pass records what it listed; the database policy pack
+(policy/packs/database.yaml, or the operator's copy) judges those records with the one
+policy engine. The RabbitMQ sweep still judges its readings against threshold rules.
 
 The store is the memory between sweeps: a database's previous counters (for rates) and
 each metric's history (for rules that must hold "for 5 min") are read back from the
@@ -16,13 +22,20 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from stackfleet.core.errors import StackFleetError
+from stackfleet.engine.evaluate import evaluate_policy
+from stackfleet.model import kind
+from stackfleet.policy.loader import load_files
+from stackfleet.policy.schema import Policy
+from stackfleet.policy.view import FleetView
 from stackfleet.sources import database as db
 from stackfleet.sources import rabbitmq as mq
 from stackfleet.sources.thresholds import Finding, History, Rule, evaluate
 from stackfleet.store import Store
+from stackfleet.store.inventory import current_attrs
 from stackfleet.store.metrics import Sample, latest, record_samples, series
 
 log = logging.getLogger(__name__)
@@ -68,7 +81,83 @@ def _samples(
     ]
 
 
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A policy of an infrastructure pack that matches a resource now, as the status
+    commands show it (the findings table and alerts are the policy engine's)."""
+
+    rule: str  # the policy's name, e.g. database/connections-high
+    severity: str
+    kind: str
+    resource_id: str
+    message: str
+    advice: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "state": self.state,
+            "kind": self.kind,
+            "resource_id": self.resource_id,
+            "message": self.message,
+            "advice": self.advice,
+        }
+
+    @property
+    def state(self) -> str:
+        # a policy match is a finding now: nothing is pending
+        return "firing"
+
+
+def pack_policies(pack: str, files: Sequence[str | Path] = ()) -> list[Policy]:
+    """A built-in infrastructure pack (`database`, ...) as the operator tuned it: the
+    policies of `files` (copies of the pack, changed) replace the pack's policies of the
+    same name; their other policies over the pack's kinds are added."""
+    built_in = load_files([f"pack:{pack}"])
+    kinds = {p.kind for p in built_in}
+    chosen = {p.name: p for p in built_in}
+    if files:
+        for policy in load_files(list(files)):
+            if policy.kind in kinds:
+                chosen[policy.name] = policy
+    return list(chosen.values())
+
+
+def judge(store: Store, policies: Sequence[Policy], kind_name: str) -> dict[str, list[Verdict]]:
+    """What `policies` over `kind_name` match now, by resource id, without recording."""
+    view = FleetView(store, datetime.now(UTC))
+    found: dict[str, list[Verdict]] = {}
+    for policy in policies:
+        if policy.kind != kind_name or not policy.spec.enabled:
+            continue
+        matches = evaluate_policy(policy, view)
+        for record in matches.matches:
+            if (record["cloud"], record["region"], record["id"]) in matches.unread:
+                continue
+            found.setdefault(record["id"], []).append(
+                Verdict(
+                    rule=policy.name,
+                    severity=policy.spec.severity,
+                    kind=kind_name,
+                    resource_id=record["id"],
+                    message=policy.summary_of(record),
+                    advice=policy.spec.description.strip(),
+                )
+            )
+    return found
+
+
+def _verdict_order(verdict: Verdict) -> tuple[int, str]:
+    return (SEVERITY_ORDER.get(verdict.severity, 9), verdict.rule)
+
+
 # --------------------------------------------------------------------------- databases
+
+SERVER_RECORD = kind(db.KIND).record_builder()
 
 
 @dataclass
@@ -84,7 +173,7 @@ class DatabaseStatus:
     error: str | None = None
     reading: db.DatabaseReading | None = None
     schemas: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -206,14 +295,16 @@ def _probe_or_error(
 def sweep_databases(
     store: Store,
     targets: Sequence[db.DatabaseTarget],
-    rules: Sequence[Rule] = db.DATABASE_RULES,
+    policies: Sequence[Policy] | None = None,
     *,
     rate_wait: float = 2.0,
     top: int = 10,
     schema: str | None = None,
     measure_server_time: bool = False,
 ) -> list[DatabaseStatus]:
-    """Probe every target (in parallel), record the readings and judge them.
+    """Probe every target (in parallel), record the readings (samples and a
+    `database_server` record each) and judge them with `policies` (default: the
+    database pack).
 
     Rates need a previous reading: the newest stored counters of the server when they
     are recent enough, else a first probe `rate_wait` seconds before the second (0: no
@@ -262,6 +353,7 @@ def sweep_databases(
                 store,
                 [Sample(target.cloud, target.region, db.KIND, target.resource_id, "up", ts, 0.0)],
             )
+            record_server(store, target, ts, error=reading)
             statuses.append(
                 DatabaseStatus(
                     target.resource_id,
@@ -281,15 +373,7 @@ def sweep_databases(
             db.derive_rates(reading.values, before[1], interval)
         rows = _schema_rows(reading, before[2] if before else None, interval)
         _record_database(store, reading, rows)
-        findings = evaluate(
-            rules,
-            db.KIND,
-            target.resource_id,
-            reading.values,
-            reading.labels(),
-            now=reading.ts,
-            history=_history(store, db.KIND, target.resource_id),
-        )
+        record_server(store, target, reading.ts, reading=reading)
         notes = list(reading.notes)
         if not before:
             notes.append(
@@ -306,11 +390,67 @@ def sweep_databases(
                 values=reading.values,
                 reading=reading,
                 schemas=rows,
-                findings=_sorted(findings),
                 notes=notes,
             )
         )
+    _judge_databases(store, statuses, policies)
     return statuses
+
+
+def _judge_databases(
+    store: Store, statuses: Sequence[DatabaseStatus], policies: Sequence[Policy] | None
+) -> None:
+    if not any(status.up for status in statuses):
+        return
+    verdicts = judge(store, pack_policies("database") if policies is None else policies, db.KIND)
+    for status in statuses:
+        if status.up:
+            status.findings = sorted(verdicts.get(status.resource_id, []), key=_verdict_order)
+
+
+def record_server(
+    store: Store,
+    target: db.DatabaseTarget,
+    ts: float,
+    reading: db.DatabaseReading | None = None,
+    error: str | None = None,
+) -> None:
+    """Record a database server as the sweep saw it: a `database_server` resource with
+    its newest reading, or, when the probe failed, unreachable with its last reading
+    kept (the policies other than `database/unreachable` leave it alone)."""
+    known: dict[str, Any] = {}
+    if reading is None:
+        known = current_attrs(store, target.cloud, target.region, db.KIND).get(
+            target.resource_id, {}
+        )
+    obj: dict[str, Any] = {
+        **known,
+        "id": target.resource_id,
+        "name": target.label,
+        "project_id": None,
+        "host": target.host,
+        "port": target.port,
+        "probed_at": _iso(ts),
+    }
+    if reading is not None:
+        obj.update(
+            status="up",
+            reachable=True,
+            error=None,
+            metrics={**reading.values, "up": 1.0},
+            version=reading.version,
+            galera=reading.galera,
+            wsrep_state=reading.wsrep_state,
+            long_query_time=reading.long_query_time,
+        )
+    else:
+        obj.update(
+            status="unreachable",
+            reachable=False,
+            error=error or "the probe failed",
+            metrics={**(known.get("metrics") or {}), "up": 0.0},
+        )
+    store.upsert_resource(target.cloud, target.region, db.KIND, SERVER_RECORD(obj))
 
 
 def _record_database(
@@ -343,10 +483,11 @@ def _newest_sweep(
 
 
 def stored_database_statuses(
-    store: Store, rules: Sequence[Rule] = db.DATABASE_RULES
+    store: Store, policies: Sequence[Policy] | None = None
 ) -> list[DatabaseStatus]:
-    """The newest recorded state of every probed database server, judged again (no
-    probe): what the API and /metrics show."""
+    """The newest recorded state of every probed database server, judged again by
+    `policies` (default: the database pack) over the recorded servers (no probe): what
+    the API and /metrics show."""
     servers = latest(store, db.KIND)
     schemas = latest(store, db.SCHEMA_KIND)
     statuses = []
@@ -364,21 +505,6 @@ def stored_database_statuses(
             key=lambda row: float(row.get("statement_latency_seconds_total", 0.0)), reverse=True
         )
         up = bool(values.get("up", 1.0))
-        state_code = values.get("wsrep_local_state")
-        labels = {
-            "server": rid,
-            "wsrep_state": db.WSREP_STATES.get(int(state_code), str(state_code))
-            if state_code is not None
-            else "",
-            "long_query_time": "long_query_time",
-        }
-        findings = (
-            evaluate(
-                rules, db.KIND, rid, values, labels, now=ts, history=_history(store, db.KIND, rid)
-            )
-            if up
-            else []
-        )
         statuses.append(
             DatabaseStatus(
                 rid,
@@ -389,9 +515,9 @@ def stored_database_statuses(
                 values=values,
                 error=None if up else "the newest probe of this server failed",
                 schemas=rows,
-                findings=_sorted(findings),
             )
         )
+    _judge_databases(store, statuses, policies)
     return statuses
 
 
@@ -657,7 +783,8 @@ class InfraMonitorLoop:
     store: Store
     databases: Sequence[db.DatabaseTarget]
     brokers: Sequence[mq.BrokerTarget]
-    database_rules: Sequence[Rule] = db.DATABASE_RULES
+    # the policies judging the database servers (None: the database pack)
+    database_policies: Sequence[Policy] | None = None
     rabbitmq_rules: Sequence[Rule] = mq.RABBITMQ_RULES
     # called with each sweep's statuses (serve records findings and alerts there)
     after_sweep: Callable[[list[DatabaseStatus], list[BrokerStatus]], Any] | None = None
@@ -665,7 +792,7 @@ class InfraMonitorLoop:
     def run_once(self) -> tuple[list[DatabaseStatus], list[BrokerStatus]]:
         """One sweep of every target."""
         databases = (
-            sweep_databases(self.store, self.databases, self.database_rules, rate_wait=0)
+            sweep_databases(self.store, self.databases, self.database_policies, rate_wait=0)
             if self.databases
             else []
         )

@@ -1,5 +1,6 @@
 """The infrastructure monitoring file: which database servers and RabbitMQ clusters to
-probe, and changes to the default threshold rules.
+probe, the policy files that judge them, and changes to the default RabbitMQ threshold
+rules.
 
 ```yaml
 databases:
@@ -14,11 +15,15 @@ databases:
 message_queues:
   - url: http://stackfleet:secret@mq1.example.org:15672
     cloud: prod
+policies:                          # copies of built-in packs (database.yaml), changed:
+  - database.yaml                  # a policy named as a pack's replaces it
 thresholds:
-  db_connections_high: {value: 0.9}
   mq_queue_no_consumer: {for: 300, severity: critical}
-  db_performance_schema_off: {enabled: false}
 ```
+
+Paths under `policies` are relative to this file. Database thresholds are policies
+(`stackfleet policy show pack:database`): a `db_*` or `galera_*` name under
+`thresholds` is an error saying so.
 
 Errors name the file, the line and the field.
 """
@@ -35,14 +40,16 @@ import yaml
 
 from stackfleet.core.config import config_dir
 from stackfleet.core.errors import ConfigError
-from stackfleet.sources.database import DATABASE_RULES, TLS_MODES, DatabaseTarget
+from stackfleet.sources.database import TLS_MODES, DatabaseTarget
 from stackfleet.sources.rabbitmq import RABBITMQ_RULES, BrokerTarget
 from stackfleet.sources.thresholds import Rule, RuleOverrideError, apply_overrides
 
 ENV = "STACKFLEET_INFRA_CONFIG"
 FILE_NAME = "infrastructure.yaml"
 
-TOP_LEVEL = ("databases", "message_queues", "thresholds")
+TOP_LEVEL = ("databases", "message_queues", "policies", "thresholds")
+# threshold rules that became the database policy pack (their names, to say so)
+DATABASE_RULE_PREFIXES = ("db_", "galera_")
 DATABASE_FIELDS = (
     "dsn",
     "name",
@@ -64,7 +71,9 @@ class InfraConfig:
 
     databases: list[DatabaseTarget] = field(default_factory=list)
     brokers: list[BrokerTarget] = field(default_factory=list)
-    database_rules: tuple[Rule, ...] = DATABASE_RULES
+    # policy files judging the swept kinds, in place of the built-in packs' policies of
+    # the same names (the engine loads them)
+    policies: list[Path] = field(default_factory=list)
     rabbitmq_rules: tuple[Rule, ...] = RABBITMQ_RULES
     source: Path | None = None
 
@@ -231,21 +240,29 @@ def load_infra_config(path: Path | str | None = None) -> InfraConfig:
         if password is not None:
             broker = BrokerTarget(**{**broker.__dict__, "password": password})
         config.brokers.append(broker)
+    files = data.get("policies") or []
+    if not isinstance(files, list):
+        raise doc.error(("policies",), "expected a list of policy files")
+    for index, name in enumerate(files):
+        if not isinstance(name, str) or not name:
+            raise doc.error(("policies", index), "expected the path of a policy file")
+        policy_file = (path.parent / Path(name).expanduser()).resolve()
+        if not policy_file.is_file():
+            raise doc.error(("policies", index), f"no policy file {policy_file}")
+        config.policies.append(policy_file)
     overrides = data.get("thresholds") or {}
     if not isinstance(overrides, dict):
         raise doc.error(("thresholds",), "expected a mapping of rule name to changes")
-    database_names = {rule.name for rule in DATABASE_RULES}
+    for name in overrides:
+        if name.startswith(DATABASE_RULE_PREFIXES):
+            raise doc.error(
+                ("thresholds", name),
+                "database thresholds are policies now: copy the database pack "
+                "(stackfleet policy show pack:database), change the number, and list the "
+                "copy under `policies:`",
+            )
     try:
-        config.database_rules = apply_overrides(
-            DATABASE_RULES, {k: v for k, v in overrides.items() if k in database_names}
-        )
-        config.rabbitmq_rules = apply_overrides(
-            RABBITMQ_RULES, {k: v for k, v in overrides.items() if k not in database_names}
-        )
+        config.rabbitmq_rules = apply_overrides(RABBITMQ_RULES, overrides)
     except RuleOverrideError as exc:
-        known = sorted(database_names | {rule.name for rule in RABBITMQ_RULES})
-        message = str(exc)
-        if len(exc.path) == 1 and message.startswith("unknown rule"):
-            message = f"unknown rule {exc.path[0]!r} (known: {', '.join(known)})"
-        raise doc.error(("thresholds", *exc.path), message) from exc
+        raise doc.error(("thresholds", *exc.path), str(exc)) from exc
     return config
