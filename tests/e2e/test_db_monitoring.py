@@ -535,7 +535,7 @@ def test_galera_nodes_are_synced_ready_and_three(store: Store, galera: GaleraClu
         assert not [f for f in status.findings if f.rule.startswith("database/galera-")]
 
 
-def test_galera_desynced_node_is_not_out_of_sync_before_5_min(
+def test_galera_desynced_node_is_out_of_sync_pending_for_5_min(
     store: Store, galera: GaleraCluster
 ) -> None:
     node = galera.nodes[1]
@@ -546,11 +546,9 @@ def test_galera_desynced_node_is_not_out_of_sync_before_5_min(
         finally:
             cursor.execute("SET GLOBAL wsrep_desync = OFF")
     assert status.as_dict()["galera"]["local_state"] == "Donor/Desynced"
-    # one reading is not five minutes of them: no finding yet
-    assert "database/galera-out-of-sync" not in findings(status)
-    [policy] = [p for p in pack_policies("database") if p.name == "database/galera-out-of-sync"]
-    record = {"name": node.name, "wsrep_state": "Donor/Desynced"}
-    assert "Donor/Desynced, not Synced" in policy.summary_of(record)
+    finding = findings(status)["database/galera-out-of-sync"]
+    assert finding["state"] == "pending"  # every reading of 5 min, not one
+    assert "Donor/Desynced, not Synced" in str(finding["message"])
 
 
 def test_galera_flow_control_from_a_slow_node_is_detected(

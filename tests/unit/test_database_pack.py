@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from stackfleet.api.app import create_app
 from stackfleet.engine.infra_alerts import InfraAlerts
-from stackfleet.engine.infra_monitor import pack_policies, record_server
+from stackfleet.engine.infra_monitor import judge, pack_policies, record_server
 from stackfleet.policy.loader import load_text
 from stackfleet.sources.database import DatabaseReading, DatabaseTarget
 from stackfleet.store import alerts as alert_store
@@ -134,3 +134,17 @@ def test_the_servers_are_listed_as_resources_with_their_reading(store):
 def test_policy_names_may_carry_a_pack_prefix():
     [policy] = load_text("policies:\n  - name: database/x\n    resource: database_server\n", "<t>")
     assert policy.name == "database/x"
+
+
+def test_a_condition_that_must_last_is_pending_first_and_no_finding(store):
+    values = {"wsrep_ready": 0.0, "wsrep_local_state": 4.0, "galera": 1.0}
+    reading = DatabaseReading(TARGET, time.time(), "10.11", values, True, True, "Joined")
+    record_server(store, TARGET, reading.ts, reading=reading)
+    verdicts = {
+        v.rule: v
+        for v in judge(store, pack_policies("database"), "database_server")[TARGET.resource_id]
+    }
+    not_ready = verdicts["database/galera-not-ready"]
+    assert not_ready.state == "pending" and "(pending" in not_ready.message
+    InfraAlerts(store).run_pack("database")
+    assert "database/galera-not-ready" not in open_names(store)

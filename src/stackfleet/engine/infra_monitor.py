@@ -28,9 +28,10 @@ from typing import Any, TypeVar
 from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.evaluate import evaluate_policy
 from stackfleet.model import kind
+from stackfleet.policy.filters.metric import MetricFilter
 from stackfleet.policy.loader import load_files
 from stackfleet.policy.schema import Policy
-from stackfleet.policy.view import FleetView
+from stackfleet.policy.view import FleetView, Record
 from stackfleet.sources import database as db
 from stackfleet.sources import rabbitmq as mq
 from stackfleet.sources.thresholds import Finding, History, Rule, evaluate
@@ -95,6 +96,9 @@ class Verdict:
     resource_id: str
     message: str
     advice: str
+    # "pending": the newest reading crosses the line but not yet every reading of the
+    # policy's window (its `metric` filters): not a finding yet
+    state: str = "firing"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,11 +110,6 @@ class Verdict:
             "message": self.message,
             "advice": self.advice,
         }
-
-    @property
-    def state(self) -> str:
-        # a policy match is a finding now: nothing is pending
-        return "firing"
 
 
 def pack_policies(pack: str, files: Sequence[str | Path] = ()) -> list[Policy]:
@@ -128,27 +127,48 @@ def pack_policies(pack: str, files: Sequence[str | Path] = ()) -> list[Policy]:
 
 
 def judge(store: Store, policies: Sequence[Policy], kind_name: str) -> dict[str, list[Verdict]]:
-    """What `policies` over `kind_name` match now, by resource id, without recording."""
+    """What `policies` over `kind_name` match now, by resource id, without recording:
+    firing (every filter holds) or pending (all but the `metric` window filters: the
+    condition holds now, not yet for the policy's whole window)."""
     view = FleetView(store, datetime.now(UTC))
     found: dict[str, list[Verdict]] = {}
     for policy in policies:
         if policy.kind != kind_name or not policy.spec.enabled:
             continue
-        matches = evaluate_policy(policy, view)
-        for record in matches.matches:
-            if (record["cloud"], record["region"], record["id"]) in matches.unread:
-                continue
-            found.setdefault(record["id"], []).append(
-                Verdict(
-                    rule=policy.name,
-                    severity=policy.spec.severity,
-                    kind=kind_name,
-                    resource_id=record["id"],
-                    message=policy.summary_of(record),
-                    advice=policy.spec.description.strip(),
-                )
+        firing = _matched(policy, view)
+        pending: dict[str, Record] = {}
+        windows = [f for f in policy.filters if isinstance(f, MetricFilter)]
+        if windows:
+            now_only = Policy(
+                policy.spec, [f for f in policy.filters if f not in windows], policy.actions
             )
+            pending = {rid: r for rid, r in _matched(now_only, view).items() if rid not in firing}
+        for state, matched in (("firing", firing), ("pending", pending)):
+            for rid, record in matched.items():
+                message = policy.summary_of(record)
+                if state == "pending":
+                    message += " (pending: not yet in every reading of its window)"
+                found.setdefault(rid, []).append(
+                    Verdict(
+                        rule=policy.name,
+                        severity=policy.spec.severity,
+                        kind=kind_name,
+                        resource_id=rid,
+                        message=message,
+                        advice=policy.spec.description.strip(),
+                        state=state,
+                    )
+                )
     return found
+
+
+def _matched(policy: Policy, view: FleetView) -> dict[str, Record]:
+    matches = evaluate_policy(policy, view)
+    return {
+        record["id"]: record
+        for record in matches.matches
+        if (record["cloud"], record["region"], record["id"]) not in matches.unread
+    }
 
 
 def _verdict_order(verdict: Verdict) -> tuple[int, str]:

@@ -488,7 +488,7 @@ def _probe(
                 0.0, target.expected_cluster_size - values["wsrep_cluster_size"]
             )
     if performance_schema:
-        # when it is off, the rule db_performance_schema_off says so and what it costs
+        # when it is off, the policy database/performance-schema-off says so and what it costs
         _read_digests(sweep, reading, top, schema)
     _read_transactions(sweep, reading)
     if measure_server_time:

@@ -3,9 +3,10 @@
 A rule is data: which metric of which kind of resource, the comparison, how long the
 condition must hold (``for``, as in a Prometheus alerting rule), a severity, and two
 sentences for the operator: what crossed which line, and what usually helps. The default
-packs (in ``stackfleet.sources.database`` and ``stackfleet.sources.rabbitmq``) follow
-the alert packs operators already run; a configuration file can change a rule's value,
-duration and severity, or switch it off, by the rule's name.
+RabbitMQ pack (``stackfleet.sources.rabbitmq``) follows the alert packs operators
+already run; a configuration file can change a rule's value, duration and severity, or
+switch it off, by the rule's name. (Database thresholds are a policy pack now:
+policy/packs/database.yaml; these rules are on their way there too.)
 
 A condition that holds for less than its ``for`` is a *pending* finding; once it has held
 for ``for`` seconds (judged from the stored samples of the metric) it is *firing*.
