@@ -491,10 +491,9 @@ def test_config_file_targets_and_threshold_changes(tmp_path, monkeypatch) -> Non
         ("databases:\n  - name: db1\n", ":2: databases[0]: dsn is required"),
         ("databases:\n  - dsn: mysql://a@h\n    colour: red\n", ":3: databases[0].colour: unknown"),
         ("databases:\n  - dsn: postgres://h\n", ":2: databases[0].dsn: database DSN"),
-        ("thresholds:\n  mq_nope: {value: 1}\n", ":2: thresholds.mq_nope: unknown rule"),
         (
             "thresholds:\n  db_deadlocks:\n    value: 1\n",
-            ":2: thresholds.db_deadlocks: database thresholds are policies now",
+            ":1: thresholds: thresholds are policies now: copy the pack",
         ),
         ("policies: [nowhere.yaml]\n", ":1: policies[0]: no policy file"),
         ("databases: [\n", ": not valid YAML"),

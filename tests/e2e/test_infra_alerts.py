@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -32,8 +33,7 @@ from stackfleet.engine.infra_monitor import InfraMonitorLoop, pack_policies
 from stackfleet.policy.loader import pack_path
 from stackfleet.simulator.redfish import RedfishSimulator, SimulatedBmc
 from stackfleet.sources.database import DatabaseTarget
-from stackfleet.sources.rabbitmq import RABBITMQ_RULES, BrokerTarget
-from stackfleet.sources.thresholds import apply_overrides
+from stackfleet.sources.rabbitmq import BrokerTarget
 from stackfleet.store import Store, open_store
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.findings import list_findings
@@ -274,13 +274,24 @@ def orphan_queue() -> Iterator[tuple[str, str]]:
             mq_api("DELETE", f"/api/vhosts/{encoded}")
 
 
-def test_a_queue_without_consumer_becomes_a_rabbitmq_alert(store, orphan_queue, capture):
+def test_a_queue_without_consumer_becomes_a_rabbitmq_alert(store, orphan_queue, capture, tmp_path):
     vhost, queue = orphan_queue
     hooks = alerting(store, capture)
-    rules = apply_overrides(RABBITMQ_RULES, {"mq_queue_no_consumer": {"for": 0}})
+    # no waiting for a minute of readings: the operator's copy drops the window
+    text = pack_path("rabbitmq").read_text()
+    start = text.index("- name: rabbitmq/queue-no-consumer\n")
+    end = text.index("\n  - name:", start)
+    body = re.sub(r"\n      # for .*\n      - \{type: metric.*\}", "", text[start:end])
+    copy = tmp_path / "rabbitmq.yaml"
+    copy.write_text(text[:start] + body + text[end:])
+    hooks.rabbitmq_policies = pack_policies("rabbitmq", [copy])
     broker = BrokerTarget.from_url("http://guest:guest@127.0.0.1:15672", name="mq-local")
     loop = InfraMonitorLoop(
-        store, [], [broker], rabbitmq_rules=rules, after_sweep=hooks.after_infra_sweep
+        store,
+        [],
+        [broker],
+        rabbitmq_policies=hooks.rabbitmq_policies,
+        after_sweep=hooks.after_infra_sweep,
     )
     loop.run_once()
     ours = [

@@ -3,7 +3,7 @@ their gauges on ``/metrics``.
 
 Both answer from the store — the newest recorded probe of each database server and
 RabbitMQ cluster (written by ``stackfleet db status`` / ``mq status`` or a monitoring
-loop), judged again by the policies and threshold rules in force — so a request never touches the
+loop), judged again by the policies in force — so a request never touches the
 probed servers. ``install(app)`` adds the routes and the collector to one app.
 """
 
@@ -91,9 +91,9 @@ def list_queues(
     ] = None,
 ) -> Any:
     """RabbitMQ clusters as last probed: nodes, queues and findings."""
-    rules = _config().rabbitmq_rules
+    policies = pack_policies("rabbitmq", _config().policies)
     brokers, queues, findings = [], [], []
-    for status in stored_broker_statuses(store, rules):
+    for status in stored_broker_statuses(store, policies):
         if not _wanted(status, cloud, region):
             continue
         body = status.as_dict()
@@ -123,8 +123,8 @@ class InfraCollector(StoreCollector[InfraReading]):
 
     gauges = {
         "stackfleet_infra_finding": Gauge(
-            "1 for each policy or threshold rule that holds on a database server, RabbitMQ "
-            "node or queue (state pending or firing; database policies are firing).",
+            "1 for each policy of the database and RabbitMQ packs that matches a database "
+            "server, RabbitMQ cluster, node or queue (state pending or firing).",
             FINDING_LABELS,
         )
     }
@@ -135,7 +135,7 @@ class InfraCollector(StoreCollector[InfraReading]):
         config = load_infra_config()
         return (
             stored_database_statuses(self.store, pack_policies("database", config.policies)),
-            stored_broker_statuses(self.store, config.rabbitmq_rules),
+            stored_broker_statuses(self.store, pack_policies("rabbitmq", config.policies)),
         )
 
     def fill(self, families: Families, reading: InfraReading) -> None:

@@ -33,7 +33,6 @@ from stackfleet.engine.settings import load_settings
 from stackfleet.sources.database import DEFAULT_PORT, DatabaseTarget
 from stackfleet.sources.infra_config import load_infra_config
 from stackfleet.sources.rabbitmq import DEFAULT_URL, BrokerTarget
-from stackfleet.sources.thresholds import format_value, rules_table
 
 err = Console(stderr=True)
 out = Console()
@@ -97,6 +96,23 @@ def register(app: typer.Typer) -> None:
     """Add the `db` and `mq` groups to the root app."""
     app.add_typer(db_app, name="db")
     app.add_typer(mq_app, name="mq")
+
+
+def format_value(value: float, unit: str) -> str:
+    """A reading in the operator's units: ratios as percent, rates per second."""
+    if unit == "ratio":
+        return f"{value * 100:.1f} %"
+    if unit == "per_second":
+        return f"{value:.3g}/s"
+    if unit == "seconds":
+        return f"{value:.3g} s"
+    if unit == "ms":
+        return f"{value:.3g} ms"
+    if unit == "bool":
+        return "yes" if value else "no"
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.3g}"
 
 
 def _fmt(value: Any, unit: str = "") -> str:
@@ -355,9 +371,17 @@ def _print_database(status: DatabaseStatus, item: dict[str, Any]) -> None:
 def db_rules(config: ConfigOption = None, fmt: FormatOption = Format.table) -> None:
     """The database policies in force: the database pack, with the monitoring file's
     policy files in place of its policies of the same name."""
-    rows = [
+    emit_rows(_policy_rows("database", config), list(POLICY_COLUMNS), fmt)
+
+
+POLICY_COLUMNS = ("name", "condition", "severity", "enabled", "source")
+
+
+def _policy_rows(pack: str, config: Path | None) -> list[dict[str, Any]]:
+    return [
         {
             "name": policy.name,
+            "kind": policy.kind,
             "condition": "; ".join(
                 " ".join(f"{k}={v}" for k, v in flt.model_dump(exclude_defaults=True).items())
                 for flt in policy.filters
@@ -366,9 +390,8 @@ def db_rules(config: ConfigOption = None, fmt: FormatOption = Format.table) -> N
             "enabled": policy.spec.enabled,
             "source": policy.source,
         }
-        for policy in pack_policies("database", load_infra_config(config).policies)
+        for policy in pack_policies(pack, load_infra_config(config).policies)
     ]
-    emit_rows(rows, ["name", "condition", "severity", "enabled", "source"], fmt)
 
 
 @mq_app.command("status")
@@ -404,7 +427,8 @@ def mq_status(
     else:
         targets = loaded.brokers or [BrokerTarget.from_url(DEFAULT_URL)]
     _quiet_probe_log(ctx)
-    statuses = sweep_brokers(state(ctx).store(), targets, loaded.rabbitmq_rules, vhost=vhost)
+    policies = pack_policies("rabbitmq", loaded.policies)
+    statuses = sweep_brokers(state(ctx).store(), targets, policies, vhost=vhost)
     data = [s.as_dict() for s in statuses]
     if fmt in (Format.json, Format.yaml):
         _emit_list(data, fmt)
@@ -415,7 +439,9 @@ def mq_status(
         for status, item in zip(statuses, data, strict=True):
             _print_broker(status, item, all_queues)
     if record:
-        hooks = infra_alerts.from_settings(state(ctx).store(), load_settings(settings_file))
+        hooks = infra_alerts.from_settings(
+            state(ctx).store(), load_settings(settings_file), rabbitmq_policies=policies
+        )
         recorded = hooks.after_infra_sweep([], statuses, vhost)
         err.print(infra_alerts.describe(recorded), highlight=False)
     _exit_on_errors([s.error for s in statuses])
@@ -478,6 +504,8 @@ def _print_broker(status: BrokerStatus, item: dict[str, Any], all_queues: bool) 
 
 @mq_app.command("rules")
 def mq_rules(config: ConfigOption = None, fmt: FormatOption = Format.table) -> None:
-    """The RabbitMQ threshold rules in force (defaults plus the monitoring file)."""
-    rows = rules_table(load_infra_config(config).rabbitmq_rules)
-    emit_rows(rows, ["name", "kind", "condition", "for", "severity", "enabled", "origin"], fmt)
+    """The RabbitMQ policies in force: the RabbitMQ pack, with the monitoring file's
+    policy files in place of its policies of the same name."""
+    emit_rows(
+        _policy_rows("rabbitmq", config), [*POLICY_COLUMNS[:1], "kind", *POLICY_COLUMNS[1:]], fmt
+    )

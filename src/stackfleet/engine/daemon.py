@@ -217,8 +217,9 @@ class Daemon:
             settings.notify,
             settings.alerts.inhibit_rules,
             load_thresholds(self.config.hardware_thresholds),
-            # the database pack as the monitoring file's policy files tune it
+            # the packs as the monitoring file's policy files tune them
             pack_policies("database", infra.policies),
+            pack_policies("rabbitmq", infra.policies),
             # workers record; only the leader's alerts job tells the receivers
             dispatch_after=self.coordinator is None,
         )
@@ -389,7 +390,7 @@ class Daemon:
             infra.databases,
             infra.brokers,
             alerting.database_policies,
-            infra.rabbitmq_rules,
+            alerting.rabbitmq_policies,
             after_sweep=alerting.after_infra_sweep,
         )
         interval = self.config.infra_interval

@@ -22,6 +22,7 @@ from stackfleet.model import KINDS
 from stackfleet.policy.filters.base import select_all
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc, segment_of
+from stackfleet.store.findings import open_findings
 from stackfleet.store.policy_reads import ResourceKey
 
 
@@ -57,7 +58,16 @@ def evaluate_policy(
         # the matches' regions are among their kind's, usually all known already
         swept = KINDS[policy.kind].swept
         if swept:
+            # and where its findings are: a resource gone from the last region of
+            # its kind still resolves them
             segments |= view.segments_of(policy.kind)
+            if view.store is not None:
+                segments |= {
+                    (f.cloud, f.region)
+                    for f in open_findings(view.store, policy.name)
+                    if (view.cloud is None or f.cloud == view.cloud)
+                    and (view.region is None or f.region == view.region)
+                }
         elif not view.segments_of(policy.kind) <= segments:
             segments |= {segment_of(r) for r in matches}
     listed = {k for k in policy.reads if not KINDS[k].swept}

@@ -1,11 +1,12 @@
 """Infrastructure monitoring sweeps: probe database servers and RabbitMQ clusters,
 record every reading as metric samples, and judge them.
 
-A database sweep records each server as a `database_server` resource (its newest
+A sweep records each database server (`database_server`) and each RabbitMQ cluster,
+node and queue (`rabbitmq_cluster`, `rabbitmq_node`, `queue`) as a resource (its newest
 reading under `metrics`, `reachable` false when the probe failed) beside its samples,
-as a collection pass records what it listed; the database policy pack
-(policy/packs/database.yaml, or the operator's copy) judges those records with the one
-policy engine. The RabbitMQ sweep still judges its readings against threshold rules.
+as a collection pass records what it listed; the database and RabbitMQ policy packs
+(policy/packs/, or the operator's copies) judge those records with the one policy
+engine.
 
 The store is the memory between sweeps: a database's previous counters (for rates) and
 each metric's history (for rules that must hold "for 5 min") are read back from the
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,10 +35,9 @@ from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record
 from stackfleet.sources import database as db
 from stackfleet.sources import rabbitmq as mq
-from stackfleet.sources.thresholds import Finding, History, Rule, evaluate
 from stackfleet.store import Store
 from stackfleet.store.inventory import current_attrs
-from stackfleet.store.metrics import Sample, latest, record_samples, series
+from stackfleet.store.metrics import Sample, latest, record_samples
 
 log = logging.getLogger(__name__)
 
@@ -60,17 +60,6 @@ def _parallel(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return [func(item) for item in items]
     with ThreadPoolExecutor(max_workers=min(MAX_CONCURRENCY, len(items))) as pool:
         return list(pool.map(func, items))
-
-
-def _history(store: Store, kind: str, resource_id: str) -> History:
-    def read(metric: str, since: float) -> list[tuple[float, float]]:
-        return series(store, kind, resource_id, metric, since=since)
-
-    return read
-
-
-def _sorted(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.resource_id))
 
 
 def _samples(
@@ -559,7 +548,7 @@ class BrokerStatus:
     version: str = ""
     nodes: list[dict[str, Any]] = field(default_factory=list)
     queues: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -600,58 +589,21 @@ def _queue_row(rid: str, vhost: str, name: str, values: dict[str, float] | None)
     }
 
 
-def _judge_queue(
-    store: Store,
-    rules: Sequence[Rule],
-    rid: str,
-    vhost: str,
-    name: str,
-    values: dict[str, float],
-    ts: float,
-) -> list[Finding]:
-    role = mq.classify_queue(name)
-    labels = {
-        "vhost": vhost,
-        "queue": name,
-        "role": role.role,
-        "service": role.service,
-        "host": role.host,
-        "where": f" on {role.host}" if role.host else "",
-    }
-    return evaluate(
-        rules,
-        mq.QUEUE_KIND,
-        rid,
-        values,
-        labels,
-        now=ts,
-        history=_history(store, mq.QUEUE_KIND, rid),
-    )
-
-
-def _judge_node(
-    store: Store,
-    rules: Sequence[Rule],
-    rid: str,
-    name: str,
-    values: dict[str, float],
-    ts: float,
-    partitions: Sequence[str] = (),
-) -> list[Finding]:
-    labels = {"node": name, "partitions_with": ", ".join(partitions) or "another node"}
-    return evaluate(
-        rules, mq.NODE_KIND, rid, values, labels, now=ts, history=_history(store, mq.NODE_KIND, rid)
-    )
+CLUSTER_RECORD = kind(mq.CLUSTER_KIND).record_builder()
+NODE_RECORD = kind(mq.NODE_KIND).record_builder()
+QUEUE_RECORD = kind(mq.QUEUE_KIND).record_builder()
+BROKER_KINDS = (mq.CLUSTER_KIND, mq.NODE_KIND, mq.QUEUE_KIND)
 
 
 def sweep_brokers(
     store: Store,
     targets: Sequence[mq.BrokerTarget],
-    rules: Sequence[Rule] = mq.RABBITMQ_RULES,
+    policies: Sequence[Policy] | None = None,
     *,
     vhost: str | None = None,
 ) -> list[BrokerStatus]:
-    """Probe every RabbitMQ cluster, record nodes and queues as samples, judge them."""
+    """Probe every RabbitMQ cluster, record it, its nodes and queues (samples and
+    resources), and judge them with `policies` (default: the RabbitMQ pack)."""
 
     def probe(target: mq.BrokerTarget) -> mq.BrokerReading | str:
         try:
@@ -678,6 +630,7 @@ def sweep_brokers(
                     )
                 ],
             )
+            record_broker_unreachable(store, target, ts, reading)
             statuses.append(
                 BrokerStatus(
                     target.resource_id,
@@ -690,18 +643,70 @@ def sweep_brokers(
                 )
             )
             continue
-        statuses.append(_record_and_judge_broker(store, rules, reading))
+        statuses.append(record_broker(store, reading, vhost))
+    _judge_brokers(store, statuses, policies)
     return statuses
 
 
-def _record_and_judge_broker(
-    store: Store, rules: Sequence[Rule], reading: mq.BrokerReading
+def _judge_brokers(
+    store: Store, statuses: Sequence[BrokerStatus], policies: Sequence[Policy] | None
+) -> None:
+    if not any(status.up for status in statuses):
+        return
+    chosen = pack_policies("rabbitmq") if policies is None else policies
+    verdicts: dict[str, list[Verdict]] = {}
+    for kind_name in BROKER_KINDS:
+        verdicts.update(judge(store, chosen, kind_name))
+    for status in statuses:
+        if not status.up:
+            continue
+        mine = [status.resource_id]
+        mine += [node["resource_id"] for node in status.nodes]
+        mine += [queue["resource_id"] for queue in status.queues if queue["statistics"]]
+        status.findings = sorted(
+            (v for rid in mine for v in verdicts.get(rid, [])),
+            key=lambda v: (SEVERITY_ORDER.get(v.severity, 9), v.resource_id, v.rule),
+        )
+
+
+def _broker_fields(target: mq.BrokerTarget, ts: float) -> dict[str, Any]:
+    return {"project_id": None, "probed_at": _iso(ts), "reachable": True, "error": None}
+
+
+def record_broker_unreachable(store: Store, target: mq.BrokerTarget, ts: float, error: str) -> None:
+    """The cluster did not answer: it, its nodes and its queues are recorded unread
+    (`reachable` false, their last readings kept), so only `rabbitmq/unreachable` judges
+    them until a sweep reads them again."""
+    cloud, region, rid = target.cloud, target.region, target.resource_id
+    known = current_attrs(store, cloud, region, mq.CLUSTER_KIND).get(rid, {})
+    cluster = {
+        **known,
+        "id": rid,
+        "name": target.label,
+        "project_id": None,
+        "status": "unreachable",
+        "probed_at": _iso(ts),
+        "reachable": False,
+        "error": error,
+        "metrics": {**(known.get("metrics") or {}), "up": 0.0},
+    }
+    store.upsert_resource(cloud, region, mq.CLUSTER_KIND, CLUSTER_RECORD(cluster))
+    for kind_name, build in ((mq.NODE_KIND, NODE_RECORD), (mq.QUEUE_KIND, QUEUE_RECORD)):
+        for child_id, attrs in current_attrs(store, cloud, region, kind_name).items():
+            if child_id.startswith(rid + "/") and attrs.get("reachable") is not False:
+                unread = {**attrs, "reachable": False, "error": error, "status": "unreachable"}
+                store.upsert_resource(cloud, region, kind_name, build(unread))
+
+
+def record_broker(
+    store: Store, reading: mq.BrokerReading, vhost: str | None = None
 ) -> BrokerStatus:
+    """Record one cluster's reading: samples, and the cluster, its nodes and its queues
+    as resources. Nodes and queues of the cluster (of `vhost`, for a vhost sweep) that
+    the reading no longer has are gone."""
     target, ts = reading.target, reading.ts
-    cloud, region = target.cloud, target.region
-    samples = _samples(
-        cloud, region, mq.CLUSTER_KIND, target.resource_id, ts, {**reading.values, "up": 1.0}
-    )
+    cloud, region, rid = target.cloud, target.region, target.resource_id
+    samples = _samples(cloud, region, mq.CLUSTER_KIND, rid, ts, {**reading.values, "up": 1.0})
     for node in reading.nodes:
         samples += _samples(cloud, region, mq.NODE_KIND, reading.node_id(node), ts, node.values)
     for queue in reading.queues:
@@ -710,27 +715,70 @@ def _record_and_judge_broker(
                 cloud, region, mq.QUEUE_KIND, reading.queue_id(queue), ts, queue.values
             )
     record_samples(store, samples)
-    findings: list[Finding] = []
+    common = _broker_fields(target, ts)
+    cluster = {
+        **common,
+        "id": rid,
+        "name": target.label,
+        "status": "up",
+        "metrics": {**reading.values, "up": 1.0},
+        "cluster_name": reading.cluster_name,
+        "version": reading.version,
+    }
+    store.upsert_resource(cloud, region, mq.CLUSTER_KIND, CLUSTER_RECORD(cluster))
     nodes = []
+    seen_nodes = set()
     for node in reading.nodes:
-        rid = reading.node_id(node)
-        findings += _judge_node(store, rules, rid, node.name, node.values, ts, node.partitions)
+        node_id = reading.node_id(node)
+        seen_nodes.add(node_id)
+        record = {
+            **common,
+            "id": node_id,
+            "name": node.name,
+            "status": "running" if node.values.get("running", 1.0) else "down",
+            "broker_id": rid,
+            "broker_name": target.label,
+            "partitions_with": list(node.partitions),
+            "partitions_text": ", ".join(node.partitions) or "another node",
+            "metrics": dict(node.values),
+        }
+        store.upsert_resource(cloud, region, mq.NODE_KIND, NODE_RECORD(record))
         nodes.append(
             {
                 "name": node.name,
-                "resource_id": rid,
+                "resource_id": node_id,
                 **node.values,
                 "partitions_with": node.partitions,
             }
         )
     queues = []
+    seen_queues = set()
     for queue in reading.queues:
-        rid = reading.queue_id(queue)
-        if queue.values is not None:
-            findings += _judge_queue(store, rules, rid, queue.vhost, queue.name, queue.values, ts)
-        queues.append(_queue_row(rid, queue.vhost, queue.name, queue.values))
+        queue_id = reading.queue_id(queue)
+        seen_queues.add(queue_id)
+        role = queue.role
+        record = {
+            **common,
+            "id": queue_id,
+            "name": queue.name,
+            "status": queue.state or None,
+            "broker_id": rid,
+            "broker_name": target.label,
+            "vhost": queue.vhost,
+            "role": role.role,
+            "service": role.service or None,
+            "host": role.host or None,
+            "where": f" on {role.host}" if role.host else "",
+            "statistics": queue.values is not None,
+            "metrics": dict(queue.values or {}),
+        }
+        store.upsert_resource(cloud, region, mq.QUEUE_KIND, QUEUE_RECORD(record))
+        queues.append(_queue_row(queue_id, queue.vhost, queue.name, queue.values))
+    _mark_gone(store, cloud, region, mq.NODE_KIND, rid + "/", seen_nodes)
+    prefix = rid + "/" if vhost is None else mq.queue_resource_id(rid, vhost, "")
+    _mark_gone(store, cloud, region, mq.QUEUE_KIND, prefix, seen_queues)
     return BrokerStatus(
-        target.resource_id,
+        rid,
         target.label,
         cloud,
         region,
@@ -740,15 +788,25 @@ def _record_and_judge_broker(
         version=reading.version,
         nodes=nodes,
         queues=queues,
-        findings=_sorted(findings),
         notes=list(reading.notes),
     )
 
 
+def _mark_gone(
+    store: Store, cloud: str, region: str, kind_name: str, prefix: str, seen: set[str]
+) -> None:
+    """Resources under `prefix` a successful reading no longer has are gone (their
+    findings resolve at the next evaluation)."""
+    for rid in current_attrs(store, cloud, region, kind_name):
+        if rid.startswith(prefix) and rid not in seen:
+            store.mark_resource_gone(cloud, region, kind_name, rid)
+
+
 def stored_broker_statuses(
-    store: Store, rules: Sequence[Rule] = mq.RABBITMQ_RULES
+    store: Store, policies: Sequence[Policy] | None = None
 ) -> list[BrokerStatus]:
-    """The newest recorded state of every probed RabbitMQ cluster, judged again."""
+    """The newest recorded state of every probed RabbitMQ cluster, judged again by
+    `policies` (default: the RabbitMQ pack) over the recorded resources."""
     clusters = latest(store, mq.CLUSTER_KIND)
     node_samples = latest(store, mq.NODE_KIND)
     queue_samples = latest(store, mq.QUEUE_KIND)
@@ -768,7 +826,6 @@ def stored_broker_statuses(
         statuses.append(status)
         if not up:
             continue
-        findings: list[Finding] = []
         for (n_cloud, n_region, n_rid), n_metrics in sorted(node_samples.items()):
             if (n_cloud, n_region) != (cloud, region) or not n_rid.startswith(rid + "/"):
                 continue
@@ -776,7 +833,6 @@ def stored_broker_statuses(
             if abs(n_ts - ts) > 1e-6:
                 continue
             name = n_rid[len(rid) + 1 :]
-            findings += _judge_node(store, rules, n_rid, name, n_values, ts)
             status.nodes.append({"name": name, "resource_id": n_rid, **n_values})
         for (q_cloud, q_region, q_rid), q_metrics in sorted(queue_samples.items()):
             if (q_cloud, q_region) != (cloud, region) or not q_rid.startswith(rid + "/"):
@@ -785,9 +841,8 @@ def stored_broker_statuses(
             if abs(q_ts - ts) > 1e-6:
                 continue  # gone since, or not in the newest sweep
             _broker, vhost, name = mq.split_queue_resource_id(q_rid)
-            findings += _judge_queue(store, rules, q_rid, vhost, name, q_values, ts)
             status.queues.append(_queue_row(q_rid, vhost, name, q_values))
-        status.findings = _sorted(findings)
+    _judge_brokers(store, statuses, policies)
     return statuses
 
 
@@ -805,7 +860,8 @@ class InfraMonitorLoop:
     brokers: Sequence[mq.BrokerTarget]
     # the policies judging the database servers (None: the database pack)
     database_policies: Sequence[Policy] | None = None
-    rabbitmq_rules: Sequence[Rule] = mq.RABBITMQ_RULES
+    # the policies judging the RabbitMQ clusters, nodes and queues (None: the pack)
+    rabbitmq_policies: Sequence[Policy] | None = None
     # called with each sweep's statuses (serve records findings and alerts there)
     after_sweep: Callable[[list[DatabaseStatus], list[BrokerStatus]], Any] | None = None
 
@@ -817,7 +873,7 @@ class InfraMonitorLoop:
             else []
         )
         brokers = (
-            sweep_brokers(self.store, self.brokers, self.rabbitmq_rules) if self.brokers else []
+            sweep_brokers(self.store, self.brokers, self.rabbitmq_policies) if self.brokers else []
         )
         if self.after_sweep is not None:
             self.after_sweep(databases, brokers)

@@ -795,6 +795,68 @@ INFRASTRUCTURE_KINDS: tuple[Kind, ...] = (
             F("long_query_time", type=float, doc="the server's slow-query line, seconds"),
         ),
     ),
+    Kind(
+        "rabbitmq_cluster",
+        "message-queue",
+        doc="A RabbitMQ cluster as its management API answers (`stackfleet mq status`). "
+        "Its id is the API's host:port.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("instance", "name"),),
+        fields=(
+            *_READING_FIELDS,
+            F("cluster_name"),
+            F("version"),
+        ),
+    ),
+    Kind(
+        "rabbitmq_node",
+        "message-queue",
+        doc="A node of a RabbitMQ cluster; its id is <cluster id>/<node name>. Unread "
+        "(`reachable` false) while its cluster's API does not answer.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("instance", "broker_name"), ("node", "name")),
+        fields=(
+            F("broker_id", doc="the cluster's id"),
+            F("broker_name", doc="the cluster's configured name"),
+            F("partitions_with", type=list, doc="nodes it is partitioned from"),
+            F(
+                "partitions_text",
+                doc="the nodes it is partitioned from, in words (for summaries)",
+            ),
+            *_READING_FIELDS,
+        ),
+        relations=(Relation("broker", "rabbitmq_cluster", "broker_id", reverse="nodes"),),
+    ),
+    Kind(
+        "queue",
+        "message-queue",
+        doc="A RabbitMQ queue, with the OpenStack role read from its oslo.messaging name; "
+        "its id is <cluster id>/<vhost, %-encoded>/<name>. Unread while its cluster's API "
+        "does not answer.",
+        project_api=None,
+        swept=True,
+        alert_labels=(
+            ("instance", "broker_name"),
+            ("vhost", "vhost"),
+            ("queue", "name"),
+            ("service", "service"),
+            ("host", "host"),
+        ),
+        fields=(
+            F("broker_id", doc="the cluster's id"),
+            F("broker_name", doc="the cluster's configured name"),
+            F("vhost"),
+            F("role", doc="rpc, notification, reply, fanout or other"),
+            F("service", doc="the OpenStack service of an RPC queue (nova-compute, ...)"),
+            F("host", doc="the host of a per-host RPC queue"),
+            F("where", doc="' on <host>' for a per-host queue, else '' (for summaries)"),
+            F("statistics", type=bool, doc="the management API reports its statistics"),
+            *_READING_FIELDS,
+        ),
+        relations=(Relation("broker", "rabbitmq_cluster", "broker_id", reverse="queues"),),
+    ),
 )
 
 KINDS_LIST = KINDS_LIST + INFRASTRUCTURE_KINDS

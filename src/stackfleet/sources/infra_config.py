@@ -1,6 +1,6 @@
 """The infrastructure monitoring file: which database servers and RabbitMQ clusters to
-probe, the policy files that judge them, and changes to the default RabbitMQ threshold
-rules.
+probe, and the policy files that judge them in place of the built-in packs' policies of
+the same names.
 
 ```yaml
 databases:
@@ -15,15 +15,14 @@ databases:
 message_queues:
   - url: http://stackfleet:secret@mq1.example.org:15672
     cloud: prod
-policies:                          # copies of built-in packs (database.yaml), changed:
-  - database.yaml                  # a policy named as a pack's replaces it
-thresholds:
-  mq_queue_no_consumer: {for: 300, severity: critical}
+policies:                          # copies of built-in packs (database.yaml,
+  - database.yaml                  # rabbitmq.yaml), changed: a policy named as a
+  - rabbitmq.yaml                  # pack's replaces it
 ```
 
-Paths under `policies` are relative to this file. Database thresholds are policies
-(`stackfleet policy show pack:database`): a `db_*` or `galera_*` name under
-`thresholds` is an error saying so.
+Paths under `policies` are relative to this file. Thresholds are policies
+(`stackfleet policy show pack:database`, `pack:rabbitmq`): the former `thresholds:`
+section is an error saying so.
 
 Errors name the file, the line and the field.
 """
@@ -41,15 +40,12 @@ import yaml
 from stackfleet.core.config import config_dir
 from stackfleet.core.errors import ConfigError
 from stackfleet.sources.database import TLS_MODES, DatabaseTarget
-from stackfleet.sources.rabbitmq import RABBITMQ_RULES, BrokerTarget
-from stackfleet.sources.thresholds import Rule, RuleOverrideError, apply_overrides
+from stackfleet.sources.rabbitmq import BrokerTarget
 
 ENV = "STACKFLEET_INFRA_CONFIG"
 FILE_NAME = "infrastructure.yaml"
 
-TOP_LEVEL = ("databases", "message_queues", "policies", "thresholds")
-# threshold rules that became the database policy pack (their names, to say so)
-DATABASE_RULE_PREFIXES = ("db_", "galera_")
+TOP_LEVEL = ("databases", "message_queues", "policies")
 DATABASE_FIELDS = (
     "dsn",
     "name",
@@ -74,7 +70,6 @@ class InfraConfig:
     # policy files judging the swept kinds, in place of the built-in packs' policies of
     # the same names (the engine loads them)
     policies: list[Path] = field(default_factory=list)
-    rabbitmq_rules: tuple[Rule, ...] = RABBITMQ_RULES
     source: Path | None = None
 
 
@@ -189,7 +184,14 @@ def load_infra_config(path: Path | str | None = None) -> InfraConfig:
     doc = _Located(path, text)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise doc.error((), "expected a mapping with databases, message_queues, thresholds")
+        raise doc.error((), "expected a mapping with databases, message_queues, policies")
+    if "thresholds" in data:
+        raise doc.error(
+            ("thresholds",),
+            "thresholds are policies now: copy the pack (stackfleet policy show "
+            "pack:database or pack:rabbitmq), change the number, and list the copy under "
+            "`policies:`",
+        )
     for key in data:
         if key not in TOP_LEVEL:
             raise doc.error((key,), f"unknown section (allowed: {', '.join(TOP_LEVEL)})")
@@ -250,19 +252,4 @@ def load_infra_config(path: Path | str | None = None) -> InfraConfig:
         if not policy_file.is_file():
             raise doc.error(("policies", index), f"no policy file {policy_file}")
         config.policies.append(policy_file)
-    overrides = data.get("thresholds") or {}
-    if not isinstance(overrides, dict):
-        raise doc.error(("thresholds",), "expected a mapping of rule name to changes")
-    for name in overrides:
-        if name.startswith(DATABASE_RULE_PREFIXES):
-            raise doc.error(
-                ("thresholds", name),
-                "database thresholds are policies now: copy the database pack "
-                "(stackfleet policy show pack:database), change the number, and list the "
-                "copy under `policies:`",
-            )
-    try:
-        config.rabbitmq_rules = apply_overrides(RABBITMQ_RULES, overrides)
-    except RuleOverrideError as exc:
-        raise doc.error(("thresholds", *exc.path), str(exc)) from exc
     return config
