@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -23,10 +24,16 @@ from support import run_cli
 
 from stackfleet.api.app import create_app
 from stackfleet.core.errors import ConfigError
-from stackfleet.engine.infra_monitor import DatabaseStatus, InfraMonitorLoop, sweep_databases
-from stackfleet.sources.database import DATABASE_RULES, DatabaseTarget, probe_database
+from stackfleet.engine.infra_monitor import (
+    DatabaseStatus,
+    InfraMonitorLoop,
+    pack_policies,
+    sweep_databases,
+)
+from stackfleet.policy.loader import pack_path
+from stackfleet.policy.schema import Policy
+from stackfleet.sources.database import DatabaseTarget, probe_database
 from stackfleet.sources.infra_config import load_infra_config
-from stackfleet.sources.thresholds import apply_overrides
 from stackfleet.store import Store
 
 HOST, PORT = "127.0.0.1", 3306
@@ -73,6 +80,23 @@ def private_server() -> Iterator[Node]:
 
 def findings(status: DatabaseStatus) -> dict[str, dict[str, object]]:
     return {f.rule: f.as_dict() for f in status.findings}
+
+
+def tuned_pack(tmp_path, policy: str, old: str, new: str) -> Path:
+    """What an operator does to change a threshold: copy the database pack and change
+    one number of one policy."""
+    text = pack_path("database").read_text()
+    start = text.index(f"- name: {policy}\n")
+    end = text.find("\n  - name:", start)
+    end = len(text) if end < 0 else end
+    assert old in text[start:end]
+    copy = tmp_path / "database.yaml"
+    copy.write_text(text[:start] + text[start:end].replace(old, new) + text[end:])
+    return copy
+
+
+def tuned(tmp_path, policy: str, old: str, new: str) -> list[Policy]:
+    return pack_policies("database", [tuned_pack(tmp_path, policy, old, new)])
 
 
 def sweep(store: Store, target: DatabaseTarget, **kwargs: object) -> DatabaseStatus:
@@ -185,7 +209,7 @@ def test_slow_statements_are_detected_as_a_slow_query_rate(
     slow_statements(3)
     status = sweep(store, shared_server)
     assert status.values["slow_queries_per_second"] > 0
-    finding = findings(status)["db_slow_queries"]
+    finding = findings(status)["database/slow-queries"]
     assert finding["state"] == "firing"
     assert "slower than" in str(finding["message"])
     assert "slow query log" in str(finding["advice"])
@@ -200,9 +224,9 @@ def test_row_lock_contention_is_detected(
     assert status.values["innodb_row_lock_waits_per_second"] > 1
     assert status.values["innodb_row_lock_wait_ratio"] > 0.5
     found = findings(status)
-    assert found["db_row_lock_waits"]["severity"] == "warning"
-    assert "row-lock waits" in str(found["db_row_lock_waits"]["message"])
-    assert "db_row_lock_wait_time" in found
+    assert found["database/row-lock-waits"]["severity"] == "warning"
+    assert "row-lock waits" in str(found["database/row-lock-waits"]["message"])
+    assert "database/row-lock-wait-time" in found
 
 
 def test_the_transaction_others_wait_for_is_named(
@@ -243,7 +267,7 @@ def test_a_deadlock_is_detected(
     deadlock(scratch_schema)
     status = sweep(store, shared_server)
     assert status.values["innodb_deadlocks_per_second"] > 0
-    finding = findings(status)["db_deadlocks"]
+    finding = findings(status)["database/deadlocks"]
     assert "deadlocks" in str(finding["message"])
     assert "SHOW ENGINE INNODB STATUS" in str(finding["advice"])
 
@@ -254,7 +278,7 @@ def test_performance_schema_off_is_said_with_what_enabling_it_costs(
     status = sweep(store, shared_server)
     if status.values["performance_schema_enabled"]:
         pytest.skip("performance_schema is on on this server")
-    finding = findings(status)["db_performance_schema_off"]
+    finding = findings(status)["database/performance-schema-off"]
     assert "performance_schema is OFF" in str(finding["message"])
     assert "restart" in str(finding["advice"]) and "memory" in str(finding["advice"])
     assert status.as_dict()["top_statements"] == []
@@ -325,7 +349,7 @@ def test_top_statements_are_attributed_per_openstack_schema(
     status = sweep(store, target)
     body = status.as_dict()
     assert body["performance_schema"] is True
-    assert "db_performance_schema_off" not in findings(status)
+    assert "database/performance-schema-off" not in findings(status)
     schemas = {row["schema"]: row for row in body["schemas"]}
     assert schemas["nova"]["service"] == "nova"
     assert body["schemas"][0]["schema"] == "nova"  # the most latency
@@ -433,6 +457,7 @@ def test_api_and_metrics_show_the_newest_probe(store: Store, shared_server: Data
 
 def test_config_file_targets_and_threshold_changes(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SF_PROBE_DB_PASSWORD", "s3cret")
+    copy = tuned_pack(tmp_path, "database/connections-high", "value: 0.8}", "value: 0.9}")
     path = tmp_path / "infrastructure.yaml"
     path.write_text(
         "databases:\n"
@@ -441,9 +466,7 @@ def test_config_file_targets_and_threshold_changes(tmp_path, monkeypatch) -> Non
         "    cloud: prod\n"
         "    password_env: SF_PROBE_DB_PASSWORD\n"
         "    expected_cluster_size: 3\n"
-        "thresholds:\n"
-        "  db_connections_high: {value: 0.9, for: 120}\n"
-        "  db_performance_schema_off: {enabled: false}\n"
+        f"policies: [{copy.name}]\n"
     )
     config = load_infra_config(path)
     (target,) = config.databases
@@ -454,10 +477,12 @@ def test_config_file_targets_and_threshold_changes(tmp_path, monkeypatch) -> Non
         "s3cret",
     )
     assert target.label == "db1" and target.cloud == "prod" and target.expected_cluster_size == 3
-    rules = {rule.name: rule for rule in config.database_rules}
-    assert rules["db_connections_high"].value == 0.9
-    assert rules["db_connections_high"].for_seconds == 120
-    assert not rules["db_performance_schema_off"].enabled
+    assert config.policies == [copy.resolve()]
+    policies = {p.name: p for p in pack_policies("database", config.policies)}
+    [high] = policies["database/connections-high"].filters
+    assert high.value == 0.9  # type: ignore[attr-defined]
+    assert policies["database/connections-high"].source == str(copy)
+    assert len(policies) == len(pack_policies("database"))
 
 
 @pytest.mark.parametrize(
@@ -466,11 +491,11 @@ def test_config_file_targets_and_threshold_changes(tmp_path, monkeypatch) -> Non
         ("databases:\n  - name: db1\n", ":2: databases[0]: dsn is required"),
         ("databases:\n  - dsn: mysql://a@h\n    colour: red\n", ":3: databases[0].colour: unknown"),
         ("databases:\n  - dsn: postgres://h\n", ":2: databases[0].dsn: database DSN"),
-        ("thresholds:\n  db_nope: {value: 1}\n", ":2: thresholds.db_nope: unknown rule"),
         (
-            "thresholds:\n  db_deadlocks:\n    value: lots\n",
-            ":3: thresholds.db_deadlocks.value: rule 'db_deadlocks': value must be a number",
+            "thresholds:\n  db_deadlocks:\n    value: 1\n",
+            ":1: thresholds: thresholds are policies now: copy the pack",
         ),
+        ("policies: [nowhere.yaml]\n", ":1: policies[0]: no policy file"),
         ("databases: [\n", ": not valid YAML"),
     ],
 )
@@ -506,7 +531,7 @@ def test_galera_nodes_are_synced_ready_and_three(store: Store, galera: GaleraClu
         assert state["cluster_size"] == 3
         assert state["local_state"] == "Synced"
         assert state["ready"] and state["primary"]
-        assert not [f for f in status.findings if f.rule.startswith("galera_")]
+        assert not [f for f in status.findings if f.rule.startswith("database/galera-")]
 
 
 def test_galera_desynced_node_is_out_of_sync_pending_for_5_min(
@@ -520,13 +545,13 @@ def test_galera_desynced_node_is_out_of_sync_pending_for_5_min(
         finally:
             cursor.execute("SET GLOBAL wsrep_desync = OFF")
     assert status.as_dict()["galera"]["local_state"] == "Donor/Desynced"
-    finding = findings(status)["galera_out_of_sync"]
-    assert finding["state"] == "pending"
+    finding = findings(status)["database/galera-out-of-sync"]
+    assert finding["state"] == "pending"  # every reading of 5 min, not one
     assert "Donor/Desynced, not Synced" in str(finding["message"])
 
 
 def test_galera_flow_control_from_a_slow_node_is_detected(
-    store: Store, galera: GaleraCluster
+    store: Store, galera: GaleraCluster, tmp_path
 ) -> None:
     writer_node, slow_node = galera.nodes[0], galera.nodes[1]
     targets = [galera_target(writer_node), galera_target(slow_node)]
@@ -555,14 +580,14 @@ def test_galera_flow_control_from_a_slow_node_is_detected(
             thread.join(30)
         # how much of the time replication pauses depends on how busy this machine is;
         # what is tested is that the pause is measured and judged against the rule
-        rules = apply_overrides(DATABASE_RULES, {"galera_flow_control": {"value": 0.01}})
-        writer_status, slow_status = sweep_databases(store, targets, rules, rate_wait=0)
+        policies = tuned(tmp_path, "database/galera-flow-control", "value: 0.1}", "value: 0.01}")
+        writer_status, slow_status = sweep_databases(store, targets, policies, rate_wait=0)
     finally:
         with connect(slow_node.port) as conn, conn.cursor() as cursor:
             cursor.execute("SET GLOBAL wsrep_provider_options = 'gcs.fc_limit=16'")
     for status in (writer_status, slow_status):
         assert status.values["wsrep_flow_control_paused_ratio"] > 0.01
-        finding = findings(status)["galera_flow_control"]
+        finding = findings(status)["database/galera-flow-control"]
         assert "paused by flow control" in str(finding["message"])
     assert slow_status.values["wsrep_flow_control_sent_per_second"] > 0
     assert writer_status.values["wsrep_flow_control_sent_per_second"] == 0
@@ -577,7 +602,7 @@ def test_galera_lost_node_shrinks_the_cluster_below_its_expected_size(
     survivor = galera.nodes[0]
     survivor.wait_until(lambda: survivor.status("wsrep_cluster_size") == "2", 30, "size 2")
     status = sweep(store, galera_target(survivor))
-    finding = findings(status)["galera_cluster_size_low"]
+    finding = findings(status)["database/galera-cluster-size-low"]
     assert finding["severity"] == "critical" and finding["state"] == "firing"
     assert "missing 1 node(s)" in str(finding["message"])
     assert status.as_dict()["galera"]["primary"] is True  # 2 of 3 keep quorum

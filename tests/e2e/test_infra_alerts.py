@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,11 +29,11 @@ from stackfleet.alerts.routing import Receiver
 from stackfleet.api.app import create_app
 from stackfleet.engine.hardware import HardwareSweepLoop
 from stackfleet.engine.infra_alerts import InfraAlerts
-from stackfleet.engine.infra_monitor import InfraMonitorLoop
+from stackfleet.engine.infra_monitor import InfraMonitorLoop, pack_policies
+from stackfleet.policy.loader import pack_path
 from stackfleet.simulator.redfish import RedfishSimulator, SimulatedBmc
-from stackfleet.sources.database import DATABASE_RULES, DatabaseTarget
-from stackfleet.sources.rabbitmq import RABBITMQ_RULES, BrokerTarget
-from stackfleet.sources.thresholds import apply_overrides
+from stackfleet.sources.database import DatabaseTarget
+from stackfleet.sources.rabbitmq import BrokerTarget
 from stackfleet.store import Store, open_store
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.findings import list_findings
@@ -181,15 +182,32 @@ def mariadb() -> DatabaseTarget:
     return DatabaseTarget("127.0.0.1", 3306, user="root", name="db-local")
 
 
-def test_a_database_threshold_and_an_unreachable_server_become_alerts(store, mariadb, capture):
+def test_a_database_threshold_and_an_unreachable_server_become_alerts(
+    store, mariadb, capture, tmp_path
+):
     from mariadb_server import free_ports
 
-    hooks = alerting(store, capture)
     dead = DatabaseTarget("127.0.0.1", free_ports(1)[0], user="root", name="db-gone")
-    # a threshold every server crosses: any connection in use
-    rules = apply_overrides(DATABASE_RULES, {"db_connections_high": {"value": 0.0}})
+    # a threshold every server crosses: any connection in use (a copy of the pack with
+    # one number changed, as an operator tunes it)
+    copy = tmp_path / "database.yaml"
+    copy.write_text(
+        pack_path("database")
+        .read_text()
+        .replace(
+            "key: metrics.connections_used_ratio, op: gt, value: 0.8}",
+            "key: metrics.connections_used_ratio, op: gt, value: 0}",
+        )
+    )
+    policies = pack_policies("database", [copy])
+    hooks = alerting(store, capture)
+    hooks.database_policies = policies
     loop = InfraMonitorLoop(
-        store, [mariadb, dead], [], database_rules=rules, after_sweep=hooks.after_infra_sweep
+        store,
+        [mariadb, dead],
+        [],
+        database_policies=policies,
+        after_sweep=hooks.after_infra_sweep,
     )
     loop.run_once()
     [high] = open_findings(store, "database/connections-high")
@@ -197,8 +215,19 @@ def test_a_database_threshold_and_an_unreachable_server_become_alerts(store, mar
     [gone] = open_findings(store, "database/unreachable")
     assert gone["resource_name"] == "db-gone"
     alerts = {a["alertname"]: a for a in alert_store.list_alerts(store)}
-    assert alerts["database/connections-high"]["labels"]["instance"] == "db-local"
+    high_alert = alerts["database/connections-high"]
+    assert high_alert["labels"] == {
+        "alertname": "database/connections-high",
+        "severity": "warning",
+        "pack": "database",
+        "kind": "database_server",
+        "resource_id": "127.0.0.1:3306",
+        "instance": "db-local",
+    }
+    assert high_alert["source"] == "database"
+    assert "of max_connections in use" in high_alert["annotations"]["summary"]
     assert alerts["database/unreachable"]["severity"] == "critical"
+    assert alerts["database/unreachable"]["labels"]["instance"] == "db-gone"
     # one message per alertname (the shared server may cross other lines too)
     groups = [body["groupLabels"]["alertname"] for _p, body in capture.posts]
     assert sorted(set(groups)) == sorted(groups)
@@ -245,13 +274,24 @@ def orphan_queue() -> Iterator[tuple[str, str]]:
             mq_api("DELETE", f"/api/vhosts/{encoded}")
 
 
-def test_a_queue_without_consumer_becomes_a_rabbitmq_alert(store, orphan_queue, capture):
+def test_a_queue_without_consumer_becomes_a_rabbitmq_alert(store, orphan_queue, capture, tmp_path):
     vhost, queue = orphan_queue
     hooks = alerting(store, capture)
-    rules = apply_overrides(RABBITMQ_RULES, {"mq_queue_no_consumer": {"for": 0}})
+    # no waiting for a minute of readings: the operator's copy drops the window
+    text = pack_path("rabbitmq").read_text()
+    start = text.index("- name: rabbitmq/queue-no-consumer\n")
+    end = text.index("\n  - name:", start)
+    body = re.sub(r"\n      # for .*\n      - \{type: metric.*\}", "", text[start:end])
+    copy = tmp_path / "rabbitmq.yaml"
+    copy.write_text(text[:start] + body + text[end:])
+    hooks.rabbitmq_policies = pack_policies("rabbitmq", [copy])
     broker = BrokerTarget.from_url("http://guest:guest@127.0.0.1:15672", name="mq-local")
     loop = InfraMonitorLoop(
-        store, [], [broker], rabbitmq_rules=rules, after_sweep=hooks.after_infra_sweep
+        store,
+        [],
+        [broker],
+        rabbitmq_policies=hooks.rabbitmq_policies,
+        after_sweep=hooks.after_infra_sweep,
     )
     loop.run_once()
     ours = [

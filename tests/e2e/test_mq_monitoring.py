@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -26,9 +28,10 @@ from fastapi.testclient import TestClient
 from support import run_cli
 
 from stackfleet.api.app import create_app
-from stackfleet.engine.infra_monitor import BrokerStatus, sweep_brokers
-from stackfleet.sources.rabbitmq import RABBITMQ_RULES, BrokerTarget, classify_queue
-from stackfleet.sources.thresholds import apply_overrides
+from stackfleet.engine.infra_monitor import BrokerStatus, pack_policies, sweep_brokers
+from stackfleet.policy.loader import pack_path
+from stackfleet.policy.schema import Policy
+from stackfleet.sources.rabbitmq import BrokerTarget, classify_queue
 from stackfleet.store import Store
 
 API = "http://127.0.0.1:15672"
@@ -173,9 +176,38 @@ def findings_on(status: BrokerStatus, queue: str) -> dict[str, dict[str, object]
     return {f.rule: f.as_dict() for f in status.findings if f.resource_id.endswith("/" + queue)}
 
 
-def sweep(store: Store, vhost: str, **overrides: dict[str, object]) -> BrokerStatus:
-    rules = apply_overrides(RABBITMQ_RULES, overrides)
-    (status,) = sweep_brokers(store, [TARGET], rules, vhost=vhost)
+def tuned(tmp_path: Path, policy: str, *changes: tuple[str, str]) -> list[Policy]:
+    """What an operator does to change a threshold: copy the RabbitMQ pack, change one
+    policy's lines (each `changes` item: old text, new text), list the copy."""
+    text = pack_path("rabbitmq").read_text()
+    start = text.index(f"- name: {policy}\n")
+    end = text.find("\n  - name:", start)
+    end = len(text) if end < 0 else end
+    body = text[start:end]
+    for old, new in changes:
+        assert old in body, old
+        body = body.replace(old, new)
+    copy = tmp_path / "rabbitmq.yaml"
+    copy.write_text(text[:start] + body + text[end:])
+    return pack_policies("rabbitmq", [copy])
+
+
+# the line of a policy that makes its condition last (`for`): every reading of a window
+WINDOW = re.compile(r"\n      # for .*\n      - \{type: metric.*\}")
+
+
+def without_window(tmp_path: Path, policy: str) -> list[Policy]:
+    text = pack_path("rabbitmq").read_text()
+    start = text.index(f"- name: {policy}\n")
+    end = text.find("\n  - name:", start)
+    body = WINDOW.sub("", text[start:end])
+    copy = tmp_path / "rabbitmq.yaml"
+    copy.write_text(text[:start] + body + text[end:])
+    return pack_policies("rabbitmq", [copy])
+
+
+def sweep(store: Store, vhost: str, policies: list[Policy] | None = None) -> BrokerStatus:
+    (status,) = sweep_brokers(store, [TARGET], policies, vhost=vhost)
     assert status.error is None, status.error
     return status
 
@@ -197,20 +229,23 @@ def test_queue_names_map_to_openstack_services() -> None:
 
 def test_rpc_queue_without_consumer_says_the_service_is_dead(store: Store, vhost: str) -> None:
     status = sweep(store, vhost)
-    finding = findings_on(status, DEAD_COMPUTE)["mq_rpc_service_dead"]
+    finding = findings_on(status, DEAD_COMPUTE)["rabbitmq/rpc-service-dead"]
     assert finding["severity"] == "critical"
-    assert finding["state"] == "pending"  # the pack waits 1 min before it fires
+    assert finding["state"] == "pending"  # the pack waits for 1 min of readings
     assert str(finding["message"]).startswith(
         f"nova-compute on sf-probe-host-1: nobody consumes its RPC queue {DEAD_COMPUTE}"
     )
     assert "the service is dead" in str(finding["message"])
 
 
-def test_dead_service_fires_once_it_has_lasted_the_rules_duration(store: Store, vhost: str) -> None:
-    sweep(store, vhost, mq_rpc_service_dead={"for": 1})
+def test_dead_service_fires_once_it_has_lasted_the_rules_duration(
+    store: Store, vhost: str, tmp_path: Path
+) -> None:
+    policies = tuned(tmp_path, "rabbitmq/rpc-service-dead", ("window: 1m", "window: 2s"))
+    sweep(store, vhost, policies)
     time.sleep(1.1)
-    status = sweep(store, vhost, mq_rpc_service_dead={"for": 1})
-    assert findings_on(status, DEAD_COMPUTE)["mq_rpc_service_dead"]["state"] == "firing"
+    status = sweep(store, vhost, policies)
+    assert findings_on(status, DEAD_COMPUTE)["rabbitmq/rpc-service-dead"]["state"] == "firing"
 
 
 def test_rpc_queue_with_a_consumer_is_not_dead(store: Store, vhost: str) -> None:
@@ -220,9 +255,9 @@ def test_rpc_queue_with_a_consumer_is_not_dead(store: Store, vhost: str) -> None
     assert findings_on(status, LIVE_COMPUTE) == {}
 
 
-def test_other_queue_without_consumer_is_flagged(store: Store, vhost: str) -> None:
-    status = sweep(store, vhost, mq_queue_no_consumer={"for": 0})
-    finding = findings_on(status, ORPHAN)["mq_queue_no_consumer"]
+def test_other_queue_without_consumer_is_flagged(store: Store, vhost: str, tmp_path: Path) -> None:
+    status = sweep(store, vhost, without_window(tmp_path, "rabbitmq/queue-no-consumer"))
+    finding = findings_on(status, ORPHAN)["rabbitmq/queue-no-consumer"]
     assert finding["severity"] == "warning" and finding["state"] == "firing"
     assert f"queue {ORPHAN} (vhost {vhost}) has no consumer" == finding["message"]
 
@@ -231,24 +266,29 @@ def test_unacknowledged_messages_over_100_are_flagged(store: Store, vhost: str) 
     status = sweep(store, vhost)
     (queue,) = [q for q in status.queues if q["name"] == UNACKED]
     assert queue["messages_unacknowledged"] == 150
-    finding = findings_on(status, UNACKED)["mq_unacked_high"]
+    finding = findings_on(status, UNACKED)["rabbitmq/unacked-high"]
     assert "150 unacknowledged messages (> 100)" in str(finding["message"])
 
 
-def test_notifications_piling_up_are_flagged_above_the_threshold(store: Store, vhost: str) -> None:
-    assert "mq_notifications_piling_up" not in findings_on(sweep(store, vhost), NOTIFICATIONS)
-    status = sweep(store, vhost, mq_notifications_piling_up={"value": 20})
-    finding = findings_on(status, NOTIFICATIONS)["mq_notifications_piling_up"]
+def test_notifications_piling_up_are_flagged_above_the_threshold(
+    store: Store, vhost: str, tmp_path: Path
+) -> None:
+    assert "rabbitmq/notifications-piling-up" not in findings_on(sweep(store, vhost), NOTIFICATIONS)
+    policies = tuned(
+        tmp_path, "rabbitmq/notifications-piling-up", ("op: gt, value: 1000}", "op: gt, value: 20}")
+    )
+    status = sweep(store, vhost, policies)
+    finding = findings_on(status, NOTIFICATIONS)["rabbitmq/notifications-piling-up"]
     assert f"notification queue {NOTIFICATIONS} (vhost {vhost}) holds 30 messages" in str(
         finding["message"]
     )
     assert "driver = noop" in str(finding["advice"])
     # nobody consuming notifications is common: not a "no consumer" finding by itself
-    assert "mq_queue_no_consumer" not in findings_on(status, NOTIFICATIONS)
+    assert "rabbitmq/queue-no-consumer" not in findings_on(status, NOTIFICATIONS)
 
 
 def test_node_memory_and_file_descriptors_are_read_against_their_limits(
-    store: Store, vhost: str
+    store: Store, vhost: str, tmp_path: Path
 ) -> None:
     status = sweep(store, vhost)
     (node,) = status.nodes
@@ -258,8 +298,16 @@ def test_node_memory_and_file_descriptors_are_read_against_their_limits(
     assert node["running"] == 1.0 and node["partitions"] == 0.0
     assert not [f for f in status.findings if f.kind == "rabbitmq_node"]
     # the same reading against a threshold it crosses
-    crossed = sweep(store, vhost, mq_memory_high={"value": 0.0, "for": 0})
-    (finding,) = [f for f in crossed.findings if f.rule == "mq_memory_high"]
+    without_window(tmp_path, "rabbitmq/memory-high")
+    copy = (tmp_path / "rabbitmq.yaml").read_text()
+    (tmp_path / "rabbitmq.yaml").write_text(
+        copy.replace(
+            "key: metrics.mem_used_ratio, op: gt, value: 0.9}",
+            "key: metrics.mem_used_ratio, op: gt, value: 0}",
+        )
+    )
+    crossed = sweep(store, vhost, pack_policies("rabbitmq", [tmp_path / "rabbitmq.yaml"]))
+    (finding,) = [f for f in crossed.findings if f.rule == "rabbitmq/memory-high"]
     assert finding.message.startswith(f"{node['name']}: memory at ")
     assert "of the high watermark" in finding.message
 
@@ -289,7 +337,7 @@ def test_cli_mq_status_shows_the_dead_service(tmp_path, vhost: str) -> None:
     queues = {q["name"]: q for q in broker["queues"]}
     assert queues[DEAD_COMPUTE]["messages"] == 3 and queues[DEAD_COMPUTE]["consumers"] == 0
     assert queues[DEAD_COMPUTE]["role"] == "rpc"
-    assert "mq_rpc_service_dead" in {f["rule"] for f in broker["findings"]}
+    assert "rabbitmq/rpc-service-dead" in {f["rule"] for f in broker["findings"]}
 
 
 def test_api_and_metrics_show_queues_of_the_newest_probe(store: Store, vhost: str) -> None:
@@ -299,7 +347,7 @@ def test_api_and_metrics_show_queues_of_the_newest_probe(store: Store, vhost: st
     assert {q["name"] for q in body["queues"]} == {DEAD_COMPUTE, LIVE_COMPUTE}
     assert body["brokers"][0]["up"] is True
     assert any(
-        f["rule"] == "mq_rpc_service_dead" and f["resource_id"].endswith(DEAD_COMPUTE)
+        f["rule"] == "rabbitmq/rpc-service-dead" and f["resource_id"].endswith(DEAD_COMPUTE)
         for f in body["findings"]
     )
     text = client.get("/metrics").text

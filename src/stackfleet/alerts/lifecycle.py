@@ -59,8 +59,13 @@ class WantedAlert:
 
 
 def finding_labels(finding: Finding, severity: str, extra: dict[str, str]) -> dict[str, str]:
+    """An alert's labels: the policy's, where the finding is, and those its kind takes
+    from the record (`Kind.alert_labels`, kept in the finding's details). An empty cloud
+    or region (infrastructure configured without one) is no label."""
+    kept = (finding.details or {}).get("labels") or {}
     labels = {
         **extra,
+        **{str(k): str(v) for k, v in kept.items() if v},
         "alertname": finding.policy,
         "severity": severity,
         "cloud": finding.cloud,
@@ -68,6 +73,9 @@ def finding_labels(finding: Finding, severity: str, extra: dict[str, str]) -> di
         "kind": finding.kind,
         "resource_id": finding.resource_id,
     }
+    for where in ("cloud", "region"):
+        if not labels[where]:
+            del labels[where]
     if finding.project_id:
         labels["project_id"] = finding.project_id
     return labels
@@ -80,29 +88,35 @@ def sync_policy_alerts(
     labels: dict[str, str],
     description: str,
     now: datetime,
+    source: str = "policy",
 ) -> AlertChanges:
-    """Make the firing alerts of `policy` follow its open findings."""
+    """Make the firing alerts of `policy` follow its open findings. `source` is what
+    the alerts say raised them: "policy", or the pack of an infrastructure policy
+    ("database", ...), as those alerts said before the packs were policies."""
     found = open_findings(store, policy)
     firing = {
         fp: a
-        for fp, a in alert_store.firing_by_fingerprint(store, "policy").items()
+        for fp, a in alert_store.firing_by_fingerprint(store, source).items()
         if a["alertname"] == policy
     }
     wanted: dict[str, WantedAlert] = {}
     for finding in found:
         label_set = finding_labels(finding, severity, labels)
         name = finding.resource_name or finding.resource_id
+        summary = (finding.details or {}).get("summary")
         wanted[fingerprint(label_set)] = WantedAlert(
             labels=label_set,
             annotations={
-                "summary": f"{policy}: {finding.kind} {name}",
+                "summary": summary or f"{policy}: {finding.kind} {name}",
                 "description": description
                 or f"StackFleet policy {policy} matched {finding.kind} {name}",
             },
             starts_at=finding.opened_at,
             finding_id=finding.id,
+            # a summary from the record follows its readings
+            refresh_annotations=bool(summary),
         )
-    return _sync(store, "policy", firing, wanted, now)
+    return _sync(store, source, firing, wanted, now)
 
 
 def sync_alerts(

@@ -3,7 +3,7 @@ their gauges on ``/metrics``.
 
 Both answer from the store — the newest recorded probe of each database server and
 RabbitMQ cluster (written by ``stackfleet db status`` / ``mq status`` or a monitoring
-loop), judged again by the threshold rules in force — so a request never touches the
+loop), judged again by the policies in force — so a request never touches the
 probed servers. ``install(app)`` adds the routes and the collector to one app.
 """
 
@@ -23,6 +23,7 @@ from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.infra_monitor import (
     BrokerStatus,
     DatabaseStatus,
+    pack_policies,
     stored_broker_statuses,
     stored_database_statuses,
 )
@@ -73,8 +74,8 @@ def _wanted(item: Any, cloud: str | None, region: str | None) -> bool:
 @router.get("/v1/databases", response_model=DatabaseList)
 def list_databases(store: StoreDep, cloud: CloudQuery = None, region: RegionQuery = None) -> Any:
     """Database servers as last probed: load, locks, slow statements, Galera, findings."""
-    rules = _config().database_rules
-    statuses = [s for s in stored_database_statuses(store, rules) if _wanted(s, cloud, region)]
+    policies = pack_policies("database", _config().policies)
+    statuses = [s for s in stored_database_statuses(store, policies) if _wanted(s, cloud, region)]
     return {"databases": [s.as_dict() for s in statuses]}
 
 
@@ -90,9 +91,9 @@ def list_queues(
     ] = None,
 ) -> Any:
     """RabbitMQ clusters as last probed: nodes, queues and findings."""
-    rules = _config().rabbitmq_rules
+    policies = pack_policies("rabbitmq", _config().policies)
     brokers, queues, findings = [], [], []
-    for status in stored_broker_statuses(store, rules):
+    for status in stored_broker_statuses(store, policies):
         if not _wanted(status, cloud, region):
             continue
         body = status.as_dict()
@@ -122,8 +123,8 @@ class InfraCollector(StoreCollector[InfraReading]):
 
     gauges = {
         "stackfleet_infra_finding": Gauge(
-            "1 for each threshold rule that holds on a database server, RabbitMQ node or "
-            "queue (state pending or firing).",
+            "1 for each policy of the database and RabbitMQ packs that matches a database "
+            "server, RabbitMQ cluster, node or queue (state pending or firing).",
             FINDING_LABELS,
         )
     }
@@ -133,8 +134,8 @@ class InfraCollector(StoreCollector[InfraReading]):
     def read(self) -> InfraReading:
         config = load_infra_config()
         return (
-            stored_database_statuses(self.store, config.database_rules),
-            stored_broker_statuses(self.store, config.rabbitmq_rules),
+            stored_database_statuses(self.store, pack_policies("database", config.policies)),
+            stored_broker_statuses(self.store, pack_policies("rabbitmq", config.policies)),
         )
 
     def fill(self, families: Families, reading: InfraReading) -> None:
@@ -162,10 +163,18 @@ class InfraCollector(StoreCollector[InfraReading]):
                         "(performance_schema digests).",
                         [*server, "schema", "service"],
                     ).add_metric(labels, number)
-            for f in db.findings:
+            for verdict in db.findings:
                 families.add(
                     "stackfleet_infra_finding",
-                    [db.cloud, db.region, f.kind, f.resource_id, f.rule, f.severity, f.state],
+                    [
+                        db.cloud,
+                        db.region,
+                        verdict.kind,
+                        verdict.resource_id,
+                        verdict.rule,
+                        verdict.severity,
+                        verdict.state,
+                    ],
                     1,
                 )
         broker_labels = ["cloud", "region", "broker"]

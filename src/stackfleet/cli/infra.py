@@ -74,9 +74,24 @@ def register(app: typer.Typer) -> None:
     app.add_typer(mq_app, name="mq")
 
 
-def _fmt(value: Any, unit: str = "") -> str:
-    from stackfleet.sources.thresholds import format_value
+def format_value(value: float, unit: str) -> str:
+    """A reading in the operator's units: ratios as percent, rates per second."""
+    if unit == "ratio":
+        return f"{value * 100:.1f} %"
+    if unit == "per_second":
+        return f"{value:.3g}/s"
+    if unit == "seconds":
+        return f"{value:.3g} s"
+    if unit == "ms":
+        return f"{value:.3g} ms"
+    if unit == "bool":
+        return "yes" if value else "no"
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.3g}"
 
+
+def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "-"
     if isinstance(value, int | float):
@@ -154,15 +169,16 @@ def db_status(
 
     Findings and alerts are recorded only with --record."""
     from stackfleet.engine import infra_alerts
-    from stackfleet.engine.infra_monitor import sweep_databases
+    from stackfleet.engine.infra_monitor import pack_policies, sweep_databases
     from stackfleet.engine.settings import load_settings
 
     targets, loaded = _db_targets(dsn, infra_config)
     _quiet_probe_log(ctx)
+    policies = pack_policies("database", loaded.policies)
     statuses = sweep_databases(
         state(ctx).store(),
         targets,
-        loaded.database_rules,
+        policies,
         rate_wait=interval,
         top=top,
         schema=schema,
@@ -179,7 +195,9 @@ def db_status(
         for status, item in zip(statuses, data, strict=True):
             _print_database(status, item)
     if record:
-        hooks = infra_alerts.from_settings(state(ctx).store(), load_settings(settings_file))
+        hooks = infra_alerts.from_settings(
+            state(ctx).store(), load_settings(settings_file), database_policies=policies
+        )
         err.print(infra_alerts.describe(hooks.after_infra_sweep(statuses, [])), highlight=False)
     _exit_on_errors([s.error for s in statuses])
 
@@ -336,12 +354,32 @@ def _print_database(status: DatabaseStatus, item: dict[str, Any]) -> None:
 
 @db_app.command("rules")
 def db_rules(infra_config: InfraConfigOption = None, fmt: FormatOption = Format.table) -> None:
-    """The database threshold rules in force (defaults plus the monitoring file)."""
-    from stackfleet.sources.infra_config import load_infra_config
-    from stackfleet.sources.thresholds import rules_table
+    """The database policies in force: the database pack, with the monitoring file's
+    policy files in place of its policies of the same name."""
+    emit_rows(_policy_rows("database", infra_config), list(POLICY_COLUMNS), fmt)
 
-    rows = rules_table(load_infra_config(infra_config).database_rules)
-    emit_rows(rows, ["name", "condition", "for", "severity", "enabled", "origin"], fmt)
+
+POLICY_COLUMNS = ("name", "condition", "severity", "enabled", "source")
+
+
+def _policy_rows(pack: str, config: Path | None) -> list[dict[str, Any]]:
+    from stackfleet.engine.infra_monitor import pack_policies
+    from stackfleet.sources.infra_config import load_infra_config
+
+    return [
+        {
+            "name": policy.name,
+            "kind": policy.kind,
+            "condition": "; ".join(
+                " ".join(f"{k}={v}" for k, v in flt.model_dump(exclude_defaults=True).items())
+                for flt in policy.filters
+            ),
+            "severity": policy.spec.severity,
+            "enabled": policy.spec.enabled,
+            "source": policy.source,
+        }
+        for policy in pack_policies(pack, load_infra_config(config).policies)
+    ]
 
 
 @mq_app.command("status")
@@ -372,7 +410,7 @@ def mq_status(
 
     Findings and alerts are recorded only with --record."""
     from stackfleet.engine import infra_alerts
-    from stackfleet.engine.infra_monitor import sweep_brokers
+    from stackfleet.engine.infra_monitor import pack_policies, sweep_brokers
     from stackfleet.engine.settings import load_settings
     from stackfleet.sources.infra_config import load_infra_config
     from stackfleet.sources.rabbitmq import DEFAULT_URL, BrokerTarget
@@ -383,7 +421,8 @@ def mq_status(
     else:
         targets = loaded.brokers or [BrokerTarget.from_url(DEFAULT_URL)]
     _quiet_probe_log(ctx)
-    statuses = sweep_brokers(state(ctx).store(), targets, loaded.rabbitmq_rules, vhost=vhost)
+    policies = pack_policies("rabbitmq", loaded.policies)
+    statuses = sweep_brokers(state(ctx).store(), targets, policies, vhost=vhost)
     data = [s.as_dict() for s in statuses]
     if fmt in (Format.json, Format.yaml):
         _emit_list(data, fmt)
@@ -394,7 +433,9 @@ def mq_status(
         for status, item in zip(statuses, data, strict=True):
             _print_broker(status, item, all_queues)
     if record:
-        hooks = infra_alerts.from_settings(state(ctx).store(), load_settings(settings_file))
+        hooks = infra_alerts.from_settings(
+            state(ctx).store(), load_settings(settings_file), rabbitmq_policies=policies
+        )
         recorded = hooks.after_infra_sweep([], statuses, vhost)
         err.print(infra_alerts.describe(recorded), highlight=False)
     _exit_on_errors([s.error for s in statuses])
@@ -457,9 +498,10 @@ def _print_broker(status: BrokerStatus, item: dict[str, Any], all_queues: bool) 
 
 @mq_app.command("rules")
 def mq_rules(infra_config: InfraConfigOption = None, fmt: FormatOption = Format.table) -> None:
-    """The RabbitMQ threshold rules in force (defaults plus the monitoring file)."""
-    from stackfleet.sources.infra_config import load_infra_config
-    from stackfleet.sources.thresholds import rules_table
-
-    rows = rules_table(load_infra_config(infra_config).rabbitmq_rules)
-    emit_rows(rows, ["name", "kind", "condition", "for", "severity", "enabled", "origin"], fmt)
+    """The RabbitMQ policies in force: the RabbitMQ pack, with the monitoring file's
+    policy files in place of its policies of the same name."""
+    emit_rows(
+        _policy_rows("rabbitmq", infra_config),
+        [*POLICY_COLUMNS[:1], "kind", *POLICY_COLUMNS[1:]],
+        fmt,
+    )

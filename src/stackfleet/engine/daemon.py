@@ -42,7 +42,7 @@ from stackfleet.engine.events import EVENTS_TICK, EventProcessor, build_events
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
 from stackfleet.engine.infra_alerts import InfraAlerts
-from stackfleet.engine.infra_monitor import InfraMonitorLoop
+from stackfleet.engine.infra_monitor import InfraMonitorLoop, pack_policies
 from stackfleet.engine.loop import CloudSpec, CollectionLoop, roll_up
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.quota_sweep import FIRST_PASS_WAIT, QuotaSweepLoop, check_interval
@@ -217,6 +217,9 @@ class Daemon:
             settings.notify,
             settings.alerts.inhibit_rules,
             load_thresholds(self.config.hardware_thresholds),
+            # the packs as the monitoring file's policy files tune them
+            pack_policies("database", infra.policies),
+            pack_policies("rabbitmq", infra.policies),
             # workers record; only the leader's alerts job tells the receivers
             dispatch_after=self.coordinator is None,
         )
@@ -388,8 +391,8 @@ class Daemon:
             self.store,
             infra.databases,
             infra.brokers,
-            infra.database_rules,
-            infra.rabbitmq_rules,
+            alerting.database_policies,
+            alerting.rabbitmq_policies,
             after_sweep=alerting.after_infra_sweep,
         )
         interval = self.config.infra_interval

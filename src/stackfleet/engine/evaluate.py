@@ -5,7 +5,12 @@ A cloud region is trusted for a policy when the newest listing of every kind the
 reads there (its resource kind and every kind its relation filters follow) was
 complete. Matches in an untrusted region are reported, but open or resolve no finding
 and allow no destructive action: a failed port listing must never make a floating IP's
-port look absent."""
+port look absent.
+
+Kinds read by infrastructure sweeps (`Kind.swept`: database servers, ...) have no
+listings: their trust is per resource. A record the newest sweep could not read
+(`reachable` false) is *unread* for every policy that does not itself ask about
+`reachable`: its findings neither open nor resolve until a sweep reads it again."""
 
 from __future__ import annotations
 
@@ -13,9 +18,11 @@ import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
+from stackfleet.model import KINDS
 from stackfleet.policy.filters.base import select_all
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc, segment_of
+from stackfleet.store.findings import open_findings
 from stackfleet.store.policy_reads import ResourceKey
 
 
@@ -28,6 +35,8 @@ class PolicyMatches:
     # segment -> kinds whose newest listing there was incomplete (untrusted segments)
     incomplete: dict[Segment, list[str]] = field(default_factory=dict)
     trusted: set[Segment] = field(default_factory=set)
+    # resources whose newest sweep failed: their findings stay as they are
+    unread: set[ResourceKey] = field(default_factory=set)
     seconds: float = 0.0
 
     def by_segment(self) -> dict[Segment, list[Record]]:
@@ -47,19 +56,45 @@ def evaluate_policy(
         matches = _select(policy, view, only)
         segments = view.segments()
         # the matches' regions are among their kind's, usually all known already
-        if not view.segments_of(policy.kind) <= segments:
+        swept = KINDS[policy.kind].swept
+        if swept:
+            # and where its findings are: a resource gone from the last region of
+            # its kind still resolves them
+            segments |= view.segments_of(policy.kind)
+            if view.store is not None:
+                segments |= {
+                    (f.cloud, f.region)
+                    for f in open_findings(view.store, policy.name)
+                    if (view.cloud is None or f.cloud == view.cloud)
+                    and (view.region is None or f.region == view.region)
+                }
+        elif not view.segments_of(policy.kind) <= segments:
             segments |= {segment_of(r) for r in matches}
+    listed = {k for k in policy.reads if not KINDS[k].swept}
     incomplete: dict[Segment, list[str]] = {}
     trusted: set[Segment] = set()
     for segment in segments:
-        missing = view.incomplete_kinds(segment, policy.reads)
+        missing = view.incomplete_kinds(segment, listed)
         if missing:
             incomplete[segment] = missing
         else:
             trusted.add(segment)
+    unread: set[ResourceKey] = set()
+    if swept and not judges_reachability(policy):
+        unread = {
+            (r["cloud"], r["region"], r["id"])
+            for r in view.records(policy.kind)
+            if r.get("reachable") is False
+        }
     return PolicyMatches(
-        policy, matches, incomplete, trusted, seconds=time.perf_counter() - started
+        policy, matches, incomplete, trusted, unread, seconds=time.perf_counter() - started
     )
+
+
+def judges_reachability(policy: Policy) -> bool:
+    """Whether a policy asks if its resources answered (its filters read `reachable`):
+    such a policy judges unread resources; the others leave their findings alone."""
+    return any("reachable" in flt.columns() for flt in policy.filters)
 
 
 def _select(

@@ -1,13 +1,18 @@
 """Infrastructure sweeps become findings and alerts.
 
-The hardware sweep (Redfish BMCs) and the database/RabbitMQ sweeps judge readings
-against thresholds. Here their verdicts enter the findings table under stable rule
-names — the pack, a slash, and the check or threshold rule without its pack prefix,
-with hyphens: ``hardware/inlet-temperature-high``, ``database/connections-high``,
-``database/galera-not-ready``, ``rabbitmq/queue-no-consumer`` — and fire alerts with
-labels (alertname, severity, pack, kind, resource_id, cloud/region where known, and
-host, instance, queue, vhost, service or node where they apply) through the same
-routing as policy alerts.
+Database servers and RabbitMQ clusters, nodes and queues are resources like any other:
+their sweep records them (`database_server`, `rabbitmq_cluster`, `rabbitmq_node`,
+`queue`), and the database and RabbitMQ policy packs (or the operator's copies) are run
+here over them by the policy engine, as any policy is after a collection pass; their
+findings (``database/connections-high``, ``rabbitmq/queue-no-consumer``,
+``*/unreachable``, ...) and alerts (source and `pack` label the pack) are the engine's.
+
+The hardware sweep (Redfish BMCs) still judges readings against thresholds of its own
+(`model.hardware.evaluate`). Here its verdicts enter the findings table under stable
+names — the pack, a slash, and the check with hyphens: ``hardware/inlet-temperature-high``
+— and fire alerts with labels (alertname, severity, pack, kind, resource_id, cloud/region
+where known, host) through the same routing as policy alerts. (`record_findings` and
+`record` take any pack's findings.)
 
 A finding resolves only when a later sweep *read* its resource and no longer sees it.
 A resource that could not be read (BMC, database or broker unreachable) gets a finding
@@ -32,12 +37,11 @@ from stackfleet.alerts.routing import InhibitRule, Receiver
 from stackfleet.core.delivery import NotifySettings
 from stackfleet.core.times import parse_time
 from stackfleet.engine.hardware import SweepReport
-from stackfleet.engine.infra_monitor import BrokerStatus, DatabaseStatus
+from stackfleet.engine.infra_monitor import BrokerStatus, DatabaseStatus, pack_policies
+from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
 from stackfleet.model.hardware import OK, HardwareFinding, Thresholds, evaluate
-from stackfleet.sources import database as db
-from stackfleet.sources import rabbitmq as mq
-from stackfleet.sources.thresholds import Finding as ThresholdFinding
+from stackfleet.policy.schema import Policy
 from stackfleet.store import infra_findings
 from stackfleet.store.db import Store
 
@@ -60,9 +64,6 @@ AVAILABILITY_RULES = {
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 
-# threshold-rule labels that name where a problem is (stable, so fit for alert labels);
-# others (a Galera state, a value in words) change between sweeps and are left out
-PLACE_LABELS = ("vhost", "queue", "service", "host", "node")
 
 # What usually helps, for the hardware checks (the database and RabbitMQ rules carry
 # their own advice).
@@ -230,141 +231,6 @@ def _merge(
     known.summary += "; " + item.summary.split(": ", 1)[-1]
 
 
-# --------------------------------------------------------------------------- databases
-
-
-def database_findings(
-    statuses: Sequence[DatabaseStatus],
-) -> tuple[list[InfraFinding], list[Judged]]:
-    """The findings of one database sweep (firing threshold rules, unreachable servers),
-    and the servers it judged. Pending rules (held for less than their `for`) are not
-    findings yet."""
-    findings: dict[tuple[str, str, str, str, str], InfraFinding] = {}
-    judged = []
-    for status in statuses:
-        judged.append(
-            Judged(status.cloud, status.region, status.resource_id, availability_only=not status.up)
-        )
-        if not status.up:
-            _merge(
-                findings,
-                InfraFinding(
-                    name=f"{DATABASE}/unreachable",
-                    pack=DATABASE,
-                    severity="critical",
-                    cloud=status.cloud,
-                    region=status.region,
-                    kind=db.KIND,
-                    resource_id=status.resource_id,
-                    resource_name=status.label,
-                    summary=f"database server {status.label} did not answer the probe: "
-                    f"{status.error or 'down'}",
-                    advice="Check that the server runs and accepts connections from this "
-                    "host, and the monitoring user's password and grants.",
-                    labels=_labels(
-                        DATABASE,
-                        status.cloud,
-                        status.region,
-                        db.KIND,
-                        status.resource_id,
-                        instance=status.label,
-                    ),
-                ),
-            )
-            continue
-        for finding in status.findings:
-            if finding.state == "firing":
-                _merge(findings, _threshold_finding(DATABASE, status, finding))
-    return list(findings.values()), judged
-
-
-def _threshold_finding(
-    pack: str, status: DatabaseStatus | BrokerStatus, finding: ThresholdFinding
-) -> InfraFinding:
-    place = {k: finding.labels.get(k, "") for k in PLACE_LABELS}
-    name = finding.labels.get("queue") or finding.labels.get("node") or status.label
-    if finding.kind in (db.KIND, mq.CLUSTER_KIND):
-        name = status.label
-    return InfraFinding(
-        name=rule_name(pack, finding.rule),
-        pack=pack,
-        severity=finding.severity,
-        cloud=status.cloud,
-        region=status.region,
-        kind=finding.kind,
-        resource_id=finding.resource_id,
-        resource_name=name,
-        summary=finding.message,
-        advice=finding.advice,
-        labels=_labels(
-            pack,
-            status.cloud,
-            status.region,
-            finding.kind,
-            finding.resource_id,
-            instance=status.label,
-            **place,
-        ),
-        details={
-            "rule": finding.rule,
-            "metric": finding.metric,
-            "value": finding.value,
-            "threshold": finding.threshold,
-            "since": finding.since,
-        },
-    )
-
-
-# --------------------------------------------------------------------------- RabbitMQ
-
-
-def broker_findings(
-    statuses: Sequence[BrokerStatus], vhost: str | None = None
-) -> tuple[list[InfraFinding], list[Judged]]:
-    """The findings of one RabbitMQ sweep and what it judged: the whole cluster (its
-    nodes and queues), or with `vhost` (a sweep of one vhost's queues) its nodes and
-    that vhost's queues."""
-    findings: dict[tuple[str, str, str, str, str], InfraFinding] = {}
-    judged = []
-    for status in statuses:
-        cloud, region, rid = status.cloud, status.region, status.resource_id
-        if not status.up:
-            judged.append(Judged(cloud, region, rid, subtree=True, availability_only=True))
-            _merge(
-                findings,
-                InfraFinding(
-                    name=f"{RABBITMQ}/unreachable",
-                    pack=RABBITMQ,
-                    severity="critical",
-                    cloud=cloud,
-                    region=region,
-                    kind=mq.CLUSTER_KIND,
-                    resource_id=rid,
-                    resource_name=status.label,
-                    summary=f"RabbitMQ {status.label} did not answer the probe: "
-                    f"{status.error or 'down'}",
-                    advice="Check that the management plugin answers from this host "
-                    "(rabbitmq-plugins enable rabbitmq_management) and the user's "
-                    "password and monitoring tag.",
-                    labels=_labels(
-                        RABBITMQ, cloud, region, mq.CLUSTER_KIND, rid, instance=status.label
-                    ),
-                ),
-            )
-            continue
-        if vhost is None:
-            judged.append(Judged(cloud, region, rid, subtree=True))
-        else:
-            judged.append(Judged(cloud, region, rid))
-            judged += [Judged(cloud, region, node["resource_id"]) for node in status.nodes]
-            prefix = mq.queue_resource_id(rid, vhost, "").rstrip("/")
-            judged.append(Judged(cloud, region, prefix, subtree=True))
-        for finding in status.findings:
-            if finding.state == "firing":
-                _merge(findings, _threshold_finding(RABBITMQ, status, finding))
-    return list(findings.values()), judged
-
-
 # --------------------------------------------------------------------------- recording
 
 
@@ -476,6 +342,10 @@ class InfraAlerts:
     notify: NotifySettings = field(default_factory=NotifySettings)
     inhibit_rules: Sequence[InhibitRule] = ()
     thresholds: Thresholds = field(default_factory=Thresholds)
+    # the policies judging database servers (None: the database pack)
+    database_policies: Sequence[Policy] | None = None
+    # the policies judging RabbitMQ clusters, nodes and queues (None: the RabbitMQ pack)
+    rabbitmq_policies: Sequence[Policy] | None = None
     # False on scale-out workers: they record findings and alerts, and only the
     # leader's alerts job tells the receivers (one sender, no duplicate notices)
     dispatch_after: bool = True
@@ -490,17 +360,44 @@ class InfraAlerts:
         brokers: Sequence[BrokerStatus],
         vhost: str | None = None,
     ) -> list[InfraSync]:
-        work = []
+        now = datetime.now(UTC)
+        results = []
         if databases:
-            work.append((DATABASE, *database_findings(databases)))
+            results.append(self.run_pack(DATABASE, now))
         if brokers:
-            work.append((RABBITMQ, *broker_findings(brokers, vhost)))
-        return self._record(work)
+            # a vhost sweep left the other vhosts' queue records as they were: their
+            # findings stay as they were too
+            results.append(self.run_pack(RABBITMQ, now))
+        if self.dispatch_after:
+            self.dispatch(now)
+        return results
+
+    def run_pack(self, pack: str, now: datetime | None = None) -> InfraSync:
+        """Run the policies of an infrastructure pack over the records its sweep wrote:
+        findings and alerts as for any policy (the receivers are told after)."""
+        now = now or datetime.now(UTC)
+        policies = self.database_policies if pack == DATABASE else self.rabbitmq_policies
+        if policies is None:
+            policies = pack_policies(pack)
+        enabled = [p for p in policies if p.spec.enabled]
+        report = PolicyRunner(self.store).run(enabled, now=now, dispatch_alerts=False)
+        result = InfraSync(pack, alerts=AlertChanges())
+        for item in report.policies:
+            if item.findings is not None:
+                result.opened += item.findings.opened
+                result.resolved += item.findings.resolved
+                result.still_open += item.findings.still_open
+            if item.alerts is not None and result.alerts is not None:
+                result.alerts.fired += item.alerts.fired
+                result.alerts.resolved += item.alerts.resolved
+        return result
 
     def _record(
-        self, work: Sequence[tuple[str, list[InfraFinding], list[Judged]]]
+        self,
+        work: Sequence[tuple[str, list[InfraFinding], list[Judged]]],
+        now: datetime | None = None,
     ) -> list[InfraSync]:
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         results = [
             record(self.store, pack, findings, judged, now) for pack, findings, judged in work
         ]
@@ -513,7 +410,11 @@ class InfraAlerts:
 
 
 def from_settings(
-    store: Store, settings: Settings, thresholds: Thresholds | None = None
+    store: Store,
+    settings: Settings,
+    thresholds: Thresholds | None = None,
+    database_policies: Sequence[Policy] | None = None,
+    rabbitmq_policies: Sequence[Policy] | None = None,
 ) -> InfraAlerts:
     """The hooks with the receivers, notification and inhibition settings of a settings
     file."""
@@ -523,6 +424,8 @@ def from_settings(
         settings.notify,
         settings.alerts.inhibit_rules,
         thresholds or Thresholds(),
+        database_policies,
+        rabbitmq_policies,
     )
 
 

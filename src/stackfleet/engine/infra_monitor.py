@@ -1,5 +1,12 @@
 """Infrastructure monitoring sweeps: probe database servers and RabbitMQ clusters,
-record every reading as metric samples, and judge them against the threshold rules.
+record every reading as metric samples, and judge them.
+
+A sweep records each database server (`database_server`) and each RabbitMQ cluster,
+node and queue (`rabbitmq_cluster`, `rabbitmq_node`, `queue`) as a resource (its newest
+reading under `metrics`, `reachable` false when the probe failed) beside its samples,
+as a collection pass records what it listed; the database and RabbitMQ policy packs
+(policy/packs/, or the operator's copies) judge those records with the one policy
+engine.
 
 The store is the memory between sweeps: a database's previous counters (for rates) and
 each metric's history (for rules that must hold "for 5 min") are read back from the
@@ -12,18 +19,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from stackfleet.core.errors import StackFleetError
+from stackfleet.engine.evaluate import evaluate_policy
+from stackfleet.model import kind
+from stackfleet.policy.filters.metric import MetricFilter
+from stackfleet.policy.loader import load_files
+from stackfleet.policy.schema import Policy
+from stackfleet.policy.view import FleetView, Record
 from stackfleet.sources import database as db
 from stackfleet.sources import rabbitmq as mq
-from stackfleet.sources.thresholds import Finding, History, Rule, evaluate
 from stackfleet.store import Store
-from stackfleet.store.metrics import Sample, latest, record_samples, series
+from stackfleet.store.inventory import current_attrs
+from stackfleet.store.metrics import Sample, latest, record_samples
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +62,6 @@ def _parallel(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
         return list(pool.map(func, items))
 
 
-def _history(store: Store, kind: str, resource_id: str) -> History:
-    def read(metric: str, since: float) -> list[tuple[float, float]]:
-        return series(store, kind, resource_id, metric, since=since)
-
-    return read
-
-
-def _sorted(findings: Iterable[Finding]) -> list[Finding]:
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 9), f.resource_id))
-
-
 def _samples(
     cloud: str, region: str, kind: str, resource_id: str, ts: float, values: dict[str, float]
 ) -> list[Sample]:
@@ -68,7 +71,102 @@ def _samples(
     ]
 
 
+# --------------------------------------------------------------------------- verdicts
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A policy of an infrastructure pack that matches a resource now, as the status
+    commands show it (the findings table and alerts are the policy engine's)."""
+
+    rule: str  # the policy's name, e.g. database/connections-high
+    severity: str
+    kind: str
+    resource_id: str
+    message: str
+    advice: str
+    # "pending": the newest reading crosses the line but not yet every reading of the
+    # policy's window (its `metric` filters): not a finding yet
+    state: str = "firing"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "severity": self.severity,
+            "state": self.state,
+            "kind": self.kind,
+            "resource_id": self.resource_id,
+            "message": self.message,
+            "advice": self.advice,
+        }
+
+
+def pack_policies(pack: str, files: Sequence[str | Path] = ()) -> list[Policy]:
+    """A built-in infrastructure pack (`database`, ...) as the operator tuned it: the
+    policies of `files` (copies of the pack, changed) replace the pack's policies of the
+    same name; their other policies over the pack's kinds are added."""
+    built_in = load_files([f"pack:{pack}"])
+    kinds = {p.kind for p in built_in}
+    chosen = {p.name: p for p in built_in}
+    if files:
+        for policy in load_files(list(files)):
+            if policy.kind in kinds:
+                chosen[policy.name] = policy
+    return list(chosen.values())
+
+
+def judge(store: Store, policies: Sequence[Policy], kind_name: str) -> dict[str, list[Verdict]]:
+    """What `policies` over `kind_name` match now, by resource id, without recording:
+    firing (every filter holds) or pending (all but the `metric` window filters: the
+    condition holds now, not yet for the policy's whole window)."""
+    view = FleetView(store, datetime.now(UTC))
+    found: dict[str, list[Verdict]] = {}
+    for policy in policies:
+        if policy.kind != kind_name or not policy.spec.enabled:
+            continue
+        firing = _matched(policy, view)
+        pending: dict[str, Record] = {}
+        windows = [f for f in policy.filters if isinstance(f, MetricFilter)]
+        if windows:
+            now_only = Policy(
+                policy.spec, [f for f in policy.filters if f not in windows], policy.actions
+            )
+            pending = {rid: r for rid, r in _matched(now_only, view).items() if rid not in firing}
+        for state, matched in (("firing", firing), ("pending", pending)):
+            for rid, record in matched.items():
+                message = policy.summary_of(record)
+                if state == "pending":
+                    message += " (pending: not yet in every reading of its window)"
+                found.setdefault(rid, []).append(
+                    Verdict(
+                        rule=policy.name,
+                        severity=policy.spec.severity,
+                        kind=kind_name,
+                        resource_id=rid,
+                        message=message,
+                        advice=policy.spec.description.strip(),
+                        state=state,
+                    )
+                )
+    return found
+
+
+def _matched(policy: Policy, view: FleetView) -> dict[str, Record]:
+    matches = evaluate_policy(policy, view)
+    return {
+        record["id"]: record
+        for record in matches.matches
+        if (record["cloud"], record["region"], record["id"]) not in matches.unread
+    }
+
+
+def _verdict_order(verdict: Verdict) -> tuple[int, str]:
+    return (SEVERITY_ORDER.get(verdict.severity, 9), verdict.rule)
+
+
 # --------------------------------------------------------------------------- databases
+
+SERVER_RECORD = kind(db.KIND).record_builder()
 
 
 @dataclass
@@ -84,7 +182,7 @@ class DatabaseStatus:
     error: str | None = None
     reading: db.DatabaseReading | None = None
     schemas: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -206,14 +304,16 @@ def _probe_or_error(
 def sweep_databases(
     store: Store,
     targets: Sequence[db.DatabaseTarget],
-    rules: Sequence[Rule] = db.DATABASE_RULES,
+    policies: Sequence[Policy] | None = None,
     *,
     rate_wait: float = 2.0,
     top: int = 10,
     schema: str | None = None,
     measure_server_time: bool = False,
 ) -> list[DatabaseStatus]:
-    """Probe every target (in parallel), record the readings and judge them.
+    """Probe every target (in parallel), record the readings (samples and a
+    `database_server` record each) and judge them with `policies` (default: the
+    database pack).
 
     Rates need a previous reading: the newest stored counters of the server when they
     are recent enough, else a first probe `rate_wait` seconds before the second (0: no
@@ -262,6 +362,7 @@ def sweep_databases(
                 store,
                 [Sample(target.cloud, target.region, db.KIND, target.resource_id, "up", ts, 0.0)],
             )
+            record_server(store, target, ts, error=reading)
             statuses.append(
                 DatabaseStatus(
                     target.resource_id,
@@ -281,15 +382,7 @@ def sweep_databases(
             db.derive_rates(reading.values, before[1], interval)
         rows = _schema_rows(reading, before[2] if before else None, interval)
         _record_database(store, reading, rows)
-        findings = evaluate(
-            rules,
-            db.KIND,
-            target.resource_id,
-            reading.values,
-            reading.labels(),
-            now=reading.ts,
-            history=_history(store, db.KIND, target.resource_id),
-        )
+        record_server(store, target, reading.ts, reading=reading)
         notes = list(reading.notes)
         if not before:
             notes.append(
@@ -306,11 +399,67 @@ def sweep_databases(
                 values=reading.values,
                 reading=reading,
                 schemas=rows,
-                findings=_sorted(findings),
                 notes=notes,
             )
         )
+    _judge_databases(store, statuses, policies)
     return statuses
+
+
+def _judge_databases(
+    store: Store, statuses: Sequence[DatabaseStatus], policies: Sequence[Policy] | None
+) -> None:
+    if not any(status.up for status in statuses):
+        return
+    verdicts = judge(store, pack_policies("database") if policies is None else policies, db.KIND)
+    for status in statuses:
+        if status.up:
+            status.findings = sorted(verdicts.get(status.resource_id, []), key=_verdict_order)
+
+
+def record_server(
+    store: Store,
+    target: db.DatabaseTarget,
+    ts: float,
+    reading: db.DatabaseReading | None = None,
+    error: str | None = None,
+) -> None:
+    """Record a database server as the sweep saw it: a `database_server` resource with
+    its newest reading, or, when the probe failed, unreachable with its last reading
+    kept (the policies other than `database/unreachable` leave it alone)."""
+    known: dict[str, Any] = {}
+    if reading is None:
+        known = current_attrs(store, target.cloud, target.region, db.KIND).get(
+            target.resource_id, {}
+        )
+    obj: dict[str, Any] = {
+        **known,
+        "id": target.resource_id,
+        "name": target.label,
+        "project_id": None,
+        "host": target.host,
+        "port": target.port,
+        "probed_at": _iso(ts),
+    }
+    if reading is not None:
+        obj.update(
+            status="up",
+            reachable=True,
+            error=None,
+            metrics={**reading.values, "up": 1.0},
+            version=reading.version,
+            galera=reading.galera,
+            wsrep_state=reading.wsrep_state,
+            long_query_time=reading.long_query_time,
+        )
+    else:
+        obj.update(
+            status="unreachable",
+            reachable=False,
+            error=error or "the probe failed",
+            metrics={**(known.get("metrics") or {}), "up": 0.0},
+        )
+    store.upsert_resource(target.cloud, target.region, db.KIND, SERVER_RECORD(obj))
 
 
 def _record_database(
@@ -343,10 +492,11 @@ def _newest_sweep(
 
 
 def stored_database_statuses(
-    store: Store, rules: Sequence[Rule] = db.DATABASE_RULES
+    store: Store, policies: Sequence[Policy] | None = None
 ) -> list[DatabaseStatus]:
-    """The newest recorded state of every probed database server, judged again (no
-    probe): what the API and /metrics show."""
+    """The newest recorded state of every probed database server, judged again by
+    `policies` (default: the database pack) over the recorded servers (no probe): what
+    the API and /metrics show."""
     servers = latest(store, db.KIND)
     schemas = latest(store, db.SCHEMA_KIND)
     statuses = []
@@ -364,21 +514,6 @@ def stored_database_statuses(
             key=lambda row: float(row.get("statement_latency_seconds_total", 0.0)), reverse=True
         )
         up = bool(values.get("up", 1.0))
-        state_code = values.get("wsrep_local_state")
-        labels = {
-            "server": rid,
-            "wsrep_state": db.WSREP_STATES.get(int(state_code), str(state_code))
-            if state_code is not None
-            else "",
-            "long_query_time": "long_query_time",
-        }
-        findings = (
-            evaluate(
-                rules, db.KIND, rid, values, labels, now=ts, history=_history(store, db.KIND, rid)
-            )
-            if up
-            else []
-        )
         statuses.append(
             DatabaseStatus(
                 rid,
@@ -389,9 +524,9 @@ def stored_database_statuses(
                 values=values,
                 error=None if up else "the newest probe of this server failed",
                 schemas=rows,
-                findings=_sorted(findings),
             )
         )
+    _judge_databases(store, statuses, policies)
     return statuses
 
 
@@ -413,7 +548,7 @@ class BrokerStatus:
     version: str = ""
     nodes: list[dict[str, Any]] = field(default_factory=list)
     queues: list[dict[str, Any]] = field(default_factory=list)
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -454,58 +589,21 @@ def _queue_row(rid: str, vhost: str, name: str, values: dict[str, float] | None)
     }
 
 
-def _judge_queue(
-    store: Store,
-    rules: Sequence[Rule],
-    rid: str,
-    vhost: str,
-    name: str,
-    values: dict[str, float],
-    ts: float,
-) -> list[Finding]:
-    role = mq.classify_queue(name)
-    labels = {
-        "vhost": vhost,
-        "queue": name,
-        "role": role.role,
-        "service": role.service,
-        "host": role.host,
-        "where": f" on {role.host}" if role.host else "",
-    }
-    return evaluate(
-        rules,
-        mq.QUEUE_KIND,
-        rid,
-        values,
-        labels,
-        now=ts,
-        history=_history(store, mq.QUEUE_KIND, rid),
-    )
-
-
-def _judge_node(
-    store: Store,
-    rules: Sequence[Rule],
-    rid: str,
-    name: str,
-    values: dict[str, float],
-    ts: float,
-    partitions: Sequence[str] = (),
-) -> list[Finding]:
-    labels = {"node": name, "partitions_with": ", ".join(partitions) or "another node"}
-    return evaluate(
-        rules, mq.NODE_KIND, rid, values, labels, now=ts, history=_history(store, mq.NODE_KIND, rid)
-    )
+CLUSTER_RECORD = kind(mq.CLUSTER_KIND).record_builder()
+NODE_RECORD = kind(mq.NODE_KIND).record_builder()
+QUEUE_RECORD = kind(mq.QUEUE_KIND).record_builder()
+BROKER_KINDS = (mq.CLUSTER_KIND, mq.NODE_KIND, mq.QUEUE_KIND)
 
 
 def sweep_brokers(
     store: Store,
     targets: Sequence[mq.BrokerTarget],
-    rules: Sequence[Rule] = mq.RABBITMQ_RULES,
+    policies: Sequence[Policy] | None = None,
     *,
     vhost: str | None = None,
 ) -> list[BrokerStatus]:
-    """Probe every RabbitMQ cluster, record nodes and queues as samples, judge them."""
+    """Probe every RabbitMQ cluster, record it, its nodes and queues (samples and
+    resources), and judge them with `policies` (default: the RabbitMQ pack)."""
 
     def probe(target: mq.BrokerTarget) -> mq.BrokerReading | str:
         try:
@@ -532,6 +630,7 @@ def sweep_brokers(
                     )
                 ],
             )
+            record_broker_unreachable(store, target, ts, reading)
             statuses.append(
                 BrokerStatus(
                     target.resource_id,
@@ -544,18 +643,70 @@ def sweep_brokers(
                 )
             )
             continue
-        statuses.append(_record_and_judge_broker(store, rules, reading))
+        statuses.append(record_broker(store, reading, vhost))
+    _judge_brokers(store, statuses, policies)
     return statuses
 
 
-def _record_and_judge_broker(
-    store: Store, rules: Sequence[Rule], reading: mq.BrokerReading
+def _judge_brokers(
+    store: Store, statuses: Sequence[BrokerStatus], policies: Sequence[Policy] | None
+) -> None:
+    if not any(status.up for status in statuses):
+        return
+    chosen = pack_policies("rabbitmq") if policies is None else policies
+    verdicts: dict[str, list[Verdict]] = {}
+    for kind_name in BROKER_KINDS:
+        verdicts.update(judge(store, chosen, kind_name))
+    for status in statuses:
+        if not status.up:
+            continue
+        mine = [status.resource_id]
+        mine += [node["resource_id"] for node in status.nodes]
+        mine += [queue["resource_id"] for queue in status.queues if queue["statistics"]]
+        status.findings = sorted(
+            (v for rid in mine for v in verdicts.get(rid, [])),
+            key=lambda v: (SEVERITY_ORDER.get(v.severity, 9), v.resource_id, v.rule),
+        )
+
+
+def _broker_fields(target: mq.BrokerTarget, ts: float) -> dict[str, Any]:
+    return {"project_id": None, "probed_at": _iso(ts), "reachable": True, "error": None}
+
+
+def record_broker_unreachable(store: Store, target: mq.BrokerTarget, ts: float, error: str) -> None:
+    """The cluster did not answer: it, its nodes and its queues are recorded unread
+    (`reachable` false, their last readings kept), so only `rabbitmq/unreachable` judges
+    them until a sweep reads them again."""
+    cloud, region, rid = target.cloud, target.region, target.resource_id
+    known = current_attrs(store, cloud, region, mq.CLUSTER_KIND).get(rid, {})
+    cluster = {
+        **known,
+        "id": rid,
+        "name": target.label,
+        "project_id": None,
+        "status": "unreachable",
+        "probed_at": _iso(ts),
+        "reachable": False,
+        "error": error,
+        "metrics": {**(known.get("metrics") or {}), "up": 0.0},
+    }
+    store.upsert_resource(cloud, region, mq.CLUSTER_KIND, CLUSTER_RECORD(cluster))
+    for kind_name, build in ((mq.NODE_KIND, NODE_RECORD), (mq.QUEUE_KIND, QUEUE_RECORD)):
+        for child_id, attrs in current_attrs(store, cloud, region, kind_name).items():
+            if child_id.startswith(rid + "/") and attrs.get("reachable") is not False:
+                unread = {**attrs, "reachable": False, "error": error, "status": "unreachable"}
+                store.upsert_resource(cloud, region, kind_name, build(unread))
+
+
+def record_broker(
+    store: Store, reading: mq.BrokerReading, vhost: str | None = None
 ) -> BrokerStatus:
+    """Record one cluster's reading: samples, and the cluster, its nodes and its queues
+    as resources. Nodes and queues of the cluster (of `vhost`, for a vhost sweep) that
+    the reading no longer has are gone."""
     target, ts = reading.target, reading.ts
-    cloud, region = target.cloud, target.region
-    samples = _samples(
-        cloud, region, mq.CLUSTER_KIND, target.resource_id, ts, {**reading.values, "up": 1.0}
-    )
+    cloud, region, rid = target.cloud, target.region, target.resource_id
+    samples = _samples(cloud, region, mq.CLUSTER_KIND, rid, ts, {**reading.values, "up": 1.0})
     for node in reading.nodes:
         samples += _samples(cloud, region, mq.NODE_KIND, reading.node_id(node), ts, node.values)
     for queue in reading.queues:
@@ -564,27 +715,70 @@ def _record_and_judge_broker(
                 cloud, region, mq.QUEUE_KIND, reading.queue_id(queue), ts, queue.values
             )
     record_samples(store, samples)
-    findings: list[Finding] = []
+    common = _broker_fields(target, ts)
+    cluster = {
+        **common,
+        "id": rid,
+        "name": target.label,
+        "status": "up",
+        "metrics": {**reading.values, "up": 1.0},
+        "cluster_name": reading.cluster_name,
+        "version": reading.version,
+    }
+    store.upsert_resource(cloud, region, mq.CLUSTER_KIND, CLUSTER_RECORD(cluster))
     nodes = []
+    seen_nodes = set()
     for node in reading.nodes:
-        rid = reading.node_id(node)
-        findings += _judge_node(store, rules, rid, node.name, node.values, ts, node.partitions)
+        node_id = reading.node_id(node)
+        seen_nodes.add(node_id)
+        record = {
+            **common,
+            "id": node_id,
+            "name": node.name,
+            "status": "running" if node.values.get("running", 1.0) else "down",
+            "broker_id": rid,
+            "broker_name": target.label,
+            "partitions_with": list(node.partitions),
+            "partitions_text": ", ".join(node.partitions) or "another node",
+            "metrics": dict(node.values),
+        }
+        store.upsert_resource(cloud, region, mq.NODE_KIND, NODE_RECORD(record))
         nodes.append(
             {
                 "name": node.name,
-                "resource_id": rid,
+                "resource_id": node_id,
                 **node.values,
                 "partitions_with": node.partitions,
             }
         )
     queues = []
+    seen_queues = set()
     for queue in reading.queues:
-        rid = reading.queue_id(queue)
-        if queue.values is not None:
-            findings += _judge_queue(store, rules, rid, queue.vhost, queue.name, queue.values, ts)
-        queues.append(_queue_row(rid, queue.vhost, queue.name, queue.values))
+        queue_id = reading.queue_id(queue)
+        seen_queues.add(queue_id)
+        role = queue.role
+        record = {
+            **common,
+            "id": queue_id,
+            "name": queue.name,
+            "status": queue.state or None,
+            "broker_id": rid,
+            "broker_name": target.label,
+            "vhost": queue.vhost,
+            "role": role.role,
+            "service": role.service or None,
+            "host": role.host or None,
+            "where": f" on {role.host}" if role.host else "",
+            "statistics": queue.values is not None,
+            "metrics": dict(queue.values or {}),
+        }
+        store.upsert_resource(cloud, region, mq.QUEUE_KIND, QUEUE_RECORD(record))
+        queues.append(_queue_row(queue_id, queue.vhost, queue.name, queue.values))
+    _mark_gone(store, cloud, region, mq.NODE_KIND, rid + "/", seen_nodes)
+    prefix = rid + "/" if vhost is None else mq.queue_resource_id(rid, vhost, "")
+    _mark_gone(store, cloud, region, mq.QUEUE_KIND, prefix, seen_queues)
     return BrokerStatus(
-        target.resource_id,
+        rid,
         target.label,
         cloud,
         region,
@@ -594,15 +788,25 @@ def _record_and_judge_broker(
         version=reading.version,
         nodes=nodes,
         queues=queues,
-        findings=_sorted(findings),
         notes=list(reading.notes),
     )
 
 
+def _mark_gone(
+    store: Store, cloud: str, region: str, kind_name: str, prefix: str, seen: set[str]
+) -> None:
+    """Resources under `prefix` a successful reading no longer has are gone (their
+    findings resolve at the next evaluation)."""
+    for rid in current_attrs(store, cloud, region, kind_name):
+        if rid.startswith(prefix) and rid not in seen:
+            store.mark_resource_gone(cloud, region, kind_name, rid)
+
+
 def stored_broker_statuses(
-    store: Store, rules: Sequence[Rule] = mq.RABBITMQ_RULES
+    store: Store, policies: Sequence[Policy] | None = None
 ) -> list[BrokerStatus]:
-    """The newest recorded state of every probed RabbitMQ cluster, judged again."""
+    """The newest recorded state of every probed RabbitMQ cluster, judged again by
+    `policies` (default: the RabbitMQ pack) over the recorded resources."""
     clusters = latest(store, mq.CLUSTER_KIND)
     node_samples = latest(store, mq.NODE_KIND)
     queue_samples = latest(store, mq.QUEUE_KIND)
@@ -622,7 +826,6 @@ def stored_broker_statuses(
         statuses.append(status)
         if not up:
             continue
-        findings: list[Finding] = []
         for (n_cloud, n_region, n_rid), n_metrics in sorted(node_samples.items()):
             if (n_cloud, n_region) != (cloud, region) or not n_rid.startswith(rid + "/"):
                 continue
@@ -630,7 +833,6 @@ def stored_broker_statuses(
             if abs(n_ts - ts) > 1e-6:
                 continue
             name = n_rid[len(rid) + 1 :]
-            findings += _judge_node(store, rules, n_rid, name, n_values, ts)
             status.nodes.append({"name": name, "resource_id": n_rid, **n_values})
         for (q_cloud, q_region, q_rid), q_metrics in sorted(queue_samples.items()):
             if (q_cloud, q_region) != (cloud, region) or not q_rid.startswith(rid + "/"):
@@ -639,9 +841,8 @@ def stored_broker_statuses(
             if abs(q_ts - ts) > 1e-6:
                 continue  # gone since, or not in the newest sweep
             _broker, vhost, name = mq.split_queue_resource_id(q_rid)
-            findings += _judge_queue(store, rules, q_rid, vhost, name, q_values, ts)
             status.queues.append(_queue_row(q_rid, vhost, name, q_values))
-        status.findings = _sorted(findings)
+    _judge_brokers(store, statuses, policies)
     return statuses
 
 
@@ -657,20 +858,22 @@ class InfraMonitorLoop:
     store: Store
     databases: Sequence[db.DatabaseTarget]
     brokers: Sequence[mq.BrokerTarget]
-    database_rules: Sequence[Rule] = db.DATABASE_RULES
-    rabbitmq_rules: Sequence[Rule] = mq.RABBITMQ_RULES
+    # the policies judging the database servers (None: the database pack)
+    database_policies: Sequence[Policy] | None = None
+    # the policies judging the RabbitMQ clusters, nodes and queues (None: the pack)
+    rabbitmq_policies: Sequence[Policy] | None = None
     # called with each sweep's statuses (serve records findings and alerts there)
     after_sweep: Callable[[list[DatabaseStatus], list[BrokerStatus]], Any] | None = None
 
     def run_once(self) -> tuple[list[DatabaseStatus], list[BrokerStatus]]:
         """One sweep of every target."""
         databases = (
-            sweep_databases(self.store, self.databases, self.database_rules, rate_wait=0)
+            sweep_databases(self.store, self.databases, self.database_policies, rate_wait=0)
             if self.databases
             else []
         )
         brokers = (
-            sweep_brokers(self.store, self.brokers, self.rabbitmq_rules) if self.brokers else []
+            sweep_brokers(self.store, self.brokers, self.rabbitmq_policies) if self.brokers else []
         )
         if self.after_sweep is not None:
             self.after_sweep(databases, brokers)

@@ -17,12 +17,13 @@ from typing import Any
 from stackfleet.actions.base import Skip
 from stackfleet.actions.lifecycle import UNUSED_FIELDS, Lifecycle
 from stackfleet.actions.notify import Notifier
-from stackfleet.alerts.lifecycle import Dispatch, dispatch, sync_policy_alerts
+from stackfleet.alerts.lifecycle import AlertChanges, Dispatch, dispatch, sync_policy_alerts
 from stackfleet.engine.evaluate import evaluate_policy, prepare
 from stackfleet.engine.execute import Connections, Executor, RunContext, queue_for_approval
 from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
 from stackfleet.engine.lifecycle import LifecycleEngine, Step
 from stackfleet.engine.settings import Settings
+from stackfleet.model import KINDS
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc
 from stackfleet.store import lifecycles
@@ -44,6 +45,7 @@ class PolicyReport:
     findings: FindingSync | None
     candidates: list[Candidate] = field(default_factory=list)
     skipped: list[tuple[Record, Skip]] = field(default_factory=list)
+    alerts: AlertChanges | None = None
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
@@ -75,6 +77,36 @@ class RunReport:
     seconds: float = 0.0
 
 
+def finding_describer(policy: Policy) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+    """What a finding of `policy` keeps from its record, beyond where it is: the alert
+    labels of its kind (`Kind.alert_labels`) and the policy's `summary` rendered over
+    the record. None when there is neither."""
+    pairs = KINDS[policy.kind].alert_labels
+    template = policy.spec.summary
+    if not pairs and not template:
+        return None
+
+    def describe(record: dict[str, Any]) -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        if pairs:
+            details["labels"] = {
+                label: str(record[name]) for label, name in pairs if record.get(name)
+            }
+        if template:
+            details["summary"] = policy.summary_of(record)
+        return details
+
+    return describe
+
+
+def alert_source(policy: Policy) -> str:
+    """Alerts of policies over swept kinds (the database, RabbitMQ and hardware packs)
+    say their pack raised them; every other policy's alerts say "policy"."""
+    if KINDS[policy.kind].swept:
+        return policy.spec.labels.get("pack") or "policy"
+    return "policy"
+
+
 class PolicyRunner:
     """Runs policies over one store."""
 
@@ -101,12 +133,14 @@ class PolicyRunner:
         now: datetime | None = None,
         view: FleetView | None = None,
         only: Collection[FindingKey] | None = None,
+        dispatch_alerts: bool = True,
     ) -> RunReport:
         """Run `policies` once. Without `execute`, nothing changes in the cloud: every
         action is planned and shown, findings are still recorded (unless
         `record_findings` is False). With `only` (cloud, region, kind, id keys: an
         event-driven run), just those resources are evaluated, and only their findings
-        open or resolve."""
+        open or resolve. Without `dispatch_alerts`, recorded alerts wait for the next
+        dispatch (the infrastructure sweeps' hooks tell the receivers themselves)."""
         started = time.perf_counter()
         now = now or datetime.now(UTC)
         view = view or FleetView(self.store, now)
@@ -140,6 +174,7 @@ class PolicyRunner:
                 )
         if record_findings:
             view.save()
+        if record_findings and dispatch_alerts:
             report.alerts = dispatch(
                 self.store,
                 self.settings.alerts.receivers,
@@ -174,18 +209,22 @@ class PolicyRunner:
                 evaluated.trusted,
                 now,
                 only,
+                evaluated.unread,
+                finding_describer(policy),
             )
             if record_findings
             else None
         )
+        alerts = None
         if sync is not None and policy.spec.alert:
-            sync_policy_alerts(
+            alerts = sync_policy_alerts(
                 self.store,
                 policy.name,
                 policy.spec.severity,
                 policy.spec.labels,
                 policy.spec.description.strip(),
                 now,
+                alert_source(policy),
             )
         report = PolicyReport(
             policy=policy,
@@ -193,6 +232,7 @@ class PolicyRunner:
             trusted=evaluated.trusted,
             incomplete=evaluated.incomplete,
             findings=sync,
+            alerts=alerts,
         )
         lifecycle_engine = LifecycleEngine(self.store, view, now, self.audit)
         steps: list[tuple[Lifecycle, Step]] = []

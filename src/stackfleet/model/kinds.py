@@ -89,6 +89,13 @@ class Kind:
     status_api: str | Getter | None = "status"
     plural: str = ""
     doc: str = ""
+    # Read target by target by an infrastructure sweep (database servers, ...), not
+    # listed by collection passes: trust is per resource, not per listing. A record
+    # whose `reachable` is False was not read; policies that do not ask about
+    # `reachable` leave its findings as they were (missing data is no evidence).
+    swept: bool = False
+    # alert labels taken from the record: (label, field) pairs, e.g. ("instance", "name")
+    alert_labels: tuple[tuple[str, str], ...] = ()
 
     @property
     def collection(self) -> str:
@@ -748,6 +755,111 @@ KINDS_LIST: tuple[Kind, ...] = (
         ),
     ),
 )
+
+# Reading fields shared by the swept kinds: whether the newest sweep read the resource,
+# and its readings by metric name (the same values the sweep records as metric samples,
+# so `value` filters compare the newest reading and `metric` filters a window of them).
+_READING_FIELDS = (
+    F(
+        "reachable",
+        type=bool,
+        history=True,
+        doc="the newest sweep read it (false: unreachable, refused, bad answer)",
+    ),
+    F("error", doc="why the newest sweep could not read it"),
+    F("probed_at", doc="when the newest sweep looked (UTC, ISO 8601)"),
+    F(
+        "metrics",
+        type=dict,
+        doc="the newest reading, by metric name (`metrics.connections_used_ratio`); "
+        "kept from the last successful reading while unreachable",
+    ),
+)
+
+INFRASTRUCTURE_KINDS: tuple[Kind, ...] = (
+    Kind(
+        "database_server",
+        "database",
+        doc="A MariaDB/MySQL (Galera) server of the control plane, probed by the "
+        "infrastructure sweep (`stackfleet db status`). Its id is host:port.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("instance", "name"),),
+        fields=(
+            F("host"),
+            F("port", type=int),
+            *_READING_FIELDS,
+            F("version"),
+            F("galera", type=bool, doc="a Galera cluster node"),
+            F("wsrep_state", doc="Galera local state in words (Synced, Donor/Desynced, ...)"),
+            F("long_query_time", type=float, doc="the server's slow-query line, seconds"),
+        ),
+    ),
+    Kind(
+        "rabbitmq_cluster",
+        "message-queue",
+        doc="A RabbitMQ cluster as its management API answers (`stackfleet mq status`). "
+        "Its id is the API's host:port.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("instance", "name"),),
+        fields=(
+            *_READING_FIELDS,
+            F("cluster_name"),
+            F("version"),
+        ),
+    ),
+    Kind(
+        "rabbitmq_node",
+        "message-queue",
+        doc="A node of a RabbitMQ cluster; its id is <cluster id>/<node name>. Unread "
+        "(`reachable` false) while its cluster's API does not answer.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("instance", "broker_name"), ("node", "name")),
+        fields=(
+            F("broker_id", doc="the cluster's id"),
+            F("broker_name", doc="the cluster's configured name"),
+            F("partitions_with", type=list, doc="nodes it is partitioned from"),
+            F(
+                "partitions_text",
+                doc="the nodes it is partitioned from, in words (for summaries)",
+            ),
+            *_READING_FIELDS,
+        ),
+        relations=(Relation("broker", "rabbitmq_cluster", "broker_id", reverse="nodes"),),
+    ),
+    Kind(
+        "queue",
+        "message-queue",
+        doc="A RabbitMQ queue, with the OpenStack role read from its oslo.messaging name; "
+        "its id is <cluster id>/<vhost, %-encoded>/<name>. Unread while its cluster's API "
+        "does not answer.",
+        project_api=None,
+        swept=True,
+        alert_labels=(
+            ("instance", "broker_name"),
+            ("vhost", "vhost"),
+            ("queue", "name"),
+            ("service", "service"),
+            ("host", "host"),
+        ),
+        fields=(
+            F("broker_id", doc="the cluster's id"),
+            F("broker_name", doc="the cluster's configured name"),
+            F("vhost"),
+            F("role", doc="rpc, notification, reply, fanout or other"),
+            F("service", doc="the OpenStack service of an RPC queue (nova-compute, ...)"),
+            F("host", doc="the host of a per-host RPC queue"),
+            F("where", doc="' on <host>' for a per-host queue, else '' (for summaries)"),
+            F("statistics", type=bool, doc="the management API reports its statistics"),
+            *_READING_FIELDS,
+        ),
+        relations=(Relation("broker", "rabbitmq_cluster", "broker_id", reverse="queues"),),
+    ),
+)
+
+KINDS_LIST = KINDS_LIST + INFRASTRUCTURE_KINDS
 
 KINDS: dict[str, Kind] = {k.name: k for k in KINDS_LIST}
 

@@ -14,7 +14,8 @@ from stackfleet.actions.base import Action
 from stackfleet.core.times import Duration
 from stackfleet.policy.filters.base import Filter, reads_all
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,127}$"
+# an optional pack prefix: `database/connections-high`, as infrastructure findings are named
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63})?$"
 
 
 class _Strict(BaseModel):
@@ -66,11 +67,20 @@ class Safety(_Strict):
 class PolicySpec(_Strict):
     """One policy as written in the file (filters and actions still raw)."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="Unique name: lowercase, digits, . _ -")
+    name: str = Field(
+        pattern=NAME_PATTERN,
+        description="Unique name: lowercase, digits, . _ - (one / after a pack name)",
+    )
     resource: str = Field(description="The resource kind the policy filters.")
     description: str = ""
     severity: Literal["info", "warning", "critical"] = "warning"
     labels: dict[str, str] = Field(default_factory=dict)
+    summary: str = Field(
+        default="",
+        description="One line on a finding, for its alert: a template over the record's "
+        "fields, e.g. '{name}: {metrics[connections_used_ratio]:.1%} of max_connections'. "
+        "Refreshed at each run while the finding is open.",
+    )
     alert: bool = Field(default=True, description="Raise an alert for each open finding.")
     enabled: bool = True
     mode: Mode = Field(default_factory=Mode)
@@ -106,6 +116,17 @@ class Policy:
     @property
     def kind(self) -> str:
         return self.spec.resource
+
+    def summary_of(self, record: dict[str, Any]) -> str:
+        """The policy's `summary` over one record (its name and the resource's without
+        one). A field the record lacks (a metric a server does not report) leaves the
+        template as written rather than failing the run."""
+        if not self.spec.summary:
+            return f"{self.name}: {record.get('name') or record.get('id')}"
+        try:
+            return self.spec.summary.format_map(record)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+            return self.spec.summary
 
     @property
     def destructive(self) -> bool:

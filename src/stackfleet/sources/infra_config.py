@@ -1,5 +1,6 @@
 """The infrastructure monitoring file: which database servers and RabbitMQ clusters to
-probe, and changes to the default threshold rules.
+probe, and the policy files that judge them in place of the built-in packs' policies of
+the same names.
 
 ```yaml
 databases:
@@ -14,11 +15,14 @@ databases:
 message_queues:
   - url: http://stackfleet:secret@mq1.example.org:15672
     cloud: prod
-thresholds:
-  db_connections_high: {value: 0.9}
-  mq_queue_no_consumer: {for: 300, severity: critical}
-  db_performance_schema_off: {enabled: false}
+policies:                          # copies of built-in packs (database.yaml,
+  - database.yaml                  # rabbitmq.yaml), changed: a policy named as a
+  - rabbitmq.yaml                  # pack's replaces it
 ```
+
+Paths under `policies` are relative to this file. Thresholds are policies
+(`stackfleet policy show pack:database`, `pack:rabbitmq`): the former `thresholds:`
+section is an error saying so.
 
 Errors name the file, the line and the field.
 """
@@ -35,14 +39,13 @@ import yaml
 
 from stackfleet.core.config import config_dir
 from stackfleet.core.errors import ConfigError
-from stackfleet.sources.database import DATABASE_RULES, TLS_MODES, DatabaseTarget
-from stackfleet.sources.rabbitmq import RABBITMQ_RULES, BrokerTarget
-from stackfleet.sources.thresholds import Rule, RuleOverrideError, apply_overrides
+from stackfleet.sources.database import TLS_MODES, DatabaseTarget
+from stackfleet.sources.rabbitmq import BrokerTarget
 
 ENV = "STACKFLEET_INFRA_CONFIG"
 FILE_NAME = "infrastructure.yaml"
 
-TOP_LEVEL = ("databases", "message_queues", "thresholds")
+TOP_LEVEL = ("databases", "message_queues", "policies")
 DATABASE_FIELDS = (
     "dsn",
     "name",
@@ -64,8 +67,9 @@ class InfraConfig:
 
     databases: list[DatabaseTarget] = field(default_factory=list)
     brokers: list[BrokerTarget] = field(default_factory=list)
-    database_rules: tuple[Rule, ...] = DATABASE_RULES
-    rabbitmq_rules: tuple[Rule, ...] = RABBITMQ_RULES
+    # policy files judging the swept kinds, in place of the built-in packs' policies of
+    # the same names (the engine loads them)
+    policies: list[Path] = field(default_factory=list)
     source: Path | None = None
 
 
@@ -180,7 +184,14 @@ def load_infra_config(path: Path | str | None = None) -> InfraConfig:
     doc = _Located(path, text)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise doc.error((), "expected a mapping with databases, message_queues, thresholds")
+        raise doc.error((), "expected a mapping with databases, message_queues, policies")
+    if "thresholds" in data:
+        raise doc.error(
+            ("thresholds",),
+            "thresholds are policies now: copy the pack (stackfleet policy show "
+            "pack:database or pack:rabbitmq), change the number, and list the copy under "
+            "`policies:`",
+        )
     for key in data:
         if key not in TOP_LEVEL:
             raise doc.error((key,), f"unknown section (allowed: {', '.join(TOP_LEVEL)})")
@@ -231,21 +242,14 @@ def load_infra_config(path: Path | str | None = None) -> InfraConfig:
         if password is not None:
             broker = BrokerTarget(**{**broker.__dict__, "password": password})
         config.brokers.append(broker)
-    overrides = data.get("thresholds") or {}
-    if not isinstance(overrides, dict):
-        raise doc.error(("thresholds",), "expected a mapping of rule name to changes")
-    database_names = {rule.name for rule in DATABASE_RULES}
-    try:
-        config.database_rules = apply_overrides(
-            DATABASE_RULES, {k: v for k, v in overrides.items() if k in database_names}
-        )
-        config.rabbitmq_rules = apply_overrides(
-            RABBITMQ_RULES, {k: v for k, v in overrides.items() if k not in database_names}
-        )
-    except RuleOverrideError as exc:
-        known = sorted(database_names | {rule.name for rule in RABBITMQ_RULES})
-        message = str(exc)
-        if len(exc.path) == 1 and message.startswith("unknown rule"):
-            message = f"unknown rule {exc.path[0]!r} (known: {', '.join(known)})"
-        raise doc.error(("thresholds", *exc.path), message) from exc
+    files = data.get("policies") or []
+    if not isinstance(files, list):
+        raise doc.error(("policies",), "expected a list of policy files")
+    for index, name in enumerate(files):
+        if not isinstance(name, str) or not name:
+            raise doc.error(("policies", index), "expected the path of a policy file")
+        policy_file = (path.parent / Path(name).expanduser()).resolve()
+        if not policy_file.is_file():
+            raise doc.error(("policies", index), f"no policy file {policy_file}")
+        config.policies.append(policy_file)
     return config

@@ -4,7 +4,7 @@ evaluated, and listing them."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -82,12 +82,17 @@ def sync_findings(
     trusted: set[tuple[str, str]],
     now: datetime,
     only: Collection[FindingKey] | None = None,
+    unread: Collection[tuple[str, str, str]] = (),
+    describe: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> FindingSync:
     """Open a finding for each matched record without one, refresh the open ones that
     still match, and resolve the open ones that no longer match — but only in trusted
     segments (cloud regions whose newest listings of every kind the policy reads were
     complete): elsewhere findings are left as they are. With `only` (an event-driven
-    run), findings of other resources are left as they are too."""
+    run), findings of other resources are left as they are too. So are the findings of
+    `unread` resources ((cloud, region, id): a sweep could not read them). `describe`
+    gives more details of a finding from its record (alert labels, a summary): kept
+    when it opens and refreshed while it stays open."""
     existing = _open(store, policy)
     if only is not None:
         existing = {key: fid for key, fid in existing.items() if key in only}
@@ -95,16 +100,19 @@ def sync_findings(
     matched_keys: set[FindingKey] = set()
     new_rows: list[dict[str, Any]] = []
     refreshed: list[int] = []
+    redescribed: dict[int, dict[str, Any]] = {}
     for record in matched:
         key = (record["cloud"], record["region"], record["kind"], record["id"])
         matched_keys.add(key)
-        if (key[0], key[1]) not in trusted:
+        if (key[0], key[1]) not in trusted or (key[0], key[1], key[3]) in unread:
             if key in existing:
                 result.ids[key] = existing[key]
             continue
         if key in existing:
             refreshed.append(existing[key])
             result.ids[key] = existing[key]
+            if describe is not None:
+                redescribed[existing[key]] = {"status": record.get("status"), **describe(record)}
             continue
         new_rows.append(
             {
@@ -120,13 +128,18 @@ def sync_findings(
                 "opened_at": now,
                 "last_matched_at": now,
                 "resolved_at": None,
-                "details": {"status": record.get("status")},
+                "details": {
+                    "status": record.get("status"),
+                    **(describe(record) if describe is not None else {}),
+                },
             }
         )
     gone = [
         fid
         for key, fid in existing.items()
-        if key not in matched_keys and (key[0], key[1]) in trusted
+        if key not in matched_keys
+        and (key[0], key[1]) in trusted
+        and (key[0], key[1], key[3]) not in unread
     ]
     inserted = _insert_open(store, policy, new_rows) if new_rows else []
     with store.sessions.begin() as session:
@@ -136,6 +149,8 @@ def sync_findings(
                 .where(Finding.id.in_(refreshed[start : start + CHUNK]))
                 .values(last_matched_at=now, severity=severity)
             )
+        for fid, details in redescribed.items():
+            session.execute(update(Finding).where(Finding.id == fid).values(details=details))
         for start in range(0, len(gone), CHUNK):
             session.execute(
                 update(Finding)
