@@ -26,7 +26,7 @@ from stackfleet.engine.usage import (
 )
 from stackfleet.errors import ConfigError
 from stackfleet.policy.times import parse_duration
-from stackfleet.sources.openstack.connection import connect
+from stackfleet.sources.openstack.connection import connected
 from stackfleet.sources.prometheus import PrometheusSettings
 
 err = Console(stderr=True)
@@ -145,8 +145,8 @@ def sweep_command(
         cloud = os_cloud or ("envvars" if os.environ.get("OS_AUTH_URL") else None)
         if not cloud:
             raise ConfigError("no cloud given: pass --os-cloud NAME or set OS_CLOUD")
-        targets = connect(cloud, os_region_name)
-        sweep = sweep_diagnostics(store, targets, settings)
+        with connected(cloud, os_region_name) as targets:
+            sweep = sweep_diagnostics(store, targets, settings)
         if sweep.active_servers == 0:
             err.print(
                 f"no ACTIVE servers of {cloud} in the store: run `stackfleet collect` first",

@@ -20,7 +20,7 @@ from stackfleet.errors import StackFleetError
 from stackfleet.model import KINDS
 from stackfleet.sources.openstack import LISTERS, ListContext
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
-from stackfleet.sources.openstack.connection import CloudTarget, connect
+from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
 from stackfleet.sources.openstack.listing import Listing, RequestLog, timed_listing
 from stackfleet.store import Store
 from stackfleet.store.inventory import current_attrs
@@ -206,11 +206,15 @@ def collect(
     agent_interval: float = DEFAULT_AGENT_INTERVAL,
 ) -> list[PassResult]:
     """A pass over every region of `cloud`. A cloud that cannot be reached leaves a
-    failed pass record (and nothing else) and raises its error."""
+    failed pass record (and nothing else) and raises its error. The pass's connections
+    are closed when it ends (each pass authenticates afresh)."""
     try:
         targets = connect(cloud, region, system_cloud, config_files)
     except StackFleetError as exc:
         pass_id = store.begin_pass(cloud, region or "")
         store.finish_pass(pass_id, "failed", str(exc), 0)
         raise
-    return [run_pass(store, t, kinds, progress, agent_interval=agent_interval) for t in targets]
+    try:
+        return [run_pass(store, t, kinds, progress, agent_interval=agent_interval) for t in targets]
+    finally:
+        close_targets(targets)
