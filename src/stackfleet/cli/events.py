@@ -83,6 +83,7 @@ def listen_command(
     Listens through a pool of its own (a queue deleted when it stops), so a running
     `stackfleet serve` and other consumers keep getting every notification."""
     settings = load_settings(config)
+    settings.apply_api_timeout()
     cloud = os_cloud or os.environ.get("OS_CLOUD") or ""
     wiring = _wiring(settings, cloud, transport_url, topic, exchange)
     pool = f"stackfleet-listen-{os.getpid()}"

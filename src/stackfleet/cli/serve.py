@@ -131,6 +131,8 @@ def serve_command(
     read: Literal["open", "authenticated"] = (
         "authenticated" if auth_read == "authenticated" else "open"
     )
+    settings = load_settings(config)
+    settings.apply_api_timeout()
     keystone = None
     if auth_cloud:
         # a bad password or a dead Keystone stops the daemon here, one clear error
@@ -147,7 +149,6 @@ def serve_command(
     # invalid policies stop the daemon before it starts, as `policy validate` would
     policies = load_files([*(policy or []), *(f"pack:{p}" for p in pack or [])])
     store = state(ctx).store()
-    settings = load_settings(config)
     schedule = PolicySchedule(
         PolicyRunner(store, settings, Connections()), policies, execute_actions
     )
