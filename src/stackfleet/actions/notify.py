@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import smtplib
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from stackfleet.actions.base import (
     Record,
     label,
 )
+from stackfleet.core.redaction import public_url, redact_text
 from stackfleet.model import KINDS
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,16 @@ class NotifySettings(BaseModel):
     smtp_host: str | None = Field(default=None, description="SMTP server; none: no e-mail.")
     smtp_port: int = 25
     smtp_from: str = "stackfleet@localhost"
-    smtp_starttls: bool = False
+    smtp_starttls: bool = Field(
+        default=False,
+        description="Upgrade to TLS (STARTTLS) before sending, verifying the server's "
+        "certificate and name.",
+    )
+    smtp_ca_file: str | None = Field(
+        default=None,
+        description="CA bundle to verify the SMTP server's certificate with (default: the "
+        "system's).",
+    )
     smtp_username: str | None = None
     smtp_password_env: str | None = Field(
         default=None, description="Environment variable holding the SMTP password."
@@ -129,7 +140,7 @@ class Notifier:
         try:
             with smtplib.SMTP(s.smtp_host or "", s.smtp_port, timeout=s.timeout) as smtp:
                 if s.smtp_starttls:
-                    smtp.starttls()
+                    smtp.starttls(context=smtp_tls_context(s))
                 if s.smtp_username:
                     smtp.login(s.smtp_username, os.environ.get(s.smtp_password_env or "", ""))
                 smtp.send_message(message)
@@ -139,8 +150,18 @@ class Notifier:
             ) from exc
 
 
+def smtp_tls_context(settings: NotifySettings) -> ssl.SSLContext:
+    """The TLS context of STARTTLS: the server's certificate and host name verified
+    (smtplib's own default verifies nothing), against `smtp_ca_file` when set."""
+    try:
+        return ssl.create_default_context(cafile=settings.smtp_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ActionError(f"notify.smtp_ca_file {settings.smtp_ca_file}: {exc}") from exc
+
+
 def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
-    """POST JSON to a webhook; returns the HTTP status, raises ActionError on failure."""
+    """POST JSON to a webhook; returns the HTTP status, raises ActionError on failure.
+    Errors name the webhook by `public_url` only: its URL is often its credential."""
     data = json.dumps(payload, default=str).encode()
     request = urllib.request.Request(
         url, data=data, method="POST", headers={"Content-Type": "application/json"}
@@ -149,9 +170,9 @@ def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        raise ActionError(f"webhook {url} answered {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise ActionError(f"webhook {url} failed: {exc}") from exc
+        raise ActionError(f"webhook {public_url(url)} answered {exc.code}") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ActionError(f"webhook {public_url(url)} failed: {redact_text(str(exc))}") from exc
 
 
 class _Defaults(dict[str, Any]):

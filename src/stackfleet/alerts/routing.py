@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from stackfleet.actions.base import ActionError
-from stackfleet.actions.notify import NotifySettings, post_json
+from stackfleet.actions.notify import NotifySettings, post_json, smtp_tls_context
 from stackfleet.alerts.model import Matcher, matches_all
 from stackfleet.policy.times import Duration
 
@@ -280,7 +280,7 @@ def _email(
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout) as smtp:
             if settings.smtp_starttls:
-                smtp.starttls()
+                smtp.starttls(context=smtp_tls_context(settings))
             smtp.send_message(message)
     except (OSError, smtplib.SMTPException) as exc:
         raise ActionError(f"receiver {receiver.name}: sending e-mail failed: {exc}") from exc

@@ -19,6 +19,7 @@ from rich.markup import escape
 
 from stackfleet.cli.context import state
 from stackfleet.cli.output import Format, emit_rows
+from stackfleet.core.redaction import redact_url
 from stackfleet.engine.events import EventOutcome, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
@@ -32,7 +33,6 @@ from stackfleet.sources.notifications import (
     ResourceEvent,
     delete_pool_queue,
     is_deletion,
-    redact,
     rule_for,
 )
 
@@ -105,7 +105,7 @@ def listen_command(
     if fmt is Format.csv:
         csv.writer(sys.stdout).writerow(NOTIFICATION_COLUMNS)
     listener.start()
-    urls = ", ".join(redact(u) for u in wiring.urls)
+    urls = ", ".join(redact_url(u) for u in wiring.urls)
     err.print(f"listening on {escape(urls)} (topics {', '.join(wiring.topics)}); Ctrl-C stops")
     deadline = time.monotonic() + timeout if timeout else None
     try:

@@ -261,13 +261,13 @@ def notify_volume(sim: Any, action: str, volume: Obj) -> None:
 
 def start_notifier(transport_url: str) -> SimulatorNotifier:
     """A notifier on `transport_url`; SimulatorError-like RuntimeError names the URL."""
-    from stackfleet.sources.notifications import redact
+    from stackfleet.core.redaction import redact_url
 
     try:
         return SimulatorNotifier(transport_url)
     except Exception as exc:
         raise RuntimeError(
-            f"cannot publish notifications on {redact(transport_url)}: {exc}"
+            f"cannot publish notifications on {redact_url(transport_url)}: {exc}"
         ) from exc
 
 
