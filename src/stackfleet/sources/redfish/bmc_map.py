@@ -231,9 +231,7 @@ def parse_bmc_map(text: str, source: str = "<bmc map>") -> BmcMap:
         )
 
     ironic_section = _section(doc, data.get("ironic"), ("ironic",))
-    _check_keys(
-        doc, ironic_section, ("ironic",), (*_COMMON_KEYS, "enabled", "allow_insecure_http")
-    )
+    _check_keys(doc, ironic_section, ("ironic",), (*_COMMON_KEYS, "enabled", "allow_insecure_http"))
     enabled = ironic_section.get("enabled", True)
     if not isinstance(enabled, bool):
         raise doc.error(("ironic", "enabled"), "expected true or false")
