@@ -29,7 +29,7 @@ from stackfleet.errors import CloudError, ConfigError
 from stackfleet.policy import load_files
 from stackfleet.sources.infra_config import load_infra_config
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
-from stackfleet.sources.openstack.connection import connect
+from stackfleet.sources.openstack.connection import close_targets, connect
 
 err = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ def serve_command(
             targets = connect(auth_cloud)
         except (ConfigError, CloudError) as exc:
             raise type(exc)(f"--auth-cloud: {exc}") from exc
+        # one long-lived connection validates tokens; other regions' are not needed
+        close_targets(targets[1:])
         keystone = KeystoneAuth(targets[0].conn, read=read, cloud=auth_cloud)
     else:
         log.warning(
