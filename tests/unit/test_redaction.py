@@ -26,6 +26,8 @@ from stackfleet.sources.rabbitmq import BrokerTarget
         ("rabbit://u:p1@h1:5672,u:p2@h2:5672/nova", "rabbit://u:***@h1:5672,u:***@h2:5672/nova"),
         ("sqlite:////var/lib/stackfleet.db", "sqlite:////var/lib/stackfleet.db"),
         ("not a url", "not a url"),
+        ("http://h?password=pw@x&a=1", "http://h?password=***&a=1"),
+        ("https://h?to=ops@example.org", "https://h?to=ops@example.org"),
     ],
 )
 def test_redact_url_hides_passwords_and_query_secrets(url, shown):

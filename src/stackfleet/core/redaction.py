@@ -84,6 +84,8 @@ def redact_url(url: str) -> str:
     # URLs must encode), where urlsplit would cut it short
     slash = rest.find("/")
     at = rest.rfind("@", 0, slash if slash != -1 else len(rest))
+    if at != -1 and _query_before_password(rest[:at]):
+        at = -1  # the `@` is in a query or fragment of a URL without a path
     cut = len(rest)
     for stop in "/?#":
         found = rest.find(stop, at + 1)
@@ -100,6 +102,13 @@ def redact_url(url: str) -> str:
         + (f"?{query}" if query or tail.find("?") != -1 else "")
         + (f"#{parts.fragment}" if parts.fragment else "")
     )
+
+
+def _query_before_password(userinfo: str) -> bool:
+    """`userinfo` (what precedes an `@`) starts a query or fragment before any password."""
+    colon = userinfo.find(":")
+    marks = [i for i in (userinfo.find("?"), userinfo.find("#")) if i != -1]
+    return bool(marks) and (colon == -1 or min(marks) < colon)
 
 
 def redact_text(text: str) -> str:
