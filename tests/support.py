@@ -8,7 +8,9 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 
 @dataclass
@@ -31,6 +33,20 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120)
         env={**os.environ, **(env or {})},
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+REQUIRED_ENV = "STACKFLEET_TESTBED_REQUIRED"
+
+
+def service_missing(reason: str) -> NoReturn:
+    """A service a test needs (MariaDB, RabbitMQ, a binary) is not there: the test
+    fails when STACKFLEET_TESTBED_REQUIRED=1 (a run that promised every service), and
+    is skipped with the reason and the way to get it otherwise."""
+    if os.environ.get(REQUIRED_ENV) == "1":
+        pytest.fail(f"{REQUIRED_ENV}=1 but {reason}", pytrace=False)
+    pytest.skip(
+        f"{reason} (scripts/bootstrap test sets it up; {REQUIRED_ENV}=1 makes this a failure)"
+    )
 
 
 OPENSTACK_CLI = Path(sys.executable).with_name("openstack")

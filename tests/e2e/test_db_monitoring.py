@@ -20,7 +20,7 @@ import pymysql
 import pytest
 from fastapi.testclient import TestClient
 from mariadb_server import GaleraCluster, Node, PrivateMariaDB, available, galera_available
-from support import run_cli
+from support import run_cli, service_missing
 
 from stackfleet.api.app import create_app
 from stackfleet.core.errors import ConfigError
@@ -49,7 +49,7 @@ def shared_server() -> DatabaseTarget:
     try:
         connect(connect_timeout=3).close()
     except pymysql.err.MySQLError as exc:
-        pytest.skip(f"MariaDB not reachable on {HOST}:{PORT}: {exc}")
+        service_missing(f"MariaDB not reachable on {HOST}:{PORT} as root: {exc}")
     return SHARED
 
 

@@ -23,7 +23,7 @@ import pytest
 import requests
 from fastapi.testclient import TestClient
 from sinks import Capture
-from support import run_cli
+from support import run_cli, service_missing
 
 from stackfleet.alerts.routing import Receiver
 from stackfleet.api.app import create_app
@@ -178,7 +178,7 @@ def mariadb() -> DatabaseTarget:
     try:
         pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=3).close()
     except pymysql.err.MySQLError as exc:
-        pytest.skip(f"MariaDB not reachable on 127.0.0.1:3306: {exc}")
+        service_missing(f"MariaDB not reachable on 127.0.0.1:3306 as root: {exc}")
     return DatabaseTarget("127.0.0.1", 3306, user="root", name="db-local")
 
 
@@ -250,8 +250,8 @@ def orphan_queue() -> Iterator[tuple[str, str]]:
 
     try:
         socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError:
-        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
+    except OSError as exc:
+        service_missing(f"RabbitMQ not reachable on 127.0.0.1:5672: {exc}")
     enable_management_plugin()
     vhost = f"sf-alerts-{uuid.uuid4().hex[:8]}"
     encoded = quote(vhost, safe="")

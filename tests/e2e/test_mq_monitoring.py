@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from fastapi.testclient import TestClient
-from support import run_cli
+from support import run_cli, service_missing
 
 from stackfleet.api.app import create_app
 from stackfleet.engine.infra_monitor import BrokerStatus, pack_policies, sweep_brokers
@@ -58,7 +58,7 @@ def enable_management_plugin() -> None:
         return
     plugins = shutil.which("rabbitmq-plugins")
     if not plugins:
-        pytest.skip("RabbitMQ management API is off and rabbitmq-plugins is not installed")
+        service_missing("RabbitMQ's management API is off and rabbitmq-plugins is not installed")
     subprocess.run(
         [plugins, "enable", "rabbitmq_management"], check=True, capture_output=True, timeout=120
     )
@@ -124,11 +124,14 @@ class Consumer:
 @pytest.fixture(scope="module")
 def vhost() -> Iterator[str]:
     """Our own vhost with the queues of an OpenStack-like deployment, half-dead."""
-    pytest.importorskip("pika")
+    try:
+        import pika  # noqa: F401, PLC0415 - only these tests publish
+    except ImportError:
+        service_missing("the pika package is not installed")
     try:
         socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError:
-        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672")
+    except OSError as exc:
+        service_missing(f"RabbitMQ not reachable on 127.0.0.1:5672: {exc}")
     enable_management_plugin()
     name = f"sf-probe-{uuid.uuid4().hex[:10]}"
     encoded = quote(name, safe="")

@@ -162,3 +162,39 @@ def test_ironic_nodes_without_credentials_are_reported_unread(store):
     [target] = resolve_targets(store, None)
     assert "no BMC credentials for Ironic node bm-1" in target.problem
     assert "ironic.credentials" in target.problem
+
+
+SHARED = """
+credentials:
+  lab: {username: admin, password: shared-secret}
+ironic: {credentials: lab}
+"""
+
+
+def test_ironic_credentials_are_not_sent_to_plain_http_bmcs(store, caplog):
+    one_pass(store, "baremetal_node", [ironic_node("node-1", "bm-1", "http://192.0.2.10")])
+    [target] = resolve_targets(store, parse_bmc_map(SHARED, "map.yaml"))
+    assert "plain HTTP" in target.problem
+    assert "allow_insecure_http" in target.problem
+    assert "plain HTTP" in caplog.text
+
+
+def test_plain_http_bmcs_get_the_credentials_when_the_map_allows_it(store, caplog):
+    one_pass(store, "baremetal_node", [ironic_node("node-1", "bm-1", "http://192.0.2.10")])
+    allowing = SHARED.replace(
+        "ironic: {credentials: lab}", "ironic:\n  credentials: lab\n  allow_insecure_http: true"
+    )
+    [target] = resolve_targets(store, parse_bmc_map(allowing, "map.yaml"))
+    assert target.problem is None and target.password == "shared-secret"
+    assert "over plain HTTP" in caplog.text
+
+
+def test_loopback_http_bmcs_get_the_credentials(store):
+    one_pass(store, "baremetal_node", [ironic_node("node-1", "bm-1", "http://127.0.0.1:8000")])
+    [target] = resolve_targets(store, parse_bmc_map(SHARED, "map.yaml"))
+    assert target.problem is None
+
+
+def test_allow_insecure_http_must_be_a_boolean():
+    with pytest.raises(ConfigError, match="allow_insecure_http"):
+        parse_bmc_map("ironic: {allow_insecure_http: maybe}", "map.yaml")

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from stackfleet.core.redaction import redact_url
 from stackfleet.engine.events import EventProcessor
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.policy import PolicyError, load_text
@@ -18,7 +19,6 @@ from stackfleet.sources.notifications import (
     is_deletion,
     kinds_for_pattern,
     parse_notification,
-    redact,
 )
 from stackfleet.store import Store
 from stackfleet.store.findings import list_findings
@@ -112,7 +112,7 @@ def test_a_body_without_event_type_names_the_field() -> None:
 
 
 def test_transport_urls_are_shown_without_their_password() -> None:
-    assert redact("rabbit://nova:s3cret@mq1:5672/nova") == "rabbit://nova:***@mq1:5672/nova"
+    assert redact_url("rabbit://nova:s3cret@mq1:5672/nova") == "rabbit://nova:***@mq1:5672/nova"
 
 
 # ------------------------------------------------------------------ validation

@@ -21,6 +21,7 @@ import openstack.exceptions
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from stackfleet.core.errors import StackFleetError
+from stackfleet.core.redaction import redact_options
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +228,9 @@ class Action(BaseModel):
             summary=summary,
             changes=tuple(changes),
             destructive=self.destructive,
-            options=self.model_dump(exclude={"type"}, mode="json"),
+            # the plan is shown by the API and kept in action records and the audit
+            # log: a webhook's URL (often its credential) only as its public part
+            options=redact_options(self.model_dump(exclude={"type"}, mode="json")),
             expects=assumed,
         )
 

@@ -71,10 +71,10 @@ def listen_command(
     from stackfleet.sources.notifications import (
         NotificationListener,
         delete_pool_queue,
-        redact,
     )
 
     settings = load_settings(config)
+    settings.apply_api_timeout()
     cloud = os_cloud or os.environ.get("OS_CLOUD") or ""
     wiring = _wiring(settings, cloud, transport_url, topic, exchange)
     pool = f"stackfleet-listen-{os.getpid()}"
@@ -96,7 +96,9 @@ def listen_command(
     if fmt is Format.csv:
         csv.writer(sys.stdout).writerow(NOTIFICATION_COLUMNS)
     listener.start()
-    urls = ", ".join(redact(u) for u in wiring.urls)
+    from stackfleet.core.redaction import redact_url
+
+    urls = ", ".join(redact_url(u) for u in wiring.urls)
     err.print(f"listening on {escape(urls)} (topics {', '.join(wiring.topics)}); Ctrl-C stops")
     deadline = time.monotonic() + timeout if timeout else None
     try:

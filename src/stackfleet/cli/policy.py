@@ -143,6 +143,7 @@ def run_command(
 
     policies = select(load_files(sources(files, pack)), only, include_disabled)
     settings = load_settings(config)
+    settings.apply_api_timeout()
     if event or resource:
         if not (event and resource):
             raise InvalidQueryError("--event and --resource go together")

@@ -183,13 +183,18 @@ def serve_command(
         raise ConfigError("--no-auth and --auth-cloud: choose one")
     if auth_cloud:
         from stackfleet.api.auth import KeystoneAuth
-        from stackfleet.sources.openstack.connection import connect
+        from stackfleet.engine.settings import load_settings
+        from stackfleet.sources.openstack.connection import close_targets, connect
 
+        # token checks time out like every other OpenStack call
+        load_settings(config_file).apply_api_timeout()
         # a bad password or a dead Keystone stops the daemon here, one clear error
         try:
             targets = connect(auth_cloud)
         except (ConfigError, CloudError) as exc:
             raise type(exc)(f"--auth-cloud: {exc}") from exc
+        # one long-lived connection validates tokens; other regions' are not needed
+        close_targets(targets[1:])
         keystone = KeystoneAuth(
             targets[0].conn, read=read, cloud=auth_cloud, operator_role=operator_role
         )

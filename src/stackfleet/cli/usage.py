@@ -123,7 +123,7 @@ def sweep_command(
     skipped, with the reason. Diagnostics read the ACTIVE servers of the inventory
     (run `stackfleet collect` first); a rate needs a previous reading."""
     from stackfleet.engine.usage import sweep_diagnostics, sweep_prometheus
-    from stackfleet.sources.openstack.connection import connect
+    from stackfleet.sources.openstack.connection import connected
 
     settings = _settings(config, source, prometheus_url, budget, concurrency, gap)
     store = state(ctx).store()
@@ -136,8 +136,8 @@ def sweep_command(
         cloud = os_cloud or ("envvars" if os.environ.get("OS_AUTH_URL") else None)
         if not cloud:
             raise ConfigError("no cloud given: pass --os-cloud NAME or set OS_CLOUD")
-        targets = connect(cloud, os_region_name)
-        sweep = sweep_diagnostics(store, targets, settings)
+        with connected(cloud, os_region_name) as targets:
+            sweep = sweep_diagnostics(store, targets, settings)
         if sweep.active_servers == 0:
             err.print(
                 f"no ACTIVE servers of {cloud} in the store: run `stackfleet collect` first",

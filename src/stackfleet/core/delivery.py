@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import smtplib
+import ssl
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from stackfleet.core.errors import StackFleetError
+from stackfleet.core.redaction import public_url, redact_text
 
 
 class DeliveryError(StackFleetError):
@@ -29,7 +31,16 @@ class NotifySettings(BaseModel):
     smtp_host: str | None = Field(default=None, description="SMTP server; none: no e-mail.")
     smtp_port: int = 25
     smtp_from: str = "stackfleet@localhost"
-    smtp_starttls: bool = False
+    smtp_starttls: bool = Field(
+        default=False,
+        description="Upgrade to TLS (STARTTLS) before sending, verifying the server's "
+        "certificate and name.",
+    )
+    smtp_ca_file: str | None = Field(
+        default=None,
+        description="CA bundle to verify the SMTP server's certificate with (default: the "
+        "system's).",
+    )
     smtp_username: str | None = None
     smtp_password_env: str | None = Field(
         default=None, description="Environment variable holding the SMTP password."
@@ -51,7 +62,8 @@ class NotifySettings(BaseModel):
 
 
 def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
-    """POST JSON to a webhook; returns the HTTP status, raises DeliveryError on failure."""
+    """POST JSON to a webhook; returns the HTTP status, raises DeliveryError on failure.
+    Errors name the webhook by `public_url` only: its URL is often its credential."""
     data = json.dumps(payload, default=str).encode()
     request = urllib.request.Request(
         url, data=data, method="POST", headers={"Content-Type": "application/json"}
@@ -60,9 +72,18 @@ def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        raise DeliveryError(f"webhook {url} answered {exc.code}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise DeliveryError(f"webhook {url} failed: {exc}") from exc
+        raise DeliveryError(f"webhook {public_url(url)} answered {exc.code}") from exc
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise DeliveryError(f"webhook {public_url(url)} failed: {redact_text(str(exc))}") from exc
+
+
+def smtp_tls_context(settings: NotifySettings) -> ssl.SSLContext:
+    """The TLS context of STARTTLS: the server's certificate and host name verified
+    (smtplib's own default verifies nothing), against `smtp_ca_file` when set."""
+    try:
+        return ssl.create_default_context(cafile=settings.smtp_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise DeliveryError(f"notify.smtp_ca_file {settings.smtp_ca_file}: {exc}") from exc
 
 
 def send_email(settings: NotifySettings, message: EmailMessage) -> None:
@@ -73,7 +94,7 @@ def send_email(settings: NotifySettings, message: EmailMessage) -> None:
     try:
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.timeout) as smtp:
             if settings.smtp_starttls:
-                smtp.starttls()
+                smtp.starttls(context=smtp_tls_context(settings))
             if settings.smtp_username:
                 password = os.environ.get(settings.smtp_password_env or "", "")
                 smtp.login(settings.smtp_username, password)

@@ -108,6 +108,8 @@ class Daemon:
         self.policies = load_files(list(config.policy_files))
         if self.settings is None:
             self.settings = load_settings(config.settings_file)
+        # every OpenStack connection of this process (passes, actions, token checks)
+        self.settings.apply_api_timeout()
         if self.infra is None:
             self.infra = load_infra_config(config.infra_config)
         check_interval(config.quota_interval)

@@ -17,7 +17,7 @@ from typing import Any
 from stackfleet.actions.base import ActionError, Outcome, Plan, Stale, read_live
 from stackfleet.actions.notify import Notifier
 from stackfleet.engine.gate import Candidate
-from stackfleet.sources.openstack.connection import connect
+from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
 from stackfleet.store import action_records
 from stackfleet.store.action_records import DuplicateAction
 from stackfleet.store.audit import AuditLog
@@ -28,11 +28,12 @@ log = logging.getLogger(__name__)
 
 class Connections:
     """openstacksdk connections by (cloud, region), made on first use from clouds.yaml
-    (the same cloud names the inventory records carry)."""
+    (the same cloud names the inventory records carry) and kept: one long-lived
+    connection per cloud region (its session renews the token by itself)."""
 
     def __init__(self, config_files: list[str] | None = None) -> None:
         self.config_files = config_files
-        self._cache: dict[tuple[str, str], Any] = {}
+        self._cache: dict[tuple[str, str], CloudTarget] = {}
         self._lock = threading.Lock()
 
     def connection(self, cloud: str, region: str) -> Any:
@@ -40,8 +41,17 @@ class Connections:
             key = (cloud, region)
             if key not in self._cache:
                 targets = connect(cloud, region or None, config_files=self.config_files)
-                self._cache[key] = targets[0].conn
-            return self._cache[key]
+                # without a region every region is connected: keep the first, close
+                # the others instead of leaving their sockets open
+                close_targets(targets[1:])
+                self._cache[key] = targets[0]
+            return self._cache[key].conn
+
+    def close(self) -> None:
+        """Close every connection made so far."""
+        with self._lock:
+            close_targets(self._cache.values())
+            self._cache.clear()
 
 
 @dataclass

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from stackfleet.core.errors import ConfigError, StackFleetError
 from stackfleet.engine.loop import CloudSpec
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
-from stackfleet.sources.openstack.connection import CloudTarget, connect
+from stackfleet.sources.openstack.connection import CloudTarget, connected
 from stackfleet.sources.openstack.listing import RequestLog
 from stackfleet.sources.openstack.quotas import QUOTA_SOURCES, QuotaReading, read_quota
 from stackfleet.store import Store
@@ -169,9 +169,9 @@ def sweep_cloud(
     region: str | None = None,
     projects: Sequence[str] | None = None,
 ) -> list[SweepResult]:
-    """A quota sweep over every region of one cloud."""
-    targets = connect(cloud.name, region, cloud.system_cloud, cloud.config_files)
-    return [sweep_target(store, t, interval, concurrency, force, projects) for t in targets]
+    """A quota sweep over every region of one cloud (its connections closed after)."""
+    with connected(cloud.name, region, cloud.system_cloud, cloud.config_files) as targets:
+        return [sweep_target(store, t, interval, concurrency, force, projects) for t in targets]
 
 
 def sweep_agent_hosting(

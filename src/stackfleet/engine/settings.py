@@ -21,6 +21,7 @@ from stackfleet.core.times import Duration
 from stackfleet.engine.usage import UsageSettings
 from stackfleet.policy.schema import RateLimit
 from stackfleet.sources.notifications import NotificationSettings
+from stackfleet.sources.openstack.connection import DEFAULT_API_TIMEOUT, set_api_timeout
 from stackfleet.store.inventory import ShrinkLimit
 
 
@@ -109,10 +110,20 @@ class Settings(BaseModel):
     )
     poll_interval: Duration = Field(default=timedelta(seconds=2))
     actor: str = Field(default="stackfleet", description="Who the audit log says acted.")
+    api_timeout: Duration = Field(
+        default=timedelta(seconds=DEFAULT_API_TIMEOUT),
+        description="How long one OpenStack API call may take before it fails (a hung "
+        "endpoint then fails its part of a pass instead of stalling it); a cloud's own "
+        "api_timeout in clouds.yaml wins.",
+    )
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     usage: UsageSettings = Field(
         default_factory=UsageSettings, description="Real server/hypervisor usage source."
     )
+
+    def apply_api_timeout(self) -> None:
+        """Make `api_timeout` the timeout of the OpenStack connections made from now on."""
+        set_api_timeout(self.api_timeout.total_seconds())
 
 
 def settings_path(explicit: str | None = None) -> Path | None:

@@ -1,11 +1,11 @@
 """Fault injection and request counting for the simulated cloud.
 
 `FaultMiddleware` wraps the simulator's ASGI app. For every API request it applies the
-`FaultRule`s whose method and path pattern match, in this order: added latency, then an
-injected error (HTTP 500/503 with the error body the real service sends), else the
-real answer, with list pages optionally truncated (next links dropped, items cut). It
-also counts requests per method and route template ("GET
-/RegionOne/compute/v2.1/servers/detail").
+`FaultRule`s whose method and path pattern match, in this order: added latency, a hang
+(no answer until the client hangs up), then an injected error (HTTP 500/503 with the
+error body the real service sends), else the real answer, with list pages optionally
+truncated (next links dropped, items cut). It also counts requests per method and route
+template ("GET /RegionOne/compute/v2.1/servers/detail").
 
 Rules are set when the simulator starts (`FaultSettings(rules=...)`, `parse_fault_spec`
 for the command line) and changed at runtime through the control routes:
@@ -52,6 +52,11 @@ class FaultRule(BaseModel):
     method: str = Field(default="*", description="HTTP method, or * for any")
     path: str = Field(description="regular expression searched in the request path")
     latency_ms: float = Field(default=0.0, ge=0, description="delay added before answering")
+    hang: bool = Field(
+        default=False,
+        description="never answer: the request waits until the client gives up "
+        "(a hung endpoint, to test timeouts)",
+    )
     error_rate: float = Field(
         0.0, ge=0, le=1, description="share of requests answered with an error"
     )
@@ -281,6 +286,12 @@ def route_template(scope: Scope) -> str:
     return "/".join("{id}" if _ID_SEGMENT.match(s) else s for s in segments)
 
 
+async def _until_disconnected(receive: Receive) -> None:
+    """Read the request until the client hangs up, and answer nothing."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
 class FaultMiddleware:
     """ASGI middleware applying `sim.faults` and counting requests into
     `sim.request_counts`. Control routes (/_sim) are neither faulted nor counted."""
@@ -299,6 +310,9 @@ class FaultMiddleware:
             latency = sum(rule.latency_ms for rule in rules)
             if latency:
                 await asyncio.sleep(latency / 1000)
+            if any(rule.hang for rule in rules):
+                await _until_disconnected(receive)
+                return
             for rule in rules:
                 if rule.fail_always or (rule.error_rate and self.sim.faults.roll(rule.error_rate)):
                     await error_response(path, rule.error_status)(scope, receive, send)

@@ -30,6 +30,7 @@ import pymysql
 import pymysql.cursors
 
 from stackfleet.core.errors import CloudError, ConfigError
+from stackfleet.core.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class DatabaseTarget:
     host: str
     port: int = DEFAULT_PORT
     user: str = "root"
-    password: str = ""
+    # never in a repr: targets end up in logs and error messages
+    password: str = field(default="", repr=False)
     name: str | None = None
     cloud: str = ""
     region: str = ""
@@ -162,15 +164,15 @@ class DatabaseTarget:
         scheme = parts.scheme.split("+", 1)[0]
         if scheme not in ("mysql", "mariadb") or not parts.hostname:
             raise ConfigError(
-                f"database DSN {redact(dsn)!r} is not of the form mysql://user:password@host:port"
+                f"database DSN {redact_url(dsn)!r} is not of the form mysql://user:password@host:port"
             )
         try:
             port = parts.port or DEFAULT_PORT
         except ValueError as exc:
-            raise ConfigError(f"database DSN {redact(dsn)!r}: bad port ({exc})") from exc
+            raise ConfigError(f"database DSN {redact_url(dsn)!r}: bad port ({exc})") from exc
         if extra.get("tls") not in (None, *TLS_MODES):
             raise ConfigError(
-                f"database DSN {redact(dsn)!r}: tls must be one of {', '.join(TLS_MODES)}"
+                f"database DSN {redact_url(dsn)!r}: tls must be one of {', '.join(TLS_MODES)}"
             )
         return cls(
             host=parts.hostname,
@@ -179,11 +181,6 @@ class DatabaseTarget:
             password=unquote(parts.password or ""),
             **extra,
         )
-
-
-def redact(dsn: str) -> str:
-    """The DSN without its password."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", dsn)
 
 
 @dataclass(frozen=True)

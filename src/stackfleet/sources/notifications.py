@@ -33,6 +33,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.core.errors import ConfigError
+from stackfleet.core.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -436,16 +437,6 @@ class _Endpoint:
         return handle
 
 
-def redact(url: str) -> str:
-    """A transport URL without its password (for logs and messages)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
-
-
 class NotificationListener:
     """Listens to one cloud's notifications on each of its transport URLs and hands
     every one to `receive` (called from the listener's threads: it must not block)."""
@@ -494,13 +485,13 @@ class NotificationListener:
                 except Exception as exc:
                     self._stop_locked()
                     raise ConfigError(
-                        f"{whose}: cannot listen on {redact(url)}: {type(exc).__name__}: {exc}"
+                        f"{whose}: cannot listen on {redact_url(url)}: {type(exc).__name__}: {exc}"
                     ) from exc
                 self._running.append((listener, transport))
                 log.info(
                     "listening to %s notifications on %s (pool %s)",
                     self.cloud,
-                    redact(url),
+                    redact_url(url),
                     self.pool,
                 )
 
@@ -543,7 +534,7 @@ def check_transport(url: str) -> None:
     errors: list[str] = []
     connections = _broker_connections(url)
     if not connections:
-        raise ConfigError(f"transport URL {redact(url)} names no broker host")
+        raise ConfigError(f"transport URL {redact_url(url)} names no broker host")
     for connection in connections:
         try:
             connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.5)
@@ -552,7 +543,7 @@ def check_transport(url: str) -> None:
             errors.append(f"{type(exc).__name__}: {exc}")
         finally:
             connection.release()
-    raise ConfigError(f"cannot connect to {redact(url)}: {'; '.join(errors)}")
+    raise ConfigError(f"cannot connect to {redact_url(url)}: {'; '.join(errors)}")
 
 
 def delete_pool_queue(url: str, pool: str) -> None:
@@ -563,7 +554,7 @@ def delete_pool_queue(url: str, pool: str) -> None:
         try:
             connection.channel().queue_delete(pool)
         except Exception as exc:  # gone already, or the broker is away: nothing to do
-            log.warning("queue %s on %s not deleted: %s", pool, redact(url), exc)
+            log.warning("queue %s on %s not deleted: %s", pool, redact_url(url), exc)
         finally:
             connection.release()
 

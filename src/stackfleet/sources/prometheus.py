@@ -30,6 +30,7 @@ import requests
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from stackfleet.core.errors import StackFleetError
+from stackfleet.core.redaction import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -121,23 +122,24 @@ class PrometheusClient:
 
     def _call(self, path: str, params: dict[str, Any]) -> Any:
         url = f"{self.settings.url}{path}"
+        shown = redact_url(self.settings.url)
         try:
             # POST with a form body: long PromQL expressions do not fit a URL
             response = self.session.post(url, data=params, timeout=self.settings.timeout)
         except requests.Timeout as exc:
             raise PrometheusError(
-                f"Prometheus at {self.settings.url} did not answer within "
-                f"{self.settings.timeout:g} s"
+                f"Prometheus at {shown} did not answer within {self.settings.timeout:g} s"
             ) from exc
         except requests.RequestException as exc:
             raise PrometheusError(
-                f"cannot reach Prometheus at {self.settings.url}: {exc.__class__.__name__}: {exc}"
+                f"cannot reach Prometheus at {shown}: {exc.__class__.__name__}: "
+                f"{redact_text(str(exc))}"
             ) from exc
         try:
             body = response.json()
         except ValueError as exc:
             raise PrometheusError(
-                f"Prometheus at {self.settings.url} answered HTTP {response.status_code} "
+                f"Prometheus at {shown} answered HTTP {response.status_code} "
                 f"with a body that is not JSON (is the URL the Prometheus server?): "
                 f"{(response.text or '')[:200]!r}"
             ) from exc

@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import requests
 
 from stackfleet.core.errors import CloudError, ConfigError
+from stackfleet.core.redaction import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,8 @@ class BrokerTarget:
 
     url: str = "http://127.0.0.1:15672"
     user: str = "guest"
-    password: str = "guest"
+    # never in a repr: targets end up in logs and error messages
+    password: str = field(default="guest", repr=False)
     name: str | None = None
     cloud: str = ""
     region: str = ""
@@ -144,13 +146,13 @@ class BrokerTarget:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
-                f"RabbitMQ management URL {redact(url)!r} is not of the form "
+                f"RabbitMQ management URL {redact_url(url)!r} is not of the form "
                 "http://user:password@host:15672"
             )
         try:
             port = parts.port
         except ValueError as exc:
-            raise ConfigError(f"RabbitMQ management URL {redact(url)!r}: bad port") from exc
+            raise ConfigError(f"RabbitMQ management URL {redact_url(url)!r}: bad port") from exc
         netloc = parts.hostname if port is None else f"{parts.hostname}:{port}"
         if ":" in parts.hostname:
             netloc = f"[{parts.hostname}]" + (f":{port}" if port else "")
@@ -161,11 +163,6 @@ class BrokerTarget:
             password=unquote(parts.password) if parts.password else "guest",
             **extra,
         )
-
-
-def redact(url: str) -> str:
-    """The URL without its password."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from stackfleet.core.config import default_db_url
 from stackfleet.core.errors import ConfigError
+from stackfleet.core.redaction import redact_text, redact_url
 from stackfleet.store.inventory import InventoryStore, json_serializer
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,9 @@ def make_engine(url: str) -> Engine:
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         return create_engine(url, pool_pre_ping=True, json_serializer=json_serializer)
     except (ArgumentError, ImportError) as exc:
-        raise ConfigError(f"cannot use database URL {url!r}: {exc}") from exc
+        raise ConfigError(
+            f"cannot use database URL {redact_url(url)!r}: {redact_text(str(exc))}"
+        ) from exc
 
 
 def head_revision() -> str:
@@ -103,5 +106,7 @@ def open_store(url: str | None = None, migrate: bool = True) -> Store:
         try:
             upgrade(engine)
         except OperationalError as exc:
-            raise ConfigError(f"cannot open the store at {url!r}: {exc.orig}") from exc
+            raise ConfigError(
+                f"cannot open the store at {redact_url(url)!r}: {redact_text(str(exc.orig))}"
+            ) from exc
     return Store(engine)

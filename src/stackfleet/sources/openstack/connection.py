@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,25 @@ from stackfleet.core.errors import CloudError, ConfigError
 
 log = logging.getLogger(__name__)
 
+# Seconds an API call may take before it fails (keystoneauth's `timeout`): without one a
+# hung endpoint stalls a pass, an action or a token check forever. A cloud's own
+# `api_timeout` in clouds.yaml wins; the settings file's `api_timeout` sets this default.
+DEFAULT_API_TIMEOUT = 60.0
+_api_timeout = DEFAULT_API_TIMEOUT
+
+
+def set_api_timeout(seconds: float) -> None:
+    """The timeout of connections made from now on whose clouds.yaml entry sets none."""
+    global _api_timeout
+    if seconds <= 0:
+        raise ConfigError(f"api_timeout: {seconds:g} s is not a positive number of seconds")
+    _api_timeout = seconds
+
+
+def api_timeout() -> float:
+    """The default timeout of new connections (seconds)."""
+    return _api_timeout
+
 
 @dataclass
 class CloudTarget:
@@ -34,6 +55,35 @@ class CloudTarget:
     region: str
     conn: openstack.connection.Connection
     system: openstack.connection.Connection | None = None
+
+    def close(self) -> None:
+        """Release the connections' pooled sockets (and their thread pools). Without it
+        every pass leaves its sockets behind until the garbage collector finds them."""
+        for conn in (self.conn, self.system):
+            if conn is not None:
+                with suppress(Exception):  # closing is best effort, never an error
+                    conn.close()
+
+
+def close_targets(targets: Iterable[CloudTarget]) -> None:
+    """Close every target's connections."""
+    for target in targets:
+        target.close()
+
+
+@contextmanager
+def connected(
+    cloud: str,
+    region: str | None = None,
+    system_cloud: str | None = None,
+    config_files: list[str] | None = None,
+) -> Iterator[list[CloudTarget]]:
+    """`connect()` for one piece of work: the targets are closed when it ends."""
+    targets = connect(cloud, region, system_cloud, config_files)
+    try:
+        yield targets
+    finally:
+        close_targets(targets)
 
 
 def _first_config_file(config_files: list[str] | None) -> str | None:
@@ -101,21 +151,31 @@ def connect(
     config = _config(config_files)
     if system_cloud is None and f"{cloud}-system" in config.get_cloud_names():
         system_cloud = f"{cloud}-system"
-    targets = []
-    for cloud_region in _regions(config, cloud, region):
-        conn = openstack.connection.Connection(config=cloud_region)
-        authorize(conn, cloud)
-        system = None
-        if system_cloud:
-            system_region = _regions(config, system_cloud, cloud_region.region_name)[0]
-            system = openstack.connection.Connection(config=system_region)
-            authorize(system, system_cloud)
-        targets.append(
-            CloudTarget(
-                cloud=cloud, region=cloud_region.region_name or "", conn=conn, system=system
+    targets: list[CloudTarget] = []
+    try:
+        for cloud_region in _regions(config, cloud, region):
+            target = CloudTarget(
+                cloud=cloud, region=cloud_region.region_name or "", conn=_connection(cloud_region)
             )
-        )
+            targets.append(target)
+            authorize(target.conn, cloud)
+            if system_cloud:
+                system_region = _regions(config, system_cloud, cloud_region.region_name)[0]
+                target.system = _connection(system_region)
+                authorize(target.system, system_cloud)
+    except BaseException:
+        # a later region failing must not leak the connections already made
+        close_targets(targets)
+        raise
     return targets
+
+
+def _connection(cloud_region: Any) -> openstack.connection.Connection:
+    """A connection whose calls time out: clouds.yaml's `api_timeout` (or the older
+    `timeout`), else the default (the session reads it when it is first made)."""
+    if cloud_region.config.get("api_timeout") is None:
+        cloud_region.config["api_timeout"] = _api_timeout
+    return openstack.connection.Connection(config=cloud_region)
 
 
 def authorize(conn: openstack.connection.Connection, cloud: str) -> None:

@@ -14,6 +14,12 @@ The map is YAML (docs/hardware.md has the reference)::
     ironic:                       # nodes with a redfish_address in the store
       enabled: true
       credentials: lab
+      allow_insecure_http: false  # send the shared credentials to http:// addresses
+
+Ironic's BMC credentials are shared by every node: they are sent to a plain `http://`
+address only when the map allows it (`ironic.allow_insecure_http: true`) or the address
+is a loopback one (a simulator or a local emulator); otherwise the node is reported
+unread with the reason, and a warning is logged.
 
 A mistake is reported as a ConfigError naming the file, the line and the field. An
 entry in `bmcs` wins over an Ironic node of the same name or uuid.
@@ -21,6 +27,8 @@ entry in `bmcs` wins over an Ironic node of the same name or uuid.
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -31,6 +39,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from stackfleet.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 AUTH_MODES = ("basic", "session")
 TARGET_KINDS = ("hypervisor", "baremetal_node")
@@ -100,6 +110,8 @@ class IronicMapping:
     timeout: float | None = None
     power_budget_watts: float | None = None
     source: str = "built-in defaults"
+    # send the shared credentials to http:// BMC addresses that are not loopback
+    allow_insecure_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,13 +231,17 @@ def parse_bmc_map(text: str, source: str = "<bmc map>") -> BmcMap:
         )
 
     ironic_section = _section(doc, data.get("ironic"), ("ironic",))
-    _check_keys(doc, ironic_section, ("ironic",), (*_COMMON_KEYS, "enabled"))
+    _check_keys(doc, ironic_section, ("ironic",), (*_COMMON_KEYS, "enabled", "allow_insecure_http"))
     enabled = ironic_section.get("enabled", True)
     if not isinstance(enabled, bool):
         raise doc.error(("ironic", "enabled"), "expected true or false")
+    insecure = ironic_section.get("allow_insecure_http", False)
+    if not isinstance(insecure, bool):
+        raise doc.error(("ironic", "allow_insecure_http"), "expected true or false")
     ironic_settings = _common(doc, ironic_section, ("ironic",), named, base)
     ironic = IronicMapping(
         enabled=enabled,
+        allow_insecure_http=insecure,
         source=f"{source} line {doc.lines.get(('ironic',), doc.lines.get(('defaults',), 1))}",
         **ironic_settings,
     )
@@ -381,6 +397,8 @@ def targets_from_ironic(nodes: Iterable[dict[str, Any]], mapping: IronicMapping)
                 "set `ironic.credentials` (or `defaults`) in the BMC map"
             )
         url = str(address) if "://" in str(address) else f"https://{address}"
+        if problem is None and _cleartext(url):
+            problem = _insecure_problem(str(name), url, mapping)
         targets.append(
             BmcTarget(
                 name=str(name),
@@ -401,6 +419,49 @@ def targets_from_ironic(nodes: Iterable[dict[str, Any]], mapping: IronicMapping)
             )
         )
     return targets
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether `host` names this machine (127.0.0.0/8, ::1, localhost)."""
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _cleartext(url: str) -> bool:
+    """Credentials sent to `url` would cross a network unencrypted."""
+    parts = urlsplit(url)
+    return parts.scheme == "http" and not is_loopback(parts.hostname)
+
+
+def _insecure_problem(name: str, url: str, mapping: IronicMapping) -> str | None:
+    """Why the shared credentials are not sent to `url` (None: allowed, with a warning)."""
+    host = urlsplit(url).hostname
+    if mapping.allow_insecure_http:
+        log.warning(
+            "Ironic node %s: sending the shared BMC credentials to %s over plain HTTP "
+            "(allowed by ironic.allow_insecure_http in %s)",
+            name,
+            host,
+            mapping.source,
+        )
+        return None
+    log.warning(
+        "Ironic node %s: BMC address %s is plain HTTP; not sending the shared BMC "
+        "credentials (set ironic.allow_insecure_http: true in the BMC map to allow it)",
+        name,
+        host,
+    )
+    return (
+        f"Ironic node {name}: BMC address {host} is plain HTTP and the shared BMC "
+        "credentials would cross the network unencrypted; give the node an https:// "
+        "redfish_address or set `ironic.allow_insecure_http: true` in the BMC map"
+    )
 
 
 def merge_targets(explicit: Iterable[BmcTarget], ironic: Iterable[BmcTarget]) -> list[BmcTarget]:

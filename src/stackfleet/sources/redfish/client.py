@@ -172,6 +172,10 @@ def read_bmc(target: BmcTarget, timeout: float | None = None) -> BmcResult:
     except Exception as exc:  # one BMC's surprise must not end a sweep of hundreds
         log.exception("reading BMC %s failed", where)
         result.status, result.error = ERROR, f"{where}: {type(exc).__name__}: {exc}"
+    finally:
+        # the connector's requests session pools the BMC's sockets: one per sweep would
+        # otherwise be left open until the garbage collector finds it
+        connector.close()
     result.seconds = time.monotonic() - started
     result.requests = connector.requests
     result.finished_at = time.time()
