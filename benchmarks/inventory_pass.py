@@ -30,7 +30,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from calibration import calibration_line, captured_bodies, decode_floor
+from calibration import calibration_line, captured_bodies, cpu_seconds, decode_floor, peak_rss_mb
 from rich.console import Console
 from rich.table import Table
 
@@ -72,22 +72,6 @@ def start_simulator(preset: str, workdir: Path) -> tuple[subprocess.Popen[bytes]
         time.sleep(0.2)
     proc.kill()
     raise SystemExit("simulator did not start within 300 s")
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timed_pass(store: Store, clouds: Path, sim_pid: int) -> tuple[PassResult, dict[str, float]]:
@@ -185,7 +169,7 @@ def main() -> None:
             memory.add_column("process")
             memory.add_column("peak RSS (MB)", justify="right")
             memory.add_row("collector (pass + store)", f"{peak:.0f}")
-            memory.add_row("simulator", f"{rss_mb(sim.pid):.0f}")
+            memory.add_row("simulator", f"{peak_rss_mb(sim.pid):.0f}")
             console.print(memory)
         finally:
             sim.terminate()

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 
 import yaml
-from calibration import calibration_line
+from calibration import calibration_line, cpu_seconds, peak_rss_mb
 from rich.console import Console
 from rich.table import Table
 
@@ -82,24 +82,6 @@ def start_simulators(preset: str, regions: int, workdir: Path) -> tuple[list, Pa
     merged = workdir / "clouds.yaml"
     merged.write_text(yaml.safe_dump({"clouds": clouds}))
     return procs, merged
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def new_database(admin_url: str) -> str:

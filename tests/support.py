@@ -49,6 +49,16 @@ def service_missing(reason: str) -> NoReturn:
     )
 
 
+def redis_or_skip() -> None:
+    """The local Redis (127.0.0.1:6379) the scale-out tests coordinate through."""
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
+    except OSError as exc:
+        service_missing(f"Redis is not reachable on 127.0.0.1:6379 ({exc})")
+
+
 OPENSTACK_CLI = Path(sys.executable).with_name("openstack")
 
 

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from support import redis_or_skip
 
 from stackfleet.engine.coordination import Coordinator, Membership
 
@@ -22,20 +23,9 @@ PARTITIONS = [f"cloud-{c}/region-{r}" for c in range(2) for r in range(10)]
 TAKEOVER = 15.0
 
 
-def _redis_or_skip() -> None:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
-    except OSError as exc:
-        if os.environ.get("STACKFLEET_TESTBED_REQUIRED"):
-            pytest.fail(f"Redis is required on 127.0.0.1:6379: {exc}")
-        pytest.skip(f"Redis not reachable on 127.0.0.1:6379: {exc}")
-
-
 @pytest.fixture
 def group() -> str:
-    _redis_or_skip()
+    redis_or_skip()
     return f"sf-test-{uuid.uuid4().hex[:8]}"
 
 

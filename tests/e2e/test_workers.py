@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
+from support import redis_or_skip
 
 from stackfleet.simulator.faults import FaultRule
 from stackfleet.simulator.generator import preset
@@ -32,15 +32,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def _redis_or_skip() -> None:
-    try:
-        socket.create_connection(("127.0.0.1", 6379), timeout=2).close()
-    except OSError as exc:
-        if os.environ.get("STACKFLEET_TESTBED_REQUIRED"):
-            pytest.fail(f"Redis is required on 127.0.0.1:6379: {exc}")
-        pytest.skip(f"Redis not reachable on 127.0.0.1:6379: {exc}")
 
 
 class Worker:
@@ -110,7 +101,7 @@ def _complete_by_region(store, after: float = 0.0) -> dict[str, set[str]]:
 
 
 def test_workers_split_the_regions_and_replace_a_killed_leader(tmp_path, postgres_url):
-    _redis_or_skip()
+    redis_or_skip()
     # a slower server listing (0.8 s a page) leaves time to kill a worker mid-pass
     slow = FaultRule(method="GET", path=r"/servers/detail", latency_ms=800)
     config = preset("small", regions=REGIONS)
