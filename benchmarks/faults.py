@@ -169,6 +169,9 @@ class Tally:
     effective: Counter[str] = field(default_factory=Counter)
     reported: Counter[str] = field(default_factory=Counter)
     absorbed: Counter[str] = field(default_factory=Counter)
+    # stale answers differing from the cloud only by resources created or deleted (not
+    # by StackFleet) since: no client can tell them from a fresh answer
+    undetectable: Counter[str] = field(default_factory=Counter)
     hidden: Counter[str] = field(default_factory=Counter)
     verdicts: Counter[str] = field(default_factory=Counter)
     executed: Counter[str] = field(default_factory=Counter)
@@ -554,6 +557,20 @@ def _kept_matches(result: PassResult, kind: str, truth: Truth) -> bool:
     return seen == truth[kind]
 
 
+def _only_ids_differ(result: PassResult, kind: str, truth: Truth) -> bool:
+    """Whether the kept listing of `kind` differs from the simulator's state only by
+    which resources it holds (every resource in both has the same compared field)."""
+    listing = result.listings.get(kind)
+    if listing is None:
+        return False
+    fieldname = LISTED[kind][2]
+    for record in listing.records:
+        rid = str(record["id"])
+        if fieldname and rid in truth[kind] and (record.get(fieldname) or None) != truth[kind][rid]:
+            return False
+    return True
+
+
 # -- the run -------------------------------------------------------------------------
 
 
@@ -666,6 +683,8 @@ def _account(
                 tally.reported[fault.kind] += 1
             elif _kept_matches(result, fault.listed_kind, truth):
                 tally.absorbed[fault.kind] += 1
+            elif fault.kind == "stale-list" and _only_ids_differ(result, fault.listed_kind, truth):
+                tally.undetectable[fault.kind] += 1
             else:
                 tally.hidden[fault.kind] += 1
                 tally.hidden_details.append(
@@ -683,7 +702,7 @@ def _account(
 
 
 def print_table(tally: Tally, out: Any = sys.stdout) -> None:
-    rows = [("fault", "injected", "effective", "reported", "absorbed", "hidden")]
+    rows = [("fault", "injected", "effective", "reported", "absorbed", "undetectable", "hidden")]
     for kind in FAULT_KINDS:
         rows.append(
             (
@@ -692,6 +711,7 @@ def print_table(tally: Tally, out: Any = sys.stdout) -> None:
                 str(tally.effective[kind]),
                 str(tally.reported[kind]),
                 str(tally.absorbed[kind]),
+                str(tally.undetectable[kind]),
                 str(tally.hidden[kind]),
             )
         )
@@ -702,6 +722,7 @@ def print_table(tally: Tally, out: Any = sys.stdout) -> None:
             str(sum(tally.effective.values())),
             str(sum(tally.reported.values())),
             str(sum(tally.absorbed.values())),
+            str(sum(tally.undetectable.values())),
             str(sum(tally.hidden.values())),
         )
     )

@@ -12,6 +12,7 @@ from types import ModuleType
 
 import httpx
 import pytest
+import yaml
 
 from stackfleet.engine.collect import collect
 from stackfleet.engine.execute import Connections
@@ -21,6 +22,7 @@ from stackfleet.policy import load_text
 from stackfleet.simulator.faults import FaultRule
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
+from stackfleet.sources.openstack.connection import DEFAULT_API_TIMEOUT, connect
 from stackfleet.store import open_store
 from stackfleet.store.inventory import STALE_LISTING
 
@@ -180,3 +182,21 @@ def test_simulator_repeats_pages_and_answers_409(cloud):
     assert answer.status_code == 409
     assert answer.json()["NeutronError"]["type"] == "Conflict"
     assert fid in server.state.regions["RegionOne"].floatingips
+
+
+def test_api_calls_time_out_unless_clouds_yaml_says_otherwise(cloud, tmp_path):
+    server, clouds = cloud
+    [target] = connect(CLOUD, config_files=[str(clouds)])
+    assert target.conn.config.config["api_timeout"] == DEFAULT_API_TIMEOUT
+    content = yaml.safe_load(clouds.read_text())
+    content["clouds"][CLOUD]["api_timeout"] = 0.5
+    clouds.write_text(yaml.safe_dump(content))
+    [target] = connect(CLOUD, config_files=[str(clouds)])
+    assert float(target.conn.config.config["api_timeout"]) == 0.5
+    # a hung list call ends the listing as failed instead of stalling the pass
+    server.sim.faults.add(FaultRule(method="GET", path=r"/v2\.0/floatingips$", latency_ms=2000))
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+    [result] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["floating_ip"])
+    assert not result.listings["floating_ip"].complete
+    assert "timed out" in (result.listings["floating_ip"].error or "")
+    store.close()

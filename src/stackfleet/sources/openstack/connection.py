@@ -73,6 +73,18 @@ def _config(config_files: list[str] | None) -> openstack.config.OpenStackConfig:
         raise ConfigError(f"cannot read clouds.yaml: {exc}") from exc
 
 
+# Seconds a request may take unless clouds.yaml sets `api_timeout`: without one,
+# keystoneauth waits forever, and one hung API call stalls a pass (and the daemon).
+DEFAULT_API_TIMEOUT = 120.0
+
+
+def _bounded(cloud_region: Any) -> Any:
+    """`cloud_region` with the default request timeout, unless it sets its own."""
+    if cloud_region.config.get("api_timeout") is None:
+        cloud_region.config["api_timeout"] = DEFAULT_API_TIMEOUT
+    return cloud_region
+
+
 def _regions(config: openstack.config.OpenStackConfig, cloud: str, region: str | None) -> list[Any]:
     try:
         if region:
@@ -103,11 +115,12 @@ def connect(
         system_cloud = f"{cloud}-system"
     targets = []
     for cloud_region in _regions(config, cloud, region):
+        _bounded(cloud_region)
         conn = openstack.connection.Connection(config=cloud_region)
         authorize(conn, cloud)
         system = None
         if system_cloud:
-            system_region = _regions(config, system_cloud, cloud_region.region_name)[0]
+            system_region = _bounded(_regions(config, system_cloud, cloud_region.region_name)[0])
             system = openstack.connection.Connection(config=system_region)
             authorize(system, system_cloud)
         targets.append(
