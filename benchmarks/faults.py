@@ -666,13 +666,24 @@ def _account(
     number: int,
     hits: dict[str, int],
 ) -> None:
-    failed_or_skipped = sum(
-        1
+    failures = [
+        c.reason
         for policy in report.policies
         for c in policy.candidates
         if c.verdict in ("failed", "unverified")
-        or (c.verdict == "skipped" and "could not" in c.reason)
-    )
+    ]
+
+    def shows(kind: str) -> bool:
+        """Whether an action of the run failed the way this fault makes it fail."""
+        if kind == "409-action":
+            return any("Conflict" in r or "409" in r for r in failures)
+        if kind == "5xx-action":
+            return any("Server Error" in r and not r.startswith("could not") for r in failures)
+        # 5xx-reread: the re-read before acting, or the verification's reads
+        return any(r.startswith(("could not read", "verifying failed")) for r in failures) or any(
+            "Server Error" in r for r in failures
+        )
+
     for fault in injected:
         if not hits.get(fault.rule.id):
             continue
@@ -691,7 +702,7 @@ def _account(
                     f"pass {number}: {fault.kind} on {fault.listed_kind} kept as complete "
                     "but differs from the simulator"
                 )
-        elif failed_or_skipped:
+        elif shows(fault.kind):
             tally.reported[fault.kind] += 1
         else:
             tally.hidden[fault.kind] += 1

@@ -3,7 +3,10 @@ was seen. Kinds are written to the store as their listings finish; a kind whose
 listing failed is recorded as incomplete, and nothing of it is marked gone. So is a
 kind whose listing looks complete but shrank sharply since the last pass (a page cut
 short with its next link dropped looks like the end of the list): it waits for the
-next pass to confirm the shrink (store.inventory.ShrinkLimit)."""
+next pass to confirm the shrink (store.inventory.ShrinkLimit). A listing missing any
+resource the store has live is read a second time: when that read shows some of them,
+the first was cut and the kind is recorded incomplete. A listing from an older state of
+the cloud (a stale replica) is not believed either (store.inventory, STALE_LISTING)."""
 
 from __future__ import annotations
 
@@ -135,10 +138,10 @@ def _run_pass(
             }
             for future in as_completed(futures):
                 listing = future.result()
-                if shrink is not None and listing.complete and not listing.skipped:
-                    listing = _read_again_if_shrunk(store, target, ctx, listing, request_log)
                 if narrow and listing.complete and KINDS[listing.kind].project_api is not None:
                     listing = replace(listing, complete=False, error=narrow)
+                if shrink is not None and listing.complete and not listing.skipped:
+                    listing = _read_again_if_shrunk(store, target, ctx, listing, request_log)
                 outcome = store.record_kind(
                     pass_id,
                     target.cloud,

@@ -197,7 +197,12 @@ class InventoryStore:
         limit allows is recorded as incomplete instead (`KindOutcome.held` says why),
         unless the newest earlier pass of this kind in this cloud region was held for
         the same reason with about as many resources: the second pass in a row to see
-        the shrink confirms it."""
+        the shrink confirms it.
+
+        A complete listing that answers from an older state of the cloud — a record
+        last saved earlier than its stored copy, or a resource a verified StackFleet
+        action deleted listed again — is not recorded at all (incomplete, `held` says
+        why)."""
         spec = kind(kind_name)
         now = utcnow()
         where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
