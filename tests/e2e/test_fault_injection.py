@@ -200,3 +200,37 @@ def test_api_calls_time_out_unless_clouds_yaml_says_otherwise(cloud, tmp_path):
     assert not result.listings["floating_ip"].complete
     assert "timed out" in (result.listings["floating_ip"].error or "")
     store.close()
+
+
+def _fip(fid: str, saved: str, port: str | None = None) -> dict[str, object]:
+    return {
+        "id": fid,
+        "name": fid,
+        "project_id": "p1",
+        "status": "DOWN",
+        "port_id": port,
+        "updated_at": saved,
+    }
+
+
+def test_a_listing_saved_before_the_store_copy_is_stale_unless_an_event_stored_it(tmp_path):
+    store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+
+    def record(listed: list[dict[str, object]]) -> str | None:
+        pass_id = store.begin_pass("c1", "r1")
+        outcome = store.record_kind(pass_id, "c1", "r1", "floating_ip", listed, True)
+        store.finish_pass(pass_id, "complete", None, 1)
+        return outcome.held
+
+    assert record([_fip("fip-1", "2026-01-02T00:00:00Z", "port-1")]) is None
+    held = record([_fip("fip-1", "2026-01-01T00:00:00Z")])
+    assert held is not None and held.startswith(STALE_LISTING)
+    assert store.get_resource("floating_ip", "fip-1")["port_id"] == "port-1"
+    # an event stores a newer copy while a pass is listing: the pass's older copy is
+    # not a stale listing
+    pass_id = store.begin_pass("c1", "r1")
+    store.upsert_resource("c1", "r1", "floating_ip", _fip("fip-1", "2026-01-03T00:00:00Z"))
+    listed = [_fip("fip-1", "2026-01-02T00:00:00Z", "port-1")]
+    outcome = store.record_kind(pass_id, "c1", "r1", "floating_ip", listed, True)
+    assert outcome.held is None
+    store.close()

@@ -268,7 +268,9 @@ class InventoryStore:
                 if old_digest != digest:
                     changed[pk] = (record, digest)
             held: str | None = None
-            older = self._older_than_stored(session, changed) if complete and changed else 0
+            # (an event may have stored a newer copy while this pass was listing)
+            settled = {pk: change for pk, change in changed.items() if pk not in newer}
+            older = self._older_than_stored(session, settled) if complete and settled else 0
             back = (
                 self._deleted_by_us(session, cloud, region, kind_name, revived_ids)
                 if complete and revived_ids
