@@ -50,6 +50,7 @@ from stackfleet.simulator.server import SimulatorServer
 from stackfleet.simulator.state import CloudState, RegionState
 from stackfleet.sources.openstack import listing as listing_module
 from stackfleet.store import open_store
+from stackfleet.store.inventory import current_attrs
 
 CLOUD = "sim"
 REGION = "RegionOne"
@@ -169,8 +170,8 @@ class Tally:
     effective: Counter[str] = field(default_factory=Counter)
     reported: Counter[str] = field(default_factory=Counter)
     absorbed: Counter[str] = field(default_factory=Counter)
-    # stale answers differing from the cloud only by resources created or deleted (not
-    # by StackFleet) since: no client can tell them from a fresh answer
+    # stale answers no older than the store's own copy (they differ from the cloud by
+    # what changed since the last pass): nothing can show they are stale
     undetectable: Counter[str] = field(default_factory=Counter)
     hidden: Counter[str] = field(default_factory=Counter)
     verdicts: Counter[str] = field(default_factory=Counter)
@@ -557,18 +558,35 @@ def _kept_matches(result: PassResult, kind: str, truth: Truth) -> bool:
     return seen == truth[kind]
 
 
-def _only_ids_differ(result: PassResult, kind: str, truth: Truth) -> bool:
-    """Whether the kept listing of `kind` differs from the simulator's state only by
-    which resources it holds (every resource in both has the same compared field)."""
+def _agrees_with_store(result: PassResult, kind: str, stored: Truth) -> bool:
+    """Whether every resource of the kept listing of `kind` that the store already held
+    has the compared field the store held before the pass: the answer carries nothing
+    older than what StackFleet had, so nothing can show it is stale."""
     listing = result.listings.get(kind)
     if listing is None:
         return False
     fieldname = LISTED[kind][2]
     for record in listing.records:
         rid = str(record["id"])
-        if fieldname and rid in truth[kind] and (record.get(fieldname) or None) != truth[kind][rid]:
+        if (
+            fieldname
+            and rid in stored[kind]
+            and (record.get(fieldname) or None) != stored[kind][rid]
+        ):
             return False
     return True
+
+
+def stored_view(store: Any) -> Truth:
+    """Per listed kind: id -> the compared field, as the store holds them (live)."""
+    view: Truth = {}
+    for kind, (_, _, fieldname) in LISTED.items():
+        attrs = current_attrs(store, CLOUD, REGION, kind)
+        view[kind] = {
+            rid: (record.get(fieldname) or None) if fieldname else None
+            for rid, record in attrs.items()
+        }
+    return view
 
 
 # -- the run -------------------------------------------------------------------------
@@ -614,6 +632,7 @@ def run(passes: int = 100, seed: int = 1, workdir: Path | None = None) -> Tally:
                 for fault in injected:
                     faults.add(fault.rule)
                     tally.injected[fault.kind] += 1
+                stored = stored_view(store)
                 results = collect(store, CLOUD, config_files=[str(clouds)], shrink=shrink)
                 tally.passes += 1
                 tally.pass_status[results[0].status] += 1
@@ -623,7 +642,7 @@ def run(passes: int = 100, seed: int = 1, workdir: Path | None = None) -> Tally:
                 report = runner.run(policies, execute=True)
                 mutations = faults.take_mutations()
                 _judge_run(tally, report, mutations, excluded_projects, number)
-                _account(tally, injected, results[0], report, truth, number, faults.hits)
+                _account(tally, injected, results[0], report, truth, stored, number, faults.hits)
                 faults.clear()
             store.close()
     finally:
@@ -663,6 +682,7 @@ def _account(
     result: PassResult,
     report: RunReport,
     truth: Truth,
+    stored: Truth,
     number: int,
     hits: dict[str, int],
 ) -> None:
@@ -694,7 +714,9 @@ def _account(
                 tally.reported[fault.kind] += 1
             elif _kept_matches(result, fault.listed_kind, truth):
                 tally.absorbed[fault.kind] += 1
-            elif fault.kind == "stale-list" and _only_ids_differ(result, fault.listed_kind, truth):
+            elif fault.kind == "stale-list" and _agrees_with_store(
+                result, fault.listed_kind, stored
+            ):
                 tally.undetectable[fault.kind] += 1
             else:
                 tally.hidden[fault.kind] += 1
