@@ -111,6 +111,8 @@ _RULE_FIELDS = (
     "remote_ip_prefix",
     "remote_group_id",
 )
+# openstacksdk's attribute for a Neutron field, where it differs
+_SDK_NAMES = {"ethertype": "ether_type"}
 
 
 @ACTIONS.register("delete")
@@ -141,7 +143,8 @@ class DeleteSecurityGroupRule(Action):
         rule = _read(ctx, record, "get_security_group_rule")
         if rule is None:
             return None
-        state = {f: getattr(rule, f, None) for f in _RULE_FIELDS}
+        # openstacksdk names Neutron's `ethertype` attribute `ether_type`
+        state = {f: getattr(rule, _SDK_NAMES.get(f, f), None) for f in _RULE_FIELDS}
         tags = getattr(rule, "tags", None)
         if tags is not None:
             state["tags"] = list(tags)

@@ -3,7 +3,10 @@ was seen. Kinds are written to the store as their listings finish; a kind whose
 listing failed is recorded as incomplete, and nothing of it is marked gone. So is a
 kind whose listing looks complete but shrank sharply since the last pass (a page cut
 short with its next link dropped looks like the end of the list): it waits for the
-next pass to confirm the shrink (store.inventory.ShrinkLimit)."""
+next pass to confirm the shrink (store.inventory.ShrinkLimit). A listing missing any
+resource the store has live is read a second time: when that read shows some of them,
+the first was cut and the kind is recorded incomplete. A listing from an older state of
+the cloud (a stale replica) is not believed either (store.inventory, STALE_LISTING)."""
 
 from __future__ import annotations
 
@@ -26,7 +29,7 @@ from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
 from stackfleet.sources.openstack.listing import Listing, RequestLog, timed_listing
 from stackfleet.store import Store
-from stackfleet.store.inventory import ShrinkLimit, current_attrs
+from stackfleet.store.inventory import ShrinkLimit, current_attrs, live_ids
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +155,8 @@ def _run_pass(
                 listing = future.result()
                 if narrow and listing.complete and KINDS[listing.kind].project_api is not None:
                     listing = replace(listing, complete=False, error=narrow)
+                if shrink is not None and listing.complete and not listing.skipped:
+                    listing = _read_again_if_shrunk(store, target, ctx, listing, request_log)
                 outcome = store.record_kind(
                     pass_id,
                     target.cloud,
@@ -190,6 +195,43 @@ def _run_pass(
         request_log.counts,
         time.perf_counter() - started,
     )
+
+
+def _read_again_if_shrunk(
+    store: Store, target: CloudTarget, ctx: ListContext, listing: Listing, log: RequestLog
+) -> Listing:
+    """A complete-looking listing that misses resources the store has live is read a
+    second time. A page cut short with its next link dropped looks like the end of the
+    list, and the shrink limit only catches large cuts: when the second read shows any
+    of the missing resources, the first was cut, and the kind is recorded incomplete
+    (nothing marked gone). Costs one more listing of a kind only when something of it
+    disappeared."""
+    missing = live_ids(store, target.cloud, target.region, listing.kind) - {
+        str(r["id"]) for r in listing.records
+    }
+    if not missing:
+        return listing
+    again = timed_listing(listing.kind, log, partial(_list_one, ctx, listing.kind))
+    requests = listing.requests + again.requests
+    if not again.complete:
+        return replace(
+            listing,
+            complete=False,
+            requests=requests,
+            error=f"{len(missing)} {listing.kind}s missing; reading them again failed: "
+            f"{again.error}",
+        )
+    back = missing & {str(r["id"]) for r in again.records}
+    if back:
+        return replace(
+            listing,
+            complete=False,
+            requests=requests,
+            error=f"inconsistent listing: {len(back)} of the {len(missing)} {listing.kind}s "
+            "missing from it were listed by a second read right after (a page cut short?); "
+            "nothing of it is marked gone",
+        )
+    return replace(listing, requests=requests)
 
 
 def project_view(target: CloudTarget) -> str | None:

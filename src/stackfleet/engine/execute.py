@@ -25,6 +25,9 @@ from stackfleet.store.db import Store
 
 log = logging.getLogger(__name__)
 
+# actions whose verification waits until the service answers 404 for the resource
+GONE_AFTER = frozenset({"delete", "release"})
+
 
 class Connections:
     """openstacksdk connections by (cloud, region), made on first use from clouds.yaml
@@ -242,6 +245,12 @@ class Executor:
             outcome = Outcome(verified=False, result=result, message=str(exc))
         outcome.result = outcome.result or result
         status = "succeeded" if outcome.verified else "unverified"
+        if outcome.verified and plan.action in GONE_AFTER:
+            # the service answers 404 for it now: the next pass must not count it as a
+            # shrink of its kind (held: every destructive action on the kind blocked)
+            self.store.mark_resource_gone(
+                record["cloud"], record["region"], record["kind"], str(record["id"])
+            )
         self._finish(candidate, status, outcome.message or plan.summary, outcome.result)
         self._audit(
             "action.completed",

@@ -28,8 +28,12 @@ import random
 import re
 import threading
 import uuid
+from collections import deque
 from collections.abc import Iterable
+from copy import deepcopy
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
 from starlette.requests import Request
@@ -43,6 +47,8 @@ if TYPE_CHECKING:
     from stackfleet.simulator.app import Simulator
 
 CONTROL_PREFIX = "/_sim"
+# answers kept per URL for stale reads
+KEPT_ANSWERS = 4
 
 
 class FaultRule(BaseModel):
@@ -63,12 +69,27 @@ class FaultRule(BaseModel):
     fail_always: bool = Field(
         default=False, description="answer every matching request with an error"
     )
-    error_status: int = Field(default=503, description="status of injected errors: 500 or 503")
+    error_status: int = Field(
+        default=503, description="status of injected errors: 500, 502, 503, 504 or 409"
+    )
     drop_next_link: bool = Field(
         default=False, description="remove the next-page link of list answers"
     )
     max_items: int | None = Field(
         default=None, ge=0, description="cut list answers to this many items"
+    )
+    repeat_page: bool = Field(
+        default=False,
+        description="ignore the marker of list calls: serve the first page again (a caching "
+        "proxy keying on the path only)",
+    )
+    stale: bool = Field(
+        default=False,
+        description="answer a GET with an earlier answer to the same URL (a lagging "
+        "replica or cache); needs FaultSettings.keep_answers",
+    )
+    stale_by: int = Field(
+        default=1, ge=1, le=KEPT_ANSWERS, description="stale: how many answers back"
     )
     times: int | None = Field(
         None, ge=1, description="apply to this many matching requests, then expire"
@@ -91,8 +112,8 @@ class FaultRule(BaseModel):
     @field_validator("error_status")
     @classmethod
     def _server_error(cls, value: int) -> int:
-        if value not in (500, 502, 503, 504):
-            raise ValueError("error_status must be 500, 502, 503 or 504")
+        if value not in (409, 500, 502, 503, 504):
+            raise ValueError("error_status must be 409, 500, 502, 503 or 504")
         return value
 
     def matches(self, method: str, path: str) -> bool:
@@ -101,6 +122,24 @@ class FaultRule(BaseModel):
     @property
     def truncates(self) -> bool:
         return self.drop_next_link or self.max_items is not None
+
+
+@dataclass
+class Mutation:
+    """One mutating API request (POST, PUT, PATCH, DELETE) as the simulator received it,
+    with the state of the resource it addresses just before it was handled: the ground
+    truth to judge an action by (FaultSettings.record_mutations)."""
+
+    method: str
+    path: str
+    body: Any
+    # the collection of RegionState holding the resource ("servers", "floatingips", ...)
+    # and a deep copy of the resource before the request; None when the path names none
+    collection: str | None
+    before: dict[str, Any] | None
+    status: int = 0
+    # an injected fault answered instead of the service
+    injected: bool = False
 
 
 class FaultSettings:
@@ -112,6 +151,15 @@ class FaultSettings:
         self._remaining: dict[str, int] = {r.id: r.times for r in self._rules if r.times}
         self._lock = threading.Lock()
         self._random = random.Random(seed)
+        # keep the newest 200 answer of every GET (by path and query) for `stale` rules
+        self.keep_answers = False
+        self._answers: dict[str, deque[tuple[dict[str, Any], bytes]]] = {}
+        # record every mutating API request with its resource's state before it
+        self.record_mutations = False
+        self.mutations: list[Mutation] = []
+        # rule id -> how many answers the rule changed (an error, a delay, a page cut,
+        # repeated or served stale); a rule that matched but changed nothing is not hit
+        self.hits: dict[str, int] = {}
 
     @property
     def rules(self) -> list[FaultRule]:
@@ -156,6 +204,30 @@ class FaultSettings:
         with self._lock:
             return self._random.random() < rate
 
+    def answer(self, url: str, back: int = 1) -> tuple[dict[str, Any], bytes] | None:
+        """The answer `url` got `back` answers ago (1: the newest kept), if kept."""
+        with self._lock:
+            kept = self._answers.get(url)
+            return kept[-back] if kept and len(kept) >= back else None
+
+    def keep_answer(self, url: str, start: dict[str, Any], body: bytes) -> None:
+        with self._lock:
+            self._answers.setdefault(url, deque(maxlen=KEPT_ANSWERS)).append((start, body))
+
+    def hit(self, rule: FaultRule) -> None:
+        with self._lock:
+            self.hits[rule.id] = self.hits.get(rule.id, 0) + 1
+
+    def add_mutation(self, mutation: Mutation) -> None:
+        with self._lock:
+            self.mutations.append(mutation)
+
+    def take_mutations(self) -> list[Mutation]:
+        """The mutations recorded since the last call (and forget them)."""
+        with self._lock:
+            taken, self.mutations = self.mutations, []
+            return taken
+
 
 def parse_fault_spec(spec: str) -> FaultRule:
     """A rule from the compact command-line form ``[METHOD ]PATH_REGEX[;key=value...]``,
@@ -182,6 +254,7 @@ def parse_fault_spec(spec: str) -> FaultRule:
 # -- error bodies, as each service writes them -----------------------------------------
 
 _REASONS = {
+    409: "Conflict",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
@@ -202,6 +275,8 @@ def error_response(path: str, status: int) -> Response:
     reason = _REASONS.get(status, "Error")
     service = service_of(path)
     message = f"Simulated fault: the service answered {status} {reason}."
+    if status == 409:
+        return conflict_response(path)
     if service == "identity":
         return json_response(
             {"error": {"code": status, "title": reason, "message": message}}, status
@@ -238,6 +313,24 @@ def error_response(path: str, status: int) -> Response:
         f"  <h1>{status} {reason}</h1>\n  {message}<br /><br />\n\n\n\n </body>\n</html>"
     )
     return Response(body, status_code=status, media_type="text/html")
+
+
+def conflict_response(path: str) -> Response:
+    """A 409 as the service under `path` answers a request that conflicts with the
+    resource's state (an operation in progress)."""
+    message = "Simulated fault: the resource is busy (another operation is in progress)."
+    service = service_of(path)
+    if service in ("compute", "volume"):
+        return json_response({"conflictingRequest": {"code": 409, "message": message}}, 409)
+    if service == "networking":
+        return json_response(
+            {"NeutronError": {"type": "Conflict", "message": message, "detail": ""}}, 409
+        )
+    if service == "placement":
+        return json_response(
+            {"errors": [{"status": 409, "title": "Conflict", "detail": message}]}, 409
+        )
+    return json_response({"error": {"code": 409, "title": "Conflict", "message": message}}, 409)
 
 
 # -- truncation of list pages -------------------------------------------------------------
@@ -305,18 +398,52 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         method, path = scope["method"], scope["path"]
-        rules = self.sim.faults.take(method, path)
+        faults = self.sim.faults
+        rules = faults.take(method, path)
+        mutation: Mutation | None = None
+        if faults.record_mutations and method in MUTATING:
+            mutation, receive = await self._recorded(scope, receive)
+            send = _status_into(mutation, send)
         try:
             latency = sum(rule.latency_ms for rule in rules)
             if latency:
+                for rule in rules:
+                    if rule.latency_ms:
+                        faults.hit(rule)
                 await asyncio.sleep(latency / 1000)
             if any(rule.hang for rule in rules):
                 await _until_disconnected(receive)
                 return
             for rule in rules:
                 if rule.fail_always or (rule.error_rate and self.sim.faults.roll(rule.error_rate)):
+                    if mutation is not None:
+                        mutation.injected = True
+                    faults.hit(rule)
                     await error_response(path, rule.error_status)(scope, receive, send)
                     return
+            url = f"{path}?{scope.get('query_string', b'').decode()}"
+            repeating = [rule for rule in rules if rule.repeat_page]
+            if method == "GET" and repeating:
+                query = parse_qsl(scope.get("query_string", b"").decode())
+                if any(k == "marker" for k, _ in query):
+                    for rule in repeating:
+                        faults.hit(rule)
+                    query = [(k, v) for k, v in query if k != "marker"]
+                    scope = {**scope, "query_string": urlencode(query).encode()}
+            stale = [rule for rule in rules if rule.stale]
+            if method == "GET" and stale:
+                kept = faults.answer(url, max(rule.stale_by for rule in stale))
+                if kept is not None:
+                    fresh = _Buffer()
+                    await self.app(scope, receive, fresh)
+                    if fresh.body != kept[1]:
+                        for rule in stale:
+                            faults.hit(rule)
+                    await send(kept[0])
+                    await send({"type": "http.response.body", "body": kept[1]})
+                    return
+            if method == "GET" and faults.keep_answers:
+                send = _kept_into(faults, url, send)
             truncating = [rule for rule in rules if rule.truncates]
             if truncating:
                 await self._truncated(scope, receive, send, truncating)
@@ -326,6 +453,36 @@ class FaultMiddleware:
             key = f"{method} {route_template(scope)}"
             counts = self.sim.request_counts
             counts[key] = counts.get(key, 0) + 1
+
+    async def _recorded(self, scope: Scope, receive: Receive) -> tuple[Mutation, Receive]:
+        """The Mutation record of a request (its body read ahead), and a `receive`
+        replaying the body to the app."""
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        collection, before = resource_at(self.sim, scope["path"])
+        mutation = Mutation(scope["method"], scope["path"], body, collection, before)
+        self.sim.faults.add_mutation(mutation)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        return mutation, replay
 
     async def _truncated(
         self, scope: Scope, receive: Receive, send: Send, rules: list[FaultRule]
@@ -358,14 +515,75 @@ class FaultMiddleware:
                 except ValueError:
                     parsed = None
                 if parsed is not None:
-                    body = json.dumps(
+                    before = json.dumps(parsed, separators=(",", ":"))
+                    cut = json.dumps(
                         truncate_page(parsed, drop_next, max_items), separators=(",", ":")
-                    ).encode()
+                    )
+                    if cut != before:
+                        for rule in rules:
+                            self.sim.faults.hit(rule)
+                    body = cut.encode()
             headers.append((b"content-length", str(len(body)).encode()))
             await send({**start, "headers": headers})
             await send({"type": "http.response.body", "body": body})
 
         await self.app(scope, receive, buffer)
+
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class _Buffer:
+    """A `send` that keeps the answer instead of sending it."""
+
+    def __init__(self) -> None:
+        self.body = b""
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+
+def _status_into(mutation: Mutation, send: Send) -> Send:
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            mutation.status = message["status"]
+        await send(message)
+
+    return sending
+
+
+def _kept_into(faults: FaultSettings, url: str, send: Send) -> Send:
+    """A `send` that also keeps a 200 answer of `url` for later stale reads."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def sending(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start":
+            start = message
+        elif message["type"] == "http.response.body" and start is not None:
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body") and start["status"] == 200:
+                faults.keep_answer(url, dict(start), b"".join(chunks))
+        await send(message)
+
+    return sending
+
+
+def resource_at(sim: Simulator, path: str) -> tuple[str | None, dict[str, Any] | None]:
+    """The RegionState collection and a deep copy of the resource a request path names
+    (its last id segment that is a resource of the region), or (None, None)."""
+    parts = path.strip("/").split("/")
+    region = sim.state.regions.get(parts[0]) if parts else None
+    if region is None:
+        return None, None
+    for segment in reversed(parts[2:]):
+        for name, value in vars(region).items():
+            if isinstance(value, dict) and segment in value and isinstance(value[segment], dict):
+                with sim.state.lock:
+                    return name, deepcopy(value[segment])
+    return None, None
 
 
 # -- control routes -----------------------------------------------------------------------

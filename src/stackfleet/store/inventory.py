@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.model import KINDS, Kind, kind
-from stackfleet.store.schema import Pass, PassKind, Resource, ResourceChange
+from stackfleet.store.schema import ActionRecord, Pass, PassKind, Resource, ResourceChange
 
 COLUMN_FIELDS = ("name", "project_id", "status")
 RESOURCES: Table = Resource.__table__  # type: ignore[assignment]  # Core table, bulk inserts
@@ -88,6 +88,10 @@ class KindOutcome:
 
 # The message of a kind held back for shrinking sharply (PassKind.error starts with it).
 SHRINK_HELD = "suspect shrink"
+# ... and of a listing older than what the store holds (a stale replica or cache).
+STALE_LISTING = "stale listing"
+# the service's last-save stamps, in the order they are looked for
+SAVED_STAMPS = ("updated_at", "updated")
 
 
 @dataclass(frozen=True)
@@ -193,7 +197,12 @@ class InventoryStore:
         limit allows is recorded as incomplete instead (`KindOutcome.held` says why),
         unless the newest earlier pass of this kind in this cloud region was held for
         the same reason with about as many resources: the second pass in a row to see
-        the shrink confirms it."""
+        the shrink confirms it.
+
+        A complete listing that answers from an older state of the cloud — a record
+        last saved earlier than its stored copy, or a resource a verified StackFleet
+        action deleted listed again — is not recorded at all (incomplete, `held` says
+        why)."""
         spec = kind(kind_name)
         now = utcnow()
         where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
@@ -225,6 +234,7 @@ class InventoryStore:
             new_rows: list[dict[str, Any]] = []
             changed: dict[int, tuple[dict[str, Any], str]] = {}
             revived: list[int] = []
+            revived_ids: list[str] = []
             seen_pks: list[int] = []
             for plain in records:
                 record = EncodedRecord(plain)
@@ -254,14 +264,38 @@ class InventoryStore:
                 seen_pks.append(pk)
                 if deleted is not None and pk not in newer:
                     revived.append(pk)
+                    revived_ids.append(str(record["id"]))
                 if old_digest != digest:
                     changed[pk] = (record, digest)
+            held: str | None = None
+            # (an event may have stored a newer copy while this pass was listing)
+            settled = {pk: change for pk, change in changed.items() if pk not in newer}
+            older = self._older_than_stored(session, settled) if complete and settled else 0
+            back = (
+                self._deleted_by_us(session, cloud, region, kind_name, revived_ids)
+                if complete and revived_ids
+                else 0
+            )
+            if older or back:
+                # an answer from the past (a lagging replica, a cache): none of it is
+                # believed, as for a listing that failed
+                why = (
+                    f"{older} {kind_name}s were last saved earlier than the store's copy says"
+                    if older
+                    else f"{back} {kind_name}s StackFleet deleted (the service answered 404 "
+                    "for them) are listed again"
+                )
+                held = (
+                    f"{STALE_LISTING}: {why} (the service answered from an older state); "
+                    "nothing of this listing is recorded"
+                )
+                complete, error = False, held
+                new_rows, changed, revived, seen_pks = [], {}, [], []
             if new_rows:
                 _bulk_insert(session, new_rows)
             if changed:
                 self._apply_changes(session, spec, pass_id, now, changed)
             gone = 0
-            held: str | None = None
             missing: list[int] = []
             if complete:
                 seen_ids = {r["id"] for r in records}
@@ -326,6 +360,47 @@ class InventoryStore:
             gone=gone,
             held=held,
         )
+
+    @staticmethod
+    def _deleted_by_us(
+        session: Session, cloud: str, region: str, kind_name: str, ids: list[str]
+    ) -> int:
+        """How many of `ids` a verified action deleted or released: OpenStack never
+        gives an id back, so a listing showing one again answers from the past."""
+        found = 0
+        for chunk in _chunks(ids):
+            found += (
+                session.scalar(
+                    select(func.count(func.distinct(ActionRecord.resource_id))).where(
+                        ActionRecord.cloud == cloud,
+                        ActionRecord.region == region,
+                        ActionRecord.kind == kind_name,
+                        ActionRecord.resource_id.in_(chunk),
+                        ActionRecord.action.in_(("delete", "release")),
+                        ActionRecord.status == "succeeded",
+                    )
+                )
+                or 0
+            )
+        return found
+
+    @staticmethod
+    def _older_than_stored(session: Session, changed: dict[int, tuple[dict[str, Any], str]]) -> int:
+        """How many changed records carry a last-save stamp (`updated_at`, Nova's
+        `updated`) earlier than the stored copy's: the service cannot save a resource
+        into the past, so the listing came from an older state of the cloud."""
+        older = 0
+        for chunk in _chunks(list(changed)):
+            for pk, old in session.execute(
+                select(Resource.pk, Resource.attrs).where(Resource.pk.in_(chunk))
+            ):
+                record = changed[pk][0]
+                for stamp in SAVED_STAMPS:
+                    new_value, old_value = record.get(stamp), old.get(stamp)
+                    if isinstance(new_value, str) and isinstance(old_value, str):
+                        older += new_value < old_value
+                        break
+        return older
 
     @staticmethod
     def _shrink_confirms(
@@ -947,3 +1022,18 @@ def current_attrs(
                 )
             )
         }
+
+
+def live_ids(store: InventoryStore, cloud: str, region: str, kind_name: str) -> set[str]:
+    """The ids of the stored, not gone resources of one kind of one cloud region."""
+    with store._sessions() as session:
+        return set(
+            session.scalars(
+                select(Resource.resource_id).where(
+                    Resource.cloud == cloud,
+                    Resource.region == region,
+                    Resource.kind == kind_name,
+                    Resource.deleted_at.is_(None),
+                )
+            )
+        )

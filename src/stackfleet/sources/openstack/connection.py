@@ -123,6 +123,8 @@ def _config(config_files: list[str] | None) -> openstack.config.OpenStackConfig:
         raise ConfigError(f"cannot read clouds.yaml: {exc}") from exc
 
 
+# Seconds a request may take unless clouds.yaml sets `api_timeout`: without one,
+# keystoneauth waits forever, and one hung API call stalls a pass (and the daemon).
 def _regions(config: openstack.config.OpenStackConfig, cloud: str, region: str | None) -> list[Any]:
     try:
         if region:
