@@ -210,7 +210,12 @@ def test_an_expired_token_is_401_and_a_valid_one_is_remembered(
 
 
 def run_serve(
-    cloud: dict[str, Any], tmp_path: Path, options: list[str], check: Any
+    cloud: dict[str, Any],
+    tmp_path: Path,
+    options: list[str],
+    check: Any,
+    scheme: str = "http",
+    verify: Any = True,
 ) -> tuple[str, Any]:
     """Run `stackfleet serve` with `options` on a free port, call `check(base_url)` once
     it answers, stop it with SIGINT; its output and what `check` returned."""
@@ -248,12 +253,12 @@ def run_serve(
     proc = subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    base = f"http://127.0.0.1:{port}"
+    base = f"{scheme}://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while proc.poll() is None and time.monotonic() < deadline:
             try:
-                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
+                if requests.get(f"{base}/healthz", timeout=2, verify=verify).status_code == 200:
                     break
             except requests.ConnectionError:
                 time.sleep(0.2)
@@ -313,3 +318,72 @@ def test_serve_without_auth_cloud_takes_a_local_token(
     output, status = run_serve(cloud, tmp_path / "open", ["--no-auth"], open_writes)
     assert status == 404
     assert "--no-auth" in output, output
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "api.crt", tmp_path / "api.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_serve_speaks_https_with_a_certificate(cloud: dict[str, Any], tmp_path: Path) -> None:
+    """--tls-cert/--tls-key: the API answers over HTTPS (verified against the
+    certificate), and plain HTTP gets no answer from it."""
+    cert, key = _self_signed(tmp_path)
+
+    def check(base: str) -> tuple[int, bool]:
+        secure = requests.get(f"{base}/healthz", timeout=10, verify=str(cert)).status_code
+        try:
+            requests.get(base.replace("https://", "http://") + "/healthz", timeout=5)
+            plain_refused = False
+        except requests.ConnectionError:
+            plain_refused = True
+        return secure, plain_refused
+
+    options = ["--tls-cert", str(cert), "--tls-key", str(key)]
+    output, (status, plain_refused) = run_serve(
+        cloud, tmp_path, options, check, scheme="https", verify=str(cert)
+    )
+    assert status == 200 and plain_refused
+    assert "StackFleet API on https://127.0.0.1" in output, output
+
+
+def test_serve_refuses_half_a_tls_configuration(tmp_path: Path) -> None:
+    from support import run_cli
+
+    half = run_cli("serve", "--os-cloud", "x", "--tls-cert", str(tmp_path / "a.crt"))
+    assert half.code != 0 and "--tls-cert and --tls-key go together" in half.stderr

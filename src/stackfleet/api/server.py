@@ -30,15 +30,26 @@ def serve_api(
     keystone: Authenticator | None = None,
     jobs: JobsView | None = None,
     cluster: Callable[[], dict[str, Any]] | None = None,
+    tls: tuple[str, str] | None = None,
 ) -> None:
     """Serve the API over `store` on host:port until interrupted (blocks). `events`:
     the daemon's EventProcessor, which POST /v1/events feeds; `keystone`: check
     Keystone tokens (None: the API is open); `jobs`: the daemon's job states;
-    `cluster`: its view of the scale-out workers (GET /v1/cluster)."""
+    `cluster`: its view of the scale-out workers (GET /v1/cluster); `tls`: (certificate,
+    key) PEM files to serve HTTPS."""
     app = create_app(store, keystone, jobs)
     app.state.events = events
     app.state.cluster = cluster
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="off")
+    certfile, keyfile = tls if tls else (None, None)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="off",
+        ssl_certfile=certfile,
+        ssl_keyfile=keyfile,
+    )
     uvicorn.Server(config).run()
 
 

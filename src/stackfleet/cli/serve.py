@@ -157,6 +157,19 @@ def serve_command(
             "take over its partitions (and, if it led, the leadership).",
         ),
     ] = 5.0,
+    tls_cert: Annotated[
+        str | None,
+        typer.Option(
+            "--tls-cert",
+            help="Serve the API over HTTPS with this PEM certificate (chain) file; with "
+            "--tls-key. Without them the API is plain HTTP: keep it on loopback or behind "
+            "a TLS proxy.",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        str | None,
+        typer.Option("--tls-key", help="The PEM private key of --tls-cert."),
+    ] = None,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     # the daemon's machinery is imported when it starts, not for every command's --help
@@ -176,6 +189,12 @@ def serve_command(
     read: Literal["open", "authenticated"] = (
         "authenticated" if auth_read == "authenticated" else "open"
     )
+    if bool(tls_cert) != bool(tls_key):
+        raise ConfigError("--tls-cert and --tls-key go together: give both or neither")
+    for option, path in (("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path and not os.access(path, os.R_OK):
+            raise ConfigError(f"{option}: cannot read {path}")
+    scheme = "https" if tls_cert else "http"
     keystone: Any = None
     token_path = ""
     auth_line = "API auth: off (--no-auth: anyone reaching the port may write)"
@@ -246,7 +265,7 @@ def serve_command(
             raise
         auth_line = f"API auth: local operator token in {token_path} (reads {read})"
     err.print(
-        f"StackFleet API on http://{host}:{port} (docs at /docs); collecting "
+        f"StackFleet API on {scheme}://{host}:{port} (docs at /docs); collecting "
         f"{', '.join(clouds)} every {interval:g} s; jobs {', '.join(daemon.scheduler.names)}; "
         + (
             f"worker {config.member_id or daemon.store.collector} coordinated via "
@@ -266,6 +285,7 @@ def serve_command(
             keystone=keystone,
             jobs=daemon.jobs,
             cluster=daemon.cluster,
+            tls=(tls_cert, tls_key) if tls_cert and tls_key else None,
         )
     finally:
         daemon.stop()
