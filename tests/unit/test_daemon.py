@@ -90,3 +90,20 @@ def test_the_api_lists_the_daemons_jobs_and_their_metrics(
         1,
     )
     assert metrics["stackfleet_job_last_success_timestamp_seconds"].samples[0].value > 0
+
+
+def test_the_daemon_checkpoints_the_audit_log_outside_the_database(store: Store, tmp_path) -> None:
+    import json
+
+    from stackfleet.store.audit import AuditLog
+
+    AuditLog(store).append("test.event", {})
+    points = tmp_path / "worm" / "audit.jsonl"
+    settings = Settings.model_validate({"audit": {"checkpoints": str(points)}})
+    config = DaemonConfig(clouds=["nowhere"], jobs=["audit"])
+    anchored = Daemon(store, config, settings=settings, infra=InfraConfig())
+    assert anchored.scheduler.names == ["audit"]
+    state = anchored.scheduler.run_once("audit")
+    assert state.failures == 0 and state.leader_only
+    assert json.loads(points.read_text())["seq"] == 1
+    assert AuditLog(store).verify(points).checkpoints == 1

@@ -234,6 +234,7 @@ class Daemon:
             *self._hardware_jobs(alerting),
             *self._alerts_jobs(settings),
             self._events_job(settings, schedule),
+            *self._audit_jobs(settings),
         ]
 
     def _settings(self) -> Settings:
@@ -302,6 +303,29 @@ class Daemon:
                 leader_only=True,
                 description="Metric rollups of every source (the leader only: one writer).",
             ),
+        ]
+
+    def _audit_jobs(self, settings: Settings) -> list[Job]:
+        """A signed checkpoint of the audit log's head, outside the database, at
+        intervals: what a database writer cannot take back (store/audit.py)."""
+        from pathlib import Path
+
+        from stackfleet.store.audit import AuditLog, checkpoints_path
+
+        path = Path(settings.audit.checkpoints) if settings.audit.checkpoints else None
+        path = path or checkpoints_path()
+        if path is None:
+            return []
+        interval = settings.audit.checkpoint_interval.total_seconds()
+        return [
+            Job(
+                "audit",
+                lambda: AuditLog(self.store).checkpoint(path),
+                interval,
+                timeout=60.0,
+                leader_only=True,
+                description=f"A signed checkpoint of the audit log's head, appended to {path}.",
+            )
         ]
 
     def _after_pass(self, result: PassResult) -> None:

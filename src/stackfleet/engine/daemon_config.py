@@ -24,6 +24,7 @@ JOB_NAMES = (
     "hardware",
     "alerts",
     "events",
+    "audit",
 )
 
 

@@ -96,6 +96,22 @@ class CollectSettings(BaseModel):
         return ShrinkLimit(self.shrink_percent, self.shrink_count) if self.hold_shrinks else None
 
 
+class AuditSettings(BaseModel):
+    """Anchoring the audit log outside the database (docs/policies.md, "Audit log")."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    checkpoints: str | None = Field(
+        default=None,
+        description="File the daemon appends a signed checkpoint of the log's head to "
+        "(default $STACKFLEET_AUDIT_CHECKPOINTS; none: no checkpoints). Keep it where the "
+        "database's writers cannot change it.",
+    )
+    checkpoint_interval: Duration = Field(
+        default=timedelta(minutes=15), description="How often the daemon writes one."
+    )
+
+
 class Settings(BaseModel):
     """Everything in the settings file."""
 
@@ -110,6 +126,7 @@ class Settings(BaseModel):
     )
     poll_interval: Duration = Field(default=timedelta(seconds=2))
     actor: str = Field(default="stackfleet", description="Who the audit log says acted.")
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     api_timeout: Duration = Field(
         default=timedelta(seconds=DEFAULT_API_TIMEOUT),
         description="How long one OpenStack API call may take before it fails (a hung "
