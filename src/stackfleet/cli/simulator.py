@@ -208,7 +208,9 @@ def demo_command(
                 infra=InfraConfig(),
             )
             daemon.start()
-            stack.callback(daemon.stop)
+            # Ctrl-C should end the demo within seconds: a job in the middle of a run
+            # gets 10 s, then the process ends without it (its threads are daemons)
+            stack.callback(daemon.stop, 10.0)
             keystone, token_path = None, ""
             token_line = "Token      none (--no-auth: anyone may write)"
             if no_auth:
