@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import sys
 import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -236,6 +238,10 @@ def demo_command(
                 try:
                     while not stop.wait(1.0):
                         pass
+                    _end_if_stuck(SHUTDOWN_LIMIT)
+                except KeyboardInterrupt:
+                    _end_if_stuck(SHUTDOWN_LIMIT)
+                    raise
                 finally:
                     if keystone is not None:
                         forget_local_token(token_path, keystone)
@@ -244,6 +250,25 @@ def demo_command(
     finally:
         signal.signal(signal.SIGTERM, previous)
         err.print("stopped")
+
+
+# Ctrl-C ends the demo within this many seconds, whatever a job or a server is doing
+SHUTDOWN_LIMIT = 20.0
+
+
+def _end_if_stuck(seconds: float) -> None:
+    """After `seconds`, end the process even if the orderly shutdown (API, jobs,
+    simulated cloud) has not finished: a demo stopped with Ctrl-C must stop."""
+
+    def end() -> None:
+        err.print(f"stopped (the shutdown took over {seconds:g} s; ending the process)")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True
+    timer.start()
 
 
 def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -> Path:
