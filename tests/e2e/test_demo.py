@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -33,6 +34,11 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
             line = proc.stdout.readline()
             assert line or proc.poll() is None, output
             output += line
+        # keep reading what the demo says from now on: a pipe left full would block the
+        # demo's next write (a log line of a job) and with it its shutdown
+        later: list[str] = []
+        reader = threading.Thread(target=lambda: later.extend(proc.stdout), daemon=True)
+        reader.start()
         assert "Fleet summary" in output
         assert re.search(r"pass 1 stackfleet-demo/RegionOne: complete", output), output
         url = re.search(r"API\s+(http://127\.0\.0\.1:\d+)/v1/summary", output).group(1)  # type: ignore[union-attr]
@@ -55,11 +61,14 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
         proc.send_signal(signal.SIGINT)
         try:
             # the demo ends itself 20 s after Ctrl-C at the latest
-            rest, _ = proc.communicate(timeout=60)
+            proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-            rest, _ = proc.communicate()
-            pytest.fail(f"the demo did not stop within 60 s of Ctrl-C:\n{output}{rest}")
+            proc.wait()
+            reader.join(5)
+            pytest.fail(f"the demo did not stop within 60 s of Ctrl-C:\n{output}{''.join(later)}")
+        reader.join(10)
+        rest = "".join(later)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime
@@ -261,9 +260,13 @@ def _end_if_stuck(seconds: float) -> None:
     simulated cloud) has not finished: a demo stopped with Ctrl-C must stop."""
 
     def end() -> None:
-        err.print(f"stopped (the shutdown took over {seconds:g} s; ending the process)")
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # never wait on a full pipe here: say it if stderr takes it, then go
+        message = f"stopped (the shutdown took over {seconds:g} s; ending the process)\n"
+        try:
+            os.set_blocking(2, False)
+            os.write(2, message.encode())
+        except OSError:
+            pass
         os._exit(0)
 
     timer = threading.Timer(seconds, end)
