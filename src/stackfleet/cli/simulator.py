@@ -175,6 +175,10 @@ def demo_command(
     clouds_yaml = data_dir() / "demo-clouds.yaml"
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops the demo even when this process started with SIGINT ignored (a
+    # parent that ignores it passes that on, and Python then raises no
+    # KeyboardInterrupt): handle it explicitly, as SIGTERM
+    previous_int = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         with SimulatorServer(config) as sim, ExitStack() as stack:
             sim.write_clouds_yaml(clouds_yaml, DEMO_CLOUD)
@@ -248,6 +252,7 @@ def demo_command(
         pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
         err.print("stopped")
 
 
