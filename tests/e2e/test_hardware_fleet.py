@@ -54,7 +54,7 @@ def test_node_view_combines_inventory_hardware_services_and_instances(swept_flee
     assert view["kind"] == "hypervisor"
     assert view["hardware"]["status"] == "ok"
     # the generator's first host runs hot
-    assert any("inlet_temperature_high" in f for f in view["hardware_findings"])
+    assert any("hardware/inlet-temperature-high" in f for f in view["hardware_findings"])
     assert any(s.startswith("nova-compute") for s in view["services"])
     assert view["instances"] == len(view["instance_names"]) > 0
 

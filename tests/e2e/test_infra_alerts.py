@@ -28,8 +28,8 @@ from support import run_cli, service_missing
 from stackfleet.alerts.routing import Receiver
 from stackfleet.api.app import create_app
 from stackfleet.engine.hardware import HardwareSweepLoop
-from stackfleet.engine.infra_alerts import InfraAlerts
 from stackfleet.engine.infra_monitor import InfraMonitorLoop, pack_policies
+from stackfleet.engine.infra_packs import InfraPacks
 from stackfleet.policy.loader import pack_path
 from stackfleet.simulator.redfish import RedfishSimulator, SimulatedBmc
 from stackfleet.sources.database import DatabaseTarget
@@ -57,7 +57,7 @@ def bmcs() -> Iterator[RedfishSimulator]:
         yield simulator
 
 
-def alerting(store: Store, capture: Capture) -> InfraAlerts:
+def alerting(store: Store, capture: Capture) -> InfraPacks:
     """What serve builds from the settings: one webhook receiver grouping by alertname,
     with intervals short enough for a test."""
     receiver = Receiver(
@@ -68,11 +68,11 @@ def alerting(store: Store, capture: Capture) -> InfraAlerts:
         group_wait="0s",
         group_interval="1s",
     )
-    return InfraAlerts(store, [receiver])
+    return InfraPacks(store, [receiver])
 
 
 def hardware_loop(
-    store: Store, bmcs: RedfishSimulator, tmp_path: Path, hooks: InfraAlerts
+    store: Store, bmcs: RedfishSimulator, tmp_path: Path, hooks: InfraPacks
 ) -> HardwareSweepLoop:
     bmc_map = bmcs.write_bmc_map(tmp_path / "bmc-map.yaml")
     return HardwareSweepLoop(
@@ -95,16 +95,20 @@ def test_a_hot_host_fires_one_grouped_alert_and_its_resolution_once(store, bmcs,
     [finding] = open_findings(store, INLET)
     assert (finding["resource_name"], finding["severity"]) == ("cmp2", "warning")
     assert finding["details"]["summary"].endswith("°C is above 35 °C")
-    assert "cooling" in finding["details"]["advice"]
+    # what usually helps: the policy's description, on its alert
+    [firing] = alert_store.list_alerts(store)
+    assert "cooling" in firing["annotations"]["description"]
     [(_path, body)] = capture.posts
     assert body["groupLabels"] == {"alertname": INLET} and body["status"] == "firing"
     [alert] = body["alerts"]
-    assert {k: alert["labels"][k] for k in ("alertname", "severity", "pack", "host", "kind")} == {
+    keys = ("alertname", "severity", "pack", "host", "kind", "host_kind")
+    assert {k: alert["labels"][k] for k in keys} == {
         "alertname": INLET,
         "severity": "warning",
         "pack": "hardware",
         "host": "cmp2",
-        "kind": "hypervisor",
+        "kind": "bmc",
+        "host_kind": "hypervisor",
     }
     # the API shows it as any alert
     [listed] = TestClient(create_app(store)).get("/v1/alerts").json()["items"]
@@ -201,7 +205,7 @@ def test_a_database_threshold_and_an_unreachable_server_become_alerts(
     )
     policies = pack_policies("database", [copy])
     hooks = alerting(store, capture)
-    hooks.database_policies = policies
+    hooks.policies["database"] = policies
     loop = InfraMonitorLoop(
         store,
         [mariadb, dead],
@@ -284,13 +288,13 @@ def test_a_queue_without_consumer_becomes_a_rabbitmq_alert(store, orphan_queue, 
     body = re.sub(r"\n      # for .*\n      - \{type: metric.*\}", "", text[start:end])
     copy = tmp_path / "rabbitmq.yaml"
     copy.write_text(text[:start] + body + text[end:])
-    hooks.rabbitmq_policies = pack_policies("rabbitmq", [copy])
+    hooks.policies["rabbitmq"] = pack_policies("rabbitmq", [copy])
     broker = BrokerTarget.from_url("http://guest:guest@127.0.0.1:15672", name="mq-local")
     loop = InfraMonitorLoop(
         store,
         [],
         [broker],
-        rabbitmq_policies=hooks.rabbitmq_policies,
+        rabbitmq_policies=hooks.pack("rabbitmq"),
         after_sweep=hooks.after_infra_sweep,
     )
     loop.run_once()

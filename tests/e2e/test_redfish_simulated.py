@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -14,7 +15,8 @@ from support import run_cli
 
 from stackfleet.api.app import create_app
 from stackfleet.engine.hardware import hardware_report, resolve_targets, run_sweep
-from stackfleet.model.hardware import BAD_RESPONSE, OK, TIMEOUT, Thresholds
+from stackfleet.model.hardware import BAD_RESPONSE, OK, TIMEOUT
+from stackfleet.policy.loader import load_text, pack_path
 from stackfleet.simulator.redfish import RedfishSimulator, SimulatedBmc
 from stackfleet.sources.redfish import parse_bmc_map
 from stackfleet.sources.redfish.bmc_map import BmcTarget
@@ -49,9 +51,20 @@ def targets(sim: RedfishSimulator, names: list[str] | None = None) -> list[BmcTa
     ]
 
 
-def findings_of(store, name: str, now: float | None = None, **limits) -> list[str]:
-    report = hardware_report(store, Thresholds(**limits), now)
-    return [f.check for status, findings in report if status.name == name for f in findings]
+def findings_of(store, name: str, now: float | None = None, stale_after: str = "") -> list[str]:
+    """The hardware pack's findings on one host (with `stale_after`: a copy of the pack
+    with that stale-reading limit, as an operator tunes it)."""
+    policies = None
+    if stale_after:
+        text = (
+            pack_path("hardware")
+            .read_text()
+            .replace("older_than: 30m", f"older_than: {stale_after}")
+        )
+        policies = load_text(text)
+    at = datetime.fromtimestamp(now, UTC) if now is not None else None
+    report = hardware_report(store, policies, now=at)
+    return [f.rule for status, findings in report if status.name == name for f in findings]
 
 
 def test_power_draw_is_read_from_power_control_environment_metrics_and_oem_fields(bmcs, store):
@@ -73,13 +86,14 @@ def test_power_draw_is_read_from_power_control_environment_metrics_and_oem_field
 
 def test_inlet_temperature_rising_past_35_degrees_becomes_a_finding(bmcs, store):
     run_sweep(store, targets(bmcs, ["current-1"]))
-    assert "inlet_temperature_high" not in findings_of(store, "current-1")
+    assert "hardware/inlet-temperature-high" not in findings_of(store, "current-1")
     bmcs.bmc("current-1").set(inlet_celsius=38.5)
     run_sweep(store, targets(bmcs, ["current-1"]))
     [(status, findings)] = hardware_report(store)
-    [finding] = [f for f in findings if f.check == "inlet_temperature_high"]
-    assert finding.threshold == 35
-    assert 37.5 < finding.value < 39.5
+    [finding] = [f for f in findings if f.rule == "hardware/inlet-temperature-high"]
+    assert finding.severity == "warning"
+    celsius = float(finding.message.split("inlet air ")[1].split(" °C")[0])
+    assert 37.5 < celsius < 39.5
     assert "above 35 °C" in finding.message
 
 
@@ -89,7 +103,7 @@ def test_a_failed_power_supply_loses_redundancy(bmcs, store):
     report = run_sweep(store, targets(bmcs))
     for status in report.statuses:
         assert status.reading.psu_redundancy == "lost", status.name
-        assert "psu_redundancy_lost" in findings_of(store, status.name)
+        assert "hardware/psu-redundancy-lost" in findings_of(store, status.name)
     samples = latest(store, "hypervisor", ["hw_psu_redundant", "hw_psus_healthy"])
     assert {values["hw_psu_redundant"][1] for values in samples.values()} == {0.0}
     assert {values["hw_psus_healthy"][1] for values in samples.values()} == {1.0}
@@ -111,9 +125,9 @@ ironic: {{enabled: false}}
     )
     run_sweep(store, resolve_targets(store, bmc_map))
     [(status, findings)] = hardware_report(store)
-    [over] = [f for f in findings if f.check == "power_over_budget"]
-    assert over.threshold == 750
-    assert over.value > 850
+    [over] = [f for f in findings if f.rule == "hardware/power-over-budget"]
+    watts = float(over.message.split("power draw ")[1].split(" W")[0])
+    assert "budget of 750 W" in over.message and watts > 850
 
 
 def test_frozen_sensors_on_a_running_host_become_a_stale_reading(bmcs, store):
@@ -122,8 +136,8 @@ def test_frozen_sensors_on_a_running_host_become_a_stale_reading(bmcs, store):
     run_sweep(store, chosen)
     time.sleep(1.5)  # the live BMC's sensors move every second
     run_sweep(store, chosen)
-    assert "stale_reading" in findings_of(store, "legacy-1", stale_after_seconds=1.0)
-    assert "stale_reading" not in findings_of(store, "oem-1", stale_after_seconds=1.0)
+    assert "hardware/stale-reading" in findings_of(store, "legacy-1", stale_after="1s")
+    assert "hardware/stale-reading" not in findings_of(store, "oem-1", stale_after="1s")
     assert findings_of(store, "legacy-1") == []  # not yet past the default 30 minutes
 
 
@@ -132,7 +146,7 @@ def test_a_powered_off_host_with_still_sensors_is_not_stale(bmcs, store):
     run_sweep(store, targets(bmcs, ["oem-1"]))
     time.sleep(1.2)
     run_sweep(store, targets(bmcs, ["oem-1"]))
-    assert findings_of(store, "oem-1", stale_after_seconds=1.0) == []
+    assert findings_of(store, "oem-1", stale_after="1s") == []
 
 
 def test_an_unreachable_bmc_is_reported_as_such_never_as_zero_readings(bmcs, store):
@@ -147,8 +161,8 @@ def test_an_unreachable_bmc_is_reported_as_such_never_as_zero_readings(bmcs, sto
     watts = [value for _ts, value in series(store, "hypervisor", "oem-1", "hw_power_watts")]
     assert len(watts) == 1 and watts[0] > 100
     assert [v for _ts, v in series(store, "hypervisor", "oem-1", "hw_up")] == [1.0, 0.0]
-    assert findings_of(store, "oem-1") == ["bmc_unreachable"]
-    assert "stale_reading" in findings_of(store, "oem-1", now=time.time() + 3600)
+    assert findings_of(store, "oem-1") == ["hardware/bmc-unreachable"]
+    assert "hardware/stale-reading" in findings_of(store, "oem-1", now=time.time() + 3600)
 
 
 def test_a_bmc_answering_garbage_is_a_bad_response_and_the_others_still_read(bmcs, store):
@@ -182,7 +196,7 @@ def test_api_and_prometheus_show_readings_and_findings(bmcs, store):
     body = client.get("/v1/hardware").json()
     hosts = {h["name"]: h for h in body["hosts"]}
     assert hosts["legacy-1"]["status"] == "ok"
-    assert [f["check"] for f in hosts["legacy-1"]["findings"]] == ["inlet_temperature_high"]
+    assert [f["rule"] for f in hosts["legacy-1"]["findings"]] == ["hardware/inlet-temperature-high"]
     assert hosts["oem-1"]["status"] == "timeout"
     only = client.get("/v1/hardware", params={"finding": "inlet_temperature_high"}).json()
     assert [h["name"] for h in only["hosts"]] == ["legacy-1"]
@@ -195,8 +209,8 @@ def test_api_and_prometheus_show_readings_and_findings(bmcs, store):
     # an unreachable BMC publishes no reading gauges at all
     assert 'stackfleet_bmc_power_watts{cloud="",host="oem-1"' not in metrics
     assert (
-        'stackfleet_hardware_findings{check="inlet_temperature_high",severity="warning"} 1.0'
-        in metrics
+        'stackfleet_hardware_findings{check="hardware/inlet-temperature-high",severity="warning"} '
+        "1.0" in metrics
     )
 
 
@@ -210,9 +224,9 @@ def test_cli_sweep_and_list(bmcs, tmp_path):
     assert "swept 3 BMCs" in swept.stderr
     listed = run_cli("hardware", "list", "--findings", "-f", "json", env=env)
     assert [h["name"] for h in listed.json()] == ["current-1"]
-    assert "psu_redundancy_lost" in [f["check"] for f in listed.json()[0]["findings"]]
+    assert "hardware/psu-redundancy-lost" in [f["rule"] for f in listed.json()[0]["findings"]]
     table = run_cli("hardware", "list", env=env)
-    assert "psu_redundancy_lost" in table.stdout
+    assert "hardware/psu-redundancy-lost" in table.stdout
 
 
 def test_cli_list_dates_the_old_readings_of_a_bmc_that_stopped_answering(bmcs, tmp_path):

@@ -1,56 +1,49 @@
-"""Infrastructure findings in the findings table and as alerts: stable names, opened
-and resolved only on evidence (a resource that was read), alerts with stable
-fingerprints that follow them."""
+"""Hardware findings in the findings table and as alerts, now that the thresholds are the
+hardware policy pack: stable names, opened once and resolved only on evidence (a host
+that was read), alerts with stable fingerprints that follow them, and packs that leave
+each other's alerts alone."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 from stackfleet.alerts.model import fingerprint
-from stackfleet.engine.infra_alerts import (
-    InfraFinding,
-    Judged,
-    record,
-    record_findings,
-    rule_name,
-)
+from stackfleet.engine.hardware import record_hardware, retire_hardware
+from stackfleet.engine.infra_packs import InfraPacks
+from stackfleet.model.hardware import OK, BmcReading, BmcStatus, TemperatureReading
+from stackfleet.sources.redfish.bmc_map import BmcTarget
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.findings import list_findings
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+INLET = "hardware/inlet-temperature-high"
 
 
-def hot(host: str, severity: str = "warning", celsius: float = 37.0) -> InfraFinding:
-    return InfraFinding(
-        name="hardware/inlet-temperature-high",
-        pack="hardware",
-        severity=severity,
+def host(name: str, celsius: float = 37.0, state: str = OK) -> BmcStatus:
+    at = T0.timestamp()
+    return BmcStatus(
+        name=name,
         cloud="prod",
         region="r1",
         kind="hypervisor",
-        resource_id=f"id-{host}",
-        resource_name=host,
-        summary=f"{host}: inlet air {celsius:g} °C is above 35 °C",
-        advice="check the cooling",
-        labels={
-            "pack": "hardware",
-            "kind": "hypervisor",
-            "resource_id": f"id-{host}",
-            "cloud": "prod",
-            "region": "r1",
-            "host": host,
-        },
+        resource_id=f"id-{name}",
+        address=f"https://bmc-{name}",
+        system_id=None,
+        source="map",
+        status=state,
+        error=None if state == OK else "no answer",
+        checked_at=at,
+        ok_at=at,
+        changed_at=at,
+        reading=BmcReading(temperatures=[TemperatureReading("Inlet", celsius, "Intake")]),
     )
 
 
-def unreachable(host: str) -> InfraFinding:
-    item = hot(host)
-    item.name, item.summary = "hardware/bmc-unreachable", f"{host}: BMC did not answer"
-    return item
-
-
-def read(host: str, failed: bool = False) -> Judged:
-    return Judged("prod", "r1", f"id-{host}", availability_only=failed)
+def sweep(store, statuses: list[BmcStatus], at: datetime = T0) -> InfraPacks:
+    record_hardware(store, statuses, at.timestamp())
+    packs = InfraPacks(store)
+    packs.run_pack("hardware", at)
+    return packs
 
 
 def open_names(store) -> set[tuple[str, str]]:
@@ -58,106 +51,66 @@ def open_names(store) -> set[tuple[str, str]]:
     return {(r["policy"], r["resource_name"]) for r in rows}
 
 
-def test_names_are_the_pack_and_the_rule_without_its_prefix():
-    assert rule_name("hardware", "inlet_temperature_high") == "hardware/inlet-temperature-high"
-    assert rule_name("database", "db_connections_high") == "database/connections-high"
-    assert rule_name("database", "galera_not_ready") == "database/galera-not-ready"
-    assert rule_name("rabbitmq", "mq_queue_no_consumer") == "rabbitmq/queue-no-consumer"
-
-
 def test_a_finding_opens_once_and_resolves_when_a_read_no_longer_sees_it(store):
-    first = record_findings(store, "hardware", [hot("cmp1")], [read("cmp1")], T0)
-    again = record_findings(store, "hardware", [hot("cmp1")], [read("cmp1")], T0)
-    assert (first.opened, again.opened, again.still_open) == (1, 0, 1)
+    sweep(store, [host("cmp1")])
+    sweep(store, [host("cmp1")], T0 + timedelta(minutes=1))
     [row] = list_findings(store, status="open")[0]
     assert row["details"]["summary"] == "cmp1: inlet air 37 °C is above 35 °C"
-    assert row["details"]["advice"] == "check the cooling"
-    done = record_findings(store, "hardware", [], [read("cmp1")], T0 + timedelta(minutes=1))
-    assert done.resolved == 1 and open_names(store) == set()
-
-
-def test_a_host_that_could_not_be_read_keeps_its_findings(store):
-    record_findings(store, "hardware", [hot("cmp1")], [read("cmp1")], T0)
-    record_findings(store, "hardware", [unreachable("cmp1")], [read("cmp1", failed=True)], T0)
-    assert open_names(store) == {
-        ("hardware/inlet-temperature-high", "cmp1"),
-        ("hardware/bmc-unreachable", "cmp1"),
-    }
-    # it answers again, cooled down: both resolve
-    record_findings(store, "hardware", [], [read("cmp1")], T0)
+    sweep(store, [host("cmp1", 22.0)], T0 + timedelta(minutes=2))
     assert open_names(store) == set()
+    assert list_findings(store, status="resolved")[1] == 1
 
 
 def test_hosts_a_sweep_did_not_read_keep_their_findings(store):
-    record_findings(store, "hardware", [hot("cmp1"), hot("cmp2")], [read("cmp1"), read("cmp2")], T0)
-    record_findings(store, "hardware", [], [read("cmp2")], T0)
-    assert open_names(store) == {("hardware/inlet-temperature-high", "cmp1")}
+    sweep(store, [host("cmp1"), host("cmp2")])
+    # a scale-out worker's sweep of its own share: cmp1 is not read, its record stays
+    sweep(store, [host("cmp2", 22.0)])
+    assert open_names(store) == {(INLET, "cmp1")}
 
 
-def test_a_broker_read_judges_its_queues_and_a_vhost_read_only_that_vhost(store):
-    def queue(vhost: str, name: str) -> InfraFinding:
-        rid = f"mq1:15672/{vhost}/{name}"
-        return InfraFinding(
-            "rabbitmq/queue-no-consumer",
-            "rabbitmq",
-            "warning",
-            "",
-            "",
-            "queue",
-            rid,
-            name,
-            f"queue {name} has no consumer",
-            "",
-            {"pack": "rabbitmq", "kind": "queue", "resource_id": rid, "queue": name},
-        )
-
-    broker = Judged("", "", "mq1:15672", subtree=True)
-    record_findings(store, "rabbitmq", [queue("a", "q1"), queue("b", "q2")], [broker], T0)
-    # a sweep of vhost a only: q2 in vhost b is not judged
-    record_findings(store, "rabbitmq", [], [Judged("", "", "mq1:15672/a", subtree=True)], T0)
-    assert open_names(store) == {("rabbitmq/queue-no-consumer", "q2")}
-    record_findings(store, "rabbitmq", [], [broker], T0)
-    assert open_names(store) == set()
+def test_hosts_taken_out_of_the_bmc_map_resolve_their_findings(store):
+    sweep(store, [host("cmp1"), host("cmp2")])
+    still = BmcTarget(
+        name="cmp2",
+        address="https://bmc-cmp2",
+        cloud="prod",
+        region="r1",
+        kind="hypervisor",
+        resource_id="id-cmp2",
+    )
+    assert retire_hardware(store, [still]) == 1
+    sweep(store, [host("cmp2")])
+    assert open_names(store) == {(INLET, "cmp2")}
 
 
 def test_alerts_follow_the_findings_with_stable_fingerprints(store):
-    record(store, "hardware", [hot("cmp1", celsius=36.2)], [read("cmp1")], T0)
-    record(
-        store, "hardware", [hot("cmp1", celsius=36.9)], [read("cmp1")], T0 + timedelta(minutes=1)
-    )
+    sweep(store, [host("cmp1", 36.2)])
+    sweep(store, [host("cmp1", 36.9)], T0 + timedelta(minutes=1))
     [alert] = alert_store.list_alerts(store)
     assert alert["source"] == "hardware"
     assert alert["labels"] == {
-        "alertname": "hardware/inlet-temperature-high",
+        "alertname": INLET,
         "severity": "warning",
         "pack": "hardware",
-        "kind": "hypervisor",
+        "kind": "bmc",
         "resource_id": "id-cmp1",
         "cloud": "prod",
         "region": "r1",
         "host": "cmp1",
+        "host_kind": "hypervisor",
     }
     assert alert["fingerprint"] == fingerprint(alert["labels"])
     # the reading moved on: the annotation follows, the alert stays the same one
     assert alert["annotations"]["summary"] == "cmp1: inlet air 36.9 °C is above 35 °C"
-    assert alert["annotations"]["description"] == "check the cooling"
-    record(store, "hardware", [], [read("cmp1")], T0 + timedelta(minutes=2))
+    assert "cooling" in alert["annotations"]["description"]
+    sweep(store, [host("cmp1", 22.0)], T0 + timedelta(minutes=2))
     assert alert_store.list_alerts(store) == []
     [resolved] = alert_store.list_alerts(store, status="resolved")
     assert resolved["id"] == alert["id"]
 
 
-def test_a_severity_change_resolves_one_alert_and_fires_another(store):
-    record(store, "hardware", [hot("cmp1")], [read("cmp1")], T0)
-    changes = record(store, "hardware", [hot("cmp1", "critical", 41)], [read("cmp1")], T0).alerts
-    assert changes is not None and (changes.fired, changes.resolved) == (1, 1)
-    [alert] = alert_store.list_alerts(store)
-    assert alert["severity"] == "critical"
-
-
-def test_recording_one_pack_leaves_the_alerts_of_the_others(store):
-    record(store, "hardware", [hot("cmp1")], [read("cmp1")], T0)
-    record(store, "database", [], [Judged("", "", "db1:3306")], T0)
-    assert [a["alertname"] for a in alert_store.list_alerts(store)] == [
-        "hardware/inlet-temperature-high"
-    ]
+def test_running_one_pack_leaves_the_alerts_of_the_others(store):
+    packs = sweep(store, [host("cmp1")])
+    packs.run_pack("database", T0)
+    packs.run_pack("rabbitmq", T0)
+    assert [a["alertname"] for a in alert_store.list_alerts(store)] == [INLET]

@@ -11,8 +11,8 @@ import time
 from fastapi.testclient import TestClient
 
 from stackfleet.api.app import create_app
-from stackfleet.engine.infra_alerts import InfraAlerts
 from stackfleet.engine.infra_monitor import judge, pack_policies, record_server
+from stackfleet.engine.infra_packs import InfraPacks
 from stackfleet.policy.loader import load_text
 from stackfleet.sources.database import DatabaseReading, DatabaseTarget
 from stackfleet.store import alerts as alert_store
@@ -44,7 +44,7 @@ def test_the_pack_loads_and_names_its_policies_like_the_findings():
 
 def test_a_crossed_threshold_opens_a_finding_and_an_alert_with_its_labels(store):
     read(store, 0.93)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     [finding] = list_findings(store, status="open", policy=HIGH)[0]
     assert (finding["resource_id"], finding["resource_name"]) == ("db1.example.org:3306", "db1")
     [alert] = alert_store.list_alerts(store)
@@ -65,27 +65,27 @@ def test_a_crossed_threshold_opens_a_finding_and_an_alert_with_its_labels(store)
 
 def test_the_summary_follows_the_reading_and_the_alert_stays_the_same(store):
     read(store, 0.85)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     read(store, 0.95)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     [alert] = alert_store.list_alerts(store)
     assert alert["annotations"]["summary"].startswith("db1: 95.0%")
 
 
 def test_the_finding_resolves_when_a_reading_no_longer_crosses_the_line(store):
     read(store, 0.93)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     read(store, 0.10)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     assert open_names(store) == set()
     assert alert_store.list_alerts(store) == []
 
 
 def test_an_unreachable_server_keeps_its_other_findings(store):
     read(store, 0.93)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     unreachable(store)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     # no reading is no evidence the connections were given back
     assert open_names(store) == {HIGH, "database/unreachable"}
     firing = {a["alertname"]: a for a in alert_store.list_alerts(store)}
@@ -94,14 +94,14 @@ def test_an_unreachable_server_keeps_its_other_findings(store):
     assert "cannot connect" in firing["database/unreachable"]["annotations"]["summary"]
     # it answers again, with few connections in use: both resolve
     read(store, 0.10)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     assert open_names(store) == set()
 
 
 def test_an_unreachable_server_opens_no_threshold_finding_from_its_old_reading(store):
     read(store, 0.10)
     unreachable(store)
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     assert open_names(store) == {"database/unreachable"}
 
 
@@ -118,7 +118,7 @@ def test_an_operator_copy_of_a_policy_replaces_the_pack_one(store, tmp_path):
     policies = pack_policies("database", [copy])
     assert [p.source for p in policies if p.name == HIGH] == [str(copy)]
     read(store, 0.93)
-    InfraAlerts(store, database_policies=policies).run_pack("database")
+    InfraPacks(store, policies={"database": policies}).run_pack("database")
     assert open_names(store) == set()
 
 
@@ -146,5 +146,5 @@ def test_a_condition_that_must_last_is_pending_first_and_no_finding(store):
     }
     not_ready = verdicts["database/galera-not-ready"]
     assert not_ready.state == "pending" and "(pending" in not_ready.message
-    InfraAlerts(store).run_pack("database")
+    InfraPacks(store).run_pack("database")
     assert "database/galera-not-ready" not in open_names(store)

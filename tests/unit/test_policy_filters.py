@@ -668,3 +668,41 @@ def test_records_given_again_for_a_kind_replace_what_was_read_from_the_old_ones(
     evaluate_policy(policy, view)  # the second ask builds the shared index
     view.add_records("server", [rec("server", "b", status="ERROR"), rec("server", "c")])
     assert [r["id"] for r in evaluate_policy(policy, view).matches] == ["b"]
+
+
+SENSORS = [
+    rec("temperature_sensor", "cool", celsius=40.0, upper_noncritical=80.0, upper_critical=95.0),
+    rec("temperature_sensor", "warm", celsius=85.0, upper_noncritical=80.0, upper_critical=95.0),
+    rec("temperature_sensor", "hot", celsius=95.0, upper_noncritical=80.0, upper_critical=95.0),
+    rec("temperature_sensor", "unknown", celsius=99.0, upper_noncritical=None, upper_critical=None),
+]
+
+
+def test_value_from_compares_with_another_field_of_the_same_record():
+    records = {"temperature_sensor": SENSORS}
+    above = "[{type: value, key: celsius, op: gt, value_from: upper_noncritical}]"
+    assert matching("temperature_sensor", above, records) == ["hot", "warm"]
+    at_critical = "[{type: value, key: celsius, op: ge, value_from: upper_critical}]"
+    assert matching("temperature_sensor", at_critical, records) == ["hot"]
+    # a missing limit matches no operator, not even its `not`-looking opposite
+    below = "[{type: value, key: celsius, op: le, value_from: upper_noncritical}]"
+    assert matching("temperature_sensor", below, records) == ["cool"]
+
+
+def test_escalate_gives_each_finding_the_severity_of_its_reading():
+    [policy] = load_text(
+        """
+policies:
+  - name: hot
+    resource: temperature_sensor
+    severity: warning
+    filters: [{type: value, key: celsius, op: gt, value_from: upper_noncritical}]
+    escalate:
+      - severity: critical
+        filters: [{type: value, key: celsius, op: ge, value_from: upper_critical}]
+"""
+    )
+    severity_of = policy.severity_rule(FleetView(None, NOW))
+    assert severity_of is not None
+    by_id = {r["id"]: r for r in SENSORS}
+    assert (severity_of(by_id["warm"]), severity_of(by_id["hot"])) == ("warning", "critical")

@@ -264,3 +264,34 @@ def test_an_invalid_file_runs_nothing(tmp_path):
     assert result.code == 2
     assert "unknown action 'explode'" in result.stderr
     assert not db.exists()
+
+
+def test_value_from_names_a_field_of_the_kind_and_takes_no_value():
+    found = problems(
+        """policies:
+  - name: x
+    resource: temperature_sensor
+    filters:
+      - {type: value, key: celsius, op: gt, value_from: upper_critcal}
+      - {type: value, key: celsius, op: in, value_from: upper_critical, value: 3}
+"""
+    )
+    assert any(
+        "filters[0].value_from: temperature_sensor has no field 'upper_critcal'" in p for p in found
+    )
+    assert any("filters[1].op: with value_from, op is one of" in p for p in found)
+    assert any("filters[1].value: give either value or value_from" in p for p in found)
+
+
+def test_escalate_filters_are_checked_like_filters():
+    [problem] = problems(
+        """policies:
+  - name: x
+    resource: bmc
+    filters: [{health: Warning}]
+    escalate:
+      - severity: critical
+        filters: [{helth: Critical}]
+"""
+    )
+    assert problem.startswith("p.yaml:7: policy 'x' escalate[0].filters[0].key: bmc has no field")

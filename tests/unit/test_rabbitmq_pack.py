@@ -8,12 +8,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from stackfleet.engine.infra_alerts import InfraAlerts
 from stackfleet.engine.infra_monitor import (
     pack_policies,
     record_broker,
     record_broker_unreachable,
 )
+from stackfleet.engine.infra_packs import InfraPacks
 from stackfleet.policy.loader import pack_path
 from stackfleet.sources.rabbitmq import (
     BrokerReading,
@@ -54,7 +54,7 @@ def now_pack(tmp_path: Path) -> list:
 
 
 def run(store, policies) -> None:
-    InfraAlerts(store, rabbitmq_policies=policies).run_pack("rabbitmq")
+    InfraPacks(store, policies={"rabbitmq": policies}).run_pack("rabbitmq")
 
 
 def open_queues(store) -> set[str]:

@@ -101,7 +101,8 @@ def sync_policy_alerts(
     }
     wanted: dict[str, WantedAlert] = {}
     for finding in found:
-        label_set = finding_labels(finding, severity, labels)
+        # a policy's `escalate` gives findings their own severities
+        label_set = finding_labels(finding, finding.severity or severity, labels)
         name = finding.resource_name or finding.resource_id
         summary = (finding.details or {}).get("summary")
         wanted[fingerprint(label_set)] = WantedAlert(

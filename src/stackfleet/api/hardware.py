@@ -1,17 +1,16 @@
 """Hardware over HTTP: ``GET /v1/hardware``, ``GET /v1/hardware/{host}`` and the BMC
 gauges on ``/metrics``.
 
-Both answer from the store (the newest sweep of each BMC, judged by the thresholds in
-force at the request), so a request or a scrape never touches a BMC. Thresholds come
-from the YAML file named by STACKFLEET_HARDWARE_THRESHOLDS, else the defaults.
-``install(app)`` adds the routes and the collector to one app.
+Both answer from the store (the newest sweep of each BMC, judged by the hardware
+policies in force at the request: the hardware pack, tuned by the monitoring file's
+`policies:`), so a request or a scrape never touches a BMC. ``install(app)`` adds the
+routes and the collector to one app.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import time
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
@@ -19,25 +18,27 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.api.collectors import Families, Gauge, StoreCollector
 from stackfleet.api.deps import get_store
-from stackfleet.engine.hardware import hardware_report, load_thresholds, status_dict
+from stackfleet.engine.hardware import (
+    hardware_policies,
+    hardware_report,
+    host_findings,
+    status_dict,
+)
+from stackfleet.engine.infra_monitor import Verdict
 from stackfleet.model.hardware import (
-    CHECKS,
     HEALTH_LEVELS,
     OK,
     REDUNDANCY_LOST,
     REDUNDANT,
     BmcStatus,
-    HardwareFinding,
-    Thresholds,
-    evaluate,
 )
+from stackfleet.policy.schema import Policy
+from stackfleet.sources.infra_config import load_infra_config
 from stackfleet.store.hardware import get_status
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["hardware"])
-
-THRESHOLDS_ENV = "STACKFLEET_HARDWARE_THRESHOLDS"
 
 
 class HardwareStatus(BaseModel):
@@ -57,7 +58,8 @@ class HardwareStatus(BaseModel):
     power_watts: float | None = None
     inlet_celsius: float | None = None
     findings: list[dict[str, Any]] = Field(
-        description="Failed checks: check, severity, message, value, threshold."
+        description="What the hardware policies find on the host's BMC and sensors now: "
+        "rule, severity, state, kind, resource_id, message, advice."
     )
 
 
@@ -65,11 +67,21 @@ class HardwareList(BaseModel):
     """Every host with a BMC."""
 
     hosts: list[HardwareStatus]
-    checks: dict[str, str] = Field(description="What each check means.")
+    checks: dict[str, str] = Field(
+        description="The hardware policies in force, each with what usually helps."
+    )
 
 
-def _thresholds() -> Thresholds:
-    return load_thresholds(os.environ.get(THRESHOLDS_ENV) or None)
+def policies_in_force() -> Sequence[Policy]:
+    # read at each request: a tuned threshold applies without a restart
+    return hardware_policies(load_infra_config().policies)
+
+
+def _is(verdict: Verdict, wanted: str) -> bool:
+    """A finding's rule, by its name or its short name (inlet-temperature-high, or
+    inlet_temperature_high as the checks were called before they were policies)."""
+    short = "hardware/" + wanted.replace("_", "-")
+    return verdict.rule in (wanted, short)
 
 
 @router.get("/v1/hardware", response_model=HardwareList)
@@ -78,17 +90,20 @@ def list_hardware(
     cloud: Annotated[str | None, Query(description="Only this cloud.")] = None,
     region: Annotated[str | None, Query(description="Only this region.")] = None,
     finding: Annotated[
-        str | None, Query(description="Only hosts with a finding of this check.")
+        str | None,
+        Query(description="Only hosts with a finding of this rule (hardware/fan-failed)."),
     ] = None,
 ) -> Any:
-    """The newest hardware status of every host with a BMC, with the checks' findings."""
+    """The newest hardware status of every host with a BMC, with the hardware policies'
+    findings."""
     store = get_store(request)
+    policies = policies_in_force()
     hosts = []
-    for status, findings in hardware_report(store, _thresholds(), time.time(), cloud, region):
-        if finding and not any(f.check == finding for f in findings):
+    for status, findings in hardware_report(store, policies, cloud, region):
+        if finding and not any(_is(f, finding) for f in findings):
             continue
         hosts.append(status_dict(status, findings))
-    return {"hosts": hosts, "checks": CHECKS}
+    return {"hosts": hosts, "checks": {p.name: p.spec.description.strip() for p in policies}}
 
 
 @router.get("/v1/hardware/{host}", response_model=HardwareStatus, responses={404: {}})
@@ -97,8 +112,9 @@ def get_hardware(
     host: Annotated[str, Path(description="Host name, node name or resource id.")],
 ) -> Any:
     """One host's hardware status."""
-    status = get_status(get_store(request), host)
-    return status_dict(status, evaluate(status, _thresholds(), time.time()))
+    store = get_store(request)
+    status = get_status(store, host)
+    return status_dict(status, host_findings(store, status, policies_in_force()))
 
 
 GAUGES = {
@@ -113,7 +129,7 @@ GAUGES = {
     "stackfleet_bmc_psu_healthy": "1 if the power supply is enabled and healthy, else 0.",
     "stackfleet_bmc_psu_redundant": "1 if the host can lose a power supply, else 0.",
     "stackfleet_bmc_health": "Overall system health: 0 OK, 1 Warning, 2 Critical.",
-    "stackfleet_hardware_findings": "Hosts with a finding of each hardware check.",
+    "stackfleet_hardware_findings": "Findings of each hardware policy (rule), by severity.",
 }
 
 HOST_LABELS = ("cloud", "region", "host", "kind")
@@ -131,7 +147,7 @@ HARDWARE_GAUGES["stackfleet_hardware_findings"] = Gauge(
     GAUGES["stackfleet_hardware_findings"], ("check", "severity")
 )
 
-HardwareReport = list[tuple[BmcStatus, list[HardwareFinding]]]
+HardwareReport = list[tuple[BmcStatus, list[Verdict]]]
 
 
 class HardwareCollector(StoreCollector[HardwareReport]):
@@ -140,11 +156,11 @@ class HardwareCollector(StoreCollector[HardwareReport]):
 
     gauges = HARDWARE_GAUGES
     topic = "hardware status"
-    # a bad thresholds file must not break the scrape either
+    # a bad policy file must not break the scrape either
     unavailable = (Exception,)
 
     def read(self) -> HardwareReport:
-        return list(hardware_report(self.store, _thresholds(), time.time()))
+        return hardware_report(self.store, policies_in_force())
 
     def fill(self, families: Families, report: HardwareReport) -> None:
         counts: dict[tuple[str, str], int] = {}
@@ -155,7 +171,7 @@ class HardwareCollector(StoreCollector[HardwareReport]):
             if status.ok_at is not None:
                 families.add("stackfleet_bmc_last_success_timestamp_seconds", labels, status.ok_at)
             for finding in findings:
-                key = (finding.check, finding.severity)
+                key = (finding.rule, finding.severity)
                 counts[key] = counts.get(key, 0) + 1
             if not up or status.reading is None:
                 continue

@@ -4,7 +4,6 @@ instances. Answered from the store; no cloud or BMC is contacted."""
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -12,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.api.deps import get_store
 from stackfleet.api.errors import ErrorResponse
-from stackfleet.api.hardware import THRESHOLDS_ENV
-from stackfleet.engine.hardware import load_thresholds
+from stackfleet.api.hardware import policies_in_force
 from stackfleet.engine.nodes import node_view
 
 router = APIRouter(tags=["hardware"])
@@ -45,5 +43,4 @@ def get_node(
     host: Annotated[str, Path(description="Compute host, hypervisor hostname or node name.")],
 ) -> Any:
     """One host: inventory, capacity in use, hardware (newest sweep), services, instances."""
-    thresholds = load_thresholds(os.environ.get(THRESHOLDS_ENV) or None)
-    return node_view(get_store(request), host, thresholds)
+    return node_view(get_store(request), host, policies_in_force())

@@ -11,26 +11,32 @@ import typer
 from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.options import REDFISH_DEFAULT_CONCURRENCY, SettingsOption
+from stackfleet.cli.options import (
+    REDFISH_DEFAULT_CONCURRENCY,
+    InfraConfigOption,
+    SettingsOption,
+)
 from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from stackfleet.engine.hardware import SweepReport
+    from stackfleet.policy.schema import Policy
     from stackfleet.store import Store
 
 err = Console(stderr=True)
 
 app = typer.Typer(help="Hardware health over Redfish: power, temperatures, fans, power supplies.")
 
-ThresholdsOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--thresholds",
-        help="YAML with a `hardware:` mapping of thresholds (inlet_max_celsius, "
-        "stale_after_seconds, power_budget_watts).",
-    ),
-]
+
+def _policies(infra_config: Path | None) -> list[Policy]:
+    """The hardware pack, tuned by the monitoring file's `policies:` (copies of the pack
+    with changed thresholds), as `serve` runs it."""
+    from stackfleet.engine.hardware import hardware_policies
+    from stackfleet.sources.infra_config import load_infra_config
+
+    return hardware_policies(load_infra_config(infra_config).policies)
+
 
 # (key in the flattened row, table header)
 COLUMNS = (
@@ -61,7 +67,7 @@ def register(root: typer.Typer) -> None:
 def flat_row(
     item: dict[str, Any], now: float, checked_at: float | None, ok_at: float | None = None
 ) -> dict[str, Any]:
-    """A status dict as one table row: counts instead of lists, findings by check name.
+    """A status dict as one table row: counts instead of lists, findings by rule name.
 
     When the newest read failed the readings are the last good ones: the age column
     then says how old they are too, so they are not taken for current values."""
@@ -77,7 +83,7 @@ def flat_row(
         "fan_rpm_min": min(fans) if fans else None,
         "psus": f"{sum(p['healthy'] for p in psus)}/{len(psus)}" if psus else None,
         "age": age,
-        "findings": [f["check"] for f in item["findings"]],
+        "findings": sorted({f["rule"] for f in item["findings"]}),
     }
 
 
@@ -92,21 +98,22 @@ def _age(seconds: float) -> str:
 def list_command(
     ctx: typer.Context,
     fmt: FormatOption = Format.table,
-    thresholds: ThresholdsOption = None,
+    infra_config: InfraConfigOption = None,
     cloud: Annotated[str | None, typer.Option("--cloud", help="Only this cloud.")] = None,
     region: Annotated[str | None, typer.Option("--region", help="Only this region.")] = None,
     findings_only: Annotated[
         bool, typer.Option("--findings", help="Only hosts with a finding.")
     ] = False,
 ) -> None:
-    """The newest hardware status of every host with a BMC, and the checks' findings.
+    """The newest hardware status of every host with a BMC, and what the hardware
+    policies find on it (the hardware pack, tuned by the monitoring file's `policies:`).
 
     Readings are the last good ones: the BMC column says whether they are current."""
-    from stackfleet.engine.hardware import hardware_report, load_thresholds, status_dict
+    from stackfleet.engine.hardware import hardware_report, status_dict
 
     store = state(ctx).store()
     now = time.time()
-    report = hardware_report(store, load_thresholds(thresholds), now, cloud, region)
+    report = hardware_report(store, _policies(infra_config), cloud, region)
     rows = []
     for status, findings in report:
         if findings_only and not findings:
@@ -149,7 +156,7 @@ def sweep_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds each BMC gets.")
     ] = 10.0,
-    thresholds: ThresholdsOption = None,
+    infra_config: InfraConfigOption = None,
     fmt: FormatOption = Format.table,
     record: Annotated[
         bool,
@@ -164,24 +171,26 @@ def sweep_command(
     """Read every BMC once, record the readings, and print what each one said.
 
     Findings and alerts are recorded only with --record."""
-    from stackfleet.engine import infra_alerts
-    from stackfleet.engine.hardware import load_thresholds, targets_for
+    from stackfleet.engine import infra_packs
+    from stackfleet.engine.hardware import targets_for
     from stackfleet.engine.settings import load_settings
 
     root = state(ctx)
     quiet_sushy(root.debug)
     store = root.store()
-    limits = load_thresholds(thresholds)
+    policies = _policies(infra_config)
     targets = targets_for(store, bmc_map, include_ironic=ironic)
     if not targets:
         raise ConfigError(
             "no BMCs to read: give --bmc-map FILE, or collect a cloud whose Ironic nodes "
             "have a Redfish address (and set their credentials in the map's `ironic:`)"
         )
-    report = sweep_and_print(store, targets, concurrency, timeout, fmt, limits)
+    report = sweep_and_print(store, targets, concurrency, timeout, fmt, policies)
     if record:
-        hooks = infra_alerts.from_settings(store, load_settings(settings_file), limits)
-        err.print(infra_alerts.describe(hooks.after_hardware_sweep(report)), highlight=False)
+        hooks = infra_packs.from_settings(
+            store, load_settings(settings_file), {infra_packs.HARDWARE: policies}
+        )
+        err.print(infra_packs.describe(hooks.after_hardware_sweep(report)), highlight=False)
     failed = len(report.statuses) - report.counts.get("ok", 0)
     if failed == len(report.statuses):
         raise typer.Exit(1)
@@ -193,17 +202,20 @@ def sweep_and_print(
     concurrency: int,
     timeout: float,
     fmt: Format,
-    limits: Any,
+    policies: list[Policy] | None = None,
 ) -> SweepReport:
-    """Run one sweep and print its rows and a one-line summary (on stderr)."""
-    from stackfleet.engine.hardware import run_sweep, status_dict
-    from stackfleet.model.hardware import evaluate
+    """Run one sweep and print its rows (with what the hardware policies find now,
+    nothing recorded) and a one-line summary (on stderr)."""
+    from stackfleet.engine.hardware import hardware_report, run_sweep, status_dict
 
     report = run_sweep(store, targets, concurrency=concurrency, timeout=timeout)
     now = time.time()
+    swept = {(s.cloud, s.region, s.name) for s in report.statuses}
     rows = []
-    for status in report.statuses:
-        item = status_dict(status, evaluate(status, limits, now))
+    for status, findings in hardware_report(store, policies):
+        if (status.cloud, status.region, status.name) not in swept:
+            continue
+        item = status_dict(status, findings)
         rows.append(
             item
             if fmt in (Format.json, Format.yaml)
@@ -226,16 +238,16 @@ def show_command(
     ctx: typer.Context,
     host: Annotated[str, typer.Argument(help="Host name, node name or resource id.")],
     fmt: FormatOption = Format.table,
-    thresholds: ThresholdsOption = None,
+    infra_config: InfraConfigOption = None,
 ) -> None:
-    """Everything the newest sweep knows about one host's hardware."""
-    from stackfleet.engine.hardware import load_thresholds, status_dict
-    from stackfleet.model.hardware import evaluate
+    """Everything the newest sweep knows about one host's hardware, and what the
+    hardware policies find on it."""
+    from stackfleet.engine.hardware import host_findings, status_dict
     from stackfleet.store.hardware import get_status
 
     store = state(ctx).store()
     status = get_status(store, host)
-    item = status_dict(status, evaluate(status, load_thresholds(thresholds), time.time()))
+    item = status_dict(status, host_findings(store, status, _policies(infra_config)))
     if fmt in (Format.json, Format.yaml):
         emit_object(item, fmt)
         return
@@ -248,7 +260,7 @@ def show_command(
         for f in item["fans"]
     ]
     flat["psus"] = [f"{p['name']}={p['health'] or p['state']}" for p in item["psus"]]
-    flat["findings"] = [f"{f['severity']}: {f['check']}: {f['message']}" for f in item["findings"]]
+    flat["findings"] = [f"{f['severity']}: {f['rule']}: {f['message']}" for f in item["findings"]]
     emit_object(flat, fmt)
 
 

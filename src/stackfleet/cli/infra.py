@@ -168,7 +168,7 @@ def db_status(
     """Probe database servers: load, locks, slow statements, Galera, findings.
 
     Findings and alerts are recorded only with --record."""
-    from stackfleet.engine import infra_alerts
+    from stackfleet.engine import infra_packs
     from stackfleet.engine.infra_monitor import pack_policies, sweep_databases
     from stackfleet.engine.settings import load_settings
 
@@ -195,10 +195,10 @@ def db_status(
         for status, item in zip(statuses, data, strict=True):
             _print_database(status, item)
     if record:
-        hooks = infra_alerts.from_settings(
-            state(ctx).store(), load_settings(settings_file), database_policies=policies
+        hooks = infra_packs.from_settings(
+            state(ctx).store(), load_settings(settings_file), {infra_packs.DATABASE: policies}
         )
-        err.print(infra_alerts.describe(hooks.after_infra_sweep(statuses, [])), highlight=False)
+        err.print(infra_packs.describe(hooks.after_infra_sweep(statuses, [])), highlight=False)
     _exit_on_errors([s.error for s in statuses])
 
 
@@ -409,7 +409,7 @@ def mq_status(
     (depth, consumers, unacknowledged, rates) and OpenStack-aware findings.
 
     Findings and alerts are recorded only with --record."""
-    from stackfleet.engine import infra_alerts
+    from stackfleet.engine import infra_packs
     from stackfleet.engine.infra_monitor import pack_policies, sweep_brokers
     from stackfleet.engine.settings import load_settings
     from stackfleet.sources.infra_config import load_infra_config
@@ -433,11 +433,11 @@ def mq_status(
         for status, item in zip(statuses, data, strict=True):
             _print_broker(status, item, all_queues)
     if record:
-        hooks = infra_alerts.from_settings(
-            state(ctx).store(), load_settings(settings_file), rabbitmq_policies=policies
+        hooks = infra_packs.from_settings(
+            state(ctx).store(), load_settings(settings_file), {infra_packs.RABBITMQ: policies}
         )
         recorded = hooks.after_infra_sweep([], statuses, vhost)
-        err.print(infra_alerts.describe(recorded), highlight=False)
+        err.print(infra_packs.describe(recorded), highlight=False)
     _exit_on_errors([s.error for s in statuses])
 
 

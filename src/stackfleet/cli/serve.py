@@ -65,8 +65,8 @@ def serve_command(
         str | None,
         typer.Option(
             "--bmc-map",
-            help="BMC map to sweep every minute (hardware findings and alerts; thresholds "
-            "from $STACKFLEET_HARDWARE_THRESHOLDS).",
+            help="BMC map to sweep every minute (findings and alerts of the hardware pack, "
+            "tuned by the monitoring file's policies:).",
         ),
     ] = None,
     notifications: Annotated[
@@ -176,7 +176,6 @@ def serve_command(
     import os
 
     from stackfleet.api.auth import KeystoneAuth
-    from stackfleet.api.hardware import THRESHOLDS_ENV
     from stackfleet.api.server import serve_api
     from stackfleet.cli.hardware import quiet_sushy
     from stackfleet.sources.openstack.connection import connect
@@ -238,7 +237,6 @@ def serve_command(
         settings_file=config_file,
         infra_config=infra_config,
         bmc_map=bmc_map,
-        hardware_thresholds=os.environ.get(THRESHOLDS_ENV) or None,
         notifications=notifications,
         quota_interval=quota_interval,
         agent_interval=agent_interval,

@@ -283,7 +283,7 @@ def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -
     """Simulated BMCs for the demo cloud's compute hosts and Ironic nodes (served from a
     daemon thread for the rest of the process), their BMC map at `map_path`, and a
     first sweep printed as a table. Returns the map's path for later sweeps."""
-    from stackfleet.engine.hardware import load_thresholds, targets_for
+    from stackfleet.engine.hardware import targets_for
     from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
     from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY
 
@@ -292,5 +292,5 @@ def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -
     simulator.write_bmc_map(map_path)
     quiet_sushy(debug=False)
     targets = targets_for(store, map_path, include_ironic=False)
-    sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table, load_thresholds(None))
+    sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table)
     return map_path

@@ -40,9 +40,9 @@ from stackfleet.engine.coordination import (
 from stackfleet.engine.daemon_config import DaemonConfig
 from stackfleet.engine.events import EVENTS_TICK, EventProcessor, build_events
 from stackfleet.engine.execute import Connections
-from stackfleet.engine.hardware import HardwareSweepLoop, load_thresholds
-from stackfleet.engine.infra_alerts import InfraAlerts
+from stackfleet.engine.hardware import HardwareSweepLoop
 from stackfleet.engine.infra_monitor import InfraMonitorLoop, pack_policies
+from stackfleet.engine.infra_packs import PACKS, InfraPacks
 from stackfleet.engine.loop import CloudSpec, CollectionLoop, roll_up
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.quota_sweep import FIRST_PASS_WAIT, QuotaSweepLoop, check_interval
@@ -71,8 +71,8 @@ class JobFailedError(StackFleetError):
 class Daemon:
     """The store, settings and policies of one daemon process, and its scheduler.
 
-    Building one reads and checks every file (policies, settings, infrastructure,
-    thresholds), so a mistake stops the daemon before anything runs; `start()` starts
+    Building one reads and checks every file (policies, settings, infrastructure and
+    the packs' policy files), so a mistake stops the daemon before anything runs; `start()` starts
     the notification listeners and the jobs, `stop()` stops them."""
 
     store: Store
@@ -212,16 +212,14 @@ class Daemon:
             self.policies,
             self.config.execute_actions,
         )
-        # infrastructure and hardware findings become findings and alerts after each sweep
-        alerting = InfraAlerts(
+        # the database, RabbitMQ and hardware packs run after each sweep
+        alerting = InfraPacks(
             self.store,
             settings.alerts.receivers,
             settings.notify,
             settings.alerts.inhibit_rules,
-            load_thresholds(self.config.hardware_thresholds),
             # the packs as the monitoring file's policy files tune them
-            pack_policies("database", infra.policies),
-            pack_policies("rabbitmq", infra.policies),
+            {pack: pack_policies(pack, infra.policies) for pack in PACKS},
             # workers record; only the leader's alerts job tells the receivers
             dispatch_after=self.coordinator is None,
         )
@@ -410,15 +408,15 @@ class Daemon:
             )
         ]
 
-    def _infra_jobs(self, infra: InfraConfig, alerting: InfraAlerts) -> list[Job]:
+    def _infra_jobs(self, infra: InfraConfig, alerting: InfraPacks) -> list[Job]:
         if not (infra.databases or infra.brokers):
             return []
         monitor = InfraMonitorLoop(
             self.store,
             infra.databases,
             infra.brokers,
-            alerting.database_policies,
-            alerting.rabbitmq_policies,
+            alerting.pack("database"),
+            alerting.pack("rabbitmq"),
             after_sweep=alerting.after_infra_sweep,
         )
         interval = self.config.infra_interval
@@ -433,7 +431,7 @@ class Daemon:
             )
         ]
 
-    def _hardware_jobs(self, alerting: InfraAlerts) -> list[Job]:
+    def _hardware_jobs(self, alerting: InfraPacks) -> list[Job]:
         config = self.config
         if not config.bmc_map:
             return []

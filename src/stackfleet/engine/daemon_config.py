@@ -50,8 +50,6 @@ class DaemonConfig:
     bmc_map: str | None = None
     hardware_interval: float = 60.0
     include_ironic: bool = True
-    # hardware thresholds file (None: the defaults)
-    hardware_thresholds: str | None = None
     # listen to the clouds' notifications (None: the settings' notifications.enabled)
     notifications: bool | None = None
     quota_interval: float = DEFAULT_QUOTA_INTERVAL

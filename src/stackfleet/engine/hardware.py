@@ -3,9 +3,11 @@
 One sweep: targets from the BMC map and from Ironic nodes in the store, each resolved
 to the inventory resource its readings belong to (a hypervisor by host name, a
 bare-metal node by name or uuid); a parallel Redfish read of all of them; metric
-samples on those resources; the current status of each host; then a compaction of
-the metric store. A BMC that fails is recorded as failed (hw_up 0, its status and
-error) and keeps its last good reading for context, never a zero reading.
+samples on those resources; the current status of each host; its `bmc`,
+`temperature_sensor` and `fan` records, which the hardware policy pack judges; then a
+compaction of the metric store. A BMC that fails is recorded as failed (hw_up 0, its
+status and error, records `reachable` false) and keeps its last good reading for
+context, never a zero reading.
 """
 
 from __future__ import annotations
@@ -18,17 +20,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from stackfleet.core.errors import ConfigError
+from stackfleet.engine.infra_monitor import Verdict, judge, pack_policies
+from stackfleet.model import kind
 from stackfleet.model.hardware import (
+    BMC_KIND,
+    HARDWARE_KINDS,
     OK,
     BmcStatus,
-    HardwareFinding,
-    Thresholds,
-    evaluate,
+    hardware_records,
     sample_values,
 )
+from stackfleet.policy.schema import Policy
 from stackfleet.sources.redfish.bmc_map import (
     BmcMap,
     BmcTarget,
@@ -40,6 +42,7 @@ from stackfleet.sources.redfish.bmc_map import (
 from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY, BmcResult, sweep
 from stackfleet.store import Store
 from stackfleet.store.hardware import load_statuses, save_statuses
+from stackfleet.store.inventory import live_ids
 from stackfleet.store.metrics import Sample, compact, record_samples
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,7 @@ def run_sweep(
             )
     recorded = record_samples(store, samples)
     save_statuses(store, statuses)
+    record_hardware(store, statuses, time.time())
     compact(store, time.time())
     counts: dict[str, int] = {}
     for status in statuses:
@@ -166,39 +170,108 @@ def _status(result: BmcResult, previous: dict[tuple[str, str, str], BmcStatus]) 
     return status
 
 
+_BUILDERS = {name: kind(name).record_builder() for name in HARDWARE_KINDS}
+_SENSOR_KINDS = tuple(name for name in HARDWARE_KINDS if name != BMC_KIND)
+
+
+def record_hardware(store: Store, statuses: Sequence[BmcStatus], now: float) -> None:
+    """Record each host's hardware status as resources of the hardware kinds (see
+    model/hardware.py `hardware_records`). Sensors that a successful read no longer
+    has are gone; a failed read leaves them, unread, as they were."""
+    known: dict[tuple[str, str, str], set[str]] = {}
+    for status in statuses:
+        cloud, region = status.cloud, status.region
+        records = hardware_records(status, now)
+        for kind_name, objects in records.items():
+            build = _BUILDERS[kind_name]
+            for obj in objects:
+                store.upsert_resource(cloud, region, kind_name, build(obj))
+        if status.status != OK:
+            continue
+        prefix = status.resource_id + "/"
+        for kind_name in _SENSOR_KINDS:
+            place = (cloud, region, kind_name)
+            if place not in known:
+                known[place] = live_ids(store, cloud, region, kind_name)
+            seen = {obj["id"] for obj in records[kind_name]}
+            for rid in known[place]:
+                if rid.startswith(prefix) and rid not in seen:
+                    store.mark_resource_gone(cloud, region, kind_name, rid)
+
+
+def retire_hardware(store: Store, targets: Sequence[BmcTarget]) -> int:
+    """Mark gone the `bmc` records (and their sensors) of hosts no longer among
+    `targets` (every BMC the daemon reads: taken out of the BMC map, or an Ironic node
+    without a Redfish address now): their findings resolve instead of going stale."""
+    wanted = {(t.cloud or "", t.region or "", t.resource_id or t.name) for t in targets}
+    retired = 0
+    for cloud, region, rid in {
+        (r["cloud"], r["region"], str(r["id"])) for r in store.list_resources(BMC_KIND)[0]
+    }:
+        if (cloud, region, rid) in wanted:
+            continue
+        store.mark_resource_gone(cloud, region, BMC_KIND, rid)
+        retired += 1
+        for kind_name in _SENSOR_KINDS:
+            for sensor in live_ids(store, cloud, region, kind_name):
+                if sensor.startswith(rid + "/"):
+                    store.mark_resource_gone(cloud, region, kind_name, sensor)
+    return retired
+
+
+def hardware_policies(files: Sequence[str | Path] = ()) -> list[Policy]:
+    """The hardware pack as the operator tuned it (policy files that replace its
+    policies of the same name: the monitoring file's `policies:`)."""
+    return pack_policies("hardware", files)
+
+
 def hardware_report(
     store: Store,
-    thresholds: Thresholds | None = None,
-    now: float | None = None,
+    policies: Sequence[Policy] | None = None,
     cloud: str | None = None,
     region: str | None = None,
-) -> list[tuple[BmcStatus, list[HardwareFinding]]]:
-    """Every host's stored status with the findings of the checks at `now`."""
-    limits = thresholds or Thresholds()
-    moment = time.time() if now is None else now
-    return [(s, evaluate(s, limits, moment)) for s in load_statuses(store, cloud, region)]
+    now: datetime | None = None,
+) -> list[tuple[BmcStatus, list[Verdict]]]:
+    """Every host's stored status with what the hardware policies (default: the pack)
+    find on its records at `now` (default: now): its BMC's and its sensors' (nothing
+    is recorded)."""
+    statuses = load_statuses(store, cloud, region)
+    if not statuses:
+        return []
+    chosen = hardware_policies() if policies is None else policies
+    verdicts: dict[str, list[Verdict]] = {}
+    for kind_name in HARDWARE_KINDS:
+        for rid, found in judge(store, chosen, kind_name, now).items():
+            # a sensor's id continues its host's BMC id
+            verdicts.setdefault(rid, []).extend(found)
+    report = []
+    for status in statuses:
+        prefix = status.resource_id + "/"
+        mine = [
+            v
+            for rid, found in verdicts.items()
+            if rid == status.resource_id or rid.startswith(prefix)
+            for v in found
+        ]
+        report.append((status, sorted(mine, key=_verdict_order)))
+    return report
 
 
-def load_thresholds(path: str | Path | None) -> Thresholds:
-    """Thresholds from a YAML file (its `hardware:` section, or the whole file), or the
-    defaults when `path` is None; ConfigError names the file and the bad key."""
-    if path is None:
-        return Thresholds()
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read thresholds file {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of threshold names to numbers")
-    section = data.get("hardware", data)
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: hardware: expected a mapping of threshold names to numbers")
-    try:
-        return Thresholds.from_mapping(section, where=str(path))
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+def host_findings(
+    store: Store, status: BmcStatus, policies: Sequence[Policy] | None = None
+) -> list[Verdict]:
+    """What the hardware policies find on one host's records now."""
+    for item, verdicts in hardware_report(store, policies, status.cloud, status.region):
+        if item.name == status.name:
+            return verdicts
+    return []
+
+
+_SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+
+
+def _verdict_order(verdict: Verdict) -> tuple[int, str, str]:
+    return (_SEVERITY_ORDER.get(verdict.severity, 9), verdict.rule, verdict.resource_id)
 
 
 def targets_for(
@@ -209,7 +282,7 @@ def targets_for(
     return resolve_targets(store, bmc_map, include_ironic)
 
 
-def status_dict(status: BmcStatus, findings: list[HardwareFinding]) -> dict[str, Any]:
+def status_dict(status: BmcStatus, findings: Sequence[Verdict]) -> dict[str, Any]:
     """One host's hardware status as the API and the CLI's machine formats show it. The
     readings are the last good ones; `status` says whether they are current."""
     reading = status.reading
@@ -239,7 +312,7 @@ def status_dict(status: BmcStatus, findings: list[HardwareFinding]) -> dict[str,
         "temperatures": [t.__dict__ for t in reading.temperatures] if reading else [],
         "fans": [f.__dict__ for f in reading.fans] if reading else [],
         "psus": [{**p.__dict__, "healthy": p.healthy} for p in (reading.psus if reading else [])],
-        "findings": [f.__dict__ for f in findings],
+        "findings": [f.as_dict() for f in findings],
     }
 
 
@@ -268,6 +341,8 @@ class HardwareSweepLoop:
     def run_once(self) -> SweepReport | None:
         """One sweep; None when there is no BMC to read yet."""
         targets = targets_for(self.store, self.bmc_map_path, self.include_ironic)
+        # hosts the daemon no longer reads: their records (and findings) go
+        retire_hardware(self.store, targets)
         if self.share is not None:
             mine = self.share([f"hardware:{t.name}" for t in targets])
             targets = [t for t in targets if f"hardware:{t.name}" in mine]

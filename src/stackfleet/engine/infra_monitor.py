@@ -115,17 +115,20 @@ def pack_policies(pack: str, files: Sequence[str | Path] = ()) -> list[Policy]:
     return list(chosen.values())
 
 
-def judge(store: Store, policies: Sequence[Policy], kind_name: str) -> dict[str, list[Verdict]]:
-    """What `policies` over `kind_name` match now, by resource id, without recording:
-    firing (every filter holds) or pending (all but the `metric` window filters: the
-    condition holds now, not yet for the policy's whole window)."""
-    view = FleetView(store, datetime.now(UTC))
+def judge(
+    store: Store, policies: Sequence[Policy], kind_name: str, now: datetime | None = None
+) -> dict[str, list[Verdict]]:
+    """What `policies` over `kind_name` match at `now` (default: now), by resource id,
+    without recording: firing (every filter holds) or pending (all but the `metric`
+    window filters: the condition holds now, not yet for the policy's whole window)."""
+    view = FleetView(store, now or datetime.now(UTC))
     found: dict[str, list[Verdict]] = {}
     for policy in policies:
         if policy.kind != kind_name or not policy.spec.enabled:
             continue
         firing = _matched(policy, view)
         pending: dict[str, Record] = {}
+        severity_of = policy.severity_rule(view)
         windows = [f for f in policy.filters if isinstance(f, MetricFilter)]
         if windows:
             now_only = Policy(
@@ -140,7 +143,7 @@ def judge(store: Store, policies: Sequence[Policy], kind_name: str) -> dict[str,
                 found.setdefault(rid, []).append(
                     Verdict(
                         rule=policy.name,
-                        severity=policy.spec.severity,
+                        severity=severity_of(record) if severity_of else policy.spec.severity,
                         kind=kind_name,
                         resource_id=rid,
                         message=message,

@@ -4,14 +4,15 @@ the services it runs and its instances — for `stackfleet nodes show HOST` and
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from stackfleet.core.errors import NotFoundError
 from stackfleet.engine.capacity import host_roles
-from stackfleet.engine.hardware import load_thresholds, status_dict
-from stackfleet.model.hardware import OK, Thresholds, evaluate
+from stackfleet.engine.hardware import host_findings, status_dict
+from stackfleet.model.hardware import OK
+from stackfleet.policy.schema import Policy
 from stackfleet.store import Store
 from stackfleet.store.hardware import get_status
 from stackfleet.store.usage_reads import newest_values
@@ -74,7 +75,9 @@ def host_services(store: Store, host: str) -> list[str]:
     return services
 
 
-def node_view(store: Store, host: str, thresholds: Thresholds | None = None) -> dict[str, Any]:
+def node_view(
+    store: Store, host: str, hardware_policies: Sequence[Policy] | None = None
+) -> dict[str, Any]:
     """Everything StackFleet knows about one host; NotFoundError if nothing.
 
     A BMC that could not be read shows its status with the last good reading and
@@ -89,8 +92,7 @@ def node_view(store: Store, host: str, thresholds: Thresholds | None = None) -> 
             status = get_status(store, key)
         except NotFoundError:
             continue
-        limits = thresholds if thresholds is not None else load_thresholds(None)
-        hardware = status_dict(status, evaluate(status, limits, time.time()))
+        hardware = status_dict(status, host_findings(store, status, hardware_policies))
         break
     short = (node or {}).get("host") or host
     roles = host_roles(store, short)  # Neutron agents and Cinder pools on the host
@@ -128,7 +130,7 @@ def node_view(store: Store, host: str, thresholds: Thresholds | None = None) -> 
         if hardware["status"] != OK:
             view["hardware"]["readings_at"] = hardware.get("ok_at")
         view["hardware_findings"] = [
-            f"{f['severity']}: {f['check']}: {f['message']}" for f in hardware["findings"]
+            f"{f['severity']}: {f['rule']}: {f['message']}" for f in hardware["findings"]
         ]
     view["services"] = services
     view.update(roles)

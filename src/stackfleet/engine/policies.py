@@ -211,6 +211,7 @@ class PolicyRunner:
                 only,
                 evaluated.unread,
                 finding_describer(policy),
+                policy.severity_rule(view),
             )
             if record_findings
             else None

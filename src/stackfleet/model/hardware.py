@@ -1,10 +1,10 @@
-"""Hardware readings from a host's BMC, and the checks that turn them into findings.
+"""Hardware readings from a host's BMC, and the records the policy engine judges.
 
 A reading is what one Redfish sweep saw on one BMC: power state and draw, temperatures,
 fans, power supplies and overall health. A BMC status is the newest outcome of reading
-it (ok, or why not) plus the last good reading. The checks are data: thresholds in a
-small mapping (`Thresholds`), evaluated by `evaluate` into `HardwareFinding`s that the
-hardware status output shows and the policy engine can turn into alerts.
+it (ok, or why not) plus the last good reading. `hardware_records` turns a status into
+records of the hardware kinds (`bmc`, `temperature_sensor`, `fan`: model/kinds.py); the
+hardware policy pack (policy/packs/hardware.yaml) judges them like any other policy.
 
 No I/O here: sources fill these types, the store keeps them, the API and CLI show them.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 # Outcomes of reading one BMC. Only OK carries a fresh reading; every other status keeps
@@ -41,6 +42,8 @@ class TemperatureReading:
     context: str | None = None
     health: str | None = None
     upper_critical: float | None = None
+    # Redfish UpperThresholdNonCritical: above it the reading is out of normal range
+    upper_noncritical: float | None = None
 
     @property
     def is_inlet(self) -> bool:
@@ -56,12 +59,14 @@ class TemperatureReading:
 
 @dataclass(frozen=True)
 class FanReading:
-    """One fan: speed in RPM and/or percent, as the BMC reports it."""
+    """One fan: speed in RPM and/or percent, as the BMC reports it; `lower_critical`
+    the BMC's own critical lower threshold, in the unit of the fan's reading."""
 
     name: str
     rpm: float | None = None
     percent: float | None = None
     health: str | None = None
+    lower_critical: float | None = None
 
 
 @dataclass(frozen=True)
@@ -166,205 +171,6 @@ class BmcStatus:
     reading: BmcReading | None = None
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Limits of the hardware checks. Defaults: inlet air above 35 °C (ASHRAE A2's
-    allowable maximum), readings unchanged for 30 minutes."""
-
-    inlet_max_celsius: float = 35.0
-    # readings that have not moved for this long (or a BMC that has not answered for
-    # this long) are stale
-    stale_after_seconds: float = 1800.0
-    # fleet-wide power budget per host; a BMC map entry's power_budget_watts wins, and
-    # without either the BMC's own power limit is the budget
-    power_budget_watts: float | None = None
-
-    @classmethod
-    def from_mapping(cls, data: dict[str, Any], where: str = "thresholds") -> Thresholds:
-        """Thresholds from a mapping (e.g. the `hardware:` section of a YAML file);
-        ValueError names the unknown or non-numeric key."""
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in known:
-                raise ValueError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(known))}")
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float)
-            ):
-                raise ValueError(f"{where}.{key}: expected a number, got {value!r}")
-            values[key] = None if value is None else float(value)
-        return cls(**values)
-
-
-CRITICAL = "critical"
-WARNING = "warning"
-
-
-@dataclass(frozen=True)
-class HardwareFinding:
-    """One check that failed on one host: which check, how bad, and what it saw."""
-
-    check: str
-    severity: str
-    message: str
-    value: float | None = None
-    threshold: float | None = None
-
-
-# check name -> what it means (docs/hardware.md lists the same)
-CHECKS = {
-    "bmc_unreachable": "The BMC did not answer (refused, timed out, TLS failure).",
-    "bmc_credentials": "The BMC rejected the user name or password.",
-    "bmc_bad_response": "The BMC answered something that is not the expected Redfish "
-    "resource (not JSON, missing fields, HTTP error, unknown system id).",
-    "inlet_temperature_high": "Inlet air is above inlet_max_celsius.",
-    "temperature_critical": "A sensor is above the BMC's own critical threshold.",
-    "psu_redundancy_lost": "A host with several power supplies can no longer lose one.",
-    "psu_unhealthy": "A power supply reports a health other than OK.",
-    "power_over_budget": "Power draw is above the host's power budget.",
-    "health_degraded": "The system's overall health is Warning or Critical.",
-    "stale_reading": "The BMC's readings stopped updating (values unchanged on a running "
-    "host, or no answer) for longer than stale_after_seconds.",
-}
-
-_STATUS_CHECKS = {
-    UNREACHABLE: "bmc_unreachable",
-    TIMEOUT: "bmc_unreachable",
-    AUTH_FAILED: "bmc_credentials",
-    NOT_FOUND: "bmc_bad_response",
-    BAD_RESPONSE: "bmc_bad_response",
-    ERROR: "bmc_bad_response",
-}
-
-
-def evaluate(status: BmcStatus, thresholds: Thresholds, now: float) -> list[HardwareFinding]:
-    """The findings of one host's hardware status at time `now`."""
-    findings: list[HardwareFinding] = []
-    if status.status != OK:
-        findings.append(
-            HardwareFinding(
-                _STATUS_CHECKS.get(status.status, "bmc_bad_response"),
-                WARNING,
-                f"BMC {status.address}: {status.error or status.status}",
-            )
-        )
-    findings.extend(_stale(status, thresholds, now))
-    reading = status.reading
-    # a failed read keeps the last good reading for context, but judging it again would
-    # repeat old news as if it were current
-    if reading is None or status.status != OK:
-        return findings
-    inlet = reading.inlet_celsius
-    if inlet is not None and inlet > thresholds.inlet_max_celsius:
-        findings.append(
-            HardwareFinding(
-                "inlet_temperature_high",
-                CRITICAL if inlet > thresholds.inlet_max_celsius + 5 else WARNING,
-                f"inlet air {inlet:g} °C is above {thresholds.inlet_max_celsius:g} °C",
-                inlet,
-                thresholds.inlet_max_celsius,
-            )
-        )
-    for sensor in reading.temperatures:
-        if sensor.upper_critical is not None and sensor.celsius >= sensor.upper_critical:
-            findings.append(
-                HardwareFinding(
-                    "temperature_critical",
-                    CRITICAL,
-                    f"{sensor.name} at {sensor.celsius:g} °C reached the BMC's critical "
-                    f"threshold {sensor.upper_critical:g} °C",
-                    sensor.celsius,
-                    sensor.upper_critical,
-                )
-            )
-    unhealthy = [p for p in reading.psus if not p.healthy]
-    if reading.psu_redundancy == REDUNDANCY_LOST:
-        names = ", ".join(f"{p.name} ({p.health or p.state})" for p in unhealthy) or "per BMC"
-        findings.append(
-            HardwareFinding(
-                "psu_redundancy_lost",
-                CRITICAL,
-                f"power supply redundancy lost: {names}; "
-                f"{len(reading.psus) - len(unhealthy)} of {len(reading.psus)} supplies healthy",
-                float(len(reading.psus) - len(unhealthy)),
-            )
-        )
-    elif unhealthy:
-        findings.append(
-            HardwareFinding(
-                "psu_unhealthy",
-                WARNING,
-                "power supply not healthy: "
-                + ", ".join(f"{p.name} ({p.health or p.state})" for p in unhealthy),
-            )
-        )
-    budget = status.power_budget_watts or thresholds.power_budget_watts
-    budget = budget or reading.power_limit_watts
-    if budget and reading.power_watts is not None and reading.power_watts > budget:
-        findings.append(
-            HardwareFinding(
-                "power_over_budget",
-                WARNING,
-                f"power draw {reading.power_watts:g} W is above the budget of {budget:g} W",
-                reading.power_watts,
-                budget,
-            )
-        )
-    if reading.health in ("Warning", "Critical"):
-        findings.append(
-            HardwareFinding(
-                "health_degraded",
-                CRITICAL if reading.health == "Critical" else WARNING,
-                f"system health is {reading.health}",
-                float(HEALTH_LEVELS[reading.health]),
-            )
-        )
-    return findings
-
-
-def _stale(status: BmcStatus, thresholds: Thresholds, now: float) -> list[HardwareFinding]:
-    limit = thresholds.stale_after_seconds
-    reading = status.reading
-    if status.ok_at is not None and status.status != OK and now - status.ok_at > limit:
-        return [
-            HardwareFinding(
-                "stale_reading",
-                WARNING,
-                f"no reading for {_duration(now - status.ok_at)} (BMC {status.status})",
-                now - status.ok_at,
-                limit,
-            )
-        ]
-    if reading is None or status.status != OK:
-        return []
-    # A powered-off host's sensors legitimately sit still; only a running host whose
-    # values have not moved at all is suspicious.
-    if (
-        reading.power_state == "On"
-        and status.changed_at is not None
-        and now - status.changed_at > limit
-    ):
-        return [
-            HardwareFinding(
-                "stale_reading",
-                WARNING,
-                f"readings unchanged for {_duration(now - status.changed_at)} on a running "
-                "host: the BMC's sensors may be frozen",
-                now - status.changed_at,
-                limit,
-            )
-        ]
-    return []
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 7200:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 120:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
-
-
 # Metric samples one BMC read writes on its host's resource (name -> meaning). Per-sensor
 # values are in the status and on /metrics; samples keep what windows and policies need.
 SAMPLE_METRICS = {
@@ -402,3 +208,129 @@ def sample_values(reading: BmcReading | None) -> dict[str, float]:
         else None,
     }
     return {name: value for name, value in values.items() if value is not None}
+
+
+# kinds of the hardware records (model/kinds.py)
+BMC_KIND = "bmc"
+TEMPERATURE_KIND = "temperature_sensor"
+FAN_KIND = "fan"
+HARDWARE_KINDS = (BMC_KIND, TEMPERATURE_KIND, FAN_KIND)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat()
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 7200:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def _stale_text(status: BmcStatus, now: float) -> str | None:
+    """How old the newest reading is, in words, for the stale-reading policy's summary
+    (whether that is too old is the policy's business)."""
+    reading = status.reading
+    if status.status != OK and status.ok_at is not None:
+        return f"no reading for {_duration(now - status.ok_at)} (BMC {status.status})"
+    if reading is not None and reading.power_state == "On" and status.changed_at is not None:
+        return (
+            f"readings unchanged for {_duration(now - status.changed_at)} on a running host: "
+            "the BMC's sensors may be frozen"
+        )
+    return None
+
+
+def _limits_text(sensor: TemperatureReading) -> str:
+    parts = [
+        f"{label} {value:g} °C"
+        for label, value in (
+            ("non-critical", sensor.upper_noncritical),
+            ("critical", sensor.upper_critical),
+        )
+        if value is not None
+    ]
+    return ", ".join(parts) or "none"
+
+
+def hardware_records(status: BmcStatus, now: float) -> dict[str, list[dict[str, Any]]]:
+    """The records of one host's hardware status, by kind: its `bmc` (one), its
+    `temperature_sensor`s and `fan`s (ids `<bmc id>/<sensor name>`). A failed read
+    (`reachable` false) keeps the last good reading's values; the policies that do not
+    ask about `reachable` then leave the host's findings as they were."""
+    reading = status.reading
+    reachable = status.status == OK
+    common: dict[str, Any] = {
+        "project_id": None,
+        "reachable": reachable,
+        "error": None if reachable else (status.error or status.status),
+        "probed_at": _iso(status.checked_at),
+    }
+    psus = reading.psus if reading else []
+    unhealthy = [p for p in psus if not p.healthy]
+    budget = status.power_budget_watts or (reading.power_limit_watts if reading else None)
+    bmc: dict[str, Any] = {
+        **common,
+        "id": status.resource_id,
+        "name": status.name,
+        "status": status.status,
+        "host_kind": status.kind,
+        "address": status.address,
+        "system_id": status.system_id,
+        "source": status.source,
+        "ok_at": _iso(status.ok_at),
+        "changed_at": _iso(status.changed_at),
+        "stale_text": _stale_text(status, now),
+        # the newest reading's samples (the last good ones, hw_up 0, while unreachable)
+        "metrics": {**sample_values(reading), **({} if reachable else {"hw_up": 0.0})},
+        "power_state": reading.power_state if reading else None,
+        "health": reading.health if reading else None,
+        "power_watts": reading.power_watts if reading else None,
+        "power_limit_watts": reading.power_limit_watts if reading else None,
+        "power_budget_watts": status.power_budget_watts,
+        "power_budget": budget,
+        "inlet_celsius": reading.inlet_celsius if reading else None,
+        "cpu_celsius": reading.cpu_celsius if reading else None,
+        "psu_count": len(psus) if reading else None,
+        "psus_healthy": len(psus) - len(unhealthy) if reading else None,
+        "psus_unhealthy": len(unhealthy) if reading else None,
+        "psu_problems": ", ".join(f"{p.name} ({p.health or p.state})" for p in unhealthy),
+        "psu_redundancy": reading.psu_redundancy if reading else None,
+    }
+    place = {**common, "bmc_id": status.resource_id, "host": status.name}
+    sensors = [
+        {
+            **place,
+            "id": f"{status.resource_id}/{t.name}",
+            "name": t.name,
+            "status": t.health,
+            "context": t.context,
+            "inlet": t.is_inlet,
+            "celsius": t.celsius,
+            "upper_noncritical": t.upper_noncritical,
+            "upper_critical": t.upper_critical,
+            "limits": _limits_text(t),
+            "metrics": {"celsius": t.celsius},
+        }
+        for t in (reading.temperatures if reading else [])
+    ]
+    fans = [
+        {
+            **place,
+            "id": f"{status.resource_id}/{f.name}",
+            "name": f.name,
+            "status": f.health,
+            "rpm": f.rpm,
+            "percent": f.percent,
+            "reading": f.rpm if f.rpm is not None else f.percent,
+            "units": "RPM" if f.rpm is not None else ("%" if f.percent is not None else None),
+            "lower_critical": f.lower_critical,
+            "metrics": {k: v for k, v in (("rpm", f.rpm), ("percent", f.percent)) if v is not None},
+        }
+        for f in (reading.fans if reading else [])
+    ]
+    return {BMC_KIND: [bmc], TEMPERATURE_KIND: sensors, FAN_KIND: fans}

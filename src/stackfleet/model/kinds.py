@@ -859,7 +859,107 @@ INFRASTRUCTURE_KINDS: tuple[Kind, ...] = (
     ),
 )
 
-KINDS_LIST = KINDS_LIST + INFRASTRUCTURE_KINDS
+# The hardware sweep's records (model/hardware.py `hardware_records`): a host's BMC and
+# its sensors. Their readings are also metric samples on the host's own inventory
+# resource (hypervisor or bare-metal node), which /metrics and `nodes show` read.
+_SENSOR_PLACE = (
+    F("bmc_id", doc="the id of the host's `bmc` record"),
+    F("host", doc="the host's name"),
+)
+
+HARDWARE_KINDS: tuple[Kind, ...] = (
+    Kind(
+        "bmc",
+        "hardware",
+        doc="The BMC of a host (hypervisor or bare-metal node) as the hardware sweep reads "
+        "it over Redfish (`stackfleet hardware status`). Its id is the host's inventory id "
+        "(its name when the inventory does not know it); `status` is how the newest read "
+        "went: ok, unreachable, timeout, auth_failed, not_found, bad_response or error.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("host", "name"), ("host_kind", "host_kind")),
+        fields=(
+            F("host_kind", doc="the host's inventory kind: hypervisor or baremetal_node"),
+            F("address", doc="the BMC's Redfish address"),
+            F("system_id", doc="the Redfish system read"),
+            F("source", doc="where the BMC came from: the BMC map or Ironic"),
+            *_READING_FIELDS,
+            F("ok_at", doc="when the BMC last answered with a reading (UTC, ISO 8601)"),
+            F("changed_at", doc="when its sensor values last moved (UTC, ISO 8601)"),
+            F(
+                "stale_text",
+                doc="how old the newest reading is, in words (for the stale-reading summary)",
+            ),
+            F("power_state", doc="On, Off, PoweringOn, PoweringOff"),
+            F("health", doc="the system's overall health: OK, Warning or Critical"),
+            F("power_watts", type=float, doc="power draw"),
+            F("power_limit_watts", type=float, doc="the BMC's own power limit"),
+            F("power_budget_watts", type=float, doc="the BMC map's budget for this host"),
+            F(
+                "power_budget",
+                type=float,
+                doc="the budget power draw is judged against: the map's power_budget_watts, "
+                "else the BMC's power limit",
+            ),
+            F("inlet_celsius", type=float, doc="inlet air, the hottest inlet sensor"),
+            F("cpu_celsius", type=float, doc="the hottest CPU sensor"),
+            F("psu_count", type=int, doc="power supplies the BMC reports"),
+            F("psus_healthy", type=int, doc="power supplies present, enabled and healthy"),
+            F("psus_unhealthy", type=int, doc="power supplies that are not"),
+            F("psu_problems", doc="the unhealthy supplies in words: 'PSU2 (Critical)'"),
+            F("psu_redundancy", doc="redundant, lost, or single (one supply)"),
+        ),
+    ),
+    Kind(
+        "temperature_sensor",
+        "hardware",
+        doc="A temperature sensor of a host's BMC, with the BMC's own thresholds; its id "
+        "is <bmc id>/<sensor name>. Unread while the BMC does not answer.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("host", "host"), ("sensor", "name")),
+        fields=(
+            *_SENSOR_PLACE,
+            F("context", doc="Redfish PhysicalContext: Intake, CPU, SystemBoard, ..."),
+            F("inlet", type=bool, doc="an inlet (intake) air sensor"),
+            F("celsius", type=float, doc="the reading"),
+            F(
+                "upper_noncritical",
+                type=float,
+                doc="the BMC's UpperThresholdNonCritical: above it, out of normal range",
+            ),
+            F("upper_critical", type=float, doc="the BMC's UpperThresholdCritical"),
+            F("limits", doc="the BMC's thresholds in words (for summaries)"),
+            *_READING_FIELDS,
+        ),
+        relations=(Relation("bmc", "bmc", "bmc_id", reverse="temperature_sensors"),),
+    ),
+    Kind(
+        "fan",
+        "hardware",
+        doc="A fan of a host's BMC; its id is <bmc id>/<fan name>. Unread while the BMC "
+        "does not answer.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("host", "host"), ("fan", "name")),
+        fields=(
+            *_SENSOR_PLACE,
+            F("rpm", type=float, doc="speed in RPM, when the BMC says"),
+            F("percent", type=float, doc="speed in percent, when the BMC says"),
+            F("reading", type=float, doc="the speed in the fan's own unit (RPM, else %)"),
+            F("units", doc="RPM or %"),
+            F(
+                "lower_critical",
+                type=float,
+                doc="the BMC's LowerThresholdCritical, in the unit of `reading`",
+            ),
+            *_READING_FIELDS,
+        ),
+        relations=(Relation("bmc", "bmc", "bmc_id", reverse="fans"),),
+    ),
+)
+
+KINDS_LIST = KINDS_LIST + INFRASTRUCTURE_KINDS + HARDWARE_KINDS
 
 KINDS: dict[str, Kind] = {k.name: k for k in KINDS_LIST}
 

@@ -16,6 +16,7 @@ from stackfleet.model import KINDS
 from stackfleet.policy.errors import Loc, OptionProblems, PolicyError, Problem, format_loc
 from stackfleet.policy.events import event_problems
 from stackfleet.policy.filters import parse_filters
+from stackfleet.policy.filters.base import Filter
 from stackfleet.policy.marked_yaml import YamlSyntaxError, line_of, load
 from stackfleet.policy.schema import Policy, PolicyFile, PolicySpec
 from stackfleet.policy.validation import problems_from
@@ -153,6 +154,13 @@ def _policy(raw: Any, loc: Loc, source: str, line: int | None) -> Policy:
         filters = parse_filters(spec.filters, spec.resource, loc + ("filters",))
     except OptionProblems as exc:
         problems += exc.problems
+    escalations: list[tuple[str, list[Filter]]] = []
+    for index, tier in enumerate(spec.escalate):
+        try:
+            here = loc + ("escalate", index, "filters")
+            escalations.append((tier.severity, parse_filters(tier.filters, spec.resource, here)))
+        except OptionProblems as exc:
+            problems += exc.problems
     actions = []
     try:
         actions = parse_actions(spec.actions, spec.resource, loc + ("actions",))
@@ -163,7 +171,14 @@ def _policy(raw: Any, loc: Loc, source: str, line: int | None) -> Policy:
     problems += event_problems(spec.mode.events, spec.resource, loc + ("mode", "events"))
     if problems:
         raise OptionProblems(problems)
-    return Policy(spec=spec, filters=filters, actions=actions, source=source, line=line)
+    return Policy(
+        spec=spec,
+        filters=filters,
+        actions=actions,
+        source=source,
+        line=line,
+        escalations=escalations,
+    )
 
 
 def parse_actions(raw: Sequence[Any], kind: str, loc: Loc) -> list[Action]:

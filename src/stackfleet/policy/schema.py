@@ -4,6 +4,7 @@ checked against their registries by the loader (policy/loader.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -12,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from stackfleet.actions.base import Action
 from stackfleet.core.times import Duration
-from stackfleet.policy.filters.base import Filter, reads_all
+from stackfleet.policy.filters.base import Filter, compile_all, reads_all
+from stackfleet.policy.view import FleetView
 
 # an optional pack prefix: `database/connections-high`, as infrastructure findings are named
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}(/[a-z0-9][a-z0-9._-]{0,63})?$"
@@ -64,6 +66,18 @@ class Safety(_Strict):
     )
 
 
+Severity = Literal["info", "warning", "critical"]
+
+
+class Escalation(_Strict):
+    """A higher severity for the findings whose resource also passes `filters`, e.g. a
+    temperature above its sensor's critical threshold: critical, where above the
+    non-critical one is a warning. The finding (and its alert) follows the reading."""
+
+    severity: Severity = Field(description="The finding's severity when the filters match.")
+    filters: list[Any] = Field(description="Filters over the same record, as `filters:`.")
+
+
 class PolicySpec(_Strict):
     """One policy as written in the file (filters and actions still raw)."""
 
@@ -73,7 +87,12 @@ class PolicySpec(_Strict):
     )
     resource: str = Field(description="The resource kind the policy filters.")
     description: str = ""
-    severity: Literal["info", "warning", "critical"] = "warning"
+    severity: Severity = "warning"
+    escalate: list[Escalation] = Field(
+        default_factory=list,
+        description="Severities by reading: the first entry whose filters also match a "
+        "resource gives its finding's severity (else `severity`).",
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     summary: str = Field(
         default="",
@@ -105,9 +124,28 @@ class Policy:
     source: str = ""
     line: int | None = None
     reads: set[str] = field(default_factory=set)
+    # (severity, filters) of `escalate`, in order
+    escalations: list[tuple[str, list[Filter]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.reads = reads_all(self.filters) | {self.spec.resource}
+
+    def severity_rule(self, view: FleetView) -> Callable[[dict[str, Any]], str] | None:
+        """A function giving the severity of a finding on a matched record (the first
+        escalation whose filters match, else the policy's severity); None when the
+        policy has one severity for every finding."""
+        if not self.escalations:
+            return None
+        tiers = [(severity, compile_all(filters, view)) for severity, filters in self.escalations]
+        default = self.spec.severity
+
+        def severity_of(record: dict[str, Any]) -> str:
+            for severity, matches in tiers:
+                if matches(record):
+                    return severity
+            return default
+
+        return severity_of
 
     @property
     def name(self) -> str:

@@ -16,12 +16,12 @@ message_queues:
   - url: http://stackfleet:secret@mq1.example.org:15672
     cloud: prod
 policies:                          # copies of built-in packs (database.yaml,
-  - database.yaml                  # rabbitmq.yaml), changed: a policy named as a
-  - rabbitmq.yaml                  # pack's replaces it
+  - database.yaml                  # rabbitmq.yaml, hardware.yaml), changed: a policy
+  - rabbitmq.yaml                  # named as a pack's replaces it
 ```
 
 Paths under `policies` are relative to this file. Thresholds are policies
-(`stackfleet policy show pack:database`, `pack:rabbitmq`): the former `thresholds:`
+(`stackfleet policy show pack:database`, `pack:rabbitmq`, `pack:hardware`): the former `thresholds:`
 section is an error saying so.
 
 Errors name the file, the line and the field.

@@ -84,6 +84,7 @@ def sync_findings(
     only: Collection[FindingKey] | None = None,
     unread: Collection[tuple[str, str, str]] = (),
     describe: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    severity_of: Callable[[dict[str, Any]], str] | None = None,
 ) -> FindingSync:
     """Open a finding for each matched record without one, refresh the open ones that
     still match, and resolve the open ones that no longer match — but only in trusted
@@ -92,14 +93,16 @@ def sync_findings(
     run), findings of other resources are left as they are too. So are the findings of
     `unread` resources ((cloud, region, id): a sweep could not read them). `describe`
     gives more details of a finding from its record (alert labels, a summary): kept
-    when it opens and refreshed while it stays open."""
+    when it opens and refreshed while it stays open. `severity_of` gives a finding's
+    severity from its record (a policy's `escalate`), else every finding has
+    `severity`; an open finding's severity follows its record."""
     existing = _open(store, policy)
     if only is not None:
         existing = {key: fid for key, fid in existing.items() if key in only}
     result = FindingSync()
     matched_keys: set[FindingKey] = set()
     new_rows: list[dict[str, Any]] = []
-    refreshed: list[int] = []
+    refreshed: dict[str, list[int]] = {}
     redescribed: dict[int, dict[str, Any]] = {}
     for record in matched:
         key = (record["cloud"], record["region"], record["kind"], record["id"])
@@ -108,8 +111,9 @@ def sync_findings(
             if key in existing:
                 result.ids[key] = existing[key]
             continue
+        level = severity if severity_of is None else severity_of(record)
         if key in existing:
-            refreshed.append(existing[key])
+            refreshed.setdefault(level, []).append(existing[key])
             result.ids[key] = existing[key]
             if describe is not None:
                 redescribed[existing[key]] = {"status": record.get("status"), **describe(record)}
@@ -123,7 +127,7 @@ def sync_findings(
                 "resource_id": key[3],
                 "resource_name": _text(record.get("name")),
                 "project_id": _text(record.get("project_id")),
-                "severity": severity,
+                "severity": level,
                 "status": "open",
                 "opened_at": now,
                 "last_matched_at": now,
@@ -143,12 +147,13 @@ def sync_findings(
     ]
     inserted = _insert_open(store, policy, new_rows) if new_rows else []
     with store.sessions.begin() as session:
-        for start in range(0, len(refreshed), CHUNK):
-            session.execute(
-                update(Finding)
-                .where(Finding.id.in_(refreshed[start : start + CHUNK]))
-                .values(last_matched_at=now, severity=severity)
-            )
+        for level, ids in refreshed.items():
+            for start in range(0, len(ids), CHUNK):
+                session.execute(
+                    update(Finding)
+                    .where(Finding.id.in_(ids[start : start + CHUNK]))
+                    .values(last_matched_at=now, severity=level)
+                )
         for fid, details in redescribed.items():
             session.execute(update(Finding).where(Finding.id == fid).values(details=details))
         for start in range(0, len(gone), CHUNK):
@@ -167,7 +172,7 @@ def sync_findings(
                 result.ids[key] = current[key]
     result.opened = len(inserted)
     result.resolved = len(gone)
-    result.still_open = len(refreshed)
+    result.still_open = sum(map(len, refreshed.values()))
     return result
 
 

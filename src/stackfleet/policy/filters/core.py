@@ -66,6 +66,11 @@ class ValueFilter(Filter):
     (null or missing), `empty` / `not-empty` (null, "", [] or {}). A comparison with a
     missing value, or of different types, does not match.
 
+    `value_from` compares with another field of the same record instead of a fixed
+    value: `{type: value, key: celsius, op: gt, value_from: upper_critical}` matches a
+    sensor above its own limit (`eq`, `ne`, `lt`, `le`, `gt`, `ge`; a record missing
+    either field does not match).
+
     Short form: `- status: SHUTOFF` is `{type: value, key: status, value: SHUTOFF}`;
     `- key_name: absent` uses the `absent` operator."""
 
@@ -75,9 +80,16 @@ class ValueFilter(Filter):
     value: Any = Field(
         default=None, description="What to compare with (not for absent/present/empty)."
     )
+    value_from: str | None = Field(
+        default=None,
+        description="Compare with this field (or dotted path) of the same record instead "
+        "of `value`, e.g. a sensor's own threshold.",
+    )
     ignore_case: bool = Field(default=False, description="Compare text case-insensitively.")
 
     def check(self, spec: Kind) -> Problems:
+        if self.value_from is not None:
+            return self._check_value_from(spec)
         problems: Problems = []
         types = field_types(spec)
         head, _, rest = self.key.partition(".")
@@ -128,16 +140,43 @@ class ValueFilter(Filter):
             problems.append((("value",), problem))
         return problems
 
+    def _check_value_from(self, spec: Kind) -> Problems:
+        problems: Problems = []
+        types = field_types(spec)
+        for option, path in (("key", self.key), ("value_from", self.value_from or "")):
+            head, _, rest = path.partition(".")
+            if head not in types:
+                problems.append(
+                    ((option,), f"{spec.name} has no field {head!r}; fields: {', '.join(types)}")
+                )
+            elif rest and types[head] is not dict:
+                problems.append(((option,), f"{head!r} is not a mapping: no dotted path into it"))
+        if self.op not in FIELD_OPS:
+            problems.append(
+                (("op",), f"with value_from, op is one of {', '.join(FIELD_OPS)}; got {self.op!r}")
+            )
+        if "value" in self.model_fields_set:
+            problems.append((("value",), "give either value or value_from, not both"))
+        if self.ignore_case:
+            problems.append((("ignore_case",), "ignore_case does not apply with value_from"))
+        return problems
+
     def compile(self, view: FleetView) -> Predicate:
+        if self.value_from is not None:
+            return field_predicate(self.key, self.op, self.value_from)
         return value_predicate(self.key, self.op, self.value, self.ignore_case)
 
     def columns(self) -> set[str]:
+        if self.value_from is not None:
+            return {self.key.split(".")[0], self.value_from.split(".")[0]}
         return set() if self.ignore_case else {self.key.split(".")[0]}
 
     def select(self, view: FleetView, records: list[Record], whole_kind: bool) -> list[Record]:
         """Over a whole kind by positions (`select_positions`); over some records, from
         their values compared at C speed (`column_mask`) or by a comprehension
         (`select_plain`); the per-record predicate only for what neither can say."""
+        if self.value_from is not None:
+            return super().select(view, records, whole_kind)
         if whole_kind and records is view.records(self._kind):
             kept = self.select_positions(view, None)
             if kept is not None:
@@ -157,7 +196,7 @@ class ValueFilter(Filter):
         """From the run's shared index of the field when one lookup answers (and another
         filter of the run asked for it), else from the field's column, compared at C
         speed (`column_mask`) or by a comprehension (`select_plain`)."""
-        if self.ignore_case:
+        if self.ignore_case or self.value_from is not None:
             return None
         column = view.column(self._kind, self.key)
         # the classes in the whole column (a subset holds no others); not needed when
@@ -198,7 +237,8 @@ class ValueFilter(Filter):
         """The same comparison with the opposite operator, when `not` of this filter is
         exactly another operator (eq / ne, in / not-in, ...): None otherwise."""
         opposite = NEGATED_OPS.get(self.op)
-        if opposite is None:
+        # between two fields, a missing one fails both eq and ne: no opposite
+        if opposite is None or self.value_from is not None:
             return None
         flipped = self.model_copy(update={"op": opposite})
         flipped._kind = self._kind
@@ -244,6 +284,34 @@ def getter(key: str) -> Callable[[Record], Any]:
     if len(parts) == 1:
         return lambda record: record.get(key)
     return lambda record: get_path(record, parts)
+
+
+# comparisons between two fields of a record (value_from)
+FIELD_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
+_FIELD_COMPARE = {**ORDER_OPS, "eq": operator.eq, "ne": operator.ne}
+
+
+def field_predicate(key: str, op: str, other: str) -> Predicate:
+    """The predicate comparing two fields (or dotted paths) of one record: numbers with
+    numbers, text with text, times with times; a missing value or two different types
+    never match, whatever the operator."""
+    get, get_other = getter(key), getter(other)
+    compare = _FIELD_COMPARE[op]
+
+    def between(record: Record) -> bool:
+        got, limit = get(record), get_other(record)
+        if got is None or limit is None or isinstance(got, bool) or isinstance(limit, bool):
+            return False
+        if isinstance(got, int | float) and isinstance(limit, int | float):
+            return bool(compare(got, limit))
+        if isinstance(got, str) and isinstance(limit, str):
+            when, until = parse_time(got), parse_time(limit)
+            if when is not None and until is not None:
+                return bool(compare(when, until))
+            return bool(compare(got, limit))
+        return False
+
+    return between
 
 
 def value_predicate(key: str, op: str, value: Any, ignore_case: bool = False) -> Predicate:

@@ -100,6 +100,7 @@ def legacy_temperatures(thermal: Doc) -> list[TemperatureReading]:
                 celsius=celsius,
                 context=_text(entry.get("PhysicalContext")),
                 health=health,
+                upper_noncritical=number(entry.get("UpperThresholdNonCritical")),
                 upper_critical=number(entry.get("UpperThresholdCritical")),
             )
         )
@@ -121,6 +122,7 @@ def legacy_fans(thermal: Doc) -> list[FanReading]:
                 rpm=None if percent else reading,
                 percent=reading if percent else None,
                 health=health,
+                lower_critical=number(entry.get("LowerThresholdCritical")),
             )
         )
     return _renamed(result, unique_names([f.name for f in result]))
