@@ -313,6 +313,7 @@ def sweep_databases(
     top: int = 10,
     schema: str | None = None,
     measure_server_time: bool = False,
+    judged: bool = True,
 ) -> list[DatabaseStatus]:
     """Probe every target (in parallel), record the readings (samples and a
     `database_server` record each) and judge them with `policies` (default: the
@@ -320,7 +321,8 @@ def sweep_databases(
 
     Rates need a previous reading: the newest stored counters of the server when they
     are recent enough, else a first probe `rate_wait` seconds before the second (0: no
-    rates on a first sweep)."""
+    rates on a first sweep). Without `judged` the statuses carry no verdicts: the
+    daemon's pack run after the sweep judges the records (once)."""
 
     def probe(target: db.DatabaseTarget) -> db.DatabaseReading | str:
         return _probe_or_error(target, top, schema, measure_server_time)
@@ -405,7 +407,8 @@ def sweep_databases(
                 notes=notes,
             )
         )
-    _judge_databases(store, statuses, policies)
+    if judged:
+        _judge_databases(store, statuses, policies)
     return statuses
 
 
@@ -604,9 +607,11 @@ def sweep_brokers(
     policies: Sequence[Policy] | None = None,
     *,
     vhost: str | None = None,
+    judged: bool = True,
 ) -> list[BrokerStatus]:
     """Probe every RabbitMQ cluster, record it, its nodes and queues (samples and
-    resources), and judge them with `policies` (default: the RabbitMQ pack)."""
+    resources), and judge them with `policies` (default: the RabbitMQ pack; not without
+    `judged`: the daemon's pack run after the sweep judges the records)."""
 
     def probe(target: mq.BrokerTarget) -> mq.BrokerReading | str:
         try:
@@ -647,7 +652,8 @@ def sweep_brokers(
             )
             continue
         statuses.append(record_broker(store, reading, vhost))
-    _judge_brokers(store, statuses, policies)
+    if judged:
+        _judge_brokers(store, statuses, policies)
     return statuses
 
 
@@ -869,14 +875,21 @@ class InfraMonitorLoop:
     after_sweep: Callable[[list[DatabaseStatus], list[BrokerStatus]], Any] | None = None
 
     def run_once(self) -> tuple[list[DatabaseStatus], list[BrokerStatus]]:
-        """One sweep of every target."""
+        """One sweep of every target. The statuses carry verdicts only without an
+        `after_sweep` hook: with one, the hook's pack run judges the records, and
+        judging them here too would evaluate every pack policy twice per sweep."""
+        judged = self.after_sweep is None
         databases = (
-            sweep_databases(self.store, self.databases, self.database_policies, rate_wait=0)
+            sweep_databases(
+                self.store, self.databases, self.database_policies, rate_wait=0, judged=judged
+            )
             if self.databases
             else []
         )
         brokers = (
-            sweep_brokers(self.store, self.brokers, self.rabbitmq_policies) if self.brokers else []
+            sweep_brokers(self.store, self.brokers, self.rabbitmq_policies, judged=judged)
+            if self.brokers
+            else []
         )
         if self.after_sweep is not None:
             self.after_sweep(databases, brokers)
