@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from stackfleet.core.errors import ConfigError
 from stackfleet.core.times import Duration
-from stackfleet.sources.openstack.connection import CloudTarget, connect
+from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
 from stackfleet.sources.openstack.diagnostics import (
     Diagnostics,
     DiagnosticsFailure,
@@ -569,11 +569,12 @@ class UsageLoop:
 
     def run_once(self) -> UsageSweep | None:
         """One sweep with the configured source (None when the source is `none`),
-        logged; after an error the clouds are connected again next time."""
+        logged; after an error the clouds' connections are closed, and connected again
+        next time."""
         try:
             sweep = self._sweep()
         except Exception:
-            self._targets = None  # reconnect next time
+            self.close()  # reconnect next time
             raise
         if sweep is not None:
             log.info(
@@ -590,8 +591,12 @@ class UsageLoop:
         if settings.source == "diagnostics":
             if self._targets is None:
                 targets: list[CloudTarget] = []
-                for cloud in self.clouds:
-                    targets += connect(cloud, None, self.system_cloud, self.config_files)
+                try:
+                    for cloud in self.clouds:
+                        targets += connect(cloud, None, self.system_cloud, self.config_files)
+                except Exception:
+                    close_targets(targets)  # the clouds connected before the one that failed
+                    raise
                 self._targets = targets
             return sweep_diagnostics(self.store, self._targets, settings)
         if settings.source == "prometheus":
@@ -603,3 +608,8 @@ class UsageLoop:
                 self._backfilled = True
             return sweep_prometheus(self.store, settings.prometheus)
         return None
+
+    def close(self) -> None:
+        """Close the clouds' connections (the next sweep connects again)."""
+        targets, self._targets = self._targets, None
+        close_targets(targets or [])
