@@ -115,6 +115,36 @@ def test_a_store_listing_imports_neither_the_cloud_clients_nor_the_api(tmp_path:
     assert loaded(modules, (*HEAVY, "alembic", "stackfleet.api")) == []
 
 
+def test_a_table_listing_into_a_pipe_loads_only_the_store_and_the_output(tmp_path: Path):
+    """`servers list` as a script runs it: SQLite's dialect and nothing of the other
+    databases, no rich layout (the table is drawn without it), no policy engine."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    from stackfleet.store import open_store
+
+    open_store(url).close()
+    code = (
+        "from stackfleet.cli.main import run\n"
+        "try:\n"
+        f"    run(['--db-url', {url!r}, 'servers', 'list'])\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+    )
+    modules = imported_after(code)
+    assert "sqlalchemy.dialects.sqlite" in modules
+    unused = (
+        "sqlalchemy.dialects.postgresql",
+        "sqlalchemy.dialects.mysql",
+        "psycopg",
+        "psycopg2",
+        "rich.console",
+        "rich.table",
+        "yaml",
+        "stackfleet.policy",
+        "stackfleet.simulator",
+    )
+    assert loaded(modules, (*HEAVY, *unused, "alembic", "stackfleet.api")) == []
+
+
 def test_a_new_store_is_still_migrated(tmp_path: Path):
     from sqlalchemy import inspect
 

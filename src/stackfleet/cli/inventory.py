@@ -6,10 +6,9 @@ import os
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
+from stackfleet.cli.output import Format, FormatOption, LazyConsole, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError, InvalidQueryError
 
 # Collecting needs openstacksdk, imported by `collect`; the listings read only the store.
@@ -20,7 +19,7 @@ if TYPE_CHECKING:
     from stackfleet.store import Store
     from stackfleet.store.inventory import ShrinkLimit
 
-err = Console(stderr=True)
+err = LazyConsole()
 CloudOption = Annotated[str | None, typer.Option("--cloud", help="Only this cloud.")]
 RegionOption = Annotated[str | None, typer.Option("--region", help="Only this region.")]
 LimitOption = Annotated[int | None, typer.Option("--limit", min=1, help="At most N rows.")]
@@ -102,7 +101,7 @@ def run_collection(
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=err,
+        console=err.get(),
         transient=True,
         disable=not (show_progress and err.is_terminal),
     ) as progress:
