@@ -7,8 +7,8 @@ The records are written to a fresh SQLite store as one collection pass; StackFle
 each kind once and evaluates every policy over it as `PolicyRunner.run` does: the fields
 the policies compare read once as columns (`prepare`), then each policy. c7n (with
 c7n-openstack) pins openstacksdk 0.52, so it runs in its own virtual environment: give
-its python with --c7n-python (default $C7N_PYTHON, else /work/c7n-venv/bin/python;
-`python3 -m venv DIR && DIR/bin/pip install c7n c7n-openstack`); without it the
+its python with --c7n-python (default $C7N_PYTHON, else
+~/.cache/stackfleet-c7n/venv/bin/python, which `scripts/bootstrap test` makes); without it the
 comparison is skipped, and said so. c7n gets the same server records as JSON and
 applies each policy's filters the way a c7n policy does (in order, each over the
 previous one's result), timed on that alone (not its start-up, nor reading the records;
@@ -49,6 +49,8 @@ from stackfleet.store import open_store
 console = Console(width=max(Console().width, 120))
 # c7n ages resources against the real clock: so does this run
 NOW = datetime.now(UTC)
+# the environment `scripts/bootstrap test` makes for Cloud Custodian
+DEFAULT_C7N = Path.home() / ".cache" / "stackfleet-c7n" / "venv" / "bin" / "python"
 
 # name -> (StackFleet filters, c7n filters or None). Both are YAML/JSON filter lists;
 # StackFleet's language is Custodian's where Custodian can say the same thing.
@@ -348,9 +350,9 @@ def main() -> int:
     parser.add_argument("--servers", type=int, default=100_000)
     parser.add_argument(
         "--c7n-python",
-        default=os.environ.get("C7N_PYTHON", "/work/c7n-venv/bin/python"),
+        default=os.environ.get("C7N_PYTHON", str(DEFAULT_C7N)),
         help="python of a virtual environment with c7n and c7n-openstack "
-        "(default: $C7N_PYTHON, else /work/c7n-venv/bin/python)",
+        "(default: $C7N_PYTHON, else ~/.cache/stackfleet-c7n/venv/bin/python)",
     )
     parser.add_argument("--no-c7n", action="store_true", help="StackFleet only")
     parser.add_argument(
@@ -366,8 +368,8 @@ def main() -> int:
     if c7n_missing:
         console.print(
             f"[bold red]Cloud Custodian not found: no python at {args.c7n_python}.[/] "
-            "The side-by-side comparison is SKIPPED. Create it with `python3 -m venv "
-            "/work/c7n-venv && /work/c7n-venv/bin/pip install c7n c7n-openstack`, or "
+            "The side-by-side comparison is SKIPPED. Create it with `scripts/bootstrap test` "
+            "(or `python3 -m venv DIR && DIR/bin/pip install c7n c7n-openstack`), or "
             "point C7N_PYTHON / --c7n-python at one."
         )
     with tempfile.TemporaryDirectory() as tmp:

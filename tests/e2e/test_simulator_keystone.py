@@ -262,3 +262,56 @@ def test_serve_writes_clouds_yaml_and_stops_cleanly_on_sigterm(tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_openstack_cli_registers_a_service_and_its_endpoint_in_the_catalog(
+    tmp_path: Path,
+) -> None:
+    """`openstack service create` / `endpoint create`, as an operator registers a new
+    service (StackFleet's `fleet`): later tokens carry it, and openstacksdk finds its URL."""
+    with SimulatorServer() as own:
+        clouds_yaml = own.write_clouds_yaml(tmp_path / "clouds.yaml")
+        made = _cli(clouds_yaml, "service", "create", "--name", "stackfleet", "fleet",
+                    "-f", "value", "-c", "id")  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        service_id = made.stdout.strip()
+        endpoint = _cli(clouds_yaml, "endpoint", "create", "--region", "RegionOne",
+                        service_id, "public", "http://127.0.0.1:9/fleet")  # fmt: skip
+        assert endpoint.returncode == 0, endpoint.stderr
+        shown = _cli(clouds_yaml, "catalog", "show", "fleet", "-f", "json")
+        assert shown.returncode == 0, shown.stderr
+        assert "http://127.0.0.1:9/fleet" in shown.stdout
+        conn = openstack.connect(**own.connect_kwargs())
+        assert (
+            conn.session.get_endpoint(service_type="fleet", interface="public")
+            == "http://127.0.0.1:9/fleet"
+        )
+        # an unknown service is Keystone's 400, not a dangling endpoint
+        dangling = _cli(clouds_yaml, "endpoint", "create", "--region", "RegionOne",
+                        "no-such-service", "public", "http://x")  # fmt: skip
+        assert dangling.returncode != 0
+
+
+def test_a_member_cannot_register_a_service(server: SimulatorServer) -> None:
+    state = server.state
+    # a user with a password and a role on a project, admin nowhere
+    user_id, project_id = next(
+        (uid, target)
+        for (uid, target), roles in state.assignments.items()
+        if target in state.projects
+        and uid in state.passwords
+        and not any("admin" in r for (u, _t), r in state.assignments.items() if u == uid)
+    )
+    token = _password_auth(
+        server,
+        {"project": {"id": project_id}},
+        user=state.users[user_id]["name"],
+        password=state.passwords[user_id],
+    ).headers["X-Subject-Token"]
+    refused = requests.post(
+        f"{server.auth_url}/v3/services",
+        json={"service": {"type": "fleet"}},
+        headers={"X-Auth-Token": token},
+        timeout=10,
+    )
+    assert refused.status_code == 403

@@ -30,6 +30,7 @@ LAYERS = {
     "api": 6,
     "web": 6,
     "cli": 6,
+    "osc": 6,
 }
 LAYER_NAMES = {1: "core", 2: "model", 3: "store/sources", 4: "policy/actions/alerts"}
 LAYER_NAMES |= {5: "engine/provision/patching", 6: "interfaces (api/web/cli)"}

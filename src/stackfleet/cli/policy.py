@@ -258,6 +258,7 @@ def report_dict(report: RunReport) -> dict[str, Any]:
                         "kind": r["kind"],
                         "id": r["id"],
                         "name": r.get("name"),
+                        "project_id": r.get("project_id"),
                         "cloud": r["cloud"],
                         "region": r["region"],
                     }

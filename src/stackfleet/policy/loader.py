@@ -13,6 +13,9 @@ from pydantic import ValidationError
 from stackfleet.actions import ACTIONS
 from stackfleet.actions.base import Action
 from stackfleet.model import KINDS
+from stackfleet.policy.custodian import PREFIX as CUSTODIAN_PREFIX
+from stackfleet.policy.custodian import RESOURCES as CUSTODIAN_NAMES
+from stackfleet.policy.custodian import dialect, in_dialect, translate_action, translate_policy
 from stackfleet.policy.errors import Loc, OptionProblems, PolicyError, Problem, format_loc
 from stackfleet.policy.events import event_problems
 from stackfleet.policy.filters import parse_filters
@@ -126,7 +129,22 @@ def parse_text(text: str, source: str) -> tuple[list[Policy], list[Problem]]:
 def _policy(raw: Any, loc: Loc, source: str, line: int | None) -> Policy:
     if not isinstance(raw, dict):
         raise OptionProblems([(loc, "a policy is a mapping with name, resource, filters, actions")])
+    resource = raw.get("resource")
+    custodian = isinstance(resource, str) and resource.startswith(CUSTODIAN_PREFIX)
+    with dialect(custodian):
+        return _read_policy(raw, loc, source, line, custodian)
+
+
+def _read_policy(raw: Any, loc: Loc, source: str, line: int | None, custodian: bool) -> Policy:
     problems: list[tuple[Loc, str]] = []
+    if custodian:
+        # a Cloud Custodian policy (openstack.server ...): its resource name and
+        # policy-level keys as StackFleet's; its filters are read as it means them
+        raw, problems = translate_policy(raw, loc)
+        if problems and raw.get("resource") not in KINDS:
+            raise OptionProblems(problems)
+    elif raw.get("resource") in CUSTODIAN_NAMES and raw.get("resource") not in KINDS:
+        raw = {**raw, "resource": CUSTODIAN_NAMES[raw["resource"]]}  # security-group
     spec: PolicySpec | None = None
     try:
         spec = PolicySpec.model_validate(raw)
@@ -187,6 +205,12 @@ def parse_actions(raw: Sequence[Any], kind: str, loc: Loc) -> list[Action]:
     problems: list[tuple[Loc, str]] = []
     for index, item in enumerate(raw):
         here = loc + (index,)
+        if in_dialect():
+            try:
+                item = translate_action(item, here)
+            except OptionProblems as exc:
+                problems += exc.problems
+                continue
         data = {"type": item} if isinstance(item, str) else item
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             problems.append(

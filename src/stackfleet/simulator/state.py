@@ -80,6 +80,10 @@ class CloudState:
     # token id -> token body (the "token" object Keystone returns)
     tokens: dict[str, Obj] = field(default_factory=dict)
     regions: dict[str, RegionState] = field(default_factory=dict)
+    # Services and endpoints an operator registered (POST /v3/services, /v3/endpoints),
+    # beside the built-in catalog: they appear in the catalog of later tokens.
+    added_services: list[Obj] = field(default_factory=list)
+    added_endpoints: list[Obj] = field(default_factory=list)
     # What the generator made on purpose, for tests and demos to check findings against:
     # region -> scenario name -> sorted ids (see stackfleet.simulator.generator.SCENARIOS).
     # Not served by any API.

@@ -30,7 +30,9 @@ class AgeFilter(Filter):
     older of "first seen" and the service's own last-save stamp (`updated`/`updated_at`),
     which a state change would have moved. An unknown time never matches.
 
-    Give `older_than`, `newer_than` or both, as durations ("30d", "12h", "2w")."""
+    Give `older_than`, `newer_than` or both, as durations ("30d", "12h", "2w").
+    Cloud Custodian's form works too: `days` / `hours` / `minutes` with `op` (`gt`, the
+    default, is older than; `lt` newer than) on `field` (servers: `launched_at`)."""
 
     type: Literal["age"] = "age"
     field: str | None = Field(

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from stackfleet.model import KINDS, Kind
+from stackfleet.policy.custodian import translate_filter
 from stackfleet.policy.errors import Loc, OptionProblems
 from stackfleet.policy.registry import Registry
 from stackfleet.policy.validation import problems_from
@@ -83,7 +84,9 @@ BOOLEAN_KEYS = ("and", "or", "not")
 
 
 def parse_filter(raw: Any, kind: str, loc: Loc) -> Filter:
-    """One filter from its policy mapping; raises OptionProblems (locations absolute)."""
+    """One filter from its policy mapping; raises OptionProblems (locations absolute).
+    Cloud Custodian's spellings are read first (policy/custodian.py)."""
+    raw = translate_filter(raw, kind, loc)
     if not isinstance(raw, dict):
         raise OptionProblems(
             [
@@ -103,7 +106,7 @@ def parse_filter(raw: Any, kind: str, loc: Loc) -> Filter:
         children_key = name
     elif len(raw) == 1:
         key, value = next(iter(raw.items()))
-        op = value if value in ("absent", "present", "empty", "not-empty") else "eq"
+        op = value if value in ("absent", "present", "empty", "not-empty", "not-null") else "eq"
         data = {"type": "value", "key": key, "op": op}
         if op == "eq":
             data["value"] = value

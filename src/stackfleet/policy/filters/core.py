@@ -3,6 +3,7 @@ filters and / or / not."""
 
 from __future__ import annotations
 
+import ipaddress
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -47,9 +48,17 @@ Op = Literal[
     "present",
     "empty",
     "not-empty",
+    "not-null",
+    "intersect",
+    "difference",
+]
+ValueType = Literal[
+    "integer", "float", "normalize", "size", "unique_size", "swap", "cidr", "cidr_size"
 ]
 Item = TypeVar("Item")
-NO_VALUE_OPS = ("absent", "present", "empty", "not-empty")
+NO_VALUE_OPS = ("absent", "present", "empty", "not-empty", "not-null")
+# operators whose comparison only the general predicate makes
+GENERAL_OPS = ("not-null", "intersect", "difference")
 ORDER_OPS = {"lt": operator.lt, "le": operator.le, "gt": operator.gt, "ge": operator.ge}
 TYPE_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false"}
 
@@ -63,8 +72,19 @@ class ValueFilter(Filter):
     `ge` (numbers, text, times), `in` / `not-in` (value is a list), `contains` /
     `not-contains` (an item of a list field, a key of a mapping, a substring of text),
     `regex` / `not-regex` (searched anywhere; anchor with ^ and $), `absent` / `present`
-    (null or missing), `empty` / `not-empty` (null, "", [] or {}). A comparison with a
-    missing value, or of different types, does not match.
+    (null or missing), `empty` / `not-empty` (null, "", [] or {}), `not-null` (any
+    true value: not null, 0, false, "", [] or {}), `intersect` / `difference` (the list
+    field shares an item with the value list / holds an item not in it). A comparison
+    with a missing value, or of different types, does not match.
+
+    Cloud Custodian's names work too: `equal`, `not-equal`, `greater-than`, `gte`,
+    `less-than`, `lte`, `ni`, `glob` (shell pattern, whole text), `regex-case` (matched
+    at the start); so do its sentinels: `value: absent` (or `present`, `empty`,
+    `not-null`) is that test, whatever `op` says. `value_type` converts the field first,
+    as c7n does: `integer`, `float` (unreadable: 0), `normalize` (trimmed, lower case),
+    `size` / `unique_size` (length; 0 when it has none), `swap` (compare value op
+    field), `cidr` (addresses and networks: `in` is containment), `cidr_size` (prefix
+    length); `age` / `expiration` (value in days) become an age filter.
 
     `value_from` compares with another field of the same record instead of a fixed
     value: `{type: value, key: celsius, op: gt, value_from: upper_critical}` matches a
@@ -86,6 +106,14 @@ class ValueFilter(Filter):
         "of `value`, e.g. a sensor's own threshold.",
     )
     ignore_case: bool = Field(default=False, description="Compare text case-insensitively.")
+    value_type: ValueType | None = Field(
+        default=None, description="Convert the field's value before comparing (as c7n)."
+    )
+
+    @property
+    def general(self) -> bool:
+        """Only the per-record predicate can answer (no column or index shortcut)."""
+        return self.ignore_case or self.value_type is not None or self.op in GENERAL_OPS
 
     def check(self, spec: Kind) -> Problems:
         if self.value_from is not None:
@@ -104,8 +132,8 @@ class ValueFilter(Filter):
                     "dotted paths work on mapping fields such as metadata",
                 )
             ]
-        if rest:
-            typ = object  # anything may be inside a mapping
+        if rest or self.value_type is not None:
+            typ = object  # anything may be inside a mapping; converted values vary
         given = "value" in self.model_fields_set
         if self.op in NO_VALUE_OPS:
             if given:
@@ -113,7 +141,11 @@ class ValueFilter(Filter):
             return problems
         if not given:
             return [(("value",), f"op {self.op!r} needs a value")]
-        if self.op in ("in", "not-in"):
+        if self.value_type == "cidr" and _cidr(self.value) is None:
+            return [(("value",), f"not an address or network: {self.value!r}")]
+        if self.op in ("intersect", "difference") and not isinstance(self.value, list):
+            return [(("value",), f"op {self.op!r} needs a list of values")]
+        if self.op in ("in", "not-in") and self.value_type is None:
             if not isinstance(self.value, list):
                 return [(("value",), f"op {self.op!r} needs a list of values")]
             for item in self.value:
@@ -159,17 +191,21 @@ class ValueFilter(Filter):
             problems.append((("value",), "give either value or value_from, not both"))
         if self.ignore_case:
             problems.append((("ignore_case",), "ignore_case does not apply with value_from"))
+        if self.value_type is not None:
+            problems.append((("value_type",), "value_type does not apply with value_from"))
         return problems
 
     def compile(self, view: FleetView) -> Predicate:
         if self.value_from is not None:
             return field_predicate(self.key, self.op, self.value_from)
+        if self.value_type is not None:
+            return typed_predicate(self.key, self.op, self.value, self.value_type)
         return value_predicate(self.key, self.op, self.value, self.ignore_case)
 
     def columns(self) -> set[str]:
         if self.value_from is not None:
             return {self.key.split(".")[0], self.value_from.split(".")[0]}
-        return set() if self.ignore_case else {self.key.split(".")[0]}
+        return set() if self.general else {self.key.split(".")[0]}
 
     def select(self, view: FleetView, records: list[Record], whole_kind: bool) -> list[Record]:
         """Over a whole kind by positions (`select_positions`); over some records, from
@@ -181,7 +217,7 @@ class ValueFilter(Filter):
             kept = self.select_positions(view, None)
             if kept is not None:
                 return list(map(records.__getitem__, kept))
-        if self.ignore_case:
+        if self.general:
             return super().select(view, records, whole_kind)
         values = field_values(records, self.key)
         mask = column_mask(values, frozenset(map(type, values)), self.op, self.value)
@@ -196,7 +232,7 @@ class ValueFilter(Filter):
         """From the run's shared index of the field when one lookup answers (and another
         filter of the run asked for it), else from the field's column, compared at C
         speed (`column_mask`) or by a comprehension (`select_plain`)."""
-        if self.ignore_case or self.value_from is not None:
+        if self.general or self.value_from is not None:
             return None
         column = view.column(self._kind, self.key)
         # the classes in the whole column (a subset holds no others); not needed when
@@ -332,6 +368,11 @@ def value_predicate(key: str, op: str, value: Any, ignore_case: bool = False) ->
         return lambda record: get(record) in (None, "", [], {})
     if op == "not-empty":
         return lambda record: get(record) not in (None, "", [], {})
+    if op == "not-null":
+        return lambda record: bool(get(record))
+    if op in ("intersect", "difference"):
+        test = SET_TESTS[op]
+        return lambda record: test(get(record), value)
     if op in ("eq", "ne"):
         same = _equality(get, fold(value), ignore_case)
         if op == "eq":
@@ -564,6 +605,164 @@ def _equality(get: Callable[[Record], Any], wanted: Any, ignore_case: bool) -> P
 
         return number
     return lambda record: _equal(get(record), wanted)
+
+
+def _intersect(got: Any, wanted: Any) -> bool:
+    """c7n's intersect: the field (a list) and the value share an item."""
+    try:
+        return bool(set(got).intersection(wanted))
+    except TypeError:
+        return False
+
+
+def _difference(got: Any, wanted: Any) -> bool:
+    """c7n's difference: the field (a list) holds an item the value does not."""
+    try:
+        return bool(set(got).difference(wanted))
+    except TypeError:
+        return False
+
+
+SET_TESTS: dict[str, Callable[[Any, Any], bool]] = {
+    "intersect": _intersect,
+    "difference": _difference,
+}
+
+
+def _cidr(value: Any) -> Any:
+    """An address ("10.0.0.1") or network ("10.0.0.0/8"), or a list of them; None
+    when unreadable (as c7n's parse_cidr)."""
+    if isinstance(value, list):
+        parsed = [_cidr(v) for v in value]
+        return None if any(p is None for p in parsed) else parsed
+    if not isinstance(value, str):
+        return None
+    try:
+        if "/" in value:
+            return ipaddress.ip_network(value, strict=False)
+        return ipaddress.ip_address(value)
+    except ValueError:
+        return None
+
+
+def _cidr_in(item: Any, container: Any) -> bool:
+    """An address in a network, a network inside another, or either in a list."""
+    if isinstance(container, list):
+        return any(_cidr_in(item, c) for c in container)
+    if not isinstance(container, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return bool(item == container)
+    if item is None or item.version != container.version:
+        return False
+    if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return bool(container.supernet_of(item))  # type: ignore[arg-type]
+    return item in container
+
+
+def _compare(op: str, got: Any, wanted: Any, ignore_case: bool = False) -> bool:
+    """op(got, wanted) as c7n's OPERATORS say it: one that fails on the types does not
+    match. For converted values (value_type), where no shortcut applies."""
+    try:
+        if op == "eq":
+            return bool(got == wanted)
+        if op == "ne":
+            return bool(got != wanted)
+        if op in ORDER_OPS:
+            return bool(ORDER_OPS[op](got, wanted))
+        if op == "in":
+            return _cidr_in(got, wanted) if _is_cidr(wanted) else got in wanted
+        if op == "not-in":
+            return not (_cidr_in(got, wanted) if _is_cidr(wanted) else got in wanted)
+        if op == "contains":
+            return _cidr_in(wanted, got) if _is_cidr(got) else wanted in got
+        if op == "not-contains":
+            return not (_cidr_in(wanted, got) if _is_cidr(got) else wanted in got)
+        if op in ("regex", "not-regex"):
+            flags = re.IGNORECASE if ignore_case else 0
+            found = isinstance(got, str) and re.search(wanted, got, flags) is not None
+            return found if op == "regex" else not found
+        if op in SET_TESTS:
+            return SET_TESTS[op](got, wanted)
+    except TypeError:
+        return False
+    return _sentinel(op, got)
+
+
+def _is_cidr(value: Any) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_is_cidr(v) for v in value)
+    return isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network)
+
+
+def _sentinel(op: str, got: Any) -> bool:
+    if op == "absent":
+        return got is None
+    if op == "present":
+        return got is not None
+    if op == "empty":
+        return got in (None, "", [], {})
+    if op == "not-empty":
+        return got not in (None, "", [], {})
+    if op == "not-null":
+        return bool(got)
+    return False
+
+
+def _to_number(kind: type, got: Any) -> Any:
+    try:
+        return kind(str(got).strip())
+    except ValueError:
+        return kind(0)
+
+
+def _size(got: Any, unique: bool) -> int:
+    try:
+        return len(set(got)) if unique else len(got)
+    except TypeError:
+        return 0
+
+
+def _prefix_length(got: Any) -> int:
+    parsed = _cidr(got) if isinstance(got, str) and "/" in got else None
+    return parsed.prefixlen if parsed is not None else 0
+
+
+CONVERSIONS: dict[str, Callable[[Any], Any]] = {
+    "integer": lambda got: _to_number(int, got),
+    "float": lambda got: _to_number(float, got),
+    "normalize": lambda got: got.strip().lower() if isinstance(got, str) else got,
+    "size": lambda got: _size(got, False),
+    "unique_size": lambda got: _size(got, True),
+    "cidr_size": _prefix_length,
+    "cidr": _cidr,
+    "swap": lambda got: got,
+}
+
+
+def typed_predicate(key: str, op: str, value: Any, value_type: str) -> Predicate:
+    """A comparison of the field converted by `value_type` (c7n's process_value_type):
+    the value is compared as written, except for `cidr` (both sides are parsed; an
+    address compared with a network asks whether the network holds it) and `swap`
+    (the value is compared with the field: `value in field`)."""
+    get = getter(key)
+    convert = CONVERSIONS[value_type]
+    wanted = _cidr(value) if value_type == "cidr" else value
+
+    def matches(record: Record) -> bool:
+        got = convert(get(record))
+        if value_type == "swap":
+            return _compare(op, wanted, got)
+        if (
+            value_type == "cidr"
+            and _is_cidr(got)
+            and not _is_cidr(wanted)
+            and op in ("in", "not-in")
+        ):
+            # c7n compares the policy's address with the resource's network
+            inside = _cidr_in(wanted, got)
+            return inside if op == "in" else not inside
+        return _compare(op, got, wanted)
+
+    return matches
 
 
 def _lower(value: Any) -> Any:

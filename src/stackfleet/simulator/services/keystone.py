@@ -240,6 +240,23 @@ class Keystone:
                         "endpoints": endpoints,
                     }
                 )
+        for added in self.sim.state.added_services:
+            if not added["enabled"]:
+                continue
+            endpoints = [
+                {key: e[key] for key in ("id", "interface", "region", "region_id", "url")}
+                for e in self.sim.state.added_endpoints
+                if e["service_id"] == added["id"] and e["enabled"]
+            ]
+            # Keystone lists a service without endpoints with an empty list
+            catalog.append(
+                {
+                    "id": added["id"],
+                    "type": added["type"],
+                    "name": added["name"],
+                    "endpoints": endpoints,
+                }
+            )
         return catalog
 
     # -- version discovery ---------------------------------------------------------------
@@ -677,7 +694,7 @@ class Keystone:
                 "enabled": True,
             }
             for s in CATALOG
-        ]
+        ] + [dict(s) for s in self.sim.state.added_services]
 
     def _endpoints(self) -> list[Obj]:
         endpoints: list[Obj] = []
@@ -695,7 +712,61 @@ class Keystone:
                             "enabled": True,
                         }
                     )
-        return endpoints
+        return endpoints + [dict(e) for e in self.sim.state.added_endpoints]
+
+    async def _entity(self, request: Request, key: str) -> Obj:
+        """The `{key: {...}}` body of a create request (400 as Keystone otherwise)."""
+        body = await read_json(request)
+        entity = body.get(key) if isinstance(body, dict) else None
+        if not isinstance(entity, dict):
+            raise keystone_error(400, f"'{key}' is a required property")
+        return entity
+
+    async def create_service(self, request: Request) -> Response:
+        """POST /v3/services: register a service (type required), as `openstack service
+        create` does; it joins the catalog of tokens issued afterwards."""
+        self._require_admin(request, "identity:create_service")
+        given = await self._entity(request, "service")
+        if not isinstance(given.get("type"), str) or not given["type"]:
+            raise keystone_error(400, "'type' is a required property")
+        service = {
+            "id": uuid.uuid4().hex,
+            "type": given["type"],
+            "name": given.get("name") or "",
+            "description": given.get("description") or "",
+            "enabled": bool(given.get("enabled", True)),
+        }
+        with self.sim.state.lock:
+            self.sim.state.added_services.append(service)
+        return json_response({"service": self._with_links("services", service)}, status=201)
+
+    async def create_endpoint(self, request: Request) -> Response:
+        """POST /v3/endpoints: an endpoint of a service (service_id, interface, url;
+        region_id or the older region), as `openstack endpoint create` does."""
+        self._require_admin(request, "identity:create_endpoint")
+        given = await self._entity(request, "endpoint")
+        for required in ("service_id", "interface", "url"):
+            if not isinstance(given.get(required), str) or not given[required]:
+                raise keystone_error(400, f"'{required}' is a required property")
+        if given["interface"] not in INTERFACES:
+            raise keystone_error(400, f"'{given['interface']}' is not one of {list(INTERFACES)}")
+        if not any(s["id"] == given["service_id"] for s in self._services()):
+            raise keystone_error(400, f"Could not find service: {given['service_id']}.")
+        region = given.get("region_id") or given.get("region")
+        if region is not None and region not in self.sim.state.regions:
+            raise keystone_error(400, f"Could not find region: {region}.")
+        endpoint = {
+            "id": uuid.uuid4().hex,
+            "interface": given["interface"],
+            "region": region,
+            "region_id": region,
+            "service_id": given["service_id"],
+            "url": given["url"],
+            "enabled": bool(given.get("enabled", True)),
+        }
+        with self.sim.state.lock:
+            self.sim.state.added_endpoints.append(endpoint)
+        return json_response({"endpoint": self._with_links("endpoints", endpoint)}, status=201)
 
     async def list_services(self, request: Request) -> Response:
         self._require_admin(request, "identity:list_services")
@@ -767,7 +838,9 @@ class Keystone:
             Route("/v3/domains/{domain_id}", self.get_domain, methods=["GET"]),
             Route("/v3/role_assignments", self.list_role_assignments, methods=["GET"]),
             Route("/v3/services", self.list_services, methods=["GET"]),
+            Route("/v3/services", self.create_service, methods=["POST"]),
             Route("/v3/endpoints", self.list_endpoints, methods=["GET"]),
+            Route("/v3/endpoints", self.create_endpoint, methods=["POST"]),
             Route("/v3/services/{service_id}", self.get_service, methods=["GET"]),
             Route("/v3/endpoints/{endpoint_id}", self.get_endpoint, methods=["GET"]),
             Route("/v3/regions", self.list_regions, methods=["GET"]),
