@@ -8,6 +8,7 @@ requests, openstacksdk and py-amqp, so each fact can be checked on its own.
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import threading
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import amqp
+import openstack.exceptions
 import requests
 from testbed_fleet import TESTBED_DIR, Testbed, _testbed_env
 
@@ -39,6 +41,15 @@ def ctl_ok(testbed: Testbed, *args: str, timeout: float = 180) -> str:
     done = ctl(testbed, *args, timeout=timeout)
     assert done.returncode == 0, f"testbed/ctl {' '.join(args)}: {done.stdout}{done.stderr}"
     return done.stdout
+
+
+def kill(testbed: Testbed, *names: str) -> float:
+    """`testbed/ctl kill NAMES` (SIGKILL: a crash); the monotonic time of the first kill,
+    from the wall-clock time ctl reports (not when ctl was started)."""
+    output = ctl_ok(testbed, "kill", *names)
+    found = re.search(r"\) at (\d+\.\d+)", output)
+    assert found, f"testbed/ctl kill did not say when it killed: {output}"
+    return float(found.group(1)) - (time.time() - time.monotonic())
 
 
 def host_info(testbed: Testbed, host: str) -> dict[str, Any]:
@@ -125,11 +136,22 @@ def compute_service(conn: Any, host: str) -> Any:
     raise AssertionError(f"Nova has no {NOVA_COMPUTE} service on host {host}")
 
 
-def restore_compute_service(conn: Any, host: str) -> None:
-    """Undoes a recovery's marks: not forced down, enabled."""
+def restore_compute_service(conn: Any, host: str, timeout: float = 90.0) -> None:
+    """Undoes a recovery's marks: not forced down, enabled. Run it after the host's
+    nova-compute runs again: Nova refuses to un-force a host (400) while evacuations from
+    it are `done` but not yet `completed`, which the restarted compute does at start-up;
+    refused, it is retried until `timeout`."""
     service = compute_service(conn, host)
     if service.is_forced_down:
-        conn.compute.update_service_forced_down(service, forced=False)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                conn.compute.update_service_forced_down(service, forced=False)
+                break
+            except openstack.exceptions.BadRequestException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(2)
     if service.status != "enabled":
         conn.compute.enable_service(service)
 

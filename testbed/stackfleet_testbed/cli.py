@@ -609,10 +609,12 @@ def ctl(args: argparse.Namespace) -> int:
         if args.action == "kill":
             # A crash: SIGKILL to the whole group at once, no shutdown.
             for running in chosen:
+                killed_at = time.time()
                 for pid in running.members():
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                say(f"killed {running.name} (PID {running.pid})")
+                # the wall-clock time of the kill, for drills that time what follows it
+                say(f"killed {running.name} (PID {running.pid}) at {killed_at:.3f}")
             P.stop(chosen, timeout=5)  # reaps nothing; waits until the groups are gone
         else:
             for item in P.stop(chosen, timeout=args.timeout):

@@ -45,6 +45,7 @@ from testbed_hosts import (
     fence,
     heartbeat,
     host_info,
+    kill,
     management_port_open,
     restore_compute_service,
 )
@@ -204,14 +205,16 @@ class Crash:
 
 
 def _restore(testbed: Testbed, crash: Crash) -> None:
-    """`testbed/up --repair` (powers cmp2 on through its BMC, starts its management port
-    and nova-compute), then the service is un-forced, enabled and reports up."""
+    """`testbed/up --repair` powers cmp2 on through its BMC and starts its management
+    port and nova-compute; then the service is un-forced and enabled and reports up."""
     if crash.restored:
         return
     crash.watch.stop()
     admin = testbed.connect(testbed.admin_cloud)
     repaired = testbed.repair()
     assert repaired.returncode == 0, repaired.stdout[-2000:] + repaired.stderr[-2000:]
+    # Only now: Nova refuses to un-force a host whose evacuations the restarted compute
+    # has not completed yet.
     restore_compute_service(admin, VICTIM)
     beat = heartbeat(testbed)
     wait_until(
@@ -230,8 +233,7 @@ def crash(testbed: Testbed, drill_servers: DrillServers) -> Iterator[Crash]:
     assert bmc_power(testbed, VICTIM) == "On", f"the BMC of {VICTIM} must say On first"
     assert management_port_open(testbed, VICTIM), f"{VICTIM}'s management port must answer"
     watch = ConsumerWatch(testbed, VICTIM).start()
-    killed_at = time.monotonic()
-    ctl_ok(testbed, "kill", f"host-{VICTIM}")
+    killed_at = kill(testbed, f"host-{VICTIM}")
     result = Crash(
         killed_at=killed_at,
         watch=watch,
@@ -369,9 +371,8 @@ def process_failure(testbed: Testbed) -> Iterator[ProcessFailure]:
     admin = testbed.connect(testbed.admin_cloud)
     assert compute_service(admin, SURVIVOR).state == "up"
     watch = ConsumerWatch(testbed, SURVIVOR).start()
-    killed_at = time.monotonic()
     try:
-        ctl_ok(testbed, "kill", f"nova-compute-{SURVIVOR}")
+        killed_at = kill(testbed, f"nova-compute-{SURVIVOR}")
         watch.wait(10)
         port_open, power = management_port_open(testbed, SURVIVOR), bmc_power(testbed, SURVIVOR)
         hook_started = time.monotonic()
