@@ -7,15 +7,17 @@ lives in the venv this module builds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import json
 import os
 import shutil
+import signal
 import subprocess
 import time
 from contextlib import contextmanager
 
-from . import bootstrap, configs, infra, install
+from . import bmc, bootstrap, configs, infra, install
 from . import layout as L
 from . import processes as P
 from .layout import Layout
@@ -33,15 +35,21 @@ def say(message: str) -> None:
 
 
 @contextmanager
-def locked(layout: Layout):
+def locked(layout: Layout, wait: float = 0.0):
+    """Holds the testbed's lock; waits up to `wait` seconds for another holder."""
     layout.run.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with open(layout.lock_file, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TestbedError(
-                f"another testbed/up or testbed/down holds {layout.lock_file}; wait for it"
-            ) from None
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise TestbedError(
+                        f"another testbed/up, down or ctl holds {layout.lock_file}; wait for it"
+                    ) from None
+                time.sleep(0.2)
         yield
 
 
@@ -70,7 +78,7 @@ def table(layout: Layout, state: dict[str, P.Running]) -> tuple[str, bool]:
         total_pss += pss
         if not alive:
             state_word = "down"
-        elif proc.port and not P.http_answers(proc.port):
+        elif not P.answers(proc):
             state_word = "not answering"
         else:
             state_word = "up"
@@ -108,7 +116,7 @@ def _cloud(auth: dict[str, str]) -> list[str]:
     return lines
 
 
-def write_clouds_yaml(layout: Layout) -> None:
+def write_clouds_yaml(layout: Layout, heartbeat: str) -> None:
     base = {
         "auth_url": L.endpoint("keystone") + "/v3",
         "user_domain_name": "Default",
@@ -165,6 +173,32 @@ def write_clouds_yaml(layout: Layout) -> None:
         "endpoints": {name: L.endpoint(name) for name in L.PORTS},
         "compute_hosts": list(L.COMPUTE_HOSTS),
         "control_host": L.CONTROL_HOST,
+        # What each compute host has besides its nova-compute (see testbed/README.md).
+        "hosts": {
+            host: {
+                "address": L.HOST_ADDRESSES[host],
+                "management_port": L.MGMT_PORT,
+                "processes": [p.name for p in P.host_processes(layout, host)],
+                "bmc": {
+                    "process": f"bmc-{host}",
+                    "address": L.bmc_url(host),
+                    "system_id": L.bmc_system_path(host),
+                    "username": L.BMC_USER,
+                    "password": L.BMC_PASSWORD,
+                },
+            }
+            for host in L.COMPUTE_HOSTS
+        },
+        "bmc_map": str(layout.bmc_map),
+        # `ctl start|stop|kill|status NAME`: one process (or host-<name>), like a unit
+        "ctl": str(L.TESTBED_DIR / "ctl"),
+        "nova_heartbeat": {"mode": heartbeat, **L.NOVA_HEARTBEATS[heartbeat]},
+        "rabbitmq_management": {
+            "url": L.MQ_MANAGEMENT_URL,
+            "username": L.MQ_MANAGEMENT_USER[0],
+            "password": L.MQ_MANAGEMENT_USER[1],
+            "rpc_vhost": L.RPC_VHOSTS["nova"],
+        },
         "image": "cirros-fake",
         "notifications_transport_url": L.notifications_url(),
         "rpc_transport_urls": {svc: L.rpc_url(svc) for svc in L.RPC_VHOSTS},
@@ -242,7 +276,7 @@ def _wait_wave(
                 if proc.port is None:
                     ready = time.monotonic() >= settle
                 else:
-                    ready = P.http_answers(proc.port, timeout=2)
+                    ready = P.answers(proc, timeout=2)
                 if ready:
                     pending.discard(proc.name)
         if not pending:
@@ -252,8 +286,12 @@ def _wait_wave(
         time.sleep(0.5)
 
 
-def _check_ports_free() -> None:
-    busy = [f"{name} ({port})" for name, port in L.PORTS.items() if infra._port_open(port)]
+def _check_ports_free(defs: list[P.Process]) -> None:
+    busy = [
+        f"{p.name} ({p.address}:{p.port})"
+        for p in defs
+        if p.port and infra._port_open(p.port, p.address)
+    ]
     if busy:
         raise TestbedError(
             "ports already in use by processes the testbed did not start: " + ", ".join(busy)
@@ -284,7 +322,7 @@ def _existing(
         say(f"clouds.yaml: {layout.clouds_yaml}")
         return 0, alive
     missing = [p.name for p in defs if p.name not in alive]
-    silent = [p.name for p in defs if p.name in alive and p.port and not P.http_answers(p.port)]
+    silent = [p.name for p in defs if p.name in alive and not P.answers(p)]
     problems = []
     if missing:
         problems.append("not running: " + ", ".join(missing))
@@ -303,30 +341,81 @@ def _existing(
     return 1, alive
 
 
+def _requested_heartbeat(args: argparse.Namespace) -> str | None:
+    """ "defaults" when asked for Nova's own heartbeat settings, else None (unspecified)."""
+    env = os.environ.get(L.NOVA_DEFAULTS_ENV, "").strip().lower()
+    if args.nova_defaults or env not in ("", "0", "false", "no"):
+        return "defaults"
+    return None
+
+
+def _recorded_heartbeat(layout: Layout) -> str | None:
+    try:
+        return str(json.loads(layout.options_file.read_text())["nova_heartbeat"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def _heartbeat_for(layout: Layout, args: argparse.Namespace) -> str:
+    """The Nova heartbeat mode to run with: a running testbed keeps its own, and asking
+    for another one is an error (its configuration would not match what runs)."""
+    requested = _requested_heartbeat(args)
+    running = any(r.alive() for r in P.load_state(layout).values())
+    recorded = _recorded_heartbeat(layout) if running else None
+    if recorded is None:
+        return requested or "tuned"
+    if requested is not None and requested != recorded:
+        raise TestbedError(
+            f"the running testbed uses Nova's {recorded} heartbeat settings "
+            f"({L.NOVA_HEARTBEATS[recorded]}), not {requested}: run testbed/down first"
+        )
+    return recorded
+
+
+def _power_on(host: str) -> None:
+    """A host's processes run only while its BMC says On (mgmt-<host> kills them when it
+    turns Off): power it on first, as a real host is booted before its services start."""
+    try:
+        if bmc.power_state(host) == "Off":
+            say(f"powering {host} on through its BMC ({L.bmc_url(host)})")
+        bmc.power_on(host)
+    except bmc.BmcError as exc:
+        raise TestbedError(str(exc)) from None
+
+
 def up(args: argparse.Namespace) -> int:
     layout = Layout.from_env()
     t_start = time.monotonic()
     with locked(layout):
         defs = P.definitions(layout)
+        heartbeat = _heartbeat_for(layout, args)
         code, state = _existing(layout, defs, args.repair)
         if code is not None:
+            if code == 0:
+                say(f"Nova heartbeat: {heartbeat} {L.NOVA_HEARTBEATS[heartbeat]}")
             return code
         repairing = bool(state)
         t_install = t_bootstrap = None
         if not repairing:
-            _check_ports_free()
+            _check_ports_free(defs)
         infra.ensure_mariadb(say)
         infra.ensure_rabbitmq(say)
+        infra.ensure_rabbitmq_management(say)
         if not repairing:
             t_install = install.ensure_venv(layout, say)
             if t_install is None:
                 say(f"virtualenv {layout.venv} is current: nothing to install")
             else:
                 say(f"installed in {t_install:.0f} s")
-            configs.write_all(layout)
+            configs.write_all(layout, heartbeat)
+            say(f"Nova heartbeat: {heartbeat} {L.NOVA_HEARTBEATS[heartbeat]}")
+            layout.run.mkdir(parents=True, exist_ok=True)
+            layout.options_file.write_text(json.dumps({"nova_heartbeat": heartbeat}) + "\n")
             if bootstrap.needed(layout):
                 t_bootstrap = bootstrap.fresh(layout, say)
                 say(f"databases ready in {t_bootstrap:.0f} s")
+            for host in L.COMPUTE_HOSTS:  # every host boots powered on
+                shutil.rmtree(configs.bmc_state_dir(layout, host), ignore_errors=True)
             configs.make_data_dirs(layout)
             for proc in defs:  # keep the previous run's log as <process>.log.1
                 log = layout.log(proc.name)
@@ -340,6 +429,8 @@ def up(args: argparse.Namespace) -> int:
                 if not wave:
                     continue
                 say("starting " + ", ".join(p.name for p in wave))
+                for host in sorted({p.host for p in wave if p.host and p.name != f"bmc-{p.host}"}):
+                    _power_on(host)
                 for proc in wave:
                     state[proc.name] = P.start(layout, proc)
                     started.append(state[proc.name])
@@ -352,7 +443,7 @@ def up(args: argparse.Namespace) -> int:
             _run_provision(layout, state, "ready")
             _discover_hosts(layout)
             _run_provision(layout, state, "image")
-            write_clouds_yaml(layout)
+            write_clouds_yaml(layout, heartbeat)
         except BaseException:
             if args.keep_on_failure:
                 say("start-up failed; processes left running for inspection")
@@ -405,6 +496,7 @@ def down(args: argparse.Namespace) -> int:
             layout.state_file.unlink(missing_ok=True)
         else:
             say("nothing recorded as running")
+        layout.options_file.unlink(missing_ok=True)
         if args.wipe:
             infra.ensure_mariadb(say)
             infra.ensure_rabbitmq(say)
@@ -413,7 +505,7 @@ def down(args: argparse.Namespace) -> int:
             infra.drop_vhosts()
             for path in (layout.data, layout.etc):
                 shutil.rmtree(path, ignore_errors=True)
-            for path in (layout.clouds_yaml, layout.testbed_json):
+            for path in (layout.clouds_yaml, layout.testbed_json, layout.bmc_map):
                 path.unlink(missing_ok=True)
             for log in [*layout.logs.glob("*.log"), *layout.logs.glob("*.log.1")]:
                 if log.name != "install.log":
@@ -440,12 +532,110 @@ def status(args: argparse.Namespace) -> int:
     return 1
 
 
+# --- ctl: one process, as a service manager would -------------------------------------
+
+
+def _ctl_targets(layout: Layout, names: list[str]) -> list[P.Process]:
+    """The processes `names` mean, in start order: process names, or `host-<host>` for
+    what runs on a compute host (its management port and its nova-compute)."""
+    defs = P.definitions(layout)
+    by_name = {p.name: p for p in defs}
+    wanted: list[str] = []
+    for name in names:
+        if name.startswith("host-") and name[5:] in L.COMPUTE_HOSTS:
+            wanted += [p.name for p in P.host_processes(layout, name[5:])]
+        elif name in by_name:
+            wanted.append(name)
+        else:
+            known = ", ".join([*by_name, *(f"host-{h}" for h in L.COMPUTE_HOSTS)])
+            raise TestbedError(f"no testbed process named {name!r}; known: {known}")
+    return [p for p in defs if p.name in wanted]
+
+
+def _ctl_start(layout: Layout, targets: list[P.Process], names: list[str]) -> int:
+    state = P.load_state(layout)
+    if not state:
+        raise TestbedError("the testbed is not up (nothing recorded): run testbed/up")
+    # `host-<h>` boots the host: power on through its BMC. A single process of a host
+    # that is powered off cannot start, as on a real host.
+    booting = {n[5:] for n in names if n.startswith("host-")}
+    for host in sorted(booting):
+        _power_on(host)
+    for proc in targets:
+        on_host = proc.host and proc.name != f"bmc-{proc.host}" and proc.host not in booting
+        if on_host and bmc.power_state(str(proc.host)) == "Off":
+            raise TestbedError(
+                f"{proc.host} is powered off (its BMC says Off): {proc.name} cannot start; "
+                f"testbed/ctl start host-{proc.host} powers the host on and starts it"
+            )
+    started = []
+    for proc in targets:
+        running = state.get(proc.name)
+        if running is not None and running.alive():
+            say(f"{proc.name} is already running (PID {running.pid})")
+            continue
+        if running is not None:
+            P.stop([running], timeout=5)  # workers a dead uWSGI master may have left
+        state[proc.name] = P.start(layout, proc)
+        started.append(proc)
+        P.save_state(layout, state)
+        say(f"started {proc.name} (PID {state[proc.name].pid})")
+    if started:
+        _wait_wave(layout, started, state, timeout=120)
+    return 0
+
+
+def ctl(args: argparse.Namespace) -> int:
+    layout = Layout.from_env()
+    if args.action == "status":
+        state = P.load_state(layout)
+        targets = _ctl_targets(layout, args.names) if args.names else P.definitions(layout)
+        all_up = True
+        for proc in targets:
+            running = state.get(proc.name)
+            up_now = running is not None and running.alive() and P.answers(proc)
+            all_up = all_up and up_now
+            pid = running.pid if running is not None and running.alive() else "-"
+            print(f"{proc.name}  {pid}  {'up' if up_now else 'down'}")
+        return 0 if all_up else 3
+    if not args.names:
+        raise TestbedError(f"ctl {args.action}: name at least one process (or host-<host>)")
+    targets = _ctl_targets(layout, args.names)
+    with locked(layout, wait=60):
+        if args.action == "start":
+            return _ctl_start(layout, targets, args.names)
+        state = P.load_state(layout)
+        chosen = [state[p.name] for p in reversed(targets) if p.name in state]
+        if args.action == "kill":
+            # A crash: SIGKILL to the whole group at once, no shutdown.
+            for running in chosen:
+                killed_at = time.time()
+                for pid in running.members():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                # the wall-clock time of the kill, for drills that time what follows it
+                say(f"killed {running.name} (PID {running.pid}) at {killed_at:.3f}")
+            P.stop(chosen, timeout=5)  # reaps nothing; waits until the groups are gone
+        else:
+            for item in P.stop(chosen, timeout=args.timeout):
+                say(f"had to SIGKILL {item}")
+            for running in chosen:
+                say(f"stopped {running.name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="testbed", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="install (once) and start the testbed")
     p_up.add_argument(
         "--keep-on-failure", action="store_true", help="leave processes running if start-up fails"
+    )
+    p_up.add_argument(
+        "--nova-defaults",
+        action="store_true",
+        help="run Nova at its default heartbeat (report_interval 10 s, service_down_time 60 s) "
+        f"instead of 5 s / 20 s; also {L.NOVA_DEFAULTS_ENV}=1",
     )
     p_up.add_argument(
         "--repair",
@@ -459,8 +649,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_down.add_argument("--timeout", type=float, default=15.0, help="seconds before SIGKILL")
     sub.add_parser("status", help="show each process, PID, port, memory and state")
+    p_ctl = sub.add_parser(
+        "ctl",
+        help="start, stop, kill or check single testbed processes (a restart hook's commands)",
+    )
+    p_ctl.add_argument("action", choices=["start", "stop", "kill", "status"])
+    p_ctl.add_argument(
+        "names", nargs="*", help="process names (testbed/status lists them) or host-<host>"
+    )
+    p_ctl.add_argument("--timeout", type=float, default=15.0, help="stop: seconds before SIGKILL")
     args = parser.parse_args(argv)
-    handlers = {"up": up, "down": down, "status": status}
+    handlers = {"up": up, "down": down, "status": status, "ctl": ctl}
     try:
         return handlers[args.command](args)
     except (
@@ -468,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
         infra.InfraError,
         install.InstallError,
         bootstrap.BootstrapError,
+        bmc.BmcError,
     ) as exc:
         say(f"error: {exc}")
         return 1

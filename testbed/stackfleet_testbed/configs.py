@@ -111,16 +111,17 @@ def placement(layout: Layout) -> None:
     )
 
 
-def _nova_common(layout: Layout, host: str, state_path: Path) -> Ini:
+def _nova_common(layout: Layout, host: str, state_path: Path, heartbeat: str) -> Ini:
     return {
         "DEFAULT": {
             **_logging(),
             "host": host,
-            "my_ip": L.HOST,
+            # A compute host's own address (the hypervisor's host_ip); nothing binds it.
+            "my_ip": L.HOST_ADDRESSES.get(host, L.HOST),
             "state_path": state_path,
             "transport_url": L.rpc_url("nova"),
-            "report_interval": 5,
-            "service_down_time": 20,
+            # Written out even at Nova's defaults, so the file says what is in force.
+            **L.NOVA_HEARTBEATS[heartbeat],
             # No Neutron agent ever sends network-vif-plugged events.
             "vif_plugging_is_fatal": False,
             "vif_plugging_timeout": 0,
@@ -146,17 +147,17 @@ def _nova_common(layout: Layout, host: str, state_path: Path) -> Ini:
     }
 
 
-def nova(layout: Layout) -> None:
+def nova(layout: Layout, heartbeat: str = "tuned") -> None:
     etc = layout.etc / "nova"
     _copy_from_venv(layout, "etc/nova/api-paste.ini", etc / "api-paste.ini")
-    control = _nova_common(layout, L.CONTROL_HOST, layout.data / "nova" / "control")
+    control = _nova_common(layout, L.CONTROL_HOST, layout.data / "nova" / "control", heartbeat)
     control["api_database"] = {"connection": L.db_url("nova_api")}
     control["database"] = {"connection": L.db_url("nova_cell1")}
     _write(etc / "nova.conf", render_ini(control))
     for host in L.COMPUTE_HOSTS:
         # A compute gets no database access at all, and its own state path, where the
         # fake driver keeps its node identity (compute_id).
-        compute = _nova_common(layout, host, layout.data / "nova" / host)
+        compute = _nova_common(layout, host, layout.data / "nova" / host, heartbeat)
         compute["DEFAULT"]["compute_driver"] = "fake.FakeDriverWithoutFakeNodes"
         compute["compute"] = {"resource_provider_association_refresh": 60}
         _write(etc / f"nova-{host}.conf", render_ini(compute))
@@ -357,6 +358,57 @@ def sushy(layout: Layout) -> None:
         ]
     )
     _write(layout.conf("sushy", "sushy-emulator.conf"), text)
+    for host in L.COMPUTE_HOSTS:
+        _write(layout.conf("sushy", f"bmc-{host}.htpasswd"), L.BMC_HTPASSWD + "\n")
+        system = {
+            "uuid": L.BMC_SYSTEMS[host],
+            "name": f"{host}-bmc",
+            "power_state": "On",  # the host runs
+            "external_notifier": False,
+            "nics": [],
+        }
+        text = "\n".join(
+            [
+                f"SUSHY_EMULATOR_LISTEN_IP = {L.BMC_ADDRESSES[host]!r}",
+                f"SUSHY_EMULATOR_LISTEN_PORT = {L.BMC_PORT}",
+                "SUSHY_EMULATOR_FAKE_DRIVER = True",
+                f"SUSHY_EMULATOR_STATE_DIR = {str(bmc_state_dir(layout, host))!r}",
+                f"SUSHY_EMULATOR_FAKE_SYSTEMS = {[system]!r}",
+                "SUSHY_EMULATOR_AUTH_FILE = "
+                + repr(str(layout.conf("sushy", f"bmc-{host}.htpasswd"))),
+                "",
+            ]
+        )
+        _write(layout.conf("sushy", f"bmc-{host}.conf"), text)
+
+
+def bmc_state_dir(layout: Layout, host: str) -> Path:
+    """Where the BMC of `host` keeps its system's power state between its restarts."""
+    return layout.data / f"bmc-{host}"
+
+
+def bmc_map(layout: Layout) -> None:
+    """The compute hosts' BMCs in StackFleet's BMC map format (docs/hardware.md)."""
+    lines = [
+        "# Written by testbed/up: the testbed compute hosts' BMCs (sushy-tools, one each).",
+        "credentials:",
+        "  testbed-bmc:",
+        f"    username: {L.BMC_USER}",
+        f"    password: {L.BMC_PASSWORD}",
+        "defaults:",
+        "  credentials: testbed-bmc",
+        "  timeout: 5",
+        "bmcs:",
+    ]
+    for host in L.COMPUTE_HOSTS:
+        lines.append(
+            f"  {host}: {{address: {L.bmc_url(host)}, system_id: {L.bmc_system_path(host)}}}"
+        )
+    # The Ironic nodes' emulator (sushy-emulator) asks for no credentials; the nodes
+    # carry admin/password in their driver_info.
+    lines += ["ironic:", "  enabled: true", "  username: admin", "  password: password", ""]
+    _write(layout.bmc_map, "\n".join(lines))
+    layout.bmc_map.chmod(0o600)
 
 
 DATA_DIRS = [
@@ -372,12 +424,14 @@ DATA_DIRS = [
     "ironic/lock",
     "ironic/httpboot",
     "sushy",
+    *(f"bmc-{h}" for h in L.COMPUTE_HOSTS),
 ]
 
 
-def write_all(layout: Layout) -> None:
-    for writer in (keystone, placement, nova, neutron, glance, cinder, ironic, sushy):
+def write_all(layout: Layout, heartbeat: str = "tuned") -> None:
+    for writer in (keystone, placement, neutron, glance, cinder, ironic, sushy, bmc_map):
         writer(layout)
+    nova(layout, heartbeat)
 
 
 def make_data_dirs(layout: Layout) -> None:

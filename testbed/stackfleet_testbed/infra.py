@@ -21,9 +21,9 @@ class InfraError(RuntimeError):
     pass
 
 
-def _port_open(port: int) -> bool:
+def _port_open(port: int, address: str = L.HOST) -> bool:
     try:
-        with socket.create_connection((L.HOST, port), timeout=1):
+        with socket.create_connection((address, port), timeout=1):
             return True
     except OSError:
         return False
@@ -101,6 +101,20 @@ def ensure_rabbitmq(say) -> None:
     subprocess.run(["rabbitmq-server", "-detached"], check=True, capture_output=True)
     _wait(_rabbit_ok, 90, "RabbitMQ on 127.0.0.1:5672")
     _run(["rabbitmqctl", "await_startup"], check=False)
+
+
+def ensure_rabbitmq_management(say) -> None:
+    """Turns RabbitMQ's management plugin on (it ships with the server, off): its HTTP
+    API shows each queue's consumers, which health checks read. Only ever enabled."""
+    if _port_open(15672):
+        return
+    plugins = shutil.which("rabbitmq-plugins", path="/usr/sbin:/usr/bin")
+    if not plugins:
+        say("rabbitmq-plugins not found: RabbitMQ's management API stays off")
+        return
+    say("enabling RabbitMQ's management plugin (HTTP API on 127.0.0.1:15672)")
+    _run([plugins, "enable", "rabbitmq_management"])
+    _wait(lambda: _port_open(15672), 60, "RabbitMQ's management API on 127.0.0.1:15672")
 
 
 # --- MariaDB -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ Everything lives under one directory, ``$STACKFLEET_TESTBED_HOME`` (default
     run/           state.json (recorded PIDs) and the lock file
     clouds.yaml    the clouds ``testbed-admin``, ``testbed-system`` and ``testbed-member``
     testbed.json   endpoints, transport URLs and database names, for tests
+    bmc-map.yaml   the compute hosts' BMCs, in StackFleet's BMC map format
 
 The passwords are fixed on purpose: the testbed listens on loopback only and tests
 must be able to reach it without reading secrets from anywhere.
@@ -72,6 +73,47 @@ NOTIFICATIONS_VHOST = "sftb-notifications"
 
 COMPUTE_HOSTS = ("cmp1", "cmp2")
 CONTROL_HOST = "testbed-control"
+
+# What a real compute host has besides its nova-compute: its own address (Nova's
+# `my_ip`, so the hypervisor's host_ip), a management port a health probe can reach
+# (a stand-in for SSH: `mgmt-<host>` answers with an SSH-like banner), and a BMC of its
+# own (`bmc-<host>`: a sushy-tools emulator with one fake system, on the BMC network's
+# address). All of 127.0.0.0/8 reaches the loopback interface: nothing to configure.
+HOST_ADDRESSES = {"cmp1": "127.0.0.11", "cmp2": "127.0.0.12"}
+MGMT_PORT = 2222
+BMC_ADDRESSES = {"cmp1": "127.0.1.11", "cmp2": "127.0.1.12"}
+BMC_PORT = 8100
+BMC_SYSTEMS = {
+    "cmp1": "5f0c6a3e-2b1d-4c1e-9a51-0a5c0de0c001",
+    "cmp2": "5f0c6a3e-2b1d-4c1e-9a51-0a5c0de0c002",
+}
+BMC_USER = "admin"
+BMC_PASSWORD = "testbed-bmc"
+# htpasswd line for BMC_USER/BMC_PASSWORD (bcrypt, cost 4; sushy-tools needs bcrypt, which
+# the standard library cannot make: the digest is fixed here, like the password).
+BMC_HTPASSWD = f"{BMC_USER}:$2b$04$Sz1gXTKm3nf2gU5eA2Z3g.v7Jchzt2IvI28du/aa2S.G8PVqe7ZUO"
+
+# Nova's heartbeat: tuned (a dead compute counts as down after 20 s, quick tests) or
+# Nova's own defaults (`testbed/up --nova-defaults`: what StackFleet's health detection
+# is measured against).
+NOVA_HEARTBEATS = {
+    "tuned": {"report_interval": 5, "service_down_time": 20},
+    "defaults": {"report_interval": 10, "service_down_time": 60},
+}
+NOVA_DEFAULTS_ENV = "STACKFLEET_TESTBED_NOVA_DEFAULTS"
+
+# RabbitMQ's management API (the plugin is enabled by `up`); the machine's own
+# administrator, which may read every vhost from loopback.
+MQ_MANAGEMENT_URL = "http://127.0.0.1:15672"
+MQ_MANAGEMENT_USER = ("guest", "guest")
+
+
+def bmc_url(host: str) -> str:
+    return f"http://{BMC_ADDRESSES[host]}:{BMC_PORT}"
+
+
+def bmc_system_path(host: str) -> str:
+    return f"/redfish/v1/Systems/{BMC_SYSTEMS[host]}"
 
 
 def db_name(short: str) -> str:
@@ -140,6 +182,15 @@ class Layout:
     @property
     def bootstrapped_marker(self) -> Path:
         return self.data / ".bootstrapped"
+
+    @property
+    def options_file(self) -> Path:
+        """The options the running testbed was started with (Nova heartbeat mode)."""
+        return self.run / "options.json"
+
+    @property
+    def bmc_map(self) -> Path:
+        return self.home / "bmc-map.yaml"
 
     @property
     def clouds_yaml(self) -> Path:

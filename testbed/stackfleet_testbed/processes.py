@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -32,6 +33,12 @@ class Process:
     port: int | None = None
     # Started in this wave; every process of a wave must answer before the next starts.
     wave: int = 0
+    # Where the port listens, and how to tell it answers: "http" (any answer below 500)
+    # or "tcp" (a connection is accepted).
+    address: str = L.HOST
+    probe: str = "http"
+    # The compute host this process belongs to (its BMC, management port, nova-compute).
+    host: str | None = None
 
 
 def _uwsgi(
@@ -186,14 +193,44 @@ def definitions(layout: Layout) -> list[Process]:
         Process("ironic-conductor", [str(b / "ironic-conductor"), *ironic_conf], wave=2),
     ]
     for host in L.COMPUTE_HOSTS:
+        # The host's BMC: its own emulator, so one BMC can fail alone.
+        procs.append(
+            Process(
+                f"bmc-{host}",
+                [str(b / "sushy-emulator"), "--config", str(etc / "sushy" / f"bmc-{host}.conf")],
+                port=L.BMC_PORT,
+                address=L.BMC_ADDRESSES[host],
+                wave=0,
+                host=host,
+            )
+        )
+    for host in L.COMPUTE_HOSTS:
+        procs.append(
+            Process(
+                f"mgmt-{host}",
+                [str(b / "python"), "-m", "stackfleet_testbed.mgmt", "--host", host],
+                {"PYTHONPATH": str(L.TESTBED_DIR), "STACKFLEET_TESTBED_HOME": str(layout.home)},
+                port=L.MGMT_PORT,
+                address=L.HOST_ADDRESSES[host],
+                probe="tcp",
+                wave=3,
+                host=host,
+            )
+        )
         procs.append(
             Process(
                 f"nova-compute-{host}",
                 [str(b / "nova-compute"), "--config-file", str(etc / "nova" / f"nova-{host}.conf")],
                 wave=3,
+                host=host,
             )
         )
     return procs
+
+
+def host_processes(layout: Layout, host: str) -> list[Process]:
+    """What runs on a compute host itself (not its BMC), in start order."""
+    return [p for p in definitions(layout) if p.host == host and not p.name.startswith("bmc-")]
 
 
 # --- /proc helpers -----------------------------------------------------------------
@@ -257,10 +294,23 @@ def pss_kib(pids: Iterable[int]) -> int:
     return total
 
 
-def http_answers(port: int, timeout: float = 3.0) -> bool:
+def answers(proc: Process, timeout: float = 3.0) -> bool:
+    """True when the process's port answers (HTTP without a server error, or TCP)."""
+    if proc.port is None:
+        return True
+    if proc.probe == "tcp":
+        try:
+            with socket.create_connection((proc.address, proc.port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+    return http_answers(proc.port, timeout, proc.address)
+
+
+def http_answers(port: int, timeout: float = 3.0, address: str = L.HOST) -> bool:
     """True when something on the port answers HTTP without a server error."""
     try:
-        with urllib.request.urlopen(f"http://{L.HOST}:{port}/", timeout=timeout) as resp:
+        with urllib.request.urlopen(f"http://{address}:{port}/", timeout=timeout) as resp:
             return resp.status < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500

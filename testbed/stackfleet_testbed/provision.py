@@ -9,6 +9,7 @@ Every step is idempotent: it finds before it creates.
 
 from __future__ import annotations
 
+import datetime
 import sys
 import time
 from typing import Any
@@ -119,8 +120,20 @@ def ready(timeout: float = 240.0) -> None:
     conn = admin()
     system = admin(system=True)
 
+    since = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+    def reporting(service) -> bool:
+        # A forced-down compute (a recovery fenced its host) is listed down until an
+        # operator un-forces it, which Nova refuses while its `done` evacuations wait for
+        # the restarted compute to complete them: it counts once it reports again.
+        if service.state == "up":
+            return True
+        if not service.is_forced_down or not service.updated_at:
+            return False
+        return datetime.datetime.fromisoformat(service.updated_at[:26]) > since
+
     def compute() -> str:
-        up = {(s.binary, s.host) for s in conn.compute.services() if s.state == "up"}
+        up = {(s.binary, s.host) for s in conn.compute.services() if reporting(s)}
         want = {("nova-conductor", L.CONTROL_HOST), ("nova-scheduler", L.CONTROL_HOST)}
         want |= {("nova-compute", h) for h in L.COMPUTE_HOSTS}
         return ", ".join(f"{b}@{h}" for b, h in sorted(want - up))

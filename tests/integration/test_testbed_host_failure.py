@@ -22,6 +22,7 @@ from typing import Any
 import keystoneauth1.exceptions as ksa_exc
 import pytest
 from testbed_fleet import collect_testbed, wait_until
+from testbed_hosts import heartbeat
 
 from stackfleet.sources.openstack import compute
 from stackfleet.store import open_store
@@ -31,10 +32,9 @@ pytestmark = pytest.mark.integration
 VICTIM_HOST = "cmp2"
 SURVIVOR_HOST = "cmp1"
 VICTIM_PROCESS = f"nova-compute-{VICTIM_HOST}"
-# Nova's service_down_time on the testbed (a dead compute counts as down after it)
-SERVICE_DOWN_TIME = 20.0
-# How soon after the kill StackFleet must report the host down
-DOWN_WITHIN = 60.0
+# How long after Nova's service_down_time (testbed.json: 20 s tuned, 60 s at Nova's
+# defaults) StackFleet may take to report the host down
+DOWN_SLACK = 40.0
 
 
 def _start_time(pid: int) -> int | None:
@@ -80,9 +80,9 @@ def killed_compute(testbed: Any, fleet: Any) -> Iterator[float]:
 def test_hypervisors_are_listed_while_a_dead_compute_still_counts_as_up(
     killed_compute: float, testbed: Any
 ) -> None:
-    # Runs first in this module: within service_down_time (20 s) of the kill.
+    # Runs first in this module: within half of service_down_time after the kill.
     since_kill = time.monotonic() - killed_compute
-    if since_kill > SERVICE_DOWN_TIME / 2:
+    if since_kill > heartbeat(testbed)["service_down_time"] / 2:
         pytest.skip(f"{since_kill:.0f} s after the kill: Nova may already count it down")
     admin = testbed.connect(testbed.admin_cloud)
     try:
@@ -104,6 +104,7 @@ def test_a_killed_nova_compute_shows_its_host_down(
     killed_compute: float, testbed: Any, tmp_path: Path
 ) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'drill.db'}")
+    down_within = heartbeat(testbed)["service_down_time"] + DOWN_SLACK
 
     def victim_service_down() -> bool:
         # Compute services only until Nova counts the victim down: a hypervisor listing
@@ -119,13 +120,13 @@ def test_a_killed_nova_compute_shows_its_host_down(
     wait_until(
         f"nova-compute@{VICTIM_HOST} reported down",
         victim_service_down,
-        DOWN_WITHIN - (time.monotonic() - killed_compute),
+        down_within - (time.monotonic() - killed_compute),
         interval=0,
     )
     result = collect_testbed(store, testbed, ["compute_service", "hypervisor"])
     seconds = time.monotonic() - killed_compute
     assert result.status == "complete", result.error
-    assert seconds <= DOWN_WITHIN
+    assert seconds <= down_within
     hypervisors, _ = store.list_resources("hypervisor")
     assert {h["name"]: h["state"] for h in hypervisors} == {
         VICTIM_HOST: "down",
