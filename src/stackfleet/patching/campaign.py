@@ -1222,7 +1222,8 @@ class _Run:
         now = datetime.now(UTC)
         tested = {}
         for service, revision in self._capture(host).items():
-            digest = record(self.store, revision, now)
+            digest = revision.digest
+            records.save_revision(self.store, host, service, digest, revision.content, now)
             records.mark_tested(self.store, host, service, digest, now, self.name)
             tested[service] = digest
         return {"tested": tested}
