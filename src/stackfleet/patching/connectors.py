@@ -228,7 +228,10 @@ class AnsibleConnector(Connector):
             for event in result.events:
                 data = event.get("event_data") or {}
                 if event.get("event") in ("runner_on_ok", "runner_on_failed"):
-                    return data.get("res") or {}
+                    res = dict(data.get("res") or {})
+                    # a failed task's result does not always say so itself
+                    res.setdefault("failed", event.get("event") == "runner_on_failed")
+                    return res
                 if event.get("event") == "runner_on_unreachable":
                     res = data.get("res") or {}
                     raise ConnectorError(f"{host}: unreachable: {res.get('msg', '')}")
