@@ -285,3 +285,35 @@ def test_a_spec_naming_an_unknown_host_starts_nothing(cloud: Cloud):
     assert "did you mean" in output and "nothing was started" in output
     assert records.list_campaigns(cloud.store) == []
     assert cloud.service("cmp0002")["status"] == "enabled"
+
+
+def test_drift_from_the_applied_revision_is_a_finding_until_it_is_undone(cloud: Cloud):
+    from stackfleet.engine.settings import Settings
+    from stackfleet.patching.connectors import ConnectorSpec, LocalConnector
+    from stackfleet.patching.drift import applied_targets, check_drift
+    from stackfleet.patching.services import ServiceDefinition
+    from stackfleet.store.findings import open_findings
+
+    runner = cloud.runner()
+    runner.start(load_spec(cloud.spec("ratio", RATIO, hosts=["cmp0002"])))
+    assert runner.run("ratio")["status"] == "completed"
+    connector = LocalConnector(ConnectorSpec(type="local", root=str(cloud.work / "hosts")))
+    services = {"nova-compute": ServiceDefinition(config_files=["/etc/nova/nova.conf"])}
+    targets = applied_targets(cloud.store)
+    assert targets == [("cmp0002", "nova-compute")]
+
+    def drift() -> list[str]:
+        check_drift(cloud.store, Settings(), connector, targets, services, CLOUD, "RegionOne")
+        return [f.resource_id for f in open_findings(cloud.store, "patching/config-drift")]
+
+    assert drift() == []
+    conf = cloud.work / "hosts" / "cmp0002" / "etc/nova/nova.conf"
+    applied = conf.read_text()
+    conf.write_text(applied + "debug = true\n")  # changed by hand
+    assert drift() == ["cmp0002/nova-compute"]
+    firing = alert_records.list_alerts(cloud.store, "firing")
+    assert [a["labels"].get("host") for a in firing if "config-drift" in a["alertname"]] == [
+        "cmp0002"
+    ]
+    conf.write_text(applied)
+    assert drift() == []
