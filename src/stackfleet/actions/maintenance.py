@@ -41,6 +41,11 @@ _SERVER = kind("server").record_builder()
 class HostWatch(Protocol):
     """The servers of one host, read by list calls (see the module doc)."""
 
+    @property
+    def refreshed_at(self) -> float:
+        """When the newest listing was taken (time.monotonic())."""
+        ...
+
     def server(self, server_id: str, max_age: float) -> dict[str, Any] | None:
         """The server's record from a listing at most `max_age` seconds old; None when
         it is no longer on the host."""
@@ -223,8 +228,17 @@ def _moved(ctx: ActionContext, record: Record, source: str, what: str) -> Outcom
     is back on the source with no task (the migration failed) or in ERROR."""
     started = time.monotonic()
 
+    watch: HostWatch | None = getattr(ctx, "host_watch", None)
+
     def check() -> tuple[bool, dict[str, Any]]:
-        state = _server_state(ctx, record)
+        if watch is not None:
+            state = watch.server(str(record["id"]), ctx.poll_interval)
+            if state is None:
+                # gone from a listing of the source host taken after the request: it
+                # runs elsewhere now (no read of its own); an older listing: wait
+                return watch.refreshed_at > started, {"host": f"not {source}"}
+        else:
+            state = _server_state(ctx, record)
         if state is None:
             raise ActionError(f"{label(record)} is gone")
         host, task = state.get("host"), state.get("task_state")

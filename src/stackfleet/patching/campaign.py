@@ -420,6 +420,10 @@ class HostListing:
         self._at = time.monotonic()
         return servers
 
+    @property
+    def refreshed_at(self) -> float:
+        return self._at
+
     def server(self, server_id: str, max_age: float) -> dict[str, Any] | None:
         with self._lock:
             if time.monotonic() - self._at > max_age:
@@ -1005,6 +1009,7 @@ class _Run:
         lock = threading.Lock()
         leave = set(self.spec.steps.drain.leave_statuses)
         left: list[dict[str, Any]] = []
+        kept: list[str] = list(detail.get("kept") or [])
         while True:
             servers = listing.refresh()
             busy = [s for s in servers.values() if s.get("task_state")]
@@ -1015,6 +1020,7 @@ class _Run:
                 if not s.get("task_state")
                 and s.get("status") not in leave
                 and str(s["id"]) not in stopped
+                and str(s["id"]) not in kept
                 and not str(s.get("name") or "").startswith("stackfleet-canary-")
             ]
             if not todo and not busy:
@@ -1048,6 +1054,15 @@ class _Run:
                     return
                 fallback = self.spec.steps.drain.fallback
                 label_ = f"{server.get('name') or server['id']}"
+                if first.type == "migrate" and fallback == "stop":
+                    # shut off already and cannot be moved: it stays, shut off
+                    with lock:
+                        kept.append(str(server["id"]))
+                        fallbacks.append(
+                            f"{label_}: {first.type} {verdict} ({reason}); "
+                            "left on the host, shut off"
+                        )
+                    return
                 if fallback == "none" or first.type == "migrate":
                     with lock:
                         problems.append(f"{first.type} {label_}: {verdict}: {reason}")
@@ -1093,6 +1108,7 @@ class _Run:
             "moved": moved,
             "stopped": stopped,
             "fallbacks": fallbacks,
+            "kept": kept,
             "left": [f"{s.get('name') or s['id']} ({s.get('status')})" for s in left],
             "list_requests": listing.requests,
         }
