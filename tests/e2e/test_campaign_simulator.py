@@ -317,3 +317,17 @@ def test_drift_from_the_applied_revision_is_a_finding_until_it_is_undone(cloud: 
     ]
     conf.write_text(applied)
     assert drift() == []
+
+
+def test_rolling_back_a_completed_campaign_puts_back_what_ran_before_it(cloud: Cloud):
+    runner = cloud.runner()
+    runner.start(load_spec(cloud.spec("undo", RATIO, hosts=["cmp0002"])))
+    assert runner.run("undo")["status"] == "completed"
+    conf = cloud.work / "hosts" / "cmp0002" / "etc/nova/nova.conf"
+    assert "cpu_allocation_ratio" in conf.read_text()
+    assert runner.rollback("undo", ["cmp0002"]) == [{"host": "cmp0002", "status": "rolled-back"}]
+    assert conf.read_text() == NOVA_CONF
+    history = records.history(cloud.store, "cmp0002", "nova-compute")
+    assert history[0]["event"] == "rolled-back"
+    assert history[0]["digest"] == history[-1]["digest"]  # the revision first captured
+    assert cloud.service("cmp0002")["status"] == "enabled"

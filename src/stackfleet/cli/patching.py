@@ -523,6 +523,7 @@ def campaign_rollback(
     """Put each host's last tested revision back, restart and gate it. Refused (nothing
     done) when a host has no tested revision. Without --execute: what it would do."""
     from stackfleet.core.errors import ConfigError
+    from stackfleet.patching.campaign import rollback_target
     from stackfleet.store import patching as records
 
     runner = _runner(ctx, clouds_yaml, settings_file)
@@ -537,7 +538,7 @@ def campaign_rollback(
         )
         for host in targets:
             for service in campaign["spec"]["targets"]["services"]:
-                tested = records.last_tested(runner.store, host, service)
+                tested = rollback_target(runner.store, campaign["id"], host, service)
                 if tested is None:
                     raise ConfigError(
                         f"no tested revision of {service} on {host}; nothing to roll back to"

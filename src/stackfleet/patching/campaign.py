@@ -600,7 +600,7 @@ class CampaignRunner:
             if host not in known:
                 raise ConfigError(f"host {host!r} is not in campaign {name}{closest(host, known)}")
             for service in loaded.spec.targets.services:
-                if records.last_tested(self.store, host, service) is None:
+                if rollback_target(self.store, campaign["id"], host, service) is None:
                     missing.append(f"{service} on {host}")
         if missing:
             raise ConfigError(
@@ -659,6 +659,22 @@ class CampaignRunner:
             records.set_campaign(
                 self.store, campaign_id, datetime.now(UTC), heartbeat_at=datetime.now(UTC)
             )
+
+
+def rollback_target(
+    store: Store, campaign_id: int, host: str, service: str
+) -> dict[str, Any] | None:
+    """The revision a rollback of `host` puts back: the one its pre-check found running
+    and tested before this campaign changed anything (what undoing the campaign means),
+    else the last revision marked tested there; None when none was ever tested."""
+    for step in records.steps_of(store, campaign_id):
+        if step["host"] == host and step["step"] == "pre-check":
+            digest = (step["detail"].get("revisions") or {}).get(service)
+            if digest:
+                revision = records.get_revision(store, host, service, digest)
+                if revision["tested_at"]:
+                    return revision
+    return records.last_tested(store, host, service)
 
 
 def _policy_name(name: str) -> str:
@@ -1288,7 +1304,7 @@ class _Run:
         now = datetime.now(UTC)
         restored = {}
         for service in self.spec.targets.services:
-            tested = records.last_tested(self.store, host, service)
+            tested = rollback_target(self.store, self.campaign["id"], host, service)
             if tested is None:
                 raise StepFailed(f"no tested revision of {service} on {host} to roll back to")
             current = capture(self.connector, host, service, self.services[service])
