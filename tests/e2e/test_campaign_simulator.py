@@ -331,3 +331,37 @@ def test_rolling_back_a_completed_campaign_puts_back_what_ran_before_it(cloud: C
     assert history[0]["event"] == "rolled-back"
     assert history[0]["digest"] == history[-1]["digest"]  # the revision first captured
     assert cloud.service("cmp0002")["status"] == "enabled"
+
+
+def test_a_batch_waits_for_approval_when_the_spec_asks_for_it(cloud: Cloud):
+    extra = "  approvals: {per_batch: true}\n"
+    runner = cloud.runner()
+    runner.start(load_spec(cloud.spec("approved", RATIO, extra, hosts=["cmp0002", "cmp0003"])))
+    waiting = runner.run("approved")
+    assert waiting["status"] == "awaiting-approval"
+    assert "batch 0 (cmp0002)" in waiting["error"]
+    assert cloud.service("cmp0002")["status"] == "enabled"  # nothing touched yet
+    runner.approve("approved")
+    waiting = runner.run("approved")
+    assert waiting["status"] == "awaiting-approval" and "batch 1 (cmp0003)" in waiting["error"]
+    conf = cloud.work / "hosts" / "cmp0003" / "etc/nova/nova.conf"
+    assert conf.read_text() == NOVA_CONF
+    runner.approve("approved")
+    assert runner.run("approved")["status"] == "completed"
+    assert "cpu_allocation_ratio" in conf.read_text()
+
+
+def test_a_detached_campaign_is_carried_out_by_the_daemon_job(cloud: Cloud):
+    from stackfleet.engine.settings import Settings
+    from stackfleet.patching.jobs import campaign_jobs
+
+    runner = cloud.runner()
+    runner.start(load_spec(cloud.spec("detached", RATIO, hosts=["cmp0002"])))
+    jobs = {j.name: j for j in campaign_jobs(cloud.store, Settings(), [str(cloud.clouds)])}
+    assert jobs["campaigns"].leader_only and jobs["drift"].leader_only
+    jobs["campaigns"].run()
+    assert records.get_campaign(cloud.store, "detached")["status"] == "completed"
+    jobs["drift"].run()  # nothing drifted: no finding
+    assert not [
+        a for a in alert_records.list_alerts(cloud.store, "firing") if "drift" in a["alertname"]
+    ]
