@@ -365,3 +365,29 @@ def test_a_detached_campaign_is_carried_out_by_the_daemon_job(cloud: Cloud):
     assert not [
         a for a in alert_records.list_alerts(cloud.store, "firing") if "drift" in a["alertname"]
     ]
+
+
+def test_a_halted_campaign_retried_after_the_fix_runs_the_host_again(cloud: Cloud):
+    block = cloud.work / "hosts" / "block"
+    block.write_text("the package mirror is down\n")
+    apply = RATIO + "\n      - {command: '[ ! -f ../block ]', idempotent: true}"
+    runner = cloud.runner()
+    runner.start(load_spec(cloud.spec("retry", apply, hosts=["cmp0002"])))
+    halted = runner.run("retry")
+    assert halted["status"] == "halted"
+    conf = cloud.work / "hosts" / "cmp0002" / "etc/nova/nova.conf"
+    assert conf.read_text() == NOVA_CONF  # rolled back: the config change undone
+    block.unlink()
+    runner.resume("retry", retry=True)
+    assert runner.run("retry")["status"] == "completed"
+    assert "cpu_allocation_ratio = 4.0" in conf.read_text()
+    steps = {s["step"]: s["status"] for s in records.steps_of(cloud.store, halted["id"])}
+    assert steps == {
+        "pre-check": "done",
+        "drain": "done",
+        "apply": "done",
+        "restart": "done",
+        "gate": "done",
+        "undrain": "done",
+        "rollback": "skipped",
+    }

@@ -574,8 +574,15 @@ class CampaignRunner:
             if reason:
                 raise ConfigError(f"campaign {name}: {reason}; nothing was resumed")
         if retry:
-            for step in records.steps_of(self.store, campaign["id"]):
-                if step["status"] == "failed" and step["step"] != ROLLBACK:
+            steps = records.steps_of(self.store, campaign["id"])
+            rolled_back = {s["host"] for s in steps if s["step"] == ROLLBACK}
+            for step in steps:
+                if step["host"] in rolled_back and step["step"] != "pre-check":
+                    # the host is back on its tested revision (and undrained): every
+                    # step after its pre-check runs again, and a rollback if it fails
+                    status = "skipped" if step["step"] == ROLLBACK else "pending"
+                    records.set_step(self.store, step["id"], status=status, error=None, detail={})
+                elif step["status"] == "failed":
                     records.set_step(self.store, step["id"], status="pending", error=None)
         return self.set_status(name, "running", "campaign.resumed")
 
@@ -818,10 +825,15 @@ class _Run:
     def _host(self, host: str) -> bool | None:
         """Run a host's remaining steps: True done, False failed, None stopped between
         steps (paused or aborted)."""
-        for step in self._steps(host):
-            if step["status"] in ("done", "skipped"):
+        steps = self._steps(host)
+        rollback = next((s for s in steps if s["step"] == ROLLBACK), None)
+        for step in steps:
+            if step["step"] == ROLLBACK or step["status"] in ("done", "skipped"):
                 continue
             if step["status"] == "failed":
+                if rollback is not None and rollback["status"] in ("pending", "running"):
+                    # the process died between the failure and its rollback
+                    self._step(host, rollback)
                 return False
             if self._status() != "running":
                 return None
