@@ -141,3 +141,12 @@ def test_a_playbook_passing_its_syntax_check_is_accepted(tmp_path: Path):
     spec = tmp_path / "c.yaml"
     spec.write_text(GOOD.replace("      - config:", "      - playbook: patch.yml\n      - config:"))
     assert check_spec(load_spec(spec), datetime.now(UTC)) == []
+
+
+def test_members_of_one_anti_affinity_group_are_never_migrated_together():
+    from stackfleet.patching.campaign import spread_groups
+
+    servers = [{"id": i} for i in ("a", "b", "c", "d")]
+    groups = {"a": {"g1"}, "b": {"g1"}, "c": {"g2"}, "d": {"g1", "g2"}}
+    waves = spread_groups(servers, groups)
+    assert [[s["id"] for s in wave] for wave in waves] == [["a", "c"], ["b"], ["d"]]

@@ -684,6 +684,24 @@ def rollback_target(
     return records.last_tested(store, host, service)
 
 
+def spread_groups(
+    servers: list[dict[str, Any]], groups: dict[str, set[str]]
+) -> list[list[dict[str, Any]]]:
+    """Waves of servers to migrate at once, no two members of one anti-affinity group in
+    a wave: the scheduler places each knowing where the other members already are (two
+    concurrent moves could otherwise both pick one host)."""
+    waves: list[list[dict[str, Any]]] = []
+    for server in servers:
+        mine = groups.get(str(server["id"]), set())
+        for wave in waves:
+            if not any(mine & groups.get(str(other["id"]), set()) for other in wave):
+                wave.append(server)
+                break
+        else:
+            waves.append([server])
+    return waves
+
+
 def _policy_name(name: str) -> str:
     return f"campaign/{name}"
 
@@ -1129,7 +1147,8 @@ class _Run:
                         problems.append(f"{extra.type} {label_}: {verdict}: {reason}")
 
             with ThreadPoolExecutor(max_workers=self.spec.steps.drain.concurrency) as pool:
-                list(pool.map(move, todo))
+                for wave in spread_groups(todo, self._anti_affinity()):
+                    list(pool.map(move, wave))
             if problems:
                 raise StepFailed(f"draining {host}: " + "; ".join(problems))
         return {
@@ -1140,6 +1159,19 @@ class _Run:
             "left": [f"{s.get('name') or s['id']} ({s.get('status')})" for s in left],
             "list_requests": listing.requests,
         }
+
+    def _anti_affinity(self) -> dict[str, set[str]]:
+        """Server id -> the (soft-)anti-affinity groups it is a member of (from the
+        newest collection pass)."""
+        found: dict[str, set[str]] = {}
+        groups, _ = self.store.list_resources(
+            "server_group", cloud=self.spec.cloud, region=self.spec.region or None
+        )
+        for group in groups:
+            if group.get("policy") in ("anti-affinity", "soft-anti-affinity"):
+                for member in group.get("members") or []:
+                    found.setdefault(str(member), set()).add(str(group["id"]))
+        return found
 
     def _apply(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         now = datetime.now(UTC)
