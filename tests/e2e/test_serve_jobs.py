@@ -58,7 +58,15 @@ def test_serve_runs_its_jobs_and_reports_them(tmp_path):
                 if all(jobs.get(n, {}).get("runs", 0) > 0 for n in ("collect", "policies")):
                     break
             log = (tmp_path / "serve.log").read_text(errors="replace")[-3000:]
-            assert set(jobs) == {"collect", "policies", "quotas", "events"}, log
+            # campaigns and drift: a campaign may be started with --detach at any time
+            assert set(jobs) == {
+                "collect",
+                "policies",
+                "quotas",
+                "events",
+                "campaigns",
+                "drift",
+            }, log
             collect, policies = jobs["collect"], jobs["policies"]
             assert collect["runs"] >= 1 and collect["failures"] == 0, (collect, log)
             assert collect["interval"] == 300 and collect["last_success"], collect

@@ -40,6 +40,14 @@ NOT_LISTINGS = {
     ("alerts", "expire"): "ends a silence",
     ("simulator", "serve"): "serves the simulated cloud",
     ("docs", "cli"): "prints Markdown",
+    ("config", "capture"): "captures revisions and prints one line per service",
+    ("config", "diff"): "prints a unified diff",
+    ("campaign", "start"): "starts a campaign and prints its progress",
+    ("campaign", "pause"): "changes a campaign's state",
+    ("campaign", "resume"): "resumes a campaign and prints its progress",
+    ("campaign", "approve"): "approves a batch and prints the campaign's progress",
+    ("campaign", "abort"): "changes a campaign's state",
+    ("campaign", "rollback"): "rolls hosts back and prints what it did",
 }
 
 

@@ -38,6 +38,32 @@ def test_a_daemon_that_is_not_the_leader_leaves_out_leader_only_jobs(store: Stor
     assert "collect" in worker.scheduler.names
 
 
+def test_jobs_of_other_layers_are_handed_in_and_follow_the_same_rules(store: Store) -> None:
+    from stackfleet.patching.jobs import campaign_jobs
+
+    config = DaemonConfig(clouds=["nowhere"])
+    given = Daemon(
+        store, config, settings=Settings(), infra=InfraConfig(), job_factories=(campaign_jobs,)
+    )
+    assert given.scheduler.names[-2:] == ["campaigns", "drift"]
+    follower = Daemon(
+        store,
+        DaemonConfig(clouds=["nowhere"], leader=False),
+        settings=Settings(),
+        infra=InfraConfig(),
+        job_factories=(campaign_jobs,),
+    )
+    assert "campaigns" not in follower.scheduler.names  # leader only
+    only = Daemon(
+        store,
+        DaemonConfig(clouds=["nowhere"], jobs=["drift"]),
+        settings=Settings(),
+        infra=InfraConfig(),
+        job_factories=(campaign_jobs,),
+    )
+    assert only.scheduler.names == ["drift"]
+
+
 def test_the_daemon_runs_the_jobs_it_is_given(store: Store) -> None:
     assert daemon(store, jobs=["quotas"]).scheduler.names == ["quotas"]
     with pytest.raises(ConfigError, match="unknown job"):

@@ -42,6 +42,7 @@ ROOT_RANK = LAYERS["core"]
 SIBLING_ARROWS = {
     ("cli", "api"): "`stackfleet serve` runs the API",
     ("policy", "actions"): "a policy names its actions; the registry validates them",
+    ("patching", "engine"): "campaigns act through the engine's safety gate and executor",
 }
 
 # files that may import the simulator, inside a function (the CLI commands that start it)

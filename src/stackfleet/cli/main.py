@@ -118,6 +118,16 @@ ROOT_COMMANDS = (
         "OpenStack notifications: event-driven refresh and policies.",
     ),
     RootCommand(
+        "config",
+        "stackfleet.cli.patching",
+        "Configuration revisions of hosts' services: capture, show, diff.",
+    ),
+    RootCommand(
+        "campaign",
+        "stackfleet.cli.patching",
+        "Rolling campaigns over hosts: patching and maintenance.",
+    ),
+    RootCommand(
         "simulator",
         "stackfleet.cli.simulator",
         "The embedded simulated cloud (OpenStack APIs on loopback).",

@@ -251,7 +251,9 @@ def serve_command(
             "or $STACKFLEET_DB_URL, not SQLite"
         )
     # reads and checks every file: a mistake stops serve here, before anything runs
-    daemon = Daemon(store, config)
+    from stackfleet.patching.jobs import campaign_jobs
+
+    daemon = Daemon(store, config, job_factories=(campaign_jobs,))
     if bmc_map:
         quiet_sushy(state(ctx).debug)
     daemon.start()

@@ -31,15 +31,23 @@ def parse_duration(value: Any) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """timedelta -> the shortest "30d"-style text."""
-    seconds = int(delta.total_seconds())
+    """timedelta -> the shortest "30d"-style text (a fraction of a second is kept:
+    "0.25s" reads back as it was written)."""
+    total = delta.total_seconds()
+    seconds = int(total)
+    fraction = round(total - seconds, 6)
     if seconds == 0:
-        return "0s"
+        return f"{fraction:g}s" if fraction else "0s"
     parts = []
     for unit, size in UNITS.items():
         if seconds >= size:
             count, seconds = divmod(seconds, size)
             parts.append(f"{count}{unit}")
+    if fraction:
+        if parts and parts[-1].endswith("s"):
+            parts[-1] = f"{int(parts[-1][:-1]) + fraction:g}s"
+        else:
+            parts.append(f"{fraction:g}s")
     return "".join(parts)
 
 

@@ -12,6 +12,8 @@ that runs in the background is a job declared here (docs/daemon.md lists them):
     hardware   the BMCs of the BMC map (and Ironic's)
     alerts     alert dispatch to the receivers, when the settings name any (leader only)
     events     the resources named by notifications, once settled, and event policies
+    campaigns  running campaigns nobody carries out (leader only; from patching/)
+    drift      configuration drift of the hosts campaigns changed (leader only)
 
 Several daemons may one day share the work (`stackfleet worker`, coordinated through
 tooz): each runs the jobs of its partitions, and only the leader runs the jobs marked
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,6 +65,9 @@ log = logging.getLogger(__name__)
 LEADER_IN_WORKERS = frozenset({"quotas", "usage", "infra"})
 
 
+JobFactory = Callable[[Store, Settings, "list[str] | None"], list[Job]]
+
+
 class JobFailedError(StackFleetError):
     """A job's run did part of its work: the scheduler records it as failed."""
 
@@ -90,6 +95,10 @@ class Daemon:
     # the newest pass the leader's policy run has seen (scale-out)
     _evaluated_pass: int = 0
     _collection: CollectionLoop | None = None
+    # jobs of layers beside the engine (patching's campaigns), handed in by the CLI so
+    # that the engine does not import them: each gets the store, the settings and the
+    # clouds.yaml files, and returns its jobs
+    job_factories: Sequence[JobFactory] = ()
 
     def __post_init__(self) -> None:
         config = self.config
@@ -233,6 +242,11 @@ class Daemon:
             *self._alerts_jobs(settings),
             self._events_job(settings, schedule),
             *self._audit_jobs(settings),
+            *(
+                job
+                for factory in self.job_factories
+                for job in factory(self.store, settings, self.config.config_files)
+            ),
         ]
 
     def _settings(self) -> Settings:

@@ -25,6 +25,8 @@ JOB_NAMES = (
     "alerts",
     "events",
     "audit",
+    "campaigns",
+    "drift",
 )
 
 

@@ -959,7 +959,50 @@ HARDWARE_KINDS: tuple[Kind, ...] = (
     ),
 )
 
-KINDS_LIST = KINDS_LIST + INFRASTRUCTURE_KINDS + HARDWARE_KINDS
+PATCHING_KINDS: tuple[Kind, ...] = (
+    Kind(
+        "configuration",
+        "patching",
+        doc="What defines one service on one host (configuration files, package versions, "
+        "container image tags) as the drift check captured it, beside the revision a "
+        "campaign last applied there (`stackfleet config show`). Its id is host/service.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("host", "host"), ("service", "service")),
+        fields=(
+            F("host"),
+            F("service"),
+            F("running_digest", doc="the revision running now (sha256 of its content)"),
+            F("applied_digest", doc="the revision a campaign last applied (None: never)"),
+            F(
+                "drifted",
+                type=bool,
+                history=True,
+                doc="what runs differs from the last applied revision",
+            ),
+            F("drift", doc="what differs, in words (files, packages, images)"),
+            *_READING_FIELDS,
+        ),
+    ),
+    Kind(
+        "campaign",
+        "patching",
+        doc="A rolling campaign (host maintenance, patching) and where it stands "
+        "(`stackfleet campaign status`). Its id is the campaign's name.",
+        project_api=None,
+        swept=True,
+        alert_labels=(("campaign", "name"), ("host", "failed_host")),
+        fields=(
+            F("state", history=True, doc="running, paused, halted, aborted, completed, ..."),
+            F("halted", type=bool, doc="stopped by a failed gate or an abort condition"),
+            F("failed_host", doc="the host whose gate failed"),
+            F("error", doc="why it stopped"),
+            *_READING_FIELDS,
+        ),
+    ),
+)
+
+KINDS_LIST = KINDS_LIST + INFRASTRUCTURE_KINDS + HARDWARE_KINDS + PATCHING_KINDS
 
 KINDS: dict[str, Kind] = {k.name: k for k in KINDS_LIST}
 

@@ -9,7 +9,8 @@ URL layout (DevStack-style path prefixes, one region per prefix):
     /{region}/volume                Cinder      (/v3/{project_id}/...)
     /{region}/image                 Glance      (/v2/...)
     /{region}/baremetal             Ironic      (/v1/...)
-    /_sim/...                       simulator control (faults, request counters, state)
+    /_sim/...                       simulator control (faults, request counters, state,
+                                    host restarts)
 
 Each service module in `stackfleet.simulator.services` exposes
 `build(sim: Simulator, region: RegionState) -> starlette.routing.Router` (Keystone:
@@ -31,6 +32,7 @@ from starlette.routing import BaseRoute, Match, Mount, get_route_path
 from starlette.types import ASGIApp, Scope
 
 from stackfleet.simulator.faults import FaultMiddleware, FaultSettings, control_routes
+from stackfleet.simulator.hosts import host_routes
 from stackfleet.simulator.http import ApiError
 from stackfleet.simulator.state import CloudState, RegionState
 
@@ -124,6 +126,7 @@ def build_app(sim: Simulator) -> Starlette:
 
     builders = _service_builders()
     mounts: list[BaseRoute] = [
+        *host_routes(sim),
         *control_routes(sim),
         ServiceMount("/identity", app=keystone.build(sim)),
     ]

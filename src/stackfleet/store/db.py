@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,13 @@ def make_engine(url: str) -> Engine:
 
 
 def head_revision() -> str:
-    """The newest migration's revision, read from the file names (`NNNN_what.py` holds
-    revision "NNNN"; a test keeps this equal to Alembic's head) without importing Alembic."""
-    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+    """The newest migration's revision, read from the newest file (`NNNN_what.py`, its
+    `revision = ...` line; a test keeps this equal to Alembic's head) without importing
+    Alembic."""
+    newest = max((MIGRATIONS / "versions").glob("[0-9]*_*.py"), key=lambda p: p.name)
+    # a branch's revision may carry a suffix ("0013_patching"): read it from the file
+    found = re.search(r'^revision = "([^"]+)"', newest.read_text(encoding="utf-8"), re.M)
+    return found.group(1) if found else newest.name.split("_", 1)[0]
 
 
 def at_head(engine: Engine) -> bool:

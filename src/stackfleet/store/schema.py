@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -447,3 +448,89 @@ class AlertNotification(Base):
     # fingerprints in that notification
     firing: Mapped[list[str]] = mapped_column(JSONType)
     resolved: Mapped[list[str]] = mapped_column(JSONType)
+
+
+class ConfigRevision(Base):
+    """What defines one service on one host at one moment (its configuration files,
+    package versions and container image tags), content-addressed: `digest` is the
+    SHA-256 of the content's canonical form, so the same content is one revision.
+    `tested_at` is set when a campaign's health gate passed on a host running it."""
+
+    __tablename__ = "config_revisions"
+    __table_args__ = (
+        UniqueConstraint("host", "service", "digest", name="uq_config_revisions_digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    service: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(64))
+    content: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    tested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    tested_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class ConfigEvent(Base):
+    """The history of a host's service: a revision captured (seen running), applied (a
+    campaign put it there), tested (its gate passed) or rolled back to."""
+
+    __tablename__ = "config_events"
+    __table_args__ = (Index("ix_config_events_host_service", "host", "service", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    host: Mapped[str] = mapped_column(String(255))
+    service: Mapped[str] = mapped_column(String(128))
+    digest: Mapped[str] = mapped_column(String(64))
+    # captured | applied | tested | rolled-back
+    event: Mapped[str] = mapped_column(String(16))
+    campaign: Mapped[str | None] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Campaign(Base):
+    """A rolling campaign (patching, host maintenance): its validated spec, its plan
+    (batches of hosts), where it stands, and which process carries it out now (a
+    lease: `owner` renews `heartbeat_at`; another process takes over a stale lease)."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("name", name="uq_campaigns_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    # planned | running | paused | awaiting-approval | halted | aborted | completed
+    status: Mapped[str] = mapped_column(String(24))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    plan: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    source: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    approved_batches: Mapped[list[int]] = mapped_column(JSONType)
+    owner: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignStep(Base):
+    """One step of a campaign on one host: pending, running (started, outcome not yet
+    recorded: a crash in between is resolved by observing the host), done, failed or
+    skipped, with what it found (`detail`: revisions before and after, migrations...)."""
+
+    __tablename__ = "campaign_steps"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "host", "step", name="uq_campaign_steps"),
+        Index("ix_campaign_steps_campaign", "campaign_id", "batch"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    host: Mapped[str] = mapped_column(String(255))
+    batch: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    step: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float | None] = mapped_column(Float)

@@ -695,6 +695,7 @@ class Nova:
             r(v, self.version_doc, auth=False),
             r(f"{v}/", self.version_doc, auth=False),
             r(f"{v}/servers", self.list_servers),
+            r(f"{v}/servers", self.create_server, "POST"),
             r(f"{v}/servers/detail", self.list_servers_detail),
             r(f"{v}/servers/{{server_id}}", self.show_server),
             r(f"{v}/servers/{{server_id}}", self.delete_server, "DELETE"),
@@ -1893,6 +1894,144 @@ class Nova:
         image.update({str(k): str(v) for k, v in metadata.items()})
         return image
 
+    async def create_server(self, request: Request, caller: Caller) -> Response:
+        """POST /servers: a server built on the host the scheduler picks, or on the host
+        named by an admin's `availability_zone` "zone:host" (a forced host: the
+        scheduler's filters, the disabled-service one included, are skipped, as in
+        Nova). BUILD, then ACTIVE after the action delay; ERROR with a NoValidHost fault
+        when no host fits. Networks: "none"/"auto" (2.37+) or a list (no ports made)."""
+        self._require_write(caller, "os_compute_api:servers:create")
+        body = await _read_body(request)
+        spec = body.get("server") if isinstance(body, dict) else None
+        if not isinstance(spec, dict):
+            raise nova_error(400, "Invalid input for field/attribute server.")
+        name = spec.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise nova_error(400, "Invalid input for field/attribute name.")
+        flavor_ref = str(spec.get("flavorRef") or "").rstrip("/").rsplit("/", 1)[-1]
+        flavor = self.region.flavors.get(flavor_ref)
+        if flavor is None:
+            raise nova_error(400, f"Flavor {flavor_ref} could not be found.")
+        image_ref = str(spec.get("imageRef") or "").rstrip("/").rsplit("/", 1)[-1]
+        if image_ref and image_ref not in self.region.images:
+            raise nova_error(400, f"Image {image_ref} could not be found.")
+        networks = spec.get("networks")
+        if caller.at_least(37):
+            if networks is None:
+                raise nova_error(400, "Invalid input for field/attribute networks.")
+            if isinstance(networks, str) and networks not in ("none", "auto"):
+                raise nova_error(400, "Invalid input for field/attribute networks.")
+        zone = spec.get("availability_zone")
+        forced_host: str | None = None
+        if isinstance(zone, str) and ":" in zone:
+            if not caller.is_admin:
+                raise _policy_error("os_compute_api:servers:create:forced_host")
+            zone, _, forced_host = zone.partition(":")
+            forced_host = forced_host.split(":", 1)[0] or None
+        server_id = str(uuid.uuid4())
+        now = nova_time()
+        server: Obj = {
+            "id": server_id,
+            "name": name,
+            "status": "BUILD",
+            "tenant_id": caller.project_id,
+            "user_id": caller.user_id,
+            "metadata": dict(spec.get("metadata") or {}),
+            "hostId": "",
+            "image": {"id": image_ref} if image_ref else "",
+            "flavor": {
+                "vcpus": flavor.get("vcpus"),
+                "ram": flavor.get("ram"),
+                "disk": flavor.get("disk"),
+                "ephemeral": flavor.get("OS-FLV-EXT-DATA:ephemeral", 0),
+                "swap": flavor.get("swap") or 0,
+                "original_name": flavor.get("name"),
+                "extra_specs": {},
+            },
+            "created": now,
+            "updated": now,
+            "addresses": {},
+            "accessIPv4": "",
+            "accessIPv6": "",
+            "key_name": spec.get("key_name"),
+            "config_drive": "",
+            "progress": 0,
+            "OS-DCF:diskConfig": "MANUAL",
+            "OS-EXT-AZ:availability_zone": zone or "",
+            HOST: None,
+            NODE: None,
+            "OS-EXT-SRV-ATTR:instance_name": f"instance-{len(self.region.servers) + 1:08x}",
+            "OS-EXT-SRV-ATTR:hostname": name,
+            "OS-EXT-SRV-ATTR:reservation_id": f"r-{uuid.uuid4().hex[:8]}",
+            "OS-EXT-SRV-ATTR:launch_index": 0,
+            "OS-EXT-SRV-ATTR:kernel_id": "",
+            "OS-EXT-SRV-ATTR:ramdisk_id": "",
+            "OS-EXT-SRV-ATTR:root_device_name": None,
+            "OS-EXT-SRV-ATTR:user_data": None,
+            TASK_STATE: "scheduling",
+            VM_STATE: "building",
+            POWER_STATE: 0,
+            "OS-SRV-USG:launched_at": None,
+            "OS-SRV-USG:terminated_at": None,
+            "os-extended-volumes:volumes_attached": [],
+            "security_groups": [],
+            "locked": False,
+            "locked_reason": None,
+            "description": spec.get("description"),
+            "tags": [],
+            "trusted_image_certificates": None,
+            "host_status": "",
+            "server_groups": [],
+            "pinned_availability_zone": None,
+        }
+        if forced_host is not None:
+            destination = next(iter(self._hypervisors_of_host(forced_host)), None)
+        else:
+            destination = self._schedule(server, requested_host=None)
+        with self._lock():
+            self.region.servers[server_id] = server
+
+        def finish(current: Obj) -> None:
+            service = self._compute_service(
+                (destination.get("service") or {}).get("host") if destination else None
+            )
+            if destination is None or not self._service_up(service):
+                current[VM_STATE] = "error"
+                current["status"] = "ERROR"
+                current["fault"] = {
+                    "code": 500,
+                    "created": nova_time(),
+                    "message": "No valid host was found. ",
+                }
+                return
+            provider = self._provider_of(destination)
+            self._ensure_usages(provider)
+            self._add_usage(provider, server_resources(current), +1)
+            host = str((destination.get("service") or {}).get("host"))
+            current[HOST] = host
+            current[NODE] = destination.get("hypervisor_hostname")
+            current["hostId"] = host_id(host, str(current.get("tenant_id") or ""))
+            if service is not None and service.get("zone"):
+                current["OS-EXT-AZ:availability_zone"] = service["zone"]
+            current["OS-SRV-USG:launched_at"] = nova_time()
+            current["host_status"] = _host_status_of(service)
+            self._set_power(current, "active", RUNNING)
+
+        self._transition(server, "spawning", finish)
+        links = self._links(self._view(request, caller), "servers", server_id)
+        return json_response(
+            {
+                "server": {
+                    "id": server_id,
+                    "links": links,
+                    "OS-DCF:diskConfig": "MANUAL",
+                    "security_groups": [{"name": "default"}],
+                    "adminPass": uuid.uuid4().hex[:12],
+                }
+            },
+            202,
+        )
+
     async def delete_server(self, request: Request, caller: Caller) -> Response:
         server = self._server_for(caller, request.path_params["server_id"])
         self._require_write(caller, "os_compute_api:servers:delete")
@@ -2486,6 +2625,9 @@ class Nova:
             "updated_at": service.get("updated_at"),
             "disabled_reason": service.get("disabled_reason"),
         }
+        if service.get("_reporting") and state == "up":
+            # a service started through /_sim/hosts/{host}/restart keeps reporting
+            out["updated_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
         if caller.at_least(11):
             out["forced_down"] = bool(service.get("forced_down"))
         return out

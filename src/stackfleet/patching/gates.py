@@ -1,0 +1,230 @@
+"""Health gates: is a host well after a change?
+
+- its services (os-services) are up and not forced down, with heartbeats no older than
+  `heartbeat_max_age` and, when the campaign restarted them, newer than the restart;
+- no alert about the host started since its change began;
+- a canary server forced onto the host (availability zone `zone:host`, admin only: it
+  bypasses the scheduler, so it lands on a disabled host too) goes ACTIVE, and is
+  deleted;
+- the operator's checks (a command on the host, or a playbook) pass.
+
+A gate returns the reasons it failed ([] when it passed); it changes nothing but the
+canary, which it always deletes."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stackfleet.actions.base import ActionError
+from stackfleet.actions.maintenance import api, read_services
+from stackfleet.core.times import parse_time
+from stackfleet.patching.connectors import Connector, ConnectorError
+from stackfleet.patching.spec import Canary, Check, Gate, LoadedSpec
+from stackfleet.store import alerts as alert_records
+from stackfleet.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+def services_problems(
+    services: list[dict[str, Any]],
+    now: datetime,
+    max_age: timedelta | None,
+    restarted_at: datetime | None,
+) -> list[str]:
+    """What is wrong with a host's services (os-services entries)."""
+    problems: list[str] = []
+    if not services:
+        return ["no Nova service reports from this host"]
+    for service in services:
+        name = f"{service.get('binary')}@{service.get('host')}"
+        if service.get("forced_down"):
+            problems.append(f"{name} is forced down")
+            continue
+        if service.get("state") != "up":
+            problems.append(f"{name} is {service.get('state')}")
+            continue
+        beat = parse_time(service.get("updated_at"))
+        if max_age is not None:
+            if beat is None:
+                problems.append(f"{name} reports no heartbeat time")
+            elif now - beat > max_age:
+                problems.append(
+                    f"{name}'s newest heartbeat is {int((now - beat).total_seconds())} s old "
+                    f"(more than {int(max_age.total_seconds())} s)"
+                )
+            elif restarted_at is not None and beat < restarted_at - timedelta(seconds=1):
+                problems.append(f"{name} has not reported since its restart")
+    return problems
+
+
+class GateRunner:
+    """Runs a gate (or a pre-check) on one host of a campaign."""
+
+    def __init__(
+        self, loaded: LoadedSpec, conn: Any, connector: Connector, store: Store, poll: float
+    ) -> None:
+        self.loaded = loaded
+        self.conn = conn
+        self.connector = connector
+        self.store = store
+        self.poll = poll
+
+    def run(
+        self,
+        host: str,
+        gate: Gate,
+        since: datetime,
+        restarted_at: datetime | None,
+        compute: bool,
+        checks: list[Check] | None = None,
+    ) -> list[str]:
+        problems: list[str] = []
+        if gate.services_up:
+            problems += self._services(host, gate, restarted_at)
+        if gate.no_new_alerts:
+            problems += self._alerts(host, since)
+        if not problems and gate.canary is not None and compute:
+            problems += self._canary(host, gate.canary)
+        for check in checks if checks is not None else gate.checks:
+            problems += self._check(host, check)
+        return problems
+
+    def _services(self, host: str, gate: Gate, restarted_at: datetime | None) -> list[str]:
+        """Wait up to `gate.wait` for the services to come back."""
+        deadline = time.monotonic() + gate.wait.total_seconds()
+        while True:
+            try:
+                services = read_services(self.conn, host)
+                problems = services_problems(
+                    services, datetime.now(UTC), gate.heartbeat_max_age, restarted_at
+                )
+            except ActionError as exc:
+                problems = [str(exc)]
+            if not problems or time.monotonic() >= deadline:
+                return problems
+            time.sleep(self.poll)
+
+    def _alerts(self, host: str, since: datetime) -> list[str]:
+        found = []
+        for alert in alert_records.list_alerts(self.store, "firing", limit=None):
+            labels = alert.get("labels") or {}
+            if host not in (labels.get("host"), labels.get("instance"), labels.get("node")):
+                continue
+            started = parse_time(alert.get("starts_at"))
+            if started is not None and started >= since:
+                found.append(f"alert {alert['alertname']} fired on {host} since the change")
+        return found
+
+    def _canary(self, host: str, canary: Canary) -> list[str]:
+        zone = self._zone(host)
+        name = f"stackfleet-canary-{self.loaded.spec.name}-{host}"[:255]
+        # a canary left by an interrupted gate is deleted first
+        for server in self._servers_named(name):
+            self._delete(server["id"])
+        body: dict[str, Any] = {
+            "name": name,
+            "flavorRef": self._flavor(canary.flavor),
+            "imageRef": self._image(canary.image),
+            "availability_zone": f"{zone}:{host}",
+            "networks": [{"uuid": canary.network}] if canary.network else "none",
+            "metadata": {"stackfleet_campaign": self.loaded.spec.name},
+        }
+        try:
+            response = api(
+                "booting the canary",
+                self.conn.compute.post,
+                "/servers",
+                json={"server": body},
+                microversion="2.37",
+            )
+        except ActionError as exc:
+            return [str(exc)]
+        server_id = response.json()["server"]["id"]
+        try:
+            deadline = time.monotonic() + canary.timeout.total_seconds()
+            while True:
+                server = api(
+                    "reading the canary",
+                    self.conn.compute.get,
+                    f"/servers/{server_id}",
+                    microversion="2.37",
+                ).json()["server"]
+                if server.get("status") == "ACTIVE":
+                    landed = server.get("OS-EXT-SRV-ATTR:host")
+                    if landed != host:
+                        return [f"the canary landed on {landed}, not {host}"]
+                    return []
+                if server.get("status") == "ERROR":
+                    fault = (server.get("fault") or {}).get("message", "")
+                    return [f"the canary server went to ERROR on {host}: {fault}".rstrip(": ")]
+                if time.monotonic() >= deadline:
+                    return [f"the canary was not ACTIVE within {canary.timeout}"]
+                time.sleep(self.poll)
+        finally:
+            self._delete(server_id)
+
+    def _zone(self, host: str) -> str:
+        for service in read_services(self.conn, host, "nova-compute"):
+            return str(service.get("zone") or "nova")
+        return "nova"
+
+    def _servers_named(self, name: str) -> list[dict[str, Any]]:
+        response = api(
+            "listing canaries",
+            self.conn.compute.get,
+            f"/servers?all_tenants=1&name=^{name}$",
+            microversion="2.37",
+        )
+        return list(response.json().get("servers") or [])
+
+    def _delete(self, server_id: str) -> None:
+        path = f"/servers/{server_id}"
+        try:
+            if api("deleting the canary", self.conn.compute.delete, path, missing_ok=True) is None:
+                return
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                if api("reading the canary", self.conn.compute.get, path, missing_ok=True) is None:
+                    return
+                time.sleep(self.poll)
+        except ActionError as exc:
+            log.warning("deleting canary %s failed: %s", server_id, exc)
+
+    def _flavor(self, wanted: str) -> str:
+        flavors = api("listing flavors", self.conn.compute.get, "/flavors").json()["flavors"]
+        for flavor in flavors:
+            if wanted in (flavor.get("id"), flavor.get("name")):
+                return str(flavor["id"])
+        raise ActionError(f"no flavor {wanted!r} for the canary")
+
+    def _image(self, wanted: str) -> str:
+        images = api("listing images", self.conn.image.get, "/images?limit=1000").json()["images"]
+        for image in images:
+            if wanted in (image.get("id"), image.get("name")):
+                return str(image["id"])
+        raise ActionError(f"no image {wanted!r} for the canary")
+
+    def _check(self, host: str, check: Check) -> list[str]:
+        try:
+            if check.playbook:
+                result = self.connector.run_playbook(
+                    host,
+                    str(self.loaded.path(check.playbook)),
+                    {"stackfleet_host": host},
+                    timeout=check.timeout.total_seconds(),
+                )
+                what = f"check playbook {check.playbook}"
+            else:
+                result = self.connector.run(
+                    host, str(check.command), timeout=check.timeout.total_seconds()
+                )
+                what = f"check `{check.command}`"
+        except ConnectorError as exc:
+            return [str(exc)]
+        if not result.ok:
+            return [f"{what} failed on {host} (exit {result.rc}): {result.tail()}"]
+        return []
