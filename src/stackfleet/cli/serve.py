@@ -316,7 +316,7 @@ def local_auth(token_file: str | None, port: int, read: Any, name: str = "") -> 
         token = write_local_token(path)
     except OSError as exc:
         raise ConfigError(f"cannot write the API token to {path}: {exc}") from exc
-    return LocalAuth(token, read=read), str(path)
+    return LocalAuth(token, read=read, source=str(path)), str(path)
 
 
 def worker_command(**options: Any) -> None:

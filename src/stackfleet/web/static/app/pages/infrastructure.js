@@ -1,0 +1,55 @@
+// Databases and RabbitMQ: the newest probe of each database server and broker, with
+// their findings (written by the daemon's sweeps or `stackfleet db status` / `mq status`).
+import { api } from "../api.js";
+import { badge, h, panel, table, when } from "../dom.js";
+
+export const title = () => "Databases & RabbitMQ";
+
+export async function render(view) {
+  const [databases, queues] = await Promise.all([api("/v1/databases"), api("/v1/queues")]);
+  view.append(
+    h("h1", {}, "Databases & RabbitMQ"),
+    panel(`Database servers (${databases.databases.length})`,
+      table(
+        [
+          { label: "Server", value: (d) => d.name || d.resource_id || d.target || "-" },
+          { label: "Up", value: (d) => badge(d.up ? "up" : "down") },
+          { label: "Checked", value: (d) => when(d.checked_at || d.at) },
+          { label: "Findings", value: (d) => findingList(d.findings) },
+        ],
+        databases.databases,
+        { caption: "Database servers", empty: "No database server probed: give the daemon an infrastructure config (--infra-config)." },
+      ),
+    ),
+    panel(`RabbitMQ clusters (${queues.brokers.length})`,
+      table(
+        [
+          { label: "Cluster", value: (b) => b.name || b.resource_id || "-" },
+          { label: "Up", value: (b) => badge(b.up ? "up" : "down") },
+          { label: "Nodes", value: (b) => (b.nodes || []).length, num: true },
+          { label: "Queues", value: (b) => b.queues ?? (b.totals && b.totals.queues) ?? "-", num: true },
+        ],
+        queues.brokers,
+        { caption: "RabbitMQ clusters", empty: "No RabbitMQ cluster probed." },
+      ),
+      h("h3", {}, "Deepest queues"),
+      table(
+        [
+          { label: "Queue", value: (q) => q.name },
+          { label: "Role", value: (q) => q.role || "-" },
+          { label: "Messages", value: (q) => q.messages ?? "-", num: true },
+          { label: "Consumers", value: (q) => q.consumers ?? "-", num: true },
+        ],
+        [...queues.queues].sort((a, b) => (b.messages || 0) - (a.messages || 0)).slice(0, 20),
+        { caption: "Deepest queues", empty: "No queue." },
+      ),
+      h("h3", {}, "Findings"),
+      findingList(queues.findings),
+    ),
+  );
+}
+
+function findingList(findings) {
+  if (!findings || !findings.length) return h("span", { class: "muted" }, "none");
+  return h("ul", {}, findings.map((f) => h("li", {}, badge(f.severity || "info", "sev"), ` ${f.rule || f.policy || ""}: ${f.message || ""}`)));
+}
