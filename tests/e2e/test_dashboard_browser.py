@@ -69,6 +69,7 @@ class Dashboard:
     tokens: dict[str, str]
     host: str
     shots: Path
+    clouds: Path
     console: list[str] = field(default_factory=list)
 
 
@@ -169,7 +170,8 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             h["host"] for h in store.list_resources("hypervisor")[0] if h.get("status") == "up"
         )
         with ApiServer(store, keystone=auth) as url:
-            yield Dashboard(url, store, {"admin": admin.auth_token, "reader": reader}, host, shots)
+            tokens = {"admin": admin.auth_token, "reader": reader}
+            yield Dashboard(url, store, tokens, host, shots, Path(clouds))
     store.close()
 
 
@@ -270,6 +272,17 @@ def test_a_host_page_charts_its_hardware_readings(page: Any, dashboard: Dashboar
     assert dashboard.console == []
 
 
+def test_a_new_pass_updates_the_page_without_a_reload(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/?poll_ms=200")
+    newest = dashboard.store.list_passes(limit=1)[0]["id"]
+    page.get_by_text(f"newest pass #{newest} ").wait_for()
+    page.evaluate("window.stillTheSamePage = true")
+    collect(dashboard.store, CLOUD, None, None, [str(dashboard.clouds)])
+    page.get_by_text(f"newest pass #{newest + 1} ").wait_for(timeout=15_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert dashboard.console == []
+
+
 def test_an_unknown_host_is_a_404_page(page: Any, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/ui/hosts/no-such-host")
     assert "404" in page.get_by_role("heading", level=1).inner_text()
@@ -357,6 +370,7 @@ def test_a_lease_is_extended_within_its_cap(page: Any, dashboard: Dashboard) -> 
     page.get_by_label("Days").fill("3")
     page.get_by_role("button", name="Extend").click()
     page.get_by_text("Extended the lease").wait_for()
+    page.get_by_text("3 of 10 days").wait_for()  # the page re-read the lease
     [lease] = httpx.get(f"{dashboard.url}/v1/leases", timeout=10).json()["items"]
     assert lease["extended_days"] == pytest.approx(3)
     # past the cap (10 days): the API's 409 is shown on the page

@@ -164,22 +164,23 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => render());
 
 // -- live updates ---------------------------------------------------------------------
+async function newestPass() {
+  const passes = await api("/v1/passes?limit=1", { quiet: true });
+  const newest = passes.passes[0];
+  return newest ? `${newest.id}:${newest.status}:${newest.finished_at}` : "none";
+}
+
 async function poll() {
   try {
-    const passes = await api("/v1/passes?limit=1", { quiet: true });
-    const newest = passes.passes[0];
-    const key = newest ? `${newest.id}:${newest.status}:${newest.finished_at}` : "none";
-    if (state.lastPass !== undefined && key !== state.lastPass && !document.querySelector("dialog[open]")) {
+    const key = await newestPass();
+    if (key !== state.lastPass && !document.querySelector("dialog[open]")) {
       state.lastPass = key;
       await render();
-      document.body.dataset.lastPass = key;
-      return;
     }
-    state.lastPass = key;
-    document.body.dataset.lastPass = key;
   } catch {
     // a token that may not read passes, or a server restarting: the page stays as it is
   } finally {
+    document.body.dataset.lastPass = state.lastPass ?? "";
     setTimeout(poll, POLL_MS);
   }
 }
@@ -189,6 +190,8 @@ async function start() {
   document.getElementById("login-cancel").addEventListener("click", () => document.getElementById("login").close());
   whenUnauthorized((message) => askForToken(getTokenReason({ message })));
   await refreshWhoami();
+  // the pass the first render shows (or an older one: then the first poll renders again)
+  state.lastPass = await newestPass().catch(() => undefined);
   await render();
   document.body.dataset.ready = "true";
   setTimeout(poll, POLL_MS);
