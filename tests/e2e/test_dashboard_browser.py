@@ -211,10 +211,13 @@ def page(browser: Any, dashboard: Dashboard) -> Iterator[Any]:
 
 
 def sign_in(page: Any, dashboard: Dashboard, who: str) -> None:
+    """Sign in through the prompt, and wait for the page drawn again with the token."""
+    renders = int(page.evaluate("document.body.dataset.renders || 0"))
     page.get_by_role("button", name="Sign in").first.click()
     page.get_by_label("Token").fill(dashboard.tokens[who])
     page.locator("#login-form button[type=submit]").click()
     page.get_by_text("Signed in as").wait_for()
+    page.wait_for_function(f"Number(document.body.dataset.renders) > {renders}")
 
 
 def open_page(page: Any, dashboard: Dashboard, path: str) -> None:

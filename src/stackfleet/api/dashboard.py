@@ -10,6 +10,7 @@ per newest pass and kept; alerts, findings and the hosts' states are read at eac
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from stackfleet.alerts import operations
+from stackfleet.alerts.dispatch import silenced_by
 from stackfleet.api import auth, rbac
 from stackfleet.api.deps import get_store
 from stackfleet.api.errors import error_responses
@@ -40,6 +41,8 @@ from stackfleet.store.findings import counts_by_policy
 from stackfleet.store.metrics import resource_series
 from stackfleet.store.usage_reads import newest_values
 
+log = logging.getLogger(__name__)
+
 router = APIRouter(tags=["dashboard"])
 
 COMPLIANCE_PACKS = ("security", "ha")
@@ -54,15 +57,14 @@ class OverviewOut(BaseModel):
 
     generated_at: str
     passes: list[dict[str, Any]] = Field(description="The newest passes, newest first.")
-    summary: dict[str, Any] = Field(description="As GET /v1/summary.")
+    servers: int = Field(description="Servers in the inventory.")
     hosts: list[dict[str, Any]] = Field(
         description="Every hypervisor: region, zone, state, enabled, hardware status and "
         "allocation % of vCPU, RAM and disk (Placement), real CPU % when a usage source "
         "reports it."
     )
     alerts: dict[str, dict[str, int]] = Field(
-        description="Firing alerts: severity -> state (firing, acknowledged, silenced, ...) "
-        "-> count."
+        description="Firing alerts: severity -> total, acknowledged, silenced -> count."
     )
     findings: dict[str, dict[str, int]] = Field(
         description="Open findings: pack (the policy's `pack` label) -> policy -> count."
@@ -77,6 +79,11 @@ class OverviewOut(BaseModel):
     )
     capacity: list[dict[str, Any]] = Field(description="As GET /v1/capacity.")
     hardware: dict[str, int] = Field(description="Hosts with a BMC by hardware status.")
+    reports_pending: bool = Field(
+        description="The waste, compliance and capacity parts of the newest pass are "
+        "still being computed (those shown are of `reports_pass`, or empty)."
+    )
+    reports_pass: int | None = Field(description="The pass the reports were computed after.")
 
 
 class WhoAmI(BaseModel):
@@ -123,19 +130,45 @@ def _pack_of_policy() -> dict[str, str]:
 
 
 class ReportCache:
-    """The overview's per-pass parts, computed once for each newest pass."""
+    """The overview's per-pass parts, computed once for each newest pass in a thread of
+    their own: on a large fleet they take seconds (the packs evaluated over every
+    resource), and the overview must not wait for them. Until the first computation
+    ends the answer says `reports_pending`; after a new pass the previous pass's
+    reports are shown (with the pass they belong to) while the new ones are computed."""
+
+    # how long a request waits for a computation it started (a small fleet's is done)
+    WAIT = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._key: Any = None
-        self._value: dict[str, Any] = {}
+        self._value: dict[str, Any] | None = None
+        self._worker: threading.Thread | None = None
+        self._wanted: Any = None
 
-    def get(self, store: Store, key: Any) -> dict[str, Any]:
+    def get(self, store: Store, key: Any) -> tuple[dict[str, Any] | None, bool]:
+        """(the newest computed reports or None, whether newer ones are on the way)."""
         with self._lock:
-            if key != self._key or not self._value:
-                self._value = _per_pass(store)
-                self._key = key
-            return self._value
+            if key != self._key and (self._worker is None or not self._worker.is_alive()):
+                self._wanted = key
+                self._worker = threading.Thread(
+                    target=self._compute, args=(store, key), name="overview-reports", daemon=True
+                )
+                self._worker.start()
+            worker = self._worker
+        if key != self._key and worker is not None:
+            worker.join(self.WAIT)
+        with self._lock:
+            return self._value, key != self._key
+
+    def _compute(self, store: Store, key: Any) -> None:
+        try:
+            value = _per_pass(store)
+        except Exception:  # a failed computation is retried at the next request
+            log.exception("the overview's reports could not be computed")
+            return
+        with self._lock:
+            self._value, self._key = {**value, "reports_pass": key[0] if key else None}, key
 
 
 def _per_pass(store: Store) -> dict[str, Any]:
@@ -198,12 +231,24 @@ def _hosts(store: Store) -> list[dict[str, Any]]:
 
 
 def _alerts(store: Store) -> dict[str, dict[str, int]]:
-    rows = alert_store.list_alerts(store, "firing", None)
+    """Firing alerts per severity: total, acknowledged, silenced. Counted by the
+    database when no silence is active; else matched against the silences (labels
+    only). Inhibition is not counted here (GET /v1/alerts shows it per alert)."""
+    silences = alert_store.list_silences(store, datetime.now(UTC))
     counts: dict[str, Counter[str]] = defaultdict(Counter)
-    for row in operations.with_state(store, rows, datetime.now(UTC)):
-        state = str(row.get("state") or "firing").split(" ", 1)[0]
-        counts[str(row.get("severity") or "none")][state] += 1
-    return {severity: dict(states) for severity, states in counts.items()}
+    if not silences:
+        for severity, acked, n in alert_store.firing_counts(store):
+            counts[severity]["total"] += n
+            if acked:
+                counts[severity]["acknowledged"] += n
+    else:
+        for severity, labels, acked in alert_store.firing_labels(store):
+            counts[severity]["total"] += 1
+            if silenced_by({"labels": labels}, silences) is not None:
+                counts[severity]["silenced"] += 1
+            elif acked:
+                counts[severity]["acknowledged"] += 1
+    return {severity or "none": dict(c) for severity, c in counts.items()}
 
 
 def _findings(store: Store) -> dict[str, dict[str, int]]:
@@ -223,7 +268,7 @@ def overview(request: Request) -> Any:
     store = get_store(request)
     passes = store.list_passes(limit=5)
     key = (passes[0]["id"], passes[0].get("finished_at")) if passes else None
-    per_pass = request.app.state.overview_cache.get(store, key)
+    per_pass, pending = request.app.state.overview_cache.get(store, key)
     hardware = Counter(
         status.status
         for status, _ in hardware_report(
@@ -233,12 +278,13 @@ def overview(request: Request) -> Any:
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passes": passes,
-        "summary": store.summary(),
+        "servers": store.list_resources("server", limit=1)[1],
         "hosts": _hosts(store),
         "alerts": _alerts(store),
         "findings": _findings(store),
         "hardware": dict(hardware),
-        **per_pass,
+        "reports_pending": pending,
+        **(per_pass or {"waste": [], "compliance": [], "capacity": [], "reports_pass": None}),
     }
 
 

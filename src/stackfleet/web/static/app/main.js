@@ -121,6 +121,7 @@ export async function render() {
     if (state.rendering !== token) return; // a newer render started meanwhile
     view.removeAttribute("aria-busy");
     main.replaceChildren(view);
+    document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
   } catch (error) {
     if (state.rendering !== token) return;
     main.replaceChildren(
@@ -189,9 +190,10 @@ async function start() {
   document.getElementById("login-form").addEventListener("submit", signIn);
   document.getElementById("login-cancel").addEventListener("click", () => document.getElementById("login").close());
   whenUnauthorized((message) => askForToken(getTokenReason({ message })));
-  await refreshWhoami();
-  // the pass the first render shows (or an older one: then the first poll renders again)
-  state.lastPass = await newestPass().catch(() => undefined);
+  // who is signed in, and the pass the first render shows (or an older one: then the
+  // first poll renders again), asked together
+  const [, last] = await Promise.all([refreshWhoami(), newestPass().catch(() => undefined)]);
+  state.lastPass = last;
   await render();
   document.body.dataset.ready = "true";
   setTimeout(poll, POLL_MS);

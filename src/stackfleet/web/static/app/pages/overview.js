@@ -8,8 +8,12 @@ export const title = () => "Overview";
 
 const SEVERITIES = ["critical", "major", "warning", "minor", "info", "none"];
 
-export async function render(view) {
+export async function render(view, _params, ctx) {
   const data = await api("/v1/overview");
+  if (data.reports_pending) {
+    // the newest pass's reports are being computed: look again in a moment
+    setTimeout(() => view.isConnected && ctx.rerender(), 3000);
+  }
   view.append(
     h("h1", {}, "Fleet overview"),
     h("p", { class: "muted" }, "As of ", when(data.generated_at), passLine(data.passes[0])),
@@ -18,14 +22,25 @@ export async function render(view) {
       { class: "grid" },
       hostsPanel(data),
       alertsPanel(data.alerts),
-      wastePanel(data.waste),
-      compliancePanel(data.compliance),
-      capacityPanel(data.capacity),
+      pending(data, wastePanel(data.waste)),
+      pending(data, compliancePanel(data.compliance)),
+      pending(data, capacityPanel(data.capacity)),
       findingsPanel(data.findings, data.hardware),
       heatmapPanel(data.hosts),
       passesPanel(data.passes),
     ),
   );
+}
+
+// a report panel while the newest pass's reports are computed
+function pending(data, section) {
+  if (!data.reports_pending) return section;
+  const note = data.reports_pass === null
+    ? "Computing the reports of the newest pass…"
+    : `Showing the reports of pass #${data.reports_pass}; those of the newest pass are being computed…`;
+  section.setAttribute("aria-busy", "true");
+  section.querySelector("h2").after(h("p", { class: "muted", role: "status" }, note));
+  return section;
 }
 
 function passLine(last) {
@@ -51,7 +66,7 @@ function hostsPanel(data) {
     h("dl", { class: "stats" },
       stat("Hypervisors", data.hosts.length),
       stat("Down", down.length),
-      stat("Servers", Object.values(data.summary.servers_by_status || {}).reduce((a, b) => a + b, 0)),
+      stat("Servers", data.servers),
     ),
     table(
       [
@@ -74,13 +89,12 @@ function stat(label, value) {
 function alertsPanel(alerts) {
   const rows = SEVERITIES.filter((s) => alerts[s]).map((severity) => ({ severity, ...alerts[severity] }));
   for (const severity of Object.keys(alerts)) if (!SEVERITIES.includes(severity)) rows.push({ severity, ...alerts[severity] });
-  const total = (r) => Object.entries(r).filter(([k]) => k !== "severity").reduce((a, [, v]) => a + v, 0);
   return panel(
     "Alerts by severity",
     table(
       [
         { label: "Severity", value: (r) => badge(r.severity, "sev") },
-        { label: "Firing", value: (r) => total(r), num: true },
+        { label: "Firing", value: (r) => r.total || 0, num: true },
         { label: "Acknowledged", value: (r) => r.acknowledged || 0, num: true },
         { label: "Silenced", value: (r) => r.silenced || 0, num: true },
       ],
@@ -173,12 +187,10 @@ function findingsPanel(findings, hardware) {
   );
 }
 
-// one colour per 10 % step, dark text on light cells and light text on dark ones
+// one colour class per 10 % step (style.css: dark text on light cells, light on dark)
 function heat(value) {
-  if (value === null || value === undefined) return { background: "#eef0f2", color: "#1b1f24" };
-  const v = Math.max(0, Math.min(100, value));
-  const light = 95 - v * 0.6;
-  return { background: `hsl(${210 - v * 2.1}, 70%, ${light}%)`, color: light < 60 ? "#fff" : "#1b1f24" };
+  if (value === null || value === undefined) return "heat-none";
+  return `heat-${Math.round(Math.max(0, Math.min(100, value)) / 10)}`;
 }
 
 function heatmapPanel(hosts) {
@@ -192,14 +204,15 @@ function heatmapPanel(hosts) {
     const name = host.host || host.name;
     cells.push(h("a", { href: `/ui/hosts/${encodeURIComponent(name)}`, role: "rowheader", "aria-label": `${name} (${host.state}): vCPU ${pct(host.cpu)}, RAM ${pct(host.ram)}, disk ${pct(host.disk)}` }, name, host.state === "down" ? " ⚠" : ""));
     for (const key of ["cpu", "ram", "disk"]) {
-      const colours = heat(host[key]);
-      cells.push(h("div", { class: "cell", role: "cell", dataset: { metric: key }, style: `background:${colours.background};color:${colours.color}` }, pct(host[key])));
+      cells.push(h("div", { class: `cell ${heat(host[key])}`, role: "cell", "data-metric": key }, pct(host[key])));
     }
   }
-  grid.append(...cells);
+  const fragment = document.createDocumentFragment();
+  fragment.append(...cells);
+  grid.append(fragment);
   return h("section", { class: "panel wide", "aria-labelledby": "p-heatmap" },
     h("h2", { id: "p-heatmap" }, "Utilization heatmap (Placement allocation per host)"),
-    h("div", { class: "legend", "aria-hidden": "true" }, "0 %", [0, 25, 50, 75, 100].map((v) => h("span", { class: "swatch", style: `background:${heat(v).background}` })), "100 %"),
+    h("div", { class: "legend", "aria-hidden": "true" }, "0 %", [0, 20, 40, 60, 80, 100].map((v) => h("span", { class: `swatch ${heat(v)}` })), "100 %"),
     hosts.length ? grid : h("p", { class: "empty" }, "No hypervisors collected yet."),
   );
 }
