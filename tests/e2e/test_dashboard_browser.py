@@ -217,7 +217,12 @@ def sign_in(page: Any, dashboard: Dashboard, who: str) -> None:
     page.get_by_label("Token").fill(dashboard.tokens[who])
     page.locator("#login-form button[type=submit]").click()
     page.get_by_text("Signed in as").wait_for()
-    page.wait_for_function(f"Number(document.body.dataset.renders) > {renders}")
+    # (wait_for_function evaluates a string: the page's CSP forbids that)
+    for _ in range(200):
+        if int(page.evaluate("document.body.dataset.renders || 0")) > renders:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the page was not drawn again after signing in")
 
 
 def open_page(page: Any, dashboard: Dashboard, path: str) -> None:
