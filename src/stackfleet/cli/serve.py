@@ -265,8 +265,9 @@ def serve_command(
             raise
         auth_line = f"API auth: local operator token in {token_path} (reads {read})"
     err.print(
-        f"StackFleet API on {scheme}://{host}:{port} (docs at /docs); collecting "
-        f"{', '.join(clouds)} every {interval:g} s; jobs {', '.join(daemon.scheduler.names)}; "
+        f"StackFleet API on {scheme}://{host}:{port} (dashboard at /ui/, docs at /docs); "
+        f"collecting {', '.join(clouds)} every {interval:g} s; "
+        f"jobs {', '.join(daemon.scheduler.names)}; "
         + (
             f"worker {config.member_id or daemon.store.collector} coordinated via "
             f"{_public(coordination_url)}; "
