@@ -12,9 +12,11 @@ export async function render(view) {
     panel(`Database servers (${databases.databases.length})`,
       table(
         [
-          { label: "Server", value: (d) => d.name || d.resource_id || d.target || "-" },
-          { label: "Up", value: (d) => badge(d.up ? "up" : "down") },
-          { label: "Checked", value: (d) => when(d.checked_at || d.at) },
+          { label: "Server", value: (d) => `${d.server || d.resource_id} (${d.cloud}/${d.region})` },
+          { label: "Up", value: (d) => (d.up ? badge("up") : [badge("down"), d.error ? ` ${d.error}` : ""]) },
+          { label: "Version", value: (d) => d.version || "-" },
+          { label: "Galera", value: (d) => (d.galera ? `${d.galera.local_state}, cluster of ${d.galera.cluster_size}` : "-") },
+          { label: "Probed", value: (d) => when(d.probed_at) },
           { label: "Findings", value: (d) => findingList(d.findings) },
         ],
         databases.databases,
@@ -24,10 +26,11 @@ export async function render(view) {
     panel(`RabbitMQ clusters (${queues.brokers.length})`,
       table(
         [
-          { label: "Cluster", value: (b) => b.name || b.resource_id || "-" },
-          { label: "Up", value: (b) => badge(b.up ? "up" : "down") },
-          { label: "Nodes", value: (b) => (b.nodes || []).length, num: true },
-          { label: "Queues", value: (b) => b.queues ?? (b.totals && b.totals.queues) ?? "-", num: true },
+          { label: "Cluster", value: (b) => `${b.cluster_name || b.broker || b.resource_id} (${b.cloud}/${b.region})` },
+          { label: "Up", value: (b) => (b.up ? badge("up") : [badge("down"), b.error ? ` ${b.error}` : ""]) },
+          { label: "Nodes", value: (b) => count(b.nodes), num: true },
+          { label: "Queues", value: (b) => count(b.queues), num: true },
+          { label: "Probed", value: (b) => when(b.probed_at) },
         ],
         queues.brokers,
         { caption: "RabbitMQ clusters", empty: "No RabbitMQ cluster probed." },
@@ -48,6 +51,8 @@ export async function render(view) {
     ),
   );
 }
+
+const count = (value) => (Array.isArray(value) ? value.length : value ?? "-");
 
 function findingList(findings) {
   if (!findings || !findings.length) return h("span", { class: "muted" }, "none");
