@@ -12,7 +12,7 @@ export async function render(view) {
     panel(`Database servers (${databases.databases.length})`,
       table(
         [
-          { label: "Server", value: (d) => `${d.server || d.resource_id} (${d.cloud}/${d.region})` },
+          { label: "Server", value: (d) => [d.server || d.resource_id, where(d)] },
           { label: "Up", value: (d) => (d.up ? badge("up") : [badge("down"), d.error ? ` ${d.error}` : ""]) },
           { label: "Version", value: (d) => d.version || "-" },
           { label: "Galera", value: (d) => (d.galera ? `${d.galera.local_state}, cluster of ${d.galera.cluster_size}` : "-") },
@@ -26,10 +26,10 @@ export async function render(view) {
     panel(`RabbitMQ clusters (${queues.brokers.length})`,
       table(
         [
-          { label: "Cluster", value: (b) => `${b.cluster_name || b.broker || b.resource_id} (${b.cloud}/${b.region})` },
+          { label: "Cluster", value: (b) => [b.cluster_name || b.broker || b.resource_id, where(b)] },
           { label: "Up", value: (b) => (b.up ? badge("up") : [badge("down"), b.error ? ` ${b.error}` : ""]) },
           { label: "Nodes", value: (b) => count(b.nodes), num: true },
-          { label: "Queues", value: (b) => count(b.queues), num: true },
+          { label: "Queues", value: (b) => queues.queues.filter((q) => String(q.resource_id).startsWith(`${b.resource_id}/`)).length, num: true },
           { label: "Probed", value: (b) => when(b.probed_at) },
         ],
         queues.brokers,
@@ -52,6 +52,7 @@ export async function render(view) {
   );
 }
 
+const where = (item) => (item.cloud ? ` (${item.cloud}/${item.region})` : "");
 const count = (value) => (Array.isArray(value) ? value.length : value ?? "-");
 
 function findingList(findings) {
