@@ -1,5 +1,6 @@
-"""`stackfleet demo`: the simulated cloud, a pass, the API and the summary, stopped by
-Ctrl-C (SIGINT) with everything shut down cleanly."""
+"""`stackfleet demo`: the simulated cloud, a pass, the API and the dashboard, the story
+of what StackFleet found, stopped by Ctrl-C (SIGINT) with everything shut down
+cleanly."""
 
 from __future__ import annotations
 
@@ -40,6 +41,26 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
         reader = threading.Thread(target=lambda: later.extend(proc.stdout), daemon=True)
         reader.start()
         assert "Fleet summary" in output
+        # after the pass: the dashboard's URL first, then what was found, grouped
+        story = [
+            "Dashboard  http://",
+            "What StackFleet found",
+            "Waste it could reclaim: ",
+            "Security violations: ",
+            "HA violations: ",
+            "Hardware and capacity warnings: ",
+            "Open alerts: ",
+            "Dry-run plan of the packs: ",
+            "Waiting for an operator's approval: 1",
+        ]
+        places = [output.find(part) for part in story]
+        assert -1 not in places and places == sorted(places), output
+        assert output.rfind("pass 1 ", 0, places[0]) != -1, output
+        assert re.search(r"ssh-open-to-world \(critical\): 1", output), output
+        assert re.search(r"unattached-floating-ips: \d+ notify, \d+ tag", output), output
+        dashboard = re.search(r"Dashboard  (http://127\.0\.0\.1:\d+/ui/)", output).group(1)  # type: ignore[union-attr]
+        page = httpx.get(dashboard, timeout=10)
+        assert page.status_code == 200 and 'id="main"' in page.text
         assert re.search(r"pass 1 stackfleet-demo/RegionOne: complete", output), output
         url = re.search(r"API\s+(http://127\.0\.0\.1:\d+)/v1/summary", output).group(1)  # type: ignore[union-attr]
         summary = httpx.get(f"{url}/v1/summary", timeout=10).json()
@@ -54,6 +75,9 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
         assert token_file.stat().st_mode & 0o777 == 0o600
         silence = {"matchers": ["alertname=demo"], "duration": "1h"}
         assert httpx.post(f"{url}/v1/silences", json=silence, timeout=10).status_code == 401
+        # the remediation the story says waits for approval is in the approvals queue
+        queue = httpx.get(f"{url}/v1/actions?status=awaiting-approval", timeout=10).json()
+        assert [a["policy"] for a in queue["items"]] == ["remediate-ssh-open-to-world"]
         token = {"X-Auth-Token": token_file.read_text().strip()}
         made = httpx.post(f"{url}/v1/silences", json=silence, headers=token, timeout=10)
         assert made.status_code == 200, made.text

@@ -41,6 +41,7 @@ ROOT_RANK = LAYERS["core"]
 # the only imports between packages of one rank
 SIBLING_ARROWS = {
     ("cli", "api"): "`stackfleet serve` runs the API",
+    ("api", "web"): "the API's process serves the dashboard and the docs pages",
     ("policy", "actions"): "a policy names its actions; the registry validates them",
     ("patching", "engine"): "campaigns act through the engine's safety gate and executor",
 }

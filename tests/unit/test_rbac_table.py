@@ -102,6 +102,10 @@ def test_every_route_has_one_rule() -> None:
         ("GET", "/docs/oauth2-redirect"),
         ("GET", "/openapi.json"),
         ("GET", "/redoc"),
+        # the dashboard (web/): its shell and assets, outside the OpenAPI document
+        ("GET", "/"),
+        ("GET", "/ui"),
+        ("GET", "/ui/{path}"),
     }
     stale = set(rbac.RULES) - set(ROUTES) - documented_elsewhere
     assert not stale, f"rules for routes that do not exist: {stale}"
@@ -189,3 +193,11 @@ def test_the_api_docs_are_public(store: Store) -> None:
 def test_docs_security_has_the_policy_table() -> None:
     text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     assert rbac.policy_table() in text, "regenerate the table: rbac.policy_table()"
+
+
+@pytest.mark.parametrize("path", ["/ui/", "/ui/hosts/cmp1", "/ui/static/app/main.js", "/docs"])
+def test_the_dashboard_shell_needs_no_token_even_when_reads_do(client: TestClient, path: str):
+    """The page must load to ask for a token: its shell and scripts are public, while
+    the data it reads is not (reads authenticated here)."""
+    assert client.get(path).status_code == 200
+    assert client.get("/v1/overview").status_code == 401

@@ -14,11 +14,12 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from stackfleet import __version__
+from stackfleet import __version__, web
 from stackfleet.api import (
     alerts,
     auth,
     capacity,
+    dashboard,
     events,
     hardware,
     infra,
@@ -335,7 +336,9 @@ def create_app(
         title="StackFleet",
         version=__version__,
         description=DESCRIPTION,
-        docs_url="/docs",
+        # the docs pages come from the bundled assets (web/), not from a CDN
+        docs_url=None,
+        redoc_url=None,
         openapi_url="/openapi.json",
     )
     app.state.store = store
@@ -355,4 +358,6 @@ def create_app(
     capacity.install(app)
     usage.install(app)
     jobs_api.install(app, jobs)
+    dashboard.install(app)
+    web.install(app)
     return app

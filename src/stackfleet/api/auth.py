@@ -184,9 +184,11 @@ class LocalAuth:
     """One local operator token, for `serve`/`demo` without Keystone: whoever holds it
     (it is in a file only the user can read) is the operator."""
 
-    def __init__(self, token: str, read: ReadMode = "open") -> None:
+    def __init__(self, token: str, read: ReadMode = "open", source: str = "") -> None:
         self.token = token
         self.read = read
+        # where the token was written (the dashboard's login prompt says so)
+        self.source = source
         self.operator_role = rbac.DEFAULT_OPERATOR_ROLE
         self._identity = Identity(
             user_id=LOCAL_USER,

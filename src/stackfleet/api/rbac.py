@@ -83,6 +83,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/docs/oauth2-redirect"): Rule.PUBLIC,
     ("GET", "/openapi.json"): Rule.PUBLIC,
     ("GET", "/redoc"): Rule.PUBLIC,
+    # the dashboard's shell and assets hold no data: its scripts read the API with the
+    # visitor's token, each read and write under its own rule
+    ("GET", "/"): Rule.PUBLIC,
+    ("GET", "/ui"): Rule.PUBLIC,
+    ("GET", "/ui/{path}"): Rule.PUBLIC,
+    ("GET", "/v1/whoami"): Rule.AUTHENTICATED,
+    ("GET", "/v1/overview"): Rule.FLEET,
     ("GET", "/v1/kinds"): Rule.AUTHENTICATED,
     ("POST", "/v1/policies/validate"): Rule.AUTHENTICATED,
     # the inventory: a project's own resources; fleet kinds (hypervisors...) need scope
@@ -120,6 +127,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/hardware"): Rule.FLEET,
     ("GET", "/v1/hardware/{host}"): Rule.FLEET,
     ("GET", "/v1/nodes/{host}"): Rule.FLEET,
+    ("GET", "/v1/nodes/{host}/series"): Rule.FLEET,
     ("GET", "/v1/capacity"): Rule.FLEET,
     ("GET", "/v1/capacity/flavors"): Rule.FLEET,
     ("GET", "/v1/capacity/quotas"): Rule.FLEET,
@@ -148,11 +156,10 @@ RELATED_KINDS = PROJECT_KINDS | {"flavor"}
 
 def _compile(template: str) -> re.Pattern[str]:
     parts = re.split(r"(\{[^}]+\})", template)
-    regex = "".join(
-        # {resource_id} is declared {resource_id:path}: it may hold slashes
-        (".+" if p == "{resource_id}" else "[^/]+") if p.startswith("{") else re.escape(p)
-        for p in parts
-    )
+    # {resource_id} is declared {resource_id:path}: it may hold slashes; {path} (the
+    # dashboard's pages and assets) is any rest of the path, the empty one too
+    slashed = {"{resource_id}": ".+", "{path}": ".*"}
+    regex = "".join(slashed.get(p, "[^/]+") if p.startswith("{") else re.escape(p) for p in parts)
     return re.compile(f"^{regex}$")
 
 

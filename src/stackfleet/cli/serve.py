@@ -265,8 +265,9 @@ def serve_command(
             raise
         auth_line = f"API auth: local operator token in {token_path} (reads {read})"
     err.print(
-        f"StackFleet API on {scheme}://{host}:{port} (docs at /docs); collecting "
-        f"{', '.join(clouds)} every {interval:g} s; jobs {', '.join(daemon.scheduler.names)}; "
+        f"StackFleet API on {scheme}://{host}:{port} (dashboard at /ui/, docs at /docs); "
+        f"collecting {', '.join(clouds)} every {interval:g} s; "
+        f"jobs {', '.join(daemon.scheduler.names)}; "
         + (
             f"worker {config.member_id or daemon.store.collector} coordinated via "
             f"{_public(coordination_url)}; "
@@ -316,7 +317,7 @@ def local_auth(token_file: str | None, port: int, read: Any, name: str = "") -> 
         token = write_local_token(path)
     except OSError as exc:
         raise ConfigError(f"cannot write the API token to {path}: {exc}") from exc
-    return LocalAuth(token, read=read), str(path)
+    return LocalAuth(token, read=read, source=str(path)), str(path)
 
 
 def worker_command(**options: Any) -> None:

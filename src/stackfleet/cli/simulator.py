@@ -15,10 +15,10 @@ import typer
 from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.hardware import quiet_sushy, sweep_and_print
+from stackfleet.cli.demo_story import DEMO_PACKS, gather, print_story, run_demo_packs
+from stackfleet.cli.hardware import quiet_sushy
 from stackfleet.cli.inventory import print_summary, run_collection
 from stackfleet.cli.options import SIMULATOR_PRESETS
-from stackfleet.cli.output import Format
 from stackfleet.cli.serve import forget_local_token, local_auth
 from stackfleet.core.errors import ConfigError
 
@@ -192,12 +192,17 @@ def demo_command(
                     f"{r.seconds:.1f} s, {sum(r.requests.values())} requests",
                     highlight=False,
                 )
-            print_summary(store.summary())
             bmc_map = start_demo_hardware(store, sim.state, data_dir() / "demo-bmc-map.yaml")
+            # the packs once as a dry-run: findings, alerts and plans for the story and
+            # the dashboard (nothing changes in the cloud)
+            story = gather(store, *run_demo_packs(store))
             if once:
+                print_story(out, story, None)
+                print_summary(store.summary())
                 return
             # the periodic work is the daemon's, as in `stackfleet serve`: passes every
-            # --interval (the first one is done), BMC sweeps, quotas, events
+            # --interval (the first one is done), the packs as a dry-run after each
+            # pass, BMC sweeps, quotas, events
             daemon = Daemon(
                 store,
                 DaemonConfig(
@@ -208,6 +213,7 @@ def demo_command(
                     bmc_map=str(bmc_map),
                     include_ironic=False,
                     notifications=False,
+                    policy_files=[f"pack:{name}" for name in DEMO_PACKS],
                 ),
                 settings=Settings(),
                 infra=InfraConfig(),
@@ -222,12 +228,18 @@ def demo_command(
                 log.warning("the demo API has no authentication (--no-auth): dev and tests only")
             else:
                 keystone, token_path = local_auth(None, api_port, "open", "demo-api-token")
-                token_line = f"Token      {token_path} (send it as X-Auth-Token to write)"
+                token_line = (
+                    f"Token      {token_path} (paste it when the dashboard asks to sign in; "
+                    "X-Auth-Token for the API)"
+                )
             with ApiServer(
                 store, port=api_port, events=daemon.events, jobs=daemon.jobs, keystone=keystone
             ) as url:
+                print_story(out, story, f"{url}/ui/")
+                print_summary(store.summary())
                 out.print(
-                    f"\nAPI        {url}/v1/summary\nOpenAPI    {url}/docs\n"
+                    f"\nDashboard  {url}/ui/\n"
+                    f"API        {url}/v1/summary\nOpenAPI    {url}/docs  ({url}/redoc)\n"
                     f"Prometheus {url}/metrics\n"
                     f"Jobs       {url}/v1/jobs\n"
                     f"Hardware   {url}/v1/hardware  (BMC map {bmc_map})\n"
@@ -282,8 +294,8 @@ def _end_if_stuck(seconds: float) -> None:
 def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -> Path:
     """Simulated BMCs for the demo cloud's compute hosts and Ironic nodes (served from a
     daemon thread for the rest of the process), their BMC map at `map_path`, and a
-    first sweep printed as a table. Returns the map's path for later sweeps."""
-    from stackfleet.engine.hardware import targets_for
+    first sweep. Returns the map's path for later sweeps."""
+    from stackfleet.engine.hardware import run_sweep, targets_for
     from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
     from stackfleet.sources.redfish.client import DEFAULT_CONCURRENCY
 
@@ -292,5 +304,6 @@ def start_demo_hardware(store: Store, cloud_state: CloudState, map_path: Path) -
     simulator.write_bmc_map(map_path)
     quiet_sushy(debug=False)
     targets = targets_for(store, map_path, include_ironic=False)
-    sweep_and_print(store, targets, DEFAULT_CONCURRENCY, 5.0, Format.table)
+    # the findings are part of the demo's story (demo_story.py), not a table here
+    run_sweep(store, targets, DEFAULT_CONCURRENCY, 5.0)
     return map_path

@@ -412,3 +412,24 @@ def _rolled(
         WindowPoint(float(b), float(total) / count, float(lo), float(hi), int(count), resolution)
         for b, total, count, lo, hi in connection.execute(query.order_by(ROLLUPS.c.bucket))
     ]
+
+
+def resource_series(
+    store: Store, kind: str, resource_id: str, since: float
+) -> dict[str, list[tuple[float, float]]]:
+    """Every metric of one resource since `since`: {metric: [(ts, value)]}, oldest
+    first (raw samples; the dashboard's charts of one host)."""
+    query = (
+        select(MetricSample.metric, MetricSample.ts, MetricSample.value)
+        .where(
+            MetricSample.kind == kind,
+            MetricSample.resource_id == resource_id,
+            MetricSample.ts >= since,
+        )
+        .order_by(MetricSample.metric, MetricSample.ts)
+    )
+    result: dict[str, list[tuple[float, float]]] = {}
+    with store.sessions() as session:
+        for metric, ts, value in session.execute(query):
+            result.setdefault(metric, []).append((float(ts), float(value)))
+    return result

@@ -1,0 +1,395 @@
+"""The web dashboard in a real browser: Playwright drives Debian's Chromium against the
+API serving a collected simulated cloud (Keystone tokens from the simulator's Keystone,
+as `stackfleet serve --auth-cloud` checks them). Every page loads with no console
+error, the charts draw data, ack / silence / approve / extend go through the API, a
+reader cannot approve, an unknown host is a 404 page, an expired token brings the
+sign-in prompt, and /docs and /redoc load with no request leaving the machine.
+
+Screenshots go to the test's tmp folder, or to $STACKFLEET_SCREENSHOTS when set
+(`STACKFLEET_SCREENSHOTS=docs/screenshots` refreshes the ones docs/dashboard.md shows).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+import requests
+
+from stackfleet.alerts.lifecycle import ingest
+from stackfleet.api.auth import KeystoneAuth
+from stackfleet.api.server import ApiServer
+from stackfleet.engine.collect import collect
+from stackfleet.engine.hardware import run_sweep, targets_for
+from stackfleet.engine.policies import PolicyRunner
+from stackfleet.policy import load_files, load_text
+from stackfleet.simulator.generator import preset
+from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
+from stackfleet.simulator.server import SimulatorServer
+from stackfleet.sources.openstack.connection import connect
+from stackfleet.store import lifecycles, open_store
+from stackfleet.web.pages import VENDOR_DIR
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CLOUD = "sim"
+PASSWORD = "secret-password"
+APPROVAL_POLICY = """policies:
+  - name: errored-servers-review
+    description: Servers in ERROR, reported to their owners after an operator's approval.
+    resource: server
+    filters: [{status: ERROR}]
+    actions: [{type: notify, to: [ops@example.org]}]
+    safety: {require_approval: true}
+"""
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason="Debian's chromium is not installed (scripts/bootstrap test installs it)",
+    ),
+]
+
+
+@dataclass
+class Dashboard:
+    url: str
+    store: Any
+    tokens: dict[str, str]
+    host: str
+    shots: Path
+    clouds: Path
+    console: list[str] = field(default_factory=list)
+
+
+def add_system_reader(server: SimulatorServer, name: str) -> str:
+    """A user with the reader role on the system in the simulator's Keystone, and a
+    system-scoped token of it."""
+    state = server.state
+    if not any(r["name"] == "reader" for r in state.roles.values()):
+        state.roles["role-reader"] = {
+            "id": "role-reader",
+            "name": "reader",
+            "domain_id": None,
+            "description": None,
+            "options": {},
+        }
+    user_id = f"user-{name}"
+    state.users[user_id] = {
+        "id": user_id,
+        "name": name,
+        "domain_id": "default",
+        "enabled": True,
+        "password_expires_at": None,
+        "options": {},
+    }
+    state.passwords[user_id] = PASSWORD
+    state.assignments[(user_id, "system")] = ["reader"]
+    body = {
+        "auth": {
+            "identity": {
+                "methods": ["password"],
+                "password": {
+                    "user": {"name": name, "domain": {"id": "default"}, "password": PASSWORD}
+                },
+            },
+            "scope": {"system": {"all": True}},
+        }
+    }
+    answer = requests.post(f"{server.auth_url}/v3/auth/tokens", json=body, timeout=10)
+    assert answer.status_code == 201, answer.text
+    return str(answer.headers["X-Subject-Token"])
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """The small simulated cloud collected, its packs run as a dry-run (findings), an
+    action waiting for approval, two alerts, a lease and two hardware sweeps; the API
+    (and so the dashboard) serving it with Keystone tokens."""
+    assert (VENDOR_DIR / "versions.json").is_file(), "run web/build-assets first"
+    workdir = tmp_path_factory.mktemp("dashboard")
+    shots = Path(os.environ.get("STACKFLEET_SCREENSHOTS") or workdir / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    store = open_store(f"sqlite:///{workdir / 'stackfleet.db'}")
+    with SimulatorServer(preset("small")) as cloud:
+        clouds = cloud.write_clouds_yaml(workdir / "clouds.yaml", CLOUD)
+        collect(store, CLOUD, None, None, [str(clouds)])
+        packs = [
+            p for p in load_files(["pack:waste", "pack:security", "pack:ha"]) if p.spec.enabled
+        ]
+        PolicyRunner(store).run(packs, execute=False)
+        PolicyRunner(store).run(load_text(APPROVAL_POLICY), execute=True)
+        now = datetime.now(UTC)
+        ingest(
+            store,
+            [
+                {"labels": {"alertname": "DiskFull", "severity": "critical", "host": "cmp-001"}},
+                {"labels": {"alertname": "FanSlow", "severity": "warning", "host": "cmp-002"}},
+            ],
+            "api",
+            now,
+        )
+        server = store.list_resources("server", filters={"status": "ACTIVE"}, limit=1)[0][0]
+        lifecycles.create(
+            store,
+            policy="server-lease",
+            cloud=server["cloud"],
+            region=server["region"],
+            kind="server",
+            resource_id=server["id"],
+            resource_name=server["name"],
+            project_id=server["project_id"],
+            stage="marked",
+            started_at=now,
+            next_at=now + timedelta(days=30),
+            updated_at=now,
+            extended_seconds=0.0,
+            max_extension_seconds=10 * 86400.0,
+            reminded=[],
+            history=[],
+        )
+        with RedfishSimulator(bmcs_for_cloud(cloud.state)) as bmcs:
+            bmc_map = bmcs.write_bmc_map(workdir / "bmc-map.yaml")
+            for _ in range(2):
+                run_sweep(store, targets_for(store, bmc_map, include_ironic=False))
+        reader = add_system_reader(cloud, "fleet-auditor")
+        admin = connect(CLOUD, config_files=[str(clouds)])[0].conn
+        auth = KeystoneAuth(admin, read="open", cloud=CLOUD)
+        host = next(
+            h["host"] for h in store.list_resources("hypervisor")[0] if h.get("status") == "up"
+        )
+        with ApiServer(store, keystone=auth) as url:
+            tokens = {"admin": admin.auth_token, "reader": reader}
+            yield Dashboard(url, store, tokens, host, shots, Path(clouds))
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_sync.sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, dashboard: Dashboard) -> Iterator[Any]:
+    """A fresh browser tab that records console errors and any request leaving
+    127.0.0.1 (refused: the dashboard and the docs pages must work offline)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    dashboard.console = []
+    outside: list[str] = []
+
+    def route(request_route: Any) -> None:
+        if urlsplit(request_route.request.url).hostname not in ("127.0.0.1", "localhost"):
+            outside.append(request_route.request.url)
+            request_route.abort()
+        else:
+            request_route.continue_()
+
+    tab.route("**/*", route)
+    tab.on(
+        "console",
+        lambda message: dashboard.console.append(message.text) if message.type == "error" else None,
+    )
+    tab.on("pageerror", lambda error: dashboard.console.append(f"page error: {error}"))
+    yield tab
+    context.close()
+    assert not outside, f"requests left the machine: {outside}"
+
+
+def sign_in(page: Any, dashboard: Dashboard, who: str) -> None:
+    """Sign in through the prompt, and wait for the page drawn again with the token."""
+    renders = int(page.evaluate("document.body.dataset.renders || 0"))
+    page.get_by_role("button", name="Sign in").first.click()
+    page.get_by_label("Token").fill(dashboard.tokens[who])
+    page.locator("#login-form button[type=submit]").click()
+    page.get_by_text("Signed in as").wait_for()
+    # (wait_for_function evaluates a string: the page's CSP forbids that)
+    for _ in range(200):
+        if int(page.evaluate("document.body.dataset.renders || 0")) > renders:
+            return
+        page.wait_for_timeout(50)
+    raise AssertionError("the page was not drawn again after signing in")
+
+
+def open_page(page: Any, dashboard: Dashboard, path: str) -> None:
+    page.goto(f"{dashboard.url}{path}")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_selector("#main > div:not([aria-busy])")
+
+
+def shot(page: Any, dashboard: Dashboard, name: str) -> None:
+    page.screenshot(path=str(dashboard.shots / f"{name}.png"))
+
+
+@pytest.mark.parametrize(
+    ("path", "heading", "name"),
+    [
+        ("/ui/", "Fleet overview", "overview"),
+        ("/ui/findings", "Findings & alerts", "findings"),
+        ("/ui/actions", "Actions & approvals", "actions"),
+        ("/ui/leases", "Leases", "leases"),
+        ("/ui/infrastructure", "Databases & RabbitMQ", "infrastructure"),
+    ],
+)
+def test_every_page_loads_without_a_console_error(
+    page: Any, dashboard: Dashboard, path: str, heading: str, name: str
+) -> None:
+    open_page(page, dashboard, path)
+    assert page.get_by_role("heading", level=1).inner_text() == heading
+    shot(page, dashboard, name)
+    assert dashboard.console == []
+
+
+def test_the_overview_shows_the_fleet_with_its_charts(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/")
+    hypervisors = len(dashboard.store.list_resources("hypervisor")[0])
+    # the heatmap: one linked row per host, three cells each
+    assert page.locator(".heatmap a").count() == hypervisors
+    assert page.locator(".heatmap .cell[data-metric]").count() == 3 * hypervisors
+    page.locator(".uplot canvas").first.wait_for()
+    assert page.get_by_text("Reclaimable waste").is_visible()
+    assert "security" in page.locator("#p-compliance-per-pack").locator("..").inner_text()
+    assert "critical" in page.locator("#p-alerts-by-severity").locator("..").inner_text()
+    assert dashboard.console == []
+
+
+def test_a_host_page_charts_its_hardware_readings(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/")
+    page.locator(f'.heatmap a[href="/ui/hosts/{dashboard.host}"]').click()
+    page.wait_for_url(f"**/ui/hosts/{dashboard.host}")
+    page.get_by_role("heading", name=f"Host {dashboard.host}").wait_for()
+    page.locator(".uplot canvas").first.wait_for()
+    # two sweeps: power and temperatures drawn as series
+    assert page.locator("figure.chart .uplot").count() >= 2
+    assert "nova-compute" in page.locator("#p-services-and-agents").locator("..").inner_text()
+    shot(page, dashboard, "host")
+    assert dashboard.console == []
+
+
+def test_a_new_pass_updates_the_page_without_a_reload(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/?poll_ms=200")
+    newest = dashboard.store.list_passes(limit=1)[0]["id"]
+    page.get_by_text(f"newest pass #{newest} ").wait_for()
+    page.evaluate("window.stillTheSamePage = true")
+    collect(dashboard.store, CLOUD, None, None, [str(dashboard.clouds)])
+    page.get_by_text(f"newest pass #{newest + 1} ").wait_for(timeout=15_000)
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert dashboard.console == []
+
+
+def test_an_unknown_host_is_a_404_page(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/hosts/no-such-host")
+    assert "404" in page.get_by_role("heading", level=1).inner_text()
+    assert "no-such-host" in page.locator("#main").inner_text()
+    open_page(page, dashboard, "/ui/no/such/page")
+    assert "404" in page.get_by_role("heading", level=1).inner_text()
+    shot(page, dashboard, "not-found")
+
+
+def test_an_expired_token_brings_the_sign_in_prompt(page: Any, dashboard: Dashboard) -> None:
+    page.goto(f"{dashboard.url}/ui/")
+    page.evaluate("sessionStorage.setItem('stackfleet-token', 'expired-or-revoked')")
+    page.reload()
+    dialog = page.locator("dialog#login")
+    dialog.wait_for(state="visible")
+    assert "expired" in dialog.inner_text()
+    shot(page, dashboard, "sign-in")
+    # signing in again brings the page back
+    page.get_by_label("Token").fill(dashboard.tokens["admin"])
+    page.locator("#login-form button[type=submit]").click()
+    page.get_by_role("heading", name="Fleet overview").wait_for()
+
+
+def test_ack_and_silence_go_through_the_api(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/findings")
+    sign_in(page, dashboard, "admin")
+    page.get_by_role("button", name="Acknowledge DiskFull", exact=False).click()
+    page.get_by_text("Acknowledged DiskFull").wait_for()
+    alerts = httpx.get(f"{dashboard.url}/v1/alerts", timeout=10).json()["items"]
+    [disk] = [a for a in alerts if a["alertname"] == "DiskFull"]
+    assert disk["state"] == "acknowledged" and disk["acked_by"] == "admin"
+
+    page.get_by_role("button", name="Silence FanSlow", exact=False).click()
+    page.get_by_label("For").select_option("1h")
+    page.get_by_label("Comment").fill("fan swap booked")
+    page.get_by_role("button", name="Create silence").click()
+    page.get_by_text("Silenced FanSlow for 1h").wait_for()
+    silences = httpx.get(f"{dashboard.url}/v1/silences", timeout=10).json()["items"]
+    [made] = [s for s in silences if s["comment"] == "fan swap booked"]
+    assert {"name": "alertname", "op": "=", "value": "FanSlow"} in made["matchers"]
+    ends = datetime.fromisoformat(made["ends_at"])
+    assert timedelta(minutes=55) < ends - datetime.now(UTC) <= timedelta(hours=1)
+    assert dashboard.console == []
+
+
+def _pending(dashboard: Dashboard) -> list[dict[str, Any]]:
+    answer = httpx.get(
+        f"{dashboard.url}/v1/actions", params={"status": "awaiting-approval"}, timeout=10
+    )
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def test_a_reader_cannot_approve_and_is_told_why(page: Any, dashboard: Dashboard) -> None:
+    before = _pending(dashboard)
+    assert before, "the fixture queued actions for approval"
+    open_page(page, dashboard, "/ui/actions")
+    sign_in(page, dashboard, "reader")
+    page.get_by_text("Only an operator may approve").wait_for()
+    page.get_by_role("button", name=f"Approve action {before[0]['id']}", exact=False).click()
+    notice = page.locator("#notice.error")
+    notice.wait_for()
+    assert "fleet-auditor may not POST" in notice.inner_text()
+    assert len(_pending(dashboard)) == len(before)
+
+
+def test_an_operator_approves_a_plan_with_its_diff(page: Any, dashboard: Dashboard) -> None:
+    [first, *_] = _pending(dashboard)
+    open_page(page, dashboard, "/ui/actions")
+    sign_in(page, dashboard, "admin")
+    card = page.locator(f'article[data-action="{first["id"]}"]')
+    assert first["plan"]["summary"] in card.inner_text()
+    shot(page, dashboard, "approvals")
+    card.get_by_role("button", name="Approve", exact=False).click()
+    page.get_by_text(f"Approved action {first['id']}").wait_for()
+    assert first["id"] not in {a["id"] for a in _pending(dashboard)}
+    page.get_by_role("button", name="Verify the hash chain").click()
+    page.get_by_text("the hash chain is intact").wait_for()
+    assert dashboard.console == []
+
+
+def test_a_lease_is_extended_within_its_cap(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/leases")
+    sign_in(page, dashboard, "admin")
+    page.get_by_label("Days").fill("3")
+    page.get_by_role("button", name="Extend").click()
+    page.get_by_text("Extended the lease").wait_for()
+    page.get_by_text("3 of 10 days").wait_for()  # the page re-read the lease
+    [lease] = httpx.get(f"{dashboard.url}/v1/leases", timeout=10).json()["items"]
+    assert lease["extended_days"] == pytest.approx(3)
+    # past the cap (10 days): the API's 409 is shown on the page
+    page.get_by_label("Days").fill("30")
+    page.get_by_role("button", name="Extend").click()
+    assert "allows at most 10 days" in page.locator("#notice.error").inner_text()
+
+
+@pytest.mark.parametrize(("path", "text"), [("/docs", "StackFleet"), ("/redoc", "StackFleet")])
+def test_the_api_docs_render_offline(page: Any, dashboard: Dashboard, path: str, text: str):
+    page.goto(f"{dashboard.url}{path}")
+    page.get_by_text(text, exact=False).first.wait_for()
+    page.get_by_text("/v1/overview", exact=False).first.wait_for(timeout=20_000)
+    shot(page, dashboard, path.strip("/"))
