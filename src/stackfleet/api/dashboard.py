@@ -11,7 +11,6 @@ per newest pass and kept; alerts, findings and the hosts' states are read at eac
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import Counter, defaultdict
@@ -26,10 +25,10 @@ from stackfleet.alerts.dispatch import silenced_by
 from stackfleet.api import auth, rbac
 from stackfleet.api.deps import get_store
 from stackfleet.api.errors import error_responses
-from stackfleet.api.hardware import THRESHOLDS_ENV
+from stackfleet.api.hardware import policies_in_force
 from stackfleet.core.errors import NotFoundError
 from stackfleet.engine.capacity import capacity_report, load_fleet
-from stackfleet.engine.hardware import hardware_report, load_thresholds
+from stackfleet.engine.hardware import hardware_report
 from stackfleet.engine.nodes import find_node
 from stackfleet.engine.reports import compliance_report, waste_report
 from stackfleet.policy import load_files
@@ -269,12 +268,7 @@ def overview(request: Request) -> Any:
     passes = store.list_passes(limit=5)
     key = (passes[0]["id"], passes[0].get("finished_at")) if passes else None
     per_pass, pending = request.app.state.overview_cache.get(store, key)
-    hardware = Counter(
-        status.status
-        for status, _ in hardware_report(
-            store, load_thresholds(os.environ.get(THRESHOLDS_ENV) or None), time.time()
-        )
-    )
+    hardware = Counter(status.status for status, _ in hardware_report(store, policies_in_force()))
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passes": passes,

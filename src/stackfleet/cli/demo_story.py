@@ -55,7 +55,6 @@ def run_demo_packs(store: Store) -> tuple[RunReport, RunReport]:
 
 def gather(store: Store, dry_run: RunReport, queued: RunReport) -> Story:
     """Group what the first runs and sweeps found."""
-    import time
 
     from stackfleet.alerts import operations
     from stackfleet.engine.capacity import capacity_report, load_fleet
