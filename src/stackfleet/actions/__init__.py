@@ -1,7 +1,15 @@
 """Actions on OpenStack resources, one module per target service, registered by name
 in ACTIONS. Importing this package registers every built-in action."""
 
-from stackfleet.actions import block_storage, compute, lifecycle, network, notify  # noqa: F401
+from stackfleet.actions import (  # noqa: F401
+    block_storage,
+    compute,
+    compute_service,
+    fence,
+    lifecycle,
+    network,
+    notify,
+)
 from stackfleet.actions.base import (
     ACTIONS,
     Action,

@@ -22,6 +22,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -61,6 +62,8 @@ class Simulator:
     token_ttl: int = 3600
     # publishes notifications of API changes (simulator/notifications.py), when set
     notifier: object | None = None
+    # failed hosts and management listeners (simulator/hosts.py), made by control_routes
+    hosts: Any = None
 
     def endpoint_url(self, service_type: str, region: str) -> str:
         """The root URL of a service in a region, where its router is mounted

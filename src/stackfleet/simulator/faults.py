@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stackfleet.simulator.hosts import HostControl, host_routes
 from stackfleet.simulator.http import ApiError, empty_response, json_response, read_json
 
 if TYPE_CHECKING:
@@ -605,6 +606,9 @@ def _rules_from(body: Any) -> list[FaultRule]:
 
 def control_routes(sim: Simulator) -> list[BaseRoute]:
     """The /_sim control routes of `sim`, as one Mount."""
+    if sim.hosts is None:
+        sim.hosts = HostControl(sim.state.regions)
+    hosts: HostControl = sim.hosts
 
     def listing() -> Response:
         return json_response({"faults": [rule.model_dump() for rule in sim.faults.rules]})
@@ -665,6 +669,7 @@ def control_routes(sim: Simulator) -> list[BaseRoute]:
                 Route("/requests", get_requests, methods=["GET"]),
                 Route("/requests", delete_requests, methods=["DELETE"]),
                 Route("/ground-truth", ground_truth, methods=["GET"]),
+                *host_routes(hosts),
             ],
         )
     ]

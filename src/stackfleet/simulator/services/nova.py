@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from stackfleet.simulator.hosts import service_view
 from stackfleet.simulator.http import ApiError, empty_response, json_response, require_token
 from stackfleet.simulator.listcache import EncodedList, EncodedObjects, OrderCache
 from stackfleet.simulator.notifications import notify_server, notify_server_task
@@ -677,6 +678,7 @@ class Nova:
             "lock": self._action_lock,
             "unlock": self._action_unlock,
             "os-resetState": self._action_reset_state,
+            "rebuild": self._action_rebuild,
             "evacuate": self._action_evacuate,
             "migrate": self._action_migrate,
             "confirmResize": self._action_confirm_resize,
@@ -1454,6 +1456,33 @@ class Nova:
             self._touch(server)
         return empty_response(202)
 
+    async def _action_rebuild(
+        self, request: Request, caller: Caller, server: Obj, arg: Any
+    ) -> Response:
+        """Rebuild from an image (imageRef required): the server goes REBUILD, then
+        ACTIVE (or SHUTOFF when it was stopped, since 2.75 as in Nova)."""
+        self._require_write(caller, "os_compute_api:servers:rebuild")
+        image = arg.get("imageRef") if isinstance(arg, dict) else None
+        if not isinstance(image, str) or not image:
+            raise nova_error(400, "Invalid input for field/attribute rebuild. imageRef required")
+        if image not in self.region.images:
+            raise nova_error(400, f"Image {image} could not be found.")
+        self._check_lock(caller, server)
+        self._check_state(server, "rebuild", ("active", "stopped", "error"))
+        was_stopped = server.get(VM_STATE) == "stopped"
+
+        def finish(current: Obj) -> None:
+            current["image"] = {"id": image}
+            current.pop("fault", None)
+            if was_stopped:
+                self._set_power(current, "stopped", SHUTDOWN)
+            else:
+                self._set_power(current, "active", RUNNING)
+
+        self._transition(server, "rebuilding", finish)
+        view = self._view(request, caller)
+        return json_response({"server": self.render_server(server, view, show=True)}, 202)
+
     # -- moves between hosts ----------------------------------------------------------
 
     def _hypervisors_of_host(self, host: str) -> list[Obj]:
@@ -1473,9 +1502,7 @@ class Nova:
 
     @staticmethod
     def _service_up(service: Obj | None) -> bool:
-        return (
-            service is not None and service.get("state") == "up" and not service.get("forced_down")
-        )
+        return service is not None and service_view(service)[0] == "up"
 
     def _provider_of(self, hypervisor: Obj) -> str | None:
         if hypervisor.get("id") in self.region.resource_providers:
@@ -2475,7 +2502,7 @@ class Nova:
         """A stored compute service shaped for the caller's microversion. Its state is
         the stored one (down when forced down): the simulator does not age heartbeats."""
         caller = view.caller
-        state = _service_state(service)
+        state, updated_at = service_view(service)
         out: Obj = {
             "id": service["id"] if caller.at_least(53) else view.service_ids.get(service["id"]),
             "binary": service.get("binary"),
@@ -2483,7 +2510,7 @@ class Nova:
             "zone": service.get("zone"),
             "status": service.get("status"),
             "state": state,
-            "updated_at": service.get("updated_at"),
+            "updated_at": updated_at,
             "disabled_reason": service.get("disabled_reason"),
         }
         if caller.at_least(11):

@@ -1,0 +1,242 @@
+"""Simulated compute hosts failing and coming back: heartbeats, management listeners.
+
+Nova counts a compute service down once its newest heartbeat (the service's
+`updated_at`, written every `report_interval`) is older than `service_down_time`. The
+simulator reproduces that: a live service's `updated_at` is its newest heartbeat tick;
+a failed host's (or a killed nova-compute's) heartbeats stop at the failure, and Nova's
+state turns down `service_down_time` later, as on a real cloud.
+
+A **host failure** also closes the host's management listener (its stand-in for SSH: a
+TCP port on loopback), while its BMC in the Redfish simulator stays powered On, as a
+kernel panic leaves it, until something fences it. A **process failure** stops only the
+heartbeats. Control routes (under /_sim):
+
+    POST /_sim/hosts/{region}/{host}/fail     {"mode": "host" | "process"}
+    POST /_sim/hosts/{region}/{host}/repair
+    GET  /_sim/hosts                          heartbeat settings, failures, listeners
+    PUT  /_sim/heartbeat                      {"report_interval": 10, "service_down_time": 60}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from stackfleet.simulator.http import ApiError, json_response, read_json
+from stackfleet.simulator.state import RegionState
+
+Obj = dict[str, Any]
+
+
+@dataclass
+class Heartbeat:
+    """Nova's heartbeat settings, as the simulated cloud runs them (Nova's defaults)."""
+
+    report_interval: float = 10.0
+    service_down_time: float = 60.0
+
+
+HEARTBEAT = Heartbeat()
+
+
+def _nova_time(epoch: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+    )
+
+
+def latest_tick(now: float | None = None) -> float:
+    """The newest heartbeat of a live service (every report_interval)."""
+    now = time.time() if now is None else now
+    return now - (now % HEARTBEAT.report_interval)
+
+
+def service_view(service: Obj) -> tuple[str, Any]:
+    """(state, updated_at) of a compute service as Nova would report it now."""
+    stored = "down" if service.get("forced_down") else str(service.get("state") or "down")
+    failed_at = service.get("_failed_at")
+    if service.get("forced_down"):
+        return "down", service.get("updated_at")
+    if failed_at is None:
+        if stored == "up":
+            return "up", _nova_time(latest_tick())
+        return stored, service.get("updated_at")
+    last = float(service.get("_last_heartbeat") or failed_at)
+    expired = time.time() - last > HEARTBEAT.service_down_time
+    return ("down" if expired else "up"), _nova_time(last)
+
+
+def fail(region: RegionState, host: str, mode: str) -> list[Obj]:
+    """Stop the heartbeats of the host's services (mode host: every service; process:
+    nova-compute only). Returns the services changed."""
+    changed = []
+    for service in region.compute_services.values():
+        if service.get("host") != host:
+            continue
+        if mode == "process" and service.get("binary") != "nova-compute":
+            continue
+        if service.get("_failed_at") is None:
+            now = time.time()
+            service["_failed_at"] = now
+            service["_last_heartbeat"] = latest_tick(now)
+            service["_failure"] = mode
+        changed.append(service)
+    return changed
+
+
+def repair(region: RegionState, host: str) -> list[Obj]:
+    """The host's services heartbeat again."""
+    changed = []
+    for service in region.compute_services.values():
+        if service.get("host") == host and service.get("_failed_at") is not None:
+            for key in ("_failed_at", "_last_heartbeat", "_failure"):
+                service.pop(key, None)
+            service["state"] = "up"
+            changed.append(service)
+    return changed
+
+
+class ManagementListeners:
+    """A TCP listener per compute host on loopback: the host's "management address"
+    that a health probe connects to. A failed host's listener is closed."""
+
+    def __init__(self, hosts: list[str], address: str = "127.0.0.1") -> None:
+        self.address = address
+        self.ports: dict[str, int] = {}
+        self._sockets: dict[str, socket.socket] = {}
+        self._lock = threading.Lock()
+        for host in hosts:
+            self.open(host)
+
+    def open(self, host: str) -> None:
+        with self._lock:
+            if host in self._sockets:
+                return
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.address, self.ports.get(host, 0)))
+            sock.listen(16)
+            self.ports[host] = sock.getsockname()[1]
+            self._sockets[host] = sock
+        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
+
+    @staticmethod
+    def _accept(sock: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            conn.close()
+
+    def close(self, host: str) -> None:
+        with self._lock:
+            sock = self._sockets.pop(host, None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close_all(self) -> None:
+        for host in list(self._sockets):
+            self.close(host)
+
+    def addresses(self) -> dict[str, str]:
+        """host -> address:port (what the health settings' probe.addresses want)."""
+        return {host: f"{self.address}:{port}" for host, port in self.ports.items()}
+
+    def is_open(self, host: str) -> bool:
+        return host in self._sockets
+
+
+@dataclass
+class HostControl:
+    """What the /_sim/hosts routes change: the cloud's regions and the listeners."""
+
+    regions: dict[str, RegionState]
+    listeners: ManagementListeners | None = None
+    failures: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def fail(self, region: str, host: str, mode: str) -> Obj:
+        if mode not in ("host", "process"):
+            raise _bad(f"mode must be host or process, not {mode!r}")
+        changed = fail(self._region(region), host, mode)
+        if not changed:
+            raise _bad(f"no compute service on host {host!r} in {region}", 404)
+        if mode == "host" and self.listeners is not None:
+            self.listeners.close(host)
+        self.failures[(region, host)] = mode
+        return {"host": host, "region": region, "mode": mode, "services": len(changed)}
+
+    def repair(self, region: str, host: str) -> Obj:
+        changed = repair(self._region(region), host)
+        if self.listeners is not None:
+            self.listeners.open(host)
+        self.failures.pop((region, host), None)
+        return {"host": host, "region": region, "services": len(changed)}
+
+    def _region(self, name: str) -> RegionState:
+        region = self.regions.get(name)
+        if region is None:
+            raise _bad(f"no region {name!r}", 404)
+        return region
+
+
+def _bad(message: str, status: int = 400) -> ApiError:
+    return ApiError(status, {"error": {"code": status, "message": message}})
+
+
+def host_routes(control: HostControl) -> list[BaseRoute]:
+    """The /_sim/hosts and /_sim/heartbeat routes (mounted under /_sim)."""
+
+    async def fail_host(request: Request) -> Response:
+        body = await read_json(request)
+        mode = body.get("mode", "host") if isinstance(body, dict) else "host"
+        p = request.path_params
+        return json_response(control.fail(p["region"], p["host"], str(mode)))
+
+    async def repair_host(request: Request) -> Response:
+        p = request.path_params
+        return json_response(control.repair(p["region"], p["host"]))
+
+    async def list_hosts(request: Request) -> Response:
+        return json_response(
+            {
+                "heartbeat": {
+                    "report_interval": HEARTBEAT.report_interval,
+                    "service_down_time": HEARTBEAT.service_down_time,
+                },
+                "failures": [
+                    {"region": r, "host": h, "mode": m} for (r, h), m in control.failures.items()
+                ],
+                "management": control.listeners.addresses() if control.listeners else {},
+            }
+        )
+
+    async def set_heartbeat(request: Request) -> Response:
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise _bad("expected {report_interval, service_down_time}")
+        for key in ("report_interval", "service_down_time"):
+            if key in body:
+                value = body[key]
+                if not isinstance(value, int | float) or value <= 0:
+                    raise _bad(f"{key} must be a positive number")
+                setattr(HEARTBEAT, key, float(value))
+        return await list_hosts(request)
+
+    return [
+        Route("/hosts", list_hosts, methods=["GET"]),
+        Route("/hosts/{region}/{host}/fail", fail_host, methods=["POST"]),
+        Route("/hosts/{region}/{host}/repair", repair_host, methods=["POST"]),
+        Route("/heartbeat", set_heartbeat, methods=["PUT"]),
+    ]
