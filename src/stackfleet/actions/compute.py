@@ -474,6 +474,10 @@ class EvacuateServer(_ServerAction):
                     f"evacuate {label(record)}: the server went to ERROR"
                     + (f" ({server.fault.get('message')})" if server.fault else "")
                 )
+            if not server.task_state and server.compute_host == source:
+                failed = _evacuation_failed(conn, record["id"], source)
+                if failed:
+                    raise ActionError(f"evacuate {label(record)}: {failed}")
             return (
                 server.compute_host != source
                 and not server.task_state
@@ -484,6 +488,24 @@ class EvacuateServer(_ServerAction):
         outcome = wait_for(ctx, moved, f"evacuate {label(record)}")
         outcome.result = {**result, **outcome.observed}
         return outcome
+
+
+def _evacuation_failed(conn: Any, server_id: str, source: str | None) -> str:
+    """Why Nova's newest evacuation of the server from `source` failed ("" when none
+    did): the conductor found no valid host (the migration record says error)."""
+    try:
+        response = conn.compute.get(
+            "/os-migrations",
+            params={"instance_uuid": server_id, "migration_type": "evacuation"},
+            microversion="2.59",
+        )
+        migrations = response.json().get("migrations") or [] if response.status_code < 400 else []
+    except Exception:  # noqa: BLE001 - the server's own state is still read next time
+        return ""
+    mine = [m for m in migrations if m.get("source_compute") == source]
+    if mine and max(mine, key=lambda m: m.get("id") or 0).get("status") in ("error", "failed"):
+        return "Nova found no valid host for it (the evacuation's migration is in error)"
+    return ""
 
 
 @ACTIONS.register("reset-state")

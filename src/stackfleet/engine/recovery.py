@@ -593,7 +593,7 @@ class RecoveryReconciler:
         }
         projects = {p["id"]: p.get("name") or "" for p in load_records(self.store, "project")}
         servers = []
-        for s in conn.compute.servers(all_projects=True, host=host):
+        for s in conn.compute.servers(all_projects=True, compute_host=host):
             groups_of = [g for g in groups if s.id in (g.get("members") or [])]
             entry = {
                 "cloud": cloud,
