@@ -25,6 +25,7 @@ JOB_NAMES = (
     "alerts",
     "events",
     "audit",
+    "health",
 )
 
 

@@ -120,7 +120,9 @@ class Workload(_Strict):
 class HealthSettings(_Strict):
     """Health assessment and automatic recovery."""
 
-    enabled: bool = Field(default=True, description="The daemon's `health` job assesses hosts.")
+    enabled: bool = Field(
+        default=False, description="The daemon runs the `health` job (assessment every interval)."
+    )
     interval: Duration = Field(default=timedelta(seconds=2), description="Between assessments.")
     report_interval: Duration = Field(
         default=timedelta(seconds=10),

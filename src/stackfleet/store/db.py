@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +54,20 @@ def make_engine(url: str) -> Engine:
 
 
 def head_revision() -> str:
-    """The newest migration's revision, read from the file names (`NNNN_what.py` holds
-    revision "NNNN"; a test keeps this equal to Alembic's head) without importing Alembic."""
-    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+    """The newest migration's revision, read from the migration files' `revision` and
+    `down_revision` lines (a test keeps this equal to Alembic's head) without importing
+    Alembic: the revision no other migration names as its down_revision."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            found = _REVISION_LINE.match(line)
+            if found:
+                (revisions if found.group(1) == "revision" else downs).add(found.group(2))
+    return max(revisions - downs)
+
+
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*=\s*[\"']([^\"']+)[\"']")
 
 
 def at_head(engine: Engine) -> bool:
