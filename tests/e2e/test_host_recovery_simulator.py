@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from health_rig import CLOUD, REGION, Rig, detect, opt_in_two, running_rig
 
-from stackfleet.engine.collect import collect
-from stackfleet.engine.execute import Connections
-from stackfleet.engine.health import Assessment, HealthMonitor
 from stackfleet.engine.recovery import RecoveryReconciler
-from stackfleet.engine.settings import Settings
-from stackfleet.simulator.generator import preset
-from stackfleet.simulator.hosts import HEARTBEAT, ManagementListeners
-from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
-from stackfleet.simulator.server import SimulatorServer
-from stackfleet.store import action_records, open_store, recoveries
+from stackfleet.store import action_records, recoveries
 from stackfleet.store.audit import AuditLog
 
 pytestmark = [
@@ -33,122 +24,10 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
 ]
 
-CLOUD = "sim"
-REGION = "RegionOne"
-
-
-@dataclass
-class Rig:
-    server: SimulatorServer
-    bmcs: RedfishSimulator
-    listeners: ManagementListeners
-    clouds: Path
-    bmc_map: Path
-    store: Any
-    tmp: Path
-
-    @property
-    def region(self) -> Any:
-        return self.server.state.regions[REGION]
-
-    def settings(self, **health: Any) -> Settings:
-        return Settings.model_validate(
-            {
-                "verify_timeout": "20s",
-                "poll_interval": "0.1s",
-                "health": {
-                    "report_interval": "1s",
-                    "probe": {
-                        "addresses": self.listeners.addresses(),
-                        "misses": 2,
-                        "timeout": "0.5s",
-                    },
-                    "bmc_map": str(self.bmc_map),
-                    "recovery": True,
-                    "execute": True,
-                    "opt_in": {"all": True},
-                    "never": {"projects": [], "tags": ["amphora"]},
-                    **health,
-                },
-            }
-        )
-
-    def parts(self, settings: Settings) -> tuple[HealthMonitor, RecoveryReconciler]:
-        connections = Connections([str(self.clouds)])
-        monitor = HealthMonitor(self.store, settings.health, connections, clouds=[CLOUD])
-        return monitor, RecoveryReconciler(self.store, settings, connections, monitor)
-
-    def servers_on(self, host: str) -> dict[str, dict[str, Any]]:
-        return {
-            sid: s
-            for sid, s in self.region.servers.items()
-            if s.get("OS-EXT-SRV-ATTR:host") == host and s["status"] in ("ACTIVE", "SHUTOFF")
-        }
-
-    def healthy_hosts(self) -> list[str]:
-        """Compute hosts that are up, enabled and have a quiet BMC, fullest first."""
-        hosts = []
-        for s in self.region.compute_services.values():
-            if s.get("binary") != "nova-compute" or s.get("state") != "up":
-                continue
-            if s.get("status") != "enabled":
-                continue
-            bmc = self.bmcs.bmc(s["host"])
-            if bmc.failed_psus or bmc.inlet_celsius > 30:
-                continue
-            hosts.append(s["host"])
-        return sorted(hosts, key=lambda h: (-len(self.servers_on(h)), h))
-
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    HEARTBEAT.report_interval = 1.0
-    with SimulatorServer(preset("small", now=datetime.now(UTC))) as server:
-        state = server.state
-        with RedfishSimulator(bmcs_for_cloud(state)) as bmcs:
-            hosts = sorted(
-                {
-                    s["host"]
-                    for s in state.regions[REGION].compute_services.values()
-                    if s.get("binary") == "nova-compute"
-                }
-            )
-            listeners = ManagementListeners(hosts)
-            server.sim.hosts.listeners = listeners
-            clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
-            bmc_map = bmcs.write_bmc_map(tmp_path / "bmc-map.yaml")
-            store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
-            collect(store, CLOUD, config_files=[str(clouds)])
-            try:
-                yield Rig(server, bmcs, listeners, clouds, bmc_map, store, tmp_path)
-            finally:
-                listeners.close_all()
-                HEARTBEAT.report_interval = 10.0
-
-
-def opt_in_two(rig: Rig, victim: str) -> dict[str, dict[str, Any]]:
-    """Tag the two smallest servers of `victim` `ha` (and take them out of their server
-    groups): the ones the recovery may evacuate when it opts in by that tag."""
-    on_host = rig.servers_on(victim)
-    chosen = sorted(on_host, key=lambda sid: on_host[sid]["flavor"].get("ram", 0))[:2]
-    assert len(chosen) == 2, "the victim host has servers"
-    for sid in chosen:
-        rig.region.servers[sid]["tags"] = ["ha"]
-    for group in rig.region.server_groups.values():
-        group["members"] = [m for m in group.get("members") or [] if m not in chosen]
-    return {sid: on_host[sid] for sid in chosen}
-
-
-def detect(monitor: HealthMonitor, host: str, failure: str, within: float = 15.0) -> Assessment:
-    deadline = time.monotonic() + within
-    while True:
-        assessment = monitor.run_once()
-        verdict = assessment.host(CLOUD, REGION, host)
-        if verdict is not None and verdict.failure == failure:
-            return assessment
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{host} not judged {failure}: {verdict}")
-        time.sleep(0.3)
+    yield from running_rig(tmp_path)
 
 
 def test_a_failed_host_is_fenced_evacuated_and_its_servers_run_elsewhere(rig: Rig) -> None:

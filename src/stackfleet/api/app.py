@@ -21,6 +21,7 @@ from stackfleet.api import (
     capacity,
     events,
     hardware,
+    health,
     infra,
     nodes,
     policies,
@@ -351,6 +352,7 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(events.router)
     hardware.install(app)
+    health.install(app)
     app.include_router(nodes.router)
     capacity.install(app)
     usage.install(app)

@@ -118,6 +118,16 @@ ROOT_COMMANDS = (
         "OpenStack notifications: event-driven refresh and policies.",
     ),
     RootCommand(
+        "health",
+        "stackfleet.cli.health",
+        "Health of hosts, services, instances and workloads, with the evidence.",
+    ),
+    RootCommand(
+        "recoveries",
+        "stackfleet.cli.health",
+        "Automatic recoveries: list, show each step, run once.",
+    ),
+    RootCommand(
         "simulator",
         "stackfleet.cli.simulator",
         "The embedded simulated cloud (OpenStack APIs on loopback).",

@@ -174,14 +174,15 @@ class RecoveryReconciler:
     def _recovered_before(self, host: HostHealth, now: datetime) -> bool:
         """One recovery per failure: a host with a recovery since it was last healthy
         is not recovered again (a failed recovery is escalated, not retried; a dry-run
-        is planned again after an hour)."""
+        is planned again after an hour, and carried out at once when execute is on)."""
         if host.disabled and (host.disabled_reason or "").startswith(REASON_PREFIX):
             return True
         latest = recoveries.latest(self.store, host.cloud, host.region, "host", host.host)
         if latest is None:
             return False
         if latest["status"] == "dry-run":
-            return _recent(latest, now, timedelta(hours=1))
+            # a plan does not stand in the way of carrying it out
+            return not self.execute and _recent(latest, now, timedelta(hours=1))
         since = datetime.fromisoformat(latest["created_at"])
         healthy_since = any(
             c["after"] == "healthy"

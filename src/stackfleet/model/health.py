@@ -389,6 +389,7 @@ class WorkloadHealth:
     state: HealthState
     target: float | None = None
     unhealthy: list[str] = field(default_factory=list)
+    projects: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -419,4 +420,5 @@ def assess_workload(
         state=state,
         target=target,
         unhealthy=[f"{m.name} ({m.problem or m.state})" for m in members if m.state != "healthy"],
+        projects=sorted({m.project_id for m in members if m.project_id}),
     )
