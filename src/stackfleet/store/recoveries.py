@@ -122,8 +122,9 @@ def count_by_status(store: Store) -> dict[tuple[str, str], int]:
     """(kind, status) -> how many recoveries (the /metrics gauge)."""
     with store.session() as session:
         rows = session.execute(
-            select(RecoveryRecord.kind, RecoveryRecord.status, func.count(RecoveryRecord.id))
-            .group_by(RecoveryRecord.kind, RecoveryRecord.status)
+            select(
+                RecoveryRecord.kind, RecoveryRecord.status, func.count(RecoveryRecord.id)
+            ).group_by(RecoveryRecord.kind, RecoveryRecord.status)
         ).all()
     return {(str(k), str(s)): int(n) for k, s, n in rows}
 
