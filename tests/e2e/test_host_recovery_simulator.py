@@ -185,3 +185,29 @@ def test_an_interrupted_recovery_resumes_without_repeating_a_step(rig: Rig) -> N
     assert len(evacuations) == len(before)
     for sid in before:
         assert rig.region.servers[sid]["OS-EXT-SRV-ATTR:host"] != victim
+
+
+def test_every_evacuation_is_requested_before_any_is_waited_for(rig: Rig) -> None:
+    """Each evacuation takes Nova 1 s here (the simulator's action delay): the recovery
+    asks for all of them first and then watches them together, so no evacuation waits
+    for another to finish."""
+    rig.server.sim.action_delay = 1.0
+    monitor, reconciler = rig.parts(rig.settings(opt_in={"tags": ["ha"]}))
+    victim = rig.healthy_hosts()[0]
+    opt_in_two(rig, victim)
+    rig.server.sim.hosts.fail(REGION, victim, "host")
+    reconciler.run_once(detect(monitor, victim, "host"))
+
+    [recovery] = recoveries.list_recoveries(rig.store)
+    shown = recoveries.get(rig.store, recovery["id"])
+    steps = shown["steps"]
+    asked = [s for s in steps if s["name"] == "evacuate"]
+    verified = [s for s in steps if s["name"] == "verify"]
+    assert len(asked) == 2
+    assert {s["status"] for s in verified} == {"done"}, [
+        (s["name"], s["status"], s["error"], s["details"]) for s in steps if s["status"] != "done"
+    ]
+    assert len(verified) == len(asked)
+    assert max(s["finished_at"] for s in asked) < min(s["finished_at"] for s in verified)
+    for server in verified:
+        assert rig.region.servers[server["target"]]["OS-EXT-SRV-ATTR:host"] != victim

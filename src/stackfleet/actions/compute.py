@@ -475,7 +475,7 @@ class EvacuateServer(_ServerAction):
                     + (f" ({server.fault.get('message')})" if server.fault else "")
                 )
             if not server.task_state and server.compute_host == source:
-                failed = _evacuation_failed(conn, record["id"], source)
+                failed = evacuation_failed(conn, record["id"], source)
                 if failed:
                     raise ActionError(f"evacuate {label(record)}: {failed}")
             return (
@@ -490,7 +490,7 @@ class EvacuateServer(_ServerAction):
         return outcome
 
 
-def _evacuation_failed(conn: Any, server_id: str, source: str | None) -> str:
+def evacuation_failed(conn: Any, server_id: str, source: str | None) -> str:
     """Why Nova's newest evacuation of the server from `source` failed ("" when none
     did): the conductor found no valid host (the migration record says error)."""
     try:

@@ -130,7 +130,8 @@ class HealthSettings(_Strict):
     )
     heartbeat_missed_after: Duration | None = Field(
         default=None,
-        description="A heartbeat older than this is missed (default 1.5 x report_interval).",
+        description="A heartbeat older than this is missed (default report_interval + 2 s, "
+        "at most 1.5 x report_interval).",
     )
     max_down_percent: float = Field(
         default=50.0,
@@ -184,4 +185,7 @@ class HealthSettings(_Strict):
     def heartbeat_allowed(self) -> float:
         if self.heartbeat_missed_after is not None:
             return self.heartbeat_missed_after.total_seconds()
-        return self.report_interval.total_seconds() * 1.5
+        # one heartbeat missed, with a little slack for clock skew and a slow report:
+        # 12 s at Nova's default report_interval of 10 s
+        period = self.report_interval.total_seconds()
+        return min(period * 1.5, period + 2.0)

@@ -31,12 +31,21 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stackfleet.actions.base import Action, Skip
-from stackfleet.actions.compute import EvacuateServer, StartServer
+from stackfleet.actions.base import (
+    Action,
+    ActionContext,
+    ActionError,
+    Outcome,
+    Skip,
+    call,
+    label,
+)
+from stackfleet.actions.compute import EvacuateServer, StartServer, evacuation_failed
 from stackfleet.actions.compute_service import (
     ForceDownService,
     RestartService,
@@ -79,6 +88,64 @@ class StepOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     action_id: int | None = None
+
+
+class EvacuationRequest(EvacuateServer):
+    """Nova's evacuate, confirmed once Nova has taken it on (the recovery then watches
+    every evacuation of the host together, rather than waiting for each in turn)."""
+
+    def verify(self, ctx: ActionContext, record: dict[str, Any], result: dict[str, Any]) -> Outcome:
+        conn = ctx.connection(record["cloud"], record["region"])
+        server = call("reading the server", conn.compute.get_server, record["id"])
+        observed = {
+            "host": server.compute_host,
+            "status": server.status,
+            "task_state": server.task_state,
+        }
+        if server.status == "ERROR" and not server.task_state:
+            raise ActionError(
+                f"evacuate {label(record)}: the server went to ERROR"
+                + (f" ({server.fault.get('message')})" if server.fault else "")
+            )
+        if not server.task_state and server.compute_host == record.get("host"):
+            failed = evacuation_failed(conn, record["id"], record.get("host"))
+            if failed:
+                raise ActionError(f"evacuate {label(record)}: {failed}")
+        return Outcome(verified=True, observed=observed, message="evacuation requested")
+
+
+class StartRequest(StartServer):
+    """Start, confirmed by the recovery's watch of every evacuated server."""
+
+    def verify(self, ctx: ActionContext, record: dict[str, Any], result: dict[str, Any]) -> Outcome:
+        return Outcome(verified=True, message="start requested")
+
+
+def changed_servers(conn: Any, since: datetime) -> dict[str, dict[str, Any]]:
+    """Every server changed since `since` (all projects), by id, from the raw JSON of
+    `GET /servers/detail?changes-since=` (page by page): host, status, task state, fault."""
+    out: dict[str, dict[str, Any]] = {}
+    params: dict[str, Any] = {
+        "all_tenants": 1,
+        "changes-since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "limit": 1000,
+    }
+    for _page in range(100):
+        response = conn.compute.get("/servers/detail", params=params)
+        if response.status_code >= 400:
+            raise RuntimeError(f"GET /servers/detail answered HTTP {response.status_code}")
+        servers = response.json().get("servers") or []
+        for s in servers:
+            out[str(s["id"])] = {
+                "host": s.get("OS-EXT-SRV-ATTR:host"),
+                "status": s.get("status"),
+                "task_state": s.get("OS-EXT-STS:task_state"),
+                "fault": s.get("fault"),
+            }
+        if len(servers) < params["limit"]:
+            break
+        params["marker"] = servers[-1]["id"]
+    return out
 
 
 class RecoveryReconciler:
@@ -256,9 +323,11 @@ class RecoveryReconciler:
         eligible = [s for s in servers if s.get("eligible")]
         self._progress(rid, service, f"fenced; evacuating {len(eligible)} instance(s)")
         failed: list[str] = []
-        seq = 10
-        for server in eligible:
-            seq += 1
+        # 3. ask for every evacuation first (Nova runs them in parallel), then watch
+        # them together: one list call per round, not one poll per server
+        requested: list[tuple[int, dict[str, Any]]] = []
+        for n, server in enumerate(eligible):
+            seq = 11 + n
             outcome = self._step(
                 rid, seq, "evacuate", server["id"], lambda s=server: self._evacuate(rid, host, s)
             )
@@ -267,18 +336,9 @@ class RecoveryReconciler:
             if outcome.status != "done":
                 failed.append(f"{server['name']}: {outcome.error or outcome.status}")
                 continue
-            if server.get("status") == "ACTIVE":
-                outcome = self._step(
-                    rid, seq, "start", server["id"], lambda s=server: self._start(rid, s)
-                )
-                if outcome.status not in ("done", "planned"):
-                    failed.append(f"{server['name']}: start: {outcome.error or outcome.status}")
-                    continue
-            outcome = self._step(
-                rid, seq, "verify", server["id"], lambda s=server: self._verify(host, s)
-            )
-            if outcome.status not in ("done", "planned"):
-                failed.append(f"{server['name']}: {outcome.error or outcome.status}")
+            requested.append((seq, server))
+        if requested:
+            failed += self._await_evacuations(rid, recovery, host, requested)
         if not recovery["execute"]:
             self._finish(rid, "dry-run", "planned only (health.execute is false)")
             return
@@ -364,13 +424,10 @@ class RecoveryReconciler:
         if live["host"] and live["host"] != host:
             return StepOutcome("done", {"host": live["host"], "note": "already on another host"})
         if live.get("task_state") == "rebuilding" or self._evacuation_requested(server, host):
-            # requested before a crash: wait for it, never request it twice
-            outcome = EvacuateServer().verify(self._ctx(), {**server, "host": host}, {})
-            if outcome.verified:
-                return StepOutcome("done", outcome.observed)
-            return StepOutcome("failed", outcome.observed, outcome.message)
+            # requested before a crash: never request it twice; the watch follows it
+            return StepOutcome("done", {"note": "requested before", **live})
         record = {**server, **live}
-        return self._act(EVACUATE_POLICY, EvacuateServer(), record, f"recovery:{rid}:evacuate")
+        return self._act(EVACUATE_POLICY, EvacuationRequest(), record, f"recovery:{rid}:evacuate")
 
     def _start(self, rid: int, server: dict[str, Any]) -> StepOutcome:
         live = self._server(server)
@@ -379,20 +436,108 @@ class RecoveryReconciler:
         if live["status"] != "SHUTOFF":
             return StepOutcome("done", {"status": live["status"], "note": "not SHUTOFF"})
         record = {**server, **live}
-        return self._act(EVACUATE_POLICY, StartServer(), record, f"recovery:{rid}:start")
+        return self._act(EVACUATE_POLICY, StartRequest(), record, f"recovery:{rid}:start")
 
-    def _verify(self, host: str, server: dict[str, Any]) -> StepOutcome:
-        live = self._server(server)
-        if live is None:
-            return StepOutcome("failed", error="the instance is gone")
+    def _await_evacuations(
+        self,
+        rid: int,
+        recovery: dict[str, Any],
+        host: str,
+        requested: list[tuple[int, dict[str, Any]]],
+    ) -> list[str]:
+        """Watch the requested evacuations together until each server is running again
+        as it was (ACTIVE or SHUTOFF) on another host: one list of the servers changed
+        since the recovery began per round. A server that arrives SHUTOFF but was
+        ACTIVE is started as it arrives (at 2.95+ Nova leaves it stopped). Each server's
+        `verify` step records the outcome; returns what failed."""
+        failed: list[str] = []
+        watch_start = _now()
+        pending: dict[str, tuple[int, dict[str, Any]]] = {}
+        for seq, server in requested:
+            settled = recoveries.step(self.store, rid, "verify", server["id"])
+            if settled is not None and settled["status"] in ("done", "failed", "skipped"):
+                if settled["status"] == "failed":
+                    failed.append(f"{server['name']}: {settled['error']}")
+                continue
+            pending[server["id"]] = (seq, server)
+        if not pending:
+            return failed
+        conn = self.connections.connection(recovery["cloud"], recovery["region"])
+        since = datetime.fromisoformat(recovery["created_at"]) - timedelta(minutes=1)
+        deadline = _monotonic() + self.settings.verify_timeout.total_seconds()
+        poll = min(self.settings.poll_interval.total_seconds(), 1.0)
+        while pending:
+            last_round = _monotonic() >= deadline
+            try:
+                listed = changed_servers(conn, since)
+            except Exception as exc:  # noqa: BLE001 - a failed list is read again next round
+                log.warning("recovery %s: listing the servers failed: %s", rid, exc)
+                listed = {}
+            for sid, (seq, server) in list(pending.items()):
+                live = listed.get(sid)
+                if live is None and last_round:
+                    live = self._server(server)
+                    if live is None:
+                        live = {"status": "DELETED"}
+                if live is None:
+                    continue
+                outcome = self._arrival(rid, seq, host, server, live, conn)
+                if outcome is None and last_round:
+                    outcome = StepOutcome(
+                        "failed",
+                        {"host": live.get("host"), "status": live.get("status")},
+                        f"not running again within {self.settings.verify_timeout.total_seconds():g}"
+                        f" s: {live.get('status')} on {live.get('host')}"
+                        + (f", task {live['task_state']}" if live.get("task_state") else ""),
+                    )
+                if outcome is None:
+                    continue
+                step = recoveries.start_step(self.store, rid, seq, "verify", sid, watch_start)
+                recoveries.finish_step(
+                    self.store, step["id"], _now(), outcome.status, outcome.detail, outcome.error
+                )
+                del pending[sid]
+                if outcome.status == "failed":
+                    failed.append(f"{server['name']}: {outcome.error}")
+            if not pending or last_round:
+                break
+            _sleep(max(0.0, min(poll, deadline - _monotonic())))
+        return failed
+
+    def _arrival(
+        self,
+        rid: int,
+        seq: int,
+        source: str,
+        server: dict[str, Any],
+        live: dict[str, Any],
+        conn: Any,
+    ) -> StepOutcome | None:
+        """Whether an evacuated server is settled: done (running as it was, elsewhere),
+        failed, skipped (gone), or None (still on its way)."""
+        status = live.get("status")
+        detail = {"host": live.get("host"), "status": status}
+        if status in ("DELETED", "SOFT_DELETED"):
+            return StepOutcome("skipped", detail, "the instance is gone")
+        if live.get("task_state"):
+            return None
+        if status == "ERROR":
+            fault = (live.get("fault") or {}).get("message")
+            return StepOutcome(
+                "failed", detail, "the server went to ERROR" + (f": {fault}" if fault else "")
+            )
+        if live.get("host") == source:
+            why = evacuation_failed(conn, server["id"], source)
+            return StepOutcome("failed", detail, why) if why else None
         wanted = server.get("status") if server.get("status") in ("ACTIVE", "SHUTOFF") else None
-        ok = live["host"] != host and (wanted is None or live["status"] == wanted)
-        detail = {"host": live["host"], "status": live["status"]}
-        if ok:
+        if wanted == "ACTIVE" and status == "SHUTOFF":
+            started = self._step(rid, seq, "start", server["id"], lambda: self._start(rid, server))
+            if started.status not in ("done", "planned"):
+                return StepOutcome("failed", detail, f"start: {started.error or started.status}")
+            return None
+        if wanted is None or status == wanted:
             return StepOutcome("done", detail)
-        return StepOutcome(
-            "failed", detail, f"{live['status']} on {live['host']} (expected {wanted} elsewhere)"
-        )
+        return None
 
     # -- service (process failure) recovery ------------------------------------------
     def _drive_service(self, recovery: dict[str, Any], assessment: Assessment) -> None:
@@ -796,3 +941,11 @@ def _now() -> datetime:
 def _recent(recovery: dict[str, Any], now: datetime, within: timedelta) -> bool:
     created = datetime.fromisoformat(recovery["created_at"])
     return now - created < within
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
