@@ -80,13 +80,21 @@ class NeverSelectors(_Strict):
 class InstanceRecovery(_Strict):
     """Instance ERROR / stuck: reset-state, then reboot, then rebuild."""
 
-    enabled: bool = False
+    enabled: bool = Field(
+        default=False,
+        description="Recover instances in ERROR or stuck (with health.recovery; the same "
+        "opt_in / never selectors as hosts).",
+    )
     stuck_after: Duration = Field(default=timedelta(minutes=30))
     steps: list[Literal["reset-state", "reboot", "rebuild"]] = Field(
         default_factory=lambda: ["reset-state", "reboot", "rebuild"]  # type: ignore[arg-type]
     )
-    max_per_instance: int = Field(default=3, ge=1, description="Steps per instance, in all.")
-    max_per_hour: int = Field(default=10, ge=0, description="Instance steps per hour, in all.")
+    max_per_instance: int = Field(
+        default=3, ge=1, description="Recovery steps per instance in 24 hours."
+    )
+    max_per_hour: int = Field(
+        default=10, ge=0, description="Instance recovery steps per hour, every instance together."
+    )
 
 
 class Workload(_Strict):

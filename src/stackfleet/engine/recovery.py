@@ -45,7 +45,14 @@ from stackfleet.actions.base import (
     call,
     label,
 )
-from stackfleet.actions.compute import EvacuateServer, StartServer, evacuation_failed
+from stackfleet.actions.compute import (
+    EvacuateServer,
+    RebootServer,
+    RebuildServer,
+    ResetServerState,
+    StartServer,
+    evacuation_failed,
+)
 from stackfleet.actions.compute_service import (
     ForceDownService,
     RestartService,
@@ -183,6 +190,7 @@ class RecoveryReconciler:
         if assessment.fleet.frozen is None:
             touched += self._start_host_recoveries(assessment, now)
             touched += self._start_service_recoveries(assessment, now)
+            touched += self._start_instance_recoveries(assessment, now)
             for recovery in recoveries.open_recoveries(self.store):
                 if not recoveries.take_over(
                     self.store,
@@ -197,6 +205,8 @@ class RecoveryReconciler:
                         self._drive_host(recovery, assessment)
                     elif recovery["kind"] == "service":
                         self._drive_service(recovery, assessment)
+                    elif recovery["kind"] == "instance":
+                        self._drive_instance(recovery)
                 except Exception as exc:  # noqa: BLE001 - record it, alert, keep the daemon
                     log.exception("recovery %s failed", recovery["id"])
                     self._finish(recovery["id"], "failed", f"{type(exc).__name__}: {exc}")
@@ -588,6 +598,204 @@ class RecoveryReconciler:
         )
         return StepOutcome("done", {"status": result.get("status")})
 
+    # -- instance recovery ------------------------------------------------------------
+    def _start_instance_recoveries(self, assessment: Assessment, now: datetime) -> list[int]:
+        """A recovery for each opted-in instance in ERROR or stuck (not one on a failed
+        host: the host's recovery evacuates it), read live before it starts. An instance
+        whose recovery failed is not tried again until it has been healthy; dry-run
+        plans are made again after an hour."""
+        limits = self.health.instances
+        if not limits.enabled:
+            return []
+        hosts = {(h.cloud, h.region, h.host): h for h in assessment.hosts}
+        wanted = [
+            i
+            for i in assessment.instances
+            if i.problem in ("error", "stuck")
+            and not (
+                (host := hosts.get((i.cloud, i.region, i.host or ""))) is not None
+                and host.failure != "none"
+            )
+        ]
+        if not wanted:
+            return []
+        records = {
+            (r["cloud"], r["region"], r["id"]): r for r in load_records(self.store, "server")
+        }
+        projects = {p["id"]: p.get("name") or "" for p in load_records(self.store, "project")}
+        started: list[int] = []
+        for instance in wanted:
+            key = (instance.cloud, instance.region, instance.id)
+            record = records.get(key)
+            if record is None:
+                continue
+            if recoveries.find_open(self.store, *key[:2], "instance", instance.id):
+                continue
+            latest = recoveries.latest(self.store, *key[:2], "instance", instance.id)
+            if latest is not None and self._instance_tried(latest, instance.id, now):
+                continue
+            groups = [
+                g
+                for g in load_records(self.store, "server_group", instance.cloud, instance.region)
+                if instance.id in (g.get("members") or [])
+            ]
+            chosen, why = self._selected(record, projects, groups, set(), "recovered")
+            if not chosen:
+                continue
+            server = self._instance_entry(record, groups)
+            live = self._server(server)
+            if live is None or _instance_running(live):
+                continue  # the inventory is behind: it is gone, or fine again
+            rid = recoveries.create(
+                self.store,
+                now,
+                cloud=instance.cloud,
+                region=instance.region,
+                kind="instance",
+                subject=instance.id,
+                trigger=f"instance-{instance.problem}",
+                status="running" if self.execute else "planned",
+                execute=self.execute,
+                owner=self.owner,
+                evidence=list(instance.evidence),
+                details={"server": server, "reason": "; ".join(instance.evidence)},
+            )
+            self._audit_subject(
+                "recovery.started",
+                rid,
+                INSTANCE_POLICY,
+                _target(server),
+                {"evidence": instance.evidence, "name": instance.name},
+            )
+            started.append(rid)
+        return started
+
+    def _instance_tried(self, latest: dict[str, Any], server_id: str, now: datetime) -> bool:
+        if latest["status"] == "dry-run":
+            return not self.execute and _recent(latest, now, timedelta(hours=1))
+        if latest["status"] == "succeeded":
+            return False  # broken again: a new recovery, within the limits
+        since = datetime.fromisoformat(latest["created_at"])
+        return not any(
+            c["after"] == "healthy"
+            for c in health_states.changes(self.store, "instance", server_id, since)
+        )
+
+    @staticmethod
+    def _instance_entry(record: dict[str, Any], groups: list[dict[str, Any]]) -> dict[str, Any]:
+        image = record.get("image_id")
+        if image is None and isinstance(record.get("image"), dict):
+            image = record["image"].get("id")
+        return {
+            "cloud": record["cloud"],
+            "region": record["region"],
+            "kind": "server",
+            "id": record["id"],
+            "name": record.get("name") or record["id"],
+            "status": record.get("status"),
+            "project_id": record.get("project_id"),
+            "host": record.get("host"),
+            "tags": list(record.get("tags") or []),
+            "metadata": dict(record.get("metadata") or {}),
+            "image_id": image or None,
+            "server_groups": [g.get("name") or g["id"] for g in groups],
+        }
+
+    def _drive_instance(self, recovery: dict[str, Any]) -> None:
+        """Reset state, then reboot, then rebuild (health.instances.steps), each only
+        while the instance is still not running, within the per-instance and per-hour
+        limits; the recovery ends as soon as the instance runs again."""
+        rid = recovery["id"]
+        server: dict[str, Any] = recovery["details"]["server"]
+        limits = self.health.instances
+        tried: list[str] = []
+        for n, name in enumerate(limits.steps, start=1):
+            existing = recoveries.step(self.store, rid, name, server["id"])
+            if existing is None and recovery["execute"]:
+                now = _now()
+                used = recoveries.executed_steps_since(
+                    self.store, "instance", now - timedelta(hours=24), server["id"]
+                )
+                if used >= limits.max_per_instance:
+                    self._finish(
+                        rid,
+                        "failed",
+                        f"the per-instance limit is reached ({used} steps in 24 h, "
+                        f"health.instances.max_per_instance {limits.max_per_instance})"
+                        + (f" after {', '.join(tried)}" if tried else ""),
+                    )
+                    return
+                hour = recoveries.executed_steps_since(
+                    self.store, "instance", now - timedelta(hours=1)
+                )
+                if hour >= limits.max_per_hour:
+                    # resumed at a later turn, once the hour allows it
+                    recoveries.update_recovery(
+                        self.store,
+                        rid,
+                        now,
+                        error=f"waiting: {hour} instance recovery steps in the last hour "
+                        f"(health.instances.max_per_hour {limits.max_per_hour})",
+                    )
+                    return
+            outcome = self._step(
+                rid, n, name, server["id"], lambda name=name: self._instance_step(rid, name, server)
+            )
+            if outcome.status == "planned":
+                continue
+            if outcome.status == "waiting":
+                recoveries.update_recovery(self.store, rid, _now(), error=outcome.error)
+                return
+            tried.append(f"{name} ({outcome.status})")
+            live = self._server(server)
+            if live is None:
+                self._finish(rid, "stopped", "the instance is gone")
+                return
+            if _instance_running(live):
+                self._finish(rid, "succeeded", None)
+                return
+        if not recovery["execute"]:
+            self._finish(rid, "dry-run", "planned only (health.execute is false)")
+            return
+        live = self._server(server) or {}
+        self._finish(
+            rid,
+            "failed",
+            f"still {live.get('status')} (power {live.get('power_state')}) after "
+            + ", ".join(tried),
+        )
+
+    def _instance_step(self, rid: int, name: str, server: dict[str, Any]) -> StepOutcome:
+        live = self._server(server)
+        if live is None:
+            return StepOutcome("skipped", error="the instance is gone")
+        if _instance_running(live):
+            return StepOutcome("done", {"note": "running again", **live})
+        record = {**server, **live}
+        action: Action
+        if name == "reset-state":
+            action = ResetServerState(state="active")
+        elif name == "reboot":
+            action = RebootServer(reboot_type="HARD")
+        else:
+            action = RebuildServer()
+        outcome = self._act(INSTANCE_POLICY, action, record, f"recovery:{rid}:{name}")
+        after = self._server(server)
+        if after is not None:
+            outcome.detail = {**outcome.detail, "after": after}
+        return outcome
+
+    def _audit_subject(
+        self, event: str, rid: int, policy: str, target: str, details: dict[str, Any]
+    ) -> None:
+        self.audit.append(
+            event,
+            {"recovery": rid, **details},
+            actor=self.settings.actor,
+            policy=policy,
+            target=target,
+        )
+
     # -- gate + executor -------------------------------------------------------------
     def _act(
         self, policy_name: str, action: Action, record: dict[str, Any], step: str
@@ -769,29 +977,44 @@ class RecoveryReconciler:
         aggregates: set[str],
         host: str,
     ) -> tuple[bool, str]:
-        never, opt_in = self.health.never, self.health.opt_in
-        project = server.get("project_id") or ""
-        names = {project, projects.get(project, "")}
-        if names & set(never.projects):
-            return False, f"service project {projects.get(project) or project}: never evacuated"
-        tagged = set(server["tags"]) & set(never.tags)
-        if tagged:
-            return False, f"tag {sorted(tagged)[0]}: never evacuated"
-        chosen = (
-            opt_in.all
-            or bool(names & set(opt_in.projects))
-            or bool(set(server["tags"]) & set(opt_in.tags))
-            or any({g["id"], g.get("name")} & set(opt_in.server_groups) for g in groups)
-            or bool(aggregates & set(opt_in.aggregates))
-        )
+        chosen, why = self._selected(server, projects, groups, aggregates, "evacuated")
         if not chosen:
-            return False, "not opted in (health.opt_in)"
+            return False, why
         for group in groups:
             if group.get("policy") == "anti-affinity" and not self._room_for(server, group, host):
                 return False, (
                     f"anti-affinity group {group.get('name') or group['id']}: every other "
                     "enabled host already holds a member (left for the operator)"
                 )
+        return True, "opted in"
+
+    def _selected(
+        self,
+        server: dict[str, Any],
+        projects: dict[str, str],
+        groups: list[dict[str, Any]],
+        aggregates: set[str],
+        verb: str,
+    ) -> tuple[bool, str]:
+        """Whether the opt-in selectors choose the instance and `never` does not."""
+        never, opt_in = self.health.never, self.health.opt_in
+        project = server.get("project_id") or ""
+        names = {project, projects.get(project, "")}
+        tags = set(server.get("tags") or [])
+        if names & set(never.projects):
+            return False, f"service project {projects.get(project) or project}: never {verb}"
+        tagged = tags & set(never.tags)
+        if tagged:
+            return False, f"tag {sorted(tagged)[0]}: never {verb}"
+        chosen = (
+            opt_in.all
+            or bool(names & set(opt_in.projects))
+            or bool(tags & set(opt_in.tags))
+            or any({g["id"], g.get("name")} & set(opt_in.server_groups) for g in groups)
+            or bool(aggregates & set(opt_in.aggregates))
+        )
+        if not chosen:
+            return False, "not opted in (health.opt_in)"
         return True, "opted in"
 
     def _room_for(self, server: dict[str, Any], group: dict[str, Any], failed: str) -> bool:
@@ -846,7 +1069,7 @@ class RecoveryReconciler:
             f"recovery.{status}",
             {"recovery": rid, "error": error, "steps": len(recovery["steps"])},
             actor=self.settings.actor,
-            policy=HOST_POLICY if recovery["kind"] == "host" else SERVICE_POLICY,
+            policy=_POLICY_OF.get(recovery["kind"], HOST_POLICY),
             target=f"{recovery['cloud']}/{recovery['region']}/{recovery['kind']}/{recovery['subject']}",
         )
 
@@ -904,18 +1127,32 @@ class RecoveryReconciler:
                         refresh_annotations=True,
                     )
                 )
+        healthy_instances = {i.id for i in assessment.instances if i.state == "healthy"}
         for recovery in recoveries.list_recoveries(self.store, "failed", limit=50):
-            now_host = assessment.host(recovery["cloud"], recovery["region"], recovery["subject"])
-            if now_host is not None and now_host.state == "healthy" and not now_host.disabled:
-                continue
+            if recovery["kind"] == "instance":
+                if recovery["subject"] in healthy_instances:
+                    continue
+                labels = {
+                    "alertname": "HealthRecoveryFailed",
+                    "severity": "warning",
+                    "instance": recovery["subject"],
+                    "recovery": str(recovery["id"]),
+                }
+            else:
+                now_host = assessment.host(
+                    recovery["cloud"], recovery["region"], recovery["subject"]
+                )
+                if now_host is not None and now_host.state == "healthy" and not now_host.disabled:
+                    continue
+                labels = {
+                    "alertname": "HealthRecoveryFailed",
+                    "severity": "critical",
+                    "host": recovery["subject"],
+                    "recovery": str(recovery["id"]),
+                }
             wanted.append(
                 WantedAlert(
-                    {
-                        "alertname": "HealthRecoveryFailed",
-                        "severity": "critical",
-                        "host": recovery["subject"],
-                        "recovery": str(recovery["id"]),
-                    },
+                    labels,
                     {
                         "summary": f"recovery {recovery['id']} of {recovery['subject']} "
                         f"failed: {recovery['error']}",
@@ -924,6 +1161,18 @@ class RecoveryReconciler:
                 )
             )
         sync_alerts(self.store, "health", wanted, now)
+
+
+_POLICY_OF = {"host": HOST_POLICY, "service": SERVICE_POLICY, "instance": INSTANCE_POLICY}
+
+
+def _instance_running(live: dict[str, Any]) -> bool:
+    """ACTIVE, no task under way, and the guest powered on."""
+    return (
+        live.get("status") == "ACTIVE"
+        and not live.get("task_state")
+        and live.get("power_state") in (None, "RUNNING")
+    )
 
 
 def _reason(rid: int, text: str) -> str:

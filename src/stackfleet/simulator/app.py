@@ -64,6 +64,9 @@ class Simulator:
     notifier: object | None = None
     # failed hosts and management listeners (simulator/hosts.py), made by control_routes
     hosts: Any = None
+    # seconds a server action (evacuate, reboot, rebuild, start...) stays in its task
+    # state before it completes (PUT /_sim/action-delay); 0: at once
+    action_delay: float = 0.0
 
     def endpoint_url(self, service_type: str, region: str) -> str:
         """The root URL of a service in a region, where its router is mounted

@@ -15,6 +15,18 @@ heartbeats. Control routes (under /_sim):
     POST /_sim/hosts/{region}/{host}/repair
     GET  /_sim/hosts                          heartbeat settings, failures, listeners
     PUT  /_sim/heartbeat                      {"report_interval": 10, "service_down_time": 60}
+    POST /_sim/servers/{region}/{id}/break    {"mode": "error" | "stuck",
+                                               "fixed_by": "reboot" | "rebuild",
+                                               "stuck_for": 3600}
+    PUT  /_sim/action-delay                   {"seconds": 2}: how long server actions take
+
+A broken server (instance recovery): mode `error` puts it in ERROR with power state
+NOSTATE and a fault, as a failed spawn or a crashed hypervisor call leaves it. A reset of
+its state then makes it ACTIVE with its power state still NOSTATE (Nova's reset-state
+never touches the guest); a hard reboot brings it back RUNNING, unless it is broken
+until a `rebuild` (a corrupt root disk): then the reboot ends in ERROR again and only a
+rebuild repairs it. Mode `stuck` leaves it in task state `rebooting` since `stuck_for`
+seconds ago; a reset of its state clears that.
 """
 
 from __future__ import annotations
@@ -35,6 +47,11 @@ from stackfleet.simulator.http import ApiError, json_response, read_json
 from stackfleet.simulator.state import RegionState
 
 Obj = dict[str, Any]
+
+# Nova's extended server attributes (as the Nova simulator stores them)
+VM_STATE = "OS-EXT-STS:vm_state"
+TASK_STATE = "OS-EXT-STS:task_state"
+POWER_STATE = "OS-EXT-STS:power_state"
 
 
 @dataclass
@@ -165,6 +182,8 @@ class HostControl:
     regions: dict[str, RegionState]
     listeners: ManagementListeners | None = None
     failures: dict[tuple[str, str], str] = field(default_factory=dict)
+    # server id -> the recovery step that repairs it ("reboot" or "rebuild")
+    broken: dict[str, str] = field(default_factory=dict)
 
     def fail(self, region: str, host: str, mode: str) -> Obj:
         if mode not in ("host", "process"):
@@ -183,6 +202,44 @@ class HostControl:
             self.listeners.open(host)
         self.failures.pop((region, host), None)
         return {"host": host, "region": region, "services": len(changed)}
+
+    def break_server(
+        self, region: str, server_id: str, mode: str, fixed_by: str, stuck_for: float
+    ) -> Obj:
+        if mode not in ("error", "stuck"):
+            raise _bad(f"mode must be error or stuck, not {mode!r}")
+        if fixed_by not in ("reboot", "rebuild"):
+            raise _bad(f"fixed_by must be reboot or rebuild, not {fixed_by!r}")
+        server = self._region(region).servers.get(server_id)
+        if server is None:
+            raise _bad(f"no server {server_id!r} in {region}", 404)
+        now = time.time()
+        if mode == "error":
+            server[VM_STATE], server[TASK_STATE], server[POWER_STATE] = "error", None, 0
+            server["status"] = "ERROR"
+            server["fault"] = {
+                "code": 500,
+                "message": "simulated failure",
+                "created": _nova_time(now).split(".")[0] + "Z",
+            }
+            self.broken[server_id] = fixed_by
+        else:
+            server[TASK_STATE] = "rebooting"
+            server["status"] = "REBOOT"
+        when = now - (stuck_for if mode == "stuck" else 0)
+        server["updated"] = _nova_time(when).split(".")[0] + "Z"
+        return {"id": server_id, "region": region, "mode": mode, "status": server["status"]}
+
+    def repaired_by(self, server_id: str, step: str) -> bool | None:
+        """Whether `step` (reboot, rebuild) repairs the server: None when it is not
+        broken; a rebuild repairs every break, a reboot those fixed by a reboot."""
+        needed = self.broken.get(server_id)
+        if needed is None:
+            return None
+        if step == "rebuild" or needed == step:
+            del self.broken[server_id]
+            return True
+        return False
 
     def _region(self, name: str) -> RegionState:
         region = self.regions.get(name)
@@ -234,7 +291,25 @@ def host_routes(control: HostControl) -> list[BaseRoute]:
                 setattr(HEARTBEAT, key, float(value))
         return await list_hosts(request)
 
+    async def break_server(request: Request) -> Response:
+        body = await read_json(request)
+        body = body if isinstance(body, dict) else {}
+        stuck_for = body.get("stuck_for", 3600)
+        if not isinstance(stuck_for, int | float) or stuck_for < 0:
+            raise _bad("stuck_for must be a number of seconds")
+        p = request.path_params
+        return json_response(
+            control.break_server(
+                p["region"],
+                p["server_id"],
+                str(body.get("mode", "error")),
+                str(body.get("fixed_by", "reboot")),
+                float(stuck_for),
+            )
+        )
+
     return [
+        Route("/servers/{region}/{server_id}/break", break_server, methods=["POST"]),
         Route("/hosts", list_hosts, methods=["GET"]),
         Route("/hosts/{region}/{host}/fail", fail_host, methods=["POST"]),
         Route("/hosts/{region}/{host}/repair", repair_host, methods=["POST"]),

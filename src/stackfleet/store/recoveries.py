@@ -129,6 +129,26 @@ def count_by_status(store: Store) -> dict[tuple[str, str], int]:
     return {(str(k), str(s)): int(n) for k, s, n in rows}
 
 
+def executed_steps_since(
+    store: Store, kind: str, since: datetime, subject: str | None = None
+) -> int:
+    """Steps of executing (not dry-run) recoveries of `kind` (one subject's, when
+    given) started since `since`: the per-instance and per-hour limits."""
+    query = (
+        select(func.count(RecoveryStep.id))
+        .join(RecoveryRecord, RecoveryRecord.id == RecoveryStep.recovery_id)
+        .where(
+            RecoveryRecord.kind == kind,
+            RecoveryRecord.execute.is_(True),
+            RecoveryStep.started_at >= since,
+        )
+    )
+    if subject is not None:
+        query = query.where(RecoveryRecord.subject == subject)
+    with store.session() as session:
+        return int(session.scalar(query) or 0)
+
+
 def list_recoveries(
     store: Store, status: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:

@@ -820,6 +820,12 @@ class Nova:
     def _lock(self) -> Any:
         return self.sim.state.lock
 
+    def _repaired_by(self, server: Obj, step: str) -> bool | None:
+        """Whether a reboot or rebuild repairs a server broken through /_sim (None: it
+        is not broken)."""
+        hosts = getattr(self.sim, "hosts", None)
+        return None if hosts is None else hosts.repaired_by(str(server["id"]), step)
+
     def _action_delay(self) -> float:
         """Seconds a server action stays in its task state before it completes
         (``Simulator.action_delay`` when set; default: complete at once)."""
@@ -1404,7 +1410,16 @@ class Nova:
                  "suspending", "resuming"),
             )  # fmt: skip
             task = "reboot_started_hard"
-        self._transition(server, task, lambda s: self._set_power(s, "active", RUNNING))
+
+        def finish(current: Obj) -> None:
+            if self._repaired_by(current, "reboot") is False:
+                # broken until a rebuild (/_sim/servers/.../break): the reboot fails
+                self._set_power(current, "error", 0)
+                current["fault"] = {"code": 500, "message": "reboot failed: no bootable disk"}
+                return
+            self._set_power(current, "active", RUNNING)
+
+        self._transition(server, task, finish)
         return empty_response(202)
 
     async def _action_lock(
@@ -1474,6 +1489,7 @@ class Nova:
         def finish(current: Obj) -> None:
             current["image"] = {"id": image}
             current.pop("fault", None)
+            self._repaired_by(current, "rebuild")
             if was_stopped:
                 self._set_power(current, "stopped", SHUTDOWN)
             else:
