@@ -30,7 +30,13 @@ def rig(tmp_path: Path) -> Iterator[Rig]:
 def test_the_cli_plans_then_carries_out_a_recovery_and_shows_each_step(rig: Rig) -> None:
     victim = rig.healthy_hosts()[0]
     chosen = opt_in_two(rig, victim)
-    health = {"opt_in": {"tags": ["ha"]}, "workloads": [{"name": "ha-web", "tag": "ha"}]}
+    health = {
+        "opt_in": {"tags": ["ha"]},
+        "workloads": [
+            {"name": "ha-web", "tag": "ha"},
+            {"name": "ghost", "server_group": "no-such-group"},
+        ],
+    }
     env = rig.cli_env(**health)
     rig.collect()  # workloads are found in the inventory (tag ha)
     monitor, _ = rig.parts(rig.settings(**health))
@@ -75,7 +81,14 @@ def test_the_cli_plans_then_carries_out_a_recovery_and_shows_each_step(rig: Rig)
     [service] = [s for s in services if s["service"] == f"nova-compute@{victim}"]
     assert service["forced_down"] and service["disabled_reason"].startswith("stackfleet recovery")
     workloads = json.loads(stackfleet("health", "workloads", "-f", "json", env=env).stdout)
-    assert [(w["workload"], w["members"]) for w in workloads] == [("ha-web", 2)]
+    by_name = {w["workload"]: w for w in workloads}
+    assert by_name["ha-web"]["members"] == 2
+    # a selector that matches nothing: unknown, saying so (never a guess)
+    assert by_name["ghost"]["state"] == "unknown"
+    assert (
+        by_name["ghost"]["reason"]
+        == "no instance matches server_group=no-such-group: state unknown"
+    )
     default = stackfleet("health", env=env)
     assert default.returncode == 0 and victim in default.stdout
 
@@ -150,3 +163,54 @@ def test_the_api_and_metrics_show_health_and_recoveries(rig: Rig) -> None:
     assert f'stackfleet_host_health{{{labels},state="down"}} 1.0' in metrics
     assert 'stackfleet_recoveries{kind="host",status="succeeded"} 1.0' in metrics
     assert "stackfleet_recovery_frozen 0.0" in metrics
+
+
+def test_the_sla_report_counts_a_host_failure_as_one_incident_with_its_cause(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = rig.healthy_hosts()[0]
+    opt_in_two(rig, victim)
+    health = {
+        "opt_in": {"tags": ["ha"]},
+        "workloads": [{"name": "ha-web", "tag": "ha", "min_healthy": 2, "target": 99.9}],
+    }
+    env = rig.cli_env(**health)
+    rig.collect()
+    monitor, reconciler = rig.parts(rig.settings(**health))
+    monitor.run_once()
+    rig.server.sim.hosts.fail(REGION, victim, "host")
+    reconciler.run_once(detect(monitor, victim, "host"))
+    # the evacuated servers are recorded on their new hosts: the workload is whole again
+    after = monitor.run_once()
+    assert [w.state for w in after.workloads] == ["healthy"]
+
+    report = stackfleet("sla", "report", "--since", "1h", "-f", "json", env=env)
+    assert report.returncode == 0, report.stderr
+    [row] = json.loads(report.stdout)
+    assert row["name"] == "ha-web" and row["target"] == 99.9
+    assert 0 < row["achieved"] < 100 and row["met"] is False
+    [incident] = row["incidents"]
+    assert incident["end"] is not None and incident["seconds"] > 0
+    assert "host-down" in incident["cause"] and victim in incident["cause"]
+    assert row["error_budget_left_seconds"] < 0
+    table = stackfleet("sla", "report", env=env)
+    assert table.returncode == 0 and "ha-web" in table.stdout and "host-down" in table.stdout
+
+    unknown = stackfleet("sla", "report", "--workload", "nope", env=env)
+    assert unknown.returncode == 2 and "no workload 'nope'; known workloads: ha-web" in (
+        " ".join(unknown.stderr.split())
+    )
+    too_high = stackfleet("sla", "report", "--target", "120", env=env)
+    assert too_high.returncode == 2 and "between 0 and 100" in too_high.stderr
+    bad_since = stackfleet("sla", "report", "--since", "last tuesday", env=env)
+    assert bad_since.returncode == 2 and "neither a duration" in bad_since.stderr
+
+    monkeypatch.setenv("STACKFLEET_CONFIG", env["STACKFLEET_CONFIG"])
+    client = TestClient(create_app(rig.store))
+    [api_row] = client.get("/v1/sla", params={"since": "1h"}).json()["items"]
+    assert api_row["incidents"][0]["cause"] == incident["cause"]
+    assert client.get("/v1/sla", params={"target": 120}).status_code == 400
+    assert client.get("/v1/sla", params={"workload": "nope"}).status_code == 400
+    metrics = client.get("/metrics").text
+    assert 'stackfleet_workload_availability_target_percent{workload="ha-web"} 99.9' in metrics
+    assert 'stackfleet_workload_availability_percent{workload="ha-web"}' in metrics

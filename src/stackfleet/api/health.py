@@ -1,6 +1,6 @@
-"""Fleet health and recoveries over HTTP: ``GET /v1/health/{hosts,services,instances,
-workloads}``, ``GET /v1/recoveries``, ``GET /v1/recoveries/{recovery_id}`` and their
-gauges on ``/metrics``.
+"""Fleet health, recoveries and SLAs over HTTP: ``GET /v1/health/{hosts,services,
+instances,workloads}``, ``GET /v1/recoveries``, ``GET /v1/recoveries/{recovery_id}``,
+``GET /v1/sla`` and their gauges on ``/metrics``.
 
 Everything is answered from the store — the verdicts the daemon's `health` job saved
 and the recovery records — so a request or a scrape never touches the cloud. Hosts,
@@ -11,7 +11,9 @@ instances, and the workloads whose members all belong to its project.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -21,8 +23,14 @@ from stackfleet.api import rbac
 from stackfleet.api.collectors import Families, Gauge, StoreCollector
 from stackfleet.api.deps import CloudQuery, RegionQuery, RowId, get_store
 from stackfleet.api.errors import ErrorResponse, error_responses
+from stackfleet.core.errors import ConfigError, NotFoundError
+from stackfleet.engine.settings import load_settings
+from stackfleet.engine.sla import sla_report, window_start
 from stackfleet.model.health import STATES
+from stackfleet.model.sla import Availability
 from stackfleet.store import health_states, recoveries
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["fleet health"], responses=error_responses(500))
 
@@ -197,7 +205,70 @@ def get_recovery(request: Request, recovery_id: RowId) -> Any:
     return recoveries.get(get_store(request), recovery_id)
 
 
+class SlaIncident(BaseModel):
+    start: str
+    end: str | None = Field(None, description="None: still down.")
+    cause: str = Field(description="Why the workload went down (its members' verdicts).")
+    seconds: float
+
+
+class WorkloadSla(BaseModel):
+    """One workload's availability over the window, from recorded state changes."""
+
+    name: str
+    since: str
+    until: str
+    target: float | None = Field(None, description="Availability target, %.")
+    achieved: float | None = Field(None, description="Available / measured time, %.")
+    met: bool | None = None
+    measured_seconds: float = Field(
+        description="Time with a known state in the window (unknown time is not counted)."
+    )
+    down_seconds: float
+    error_budget_seconds: float | None = None
+    error_budget_left_seconds: float | None = None
+    error_budget_left_percent: float | None = None
+    incidents: list[SlaIncident]
+
+
+class SlaReport(BaseModel):
+    items: list[WorkloadSla]
+
+
+@router.get("/v1/sla", response_model=SlaReport, responses=error_responses(400))
+def sla(
+    request: Request,
+    since: Annotated[
+        str, Query(description="Window start: a duration back from now (30d) or a time.")
+    ] = "30d",
+    workload: Annotated[str | None, Query(description="Only this workload.")] = None,
+    target: Annotated[
+        float | None, Query(description="Availability target in % (default: each workload's).")
+    ] = None,
+) -> Any:
+    """Each workload's availability against its target (health.workloads of the settings
+    file), its incidents (start, end, cause) and the error budget left. A project-scoped
+    token sees the workloads whose members all belong to its project."""
+    now = datetime.now(UTC)
+    store = get_store(request)
+    workloads = load_settings(None).health.workloads
+    project = rbac.scope(request)
+    if project is not None:
+        mine = {
+            v["subject"]
+            for v in health_states.load(store, "workload")
+            if v["details"].get("projects") == [project]
+        }
+        if workload is not None and workload not in mine:
+            raise NotFoundError(f"no workload {workload!r} of your project")
+        workloads = [w for w in workloads if w.name in mine]
+    reports = sla_report(store, workloads, window_start(since, now), now, workload, target)
+    return {"items": [r.to_dict() for r in reports]}
+
+
 # -- /metrics ----------------------------------------------------------------------------
+
+SLA_WINDOW = timedelta(days=30)
 
 HEALTH_GAUGES = {
     "stackfleet_host_health": Gauge(
@@ -213,6 +284,17 @@ HEALTH_GAUGES = {
     ),
     "stackfleet_workload_healthy_members": Gauge("Healthy members of the workload.", ("workload",)),
     "stackfleet_recoveries": Gauge("Recoveries recorded, by kind and status.", ("kind", "status")),
+    "stackfleet_workload_availability_percent": Gauge(
+        "Availability over the last 30 days, from recorded state changes.", ("workload",)
+    ),
+    "stackfleet_workload_availability_target_percent": Gauge(
+        "The workload's availability target.", ("workload",)
+    ),
+    "stackfleet_workload_error_budget_left_ratio": Gauge(
+        "What is left of the error budget over the last 30 days (1: untouched, below 0: "
+        "overspent).",
+        ("workload",),
+    ),
     "stackfleet_recovery_frozen": Gauge(
         "1 while every automatic recovery is frozen (control-plane fault, too many hosts "
         "down), else 0.",
@@ -227,6 +309,7 @@ class HealthReading:
     workloads: list[dict[str, Any]]
     fleet: list[dict[str, Any]]
     recoveries: dict[tuple[str, str], int]
+    slas: list[Availability] = field(default_factory=list)
 
 
 class HealthCollector(StoreCollector[HealthReading]):
@@ -242,7 +325,17 @@ class HealthCollector(StoreCollector[HealthReading]):
             workloads=health_states.load(self.store, "workload"),
             fleet=health_states.load(self.store, "fleet"),
             recoveries=recoveries.count_by_status(self.store),
+            slas=self._slas(),
         )
+
+    def _slas(self) -> list[Availability]:
+        try:
+            workloads = load_settings(None).health.workloads
+        except ConfigError as exc:
+            log.warning("metrics scrape: no SLA gauges: %s", exc)
+            return []
+        now = datetime.now(UTC)
+        return sla_report(self.store, workloads, now - SLA_WINDOW, now)
 
     def fill(self, families: Families, reading: HealthReading) -> None:
         for host in reading.hosts:
@@ -272,6 +365,20 @@ class HealthCollector(StoreCollector[HealthReading]):
             )
         for (kind, status), count in sorted(reading.recoveries.items()):
             families.add("stackfleet_recoveries", [kind, status], count)
+        for report in reading.slas:
+            if report.achieved is not None:
+                families.add(
+                    "stackfleet_workload_availability_percent", [report.name], report.achieved
+                )
+            if report.target is not None:
+                families.add(
+                    "stackfleet_workload_availability_target_percent", [report.name], report.target
+                )
+            left = report.budget_left_percent
+            if left is not None and report.achieved is not None:
+                families.add(
+                    "stackfleet_workload_error_budget_left_ratio", [report.name], left / 100.0
+                )
         frozen = any(f["failure"] == "frozen" for f in reading.fleet)
         families.add("stackfleet_recovery_frozen", [], float(frozen))
 

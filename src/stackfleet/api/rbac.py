@@ -136,6 +136,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/health/workloads"): Rule.PROJECT,
     ("GET", "/v1/recoveries"): Rule.FLEET,
     ("GET", "/v1/recoveries/{recovery_id}"): Rule.FLEET,
+    ("GET", "/v1/sla"): Rule.PROJECT,
     ("GET", "/v1/jobs"): Rule.FLEET,
     ("GET", "/v1/cluster"): Rule.FLEET,
 }

@@ -303,7 +303,7 @@ def health_workloads(
             "members",
             "min_healthy",
             "target",
-            "unhealthy",
+            "reason",
         ],
         fmt,
         headers=[
@@ -314,7 +314,7 @@ def health_workloads(
             "Members",
             "Min healthy",
             "Target %",
-            "Unhealthy members",
+            "Why",
         ],
         title=f"{len(rows)} workloads",
     )

@@ -128,6 +128,11 @@ ROOT_COMMANDS = (
         "Automatic recoveries: list, show each step, run once.",
     ),
     RootCommand(
+        "sla",
+        "stackfleet.cli.sla",
+        "Workload SLAs: availability from recorded health changes.",
+    ),
+    RootCommand(
         "simulator",
         "stackfleet.cli.simulator",
         "The embedded simulated cloud (OpenStack APIs on loopback).",

@@ -399,7 +399,12 @@ def save_assessment(store: Store, assessment: Assessment) -> None:
                 w.name,
                 w.state,
                 None,
-                f"{w.healthy} of {w.members} healthy (at least {w.min_healthy})",
+                (
+                    f"{w.healthy} of {w.members} healthy (at least {w.min_healthy})"
+                    + (f"; not healthy: {', '.join(w.unhealthy)}" if w.unhealthy else "")
+                    if w.members
+                    else f"no instance matches {w.selector}: state unknown"
+                ),
                 w.to_dict(),
             )
             for w in assessment.workloads

@@ -70,6 +70,7 @@ from stackfleet.model.health import REASON_PREFIX, HostHealth
 from stackfleet.model.kinds import POWER_STATES
 from stackfleet.policy import load_files
 from stackfleet.policy.view import FleetView
+from stackfleet.sources.openstack.refresh import read_one
 from stackfleet.store import action_records, health_states, recoveries
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
@@ -507,6 +508,8 @@ class RecoveryReconciler:
                     self.store, step["id"], _now(), outcome.status, outcome.detail, outcome.error
                 )
                 del pending[sid]
+                if outcome.status == "done":
+                    self._refresh(server)
                 if outcome.status == "failed":
                     failed.append(f"{server['name']}: {outcome.error}")
             if not pending or last_round:
@@ -752,6 +755,7 @@ class RecoveryReconciler:
                 self._finish(rid, "stopped", "the instance is gone")
                 return
             if _instance_running(live):
+                self._refresh(server)
                 self._finish(rid, "succeeded", None)
                 return
         if not recovery["execute"]:
@@ -921,6 +925,17 @@ class RecoveryReconciler:
             "tags": list(live.tags or []),
             "metadata": dict(live.metadata or {}),
         }
+
+    def _refresh(self, server: dict[str, Any]) -> None:
+        """Record the server as it is now in the inventory (its new host, its status),
+        so the next assessment judges it there rather than on the failed host until
+        the next pass."""
+        try:
+            target = self.connections.target(server["cloud"], server["region"])
+            record = read_one(target, "server", server["id"])
+            self.store.upsert_resource(server["cloud"], server["region"], "server", record)
+        except Exception as exc:  # noqa: BLE001 - the next pass records it anyway
+            log.warning("recovery: refreshing server %s failed: %s", server["id"], exc)
 
     def _evacuation_requested(self, server: dict[str, Any], host: str) -> bool:
         """Nova has an evacuation of this server from `host` (asked for before a crash)."""

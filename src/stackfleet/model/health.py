@@ -419,6 +419,12 @@ def assess_workload(
         min_healthy=wanted,
         state=state,
         target=target,
-        unhealthy=[f"{m.name} ({m.problem or m.state})" for m in members if m.state != "healthy"],
+        unhealthy=[
+            f"{m.name} ({m.problem or m.state}"
+            + (f" {m.host}" if m.problem == "host-down" and m.host else "")
+            + ")"
+            for m in members
+            if m.state != "healthy"
+        ],
         projects=sorted({m.project_id for m in members if m.project_id}),
     )

@@ -154,3 +154,21 @@ def last_before(store: Store, kind: str, subject: str, moment: datetime) -> str 
             .limit(1)
         ).first()
         return row.after if row else None
+
+
+def change_before(store: Store, kind: str, subject: str, moment: datetime) -> dict[str, Any] | None:
+    """The subject's newest change before `moment` (the state it was in then), or None."""
+    with store.session() as session:
+        row = session.scalars(
+            select(HealthChange)
+            .where(
+                HealthChange.kind == kind,
+                HealthChange.subject == subject,
+                HealthChange.at < moment,
+            )
+            .order_by(HealthChange.at.desc(), HealthChange.id.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        return {"after": row.after, "reason": row.reason, "at": aware(row.at)}
