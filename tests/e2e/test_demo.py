@@ -107,3 +107,64 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
     for bmc in bmc_map["bmcs"].values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{bmc['address']}/redfish/v1", timeout=5)
+
+
+def test_the_host_failure_scenario_shows_detection_fence_evacuation_and_active(tmp_path):
+    """`--scenario host-failure`: after the first health pass a host fails (Nova at its
+    default heartbeats), and the demo prints each stage as it happens, in order."""
+    env = {**os.environ, "STACKFLEET_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stackfleet.cli.main", "demo", "--api-port", "0"]
+        + ["--scenario", "host-failure"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    output = ""
+    try:
+        deadline = time.monotonic() + 150
+        assert proc.stdout is not None
+        while not re.search(r"recovery \d+ (succeeded|failed|stopped)", output):
+            assert time.monotonic() < deadline, output
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, output
+            output += line
+        later: list[str] = []
+        reader = threading.Thread(target=lambda: later.extend(proc.stdout), daemon=True)
+        reader.start()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert "stopped" in "".join(later)
+    victim = re.search(r"scenario host-failure: (\S+) fails now", output).group(1)  # type: ignore[union-attr]
+    stages = [
+        f"detected: {victim} down: host failure",
+        f"fenced {victim}: BMC power Off",
+        f"compute service of {victim} forced down",
+        "evacuation of ",
+        " ACTIVE on ",
+        "recovery 1 succeeded: 2 of 2 servers running again elsewhere",
+    ]
+    positions = [output.find(stage) for stage in stages]
+    assert -1 not in positions, output
+    assert positions == sorted(positions), output
+    assert "Traceback" not in output
+
+
+def test_an_unknown_demo_scenario_is_refused(tmp_path):
+    env = {**os.environ, "STACKFLEET_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "stackfleet.cli.main", "demo", "--scenario", "meteor"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--scenario must be one of none, host-failure" in result.stderr

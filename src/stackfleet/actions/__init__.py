@@ -4,6 +4,8 @@ in ACTIONS. Importing this package registers every built-in action."""
 from stackfleet.actions import (  # noqa: F401
     block_storage,
     compute,
+    compute_service,
+    fence,
     lifecycle,
     maintenance,
     network,

@@ -22,6 +22,7 @@ from stackfleet.api import (
     dashboard,
     events,
     hardware,
+    health,
     infra,
     nodes,
     policies,
@@ -354,6 +355,7 @@ def create_app(
     app.include_router(reports.router)
     app.include_router(events.router)
     hardware.install(app)
+    health.install(app)
     app.include_router(nodes.router)
     capacity.install(app)
     usage.install(app)

@@ -136,6 +136,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/capacity/storage"): Rule.FLEET,
     ("GET", "/v1/usage/servers/{server}"): Rule.PROJECT,
     ("GET", "/v1/usage/hypervisors/{hypervisor}"): Rule.FLEET,
+    # fleet health: hosts, services and recoveries are fleet-wide; a project sees its
+    # own instances and the workloads made of them
+    ("GET", "/v1/health/hosts"): Rule.FLEET,
+    ("GET", "/v1/health/services"): Rule.FLEET,
+    ("GET", "/v1/health/instances"): Rule.PROJECT,
+    ("GET", "/v1/health/workloads"): Rule.PROJECT,
+    ("GET", "/v1/recoveries"): Rule.FLEET,
+    ("GET", "/v1/recoveries/{recovery_id}"): Rule.FLEET,
+    ("GET", "/v1/sla"): Rule.PROJECT,
     ("GET", "/v1/jobs"): Rule.FLEET,
     ("GET", "/v1/cluster"): Rule.FLEET,
 }

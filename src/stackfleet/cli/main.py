@@ -128,6 +128,21 @@ ROOT_COMMANDS = (
         "Rolling campaigns over hosts: patching and maintenance.",
     ),
     RootCommand(
+        "health",
+        "stackfleet.cli.health",
+        "Health of hosts, services, instances and workloads, with the evidence.",
+    ),
+    RootCommand(
+        "recoveries",
+        "stackfleet.cli.health",
+        "Automatic recoveries: list, show each step, run once.",
+    ),
+    RootCommand(
+        "sla",
+        "stackfleet.cli.sla",
+        "Workload SLAs: availability from recorded health changes.",
+    ),
+    RootCommand(
         "simulator",
         "stackfleet.cli.simulator",
         "The embedded simulated cloud (OpenStack APIs on loopback).",

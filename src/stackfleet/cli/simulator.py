@@ -9,7 +9,7 @@ import threading
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,8 +25,11 @@ from stackfleet.core.errors import ConfigError
 # The simulator (and the API the demo serves) are imported by the commands that run
 # them: the product's other commands do not load the simulator to start.
 if TYPE_CHECKING:
+    from stackfleet.engine.settings import Settings
     from stackfleet.simulator.faults import FaultRule
     from stackfleet.simulator.generator import FleetConfig
+    from stackfleet.simulator.hosts import ManagementListeners
+    from stackfleet.simulator.server import SimulatorServer
     from stackfleet.simulator.state import CloudState
     from stackfleet.store import Store
 
@@ -151,10 +154,23 @@ def demo_command(
             "writes to demo-api-token in the data directory.",
         ),
     ] = False,
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario",
+            help="none, or host-failure: health and automatic recovery on; after the "
+            "first health pass a compute host fails (kernel panic) and the demo prints "
+            "its detection, fence, evacuations and servers ACTIVE again as they happen.",
+        ),
+    ] = "none",
 ) -> None:
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
     Keeps collecting every --interval seconds until Ctrl-C stops everything."""
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"--scenario must be one of {', '.join(SCENARIOS)}, not {scenario!r}")
+    if scenario != "none" and once:
+        raise ConfigError(f"--scenario {scenario} runs in the daemon: drop --once")
     from stackfleet.api.server import ApiServer
     from stackfleet.core.config import data_dir
     from stackfleet.engine.daemon import Daemon
@@ -182,6 +198,7 @@ def demo_command(
     try:
         with SimulatorServer(config) as sim, ExitStack() as stack:
             sim.write_clouds_yaml(clouds_yaml, DEMO_CLOUD)
+            failure = prepare_host_failure(sim, stack) if scenario == "host-failure" else None
             err.print(
                 f"simulated cloud: {sim.base_url} (clouds.yaml {clouds_yaml})", highlight=False
             )
@@ -215,7 +232,7 @@ def demo_command(
                     notifications=False,
                     policy_files=[f"pack:{name}" for name in DEMO_PACKS],
                 ),
-                settings=Settings(),
+                settings=failure.settings() if failure else Settings(),
                 infra=InfraConfig(),
             )
             daemon.start()
@@ -250,6 +267,10 @@ def demo_command(
                     "Ctrl-C stops everything.",
                     highlight=False,
                 )
+                if failure is not None:
+                    threading.Thread(
+                        target=failure.run, args=(store, stop), daemon=True, name="scenario"
+                    ).start()
                 try:
                     while not stop.wait(1.0):
                         pass
@@ -266,6 +287,109 @@ def demo_command(
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
         err.print("stopped")
+
+
+SCENARIOS = ("none", "host-failure")
+
+
+class HostFailureScenario:
+    """The demo's host failure: a busy compute host, two of its servers opted in to
+    recovery (tag `ha`), a management listener per compute host for the health probe;
+    `run` fails the host after the first health pass and prints what follows."""
+
+    def __init__(self, sim: SimulatorServer, listeners: ManagementListeners) -> None:
+        self.sim = sim
+        self.listeners = listeners
+        self.region, self.victim, self.chosen = _pick_victim(sim)
+
+    def settings(self) -> Settings:
+        from stackfleet.engine.settings import Settings
+
+        return Settings.model_validate(
+            {
+                "health": {
+                    "enabled": True,
+                    "interval": "2s",
+                    "probe": {"addresses": self.listeners.addresses()},
+                    "recovery": True,
+                    "execute": True,
+                    "opt_in": {"tags": ["ha"]},
+                }
+            }
+        )
+
+    def run(self, store: Store, stop: threading.Event) -> None:
+        import time
+
+        from stackfleet.cli.recovery_watch import watch_host_recovery
+        from stackfleet.store import health_states
+
+        while not stop.wait(0.5):
+            if any(v["subject"] == self.victim for v in health_states.load(store, "host")):
+                break
+        if stop.is_set():
+            return
+
+        def say(text: str) -> None:
+            out.print(text, highlight=False)
+
+        say(
+            f"\nscenario host-failure: {self.victim} fails now (kernel panic: nova-compute "
+            "stops reporting, its management port closes, its BMC stays On); opted in "
+            f"(tag ha): {', '.join(self.chosen)}"
+        )
+        failed_at = time.time()
+        self.sim.sim.hosts.fail(self.region, self.victim, "host")
+        watch_host_recovery(store, DEMO_CLOUD, self.region, self.victim, failed_at, say, stop)
+
+
+def _pick_victim(sim: SimulatorServer) -> tuple[str, str, list[str]]:
+    """The up, enabled compute host with the most ACTIVE servers; its two smallest
+    servers tagged `ha` and taken out of their server groups (so the scheduler places
+    them anywhere). Returns (region, host, server names)."""
+    for name, region in sorted(sim.state.regions.items()):
+        up = {
+            s["host"]
+            for s in region.compute_services.values()
+            if s.get("binary") == "nova-compute"
+            and s.get("state") == "up"
+            and s.get("status") == "enabled"
+        }
+        active: dict[str, list[dict[str, Any]]] = {}
+        for server in region.servers.values():
+            host = server.get("OS-EXT-SRV-ATTR:host")
+            if host in up and server.get("status") == "ACTIVE":
+                active.setdefault(str(host), []).append(server)
+        if not active:
+            continue
+        victim = max(sorted(active), key=lambda h: len(active[h]))
+        chosen = sorted(active[victim], key=lambda s: (s["flavor"].get("ram", 0), s["id"]))[:2]
+        ids = {str(s["id"]) for s in chosen}
+        for server in chosen:
+            server["tags"] = ["ha"]
+        for group in region.server_groups.values():
+            group["members"] = [m for m in group.get("members") or [] if m not in ids]
+        return name, victim, [str(s.get("name") or s["id"]) for s in chosen]
+    raise ConfigError("the simulated cloud has no compute host with running servers")
+
+
+def prepare_host_failure(sim: SimulatorServer, stack: ExitStack) -> HostFailureScenario:
+    """Management listeners for every compute host (closed with `stack`) and the
+    scenario's victim, before the first collection sees the opted-in servers."""
+    from stackfleet.simulator.hosts import ManagementListeners
+
+    hosts = sorted(
+        {
+            s["host"]
+            for region in sim.state.regions.values()
+            for s in region.compute_services.values()
+            if s.get("binary") == "nova-compute"
+        }
+    )
+    listeners = ManagementListeners(hosts)
+    stack.callback(listeners.close_all)
+    sim.sim.hosts.listeners = listeners
+    return HostFailureScenario(sim, listeners)
 
 
 # Ctrl-C ends the demo within this many seconds, whatever a job or a server is doing

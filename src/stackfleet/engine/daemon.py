@@ -247,6 +247,7 @@ class Daemon:
                 for factory in self.job_factories
                 for job in factory(self.store, settings, self.config.config_files)
             ),
+            *self._health_jobs(settings),
         ]
 
     def _settings(self) -> Settings:
@@ -337,6 +338,48 @@ class Daemon:
                 timeout=60.0,
                 leader_only=True,
                 description=f"A signed checkpoint of the audit log's head, appended to {path}.",
+            )
+        ]
+
+    def _health_jobs(self, settings: Settings) -> list[Job]:
+        """Health assessment every `health.interval` and, when `health.recovery` is on,
+        the recovery reconciler after each assessment (leader only: one driver)."""
+        health = settings.health
+        if not health.enabled or not self.config.clouds:
+            return []
+        from stackfleet.engine.health import HealthMonitor
+        from stackfleet.engine.recovery import RecoveryReconciler
+
+        connections = Connections(self.config.config_files)
+        monitor = HealthMonitor(
+            self.store,
+            health,
+            connections,
+            bmc_map=self.config.bmc_map,
+            clouds=list(self.config.clouds),
+        )
+        reconciler = (
+            RecoveryReconciler(self.store, settings, connections, monitor)
+            if health.recovery
+            else None
+        )
+
+        def run() -> None:
+            assessment = monitor.run_once()
+            if reconciler is not None:
+                reconciler.run_once(assessment)
+
+        interval = health.interval.total_seconds()
+        return [
+            Job(
+                "health",
+                run,
+                interval,
+                initial_delay=min(interval, self.config.first_pass_delay or interval),
+                timeout=max(60.0, settings.verify_timeout.total_seconds() * 2),
+                leader_only=True,
+                description="Host, service, instance and workload health; automatic "
+                "recovery when health.recovery is on (docs/health.md).",
             )
         ]
 

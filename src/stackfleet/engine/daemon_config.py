@@ -27,6 +27,7 @@ JOB_NAMES = (
     "audit",
     "campaigns",
     "drift",
+    "health",
 )
 
 

@@ -50,6 +50,13 @@ class Connections:
                 self._cache[key] = targets[0]
             return self._cache[key].conn
 
+    def target(self, cloud: str, region: str) -> CloudTarget:
+        """The connection target of (cloud, region): its connection and what the
+        sources need to read through it."""
+        self.connection(cloud, region)
+        with self._lock:
+            return self._cache[(cloud, region)]
+
     def close(self) -> None:
         """Close every connection made so far."""
         with self._lock:

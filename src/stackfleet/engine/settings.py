@@ -18,6 +18,7 @@ from stackfleet.core.config import config_dir
 from stackfleet.core.delivery import NotifySettings
 from stackfleet.core.errors import ConfigError
 from stackfleet.core.times import Duration
+from stackfleet.engine.health_settings import HealthSettings
 from stackfleet.engine.usage import UsageSettings
 from stackfleet.policy.schema import RateLimit
 from stackfleet.sources.notifications import NotificationSettings
@@ -136,6 +137,10 @@ class Settings(BaseModel):
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     usage: UsageSettings = Field(
         default_factory=UsageSettings, description="Real server/hypervisor usage source."
+    )
+    health: HealthSettings = Field(
+        default_factory=HealthSettings,
+        description="Health assessment and automatic recovery (docs/health.md).",
     )
 
     def apply_api_timeout(self) -> None:

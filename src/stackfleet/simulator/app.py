@@ -23,6 +23,7 @@ import importlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -32,7 +33,6 @@ from starlette.routing import BaseRoute, Match, Mount, get_route_path
 from starlette.types import ASGIApp, Scope
 
 from stackfleet.simulator.faults import FaultMiddleware, FaultSettings, control_routes
-from stackfleet.simulator.hosts import host_routes
 from stackfleet.simulator.http import ApiError
 from stackfleet.simulator.state import CloudState, RegionState
 
@@ -63,6 +63,11 @@ class Simulator:
     token_ttl: int = 3600
     # publishes notifications of API changes (simulator/notifications.py), when set
     notifier: object | None = None
+    # failed hosts and management listeners (simulator/hosts.py), made by control_routes
+    hosts: Any = None
+    # seconds a server action (evacuate, reboot, rebuild, start...) stays in its task
+    # state before it completes (PUT /_sim/action-delay); 0: at once
+    action_delay: float = 0.0
 
     def endpoint_url(self, service_type: str, region: str) -> str:
         """The root URL of a service in a region, where its router is mounted
@@ -126,7 +131,6 @@ def build_app(sim: Simulator) -> Starlette:
 
     builders = _service_builders()
     mounts: list[BaseRoute] = [
-        *host_routes(sim),
         *control_routes(sim),
         ServiceMount("/identity", app=keystone.build(sim)),
     ]

@@ -41,6 +41,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stackfleet.simulator.hosts import HostControl, host_routes
 from stackfleet.simulator.http import ApiError, empty_response, json_response, read_json
 
 if TYPE_CHECKING:
@@ -605,6 +606,9 @@ def _rules_from(body: Any) -> list[FaultRule]:
 
 def control_routes(sim: Simulator) -> list[BaseRoute]:
     """The /_sim control routes of `sim`, as one Mount."""
+    if sim.hosts is None:
+        sim.hosts = HostControl(sim.state.regions)
+    hosts: HostControl = sim.hosts
 
     def listing() -> Response:
         return json_response({"faults": [rule.model_dump() for rule in sim.faults.rules]})
@@ -650,6 +654,14 @@ def control_routes(sim: Simulator) -> list[BaseRoute]:
         sim.request_counts.clear()
         return empty_response(204)
 
+    async def put_action_delay(request: Request) -> Response:
+        body = await read_json(request)
+        seconds = body.get("seconds") if isinstance(body, dict) else None
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+            raise _bad_request('expected {"seconds": <number >= 0>}')
+        sim.action_delay = float(seconds)
+        return json_response({"action_delay": sim.action_delay})
+
     async def ground_truth(request: Request) -> Response:
         return json_response({"ground_truth": sim.state.ground_truth})
 
@@ -665,6 +677,8 @@ def control_routes(sim: Simulator) -> list[BaseRoute]:
                 Route("/requests", get_requests, methods=["GET"]),
                 Route("/requests", delete_requests, methods=["DELETE"]),
                 Route("/ground-truth", ground_truth, methods=["GET"]),
+                Route("/action-delay", put_action_delay, methods=["PUT"]),
+                *host_routes(hosts),
             ],
         )
     ]

@@ -79,6 +79,8 @@ class SimulatedBmc:
     garbage: bool = False
     seed: int = 0
     frozen_at: float | None = None
+    # every ComputerSystem.Reset accepted, in order (a fence is counted here)
+    resets: list[str] = field(default_factory=list)
     port: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -500,6 +502,7 @@ class SimulatedBmc:
             self.set(power_state="Off")
         else:
             return False
+        self.resets.append(reset_type)
         return True
 
 

@@ -445,3 +445,29 @@ def probe_broker(
     reading.probe_seconds = time.perf_counter() - started
     values["probe_duration_seconds"] = reading.probe_seconds
     return reading
+
+
+def rpc_consumers(target: BrokerTarget, vhost: str = "/", topic: str = "compute") -> dict[str, int]:
+    """host -> consumers of each `<topic>.<host>` RPC queue (nova-compute's is
+    `compute.<host>`): a queue losing its consumer means the service's process is gone
+    (at once when the process dies on a live host; after the AMQP heartbeat timeout when
+    the whole host dies). One request; BrokerProbeError when it cannot be read."""
+    with requests.Session() as session:
+        session.auth = (target.user, target.password)
+        body = _get(
+            session,
+            target,
+            f"/api/queues/{quote(vhost, safe='')}",
+            name=f"^{re.escape(topic)}\\.",
+            use_regex="true",
+            page=1,
+            page_size=PAGE_SIZE,
+            columns="name,consumers",
+        )
+    items = body.get("items", []) if isinstance(body, dict) else body
+    consumers: dict[str, int] = {}
+    for item in items or []:
+        name = str(item.get("name") or "")
+        if name.startswith(f"{topic}."):
+            consumers[name[len(topic) + 1 :]] = int(item.get("consumers") or 0)
+    return consumers

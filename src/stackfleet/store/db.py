@@ -54,13 +54,20 @@ def make_engine(url: str) -> Engine:
 
 
 def head_revision() -> str:
-    """The newest migration's revision, read from the newest file (`NNNN_what.py`, its
-    `revision = ...` line; a test keeps this equal to Alembic's head) without importing
-    Alembic."""
-    newest = max((MIGRATIONS / "versions").glob("[0-9]*_*.py"), key=lambda p: p.name)
-    # a branch's revision may carry a suffix ("0013_patching"): read it from the file
-    found = re.search(r'^revision = "([^"]+)"', newest.read_text(encoding="utf-8"), re.M)
-    return found.group(1) if found else newest.name.split("_", 1)[0]
+    """The newest migration's revision, read from the migration files' `revision` and
+    `down_revision` lines (a test keeps this equal to Alembic's head) without importing
+    Alembic: the revision no other migration names as its down_revision."""
+    revisions: set[str] = set()
+    downs: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            found = _REVISION_LINE.match(line)
+            if found:
+                (revisions if found.group(1) == "revision" else downs).add(found.group(2))
+    return max(revisions - downs)
+
+
+_REVISION_LINE = re.compile(r"^(revision|down_revision)\s*=\s*[\"']([^\"']+)[\"']")
 
 
 def at_head(engine: Engine) -> bool:

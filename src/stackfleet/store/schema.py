@@ -534,3 +534,88 @@ class CampaignStep(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     seconds: Mapped[float | None] = mapped_column(Float)
+class HealthStateRecord(Base):
+    """The newest health verdict on one subject (host, service, instance, workload)."""
+
+    __tablename__ = "health_states"
+    __table_args__ = (
+        UniqueConstraint("cloud", "region", "kind", "subject", name="uq_health_states"),
+    )
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    # host | service | instance | workload
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str | None] = mapped_column(String(255))
+    # healthy | degraded | down | unknown
+    state: Mapped[str] = mapped_column(String(16))
+    failure: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HealthChange(Base):
+    """A subject's health changed: the record availability is computed from."""
+
+    __tablename__ = "health_changes"
+    __table_args__ = (Index("ix_health_changes_subject", "kind", "subject", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    before: Mapped[str | None] = mapped_column(String(16))
+    after: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class RecoveryRecord(Base):
+    """One automatic recovery (a failed host, an instance, a dead service) and how far
+    it got: its steps are `recovery_steps`."""
+
+    __tablename__ = "recoveries"
+    __table_args__ = (Index("ix_recoveries_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    cloud: Mapped[str] = mapped_column(String(255))
+    region: Mapped[str] = mapped_column(String(255))
+    # host | instance | service
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(255))
+    trigger: Mapped[str] = mapped_column(String(64))
+    # planned | running | succeeded | failed | stopped
+    status: Mapped[str] = mapped_column(String(24))
+    execute: Mapped[bool]
+    owner: Mapped[str | None] = mapped_column(String(255))
+    evidence: Mapped[list[Any] | None] = mapped_column(JSONType, nullable=True)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class RecoveryStep(Base):
+    """One step of a recovery on one target, done at most once."""
+
+    __tablename__ = "recovery_steps"
+    __table_args__ = (UniqueConstraint("recovery_id", "name", "target", name="uq_recovery_steps"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    recovery_id: Mapped[int] = mapped_column(Integer, ForeignKey("recoveries.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(255))
+    # pending | running | done | failed | skipped | planned
+    status: Mapped[str] = mapped_column(String(16))
+    action_id: Mapped[int | None] = mapped_column(Integer)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import Receive, Scope, Send
 
+from stackfleet.simulator.hosts import service_view
 from stackfleet.simulator.http import ApiError, empty_response, json_response, require_token
 from stackfleet.simulator.listcache import EncodedList, EncodedObjects, OrderCache
 from stackfleet.simulator.notifications import notify_server, notify_server_task
@@ -677,6 +678,7 @@ class Nova:
             "lock": self._action_lock,
             "unlock": self._action_unlock,
             "os-resetState": self._action_reset_state,
+            "rebuild": self._action_rebuild,
             "evacuate": self._action_evacuate,
             "migrate": self._action_migrate,
             "confirmResize": self._action_confirm_resize,
@@ -818,6 +820,12 @@ class Nova:
 
     def _lock(self) -> Any:
         return self.sim.state.lock
+
+    def _repaired_by(self, server: Obj, step: str) -> bool | None:
+        """Whether a reboot or rebuild repairs a server broken through /_sim (None: it
+        is not broken)."""
+        hosts = getattr(self.sim, "hosts", None)
+        return None if hosts is None else hosts.repaired_by(str(server["id"]), step)
 
     def _action_delay(self) -> float:
         """Seconds a server action stays in its task state before it completes
@@ -1403,7 +1411,16 @@ class Nova:
                  "suspending", "resuming"),
             )  # fmt: skip
             task = "reboot_started_hard"
-        self._transition(server, task, lambda s: self._set_power(s, "active", RUNNING))
+
+        def finish(current: Obj) -> None:
+            if self._repaired_by(current, "reboot") is False:
+                # broken until a rebuild (/_sim/servers/.../break): the reboot fails
+                self._set_power(current, "error", 0)
+                current["fault"] = {"code": 500, "message": "reboot failed: no bootable disk"}
+                return
+            self._set_power(current, "active", RUNNING)
+
+        self._transition(server, task, finish)
         return empty_response(202)
 
     async def _action_lock(
@@ -1455,6 +1472,34 @@ class Nova:
             self._touch(server)
         return empty_response(202)
 
+    async def _action_rebuild(
+        self, request: Request, caller: Caller, server: Obj, arg: Any
+    ) -> Response:
+        """Rebuild from an image (imageRef required): the server goes REBUILD, then
+        ACTIVE (or SHUTOFF when it was stopped, since 2.75 as in Nova)."""
+        self._require_write(caller, "os_compute_api:servers:rebuild")
+        image = arg.get("imageRef") if isinstance(arg, dict) else None
+        if not isinstance(image, str) or not image:
+            raise nova_error(400, "Invalid input for field/attribute rebuild. imageRef required")
+        if image not in self.region.images:
+            raise nova_error(400, f"Image {image} could not be found.")
+        self._check_lock(caller, server)
+        self._check_state(server, "rebuild", ("active", "stopped", "error"))
+        was_stopped = server.get(VM_STATE) == "stopped"
+
+        def finish(current: Obj) -> None:
+            current["image"] = {"id": image}
+            current.pop("fault", None)
+            self._repaired_by(current, "rebuild")
+            if was_stopped:
+                self._set_power(current, "stopped", SHUTDOWN)
+            else:
+                self._set_power(current, "active", RUNNING)
+
+        self._transition(server, "rebuilding", finish)
+        view = self._view(request, caller)
+        return json_response({"server": self.render_server(server, view, show=True)}, 202)
+
     # -- moves between hosts ----------------------------------------------------------
 
     def _hypervisors_of_host(self, host: str) -> list[Obj]:
@@ -1474,9 +1519,7 @@ class Nova:
 
     @staticmethod
     def _service_up(service: Obj | None) -> bool:
-        return (
-            service is not None and service.get("state") == "up" and not service.get("forced_down")
-        )
+        return service is not None and service_view(service)[0] == "up"
 
     def _provider_of(self, hypervisor: Obj) -> str | None:
         if hypervisor.get("id") in self.region.resource_providers:
@@ -2612,9 +2655,9 @@ class Nova:
 
     def render_service(self, service: Obj, view: _View) -> Obj:
         """A stored compute service shaped for the caller's microversion. Its state is
-        the stored one (down when forced down): the simulator does not age heartbeats."""
+        Nova's view of its heartbeats now (simulator/hosts.py `service_view`)."""
         caller = view.caller
-        state = _service_state(service)
+        state, updated_at = service_view(service)
         out: Obj = {
             "id": service["id"] if caller.at_least(53) else view.service_ids.get(service["id"]),
             "binary": service.get("binary"),
@@ -2622,12 +2665,9 @@ class Nova:
             "zone": service.get("zone"),
             "status": service.get("status"),
             "state": state,
-            "updated_at": service.get("updated_at"),
+            "updated_at": updated_at,
             "disabled_reason": service.get("disabled_reason"),
         }
-        if service.get("_reporting") and state == "up":
-            # a service started through /_sim/hosts/{host}/restart keeps reporting
-            out["updated_at"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
         if caller.at_least(11):
             out["forced_down"] = bool(service.get("forced_down"))
         return out

@@ -367,3 +367,82 @@ def sweep(
         max_workers=max(1, min(concurrency, len(targets))), thread_name_prefix="redfish"
     ) as pool:
         return list(pool.map(one, targets))
+
+
+@dataclass
+class PowerReading:
+    """A ComputerSystem's power state and health only (what health and fencing need):
+    one or two requests instead of a whole sweep's."""
+
+    target: BmcTarget
+    status: str
+    power_state: str | None = None
+    health: str | None = None
+    error: str | None = None
+
+
+def open_system(target: BmcTarget, timeout: float | None = None) -> tuple[Any, BudgetConnector]:
+    """sushy's ComputerSystem of `target` and the connector to close afterwards (raises
+    sushy's errors)."""
+    budget = target.timeout or timeout or DEFAULT_TIMEOUT
+    connector = BudgetConnector(target.base_url, target.verify, time.monotonic() + budget, budget)
+    authenticator = sushy_auth.BasicAuth(username=target.username, password=target.password)
+    try:
+        root = sushy.Sushy(
+            target.base_url,
+            auth=authenticator,
+            connector=connector,
+            root_prefix=target.root_prefix,
+        )
+        return root.get_system(target.system_path), connector
+    except BaseException:
+        connector.close()
+        raise
+
+
+def read_power(target: BmcTarget, timeout: float | None = None) -> PowerReading:
+    """The system's power state and health; never raises for the BMC's faults (the
+    status and error say what went wrong, as `read_bmc`)."""
+    if target.problem:
+        return PowerReading(target, AUTH_FAILED, error=target.problem)
+    budget = target.timeout or timeout or DEFAULT_TIMEOUT
+    try:
+        system, connector = open_system(target, timeout)
+    except _BudgetExceeded:
+        return PowerReading(target, TIMEOUT, error=f"{target.address} did not answer in time")
+    except sushy_exc.AccessError as exc:
+        return PowerReading(
+            target,
+            AUTH_FAILED,
+            error=f"{target.address} rejected the credentials (HTTP {exc.status_code})",
+        )
+    except sushy_exc.ConnectionError as exc:
+        status, error = _connection_failure(target.address, exc, budget)
+        return PowerReading(target, status, error=error)
+    except sushy_exc.SushyError as exc:
+        return PowerReading(target, BAD_RESPONSE, error=f"{target.address}: {_short(str(exc))}")
+    except Exception as exc:  # one BMC's surprise is an unknown, never a crash
+        return PowerReading(target, ERROR, error=f"{target.address}: {type(exc).__name__}: {exc}")
+    try:
+        status = system.status
+        return PowerReading(
+            target,
+            OK,
+            power_state=_power_text(system.power_state),
+            health=_enum_text(status.health_rollup or status.health) if status else None,
+        )
+    finally:
+        connector.close()
+
+
+def _power_text(value: Any) -> str | None:
+    """sushy's power state ('on', 'off', ...) as Redfish spells it (On, Off)."""
+    text = _enum_text(value)
+    if text is None:
+        return None
+    return {
+        "on": "On",
+        "off": "Off",
+        "powering on": "PoweringOn",
+        "powering off": "PoweringOff",
+    }.get(text.lower(), text)

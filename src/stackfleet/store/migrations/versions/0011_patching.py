@@ -1,6 +1,6 @@
 """configuration revisions and their history, campaigns and their per-host steps
 
-Revision ID: 0013_patching
+Revision ID: 0011_patching
 Revises: 0010
 Create Date: 2026-12-07 17:20:00.000000
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-revision = "0013_patching"
+revision = "0011_patching"
 down_revision = "0010"
 branch_labels = None
 depends_on = None

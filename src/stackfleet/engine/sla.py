@@ -1,0 +1,75 @@
+"""Workload SLAs: each workload's availability over a window, from the state changes
+the health job recorded (stackfleet.model.sla computes; this module reads the store and
+the workloads of the settings)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from stackfleet.core.errors import InvalidQueryError
+from stackfleet.core.times import parse_duration, parse_time
+from stackfleet.engine.health_settings import Workload
+from stackfleet.model.sla import Availability, Change, availability
+from stackfleet.store import health_states
+from stackfleet.store.db import Store
+
+
+def window_start(since: str, now: datetime) -> datetime:
+    """A window's start: a duration back from now (30d, 12h) or an ISO 8601 time."""
+    try:
+        return now - parse_duration(since)
+    except ValueError:
+        pass
+    try:
+        moment = parse_time(since)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise InvalidQueryError(
+            f"since {since!r} is neither a duration (30d, 12h) nor an ISO 8601 time"
+        )
+    return moment
+
+
+def check_target(target: float | None) -> None:
+    if target is not None and not 0.0 <= target <= 100.0:
+        raise InvalidQueryError(f"target must be a percentage between 0 and 100, not {target:g}")
+
+
+def sla_report(
+    store: Store,
+    workloads: list[Workload],
+    since: datetime,
+    until: datetime,
+    only: str | None = None,
+    target: float | None = None,
+) -> list[Availability]:
+    """Availability of every workload (or the one named `only`) over [since, until];
+    `target` overrides the workloads' own targets."""
+    check_target(target)
+    if since >= until:
+        raise InvalidQueryError("since must be before now")
+    if only is not None and only not in {w.name for w in workloads}:
+        known = ", ".join(sorted(w.name for w in workloads)) or "none (health.workloads)"
+        raise InvalidQueryError(f"no workload {only!r}; known workloads: {known}")
+    reports = []
+    for workload in workloads:
+        if only is not None and workload.name != only:
+            continue
+        before = health_states.change_before(store, "workload", workload.name, since)
+        changes = [
+            Change(c["at"], c["after"], c["reason"] or "")
+            for c in health_states.changes(store, "workload", workload.name, since)
+            if c["at"] <= until
+        ]
+        reports.append(
+            availability(
+                workload.name,
+                Change(before["at"], before["after"], before["reason"] or "") if before else None,
+                changes,
+                since,
+                until,
+                workload.target if target is None else target,
+            )
+        )
+    return reports
