@@ -27,6 +27,8 @@ class RegionState:
     hypervisors: dict[str, Obj] = field(default_factory=dict)
     compute_services: dict[str, Obj] = field(default_factory=dict)
     server_groups: dict[str, Obj] = field(default_factory=dict)
+    # key pairs by "user_id:name" (Nova keeps them per user)
+    keypairs: dict[str, Obj] = field(default_factory=dict)
     # Nova migrations (os-migrations objects) by migration uuid; Placement holds a cold
     # migration's source allocation under this uuid until the resize is confirmed.
     migrations: dict[str, Obj] = field(default_factory=dict)

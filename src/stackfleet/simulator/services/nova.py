@@ -684,6 +684,10 @@ class Nova:
             "os-migrateLive": self._action_live_migrate,
             "createImage": self._action_create_image,
         }
+        from stackfleet.simulator.services.nova_provision import NovaProvisioning
+
+        # server create, server groups create/delete, key pairs (a module of their own)
+        self.provisioning = NovaProvisioning(self)
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -695,6 +699,7 @@ class Nova:
             r(v, self.version_doc, auth=False),
             r(f"{v}/", self.version_doc, auth=False),
             r(f"{v}/servers", self.list_servers),
+            r(f"{v}/servers", self.provisioning.create_server, "POST"),
             r(f"{v}/servers/detail", self.list_servers_detail),
             r(f"{v}/servers/{{server_id}}", self.show_server),
             r(f"{v}/servers/{{server_id}}", self.delete_server, "DELETE"),
@@ -727,7 +732,17 @@ class Nova:
             r(f"{v}/os-services", self.list_services),
             r(f"{v}/os-services/{{service_id}}", self.update_service, "PUT"),
             r(f"{v}/os-server-groups", self.list_server_groups),
+            r(f"{v}/os-server-groups", self.provisioning.create_server_group, "POST"),
             r(f"{v}/os-server-groups/{{group_id}}", self.show_server_group),
+            r(
+                f"{v}/os-server-groups/{{group_id}}",
+                self.provisioning.delete_server_group,
+                "DELETE",
+            ),
+            r(f"{v}/os-keypairs", self.provisioning.list_keypairs),
+            r(f"{v}/os-keypairs", self.provisioning.create_keypair, "POST"),
+            r(f"{v}/os-keypairs/{{name}}", self.provisioning.show_keypair),
+            r(f"{v}/os-keypairs/{{name}}", self.provisioning.delete_keypair, "DELETE"),
             r(f"{v}/os-availability-zone", self.list_availability_zones),
             r(f"{v}/os-availability-zone/detail", self.list_availability_zones_detail),
             r(f"{v}/limits", self.show_limits),
@@ -1483,24 +1498,37 @@ class Nova:
         return providers_by_name(self.region).get(hypervisor.get("hypervisor_hostname", ""))
 
     def _schedule(
-        self, server: Obj, *, requested_host: str | None, force: bool = False
+        self,
+        server: Obj,
+        *,
+        requested_host: str | None,
+        force: bool = False,
+        zone: str | None = None,
     ) -> Obj | None:
         """The hypervisor the scheduler would pick for `server` (None: no valid host):
-        compute service up and enabled, another host, room in Placement, the server's
-        (anti-)affinity groups respected; most free RAM wins, then the hostname."""
+        compute service up and enabled (in `zone` when given), another host, room in
+        Placement, the server's (anti-)affinity groups respected; the soft policies
+        weigh (fewest other members on the host for soft-anti-affinity, most for
+        soft-affinity), then most free RAM wins, then the hostname."""
         source = server.get(HOST)
         resources = server_resources(server)
         group_hosts: list[tuple[str, set[str]]] = []
+        soft: list[tuple[str, list[str]]] = []
         for group in self.region.server_groups.values():
             members = group.get("members") or []
-            if server["id"] in members and group.get("policy") in ("affinity", "anti-affinity"):
-                others = {
-                    self.region.servers[m].get(HOST)
-                    for m in members
-                    if m != server["id"] and m in self.region.servers
-                }
-                group_hosts.append((str(group["policy"]), {h for h in others if h}))
-        candidates: list[tuple[float, str, Obj]] = []
+            if server["id"] not in members:
+                continue
+            others_list = [
+                str(self.region.servers[m].get(HOST))
+                for m in members
+                if m != server["id"] and m in self.region.servers
+                and self.region.servers[m].get(HOST)
+            ]  # fmt: skip
+            if group.get("policy") in ("affinity", "anti-affinity"):
+                group_hosts.append((str(group["policy"]), set(others_list)))
+            elif group.get("policy") in ("soft-affinity", "soft-anti-affinity"):
+                soft.append((str(group["policy"]), others_list))
+        candidates: list[tuple[float, float, str, Obj]] = []
         for hypervisor in self.region.hypervisors.values():
             host = (hypervisor.get("service") or {}).get("host")
             if not host or host == source:
@@ -1512,6 +1540,8 @@ class Nova:
                 return hypervisor
             service = self._compute_service(host)
             if not self._service_up(service) or (service or {}).get("status") == "disabled":
+                continue
+            if zone is not None and str((service or {}).get("zone") or "nova") != zone:
                 continue
             if provider is None or not provider_fits(self.region, provider, resources):
                 continue
@@ -1525,11 +1555,17 @@ class Nova:
             free_ram = _capacity(memory) - provider_usages(self.region, provider).get(
                 "MEMORY_MB", 0
             )
-            candidates.append((-free_ram, str(hypervisor.get("hypervisor_hostname")), hypervisor))
+            weight = sum(
+                hosts.count(host) * (1 if policy == "soft-anti-affinity" else -1)
+                for policy, hosts in soft
+            )
+            candidates.append(
+                (weight, -free_ram, str(hypervisor.get("hypervisor_hostname")), hypervisor)
+            )
         if not candidates:
             return None
-        candidates.sort(key=lambda c: (c[0], c[1]))
-        return candidates[0][2]
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+        return candidates[0][3]
 
     def _ensure_usages(self, provider: str | None) -> None:
         """Record a provider's usage before it changes, for providers whose usage was
@@ -1929,6 +1965,10 @@ class Nova:
         for fip in self.region.floatingips.values():
             if fip.get("port_id") in gone_ports:
                 fip.update(port_id=None, fixed_ip_address=None, status="DOWN", updated_at=now)
+        for attached in server.get("os-extended-volumes:volumes_attached") or []:
+            # block_device_mapping_v2's delete_on_termination: Nova deletes the volume
+            if attached.get("delete_on_termination"):
+                self.region.volumes.pop(str(attached.get("id")), None)
         for volume in self.region.volumes.values():
             attachments = volume.get("attachments") or []
             kept = [a for a in attachments if a.get("server_id") != server_id]
