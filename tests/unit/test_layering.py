@@ -41,6 +41,8 @@ ROOT_RANK = LAYERS["core"]
 SIBLING_ARROWS = {
     ("cli", "api"): "`stackfleet serve` runs the API",
     ("policy", "actions"): "a policy names its actions; the registry validates them",
+    ("provision", "engine"): "provisioning runs its creates and deletes through the engine's "
+    "safety gate, executor and capacity code",
 }
 
 # files that may import the simulator, inside a function (the CLI commands that start it)

@@ -118,6 +118,11 @@ ROOT_COMMANDS = (
         "OpenStack notifications: event-driven refresh and policies.",
     ),
     RootCommand(
+        "provision",
+        "stackfleet.cli.provision",
+        "Provision workloads (VMs, bare metal, containers) from one declarative spec.",
+    ),
+    RootCommand(
         "simulator",
         "stackfleet.cli.simulator",
         "The embedded simulated cloud (OpenStack APIs on loopback).",
