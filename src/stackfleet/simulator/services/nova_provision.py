@@ -248,7 +248,8 @@ class NovaProvisioning:
         if not isinstance(tags, list) or len(tags) > 50:
             raise _error(400, "Invalid input for field/attribute tags.")
         tags = [nova._valid_tag(t) for t in tags]
-        hints = body.get("os:scheduler_hints") or {}
+        # Nova's schema takes both spellings (openstacksdk sends the second)
+        hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         group_id = hints.get("group") if isinstance(hints, dict) else None
         group: Obj | None = None
         if group_id:
