@@ -40,6 +40,7 @@ NOT_LISTINGS = {
     ("alerts", "expire"): "ends a silence",
     ("simulator", "serve"): "serves the simulated cloud",
     ("docs", "cli"): "prints Markdown",
+    ("workload", "logs"): "prints members' console logs",
 }
 
 

@@ -27,6 +27,7 @@ from stackfleet.api import (
     rbac,
     reports,
     usage,
+    workloads,
 )
 from stackfleet.api import jobs as jobs_api
 from stackfleet.api.deps import CloudQuery, OffsetQuery, RegionQuery, StoreDep
@@ -355,4 +356,5 @@ def create_app(
     capacity.install(app)
     usage.install(app)
     jobs_api.install(app, jobs)
+    app.include_router(workloads.router)
     return app

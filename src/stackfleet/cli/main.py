@@ -123,6 +123,11 @@ ROOT_COMMANDS = (
         "Provision workloads (VMs, bare metal, containers) from one declarative spec.",
     ),
     RootCommand(
+        "workload",
+        "stackfleet.cli.workload",
+        "Manage workloads (VMs, bare metal, containers) with the same verbs on every backend.",
+    ),
+    RootCommand(
         "simulator",
         "stackfleet.cli.simulator",
         "The embedded simulated cloud (OpenStack APIs on loopback).",

@@ -522,6 +522,27 @@ KINDS_LIST: tuple[Kind, ...] = (
         relations=(Relation("members", "server", "members", many=True, reverse="server_groups"),),
     ),
     Kind(
+        "workload",
+        "compute",
+        doc="A workload StackFleet provisioned (`stackfleet provision`): derived from "
+        "the servers carrying its labels (Nova tag and metadata `stackfleet-workload`) "
+        "when a pass lists servers; its id is <project id>/<name>.",
+        fields=(
+            F("backend", doc="nova (VMs, or bare metal through a bare-metal flavor)"),
+            F("member_ids", type=list, doc="its members' server ids"),
+            F("member_names", type=list),
+            F("member_count", type=int),
+            F("active_count", type=int, history=True),
+            F("failed_count", type=int, history=True),
+            F("hosts", type=list, doc="hosts its members run on"),
+            F("spec_hashes", type=list, doc="fingerprints of the specs members were built from"),
+        ),
+        relations=(
+            Relation("members", "server", "member_ids", many=True, reverse="workloads"),
+            Relation("project", "project", "project_id", reverse="workloads"),
+        ),
+    ),
+    Kind(
         "port",
         "network",
         doc="A Neutron port.",

@@ -10,6 +10,7 @@ executor and the audit log, and waits for new members with list calls."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -17,11 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from stackfleet.actions.base import Action
+from stackfleet.actions.base import Action, Plan
 from stackfleet.actions.notify import Notifier
 from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.capacity import fits, host_capacities
-from stackfleet.engine.execute import Connections, Executor, RunContext
+from stackfleet.engine.execute import Connections, Executor, RunContext, queue_for_approval
 from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
 from stackfleet.engine.settings import Settings
 from stackfleet.policy.errors import Problem
@@ -46,6 +47,12 @@ Progress = Callable[[str, int, int], None]
 class CapacityError(StackFleetError):
     """The project's quota or the cloud's free capacity cannot hold what the plan
     creates; nothing was created."""
+
+    exit_code = 2
+
+
+class ProjectError(StackFleetError):
+    """The cloud's credentials cannot act as the project asked for."""
 
     exit_code = 2
 
@@ -115,21 +122,35 @@ class ProvisionGate(SafetyGate):
 def workload_policy(workload: Workload, settings: Settings) -> Policy:
     """The policy a workload's actions are gated and audited under:
     `provision/<name>`, allowed as many actions per run as the plan needs (the global
-    limits still hold)."""
+    limits still hold); approvals when the spec or the settings ask for them."""
+    return member_policy(
+        workload.name,
+        workload.require_approval or settings.provision.require_approval,
+        max(1, 2 * workload.count + 1_000),
+        workload.source,
+        workload.line,
+    )
+
+
+def member_policy(
+    name: str,
+    require_approval: bool,
+    max_actions: int = 10_000,
+    source: str = "",
+    line: int | None = None,
+) -> Policy:
+    """The policy `provision/<name>` a workload's creates, deletes and verbs run under."""
     spec = PolicySpec.model_validate(
         {
-            "name": f"provision/{workload.name}",
+            "name": f"provision/{name}",
             "resource": "server",
-            "description": f"workload {workload.name} ({workload.source})",
+            "description": f"workload {name}" + (f" ({source})" if source else ""),
             "mode": {"type": "manual"},
             "alert": False,
-            "safety": {
-                "max_actions": max(1, 2 * workload.count + 1_000),
-                "require_approval": workload.require_approval,
-            },
+            "safety": {"max_actions": max_actions, "require_approval": require_approval},
         }
     )
-    return Policy(spec=spec, filters=[], actions=[], source=workload.source, line=workload.line)
+    return Policy(spec=spec, filters=[], actions=[], source=source, line=line)
 
 
 class Provisioner:
@@ -176,30 +197,39 @@ class Provisioner:
                     )
                 ]
             )
-        region = workload.region or self.default_region or ""
-        key = (cloud, region, workload.project or "")
+        try:
+            return self.scope_for(cloud, workload.region, workload.project)
+        except ProjectError as exc:
+            raise SpecError(
+                [
+                    Problem(
+                        workload.source,
+                        workload.line,
+                        f"workload {workload.name!r} project",
+                        str(exc),
+                    )
+                ]
+            ) from exc
+
+    def scope_for(self, cloud: str | None, region: str | None, project: str | None) -> Scope:
+        """A cloud region connected as `project` (name or id; None: the cloud entry's)."""
+        cloud = cloud or self.default_cloud
+        if not cloud:
+            raise StackFleetError("no cloud: pass --os-cloud or set OS_CLOUD")
+        region = region or self.default_region or ""
+        key = (cloud, region, project or "")
         if key in self._scopes:
             return self._scopes[key]
         conn = self._connections.connection(cloud, region)
         region = region or str(conn.config.region_name or "")
-        project = workload.project
         if project and project not in (
             conn.current_project_id,
             (conn.config.auth or {}).get("project_name"),
         ):
             try:
-                conn = conn.connect_as_project(project)
-            except Exception as exc:  # noqa: BLE001 - said as a spec problem
-                raise SpecError(
-                    [
-                        Problem(
-                            workload.source,
-                            workload.line,
-                            f"workload {workload.name!r} project",
-                            f"cannot act as project {project!r}: {exc}",
-                        )
-                    ]
-                ) from exc
+                conn = _as_project(conn, project)
+            except Exception as exc:  # noqa: BLE001 - said as the caller's problem
+                raise ProjectError(f"cannot act as project {project!r}: {exc}") from exc
         scope = Scope(cloud, region, conn, str(conn.current_project_id), str(conn.current_user_id))
         self._scopes[key] = scope
         return scope
@@ -211,7 +241,7 @@ class Provisioner:
         for workload in workloads:
             scope = self.scope_of(workload)
             if scope.facts is None:
-                ctx = ListContext(target=_target(scope), log=self.log)
+                ctx = ListContext(target=scope_target(scope), log=self.log)
                 try:
                     scope.facts = read_facts(ctx, scope.project_id, scope.user_id)
                 except ListingError as exc:
@@ -277,7 +307,7 @@ class Provisioner:
         if new <= 0:
             return []
         source = next(s for s in QUOTA_SOURCES if s.service == "compute")
-        reading = read_quota(_target(scope), source, scope.project_id, self.log)
+        reading = read_quota(scope_target(scope), source, scope.project_id, self.log)
         if reading.error:
             return []
         try:
@@ -317,7 +347,7 @@ class Provisioner:
         demand = demand_of(plan.resolved)
         if not demand:
             return [], ""
-        ctx = ListContext(target=_target(scope), log=self.log)
+        ctx = ListContext(target=scope_target(scope), log=self.log)
         try:
             hypervisors = compute.hypervisors(ctx)
             services = compute.compute_services(ctx)
@@ -391,29 +421,25 @@ class Provisioner:
     ) -> None:
         w = plan.resolved.workload
         policy = workload_policy(w, self.settings)
-        view = FleetView(self.store, now)
-        gate = ProvisionGate(self.store, self.settings.safety, view, now, execute)
-        scopes = {(scope.cloud, scope.region): scope}
-        ctx = RunContext(
-            now=now,
-            connections=_ScopedConnections(scopes),
-            notifier=Notifier(self.settings.notify, {}),
-            verify_timeout=w.timeout.total_seconds(),
-            poll_interval=self.poll_interval,
-        )
-        ctx.request_log = self.log  # type: ignore[attr-defined]
-        executor = Executor(
-            self.store, self.audit, ctx, self.actor, self.settings.safety.exclude_tag
-        )
+        gate, executor = self.machinery(scope, execute, now, w.timeout.total_seconds())
+        if policy.spec.safety.require_approval:
+            # the same key on every apply: a queued action is found again, not queued twice
+            run_id = f"approval:{plan.spec_hash}"
 
         removals = [s for s in plan.steps if s.kind in ("delete", "replace") and s.member]
         deletes = [
             self._candidate(
-                policy, nova.DeleteMember(workload=w.name, reason=s.reason), scope, s, run_id
+                policy,
+                nova.DeleteMember(workload=w.name, reason=s.reason, project_id=scope.project_id),
+                scope,
+                s,
+                run_id,
             )
             for s in removals
         ]
         gate.decide(policy, deletes)
+        if execute:
+            self.queue_awaiting(deletes, now)
         gone_ids = self._run(executor, deletes, report, w.name, "delete", execute, progress)
         if gone_ids:
             self._wait_gone(plan, scope, gone_ids, w.timeout.total_seconds(), report, progress)
@@ -440,9 +466,13 @@ class Provisioner:
             body = nova.server_body(
                 plan.resolved, step.index, step.name, plan.spec_hash, group_id, now
             )
-            action = nova.CreateMember(workload=w.name, index=step.index, body=body)
+            action = nova.CreateMember(
+                workload=w.name, index=step.index, body=body, project_id=scope.project_id
+            )
             creates.append(self._candidate(policy, action, scope, step, run_id))
         gate.decide(policy, creates)
+        if execute:
+            self.queue_awaiting(creates, now)
         self._run(executor, creates, report, w.name, "create", execute, progress)
         new = {
             c.action.server_id: c.record["name"]
@@ -453,6 +483,31 @@ class Provisioner:
             self._wait_built(plan, scope, new, w.timeout.total_seconds(), report, progress)
         if plan.destroy or w.count == 0:
             self._drop_group(plan, scope, execute, report, policy.name)
+
+    def machinery(
+        self, scope: Scope, execute: bool, now: datetime, timeout: float
+    ) -> tuple[SafetyGate, Executor]:
+        """The safety gate and the executor for actions on one scope's members."""
+        view = FleetView(self.store, now)
+        gate = ProvisionGate(self.store, self.settings.safety, view, now, execute)
+        ctx = RunContext(
+            now=now,
+            connections=_ScopedConnections({(scope.cloud, scope.region): scope}),
+            notifier=Notifier(self.settings.notify, {}),
+            verify_timeout=timeout,
+            poll_interval=self.poll_interval,
+        )
+        ctx.request_log = self.log  # type: ignore[attr-defined]
+        executor = Executor(
+            self.store, self.audit, ctx, self.actor, self.settings.safety.exclude_tag
+        )
+        return gate, executor
+
+    def queue_awaiting(self, candidates: list[Candidate], now: datetime) -> None:
+        """Put what the gate held for approval in the approvals queue (once per key)."""
+        for candidate in candidates:
+            if candidate.verdict == "awaiting-approval" and candidate.action_id is None:
+                queue_for_approval(self.store, self.audit, candidate, self.actor, now)
 
     def _drop_group(
         self, plan: WorkloadPlan, scope: Scope, execute: bool, report: ApplyReport, policy: str
@@ -475,29 +530,10 @@ class Provisioner:
         self, policy: Policy, action: Action, scope: Scope, step: Step, run_id: str
     ) -> Candidate:
         member: Member | None = step.member if action.destructive else None
-        raw = member.raw if member else {}
-        record = {
-            "cloud": scope.cloud,
-            "region": scope.region,
-            "kind": "server",
-            "id": member.id if member else f"new:{step.name}",
-            "name": step.name,
-            "project_id": scope.project_id,
-            "tags": list(raw.get("tags") or []),
-            "metadata": dict(raw.get("metadata") or {}),
-            "status": member.status if member else None,
-        }
-        plan = action.plan(record)
-        assert plan is not None and not hasattr(plan, "reason")
-        return Candidate(
-            policy=policy,
-            action=action,
-            record=record,
-            plan=plan,
-            key=idempotency_key(policy.name, action, record, None, step=run_id),
-            finding_id=None,
-            trusted=True,
-        )
+        record = member_record(scope, step.name, member)
+        candidate = make_candidate(policy, action, record, run_id)
+        assert candidate is not None
+        return candidate
 
     def _run(
         self,
@@ -662,7 +698,60 @@ class Provisioner:
         )
 
 
-def _target(scope: Scope) -> Any:
+def _as_project(conn: Any, project: str) -> Any:
+    """A connection scoped to `project`, a name or an id (openstacksdk's
+    connect_as_project takes a name; a 32-hex id that is no name is tried as an id)."""
+    if re.fullmatch(r"[0-9a-f]{32}", project):
+        try:
+            scoped = conn.connect_as_project({"id": project, "name": None})
+            _ = scoped.current_project_id  # authenticates now: a bad id fails here
+            return scoped
+        except Exception:  # noqa: BLE001 - then it may be a project named so
+            pass
+    scoped = conn.connect_as_project(project)
+    _ = scoped.current_project_id
+    return scoped
+
+
+def member_record(scope: Scope, name: str, member: Member | None) -> dict[str, Any]:
+    """A member as the record its actions are planned, gated and audited on (a member
+    yet to be made: id `new:<name>`)."""
+    raw = member.raw if member else {}
+    return {
+        "cloud": scope.cloud,
+        "region": scope.region,
+        "kind": "server",
+        "id": member.id if member else f"new:{name}",
+        "name": name,
+        "project_id": scope.project_id,
+        "tags": list(raw.get("tags") or []),
+        "metadata": dict(raw.get("metadata") or {}),
+        "status": member.status if member else None,
+        "flavor_name": (raw.get("flavor") or {}).get("original_name"),
+        "image_id": (raw.get("image") or {}).get("id") if raw.get("image") else None,
+    }
+
+
+def make_candidate(
+    policy: Policy, action: Action, record: dict[str, Any], step: str
+) -> Candidate | None:
+    """The action on `record` as a candidate for the gate; None when the member is
+    already as the action would leave it."""
+    plan = action.plan(record)
+    if plan is None or not isinstance(plan, Plan):
+        return None
+    return Candidate(
+        policy=policy,
+        action=action,
+        record=record,
+        plan=plan,
+        key=idempotency_key(policy.name, action, record, None, step=step),
+        finding_id=None,
+        trusted=True,
+    )
+
+
+def scope_target(scope: Scope) -> Any:
     from stackfleet.sources.openstack.connection import CloudTarget
 
     return CloudTarget(cloud=scope.cloud, region=scope.region, conn=scope.conn)

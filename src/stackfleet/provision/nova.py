@@ -10,7 +10,16 @@ from typing import Any, Literal
 
 from pydantic import PrivateAttr
 
-from stackfleet.actions.base import Action, ActionContext, ActionError, Change, Plan, Record
+from stackfleet.actions.base import (
+    Action,
+    ActionContext,
+    ActionError,
+    Change,
+    Outcome,
+    Plan,
+    Record,
+    wait_for,
+)
 from stackfleet.provision.plan import (
     META_LEASE,
     META_MEMBER,
@@ -171,14 +180,53 @@ def delete_group(conn: Any, group_id: str, log: RequestLog) -> None:
         raise ActionError(f"deleting server group {group_id} answered {response.status_code}")
 
 
-class CreateMember(Action):
+class MemberAction(Action):
+    """An action on one member of a workload, as its project (`project_id` is kept in
+    the action's options so an approved action can be carried out later)."""
+
+    kinds = ("server",)
+    workload: str
+    project_id: str = ""
+
+
+def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+    """The member re-read from Nova just before acting (None: gone): its workload
+    label, metadata, tags, status and task state."""
+    conn = ctx.connection(record["cloud"], record["region"])
+    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    log.add("compute GET /servers/{id}")
+    response = conn.compute.get(
+        f"{endpoint_of(conn.compute)}/servers/{record['id']}",
+        microversion=MICROVERSION,
+        raise_exc=False,
+    )
+    if response.status_code == 404:
+        return None
+    if response.status_code >= 400:
+        raise ActionError(f"reading server {record['id']} answered {response.status_code}")
+    server = response.json().get("server") or {}
+    metadata = server.get("metadata") or {}
+    tags = server.get("tags") or []
+    labelled = metadata.get(META_WORKLOAD) if workload_tag(
+        str(metadata.get(META_WORKLOAD))
+    ) in tags else None  # fmt: skip
+    return {
+        "workload": labelled,
+        "metadata": metadata,
+        "tags": tags,
+        "status": server.get("status"),
+        "task_state": server.get("OS-EXT-STS:task_state"),
+        "flavor": (server.get("flavor") or {}).get("original_name"),
+        "image_id": (server.get("image") or {}).get("id") if server.get("image") else None,
+    }
+
+
+class CreateMember(MemberAction):
     """Create one member of a workload (a Nova server with the workload's labels).
     Verified when Nova accepted it; the apply then waits for every new member together
     with list calls."""
 
-    kinds = ("server",)
     type: Literal["provision-create"] = "provision-create"
-    workload: str
     index: int
     body: dict[str, Any]
     _server_id: str | None = PrivateAttr(default=None)
@@ -208,14 +256,12 @@ class CreateMember(Action):
         return {"server_id": self._server_id}
 
 
-class DeleteMember(Action):
+class DeleteMember(MemberAction):
     """Delete one member of a workload. Re-reads it first: a server that no longer
     carries the workload's label (or carries the exclusion tag) is left alone."""
 
-    kinds = ("server",)
     destructive = True
     type: Literal["provision-delete"] = "provision-delete"
-    workload: str
     reason: str = ""
 
     def plan(self, record: Record) -> Plan:
@@ -228,26 +274,7 @@ class DeleteMember(Action):
         )
 
     def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
-        log.add("compute GET /servers/{id}")
-        response = conn.compute.get(
-            f"{endpoint_of(conn.compute)}/servers/{record['id']}",
-            microversion=MICROVERSION,
-            raise_exc=False,
-        )
-        if response.status_code == 404:
-            return None
-        if response.status_code >= 400:
-            raise ActionError(f"reading server {record['id']} answered {response.status_code}")
-        server = response.json().get("server") or {}
-        metadata = server.get("metadata") or {}
-        return {
-            "workload": metadata.get(META_WORKLOAD),
-            "metadata": metadata,
-            "tags": server.get("tags") or [],
-            "status": server.get("status"),
-        }
+        return read_member(ctx, record)
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
@@ -262,3 +289,206 @@ class DeleteMember(Action):
                 f"{_nova_message(response)}"
             )
         return {}
+
+
+# -- the management verbs ---------------------------------------------------------------
+
+
+def _server_action(ctx: ActionContext, record: Record, body: dict[str, Any]) -> None:
+    conn = ctx.connection(record["cloud"], record["region"])
+    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    _post(
+        conn,
+        f"/servers/{record['id']}/action",
+        body,
+        log,
+        f"compute POST action {next(iter(body))}",
+    )
+
+
+def _wait_status(ctx: ActionContext, record: Record, wanted: tuple[str, ...], what: str) -> Outcome:
+    def check() -> tuple[bool, dict[str, Any]]:
+        state = read_member(ctx, record)
+        if state is None:
+            return False, {"gone": True}
+        if state.get("status") == "ERROR":
+            raise ActionError(f"{what}: server {record['id']} went to ERROR")
+        return state.get("status") in wanted and not state.get("task_state"), state
+
+    return wait_for(ctx, check, what)
+
+
+class _VerbAction(MemberAction):
+    """A verb on one member: re-reads the member first (it must still carry the
+    workload's label and no task may be under way)."""
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        return read_member(ctx, record)
+
+    def _plan(self, record: Record, summary: str, *changes: Change) -> Plan:
+        return self.make_plan(
+            record,
+            f"{summary} of workload {self.workload}",
+            *changes,
+            expects={"workload": self.workload, "task_state": None},
+        )
+
+
+class StartMember(_VerbAction):
+    """Start a stopped member (Nova os-start)."""
+
+    type: Literal["provision-start"] = "provision-start"
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("status") == "ACTIVE":
+            return None
+        return self._plan(
+            record,
+            f"start server {record.get('name')}",
+            Change("status", record.get("status"), "ACTIVE"),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        _server_action(ctx, record, {"os-start": None})
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return _wait_status(ctx, record, ("ACTIVE",), f"start {record.get('name')}")
+
+
+class StopMember(_VerbAction):
+    """Stop (shut off) a member (Nova os-stop)."""
+
+    destructive = True
+    type: Literal["provision-stop"] = "provision-stop"
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("status") == "SHUTOFF":
+            return None
+        return self._plan(
+            record,
+            f"stop server {record.get('name')}",
+            Change("status", record.get("status"), "SHUTOFF"),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        _server_action(ctx, record, {"os-stop": None})
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return _wait_status(ctx, record, ("SHUTOFF",), f"stop {record.get('name')}")
+
+
+class RebootMember(_VerbAction):
+    """Reboot a member (soft, or hard: also a stopped or hung one)."""
+
+    destructive = True
+    type: Literal["provision-reboot"] = "provision-reboot"
+    hard: bool = False
+
+    def plan(self, record: Record) -> Plan:
+        how = "HARD" if self.hard else "SOFT"
+        return self._plan(
+            record,
+            f"reboot ({how.lower()}) server {record.get('name')}",
+            Change("reboot", None, how),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        _server_action(ctx, record, {"reboot": {"type": "HARD" if self.hard else "SOFT"}})
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return _wait_status(ctx, record, ("ACTIVE",), f"reboot {record.get('name')}")
+
+
+class RebuildMember(_VerbAction):
+    """Rebuild a member from an image (its disk is replaced; addresses stay)."""
+
+    destructive = True
+    type: Literal["provision-rebuild"] = "provision-rebuild"
+    image_id: str
+    image_name: str = ""
+
+    def plan(self, record: Record) -> Plan:
+        return self._plan(
+            record,
+            f"rebuild server {record.get('name')} from image {self.image_name or self.image_id}",
+            Change("image", record.get("image_id"), self.image_name or self.image_id),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        _server_action(ctx, record, {"rebuild": {"imageRef": self.image_id}})
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return _wait_status(ctx, record, ("ACTIVE", "SHUTOFF"), f"rebuild {record.get('name')}")
+
+
+class ResizeMember(_VerbAction):
+    """Resize a member to another flavor, then confirm the resize (Nova leaves it in
+    VERIFY_RESIZE until confirmed)."""
+
+    destructive = True
+    type: Literal["provision-resize"] = "provision-resize"
+    flavor_id: str
+    flavor_name: str = ""
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("flavor_name") == self.flavor_name:
+            return None
+        return self._plan(
+            record,
+            f"resize server {record.get('name')} to {self.flavor_name or self.flavor_id}",
+            Change("flavor", record.get("flavor_name"), self.flavor_name or self.flavor_id),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        _server_action(ctx, record, {"resize": {"flavorRef": self.flavor_id}})
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        resized = _wait_status(ctx, record, ("VERIFY_RESIZE",), f"resize {record.get('name')}")
+        if not resized.verified:
+            return resized
+        _server_action(ctx, record, {"confirmResize": None})
+        return _wait_status(
+            ctx, record, ("ACTIVE", "SHUTOFF"), f"confirm resize {record.get('name')}"
+        )
+
+
+# verb -> the action class that carries it out on a Nova member
+VERBS: dict[str, type[MemberAction]] = {
+    "start": StartMember,
+    "stop": StopMember,
+    "reboot": RebootMember,
+    "rebuild": RebuildMember,
+    "resize": ResizeMember,
+    "delete": DeleteMember,
+}
+READS = ("console-url", "logs")
+
+
+def console_url(conn: Any, server_id: str, log: RequestLog, protocol: str = "vnc") -> str:
+    """A remote console URL of a member (Nova remote-consoles, 2.6+)."""
+    kind = {"vnc": "novnc", "spice": "spice-html5", "serial": "serial"}[protocol]
+    body = _post(
+        conn,
+        f"/servers/{server_id}/remote-consoles",
+        {"remote_console": {"protocol": protocol, "type": kind}},
+        log,
+        "compute POST /servers/{id}/remote-consoles",
+    )
+    return str((body.get("remote_console") or {}).get("url"))
+
+
+def console_log(conn: Any, server_id: str, log: RequestLog, lines: int | None = None) -> str:
+    """A member's console output (Nova os-getConsoleOutput; the last `lines`)."""
+    body = _post(
+        conn,
+        f"/servers/{server_id}/action",
+        {"os-getConsoleOutput": {"length": lines} if lines else {}},
+        log,
+        "compute POST action os-getConsoleOutput",
+    )
+    return str(body.get("output") or "")

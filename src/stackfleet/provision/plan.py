@@ -12,24 +12,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from stackfleet.core.times import parse_time
+from stackfleet.model.workloads import (  # noqa: F401 - the labels, re-exported
+    META_LEASE,
+    META_MEMBER,
+    META_SPEC,
+    META_WORKLOAD,
+    TAG_PREFIX,
+    workload_tag,
+)
 from stackfleet.provision.resolve import Resolved
 
-# Nova tag (list calls filter on it) and metadata keys (checked too: a tag alone, which
-# anyone may add, does not make a server a member)
-TAG_PREFIX = "stackfleet-workload:"
-META_WORKLOAD = "stackfleet-workload"
-META_MEMBER = "stackfleet-member"
-META_SPEC = "stackfleet-spec"
-META_LEASE = "stackfleet-lease-expires"
 # statuses of members that are gone or going
 GONE_STATUSES = frozenset({"DELETED", "SOFT_DELETED"})
 FAILED_STATUSES = frozenset({"ERROR"})
 
 Record = dict[str, Any]
-
-
-def workload_tag(name: str) -> str:
-    return f"{TAG_PREFIX}{name}"
 
 
 def group_name(name: str) -> str:

@@ -333,6 +333,16 @@ def migration_holds(region: RegionState, migration: Obj) -> bool:
     )
 
 
+def held_resources(region: RegionState, migration: Obj) -> dict[str, int]:
+    """What a migration holds on its source: the server's flavor, or for a resize the
+    old flavor (the server shows the new one)."""
+    server = region.servers[migration["instance_uuid"]]
+    old = migration.get("old_flavor")
+    if old:
+        return flavor_resources(old, boot_from_volume=not server.get("image"))
+    return server_resources(server)
+
+
 def derived_usages(region: RegionState, provider_uuid: str) -> dict[str, int]:
     """A provider's usage summed from the servers (and held migrations) on it, for
     providers whose usage `RegionState.usages` does not record."""
@@ -345,7 +355,7 @@ def derived_usages(region: RegionState, provider_uuid: str) -> dict[str, int]:
                 totals[rc] = totals.get(rc, 0) + amount
     for migration in region.migrations.values():
         if name and migration.get("source_node") == name and migration_holds(region, migration):
-            held = server_resources(region.servers[migration["instance_uuid"]])
+            held = held_resources(region, migration)
             for rc, amount in held.items():
                 totals[rc] = totals.get(rc, 0) + amount
     return totals
@@ -684,10 +694,14 @@ class Nova:
             "os-migrateLive": self._action_live_migrate,
             "createImage": self._action_create_image,
         }
+        from stackfleet.simulator.services.nova_manage import NovaManagement
         from stackfleet.simulator.services.nova_provision import NovaProvisioning
 
         # server create, server groups create/delete, key pairs (a module of their own)
         self.provisioning = NovaProvisioning(self)
+        # rebuild, resize, console output, remote consoles
+        self.management = NovaManagement(self)
+        self._actions.update(self.management.actions())
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -705,6 +719,11 @@ class Nova:
             r(f"{v}/servers/{{server_id}}", self.delete_server, "DELETE"),
             r(f"{v}/servers/{{server_id}}/action", self.server_action, "POST"),
             r(f"{v}/servers/{{server_id}}/diagnostics", self.server_diagnostics),
+            r(
+                f"{v}/servers/{{server_id}}/remote-consoles",
+                self.management.remote_console,
+                "POST",
+            ),
             r(f"{v}/servers/{{server_id}}/metadata", self.list_metadata),
             r(f"{v}/servers/{{server_id}}/metadata", self.replace_metadata, "PUT"),
             r(f"{v}/servers/{{server_id}}/metadata", self.merge_metadata, "POST"),
@@ -1759,7 +1778,7 @@ class Nova:
         with self._lock():
             source_provider = providers_by_name(self.region).get(migration.get("source_node") or "")
             self._ensure_usages(source_provider)
-            self._add_usage(source_provider, server_resources(server), -1)
+            self._add_usage(source_provider, held_resources(self.region, migration), -1)
             self._set_migration(migration, "confirmed")
             running = server.get(POWER_STATE) == RUNNING
             self._set_power(
@@ -1803,6 +1822,8 @@ class Nova:
                 self._rebind(current["id"], str(current[HOST]))
                 if "host_status" in current:
                     current["host_status"] = _host_status_of(self._compute_service(current[HOST]))
+            if migration.get("old_flavor"):
+                current["flavor"] = migration["old_flavor"]  # a resize reverted
             running = current.get(POWER_STATE) == RUNNING
             self._set_power(
                 current, "active" if running else "stopped", RUNNING if running else SHUTDOWN
