@@ -123,6 +123,11 @@ ROOT_COMMANDS = (
         "Provision workloads (VMs, bare metal, containers) from one declarative spec.",
     ),
     RootCommand(
+        "project",
+        "stackfleet.cli.project",
+        "Projects: purge what a project (or a deleted one) left behind.",
+    ),
+    RootCommand(
         "workload",
         "stackfleet.cli.workload",
         "Manage workloads (VMs, bare metal, containers) with the same verbs on every backend.",

@@ -491,6 +491,18 @@ class Keystone:
             )
         return json_response({"project": self._with_links("projects", project)})
 
+    async def delete_project(self, request: Request) -> Response:
+        """DELETE /v3/projects/{id}: admin only; 204. Keystone deletes the project and
+        its role assignments, and nothing of what other services hold for it."""
+        self._require_admin(request, "identity:delete_project")
+        project_id = request.path_params["project_id"]
+        with self.sim.state.lock:
+            if self.sim.state.projects.pop(project_id, None) is None:
+                raise keystone_error(404, f"Could not find project: {project_id}.")
+            for key in [k for k in self.sim.state.assignments if k[1] == project_id]:
+                del self.sim.state.assignments[key]
+        return Response(status_code=204)
+
     async def list_users(self, request: Request) -> Response:
         self._require_admin(request, "identity:list_users")
         # Keystone's SQL backend answers in id order
@@ -758,6 +770,7 @@ class Keystone:
             Route("/v3/auth/system", self.auth_system, methods=["GET"]),
             Route("/v3/projects", self.list_projects, methods=["GET"]),
             Route("/v3/projects/{project_id}", self.get_project, methods=["GET"]),
+            Route("/v3/projects/{project_id}", self.delete_project, methods=["DELETE"]),
             Route("/v3/users", self.list_users, methods=["GET"]),
             Route("/v3/users/{user_id}", self.get_user, methods=["GET"]),
             Route("/v3/users/{user_id}/projects", self.user_projects, methods=["GET"]),
