@@ -28,7 +28,7 @@ from stackfleet.engine.settings import Settings
 from stackfleet.policy.errors import Problem
 from stackfleet.policy.schema import Policy, PolicySpec
 from stackfleet.policy.view import FleetView
-from stackfleet.provision import nova
+from stackfleet.provision import ironic, nova
 from stackfleet.provision.plan import Member, Step, WorkloadPlan, group_name, plan_workload
 from stackfleet.provision.resolve import CloudFacts, Resolved, demand_of, read_facts, resolve
 from stackfleet.provision.spec import SpecError, Workload
@@ -264,19 +264,28 @@ class Provisioner:
         """Each workload's plan against its members (one list call each)."""
         plans: list[tuple[WorkloadPlan, Scope]] = []
         for resolved, scope in prepared:
-            if resolved.backend != "nova":
+            if resolved.backend not in ("nova", "ironic"):
                 raise StackFleetError(
                     f"workload {resolved.workload.name}: the {resolved.backend} backend is "
-                    "not implemented yet (vm and baremetal through Nova are)"
+                    "not implemented yet (vm and baremetal through Nova or Ironic are)"
                 )
-            members = nova.list_members(
-                scope.conn, resolved.workload.name, scope.project_id, self.log
-            )
+            try:
+                members = self.members(resolved.backend, scope, resolved.workload.name)
+            except ListingError as exc:
+                raise StackFleetError(
+                    f"workload {resolved.workload.name}: listing its members failed: {exc}"
+                ) from exc
             group_id = None
-            if resolved.workload.placement.server_group or destroy:
+            if resolved.backend == "nova" and (resolved.workload.placement.server_group or destroy):
                 group_id = nova.find_group(scope.conn, group_name(resolved.workload.name), self.log)
             plans.append((plan_workload(resolved, members, group_id, destroy=destroy), scope))
         return plans
+
+    def members(self, backend: str, scope: Scope, workload: str) -> list[Member]:
+        """A workload's members on its backend (list calls only)."""
+        if backend == "ironic":
+            return ironic.list_members(scope.conn, workload, scope.project_id, self.log)
+        return nova.list_members(scope.conn, workload, scope.project_id, self.log)
 
     def check_capacity(self, plans: list[tuple[WorkloadPlan, Scope]]) -> list[str]:
         """Refuse (CapacityError) what the project's compute quota or the hosts' free
@@ -285,6 +294,9 @@ class Provisioner:
         short: list[str] = []
         for plan, scope in plans:
             creates = len(plan.of("create"))
+            if creates and plan.resolved.backend == "ironic":
+                short += self._nodes_short(plan, scope, creates)
+                continue
             if not creates or plan.resolved.flavor is None:
                 continue
             w = plan.resolved.workload
@@ -300,6 +312,30 @@ class Provisioner:
                 "not enough room; nothing was created:\n" + "\n".join(f"  {s}" for s in short)
             )
         return notes
+
+    def _nodes_short(self, plan: WorkloadPlan, scope: Scope, creates: int) -> list[str]:
+        """Standalone Ironic: enough available nodes of the resource class (the project's
+        own or leased ones, as its token lists them)?"""
+        w = plan.resolved.workload
+        rc = (w.baremetal.resource_class if w.baremetal else None) or ""
+        traits = set(w.baremetal.traits if w.baremetal else [])
+        nodes = (scope.facts.baremetal_nodes if scope.facts else None) or []
+        free = [
+            n
+            for n in nodes
+            if n.get("resource_class") == rc
+            and n.get("provision_state") == "available"
+            and not n.get("maintenance")
+            and not n.get("instance_uuid")
+            and traits <= set(n.get("traits") or [])
+        ]
+        if len(free) < creates:
+            return [
+                f"workload {w.name}: capacity: needs {creates} available {rc} node(s)"
+                + (f" with traits {', '.join(sorted(traits))}" if traits else "")
+                + f", {len(free)} in {scope.cloud}/{scope.region}"
+            ]
+        return []
 
     def _quota_short(
         self, w: Workload, scope: Scope, flavor: dict[str, Any], new: int
@@ -427,10 +463,12 @@ class Provisioner:
             run_id = f"approval:{plan.spec_hash}"
 
         removals = [s for s in plan.steps if s.kind in ("delete", "replace") and s.member]
+        backend = plan.resolved.backend
+        delete_class = ironic.DeleteNodeMember if backend == "ironic" else nova.DeleteMember
         deletes = [
             self._candidate(
                 policy,
-                nova.DeleteMember(workload=w.name, reason=s.reason, project_id=scope.project_id),
+                delete_class(workload=w.name, reason=s.reason, project_id=scope.project_id),
                 scope,
                 s,
                 run_id,
@@ -450,7 +488,13 @@ class Provisioner:
         }
         creations = [s for s in creations if s.kind == "create" or s.name in replaced_ok]
         group_id = plan.group_id
-        if creations and w.placement.server_group and group_id is None and execute:
+        if (
+            creations
+            and backend == "nova"
+            and w.placement.server_group
+            and group_id is None
+            and execute
+        ):
             group_id = nova.create_group(
                 scope.conn, group_name(w.name), w.placement.server_group, self.log
             )
@@ -463,21 +507,41 @@ class Provisioner:
             )
         creates: list[Candidate] = []
         for step in creations:
-            body = nova.server_body(
-                plan.resolved, step.index, step.name, plan.spec_hash, group_id, now
-            )
-            action = nova.CreateMember(
-                workload=w.name, index=step.index, body=body, project_id=scope.project_id
-            )
+            action: nova.MemberAction
+            if backend == "ironic":
+                bm = w.baremetal
+                action = ironic.CreateNodeMember(
+                    workload=w.name,
+                    index=step.index,
+                    project_id=scope.project_id,
+                    image_id=str(plan.resolved.image_id),
+                    allocation=ironic.allocation_body(
+                        w.name,
+                        step.index,
+                        step.name,
+                        plan.spec_hash,
+                        str(bm.resource_class if bm else ""),
+                        list(bm.traits if bm else []),
+                        scope.project_id,
+                        w.metadata,
+                    ),  # fmt: skip
+                )
+            else:
+                body = nova.server_body(
+                    plan.resolved, step.index, step.name, plan.spec_hash, group_id, now
+                )
+                action = nova.CreateMember(
+                    workload=w.name, index=step.index, body=body, project_id=scope.project_id
+                )
             creates.append(self._candidate(policy, action, scope, step, run_id))
         gate.decide(policy, creates)
         if execute:
             self.queue_awaiting(creates, now)
         self._run(executor, creates, report, w.name, "create", execute, progress)
         new = {
-            c.action.server_id: c.record["name"]
+            str(server_id): c.record["name"]
             for c in creates
-            if isinstance(c.action, nova.CreateMember) and c.action.server_id
+            if (server_id := getattr(c.action, "server_id", None))
         }
         if new:
             self._wait_built(plan, scope, new, w.timeout.total_seconds(), report, progress)
@@ -530,7 +594,8 @@ class Provisioner:
         self, policy: Policy, action: Action, scope: Scope, step: Step, run_id: str
     ) -> Candidate:
         member: Member | None = step.member if action.destructive else None
-        record = member_record(scope, step.name, member)
+        kind = "baremetal_node" if "baremetal_node" in action.kinds else "server"
+        record = member_record(scope, step.name, member, kind)
         candidate = make_candidate(policy, action, record, run_id)
         assert candidate is not None
         return candidate
@@ -578,7 +643,7 @@ class Provisioner:
         deadline = time.monotonic() + timeout
         pending = set(ids)
         while True:
-            members = nova.list_members(scope.conn, plan.name, scope.project_id, self.log)
+            members = self.members(plan.resolved.backend, scope, plan.name)
             present = {m.id for m in members}
             for server_id in sorted(pending - present):
                 report.outcomes.append(
@@ -622,10 +687,7 @@ class Provisioner:
         deadline = time.monotonic() + timeout
         pending = dict(new)
         while True:
-            members = {
-                m.id: m
-                for m in nova.list_members(scope.conn, plan.name, scope.project_id, self.log)
-            }
+            members = {m.id: m for m in self.members(plan.resolved.backend, scope, plan.name)}
             for server_id in sorted(pending):
                 member = members.get(server_id)
                 if member is None:
@@ -713,10 +775,28 @@ def _as_project(conn: Any, project: str) -> Any:
     return scoped
 
 
-def member_record(scope: Scope, name: str, member: Member | None) -> dict[str, Any]:
+def member_record(
+    scope: Scope, name: str, member: Member | None, kind: str = "server"
+) -> dict[str, Any]:
     """A member as the record its actions are planned, gated and audited on (a member
     yet to be made: id `new:<name>`)."""
     raw = member.raw if member else {}
+    if kind == "baremetal_node":
+        allocation = raw.get("allocation") or {}
+        return {
+            "cloud": scope.cloud,
+            "region": scope.region,
+            "kind": kind,
+            "id": member.id if member else f"new:{name}",
+            "name": name,
+            "project_id": scope.project_id,
+            "tags": [],
+            "metadata": dict(allocation.get("extra") or {}),
+            "status": member.status if member else None,
+            "node_id": raw.get("uuid"),
+            "allocation_id": allocation.get("uuid"),
+            "image_id": (raw.get("instance_info") or {}).get("image_source"),
+        }
     return {
         "cloud": scope.cloud,
         "region": scope.region,

@@ -17,7 +17,7 @@ from typing import Any
 from stackfleet.core.errors import NotFoundError, StackFleetError
 from stackfleet.engine.gate import Candidate
 from stackfleet.model.workloads import META_WORKLOAD, workload_label
-from stackfleet.provision import nova
+from stackfleet.provision import ironic, nova
 from stackfleet.provision.apply import (
     MemberOutcome,
     Provisioner,
@@ -28,7 +28,7 @@ from stackfleet.provision.apply import (
     scope_target,
 )
 from stackfleet.provision.plan import Member, member_of
-from stackfleet.provision.resolve import closest
+from stackfleet.provision.resolve import catalog_types, closest
 from stackfleet.sources.openstack import compute, image
 from stackfleet.sources.openstack.context import ListContext
 from stackfleet.sources.openstack.listing import iter_pages
@@ -69,8 +69,10 @@ class WorkloadView:
 # backend -> verbs it can do (the others are refused, saying so)
 BACKEND_VERBS: dict[str, frozenset[str]] = {
     "nova": frozenset(CHANGING_VERBS + READING_VERBS),
+    "ironic": frozenset(ironic.VERBS),
 }
-BACKEND_WORDS = {"nova": "Nova"}
+BACKEND_WORDS = {"nova": "Nova", "ironic": "standalone Ironic"}
+MEMBER_KINDS = {"nova": "server", "ironic": "baremetal_node"}
 
 
 class WorkloadManager:
@@ -105,20 +107,33 @@ class WorkloadManager:
                     continue
                 view = found.setdefault(name, WorkloadView(name, "nova", scope.project_id))
                 view.members.append(member)
+        if "baremetal" in self._catalog(scope):
+            for name, members in ironic.list_all(scope.conn, scope.project_id, self.log).items():
+                if name not in found:
+                    found[name] = WorkloadView(name, "ironic", scope.project_id, members)
         for view in found.values():
             view.members.sort(key=lambda m: m.index)
         return [found[n] for n in sorted(found)]
+
+    def _catalog(self, scope: Scope) -> set[str]:
+        if scope.facts is not None:
+            return scope.facts.services
+        return catalog_types(scope.conn)
 
     def find(self, scope: Scope, name: str) -> WorkloadView:
         """One workload by name (its members by their labels); NotFoundError naming the
         closest workloads of the project."""
         members = nova.list_members(scope.conn, name, scope.project_id, self.log)
+        backend = "nova"
+        if not members and "baremetal" in self._catalog(scope):
+            members = ironic.list_members(scope.conn, name, scope.project_id, self.log)
+            backend = "ironic"
         if not members:
             known = [w.name for w in self.workloads(scope)]
             raise NotFoundError(
                 f"no workload {name!r} in project {scope.project_id}{closest(name, known)}"
             )
-        return WorkloadView(name, "nova", scope.project_id, sorted(members, key=lambda m: m.index))
+        return WorkloadView(name, backend, scope.project_id, sorted(members, key=lambda m: m.index))
 
     @staticmethod
     def members_of(view: WorkloadView, member: str | None) -> list[Member]:
@@ -167,7 +182,8 @@ class WorkloadManager:
         """The action class of `verb` for the workload's backend, with its options
         resolved (an image or flavor name to its id)."""
         self.check_verb(view, verb)
-        cls = nova.VERBS[verb]
+        on_ironic = view.backend == "ironic"
+        cls = (ironic.VERBS if on_ironic else nova.VERBS)[verb]
         ctx = ListContext(target=scope_target(scope), log=self.log)
         if verb == "rebuild":
             wanted = options.get("image")
@@ -179,7 +195,8 @@ class WorkloadManager:
                 raise VerbOptionError(
                     f"no image {wanted!r}{closest(wanted, [str(i.get('name')) for i in images])}"
                 )
-            return nova.RebuildMember(
+            rebuild = ironic.RebuildNodeMember if on_ironic else nova.RebuildMember
+            return rebuild(
                 workload=view.name,
                 project_id=scope.project_id,
                 image_id=str(found["id"]),
@@ -202,13 +219,13 @@ class WorkloadManager:
                 flavor_name=str(found.get("name")),
             )
         if verb == "reboot":
-            return nova.RebootMember(
+            reboot = ironic.RebootNodeMember if on_ironic else nova.RebootMember
+            return reboot(
                 workload=view.name, project_id=scope.project_id, hard=bool(options.get("hard"))
             )
         if verb == "delete":
-            return nova.DeleteMember(
-                workload=view.name, project_id=scope.project_id, reason="workload delete"
-            )
+            delete = ironic.DeleteNodeMember if on_ironic else nova.DeleteMember
+            return delete(workload=view.name, project_id=scope.project_id, reason="workload delete")
         return cls.model_validate({"workload": view.name, "project_id": scope.project_id})
 
     def run_verb(
@@ -236,7 +253,7 @@ class WorkloadManager:
         outcomes: list[MemberOutcome] = []
         candidates: list[Candidate] = []
         for chosen in self.members_of(view, member):
-            record = member_record(scope, chosen.name, chosen)
+            record = member_record(scope, chosen.name, chosen, MEMBER_KINDS[view.backend])
             candidate = make_candidate(policy, action, record, step)
             if candidate is None:
                 outcomes.append(

@@ -34,6 +34,8 @@ class CloudFacts:
     keypairs: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
     services: set[str] = field(default_factory=set)
+    # standalone Ironic: the nodes the project's token lists (None: not read)
+    baremetal_nodes: list[Record] | None = None
 
 
 def read_facts(ctx: ListContext, project_id: str, user_id: str) -> CloudFacts:
@@ -70,6 +72,15 @@ def read_facts(ctx: ListContext, project_id: str, user_id: str) -> CloudFacts:
     )
     facts.zones = [str(z.get("zoneName")) for z in zones.get("availabilityZoneInfo") or []]
     facts.services = catalog_types(conn)
+    if "baremetal" in facts.services and not any(is_baremetal_flavor(f) for f in facts.flavors):
+        try:
+            body = request_json(
+                conn.baremetal, "/nodes/detail", ctx.log, ctx.label("baremetal", "/nodes/detail"),
+                microversion="1.78",
+            )  # fmt: skip
+            facts.baremetal_nodes = list(body.get("nodes") or [])
+        except ListingError:
+            facts.baremetal_nodes = None
     return facts
 
 
@@ -170,6 +181,9 @@ def resolve(workload: Workload, facts: CloudFacts) -> tuple[Resolved | None, lis
     resolved = Resolved(workload, backend or "")
     if workload.kind == "container":
         return (resolved if not problems else None), problems
+    if backend == "ironic":
+        _resolve_ironic(workload, facts, resolved, problem)
+        return (resolved if not problems else None), problems
     if workload.image is not None:
         found = _find(facts.images, workload.image)
         if found is None:
@@ -254,6 +268,39 @@ def resolve(workload: Workload, facts: CloudFacts) -> tuple[Resolved | None, lis
             f"no availability zone {zone!r}{closest(zone, facts.zones)}",
         )
     return (resolved if not problems else None), problems
+
+
+def _resolve_ironic(
+    workload: Workload, facts: CloudFacts, resolved: Resolved, problem: Any
+) -> None:
+    """Standalone Ironic: an image (Glance) and a resource class its nodes have; Nova's
+    size, volumes and server groups do not apply."""
+    if workload.image is not None:
+        found = _find(facts.images, workload.image)
+        if found is None:
+            problem(
+                "image",
+                f"no image {workload.image!r}{closest(workload.image, _names(facts.images))}",
+            )
+        else:
+            resolved.image_id, resolved.image_name = str(found["id"]), str(found.get("name"))
+    rc = workload.baremetal.resource_class if workload.baremetal else None
+    classes = sorted({str(n.get("resource_class")) for n in facts.baremetal_nodes or []})
+    if not rc:
+        problem(
+            "baremetal.resource_class",
+            "standalone Ironic needs a resource class"
+            + (f"; the nodes have: {', '.join(classes)}" if classes else ""),
+        )
+    elif facts.baremetal_nodes is not None and rc not in classes:
+        problem(
+            "baremetal.resource_class",
+            f"no node has resource class {rc!r}{closest(rc, classes)}",
+        )
+    if workload.volumes is not None:
+        problem("volumes", "standalone Ironic deploys to the node's own disks: no volumes")
+    if workload.placement.server_group:
+        problem("placement.server_group", "server groups are Nova's: not for standalone Ironic")
 
 
 def choose_backend(workload: Workload, facts: CloudFacts, problem: Any) -> str | None:

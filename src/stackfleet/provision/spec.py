@@ -155,9 +155,13 @@ class Workload(_Strict):
         else:
             if self.image is None and not (self.volumes and self.volumes.boot):
                 raise ValueError(f"a {self.kind} workload needs 'image'")
-            if self.size is None:
+            bare_rc = self.kind == "baremetal" and self.baremetal and self.baremetal.resource_class
+            if self.size is None and not bare_rc:
                 raise ValueError(
-                    f"a {self.kind} workload needs 'size' (a flavor or vcpus/ram/disk)"
+                    "a baremetal workload needs 'size' (a bare-metal flavor, when Nova fronts "
+                    "Ironic) or 'baremetal.resource_class' (standalone Ironic)"
+                    if self.kind == "baremetal"
+                    else f"a {self.kind} workload needs 'size' (a flavor or vcpus/ram/disk)"
                 )
             if self.container is not None:
                 raise ValueError(f"'container' is for kind container, not {self.kind}")
