@@ -28,7 +28,7 @@ from stackfleet.engine.settings import Settings
 from stackfleet.policy.errors import Problem
 from stackfleet.policy.schema import Policy, PolicySpec
 from stackfleet.policy.view import FleetView
-from stackfleet.provision import ironic, nova
+from stackfleet.provision import ironic, nova, zun
 from stackfleet.provision.plan import Member, Step, WorkloadPlan, group_name, plan_workload
 from stackfleet.provision.resolve import CloudFacts, Resolved, demand_of, read_facts, resolve
 from stackfleet.provision.spec import SpecError, Workload
@@ -264,10 +264,9 @@ class Provisioner:
         """Each workload's plan against its members (one list call each)."""
         plans: list[tuple[WorkloadPlan, Scope]] = []
         for resolved, scope in prepared:
-            if resolved.backend not in ("nova", "ironic"):
+            if resolved.backend not in ("nova", "ironic", "zun"):
                 raise StackFleetError(
-                    f"workload {resolved.workload.name}: the {resolved.backend} backend is "
-                    "not implemented yet (vm and baremetal through Nova or Ironic are)"
+                    f"workload {resolved.workload.name}: no {resolved.backend!r} backend"
                 )
             try:
                 members = self.members(resolved.backend, scope, resolved.workload.name)
@@ -285,6 +284,8 @@ class Provisioner:
         """A workload's members on its backend (list calls only)."""
         if backend == "ironic":
             return ironic.list_members(scope.conn, workload, scope.project_id, self.log)
+        if backend == "zun":
+            return zun.list_members(scope.conn, workload, scope.project_id, self.log)
         return nova.list_members(scope.conn, workload, scope.project_id, self.log)
 
     def check_capacity(self, plans: list[tuple[WorkloadPlan, Scope]]) -> list[str]:
@@ -296,6 +297,12 @@ class Provisioner:
             creates = len(plan.of("create"))
             if creates and plan.resolved.backend == "ironic":
                 short += self._nodes_short(plan, scope, creates)
+                continue
+            if creates and plan.resolved.backend == "zun":
+                notes.append(
+                    f"workload {plan.name}: Zun's quota and capacity are not checked (Zun "
+                    "schedules and refuses by itself)"
+                )
                 continue
             if not creates or plan.resolved.flavor is None:
                 continue
@@ -464,7 +471,13 @@ class Provisioner:
 
         removals = [s for s in plan.steps if s.kind in ("delete", "replace") and s.member]
         backend = plan.resolved.backend
-        delete_class = ironic.DeleteNodeMember if backend == "ironic" else nova.DeleteMember
+        delete_class: type[nova.DeleteMember | ironic.DeleteNodeMember | zun.DeleteContainerMember]
+        if backend == "ironic":
+            delete_class = ironic.DeleteNodeMember
+        elif backend == "zun":
+            delete_class = zun.DeleteContainerMember
+        else:
+            delete_class = nova.DeleteMember
         deletes = [
             self._candidate(
                 policy,
@@ -508,7 +521,21 @@ class Provisioner:
         creates: list[Candidate] = []
         for step in creations:
             action: nova.MemberAction
-            if backend == "ironic":
+            if backend == "zun":
+                action = zun.CreateContainerMember(
+                    workload=w.name,
+                    index=step.index,
+                    project_id=scope.project_id,
+                    body=zun.container_body(
+                        w,
+                        step.index,
+                        step.name,
+                        plan.spec_hash,
+                        plan.resolved.networks,
+                        plan.resolved.security_groups,
+                    ),  # fmt: skip
+                )
+            elif backend == "ironic":
                 bm = w.baremetal
                 action = ironic.CreateNodeMember(
                     workload=w.name,
@@ -594,7 +621,7 @@ class Provisioner:
         self, policy: Policy, action: Action, scope: Scope, step: Step, run_id: str
     ) -> Candidate:
         member: Member | None = step.member if action.destructive else None
-        kind = "baremetal_node" if "baremetal_node" in action.kinds else "server"
+        kind = next((k for k in ("baremetal_node", "container") if k in action.kinds), "server")
         record = member_record(scope, step.name, member, kind)
         candidate = make_candidate(policy, action, record, run_id)
         assert candidate is not None
@@ -781,6 +808,19 @@ def member_record(
     """A member as the record its actions are planned, gated and audited on (a member
     yet to be made: id `new:<name>`)."""
     raw = member.raw if member else {}
+    if kind == "container":
+        return {
+            "cloud": scope.cloud,
+            "region": scope.region,
+            "kind": kind,
+            "id": member.id if member else f"new:{name}",
+            "name": name,
+            "project_id": scope.project_id,
+            "tags": [],
+            "metadata": dict(raw.get("labels") or {}),
+            "status": member.status if member else None,
+            "image_id": raw.get("image"),
+        }
     if kind == "baremetal_node":
         allocation = raw.get("allocation") or {}
         return {

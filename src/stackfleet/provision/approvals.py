@@ -15,7 +15,7 @@ from stackfleet.actions.base import Change, Plan
 from stackfleet.core.errors import ConflictError
 from stackfleet.engine.gate import Candidate
 from stackfleet.engine.settings import Settings
-from stackfleet.provision import ironic, nova
+from stackfleet.provision import ironic, nova, zun
 from stackfleet.provision.apply import Provisioner, member_policy
 from stackfleet.store import action_records
 from stackfleet.store.db import Store
@@ -28,6 +28,8 @@ _CLASSES: list[type[nova.MemberAction]] = [
     *nova.VERBS.values(),
     ironic.CreateNodeMember,
     *ironic.VERBS.values(),
+    zun.CreateContainerMember,
+    *zun.VERBS.values(),
 ]
 ACTIONS: dict[str, type[nova.MemberAction]] = {
     str(cls.model_fields["type"].default): cls for cls in _CLASSES

@@ -17,7 +17,7 @@ from typing import Any
 from stackfleet.core.errors import NotFoundError, StackFleetError
 from stackfleet.engine.gate import Candidate
 from stackfleet.model.workloads import META_WORKLOAD, workload_label
-from stackfleet.provision import ironic, nova
+from stackfleet.provision import ironic, nova, zun
 from stackfleet.provision.apply import (
     MemberOutcome,
     Provisioner,
@@ -70,9 +70,10 @@ class WorkloadView:
 BACKEND_VERBS: dict[str, frozenset[str]] = {
     "nova": frozenset(CHANGING_VERBS + READING_VERBS),
     "ironic": frozenset(ironic.VERBS),
+    "zun": frozenset({*zun.VERBS, "logs"}),
 }
-BACKEND_WORDS = {"nova": "Nova", "ironic": "standalone Ironic"}
-MEMBER_KINDS = {"nova": "server", "ironic": "baremetal_node"}
+BACKEND_WORDS = {"nova": "Nova", "ironic": "standalone Ironic", "zun": "Zun"}
+MEMBER_KINDS = {"nova": "server", "ironic": "baremetal_node", "zun": "container"}
 
 
 class WorkloadManager:
@@ -107,10 +108,16 @@ class WorkloadManager:
                     continue
                 view = found.setdefault(name, WorkloadView(name, "nova", scope.project_id))
                 view.members.append(member)
-        if "baremetal" in self._catalog(scope):
-            for name, members in ironic.list_all(scope.conn, scope.project_id, self.log).items():
+        catalog = self._catalog(scope)
+        others = []
+        if "baremetal" in catalog:
+            others.append(("ironic", ironic.list_all(scope.conn, scope.project_id, self.log)))
+        if "container" in catalog:
+            others.append(("zun", zun.list_all(scope.conn, scope.project_id, self.log)))
+        for backend, by_name in others:
+            for name, members in by_name.items():
                 if name not in found:
-                    found[name] = WorkloadView(name, "ironic", scope.project_id, members)
+                    found[name] = WorkloadView(name, backend, scope.project_id, members)
         for view in found.values():
             view.members.sort(key=lambda m: m.index)
         return [found[n] for n in sorted(found)]
@@ -128,6 +135,9 @@ class WorkloadManager:
         if not members and "baremetal" in self._catalog(scope):
             members = ironic.list_members(scope.conn, name, scope.project_id, self.log)
             backend = "ironic"
+        if not members and "container" in self._catalog(scope):
+            members = zun.list_members(scope.conn, name, scope.project_id, self.log)
+            backend = "zun"
         if not members:
             known = [w.name for w in self.workloads(scope)]
             raise NotFoundError(
@@ -169,10 +179,8 @@ class WorkloadManager:
         self, scope: Scope, view: WorkloadView, member: str | None, lines: int | None = None
     ) -> list[tuple[Member, str]]:
         self.check_verb(view, "logs")
-        return [
-            (m, nova.console_log(scope.conn, m.id, self.log, lines))
-            for m in self.members_of(view, member)
-        ]
+        read = zun.container_logs if view.backend == "zun" else nova.console_log
+        return [(m, read(scope.conn, m.id, self.log, lines)) for m in self.members_of(view, member)]
 
     # -- changing -----------------------------------------------------------------------
 
@@ -183,7 +191,22 @@ class WorkloadManager:
         resolved (an image or flavor name to its id)."""
         self.check_verb(view, verb)
         on_ironic = view.backend == "ironic"
-        cls = (ironic.VERBS if on_ironic else nova.VERBS)[verb]
+        cls = {"ironic": ironic.VERBS, "zun": zun.VERBS}.get(view.backend, nova.VERBS)[verb]
+        if view.backend == "zun":
+            if verb == "rebuild":
+                wanted = options.get("image")
+                if not wanted:
+                    raise VerbOptionError("rebuild needs --image (a container image)")
+                return zun.RebuildContainerMember(
+                    workload=view.name, project_id=scope.project_id, image_id=str(wanted),
+                    image_name=str(wanted),
+                )  # fmt: skip
+            extra: dict[str, Any] = {"reason": "workload delete"} if verb == "delete" else {}
+            if verb == "reboot":
+                extra = {"hard": bool(options.get("hard"))}
+            return cls.model_validate(
+                {"workload": view.name, "project_id": scope.project_id, **extra}
+            )
         ctx = ListContext(target=scope_target(scope), log=self.log)
         if verb == "rebuild":
             wanted = options.get("image")

@@ -100,6 +100,8 @@ def spec_hash(resolved: Resolved) -> str:
         "group": w.placement.server_group,
         "baremetal": w.baremetal.model_dump(mode="json") if w.baremetal else None,
     }
+    if w.container is not None:  # (absent for other kinds: their fingerprints stay)
+        basis["container"] = w.container.model_dump(mode="json")
     text = json.dumps(basis, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 

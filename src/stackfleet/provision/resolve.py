@@ -179,8 +179,6 @@ def resolve(workload: Workload, facts: CloudFacts) -> tuple[Resolved | None, lis
 
     backend = choose_backend(workload, facts, problem)
     resolved = Resolved(workload, backend or "")
-    if workload.kind == "container":
-        return (resolved if not problems else None), problems
     if backend == "ironic":
         _resolve_ironic(workload, facts, resolved, problem)
         return (resolved if not problems else None), problems

@@ -63,6 +63,8 @@ class RegionState:
     # Ironic
     nodes: dict[str, Obj] = field(default_factory=dict)
     allocations: dict[str, Obj] = field(default_factory=dict)
+    # Zun (served only when the simulator is started with Zun enabled)
+    containers: dict[str, Obj] = field(default_factory=dict)
     # Quota overrides: catalog type (compute, block-storage, network) -> project id ->
     # {quota key as the service names it: limit}; everything else has the defaults
     quotas: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)

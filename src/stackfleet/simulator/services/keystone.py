@@ -81,6 +81,8 @@ CATALOG: tuple[CatalogService, ...] = (
     ),
     CatalogService("image", "glance", "image", "", "Glance Image Service"),
     CatalogService("baremetal", "ironic", "baremetal", "", "Ironic baremetal provisioning service"),
+    # only when the simulator serves Zun (Simulator.zun); DevStack's URL ends in /v1
+    CatalogService("container", "zun", "container", "/v1", "Container Management Service"),
 )
 
 
@@ -212,7 +214,7 @@ class Keystone:
 
     def _catalog(self, project_id: str | None) -> list[Obj]:
         catalog: list[Obj] = []
-        for service in CATALOG:
+        for service in self._served():
             endpoints: list[Obj] = []
             for region in self.sim.state.regions:
                 template = service.url_template(self.sim, region)
@@ -688,12 +690,16 @@ class Keystone:
                 "description": s.description,
                 "enabled": True,
             }
-            for s in CATALOG
+            for s in self._served()
         ]
+
+    def _served(self) -> list[CatalogService]:
+        """The catalog's services this simulator serves."""
+        return [s for s in CATALOG if self.sim.serves(s.type)]
 
     def _endpoints(self) -> list[Obj]:
         endpoints: list[Obj] = []
-        for service in CATALOG:
+        for service in self._served():
             for region in self.sim.state.regions:
                 for interface in INTERFACES:
                     endpoints.append(
