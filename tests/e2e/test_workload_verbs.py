@@ -243,3 +243,21 @@ def test_api_plan_and_apply_take_a_spec_body(cloud):
         "/v1/workloads/plan", json={"spec": "workloads:\n  - name: x\n    flavour: 1\n"}
     )
     assert bad.status_code == 400 and "<request body>:3" in bad.json()["error"]["message"]
+
+
+def test_api_apply_goes_through_approvals_and_the_api_approve_carries_it_out(cloud, monkeypatch):
+    server, tmp = cloud
+    (tmp / "stackfleet.yaml").write_text("provision:\n  require_approval: true\n")
+    monkeypatch.setenv("STACKFLEET_CONFIG", str(tmp / "stackfleet.yaml"))
+    store = open_store(f"sqlite:///{tmp / 'store.db'}")
+    client = TestClient(create_app(store))
+    queued = client.post("/v1/workloads/apply", json={"spec": spec_text(server), "execute": True})
+    assert queued.status_code == 200, queued.text
+    assert {o["status"] for o in queued.json()["outcomes"]} == {"awaiting-approval"}
+    assert not members(server)
+    waiting = client.get("/v1/actions", params={"status": "awaiting-approval"}).json()["items"]
+    assert len(waiting) == 2
+    approved = client.post(f"/v1/actions/{waiting[0]['id']}/approve", json={"actor": "ops"})
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["status"] == "succeeded"
+    assert len(members(server)) == 1
