@@ -31,21 +31,29 @@ class WorkloadPage(BaseModel):
     )
 
 
+# OpenAPI format of a workload spec's YAML text (the fuzzer generates valid ones)
+WORKLOAD_SPEC_FORMAT = "workload-spec-yaml"
+
+
 class SpecRequest(BaseModel):
-    """A workload spec (the YAML text of `stackfleet provision`), and where it goes."""
+    """A workload spec: the YAML text `stackfleet provision` reads. Workloads that name
+    no `cloud` go to the API's default cloud ($OS_CLOUD of `stackfleet serve`)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    spec: str = Field(min_length=1, max_length=1_000_000, description="The spec's YAML text.")
-    cloud: str | None = Field(
-        default=None, description="clouds.yaml name for workloads that name none."
+    spec: str = Field(
+        min_length=1,
+        max_length=1_000_000,
+        description="The spec's YAML text (docs/provisioning.md).",
+        json_schema_extra={"format": WORKLOAD_SPEC_FORMAT},
     )
-    region: str | None = None
 
 
 class ApplyRequest(SpecRequest):
     execute: bool = Field(
-        default=False, description="Change the cloud (default: a dry run, nothing changes)."
+        default=False,
+        strict=True,
+        description="Change the cloud (default: a dry run, nothing changes).",
     )
 
 
@@ -115,46 +123,13 @@ def list_workloads(
     return {"total": total, "limit": limit, "offset": offset, "items": items}
 
 
-@router.get("/v1/workloads/{name}", tags=["workloads"], responses=error_responses(400, 404, 409))
-def get_workload(
-    request: Request,
-    store: StoreDep,
-    name: Annotated[str, Path(description="The workload's name (or <project id>/<name>).")],
-    project_id: Annotated[
-        str | None, Query(description="The project, when several have a workload of that name.")
-    ] = None,
-    cloud: CloudQuery = None,
-    region: RegionQuery = None,
-) -> Any:
-    """One workload with its members (relations) and recent changes."""
-    scope = rbac.scope(request)
-    filters = {"name": name}
-    if scope is not None or project_id:
-        filters["project_id"] = scope or str(project_id)
-    items, total = store.list_resources(
-        "workload", filters=filters, cloud=cloud or None, region=region or None, limit=20
-    )
-    if not items:
-        raise NotFoundError(f"no workload {name}")
-    if total > 1:
-        from stackfleet.core.errors import ConflictError
-
-        where = ", ".join(f"{i['project_id']} ({i['cloud']}/{i['region']})" for i in items)
-        raise ConflictError(
-            f"{total} workloads are called {name}: in {where}; give project_id, cloud, region"
-        )
-    found = items[0]
-    return store.get_resource("workload", found["id"], cloud=found["cloud"], region=found["region"])
-
-
 def _provisioner(request: Request, body: SpecRequest) -> Any:
     from stackfleet.engine.settings import load_settings
     from stackfleet.provision.apply import Provisioner
 
-    cloud = body.cloud or os.environ.get("OS_CLOUD")
     return Provisioner(
-        request.app.state.store, load_settings(None), default_cloud=cloud,
-        default_region=body.region, actor="stackfleet-api",
+        request.app.state.store, load_settings(None), default_cloud=os.environ.get("OS_CLOUD"),
+        actor="stackfleet-api",
     )  # fmt: skip
 
 
@@ -244,3 +219,36 @@ def apply_workloads(request: Request, body: Annotated[ApplyRequest, Body()]) -> 
         "executed": executed,
         "outcomes": outcomes,
     }
+
+
+# after the literal /v1/workloads/plan and /apply: the first route matching a path wins
+@router.get("/v1/workloads/{name}", tags=["workloads"], responses=error_responses(400, 404, 409))
+def get_workload(
+    request: Request,
+    store: StoreDep,
+    name: Annotated[str, Path(description="The workload's name (or <project id>/<name>).")],
+    project_id: Annotated[
+        str | None, Query(description="The project, when several have a workload of that name.")
+    ] = None,
+    cloud: CloudQuery = None,
+    region: RegionQuery = None,
+) -> Any:
+    """One workload with its members (relations) and recent changes."""
+    scope = rbac.scope(request)
+    filters = {"name": name}
+    if scope is not None or project_id:
+        filters["project_id"] = scope or str(project_id)
+    items, total = store.list_resources(
+        "workload", filters=filters, cloud=cloud or None, region=region or None, limit=20
+    )
+    if not items:
+        raise NotFoundError(f"no workload {name}")
+    if total > 1:
+        from stackfleet.core.errors import ConflictError
+
+        where = ", ".join(f"{i['project_id']} ({i['cloud']}/{i['region']})" for i in items)
+        raise ConflictError(
+            f"{total} workloads are called {name}: in {where}; give project_id, cloud, region"
+        )
+    found = items[0]
+    return store.get_resource("workload", found["id"], cloud=found["cloud"], region=found["region"])
