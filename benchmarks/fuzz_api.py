@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections import Counter
@@ -35,6 +36,7 @@ from stackfleet.api.alerts import MATCHER_FORMAT
 from stackfleet.api.auth import KeystoneAuth
 from stackfleet.api.events import NOTIFICATION_JSON_FORMAT
 from stackfleet.api.server import ApiServer
+from stackfleet.api.workloads import WORKLOAD_SPEC_FORMAT
 from stackfleet.engine.collect import collect
 from stackfleet.engine.events import EventProcessor
 from stackfleet.engine.policies import PolicyRunner
@@ -75,6 +77,16 @@ def register_formats() -> None:
         optional={"publisher_id": value, "priority": st.sampled_from(["info", "error"])},
     )
     schemathesis.openapi.format(NOTIFICATION_JSON_FORMAT, message.map(json.dumps))
+    # workload specs the simulated cloud resolves; count 0, so that an apply (which may
+    # execute) converges without needing quota, and plans stay cheap
+    workload = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
+    spec = workload.map(
+        lambda name: (
+            f"workloads:\n  - name: {name}\n    count: 0\n    cloud: {CLOUD}\n"
+            "    project: alpha-01\n    image: cirros-0.6.2-x86_64-disk\n    size: m1.tiny\n"
+        )
+    )
+    schemathesis.openapi.format(WORKLOAD_SPEC_FORMAT, spec)
 
 
 @dataclass
@@ -114,8 +126,17 @@ def fuzz_target(auth: bool, workdir: Path) -> Iterator[tuple[str, dict[str, str]
             # as `stackfleet serve` runs it: POST /v1/events queues (nothing drains the
             # queue here: the fuzzer's notifications must not refresh the store)
             events = EventProcessor(store, PolicyRunner(store), [])
-            with ApiServer(store, keystone=keystone, events=events) as url:
-                yield url, headers
+            # POST /v1/workloads/plan|apply act with the API's clouds.yaml, as `serve` does
+            saved = os.environ.get("OS_CLIENT_CONFIG_FILE")
+            os.environ["OS_CLIENT_CONFIG_FILE"] = str(clouds)
+            try:
+                with ApiServer(store, keystone=keystone, events=events) as url:
+                    yield url, headers
+            finally:
+                if saved is None:
+                    os.environ.pop("OS_CLIENT_CONFIG_FILE", None)
+                else:
+                    os.environ["OS_CLIENT_CONFIG_FILE"] = saved
         finally:
             store.close()
 

@@ -48,6 +48,7 @@ NOT_LISTINGS = {
     ("campaign", "approve"): "approves a batch and prints the campaign's progress",
     ("campaign", "abort"): "changes a campaign's state",
     ("campaign", "rollback"): "rolls hosts back and prints what it did",
+    ("workload", "logs"): "prints members' console logs",
 }
 
 

@@ -44,6 +44,8 @@ SIBLING_ARROWS = {
     ("api", "web"): "the API's process serves the dashboard and the docs pages",
     ("policy", "actions"): "a policy names its actions; the registry validates them",
     ("patching", "engine"): "campaigns act through the engine's safety gate and executor",
+    ("provision", "engine"): "provisioning runs its creates and deletes through the engine's "
+    "safety gate, executor and capacity code",
 }
 
 # files that may import the simulator, inside a function (the CLI commands that start it)

@@ -29,6 +29,7 @@ from stackfleet.api import (
     rbac,
     reports,
     usage,
+    workloads,
 )
 from stackfleet.api import jobs as jobs_api
 from stackfleet.api.deps import CloudQuery, OffsetQuery, RegionQuery, StoreDep
@@ -362,4 +363,5 @@ def create_app(
     jobs_api.install(app, jobs)
     dashboard.install(app)
     web.install(app)
+    app.include_router(workloads.router)
     return app

@@ -298,8 +298,20 @@ def _decide(request: Request, action_id: int, approve: bool, actor: str) -> Any:
     responses=error_responses(400, 404, 409),
 )
 def approve(request: Request, action_id: RowId, body: Decision | None = None) -> Any:
-    """Approve an action waiting for approval; it runs at the next run with execute."""
-    return _decide(request, action_id, True, auth.actor(request, (body or Decision()).actor))
+    """Approve an action waiting for approval; a policy's runs at its next run with
+    execute, a workload's (`provision/...`) is carried out now (the answer shows how
+    it ended)."""
+    actor = auth.actor(request, (body or Decision()).actor)
+    row = _decide(request, action_id, True, actor)
+    from stackfleet.provision.approvals import carry_out, is_provisioning
+
+    if is_provisioning(row):
+        from stackfleet.engine.settings import load_settings
+
+        store = get_store(request)
+        carry_out(store, action_id, load_settings(None), actor=actor)
+        row = action_records.get(store, action_id)
+    return row
 
 
 @router.post(

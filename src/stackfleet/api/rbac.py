@@ -147,6 +147,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/sla"): Rule.PROJECT,
     ("GET", "/v1/jobs"): Rule.FLEET,
     ("GET", "/v1/cluster"): Rule.FLEET,
+    # workloads: the inventory's (a project's own); plan and apply act with the
+    # server's cloud credentials: operators only
+    ("GET", "/v1/workloads"): Rule.PROJECT,
+    ("GET", "/v1/workloads/{name}"): Rule.PROJECT,
+    ("POST", "/v1/workloads/plan"): Rule.OPERATOR,
+    ("POST", "/v1/workloads/apply"): Rule.OPERATOR,
 }
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

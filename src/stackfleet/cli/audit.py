@@ -16,6 +16,7 @@ from rich.markup import escape
 from stackfleet.cli.context import state
 from stackfleet.cli.options import AUDIT_CHECKPOINTS_ENV
 from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
+from stackfleet.core.errors import StackFleetError
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -170,8 +171,27 @@ def _decide(ctx: typer.Context, action_id: int, approve: bool, actor: str | None
         action_id=action_id,
     )
     verb = "approved" if approve else "rejected"
+    summary = escape(str((row["plan"] or {}).get("summary")))
+    from stackfleet.provision.approvals import carry_out, is_provisioning
+
+    if approve and is_provisioning(row):
+        # a workload's create, delete or verb: carried out now, by whoever approves
+        from stackfleet.engine.settings import load_settings
+
+        out.print(f"action {action_id} approved: {summary}; carrying it out")
+        done = carry_out(store, action_id, load_settings(None), actor=who)
+        out.print(f"action {action_id} {done.status}: {escape(done.message)}")
+        if done.status not in ("succeeded", "done"):
+            raise ActionFailed(f"action {action_id} {done.status}: {done.message}")
+        return
     hint = " (it runs at the next policy run with --execute)" if approve else ""
-    out.print(f"action {action_id} {verb}: {escape(str((row['plan'] or {}).get('summary')))}{hint}")
+    out.print(f"action {action_id} {verb}: {summary}{hint}")
+
+
+class ActionFailed(StackFleetError):
+    """An approved action did not take (failed, skipped or unverified)."""
+
+    exit_code = 5
 
 
 def approve_command(

@@ -143,6 +143,21 @@ ROOT_COMMANDS = (
         "Workload SLAs: availability from recorded health changes.",
     ),
     RootCommand(
+        "provision",
+        "stackfleet.cli.provision",
+        "Provision workloads (VMs, bare metal, containers) from one declarative spec.",
+    ),
+    RootCommand(
+        "project",
+        "stackfleet.cli.project",
+        "Projects: purge what a project (or a deleted one) left behind.",
+    ),
+    RootCommand(
+        "workload",
+        "stackfleet.cli.workload",
+        "Manage workloads (VMs, bare metal, containers) with the same verbs on every backend.",
+    ),
+    RootCommand(
         "simulator",
         "stackfleet.cli.simulator",
         "The embedded simulated cloud (OpenStack APIs on loopback).",

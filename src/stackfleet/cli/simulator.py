@@ -106,6 +106,12 @@ def serve_command(
             "URL (rabbit://user:password@host:5672/vhost), as the real services do.",
         ),
     ] = None,
+    zun: Annotated[
+        bool,
+        typer.Option(
+            "--zun", help="Also serve a Container service (Zun), catalog type 'container'."
+        ),
+    ] = False,
 ) -> None:
     """Serve a seeded simulated cloud until Ctrl-C, and write its clouds.yaml entry."""
     from stackfleet.simulator.server import CloudEntry, SimulatorError, serve
@@ -129,6 +135,7 @@ def serve_command(
             faults=fault_rules(fault),
             on_ready=ready,
             notify_url=notify_url,
+            zun=zun,
         )
     except (SimulatorError, OSError) as exc:
         raise ConfigError(f"cannot serve the simulator: {exc}") from exc

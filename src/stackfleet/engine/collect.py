@@ -24,6 +24,7 @@ from typing import Any
 
 from stackfleet.core.errors import StackFleetError
 from stackfleet.model import KINDS
+from stackfleet.model.workloads import workloads_from_servers
 from stackfleet.sources.openstack import LISTERS, ListContext
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
@@ -172,6 +173,8 @@ def _run_pass(
                 if outcome.held:
                     listing = replace(listing, complete=False, error=outcome.held)
                 listings[listing.kind] = listing
+                if listing.kind == "server" and not listing.skipped:
+                    _record_workloads(store, pass_id, target, listing)
                 if listing.error:
                     log.warning(
                         "%s/%s %s: %s", target.cloud, target.region, listing.kind, listing.error
@@ -194,6 +197,20 @@ def _run_pass(
         listings,
         request_log.counts,
         time.perf_counter() - started,
+    )
+
+
+def _record_workloads(store: Store, pass_id: int, target: CloudTarget, servers: Listing) -> None:
+    """The `workload` kind, derived from the servers just listed (their labels): as
+    complete as the server listing, so an incomplete one makes no workload gone."""
+    store.record_kind(
+        pass_id,
+        target.cloud,
+        target.region,
+        "workload",
+        workloads_from_servers(servers.records),
+        servers.complete,
+        servers.error,
     )
 
 

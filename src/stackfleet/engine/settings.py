@@ -113,6 +113,19 @@ class AuditSettings(BaseModel):
     )
 
 
+class ProvisionSettings(BaseModel):
+    """Provisioning (`stackfleet provision`, `stackfleet workload`, the API's
+    /v1/workloads)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    require_approval: bool = Field(
+        default=False,
+        description="Every create, delete and changing verb of every workload waits in the "
+        "approvals queue (`stackfleet approve ID` carries it out).",
+    )
+
+
 class Settings(BaseModel):
     """Everything in the settings file."""
 
@@ -128,6 +141,7 @@ class Settings(BaseModel):
     poll_interval: Duration = Field(default=timedelta(seconds=2))
     actor: str = Field(default="stackfleet", description="Who the audit log says acted.")
     audit: AuditSettings = Field(default_factory=AuditSettings)
+    provision: ProvisionSettings = Field(default_factory=ProvisionSettings)
     api_timeout: Duration = Field(
         default=timedelta(seconds=DEFAULT_API_TIMEOUT),
         description="How long one OpenStack API call may take before it fails (a hung "

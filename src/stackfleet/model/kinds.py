@@ -522,6 +522,27 @@ KINDS_LIST: tuple[Kind, ...] = (
         relations=(Relation("members", "server", "members", many=True, reverse="server_groups"),),
     ),
     Kind(
+        "workload",
+        "compute",
+        doc="A workload StackFleet provisioned (`stackfleet provision`): derived from "
+        "the servers carrying its labels (Nova tag and metadata `stackfleet-workload`) "
+        "when a pass lists servers; its id is <project id>/<name>.",
+        fields=(
+            F("backend", doc="nova (VMs, or bare metal through a bare-metal flavor)"),
+            F("member_ids", type=list, doc="its members' server ids"),
+            F("member_names", type=list),
+            F("member_count", type=int),
+            F("active_count", type=int, history=True),
+            F("failed_count", type=int, history=True),
+            F("hosts", type=list, doc="hosts its members run on"),
+            F("spec_hashes", type=list, doc="fingerprints of the specs members were built from"),
+        ),
+        relations=(
+            Relation("members", "server", "member_ids", many=True, reverse="workloads"),
+            Relation("project", "project", "project_id", reverse="workloads"),
+        ),
+    ),
+    Kind(
         "port",
         "network",
         doc="A Neutron port.",
@@ -539,6 +560,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("updated_at"),
         ),
         relations=(
+            Relation("project", "project", "project_id", reverse="ports"),
             Relation("network", "network", "network_id", reverse="ports"),
             Relation("device", "server", "device_id", reverse="ports"),
         ),
@@ -559,6 +581,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("updated_at"),
         ),
         relations=(
+            Relation("project", "project", "project_id", reverse="floating_ips"),
             Relation("port", "port", "port_id", reverse="floating_ips"),
             Relation("server", "server", "server_id", reverse="floating_ips"),
             Relation("floating_network", "network", "floating_network_id"),
@@ -583,6 +606,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("ip_used", None, type=int, doc="addresses allocated to ports"),
             F("ip_subnets", None, type=list, doc="per subnet: id, cidr, total, used"),
         ),
+        relations=(Relation("project", "project", "project_id", reverse="networks"),),
     ),
     Kind(
         "subnet",
@@ -611,7 +635,10 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("distributed", type=bool),
             F("created_at"),
         ),
-        relations=(Relation("external_network", "network", "external_network_id"),),
+        relations=(
+            Relation("project", "project", "project_id", reverse="routers"),
+            Relation("external_network", "network", "external_network_id"),
+        ),
     ),
     Kind(
         "security_group",
@@ -619,6 +646,7 @@ KINDS_LIST: tuple[Kind, ...] = (
         doc="A Neutron security group.",
         status_api=None,
         fields=(F("description"), F("stateful", type=bool), F("created_at")),
+        relations=(Relation("project", "project", "project_id", reverse="security_groups"),),
     ),
     Kind(
         "security_group_rule",
@@ -660,9 +688,28 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("updated_at"),
         ),
         relations=(
+            Relation("project", "project", "project_id", reverse="volumes"),
             Relation(
                 "servers", "server", "attached_server_ids", many=True, reverse="volumes_attached"
             ),
+        ),
+    ),
+    Kind(
+        "volume_snapshot",
+        "block-storage",
+        doc="A Cinder volume snapshot.",
+        plural="volume_snapshots",
+        project_api="os-extended-snapshot-attributes:project_id",
+        fields=(
+            F("volume_id"),
+            F("size", type=int),
+            F("progress", "os-extended-snapshot-attributes:progress"),
+            F("created_at"),
+            F("updated_at"),
+        ),
+        relations=(
+            Relation("volume", "volume", "volume_id", reverse="snapshots"),
+            Relation("project", "project", "project_id", reverse="volume_snapshots"),
         ),
     ),
     Kind(
@@ -682,6 +729,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("created_at"),
             F("updated_at"),
         ),
+        relations=(Relation("project", "project", "project_id", reverse="images"),),
     ),
     Kind(
         "project",

@@ -46,7 +46,10 @@ SERVICE_PREFIXES: dict[str, str] = {
     "block-storage": "volume",
     "image": "image",
     "baremetal": "baremetal",
+    "container": "container",
 }
+# services served (and in the catalog) only when enabled on the Simulator
+OPTIONAL_SERVICES = frozenset({"container"})
 
 
 @dataclass
@@ -68,6 +71,14 @@ class Simulator:
     # seconds a server action (evacuate, reboot, rebuild, start...) stays in its task
     # state before it completes (PUT /_sim/action-delay); 0: at once
     action_delay: float = 0.0
+    # serve a Container service (Zun) and list it in the catalog as type `container`
+    zun: bool = False
+
+    def serves(self, service_type: str) -> bool:
+        """Whether this simulator serves (and catalogs) `service_type`."""
+        if service_type == "container":
+            return self.zun
+        return True
 
     def endpoint_url(self, service_type: str, region: str) -> str:
         """The root URL of a service in a region, where its router is mounted
@@ -102,6 +113,7 @@ SERVICE_MODULES: dict[str, str] = {
     "block-storage": "cinder",
     "image": "glance",
     "baremetal": "ironic",
+    "container": "zun",
 }
 
 
@@ -136,6 +148,8 @@ def build_app(sim: Simulator) -> Starlette:
     ]
     for region_name, region in sim.state.regions.items():
         for service_type, builder in builders.items():
+            if not sim.serves(service_type):
+                continue
             mounts.append(
                 ServiceMount(
                     f"/{region_name}/{SERVICE_PREFIXES[service_type]}", app=builder(sim, region)

@@ -543,6 +543,30 @@ class _RegionBuilder:
         self.build_baremetal_nodes()
         self.build_capacity_scenarios()
         self.build_agent_scenarios()
+        self.build_keypairs()
+
+    def build_keypairs(self) -> None:
+        """The key pair each server's `key_name` names, kept by the user that owns it
+        (the project's user), and one of the admin's. Draws nothing from the random
+        stream, so the rest of the fleet is what it was before key pairs existed."""
+        owners = [(self.identity.admin_user, "admin-key")] + [
+            (self.user_of(p), f"{self.identity.project_names[p]}-key")
+            for p in self.identity.tenant_projects
+        ]
+        created = _iso_z(self.now - timedelta(days=400))
+        for number, (user_id, name) in enumerate(owners, start=1):
+            body = hashlib.sha256(name.encode()).hexdigest()[:40]
+            public_key = f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5{body} {name}"
+            digest = hashlib.md5(public_key.encode(), usedforsecurity=False).hexdigest()  # noqa: S324
+            self.region.keypairs[f"{user_id}:{name}"] = {
+                "id": number,
+                "name": name,
+                "public_key": public_key,
+                "fingerprint": ":".join(digest[i : i + 2] for i in range(0, 32, 2)),
+                "type": "ssh",
+                "user_id": user_id,
+                "created_at": created,
+            }
 
     def ground_truth(self) -> dict[str, list[str]]:
         region = self.region

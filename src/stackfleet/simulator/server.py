@@ -223,6 +223,7 @@ class SimulatorServer:
         faults: list[FaultRule] | None = None,
         token_ttl: int = 3600,
         notify_url: str | None = None,
+        zun: bool = False,
     ) -> None:
         self.config = config or FleetConfig()
         self.host = host
@@ -233,6 +234,7 @@ class SimulatorServer:
             state=state if state is not None else generate(self.config),
             faults=FaultSettings(faults or (), seed=self.config.seed),
             token_ttl=token_ttl,
+            zun=zun,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -319,6 +321,7 @@ def serve(
     write_clouds: bool = True,
     on_ready: Callable[[CloudEntry, Path | None], None] | None = None,
     notify_url: str | None = None,
+    zun: bool = False,
 ) -> None:
     """Serve a generated cloud in the foreground; return after Ctrl-C or SIGTERM.
 
@@ -332,7 +335,13 @@ def serve(
         stop.set()
 
     server = SimulatorServer(
-        config, host=host, port=port, faults=faults, token_ttl=token_ttl, notify_url=notify_url
+        config,
+        host=host,
+        port=port,
+        faults=faults,
+        token_ttl=token_ttl,
+        notify_url=notify_url,
+        zun=zun,
     )
     # This process serves the generated fleet until it stops: move it out of the cyclic
     # garbage collector's reach, or every full collection walks millions of objects

@@ -27,6 +27,8 @@ class RegionState:
     hypervisors: dict[str, Obj] = field(default_factory=dict)
     compute_services: dict[str, Obj] = field(default_factory=dict)
     server_groups: dict[str, Obj] = field(default_factory=dict)
+    # key pairs by "user_id:name" (Nova keeps them per user)
+    keypairs: dict[str, Obj] = field(default_factory=dict)
     # Nova migrations (os-migrations objects) by migration uuid; Placement holds a cold
     # migration's source allocation under this uuid until the resize is confirmed.
     migrations: dict[str, Obj] = field(default_factory=dict)
@@ -60,6 +62,9 @@ class RegionState:
     images: dict[str, Obj] = field(default_factory=dict)
     # Ironic
     nodes: dict[str, Obj] = field(default_factory=dict)
+    allocations: dict[str, Obj] = field(default_factory=dict)
+    # Zun (served only when the simulator is started with Zun enabled)
+    containers: dict[str, Obj] = field(default_factory=dict)
     # Quota overrides: catalog type (compute, block-storage, network) -> project id ->
     # {quota key as the service names it: limit}; everything else has the defaults
     quotas: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)

@@ -534,6 +534,8 @@ class CampaignStep(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     seconds: Mapped[float | None] = mapped_column(Float)
+
+
 class HealthStateRecord(Base):
     """The newest health verdict on one subject (host, service, instance, workload)."""
 

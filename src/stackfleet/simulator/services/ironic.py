@@ -233,6 +233,10 @@ class Ironic:
     def __init__(self, sim: Simulator, region: RegionState) -> None:
         self.sim = sim
         self.region = region
+        from stackfleet.simulator.services.ironic_provision import IronicProvisioning
+
+        # allocations, node PATCH, the deploy / undeploy steps (a module of their own)
+        self.provisioning = IronicProvisioning(self)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -631,6 +635,13 @@ class Ironic:
                     f'"{node["uuid"]}" while it is in state "{current}".',
                     minor,
                 )
+            if target in ("active", "deploy", "rebuild"):
+                self.provisioning.check_deploy(node, minor)
+                self.provisioning.deploy(node)
+                return self._accepted(request, node, minor)
+            if target in ("deleted", "undeploy"):
+                self.provisioning.undeploy(node)
+                return self._accepted(request, node, minor)
             now = _now()
             node["provision_state"] = spec[1]
             node["target_provision_state"] = None
@@ -675,6 +686,7 @@ class Ironic:
     def routes(self) -> list[Route]:
         """Every route of the simulated Ironic."""
         return [
+            *self.provisioning.routes(),
             Route("/", self.root, methods=["GET"]),
             Route("/v1", self.v1, methods=["GET"]),
             Route("/v1/", self.v1, methods=["GET"]),

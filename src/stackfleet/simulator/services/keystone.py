@@ -81,6 +81,8 @@ CATALOG: tuple[CatalogService, ...] = (
     ),
     CatalogService("image", "glance", "image", "", "Glance Image Service"),
     CatalogService("baremetal", "ironic", "baremetal", "", "Ironic baremetal provisioning service"),
+    # only when the simulator serves Zun (Simulator.zun); DevStack's URL ends in /v1
+    CatalogService("container", "zun", "container", "/v1", "Container Management Service"),
 )
 
 
@@ -212,7 +214,7 @@ class Keystone:
 
     def _catalog(self, project_id: str | None) -> list[Obj]:
         catalog: list[Obj] = []
-        for service in CATALOG:
+        for service in self._served():
             endpoints: list[Obj] = []
             for region in self.sim.state.regions:
                 template = service.url_template(self.sim, region)
@@ -508,6 +510,18 @@ class Keystone:
             )
         return json_response({"project": self._with_links("projects", project)})
 
+    async def delete_project(self, request: Request) -> Response:
+        """DELETE /v3/projects/{id}: admin only; 204. Keystone deletes the project and
+        its role assignments, and nothing of what other services hold for it."""
+        self._require_admin(request, "identity:delete_project")
+        project_id = request.path_params["project_id"]
+        with self.sim.state.lock:
+            if self.sim.state.projects.pop(project_id, None) is None:
+                raise keystone_error(404, f"Could not find project: {project_id}.")
+            for key in [k for k in self.sim.state.assignments if k[1] == project_id]:
+                del self.sim.state.assignments[key]
+        return Response(status_code=204)
+
     async def list_users(self, request: Request) -> Response:
         self._require_admin(request, "identity:list_users")
         # Keystone's SQL backend answers in id order
@@ -693,12 +707,16 @@ class Keystone:
                 "description": s.description,
                 "enabled": True,
             }
-            for s in CATALOG
+            for s in self._served()
         ] + [dict(s) for s in self.sim.state.added_services]
+
+    def _served(self) -> list[CatalogService]:
+        """The catalog's services this simulator serves."""
+        return [s for s in CATALOG if self.sim.serves(s.type)]
 
     def _endpoints(self) -> list[Obj]:
         endpoints: list[Obj] = []
-        for service in CATALOG:
+        for service in self._served():
             for region in self.sim.state.regions:
                 for interface in INTERFACES:
                     endpoints.append(
@@ -829,6 +847,7 @@ class Keystone:
             Route("/v3/auth/system", self.auth_system, methods=["GET"]),
             Route("/v3/projects", self.list_projects, methods=["GET"]),
             Route("/v3/projects/{project_id}", self.get_project, methods=["GET"]),
+            Route("/v3/projects/{project_id}", self.delete_project, methods=["DELETE"]),
             Route("/v3/users", self.list_users, methods=["GET"]),
             Route("/v3/users/{user_id}", self.get_user, methods=["GET"]),
             Route("/v3/users/{user_id}/projects", self.user_projects, methods=["GET"]),

@@ -1308,8 +1308,11 @@ class Neutron:
 
     def routes(self) -> list[Route]:
         """Every route, the more specific first."""
+        from stackfleet.simulator.services.neutron_delete import NeutronDeletes
+
         collection_pattern = "{collection}"
         routes = [
+            *NeutronDeletes(self).routes(),
             Route("/", self.versions, methods=["GET"]),
             Route("/v2.0", self.version_v2, methods=["GET"]),
             Route("/v2.0/", self.version_v2, methods=["GET"]),

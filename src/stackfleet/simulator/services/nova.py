@@ -334,6 +334,16 @@ def migration_holds(region: RegionState, migration: Obj) -> bool:
     )
 
 
+def held_resources(region: RegionState, migration: Obj) -> dict[str, int]:
+    """What a migration holds on its source: the server's flavor, or for a resize the
+    old flavor (the server shows the new one)."""
+    server = region.servers[migration["instance_uuid"]]
+    old = migration.get("old_flavor")
+    if old:
+        return flavor_resources(old, boot_from_volume=not server.get("image"))
+    return server_resources(server)
+
+
 def derived_usages(region: RegionState, provider_uuid: str) -> dict[str, int]:
     """A provider's usage summed from the servers (and held migrations) on it, for
     providers whose usage `RegionState.usages` does not record."""
@@ -346,7 +356,7 @@ def derived_usages(region: RegionState, provider_uuid: str) -> dict[str, int]:
                 totals[rc] = totals.get(rc, 0) + amount
     for migration in region.migrations.values():
         if name and migration.get("source_node") == name and migration_holds(region, migration):
-            held = server_resources(region.servers[migration["instance_uuid"]])
+            held = held_resources(region, migration)
             for rc, amount in held.items():
                 totals[rc] = totals.get(rc, 0) + amount
     return totals
@@ -686,6 +696,14 @@ class Nova:
             "os-migrateLive": self._action_live_migrate,
             "createImage": self._action_create_image,
         }
+        from stackfleet.simulator.services.nova_manage import NovaManagement
+        from stackfleet.simulator.services.nova_provision import NovaProvisioning
+
+        # server create, server groups create/delete, key pairs (a module of their own)
+        self.provisioning = NovaProvisioning(self)
+        # rebuild, resize, console output, remote consoles
+        self.management = NovaManagement(self)
+        self._actions.update(self.management.actions())
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -697,12 +715,17 @@ class Nova:
             r(v, self.version_doc, auth=False),
             r(f"{v}/", self.version_doc, auth=False),
             r(f"{v}/servers", self.list_servers),
-            r(f"{v}/servers", self.create_server, "POST"),
+            r(f"{v}/servers", self.provisioning.create_server, "POST"),
             r(f"{v}/servers/detail", self.list_servers_detail),
             r(f"{v}/servers/{{server_id}}", self.show_server),
             r(f"{v}/servers/{{server_id}}", self.delete_server, "DELETE"),
             r(f"{v}/servers/{{server_id}}/action", self.server_action, "POST"),
             r(f"{v}/servers/{{server_id}}/diagnostics", self.server_diagnostics),
+            r(
+                f"{v}/servers/{{server_id}}/remote-consoles",
+                self.management.remote_console,
+                "POST",
+            ),
             r(f"{v}/servers/{{server_id}}/metadata", self.list_metadata),
             r(f"{v}/servers/{{server_id}}/metadata", self.replace_metadata, "PUT"),
             r(f"{v}/servers/{{server_id}}/metadata", self.merge_metadata, "POST"),
@@ -730,7 +753,17 @@ class Nova:
             r(f"{v}/os-services", self.list_services),
             r(f"{v}/os-services/{{service_id}}", self.update_service, "PUT"),
             r(f"{v}/os-server-groups", self.list_server_groups),
+            r(f"{v}/os-server-groups", self.provisioning.create_server_group, "POST"),
             r(f"{v}/os-server-groups/{{group_id}}", self.show_server_group),
+            r(
+                f"{v}/os-server-groups/{{group_id}}",
+                self.provisioning.delete_server_group,
+                "DELETE",
+            ),
+            r(f"{v}/os-keypairs", self.provisioning.list_keypairs),
+            r(f"{v}/os-keypairs", self.provisioning.create_keypair, "POST"),
+            r(f"{v}/os-keypairs/{{name}}", self.provisioning.show_keypair),
+            r(f"{v}/os-keypairs/{{name}}", self.provisioning.delete_keypair, "DELETE"),
             r(f"{v}/os-availability-zone", self.list_availability_zones),
             r(f"{v}/os-availability-zone/detail", self.list_availability_zones_detail),
             r(f"{v}/limits", self.show_limits),
@@ -1527,24 +1560,37 @@ class Nova:
         return providers_by_name(self.region).get(hypervisor.get("hypervisor_hostname", ""))
 
     def _schedule(
-        self, server: Obj, *, requested_host: str | None, force: bool = False
+        self,
+        server: Obj,
+        *,
+        requested_host: str | None,
+        force: bool = False,
+        zone: str | None = None,
     ) -> Obj | None:
         """The hypervisor the scheduler would pick for `server` (None: no valid host):
-        compute service up and enabled, another host, room in Placement, the server's
-        (anti-)affinity groups respected; most free RAM wins, then the hostname."""
+        compute service up and enabled (in `zone` when given), another host, room in
+        Placement, the server's (anti-)affinity groups respected; the soft policies
+        weigh (fewest other members on the host for soft-anti-affinity, most for
+        soft-affinity), then most free RAM wins, then the hostname."""
         source = server.get(HOST)
         resources = server_resources(server)
         group_hosts: list[tuple[str, set[str]]] = []
+        soft: list[tuple[str, list[str]]] = []
         for group in self.region.server_groups.values():
             members = group.get("members") or []
-            if server["id"] in members and group.get("policy") in ("affinity", "anti-affinity"):
-                others = {
-                    self.region.servers[m].get(HOST)
-                    for m in members
-                    if m != server["id"] and m in self.region.servers
-                }
-                group_hosts.append((str(group["policy"]), {h for h in others if h}))
-        candidates: list[tuple[float, str, Obj]] = []
+            if server["id"] not in members:
+                continue
+            others_list = [
+                str(self.region.servers[m].get(HOST))
+                for m in members
+                if m != server["id"] and m in self.region.servers
+                and self.region.servers[m].get(HOST)
+            ]  # fmt: skip
+            if group.get("policy") in ("affinity", "anti-affinity"):
+                group_hosts.append((str(group["policy"]), set(others_list)))
+            elif group.get("policy") in ("soft-affinity", "soft-anti-affinity"):
+                soft.append((str(group["policy"]), others_list))
+        candidates: list[tuple[float, float, str, Obj]] = []
         for hypervisor in self.region.hypervisors.values():
             host = (hypervisor.get("service") or {}).get("host")
             if not host or host == source:
@@ -1556,6 +1602,8 @@ class Nova:
                 return hypervisor
             service = self._compute_service(host)
             if not self._service_up(service) or (service or {}).get("status") == "disabled":
+                continue
+            if zone is not None and str((service or {}).get("zone") or "nova") != zone:
                 continue
             if provider is None or not provider_fits(self.region, provider, resources):
                 continue
@@ -1569,11 +1617,17 @@ class Nova:
             free_ram = _capacity(memory) - provider_usages(self.region, provider).get(
                 "MEMORY_MB", 0
             )
-            candidates.append((-free_ram, str(hypervisor.get("hypervisor_hostname")), hypervisor))
+            weight = sum(
+                hosts.count(host) * (1 if policy == "soft-anti-affinity" else -1)
+                for policy, hosts in soft
+            )
+            candidates.append(
+                (weight, -free_ram, str(hypervisor.get("hypervisor_hostname")), hypervisor)
+            )
         if not candidates:
             return None
-        candidates.sort(key=lambda c: (c[0], c[1]))
-        return candidates[0][2]
+        candidates.sort(key=lambda c: (c[0], c[1], c[2]))
+        return candidates[0][3]
 
     def _ensure_usages(self, provider: str | None) -> None:
         """Record a provider's usage before it changes, for providers whose usage was
@@ -1767,7 +1821,7 @@ class Nova:
         with self._lock():
             source_provider = providers_by_name(self.region).get(migration.get("source_node") or "")
             self._ensure_usages(source_provider)
-            self._add_usage(source_provider, server_resources(server), -1)
+            self._add_usage(source_provider, held_resources(self.region, migration), -1)
             self._set_migration(migration, "confirmed")
             running = server.get(POWER_STATE) == RUNNING
             self._set_power(
@@ -1811,6 +1865,8 @@ class Nova:
                 self._rebind(current["id"], str(current[HOST]))
                 if "host_status" in current:
                     current["host_status"] = _host_status_of(self._compute_service(current[HOST]))
+            if migration.get("old_flavor"):
+                current["flavor"] = migration["old_flavor"]  # a resize reverted
             running = current.get(POWER_STATE) == RUNNING
             self._set_power(
                 current, "active" if running else "stopped", RUNNING if running else SHUTDOWN
@@ -1937,144 +1993,6 @@ class Nova:
         image.update({str(k): str(v) for k, v in metadata.items()})
         return image
 
-    async def create_server(self, request: Request, caller: Caller) -> Response:
-        """POST /servers: a server built on the host the scheduler picks, or on the host
-        named by an admin's `availability_zone` "zone:host" (a forced host: the
-        scheduler's filters, the disabled-service one included, are skipped, as in
-        Nova). BUILD, then ACTIVE after the action delay; ERROR with a NoValidHost fault
-        when no host fits. Networks: "none"/"auto" (2.37+) or a list (no ports made)."""
-        self._require_write(caller, "os_compute_api:servers:create")
-        body = await _read_body(request)
-        spec = body.get("server") if isinstance(body, dict) else None
-        if not isinstance(spec, dict):
-            raise nova_error(400, "Invalid input for field/attribute server.")
-        name = spec.get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise nova_error(400, "Invalid input for field/attribute name.")
-        flavor_ref = str(spec.get("flavorRef") or "").rstrip("/").rsplit("/", 1)[-1]
-        flavor = self.region.flavors.get(flavor_ref)
-        if flavor is None:
-            raise nova_error(400, f"Flavor {flavor_ref} could not be found.")
-        image_ref = str(spec.get("imageRef") or "").rstrip("/").rsplit("/", 1)[-1]
-        if image_ref and image_ref not in self.region.images:
-            raise nova_error(400, f"Image {image_ref} could not be found.")
-        networks = spec.get("networks")
-        if caller.at_least(37):
-            if networks is None:
-                raise nova_error(400, "Invalid input for field/attribute networks.")
-            if isinstance(networks, str) and networks not in ("none", "auto"):
-                raise nova_error(400, "Invalid input for field/attribute networks.")
-        zone = spec.get("availability_zone")
-        forced_host: str | None = None
-        if isinstance(zone, str) and ":" in zone:
-            if not caller.is_admin:
-                raise _policy_error("os_compute_api:servers:create:forced_host")
-            zone, _, forced_host = zone.partition(":")
-            forced_host = forced_host.split(":", 1)[0] or None
-        server_id = str(uuid.uuid4())
-        now = nova_time()
-        server: Obj = {
-            "id": server_id,
-            "name": name,
-            "status": "BUILD",
-            "tenant_id": caller.project_id,
-            "user_id": caller.user_id,
-            "metadata": dict(spec.get("metadata") or {}),
-            "hostId": "",
-            "image": {"id": image_ref} if image_ref else "",
-            "flavor": {
-                "vcpus": flavor.get("vcpus"),
-                "ram": flavor.get("ram"),
-                "disk": flavor.get("disk"),
-                "ephemeral": flavor.get("OS-FLV-EXT-DATA:ephemeral", 0),
-                "swap": flavor.get("swap") or 0,
-                "original_name": flavor.get("name"),
-                "extra_specs": {},
-            },
-            "created": now,
-            "updated": now,
-            "addresses": {},
-            "accessIPv4": "",
-            "accessIPv6": "",
-            "key_name": spec.get("key_name"),
-            "config_drive": "",
-            "progress": 0,
-            "OS-DCF:diskConfig": "MANUAL",
-            "OS-EXT-AZ:availability_zone": zone or "",
-            HOST: None,
-            NODE: None,
-            "OS-EXT-SRV-ATTR:instance_name": f"instance-{len(self.region.servers) + 1:08x}",
-            "OS-EXT-SRV-ATTR:hostname": name,
-            "OS-EXT-SRV-ATTR:reservation_id": f"r-{uuid.uuid4().hex[:8]}",
-            "OS-EXT-SRV-ATTR:launch_index": 0,
-            "OS-EXT-SRV-ATTR:kernel_id": "",
-            "OS-EXT-SRV-ATTR:ramdisk_id": "",
-            "OS-EXT-SRV-ATTR:root_device_name": None,
-            "OS-EXT-SRV-ATTR:user_data": None,
-            TASK_STATE: "scheduling",
-            VM_STATE: "building",
-            POWER_STATE: 0,
-            "OS-SRV-USG:launched_at": None,
-            "OS-SRV-USG:terminated_at": None,
-            "os-extended-volumes:volumes_attached": [],
-            "security_groups": [],
-            "locked": False,
-            "locked_reason": None,
-            "description": spec.get("description"),
-            "tags": [],
-            "trusted_image_certificates": None,
-            "host_status": "",
-            "server_groups": [],
-            "pinned_availability_zone": None,
-        }
-        if forced_host is not None:
-            destination = next(iter(self._hypervisors_of_host(forced_host)), None)
-        else:
-            destination = self._schedule(server, requested_host=None)
-        with self._lock():
-            self.region.servers[server_id] = server
-
-        def finish(current: Obj) -> None:
-            service = self._compute_service(
-                (destination.get("service") or {}).get("host") if destination else None
-            )
-            if destination is None or not self._service_up(service):
-                current[VM_STATE] = "error"
-                current["status"] = "ERROR"
-                current["fault"] = {
-                    "code": 500,
-                    "created": nova_time(),
-                    "message": "No valid host was found. ",
-                }
-                return
-            provider = self._provider_of(destination)
-            self._ensure_usages(provider)
-            self._add_usage(provider, server_resources(current), +1)
-            host = str((destination.get("service") or {}).get("host"))
-            current[HOST] = host
-            current[NODE] = destination.get("hypervisor_hostname")
-            current["hostId"] = host_id(host, str(current.get("tenant_id") or ""))
-            if service is not None and service.get("zone"):
-                current["OS-EXT-AZ:availability_zone"] = service["zone"]
-            current["OS-SRV-USG:launched_at"] = nova_time()
-            current["host_status"] = _host_status_of(service)
-            self._set_power(current, "active", RUNNING)
-
-        self._transition(server, "spawning", finish)
-        links = self._links(self._view(request, caller), "servers", server_id)
-        return json_response(
-            {
-                "server": {
-                    "id": server_id,
-                    "links": links,
-                    "OS-DCF:diskConfig": "MANUAL",
-                    "security_groups": [{"name": "default"}],
-                    "adminPass": uuid.uuid4().hex[:12],
-                }
-            },
-            202,
-        )
-
     async def delete_server(self, request: Request, caller: Caller) -> Response:
         server = self._server_for(caller, request.path_params["server_id"])
         self._require_write(caller, "os_compute_api:servers:delete")
@@ -2111,6 +2029,10 @@ class Nova:
         for fip in self.region.floatingips.values():
             if fip.get("port_id") in gone_ports:
                 fip.update(port_id=None, fixed_ip_address=None, status="DOWN", updated_at=now)
+        for attached in server.get("os-extended-volumes:volumes_attached") or []:
+            # block_device_mapping_v2's delete_on_termination: Nova deletes the volume
+            if attached.get("delete_on_termination"):
+                self.region.volumes.pop(str(attached.get("id")), None)
         for volume in self.region.volumes.values():
             attachments = volume.get("attachments") or []
             kept = [a for a in attachments if a.get("server_id") != server_id]

@@ -30,6 +30,7 @@ LISTERS: dict[str, Lister] = {
     **network.LISTERS,
     **capacity.LISTERS,  # networks and agents with IP availability / hosted routers
     "volume": block_storage.volumes,
+    "volume_snapshot": block_storage.snapshots,
     "block_storage_service": block_storage.services,
     "storage_pool": block_storage.pools,
     "image": image.images,

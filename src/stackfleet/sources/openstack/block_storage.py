@@ -23,6 +23,18 @@ def volumes(ctx: ListContext) -> list[dict[str, Any]]:
     )
 
 
+def snapshots(ctx: ListContext) -> list[dict[str, Any]]:
+    return list_kind(
+        ctx,
+        "volume_snapshot",
+        ctx.target.conn.block_storage,
+        "/snapshots/detail",
+        "snapshots",
+        {"all_tenants": "1"},
+        MICROVERSION,
+    )
+
+
 def _single(ctx: ListContext, kind_name: str, path: str, key: str, **params: Any) -> list[Any]:
     body = request_json(
         ctx.target.conn.block_storage,

@@ -1,0 +1,384 @@
+"""The Zun backend: a container workload's members are Zun containers, created with
+`run=true` and the workload's labels (Zun container `labels`), found again with one list
+call (`GET /v1/containers`), never one GET per container.
+
+The catalog's `container` service (Zun, API 1.40) through a keystoneauth adapter on the
+workload's project-scoped session: openstacksdk has no proxy for Zun."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from keystoneauth1.adapter import Adapter
+from pydantic import PrivateAttr
+
+from stackfleet.actions.base import (
+    ActionContext,
+    ActionError,
+    Change,
+    Outcome,
+    Plan,
+    Record,
+    wait_for,
+)
+from stackfleet.core.times import parse_time
+from stackfleet.model.workloads import META_MEMBER, META_SPEC, META_WORKLOAD
+from stackfleet.provision.nova import MemberAction
+from stackfleet.provision.plan import Member
+from stackfleet.provision.spec import Workload
+from stackfleet.sources.openstack.listing import ListingError, RequestLog
+
+MICROVERSION = "1.40"  # 1.24 exposed_ports, 1.20 command as a list, 1.12 delete ?stop
+STATUS = {
+    "Running": "ACTIVE",
+    "Creating": "BUILD",
+    "Created": "BUILD",
+    "Restarting": "BUILD",
+    "Rebuilding": "BUILD",
+    "Stopped": "SHUTOFF",
+    "Error": "ERROR",
+    "Dead": "ERROR",
+    "Deleting": "DELETING",
+}
+
+
+def adapter(conn: Any) -> Adapter:
+    """A keystoneauth adapter for the catalog's `container` service, on the
+    connection's session and region."""
+    return Adapter(
+        session=conn.session,
+        service_type="container",
+        region_name=conn.config.region_name,
+        interface=conn.config.interface or "public",
+        default_microversion=MICROVERSION,
+    )
+
+
+def zun_message(response: Any) -> str:
+    """Zun's error text ({"errors": [{"detail": ...}]})."""
+    try:
+        body = response.json()
+    except ValueError:
+        return str(response.text)[:300]
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors:
+        return str(errors[0].get("detail") or errors[0].get("title"))
+    return str(body)[:300]
+
+
+def _call(
+    conn: Any,
+    method: str,
+    path: str,
+    log: RequestLog,
+    label: str,
+    body: Any = None,
+    ok: tuple[int, ...] = (200, 202, 204),
+) -> Any:
+    log.add(label)
+    try:
+        response = adapter(conn).request(path, method, json=body, raise_exc=False)
+    except Exception as exc:  # noqa: BLE001 - a transport error is this call's failure
+        raise ActionError(f"{label} failed: {exc}") from exc
+    if response.status_code not in ok:
+        raise ActionError(f"{label} answered {response.status_code}: {zun_message(response)}")
+    if response.status_code == 204 or not response.content:
+        return {}
+    return response.json()
+
+
+def member_of(container: dict[str, Any]) -> Member:
+    labels = container.get("labels") or {}
+    try:
+        index = int(labels.get(META_MEMBER) or 0)
+    except ValueError:
+        index = 0
+    status = STATUS.get(str(container.get("status")), "BUILD")
+    fault = container.get("status_reason") if status == "ERROR" else None
+    return Member(
+        id=str(container["uuid"]),
+        name=str(container.get("name") or ""),
+        index=index,
+        status=status,
+        spec_hash=str(labels.get(META_SPEC) or ""),
+        created=parse_time(container.get("created_at")),
+        host=container.get("host"),
+        fault=fault or (f"container {container.get('status')}" if status == "ERROR" else None),
+        task_state=container.get("task_state"),
+        raw=container,
+    )
+
+
+def list_all(conn: Any, project_id: str | None, log: RequestLog) -> dict[str, list[Member]]:
+    """Every labelled container of the project, by workload."""
+    try:
+        body = _call(conn, "GET", "/containers", log, "container GET /containers")
+    except ActionError as exc:
+        raise ListingError(str(exc)) from exc
+    found: dict[str, list[Member]] = {}
+    for container in body.get("containers") or []:
+        name = (container.get("labels") or {}).get(META_WORKLOAD)
+        if not name or (project_id and container.get("project_id") not in (None, project_id)):
+            continue
+        found.setdefault(str(name), []).append(member_of(container))
+    return found
+
+
+def list_members(conn: Any, workload: str, project_id: str | None, log: RequestLog) -> list[Member]:
+    return list_all(conn, project_id, log).get(workload, [])
+
+
+def container_body(
+    workload: Workload, index: int, name: str, digest: str, networks: list[dict[str, str]],
+    security_groups: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """The POST /v1/containers body of one member, labelled so it is found again."""
+    spec = workload.container
+    assert spec is not None
+    labels = dict(workload.metadata)
+    if workload.owner:
+        labels["owner"] = workload.owner
+    labels.update({META_WORKLOAD: workload.name, META_MEMBER: str(index), META_SPEC: digest})
+    body: dict[str, Any] = {
+        "name": name,
+        "image": spec.image,
+        "labels": labels,
+        "environment": dict(spec.env),
+    }
+    if spec.command is not None:
+        body["command"] = spec.command if isinstance(spec.command, list) else spec.command.split()
+    if spec.cpu is not None:
+        body["cpu"] = spec.cpu
+    if spec.memory is not None:
+        body["memory"] = spec.memory
+    if spec.ports:
+        body["exposed_ports"] = {f"{port}/tcp": {} for port in spec.ports}
+    if networks:
+        body["nets"] = [
+            {"network": n["uuid"]} if "uuid" in n else {"port": n["port"]} for n in networks
+        ]
+    if security_groups:
+        body["security_groups"] = list(security_groups)
+    if workload.placement.availability_zone:
+        body["availability_zone"] = workload.placement.availability_zone
+    return body
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+    conn = ctx.connection(record["cloud"], record["region"])
+    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    found = _call(conn, "GET", f"/containers/{record['id']}", log,
+                  "container GET /containers/{id}", ok=(200, 404))  # fmt: skip
+    if "uuid" not in found:
+        return None
+    labels = found.get("labels") or {}
+    return {
+        "workload": labels.get(META_WORKLOAD),
+        "metadata": labels,
+        "tags": [],
+        "status": STATUS.get(str(found.get("status")), "BUILD"),
+        "container_status": found.get("status"),
+        "task_state": found.get("task_state"),
+    }
+
+
+class _ContainerAction(MemberAction):
+    kinds = ("container",)
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        return read_member(ctx, record)
+
+    def _plan(self, record: Record, summary: str, *changes: Change) -> Plan:
+        return self.make_plan(
+            record,
+            f"{summary} of workload {self.workload}",
+            *changes,
+            expects={"workload": self.workload},
+        )
+
+    def _post(self, ctx: ActionContext, record: Record, action: str, query: str = "") -> None:
+        conn = ctx.connection(record["cloud"], record["region"])
+        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        _call(conn, "POST", f"/containers/{record['id']}/{action}{query}", log,
+              f"container POST /containers/{{id}}/{action}")  # fmt: skip
+
+    def _wait(self, ctx: ActionContext, record: Record, wanted: str, what: str) -> Outcome:
+        def check() -> tuple[bool, dict[str, Any]]:
+            state = read_member(ctx, record) or {}
+            if state.get("container_status") in ("Error", "Dead"):
+                raise ActionError(
+                    f"{what}: container {record['id']} is {state['container_status']}"
+                )
+            return state.get("container_status") == wanted and not state.get("task_state"), state
+
+        return wait_for(ctx, check, what)
+
+
+class CreateContainerMember(_ContainerAction):
+    """Create and run one container member (Zun `POST /v1/containers?run=true`)."""
+
+    type: Literal["provision-create-container"] = "provision-create-container"
+    index: int
+    body: dict[str, Any]
+    _server_id: str | None = PrivateAttr(default=None)
+
+    @property
+    def server_id(self) -> str | None:
+        """The new container's uuid, once Zun accepted it."""
+        return self._server_id
+
+    def plan(self, record: Record) -> Plan:
+        return self.make_plan(
+            record,
+            f"run container {self.body['name']} from {self.body['image']} "
+            f"(workload {self.workload})",
+            Change("container", None, self.body["name"]),
+            Change("image", None, self.body["image"]),
+        )
+
+    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
+        return {}
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        made = _call(conn, "POST", "/containers?run=true", log,
+                     "container POST /containers?run=true", self.body)  # fmt: skip
+        self._server_id = str(made["uuid"])
+        return {"container_uuid": self._server_id}
+
+
+class DeleteContainerMember(_ContainerAction):
+    """Delete one container member (stopped first: `?stop=true`; one still being
+    created: `?force=true`)."""
+
+    destructive = True
+    type: Literal["provision-delete-container"] = "provision-delete-container"
+    reason: str = ""
+
+    def plan(self, record: Record) -> Plan:
+        return self._plan(
+            record,
+            f"delete container {record.get('name')} ({record['id']}): {self.reason}",
+            Change("container", record.get("name"), None),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        conn = ctx.connection(record["cloud"], record["region"])
+        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        state = read_member(ctx, record) or {}
+        query = "?force=true" if state.get("container_status") == "Creating" else "?stop=true"
+        _call(conn, "DELETE", f"/containers/{record['id']}{query}", log,
+              "container DELETE /containers/{id}", ok=(204, 404))  # fmt: skip
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        def check() -> tuple[bool, dict[str, Any]]:
+            state = read_member(ctx, record)
+            return state is None, state or {"gone": True}
+
+        return wait_for(ctx, check, f"delete container {record.get('name')}")
+
+
+class StartContainerMember(_ContainerAction):
+    """Start a stopped container."""
+
+    type: Literal["provision-start-container"] = "provision-start-container"
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("status") == "ACTIVE":
+            return None
+        return self._plan(record, f"start container {record.get('name')}",
+                          Change("status", record.get("status"), "Running"))  # fmt: skip
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        self._post(ctx, record, "start")
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "Running", f"start {record.get('name')}")
+
+
+class StopContainerMember(_ContainerAction):
+    """Stop a running container."""
+
+    destructive = True
+    type: Literal["provision-stop-container"] = "provision-stop-container"
+
+    def plan(self, record: Record) -> Plan | None:
+        if record.get("status") == "SHUTOFF":
+            return None
+        return self._plan(record, f"stop container {record.get('name')}",
+                          Change("status", record.get("status"), "Stopped"))  # fmt: skip
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        self._post(ctx, record, "stop")
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "Stopped", f"stop {record.get('name')}")
+
+
+class RebootContainerMember(_ContainerAction):
+    """Restart a container."""
+
+    destructive = True
+    type: Literal["provision-reboot-container"] = "provision-reboot-container"
+    hard: bool = False
+
+    def plan(self, record: Record) -> Plan:
+        return self._plan(record, f"restart container {record.get('name')}",
+                          Change("reboot", None, "restart"))  # fmt: skip
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        self._post(ctx, record, "reboot")
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "Running", f"reboot {record.get('name')}")
+
+
+class RebuildContainerMember(_ContainerAction):
+    """Rebuild a container from an image (Zun `rebuild?image=`)."""
+
+    destructive = True
+    type: Literal["provision-rebuild-container"] = "provision-rebuild-container"
+    image_id: str
+    image_name: str = ""
+
+    def plan(self, record: Record) -> Plan:
+        image = self.image_name or self.image_id
+        return self._plan(
+            record,
+            f"rebuild container {record.get('name')} from {image}",
+            Change("image", record.get("image_id"), image),
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        from urllib.parse import quote
+
+        self._post(ctx, record, "rebuild", f"?image={quote(self.image_name or self.image_id)}")
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self._wait(ctx, record, "Running", f"rebuild {record.get('name')}")
+
+
+VERBS: dict[str, type[MemberAction]] = {
+    "start": StartContainerMember,
+    "stop": StopContainerMember,
+    "reboot": RebootContainerMember,
+    "rebuild": RebuildContainerMember,
+    "delete": DeleteContainerMember,
+}
+
+
+def container_logs(conn: Any, container_id: str, log: RequestLog, lines: int | None = None) -> str:
+    """A container's logs (Zun `GET /v1/containers/{id}/logs`, the last `lines`)."""
+    tail = str(lines) if lines else "all"
+    path = f"/containers/{container_id}/logs?tail={tail}&stdout=true&stderr=true"
+    body = _call(conn, "GET", path, log, "container GET /containers/{id}/logs")
+    return body if isinstance(body, str) else str(body)
