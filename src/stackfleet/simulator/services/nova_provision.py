@@ -242,7 +242,7 @@ class NovaProvisioning:
         forced_host: str | None = None
         if isinstance(zone, str) and ":" in zone:
             # "zone:host[:node]": an admin forces the host (the scheduler's filters,
-            # the disabled-service one included, are skipped, as in Nova)
+            # are skipped, as in Nova; a disabled compute is still refused)
             if not caller.is_admin:
                 raise nova_error(
                     403,
@@ -554,8 +554,13 @@ class NovaProvisioning:
                 destination = nova._schedule(server, requested_host=None, zone=zone)
             else:
                 destination = nova._schedule(server, requested_host=forced, force=True)
-                # a forced build still needs the host's nova-compute to spawn it
-                if destination is not None and not nova._service_up(nova._compute_service(forced)):
+                # a forced build still needs the host's nova-compute to spawn it, and
+                # Placement (COMPUTE_STATUS_DISABLED trait, since Train) offers no
+                # disabled compute even to a forced host
+                service = nova._compute_service(forced)
+                if destination is not None and (
+                    not nova._service_up(service) or (service or {}).get("status") == "disabled"
+                ):
                     destination = None
             if destination is None:
                 server["OS-EXT-STS:vm_state"] = "error"
