@@ -322,7 +322,9 @@ class LeaseOut(BaseModel):
     resource_id: str
     resource_name: str | None
     project_id: str | None
-    stage: str = Field(description="marked, stopped, done or cancelled")
+    stage: str = Field(
+        description="pending (mark step under way), marked, stopped, done or cancelled"
+    )
     started_at: str | None
     next_at: str | None = Field(description="When the next step is due.")
     updated_at: str | None
@@ -350,7 +352,7 @@ def leases(
     request: Request,
     resource: Annotated[str | None, Query(description="A resource id or name.")] = None,
     stage: Annotated[
-        str | None, Query(description="active (default), marked, stopped, done, cancelled")
+        str | None, Query(description="active (default), pending, marked, stopped, done, cancelled")
     ] = "active",
 ) -> Any:
     """Resources in a reclamation lifecycle and when their next step is due."""
