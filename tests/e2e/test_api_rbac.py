@@ -303,7 +303,8 @@ def test_a_member_extends_its_own_lease_and_a_reader_cannot(
 def test_a_project_view_of_a_resource_names_no_fleet_resource(
     store: Store, client: TestClient, cloud: dict[str, Any]
 ) -> None:
-    """vm-a runs on hypervisor cmp1: operators see the relation, the project does not."""
+    """vm-a runs on hypervisor cmp1: operators see the relation and the host, the
+    project neither."""
     pass_id = store.begin_pass("c", "r")
     store.record_kind(
         pass_id,
@@ -323,8 +324,12 @@ def test_a_project_view_of_a_resource_names_no_fleet_resource(
         False,
     )
     store.finish_pass(pass_id, "partial", None, 0)
-    admin = get(client, cloud, "admin", "/v1/resources/server/a").json()["relations"]
-    member = get(client, cloud, "member", "/v1/resources/server/a").json()["relations"]
+    admin_view = get(client, cloud, "admin", "/v1/resources/server/a").json()
+    member_view = get(client, cloud, "member", "/v1/resources/server/a").json()
+    # nor the host it runs on (Nova's OS-EXT-SRV-ATTR:host is admin-only)
+    assert admin_view["host"] == "cmp1"
+    assert "host" not in member_view and "hypervisor_hostname" not in member_view
+    admin, member = admin_view["relations"], member_view["relations"]
     admin_kinds = {r["kind"] for related in admin.values() for r in related}
     member_kinds = {r["kind"] for related in member.values() for r in related}
     assert "hypervisor" not in member_kinds

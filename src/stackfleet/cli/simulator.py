@@ -151,6 +151,13 @@ def demo_command(
             "writes to demo-api-token in the data directory.",
         ),
     ] = False,
+    metrics_public: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-public",
+            help="Let anyone read /metrics without a token (default: the demo's token).",
+        ),
+    ] = False,
 ) -> None:
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
@@ -223,12 +230,24 @@ def demo_command(
             else:
                 keystone, token_path = local_auth(None, api_port, "open", "demo-api-token")
                 token_line = f"Token      {token_path} (send it as X-Auth-Token to write)"
+            from stackfleet.api.auth import MetricsAccess
+
             with ApiServer(
-                store, port=api_port, events=daemon.events, jobs=daemon.jobs, keystone=keystone
+                store,
+                port=api_port,
+                events=daemon.events,
+                jobs=daemon.jobs,
+                keystone=keystone,
+                metrics=MetricsAccess(public=metrics_public),
             ) as url:
+                scrape = (
+                    "open (--metrics-public)"
+                    if metrics_public or no_auth
+                    else "send the token (Prometheus: authorization.credentials_file)"
+                )
                 out.print(
                     f"\nAPI        {url}/v1/summary\nOpenAPI    {url}/docs\n"
-                    f"Prometheus {url}/metrics\n"
+                    f"Prometheus {url}/metrics  ({scrape})\n"
                     f"Jobs       {url}/v1/jobs\n"
                     f"Hardware   {url}/v1/hardware  (BMC map {bmc_map})\n"
                     f"{token_line}\n"
