@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -107,13 +107,13 @@ class FaultRule(BaseModel):
 
     @field_validator("path", "query")
     @classmethod
-    def _regex(cls, value: str | None) -> str | None:
+    def _regex(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"invalid pattern {value!r}: {exc}") from exc
+            raise ValueError(f"invalid {info.field_name} pattern {value!r}: {exc}") from exc
         return value
 
     @field_validator("error_status")
