@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_records import record
 from fastapi.testclient import TestClient
 
 from stackfleet.api import rbac
@@ -89,16 +90,7 @@ def call(client: TestClient, method: str, template: str, token: str | None) -> i
 
 @pytest.fixture
 def client(store: Store) -> TestClient:
-    pass_id = store.begin_pass("c", "r")
-    store.record_kind(
-        pass_id,
-        "c",
-        "r",
-        "server",
-        [{"id": "a", "name": "vm-a", "project_id": OWN, "status": "ACTIVE"}],
-        True,
-    )
-    store.finish_pass(pass_id, "complete", None, 0)
+    record(store, server=[{"id": "a", "name": "vm-a", "project_id": OWN, "status": "ACTIVE"}])
     return TestClient(create_app(store, StubAuth("authenticated")), raise_server_exceptions=False)
 
 
@@ -265,20 +257,13 @@ def test_a_scrape_token_file_others_may_write_or_empty_is_refused(tmp_path: Path
         check_metrics_token_file(tmp_path / "missing")
 
 
-def _record(store: Store, kind: str, rows: list[dict[str, Any]]) -> None:
-    pass_id = store.begin_pass("c", "r")
-    store.record_kind(pass_id, "c", "r", kind, rows, True)
-    store.finish_pass(pass_id, "complete", None, 0)
-
-
 @pytest.fixture
 def shared_client(store: Store) -> TestClient:
     """Networks, subnets, images and flavors of the reader's project and of another,
     private and shared in each way OpenStack shares them."""
-    _record(
+    record(
         store,
-        "network",
-        [
+        network=[
             {"id": "net-own", "project_id": OWN, "shared": False, "external": False},
             {"id": "net-private", "project_id": OTHER, "shared": False, "external": False},
             {"id": "net-shared", "project_id": OTHER, "shared": True, "external": False},
@@ -286,10 +271,9 @@ def shared_client(store: Store) -> TestClient:
              "network_type": "flat", "segmentation_id": None},
         ],
     )  # fmt: skip
-    _record(
+    record(
         store,
-        "subnet",
-        [
+        subnet=[
             {"id": "sub-own", "project_id": OWN, "network_id": "net-own"},
             {"id": "sub-private", "project_id": OTHER, "network_id": "net-private"},
             {"id": "sub-shared", "project_id": OTHER, "network_id": "net-shared"},
@@ -297,10 +281,9 @@ def shared_client(store: Store) -> TestClient:
             {"id": "sub-public", "project_id": OTHER, "network_id": "net-public"},
         ],
     )
-    _record(
+    record(
         store,
-        "image",
-        [
+        image=[
             {"id": "img-own", "project_id": OWN, "visibility": "private"},
             {"id": "img-private", "project_id": OTHER, "visibility": "private"},
             {"id": "img-shared", "project_id": OTHER, "visibility": "shared"},
@@ -308,18 +291,16 @@ def shared_client(store: Store) -> TestClient:
             {"id": "img-community", "project_id": OTHER, "visibility": "community"},
         ],
     )
-    _record(
+    record(
         store,
-        "flavor",
-        [
+        flavor=[
             {"id": "m1.small", "project_id": None, "is_public": True},
             {"id": "gpu.private", "project_id": None, "is_public": False},
         ],
     )
-    _record(
+    record(
         store,
-        "server",
-        [
+        server=[
             {"id": "vm-own", "project_id": OWN, "status": "ACTIVE", "host": "cmp7",
              "hypervisor_hostname": "cmp7.example", "availability_zone": "nova"},
         ],
@@ -361,10 +342,9 @@ def test_project_tokens_see_what_openstack_shares_with_them(
 def test_a_shared_networks_detail_shows_a_project_no_other_projects_port(
     store: Store, shared_client: TestClient
 ) -> None:
-    _record(
+    record(
         store,
-        "port",
-        [
+        port=[
             {"id": "port-own", "project_id": OWN, "network_id": "net-shared"},
             {"id": "port-other", "project_id": OTHER, "network_id": "net-shared"},
         ],
