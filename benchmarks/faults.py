@@ -7,8 +7,8 @@ each pass and between the pass and the policy run, the fleet churns (servers sto
 and started, floating IPs attached and detached, volumes attached, ports bound, the
 exclusion tag added, new unused resources created): what the pass saw goes stale. Each
 pass gets random faults (seeded): 5xx answers and hangs on list calls, truncated pages,
-dropped next links, repeated pages, stale list answers, 409s on actions and 5xx on the
-re-reads before acting.
+dropped next links, repeated pages, stale list answers, 409s on actions, and 5xx and
+stale answers on the re-reads before acting.
 
 The simulator records every mutating request with the state of its resource just
 before it was handled (`FaultSettings.record_mutations`): each one StackFleet made is
@@ -153,6 +153,7 @@ FAULT_KINDS = [
     "409-action",
     "5xx-action",
     "5xx-reread",
+    "stale-reread",
 ]
 
 
@@ -206,6 +207,11 @@ def _some(rng: random.Random, items: list[Any], count: int) -> list[Any]:
     return rng.sample(items, min(count, len(items)))
 
 
+def _bump(neutron_object: dict[str, Any]) -> None:
+    """Neutron moves a resource's revision_number on every change."""
+    neutron_object["revision_number"] = int(neutron_object.get("revision_number") or 0) + 1
+
+
 def _churn_servers(rng: random.Random, region: RegionState) -> None:
     active = sorted(s for s, v in region.servers.items() if v["status"] == "ACTIVE")
     shutoff = sorted(s for s, v in region.servers.items() if v["status"] == "SHUTOFF")
@@ -241,6 +247,7 @@ def _churn_addresses(rng: random.Random, region: RegionState, tenants: list[str]
             break
         port = region.ports[rng.choice(server_ports)]
         fixed = (port.get("fixed_ips") or [{}])[0].get("ip_address")
+        _bump(region.floatingips[fid])
         region.floatingips[fid].update(
             {
                 "port_id": port["id"],
@@ -256,6 +263,7 @@ def _churn_addresses(rng: random.Random, region: RegionState, tenants: list[str]
             }
         )
     for fid in _some(rng, bound, 1):
+        _bump(region.floatingips[fid])
         region.floatingips[fid].update(
             {
                 "port_id": None,
@@ -338,6 +346,7 @@ def _churn_ports(rng: random.Random, region: RegionState) -> None:
     for pid in _some(rng, loose, 1):
         if not active:
             break
+        _bump(region.ports[pid])
         region.ports[pid].update(
             {
                 "device_id": rng.choice(active),
@@ -457,6 +466,16 @@ def random_faults(rng: random.Random) -> list[Injected]:
                 fail_always=True,
                 error_status=status,
                 times=rng.randint(1, 3),
+            )
+            listed = None
+        elif name == "stale-reread":
+            # the re-read before acting answered by a lagging replica or cache
+            rule = FaultRule(
+                method="GET",
+                path=rng.choice(READS),
+                stale=True,
+                stale_by=1,
+                times=rng.randint(2, 6),
             )
             listed = None
         else:  # 5xx-reread
@@ -692,6 +711,9 @@ def _account(
         for c in policy.candidates
         if c.verdict in ("failed", "unverified")
     ]
+    stale_skips = [
+        c.reason for policy in report.policies for c in policy.candidates if c.verdict == "skipped"
+    ]
 
     def shows(kind: str) -> bool:
         """Whether an action of the run failed the way this fault makes it fail."""
@@ -699,6 +721,10 @@ def _account(
             return any("Conflict" in r or "409" in r for r in failures)
         if kind == "5xx-action":
             return any("Server Error" in r and not r.startswith("could not") for r in failures)
+        if kind == "stale-reread":
+            return any(
+                "older than the pass" in r or "changed since it was read" in r for r in stale_skips
+            )
         # 5xx-reread: the re-read before acting, or the verification's reads
         return any(r.startswith(("could not read", "verifying failed")) for r in failures) or any(
             "Server Error" in r for r in failures
@@ -726,6 +752,11 @@ def _account(
                 )
         elif shows(fault.kind):
             tally.reported[fault.kind] += 1
+        elif fault.kind == "stale-reread":
+            # an old answer that agreed with the pass: reading cannot tell it is old
+            # (docs/security.md, "Stale reads"); whether it led to a wrongful action is
+            # judged against the ground truth like every action
+            tally.undetectable[fault.kind] += 1
         else:
             tally.hidden[fault.kind] += 1
             tally.hidden_details.append(

@@ -24,8 +24,6 @@ import argparse
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -33,45 +31,12 @@ from pathlib import Path
 from calibration import calibration_line, captured_bodies, cpu_seconds, decode_floor, peak_rss_mb
 from rich.console import Console
 from rich.table import Table
+from simulator_process import start_simulator
 
 from stackfleet.engine.collect import PassResult, collect
 from stackfleet.store import Store, open_store
 
 console = Console()
-
-
-def start_simulator(preset: str, workdir: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    clouds = workdir / "clouds.yaml"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "stackfleet.cli.main",
-            "simulator",
-            "serve",
-            "--preset",
-            preset,
-            "--port",
-            "0",
-            "--clouds-yaml",
-            str(clouds),
-            "--cloud-name",
-            "bench",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if clouds.exists() and clouds.stat().st_size:
-            return proc, clouds
-        if proc.poll() is not None:
-            raise SystemExit(
-                f"simulator exited: {proc.stderr.read().decode() if proc.stderr else ''}"
-            )
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("simulator did not start within 300 s")
 
 
 def timed_pass(store: Store, clouds: Path, sim_pid: int) -> tuple[PassResult, dict[str, float]]:
@@ -128,7 +93,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         t0 = time.perf_counter()
-        sim, clouds = start_simulator(args.preset, workdir)
+        clouds = workdir / "clouds.yaml"
+        sim = start_simulator(args.preset, clouds, "bench")
         console.print(f"simulator ({args.preset}) ready in {time.perf_counter() - t0:.1f} s")
         console.print(calibration_line())
         try:

@@ -32,6 +32,7 @@ import yaml
 from calibration import calibration_line, cpu_seconds, peak_rss_mb
 from rich.console import Console
 from rich.table import Table
+from simulator_process import spawn_simulator, wait_until_serving
 
 from stackfleet.store import open_store
 
@@ -41,41 +42,12 @@ REDIS = "redis://127.0.0.1:6379"
 
 def start_simulators(preset: str, regions: int, workdir: Path) -> tuple[list, Path]:
     """One simulator process per region; their clouds merged into one clouds.yaml."""
-    procs = []
-    files = []
-    for n in range(1, regions + 1):
-        path = workdir / f"clouds-{n}.yaml"
-        files.append(path)
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "stackfleet.cli.main",
-                    "simulator",
-                    "serve",
-                    "--preset",
-                    preset,
-                    "--port",
-                    "0",
-                    "--clouds-yaml",
-                    str(path),
-                    "--cloud-name",
-                    f"bench-r{n}",
-                    "--seed",
-                    str(n),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-        )
-    deadline = time.monotonic() + 900
-    while not all(f.exists() and f.stat().st_size for f in files):
-        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-            for p in procs:
-                p.kill()
-            raise SystemExit("the simulators did not start")
-        time.sleep(0.5)
+    files = [workdir / f"clouds-{n}.yaml" for n in range(1, regions + 1)]
+    procs = [
+        spawn_simulator(preset, path, f"bench-r{n}", seed=n)
+        for n, path in enumerate(files, start=1)
+    ]
+    wait_until_serving(procs, files, 900)
     clouds: dict = {}
     for f in files:
         clouds.update(yaml.safe_load(f.read_text())["clouds"])

@@ -1,6 +1,11 @@
 """Local stand-ins for what notifications and alerts are sent to in tests: an HTTP
 endpoint recording JSON posts (webhooks, Alertmanager) and an SMTP server keeping the
-messages it receives."""
+messages it receives.
+
+Both can hold chosen deliveries (`hold`: their 0-based numbers): the delivery is
+recorded when it arrives, but the answer (HTTP 200, SMTP 250) waits until `release` is
+set (at most a minute) — a slow receiver to kill the sender in front of, with the
+message in doubt as far as the sender can tell. `holding` is set once one is held."""
 
 from __future__ import annotations
 
@@ -10,18 +15,26 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+HOLD_AT_MOST = 60.0
+
 
 class Capture:
     """A local HTTP endpoint recording the JSON bodies posted to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: frozenset[int] = frozenset()) -> None:
         self.posts: list[tuple[str, Any]] = []
+        self.hold = hold
+        self.holding = threading.Event()
+        self.release = threading.Event()
         capture = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's API
                 length = int(self.headers.get("content-length") or 0)
                 capture.posts.append((self.path, json.loads(self.rfile.read(length))))
+                if len(capture.posts) - 1 in capture.hold:
+                    capture.holding.set()
+                    capture.release.wait(HOLD_AT_MOST)
                 self.send_response(200)
                 self.end_headers()
 
@@ -35,6 +48,7 @@ class Capture:
         ).start()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -42,8 +56,11 @@ class Capture:
 class SmtpSink:
     """A minimal local SMTP server keeping the messages it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, hold: frozenset[int] = frozenset()) -> None:
         self.messages: list[str] = []
+        self.hold = hold
+        self.holding = threading.Event()
+        self.release = threading.Event()
         sink = self
 
         class Handler(socketserver.StreamRequestHandler):
@@ -57,6 +74,9 @@ class SmtpSink:
                         while (data := self.rfile.readline()) not in (b".\r\n", b""):
                             body.append(data.decode())
                         sink.messages.append("".join(body))
+                        if len(sink.messages) - 1 in sink.hold:
+                            sink.holding.set()
+                            sink.release.wait(HOLD_AT_MOST)
                         self.wfile.write(b"250 stored\r\n")
                     elif command.startswith("QUIT"):
                         self.wfile.write(b"221 bye\r\n")
@@ -73,5 +93,6 @@ class SmtpSink:
         ).start()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()

@@ -11,13 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
+from api_records import APPROVAL_POLICY, lease, record
 from fastapi.testclient import TestClient
 
 from stackfleet.api.app import create_app
@@ -27,7 +27,6 @@ from stackfleet.policy import load_text
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack.connection import connect
-from stackfleet.store import lifecycles
 from stackfleet.store.db import Store
 
 pytestmark = [
@@ -36,14 +35,6 @@ pytestmark = [
 ]
 
 CLOUD = "sim"
-NOW = datetime.now(UTC)
-POLICY = """policies:
-  - name: errors
-    resource: server
-    filters: [{status: ERROR}]
-    actions: [{type: notify, to: [ops@example.org]}]
-    safety: {require_approval: true}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -71,47 +62,20 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         }
 
 
-def lease(store: Store, resource_id: str, project_id: str) -> None:
-    lifecycles.create(
-        store,
-        policy="waste",
-        cloud="c",
-        region="r",
-        kind="server",
-        resource_id=resource_id,
-        resource_name=f"vm-{resource_id}",
-        project_id=project_id,
-        stage="marked",
-        started_at=NOW,
-        next_at=NOW + timedelta(days=7),
-        updated_at=NOW,
-        extended_seconds=0.0,
-        max_extension_seconds=10 * 86400.0,
-        reminded=[],
-        history=[],
-    )
-
-
 @pytest.fixture
 def client(store: Store, cloud: dict[str, Any]) -> TestClient:
     """The API with auth on, a lease in the member's project and one in another, and an
     action awaiting approval."""
-    pass_id = store.begin_pass("c", "r")
-    store.record_kind(
-        pass_id,
-        "c",
-        "r",
-        "server",
-        [
+    record(
+        store,
+        server=[
             {"id": "a", "name": "vm-a", "project_id": cloud["own"], "status": "ERROR"},
             {"id": "b", "name": "vm-b", "project_id": cloud["other"], "status": "ACTIVE"},
         ],
-        True,
     )
-    store.finish_pass(pass_id, "complete", None, 0)
     lease(store, "a", cloud["own"])
     lease(store, "b", cloud["other"])
-    PolicyRunner(store).run(load_text(POLICY), execute=True)
+    PolicyRunner(store).run(load_text(APPROVAL_POLICY), execute=True)
     return TestClient(create_app(store, KeystoneAuth(cloud["admin"], cloud=CLOUD)))
 
 

@@ -8,11 +8,11 @@ operator would (`openstack role create`, `role add --system all`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import requests
+from api_records import APPROVAL_POLICY, add_user, keystone_token, lease, record
 from fastapi.testclient import TestClient
 
 from stackfleet.alerts.lifecycle import ingest
@@ -23,7 +23,6 @@ from stackfleet.policy import load_text
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack.connection import connect
-from stackfleet.store import lifecycles
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 
@@ -34,62 +33,6 @@ pytestmark = [
 
 CLOUD = "sim"
 NOW = datetime.now(UTC)
-PASSWORD = "password"
-POLICY = """policies:
-  - name: errors
-    resource: server
-    filters: [{status: ERROR}]
-    actions: [{type: notify, to: [ops@example.org]}]
-    safety: {require_approval: true}
-"""
-
-
-def add_user(server: SimulatorServer, name: str, target: str, role: str) -> None:
-    """A user with `role` on `target` (a project id, or "system"), creating the role
-    if Keystone does not have it yet."""
-    state = server.state
-    if not any(r["name"] == role for r in state.roles.values()):
-        state.roles[f"role-{role}"] = {
-            "id": f"role-{role}",
-            "name": role,
-            "domain_id": None,
-            "description": None,
-            "options": {},
-        }
-    user_id = f"user-{name}"
-    state.users[user_id] = {
-        "id": user_id,
-        "name": name,
-        "domain_id": "default",
-        "enabled": True,
-        "password_expires_at": None,
-        "options": {},
-    }
-    state.passwords[user_id] = PASSWORD
-    state.assignments[(user_id, target)] = [role]
-
-
-def token(server: SimulatorServer, user: str, project: str | None) -> str:
-    """A Keystone token for `user`, project-scoped (by name) or system-scoped (None)."""
-    scope: dict[str, Any] = (
-        {"project": {"name": project, "domain": {"id": "default"}}}
-        if project
-        else {"system": {"all": True}}
-    )
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": user, "domain": {"id": "default"}, "password": PASSWORD}
-                },
-            },
-            "scope": scope,
-        }
-    }
-    answer = requests.post(f"{server.auth_url}/v3/auth/tokens", json=body, timeout=10)
-    assert answer.status_code == 201, answer.text
-    return str(answer.headers["X-Subject-Token"])
 
 
 @pytest.fixture(scope="module")
@@ -111,35 +54,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "other": other,
             "tokens": {
                 "admin": admin.auth_token,
-                "member": token(server, "alpha-01-user", "alpha-01"),
-                "reader": token(server, "alpha-01-viewer", "alpha-01"),
-                "system-reader": token(server, "fleet-auditor", None),
-                "fleet-operator": token(
+                "member": keystone_token(server, "alpha-01-user", "alpha-01"),
+                "reader": keystone_token(server, "alpha-01-viewer", "alpha-01"),
+                "system-reader": keystone_token(server, "fleet-auditor", None),
+                "fleet-operator": keystone_token(
                     server, "night-shift", server.state.projects[other]["name"]
                 ),
             },
         }
-
-
-def lease(store: Store, resource_id: str, project_id: str) -> None:
-    lifecycles.create(
-        store,
-        policy="waste",
-        cloud="c",
-        region="r",
-        kind="server",
-        resource_id=resource_id,
-        resource_name=f"vm-{resource_id}",
-        project_id=project_id,
-        stage="marked",
-        started_at=NOW,
-        next_at=NOW + timedelta(days=7),
-        updated_at=NOW,
-        extended_seconds=0.0,
-        max_extension_seconds=10 * 86400.0,
-        reminded=[],
-        history=[],
-    )
 
 
 @pytest.fixture
@@ -147,24 +69,13 @@ def client(store: Store, cloud: dict[str, Any]) -> TestClient:
     """Two servers in ERROR, one in the readers' project (a) and one in another (b),
     each with a finding, an action awaiting approval, a lease, an audit entry and an
     alert labelled with its project; plus a hypervisor."""
-    pass_id = store.begin_pass("c", "r")
-    store.record_kind(
-        pass_id,
-        "c",
-        "r",
-        "server",
-        [
+    record(
+        store,
+        server=[
             {"id": "a", "name": "vm-a", "project_id": cloud["own"], "status": "ERROR"},
             {"id": "b", "name": "vm-b", "project_id": cloud["other"], "status": "ERROR"},
         ],
-        True,
-    )
-    store.record_kind(
-        pass_id,
-        "c",
-        "r",
-        "hypervisor",
-        [
+        hypervisor=[
             {
                 "id": "h1",
                 "name": "cmp1",
@@ -173,12 +84,10 @@ def client(store: Store, cloud: dict[str, Any]) -> TestClient:
                 "hypervisor_hostname": "cmp1",
             }
         ],
-        True,
     )
-    store.finish_pass(pass_id, "complete", None, 0)
     lease(store, "a", cloud["own"])
     lease(store, "b", cloud["other"])
-    PolicyRunner(store).run(load_text(POLICY), execute=True)
+    PolicyRunner(store).run(load_text(APPROVAL_POLICY), execute=True)
     for resource in ("a", "b"):
         AuditLog(store).append("note", {}, actor="t", target=f"c/r/server/{resource}")
     ingest(
@@ -303,14 +212,12 @@ def test_a_member_extends_its_own_lease_and_a_reader_cannot(
 def test_a_project_view_of_a_resource_names_no_fleet_resource(
     store: Store, client: TestClient, cloud: dict[str, Any]
 ) -> None:
-    """vm-a runs on hypervisor cmp1: operators see the relation, the project does not."""
-    pass_id = store.begin_pass("c", "r")
-    store.record_kind(
-        pass_id,
-        "c",
-        "r",
-        "server",
-        [
+    """vm-a runs on hypervisor cmp1: operators see the relation and the host, the
+    project neither."""
+    record(
+        store,
+        complete=False,
+        server=[
             {
                 "id": "a",
                 "name": "vm-a",
@@ -320,11 +227,13 @@ def test_a_project_view_of_a_resource_names_no_fleet_resource(
                 "hypervisor_hostname": "cmp1",
             }
         ],
-        False,
     )
-    store.finish_pass(pass_id, "partial", None, 0)
-    admin = get(client, cloud, "admin", "/v1/resources/server/a").json()["relations"]
-    member = get(client, cloud, "member", "/v1/resources/server/a").json()["relations"]
+    admin_view = get(client, cloud, "admin", "/v1/resources/server/a").json()
+    member_view = get(client, cloud, "member", "/v1/resources/server/a").json()
+    # nor the host it runs on (Nova's OS-EXT-SRV-ATTR:host is admin-only)
+    assert admin_view["host"] == "cmp1"
+    assert "host" not in member_view and "hypervisor_hostname" not in member_view
+    admin, member = admin_view["relations"], member_view["relations"]
     admin_kinds = {r["kind"] for related in admin.values() for r in related}
     member_kinds = {r["kind"] for related in member.values() for r in related}
     assert "hypervisor" not in member_kinds

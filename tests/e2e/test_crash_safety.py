@@ -14,6 +14,9 @@ import sys
 import time
 from datetime import UTC, datetime
 
+import httpx
+from sinks import Capture
+
 from stackfleet.simulator.faults import FaultRule
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
@@ -165,4 +168,157 @@ def test_an_action_cut_off_by_kill_9_is_not_repeated(tmp_path):
         log_entries, _ = AuditLog(store).list(limit=50)
         assert [e["event"] for e in log_entries] == ["action.started"]
         assert AuditLog(store).verify().ok
+        store.close()
+
+
+def _serve_env(tmp_path, clouds, settings: str) -> tuple[dict[str, str], str]:
+    (tmp_path / "settings.yaml").write_text(settings)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    env = {
+        **os.environ,
+        "OS_CLIENT_CONFIG_FILE": str(clouds),
+        "STACKFLEET_DB_URL": url,
+        "STACKFLEET_CONFIG": str(tmp_path / "settings.yaml"),
+    }
+    return env, url
+
+
+def _job_runs(port: int, name: str) -> int:
+    """How many times the daemon's job `name` ran (0 while the API is not up)."""
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{port}/v1/jobs", timeout=5)
+    except httpx.HTTPError:
+        return 0
+    if answer.status_code != 200:
+        return 0
+    return next((j["runs"] for j in answer.json()["items"] if j["name"] == name), 0)
+
+
+def _serve_until(args, env, log, port: int, job: str, runs: int, what: str) -> None:
+    """Start serve, wait until its job `job` ran `runs` times, stop it (Ctrl-C)."""
+    proc = _cli(*args, env=env, log=log)
+    try:
+        _until(lambda: _job_runs(port, job) >= runs, 120, what)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)
+
+
+def _kill_when(args, env, log, held) -> None:
+    """Start serve and kill -9 it once the sink holds a delivery (sent, unanswered)."""
+    proc = _cli(*args, env=env, log=log)
+    try:
+        _until(held.is_set, 120, "a delivery reaches the slow sink")
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_path):
+    """The mark step of a new lease tags the server, then posts the owner's notice to a
+    webhook that records it and answers slowly; serve is killed while it waits. After
+    the restart the notice is in doubt (it did arrive): it is not sent again, the tag
+    is not set again, and no lease step is recorded on the strength of it."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    sink = Capture(hold=frozenset({0}))
+    with SimulatorServer(preset("small", now=now)) as server:
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        target = server.state.ground_truth["RegionOne"]["long_shutoff_servers"][0]
+        policy = tmp_path / "lease.yaml"
+        policy.write_text(
+            f"""policies:
+  - name: reclaim-one
+    resource: server
+    mode: {{type: periodic, interval: 0s}}
+    filters: [{{id: {target}}}, {{status: SHUTOFF}}]
+    actions:
+      - type: lifecycle
+        stop_after: 7d
+        delete_after: 5d
+        cancel_when: [{{not: {{status: SHUTOFF}}}}]
+    safety: {{max_percent: 100}}
+"""
+        )
+        env, url = _serve_env(tmp_path, clouds, f"notify: {{webhook: {sink.url}/notice}}\n")
+        port = _free_port()
+        args = ("serve", "--os-cloud", CLOUD, "--port", str(port), "--interval", "5",
+                "--infra-config", os.devnull, "--policy", str(policy),
+                "--execute-actions")  # fmt: skip
+        try:
+            with (tmp_path / "serve.log").open("wb") as log:
+                _kill_when(args, env, log, sink.holding)
+                sink.release.set()
+                # two policy runs after the restart, each after a pass
+                _serve_until(args, env, log, port, "policies", 2, "two policy runs")
+        finally:
+            sink.close()
+        store = open_store(url)
+        from stackfleet.store import action_records, lifecycles
+
+        assert [path for path, _ in sink.posts] == ["/notice"], sink.posts
+        rows, _ = action_records.list_actions(store)
+        done = [(r["action"], r["status"]) for r in rows]
+        assert len(done) == len({a for a, _ in done}), done  # no action twice
+        assert ("notify", "running") in done  # in doubt: never counted as sent
+        # no lease started on a notice nobody can say arrived
+        assert not [r for r in lifecycles.list_lifecycles(store) if r["stage"] == "marked"]
+        assert AuditLog(store).verify().ok
+        store.close()
+        with sqlite3.connect(tmp_path / "store.db") as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_serve_killed_during_an_alert_dispatch_repeats_no_group_told_and_loses_none(tmp_path):
+    """Three firing alerts, one group each, to a webhook that records the second
+    message and answers slowly; serve is killed while it waits. After the restart the
+    first group, told before the kill, is not told again within its repeat interval
+    (1 h); the third, never sent, is sent; the second is in doubt and told at most once
+    more (at least once, as Alertmanager)."""
+    sink = Capture(hold=frozenset({1}))
+    with SimulatorServer(preset("small")) as server:
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        env, url = _serve_env(
+            tmp_path,
+            clouds,
+            f"""alerts:
+  receivers:
+    - name: ops
+      type: webhook
+      url: {sink.url}/alerts
+      group_by: [alertname]
+      group_wait: 0s
+      group_interval: 1s
+      repeat_interval: 1h
+""",
+        )
+        store = open_store(url)
+        from stackfleet.alerts.lifecycle import ingest
+
+        names = ["DiskFull", "FanFailed", "LinkDown"]
+        ingest(
+            store,
+            [{"labels": {"alertname": n, "severity": "warning"}} for n in names],
+            "api",
+            datetime.now(UTC),
+        )
+        port = _free_port()
+        args = ("serve", "--os-cloud", CLOUD, "--port", str(port), "--interval", "5",
+                "--infra-config", os.devnull)  # fmt: skip
+        try:
+            with (tmp_path / "serve.log").open("wb") as log:
+                _kill_when(args, env, log, sink.holding)
+                sink.release.set()
+                told_before = [p["groupLabels"]["alertname"] for _, p in sink.posts]
+                _serve_until(args, env, log, port, "alerts", 3, "three dispatch rounds")
+        finally:
+            sink.close()
+        told = [p["groupLabels"]["alertname"] for _, p in sink.posts]
+        first, in_doubt = told_before
+        [never_sent] = set(names) - {first, in_doubt}
+        assert told.count(first) == 1, told
+        assert told.count(never_sent) == 1, told
+        assert told.count(in_doubt) <= 2, told
+        from stackfleet.store.alerts import list_alerts
+
+        assert {a["notified_status"] for a in list_alerts(store)} == {"firing"}
         store.close()

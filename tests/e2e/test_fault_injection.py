@@ -18,7 +18,7 @@ from stackfleet.engine.collect import collect
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
-from stackfleet.policy import load_text
+from stackfleet.policy import load_files, load_text
 from stackfleet.simulator.faults import FaultRule
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
@@ -234,3 +234,70 @@ def test_a_listing_saved_before_the_store_copy_is_stale_unless_an_event_stored_i
     outcome = store.record_kind(pass_id, "c1", "r1", "floating_ip", listed, True)
     assert outcome.held is None
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["server", "port", "floating_ip", "volume"])
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_first_pass_cut_short_mid_listing_is_partial_and_acts_on_nothing(
+    tmp_path, monkeypatch, kind, status
+):
+    """The very first pass (nothing stored to compare with): a later page of one
+    kind's listing fails (the next link's request answers 5xx). The pass is partial,
+    the kind recorded incomplete with none of its first pages kept, and execute-mode
+    policies neither open findings on that kind nor act on it."""
+    bench = _benchmark()
+    from stackfleet.sources.openstack import listing as listing_module
+    from stackfleet.store.findings import list_findings
+
+    defaults = list(listing_module.iter_pages.__defaults__ or ())
+    monkeypatch.setattr(
+        listing_module.iter_pages,
+        "__defaults__",
+        (*defaults[:3], bench.PAGE_SIZE, *defaults[4:]),
+    )
+    with SimulatorServer(preset("small", now=datetime.now(UTC))) as server:
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        server.sim.faults.record_mutations = True
+        # the first page answers (with its next link); every page after it fails
+        path = bench.LISTED[kind][1]
+        server.sim.faults.add(
+            FaultRule(
+                method="GET", path=path, query="marker=", fail_always=True, error_status=status
+            )
+        )
+        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        settings = Settings.model_validate(bench.SETTINGS)
+        [result] = collect(store, CLOUD, config_files=[str(clouds)], shrink=settings.collect.shrink)
+        assert result.status == "partial"
+        listing = result.listings[kind]
+        assert not listing.complete and f"HTTP {status}" in (listing.error or "")
+        assert store.list_resources(kind)[1] == 0  # not a page of it believed
+        assert store.list_passes(1)[0]["kinds"][kind]["complete"] is False
+        policies = [
+            *load_text(bench.IMMEDIATE, "immediate"),
+            *load_files(["pack:waste", "pack:security"]),
+        ]
+        report = PolicyRunner(store, settings, Connections([str(clouds)])).run(
+            policies, execute=True
+        )
+        acted = [
+            c
+            for p in report.policies
+            for c in p.candidates
+            if c.record["kind"] == kind and c.verdict not in ("planned", "blocked")
+        ]
+        assert acted == []
+        assert list_findings(store, kind=kind)[0] == []
+        changed = [m for m in server.sim.faults.take_mutations() if kind_path(kind) in m.path]
+        assert changed == []
+        store.close()
+
+
+def kind_path(kind: str) -> str:
+    """The part of an action request's path naming the kind's collection."""
+    return {
+        "server": "/servers/",
+        "port": "/ports/",
+        "floating_ip": "/floatingips/",
+        "volume": "/volumes/",
+    }[kind]

@@ -121,6 +121,10 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
         )
         (workdir / "settings.yaml").write_text("{}\n")
         port = _free_port()
+        # Prometheus scrapes with the token file serve checks (credentials_file)
+        scrape_token = workdir / "scrape.token"
+        scrape_token.write_text("grafana-e2e-scrape-token-0123456789\n")
+        scrape_token.chmod(0o600)
         env = {
             **os.environ,
             "OS_CLIENT_CONFIG_FILE": str(clouds),
@@ -147,6 +151,8 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
                 str(infra),
                 "--pack",
                 "waste",
+                "--metrics-token-file",
+                str(scrape_token),
             ],  # fmt: skip
             env=env,
             stdout=subprocess.DEVNULL,
@@ -161,7 +167,11 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
             },
             "rule_files": [str(RULES)],
             "scrape_configs": [
-                {"job_name": "stackfleet", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]}
+                {
+                    "job_name": "stackfleet",
+                    "authorization": {"credentials_file": str(scrape_token)},
+                    "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                }
             ],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
@@ -179,7 +189,11 @@ def prometheus(tmp_path_factory) -> Iterator[str]:
         try:
 
             def every_sweep_exported() -> bool:
-                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+                text = httpx.get(
+                    f"http://127.0.0.1:{port}/metrics",
+                    headers={"Authorization": f"Bearer {scrape_token.read_text().strip()}"},
+                    timeout=10,
+                ).text
                 return all(f"\n{name}{{" in text for name in WANTED)
 
             _wait(every_sweep_exported, 180, "every sweep's metrics on /metrics")

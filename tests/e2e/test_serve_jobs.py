@@ -1,5 +1,6 @@
 """`stackfleet serve` against the simulator: its periodic jobs run and show in
-GET /v1/jobs and on /metrics, and Ctrl-C stops them."""
+GET /v1/jobs and on /metrics (scraped with the token of --metrics-token-file, as
+Prometheus does with authorization.credentials_file), and Ctrl-C stops them."""
 
 from __future__ import annotations
 
@@ -37,9 +38,13 @@ def test_serve_runs_its_jobs_and_reports_them(tmp_path):
             "STACKFLEET_CONFIG": str(tmp_path / "settings.yaml"),
         }
         env.pop("STACKFLEET_INFRA_CONFIG", None)
+        scrape = tmp_path / "scrape.token"
+        scrape.write_text("s3cr3t-scrape-token-0123456789\n")
+        scrape.chmod(0o600)
         proc = subprocess.Popen(
             [sys.executable, "-m", "stackfleet.cli.main", "serve", "--os-cloud", CLOUD,
-             "--port", str(port), "--pack", "waste", "--infra-config", os.devnull],
+             "--port", str(port), "--pack", "waste", "--infra-config", os.devnull,
+             "--metrics-token-file", str(scrape)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=(tmp_path / "serve.log").open("wb"),
@@ -72,9 +77,13 @@ def test_serve_runs_its_jobs_and_reports_them(tmp_path):
             assert collect["interval"] == 300 and collect["last_success"], collect
             assert policies["runs"] >= 1 and policies["leader_only"], (policies, log)
             assert jobs["events"]["runs"] > 0
-            families = {
-                f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
-            }
+            assert httpx.get(f"{url}/metrics").status_code == 401  # no token
+            bearer = {"Authorization": "Bearer s3cr3t-scrape-token-0123456789"}
+            scraped = httpx.get(f"{url}/metrics", headers=bearer)
+            assert scraped.status_code == 200, scraped.text
+            # the scrape token opens /metrics only
+            assert httpx.post(f"{url}/v1/events", json={}, headers=bearer).status_code == 401
+            families = {f.name: f for f in text_string_to_metric_families(scraped.text)}
             runs = {s.labels["job"]: s.value for s in families["stackfleet_job_runs"].samples}
             assert runs["collect"] >= 1 and runs["events"] > 0
             last = families["stackfleet_job_last_success_timestamp_seconds"].samples

@@ -333,3 +333,23 @@ def test_cli_port_list_filters_by_device_owner(
     assert sorted(r[0] for r in rows) == sorted(
         p["id"] for p in region.ports.values() if p["device_owner"] == "network:dhcp"
     )
+
+
+def test_if_match_revision_refuses_a_release_after_a_change(
+    conn: openstack.connection.Connection, http: httpx.Client, region: RegionState
+) -> None:
+    """Neutron's revision-if-match: a DELETE with `If-Match: revision_number=N` of an
+    older revision answers 412 RevisionNumberConstraintFailed; of the current one, 204."""
+    fip = next(f for f in region.floatingips.values() if not f["port_id"])
+    seen = conn.network.get_ip(fip["id"]).revision_number
+    conn.network.update_ip(fip["id"], description="changed by its owner")
+    stale = http.delete(
+        f"/v2.0/floatingips/{fip['id']}", headers={"If-Match": f"revision_number={seen}"}
+    )
+    assert stale.status_code == 412
+    error = stale.json()["NeutronError"]
+    assert error["type"] == "RevisionNumberConstraintFailed"
+    assert f"Constrained to {seen}, but current revision is {seen + 1}" in error["message"]
+    assert fip["id"] in region.floatingips
+    conn.network.delete_ip(fip["id"], if_revision=seen + 1, ignore_missing=False)
+    assert fip["id"] not in region.floatingips

@@ -75,6 +75,7 @@ class FakeCloud:
             delete_server=self._delete_server,
             create_server_image=self._snapshot,
             set_server_metadata=lambda sid, **md: self.servers[sid]["metadata"].update(md),
+            delete_server_metadata=self._delete_metadata,
         )
         self.image = SimpleNamespace(get_image=lambda iid: SimpleNamespace(status="active"))
         self.fips: dict[str, dict[str, Any]] = {}
@@ -109,6 +110,11 @@ class FakeCloud:
             task_state=s["task_state"],
             attached_volumes=[{"id": v} for v in s["volume_ids"]],
         )
+
+    def _delete_metadata(self, sid: str, keys: list[str]) -> None:
+        self._call("delete_metadata", sid)
+        for key in keys:
+            self.servers[sid]["metadata"].pop(key, None)
 
     def _get_ip(self, fid: str) -> Any:
         if fid not in self.fips:
@@ -512,6 +518,55 @@ def test_a_lease_never_starts_on_a_notice_that_crashed(store, cloud):
         report = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
         verdicts = {c.plan.action: c.verdict for c in report.policies[0].candidates}
         assert verdicts["notify"] == "failed"
-        assert lifecycles.list_lifecycles(store) == []
+        # the mark took: its step is begun (pending), no lease runs
+        assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["pending"]
+        assert lifecycles.list_lifecycles(store, stage="active") == []
     [notice] = [r for r in action_records.list_actions(store)[0] if r["action"] == "notify"]
     assert notice["status"] == "failed" and "ValueError" in notice["error"]
+
+
+UNREACHABLE_SMTP = {
+    "notify": {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": 9,
+        "default_recipients": ["ops@example.org"],
+        "keystone_email": False,
+    }
+}
+
+
+def test_a_begun_mark_step_is_carried_on_with_the_same_deadline(store, cloud):
+    """The mark took, the notice failed: the next run (a day later) tries the notice
+    again under the same key, says the same deadline, and does not mark again."""
+    collect(store, server=[server("a")])
+    cloud.servers["a"] = server("a")
+    settings = Settings.model_validate(UNREACHABLE_SMTP)
+    first = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
+    [row] = lifecycles.list_lifecycles(store)
+    mark = cloud.servers["a"]["metadata"]["stackfleet-lifecycle"]
+    second = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW + timedelta(days=1))
+    keys = [{c.plan.action: c.key for c in r.policies[0].candidates} for r in (first, second)]
+    assert keys[0] == keys[1]
+    verdicts = {c.plan.action: c.verdict for c in second.policies[0].candidates}
+    assert verdicts == {"set-metadata": "done", "notify": "failed"}
+    assert cloud.servers["a"]["metadata"]["stackfleet-lifecycle"] == mark
+    assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["pending"]
+    assert lifecycles.list_lifecycles(store)[0]["next_at"] == row["next_at"]
+
+
+def test_a_begun_mark_step_on_a_server_used_again_takes_its_mark_back(store, cloud):
+    """The mark took, the notice failed, then the server is started: the begun step
+    ends (cancelled), the mark is removed, and nobody is told of a lease that never
+    began."""
+    collect(store, server=[server("a")])
+    cloud.servers["a"] = server("a")
+    settings = Settings.model_validate(UNREACHABLE_SMTP)
+    run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
+    assert "stackfleet-lifecycle" in cloud.servers["a"]["metadata"]
+    cloud.servers["a"]["status"] = "ACTIVE"
+    # the pass sees the server running, with the mark the begun step set
+    collect(store, server=[server("a", "ACTIVE", metadata=dict(cloud.servers["a"]["metadata"]))])
+    report = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW + timedelta(hours=1))
+    assert [c.plan.action for c in report.policies[0].candidates] == ["clear-metadata"]
+    assert "stackfleet-lifecycle" not in cloud.servers["a"]["metadata"]
+    assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["cancelled"]

@@ -3,9 +3,8 @@ and leases."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
+from api_records import APPROVAL_POLICY, lease, record
 from fastapi.testclient import TestClient
 from sinks import Capture
 
@@ -13,36 +12,21 @@ from stackfleet.api.app import create_app
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
 from stackfleet.policy import load_text
-from stackfleet.store import lifecycles
-
-NOW = datetime.now(UTC)
 
 
 @pytest.fixture
 def client(store):
-    pass_id = store.begin_pass("c", "r")
-    store.record_kind(
-        pass_id,
-        "c",
-        "r",
-        "server",
-        [
+    record(
+        store,
+        server=[
             {"id": "a", "name": "vm-a", "project_id": "p1", "status": "ERROR", "tags": []},
             {"id": "b", "name": "vm-b", "project_id": "p1", "status": "ACTIVE", "tags": []},
         ],
-        True,
     )
-    store.finish_pass(pass_id, "complete", None, 0)
     return TestClient(create_app(store))
 
 
-POLICY = """policies:
-  - name: errors
-    resource: server
-    filters: [{status: ERROR}]
-    actions: [{type: notify, to: [ops@example.org]}]
-    safety: {require_approval: true}
-"""
+POLICY = APPROVAL_POLICY
 
 
 def test_findings_are_listed_and_shown(store, client):
@@ -135,28 +119,11 @@ def test_the_audit_log_through_the_api(store, client):
 
 
 def test_an_owner_extends_a_lease_through_the_api(store, client):
-    lifecycles.create(
-        store,
-        policy="waste",
-        cloud="c",
-        region="r",
-        kind="server",
-        resource_id="a",
-        resource_name="vm-a",
-        project_id="p1",
-        stage="marked",
-        started_at=NOW,
-        next_at=NOW + timedelta(days=7),
-        updated_at=NOW,
-        extended_seconds=0.0,
-        max_extension_seconds=10 * 86400.0,
-        reminded=[],
-        history=[],
-    )
+    lease(store, "a", "p1")
     extended = client.post("/v1/leases/vm-a/extend", json={"days": 4, "actor": "owner"})
     assert extended.status_code == 200
-    [lease] = extended.json()["items"]
-    assert lease["extended_days"] == 4
+    [extended_lease] = extended.json()["items"]
+    assert extended_lease["extended_days"] == 4
     over = client.post("/v1/leases/a/extend", json={"days": 7})
     assert over.status_code == 409
     assert "6 days are left" in over.json()["error"]["message"]

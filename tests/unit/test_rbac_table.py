@@ -10,11 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from api_records import record
 from fastapi.testclient import TestClient
 
 from stackfleet.api import rbac
 from stackfleet.api.app import create_app
-from stackfleet.api.auth import Identity, LocalAuth, ReadMode, write_local_token
+from stackfleet.api.auth import (
+    Identity,
+    LocalAuth,
+    MetricsAccess,
+    ReadMode,
+    check_metrics_token_file,
+    write_local_token,
+)
+from stackfleet.core.errors import ConfigError
 from stackfleet.store.db import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,16 +90,7 @@ def call(client: TestClient, method: str, template: str, token: str | None) -> i
 
 @pytest.fixture
 def client(store: Store) -> TestClient:
-    pass_id = store.begin_pass("c", "r")
-    store.record_kind(
-        pass_id,
-        "c",
-        "r",
-        "server",
-        [{"id": "a", "name": "vm-a", "project_id": OWN, "status": "ACTIVE"}],
-        True,
-    )
-    store.finish_pass(pass_id, "complete", None, 0)
+    record(store, server=[{"id": "a", "name": "vm-a", "project_id": OWN, "status": "ACTIVE"}])
     return TestClient(create_app(store, StubAuth("authenticated")), raise_server_exceptions=False)
 
 
@@ -185,9 +185,207 @@ def test_the_local_operator_token(store: Store, tmp_path: Path) -> None:
 
 def test_the_api_docs_are_public(store: Store) -> None:
     client = TestClient(create_app(store, StubAuth("authenticated")))
-    for path in ("/docs", "/redoc", "/openapi.json", "/healthz", "/metrics"):
+    for path in ("/docs", "/redoc", "/openapi.json", "/healthz"):
         assert client.get(path).status_code == 200, path
     assert client.get("/v1/kinds").status_code == 401
+
+
+METRICS_STATUS = {
+    "admin": 200,
+    "fleet-operator": 200,
+    "system-admin": 200,
+    "system-reader": 200,
+    "member": 403,
+    "reader": 403,
+    "no-role": 403,
+    None: 401,
+}
+
+
+@pytest.mark.parametrize("read", ["open", "authenticated"])
+@pytest.mark.parametrize("caller", list(METRICS_STATUS))
+def test_metrics_are_for_operators_and_system_readers(
+    store: Store, read: ReadMode, caller: str | None
+) -> None:
+    """/metrics is fleet-wide: operators and system readers; no anonymous scrape, even
+    with reads open."""
+    client = TestClient(create_app(store, StubAuth(read)))
+    headers = {"X-Auth-Token": caller} if caller else {}
+    assert client.get("/metrics", headers=headers).status_code == METRICS_STATUS[caller]
+
+
+def test_the_scrape_token_opens_the_metrics_only(store: Store, tmp_path: Path) -> None:
+    """The token of --metrics-token-file (the file Prometheus sends with
+    authorization.credentials_file) reads /metrics and nothing else; a new token in
+    the file is taken without a restart."""
+    path = tmp_path / "scrape.token"
+    path.write_text("first-scrape-token-0123456789\n")
+    client = TestClient(create_app(store, StubAuth("open"), metrics=MetricsAccess(token_file=path)))
+
+    def scrape(token: str) -> int:
+        return client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).status_code
+
+    assert scrape("first-scrape-token-0123456789") == 200
+    assert scrape("wrong-token") == 401
+    assert client.get("/metrics").status_code == 401
+    bearer = {"Authorization": "Bearer first-scrape-token-0123456789"}
+    assert (
+        client.post("/v1/silences", json={"matchers": ["a=b"]}, headers=bearer).status_code == 401
+    )
+    path.write_text("second-scrape-token-0123456789-rotated\n")
+    assert scrape("first-scrape-token-0123456789") == 401
+    assert scrape("second-scrape-token-0123456789-rotated") == 200
+
+
+def test_metrics_public_lets_anyone_scrape(store: Store) -> None:
+    client = TestClient(
+        create_app(store, StubAuth("authenticated"), metrics=MetricsAccess(public=True))
+    )
+    assert client.get("/metrics").status_code == 200
+    assert client.get("/v1/summary").status_code == 401  # nothing else opens
+
+
+def test_a_scrape_token_file_others_may_write_or_empty_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "scrape.token"
+    path.write_text("short\n")
+    path.chmod(0o600)
+    with pytest.raises(ConfigError, match="at least 16"):
+        check_metrics_token_file(path)
+    path.write_text("long-enough-scrape-token-0123\n")
+    path.chmod(0o666)
+    with pytest.raises(ConfigError, match="written by others"):
+        check_metrics_token_file(path)
+    path.chmod(0o640)
+    check_metrics_token_file(path)
+    with pytest.raises(ConfigError, match="cannot read"):
+        check_metrics_token_file(tmp_path / "missing")
+
+
+@pytest.fixture
+def shared_client(store: Store) -> TestClient:
+    """Networks, subnets, images and flavors of the reader's project and of another,
+    private and shared in each way OpenStack shares them."""
+    record(
+        store,
+        network=[
+            {"id": "net-own", "project_id": OWN, "shared": False, "external": False},
+            {"id": "net-private", "project_id": OTHER, "shared": False, "external": False},
+            {"id": "net-shared", "project_id": OTHER, "shared": True, "external": False},
+            {"id": "net-public", "project_id": OTHER, "shared": False, "external": True,
+             "network_type": "flat", "segmentation_id": None},
+        ],
+    )  # fmt: skip
+    record(
+        store,
+        subnet=[
+            {"id": "sub-own", "project_id": OWN, "network_id": "net-own"},
+            {"id": "sub-private", "project_id": OTHER, "network_id": "net-private"},
+            {"id": "sub-shared", "project_id": OTHER, "network_id": "net-shared"},
+            # Neutron shows no other project's subnet of an external network
+            {"id": "sub-public", "project_id": OTHER, "network_id": "net-public"},
+        ],
+    )
+    record(
+        store,
+        image=[
+            {"id": "img-own", "project_id": OWN, "visibility": "private"},
+            {"id": "img-private", "project_id": OTHER, "visibility": "private"},
+            {"id": "img-shared", "project_id": OTHER, "visibility": "shared"},
+            {"id": "img-public", "project_id": OTHER, "visibility": "public"},
+            {"id": "img-community", "project_id": OTHER, "visibility": "community"},
+        ],
+    )
+    record(
+        store,
+        flavor=[
+            {"id": "m1.small", "project_id": None, "is_public": True},
+            {"id": "gpu.private", "project_id": None, "is_public": False},
+        ],
+    )
+    record(
+        store,
+        server=[
+            {"id": "vm-own", "project_id": OWN, "status": "ACTIVE", "host": "cmp7",
+             "hypervisor_hostname": "cmp7.example", "availability_zone": "nova"},
+        ],
+    )  # fmt: skip
+    return TestClient(create_app(store, StubAuth("authenticated")))
+
+
+def listed(client: TestClient, caller: str, kind: str) -> set[str]:
+    answer = client.get("/v1/resources", params={"kind": kind}, headers={"X-Auth-Token": caller})
+    assert answer.status_code == 200, answer.text
+    return {r["id"] for r in answer.json()["items"]}
+
+
+SHARED_VIEW = {
+    "network": {"net-own", "net-shared", "net-public"},
+    "subnet": {"sub-own", "sub-shared"},
+    "image": {"img-own", "img-public", "img-community"},
+    "flavor": {"m1.small"},
+}
+
+
+@pytest.mark.parametrize("caller", ["member", "reader"])
+@pytest.mark.parametrize("kind", list(SHARED_VIEW))
+def test_project_tokens_see_what_openstack_shares_with_them(
+    shared_client: TestClient, caller: str, kind: str
+) -> None:
+    """Shared and external networks, subnets of shared networks, public and community
+    images, public flavors: what Neutron, Glance and Nova show a project; never another
+    project's private resource."""
+    assert listed(shared_client, caller, kind) == SHARED_VIEW[kind]
+    every = listed(shared_client, "system-reader", kind)
+    headers = {"X-Auth-Token": caller}
+    for resource in every:
+        status = shared_client.get(f"/v1/resources/{kind}/{resource}", headers=headers)
+        expected = 200 if resource in SHARED_VIEW[kind] else 404
+        assert status.status_code == expected, (resource, status.text)
+
+
+def test_a_shared_networks_detail_shows_a_project_no_other_projects_port(
+    store: Store, shared_client: TestClient
+) -> None:
+    record(
+        store,
+        port=[
+            {"id": "port-own", "project_id": OWN, "network_id": "net-shared"},
+            {"id": "port-other", "project_id": OTHER, "network_id": "net-shared"},
+        ],
+    )
+
+    def ports(caller: str) -> set[str]:
+        answer = shared_client.get(
+            "/v1/resources/network/net-shared", headers={"X-Auth-Token": caller}
+        )
+        return {r["id"] for r in answer.json()["relations"].get("ports", [])}
+
+    assert ports("reader") == {"port-own"}
+    assert ports("system-reader") == {"port-own", "port-other"}
+
+
+@pytest.mark.parametrize("caller", ["member", "reader"])
+def test_project_tokens_never_see_host_fields(shared_client: TestClient, caller: str) -> None:
+    """As Nova's policy hides OS-EXT-SRV-ATTR:* (and Neutron binding:* and provider:*)
+    from a project: no host in listings, details or history, and no filtering by it."""
+    headers = {"X-Auth-Token": caller}
+    [own] = shared_client.get("/v1/resources", params={"kind": "server"}, headers=headers).json()[
+        "items"
+    ]
+    assert "host" not in own and "hypervisor_hostname" not in own
+    assert own["availability_zone"] == "nova"  # Nova shows the zone to everyone
+    detail = shared_client.get("/v1/resources/server/vm-own", headers=headers).json()
+    assert "host" not in detail and "hypervisor_hostname" not in detail
+    assert not [c for c in detail["changes"] if c["field"] == "host"]
+    by_host = shared_client.get(
+        "/v1/resources", params={"kind": "server", "host": "cmp7"}, headers=headers
+    )
+    assert by_host.status_code == 403 and "administrators only" in by_host.text
+    network = shared_client.get("/v1/resources/network/net-public", headers=headers).json()
+    assert "network_type" not in network and "segmentation_id" not in network
+    # a system reader sees them
+    system = {"X-Auth-Token": "system-reader"}
+    assert shared_client.get("/v1/resources/server/vm-own", headers=system).json()["host"] == "cmp7"
 
 
 def test_docs_security_has_the_policy_table() -> None:

@@ -36,6 +36,7 @@ def _volume_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         "status": volume.status,
         "attached_server_ids": [a.get("server_id") for a in volume.attachments or []],
         "metadata": dict(volume.metadata or {}),
+        "updated_at": getattr(volume, "updated_at", None),
     }
 
 

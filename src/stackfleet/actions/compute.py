@@ -44,6 +44,9 @@ def _server_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         "tags": list(server.tags or []),
         "task_state": server.task_state,
         "volume_ids": sorted(str(v.get("id")) for v in server.attached_volumes or []),
+        # how new this answer is (engine/execute.py: an answer older than the pass is
+        # a stale read, not acted on)
+        "updated": getattr(server, "updated_at", None),
     }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import keystoneauth1.exceptions as ksa_exc
+import openstack.exceptions
 from pydantic import Field
 
 from stackfleet.actions.base import (
@@ -12,11 +14,13 @@ from stackfleet.actions.base import (
     LIVE_READERS,
     Action,
     ActionContext,
+    ActionError,
     Change,
     Outcome,
     Plan,
     Record,
     Skip,
+    Stale,
     call,
     gone,
     label,
@@ -30,11 +34,27 @@ def _read(ctx: ActionContext, record: Record, getter: str) -> Any | None:
     return None if missing else resource
 
 
+def _version(resource: Any) -> dict[str, Any]:
+    """How new a Neutron answer is: `updated_at` (compared with the pass by the engine)
+    and `revision_number`, which a deletion sends back as `If-Match` so that Neutron
+    itself refuses it (412) when the resource changed since this read — the one check
+    a stale read (a lagging replica or cache) cannot fool."""
+    return {
+        "updated_at": getattr(resource, "updated_at", None),
+        "revision_number": getattr(resource, "revision_number", None),
+    }
+
+
 def _fip_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     ip = _read(ctx, record, "get_ip")
     if ip is None:
         return None
-    return {"port_id": ip.port_id or None, "status": ip.status, "tags": list(ip.tags or [])}
+    return {
+        "port_id": ip.port_id or None,
+        "status": ip.status,
+        "tags": list(ip.tags or []),
+        **_version(ip),
+    }
 
 
 def _port_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
@@ -47,7 +67,26 @@ def _port_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         "binding_host": port.binding_host_id or None,
         "status": port.status,
         "tags": list(port.tags or []),
+        **_version(port),
     }
+
+
+def _delete_if_unchanged(ctx: ActionContext, record: Record, deleter: Any, what: str) -> None:
+    """Delete with `If-Match: revision_number=N` of the re-read the engine checked
+    (`ctx.observed`): when Neutron answers 412 the resource changed after that read
+    (or the read was stale), and nothing is deleted (Stale: the action is skipped)."""
+    revision = (getattr(ctx, "observed", None) or {}).get("revision_number")
+    try:
+        deleter(record["id"], ignore_missing=False, if_revision=revision)
+    except openstack.exceptions.HttpException as exc:
+        if exc.status_code == 412:
+            raise Stale(
+                f"Neutron refused the deletion: {label(record)} changed since it was "
+                f"read (revision {revision}); nothing deleted"
+            ) from exc
+        raise ActionError(f"{what} failed: {exc}") from exc
+    except (openstack.exceptions.SDKException, ksa_exc.ClientException) as exc:
+        raise ActionError(f"{what} failed: {exc}") from exc
 
 
 LIVE_READERS["floating_ip"] = _fip_state
@@ -93,7 +132,7 @@ class ReleaseFloatingIP(Action):
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
-        call(f"release {label(record)}", conn.network.delete_ip, record["id"], ignore_missing=False)
+        _delete_if_unchanged(ctx, record, conn.network.delete_ip, f"release {label(record)}")
         return {"floating_ip_address": record.get("floating_ip_address")}
 
     def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
@@ -148,15 +187,12 @@ class DeleteSecurityGroupRule(Action):
         tags = getattr(rule, "tags", None)
         if tags is not None:
             state["tags"] = list(tags)
-        return state
+        return {**state, **_version(rule)}
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
-        call(
-            f"delete {label(record)}",
-            conn.network.delete_security_group_rule,
-            record["id"],
-            ignore_missing=False,
+        _delete_if_unchanged(
+            ctx, record, conn.network.delete_security_group_rule, f"delete {label(record)}"
         )
         return {}
 
@@ -187,9 +223,7 @@ class DeletePort(Action):
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
-        call(
-            f"delete {label(record)}", conn.network.delete_port, record["id"], ignore_missing=False
-        )
+        _delete_if_unchanged(ctx, record, conn.network.delete_port, f"delete {label(record)}")
         return {}
 
     def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:

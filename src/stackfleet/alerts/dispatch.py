@@ -6,7 +6,8 @@ inhibited alerts are left out; acknowledged ones are not repeated, but their res
 is still told to whoever heard they fired.
 
 What each receiver was last told about each group (the notification log) is in the
-store, so a restarted daemon neither repeats nor forgets a notification. `dispatch`
+store, written as each message goes out, so a restarted daemon neither repeats nor
+forgets a notification (only the one in flight at a crash is sent again). `dispatch`
 is level-triggered: call it as often as you like (the daemon does every few seconds);
 it sends only what is due at `now`."""
 
@@ -126,15 +127,39 @@ def _dispatch(
     for receiver in receivers:
         groups = _groups(receiver, current, muted, log_entries)
         for gid, group in groups.items():
+            sent = result.notifications
             told_ids |= _flush(
                 receiver, gid, group, log_entries, changed, gone, settings, now, result
             )
-    # the log is written once per dispatch, after the messages (at least once, as
-    # Alertmanager: a crash in between repeats a message, never loses one)
+            if result.notifications > sent:
+                _log_now(store, (receiver.name, gid), log_entries, changed, gone)
+    # the rest of the log (deadlines, groups told nothing) once per dispatch
     alert_store.delete_notifications(store, gone)
     alert_store.save_notifications(store, list(changed.values()))
     _settle(store, alerts, firing_fps, receivers, log_entries, told_ids, now)
     return result
+
+
+def _log_now(
+    store: Store,
+    place: tuple[str, str],
+    log_entries: dict[tuple[str, str], dict[str, Any]],
+    changed: dict[tuple[str, str], dict[str, Any]],
+    gone: list[int],
+) -> None:
+    """Write a group's log entry as soon as its message went out, before the next
+    group's: a crash later in the round (kill -9 while a slow receiver holds another
+    message) must not make a restarted daemon tell this group again before its repeat
+    interval. Only the message in flight at the crash is in doubt; it is sent again
+    (at least once, as Alertmanager: never lost)."""
+    entry = log_entries.get(place)
+    if entry is not None:
+        alert_store.save_notification(store, entry)
+        changed.pop(place, None)
+    elif gone:
+        # told the group's resolution: the entry is no longer needed
+        alert_store.delete_notifications(store, gone)
+        gone.clear()
 
 
 def _muted(
@@ -272,7 +297,8 @@ def _settle(
     told_ids: set[int],
     now: datetime,
 ) -> None:
-    """Record on each alert what its receivers know: firing once one was told, resolved
+    """Record on each alert what its receivers know: firing once one was told (in this
+    round, or by the log: an earlier round that ended before recording it), resolved
     once no receiver still holds it as firing (or it fires again as a new alert)."""
     names = {r.name for r in receivers}
     held = {
@@ -281,7 +307,11 @@ def _settle(
     done = [
         a
         for a in alerts
-        if (a["status"] == "firing" and a["id"] in told_ids and a["notified_status"] != "firing")
+        if (
+            a["status"] == "firing"
+            and (a["id"] in told_ids or a["fingerprint"] in held)
+            and a["notified_status"] != "firing"
+        )
         or (
             a["status"] == "resolved"
             and a["notified_status"] != "resolved"

@@ -140,7 +140,13 @@ def list_resources(
     filters = field_filters(request)
     project = project_scope(request, kind.value)
     if project is not None:
-        filters["project_id"] = project
+        hidden = sorted(rbac.hidden_fields(kind.value) & set(filters))
+        if hidden:
+            # filtering on a field it may not see would tell it the value
+            raise auth.Forbidden(
+                f"{kind.value} field {hidden[0]} is shown to administrators only: it needs "
+                "a system-scoped token or the operator role"
+            )
     items, total = store.list_resources(
         kind.value,
         filters=filters,
@@ -149,7 +155,10 @@ def list_resources(
         include_deleted=include_deleted,
         limit=limit,
         offset=offset,
+        visible_to=project,
     )
+    if project is not None:
+        items = [rbac.without_hidden(kind.value, item) for item in items]
     following = None
     if offset + len(items) < total:
         following = str(request.url.include_query_params(offset=offset + limit))
@@ -195,21 +204,44 @@ def get_resource(
     found = store.get_resource(kind.value, resource_id, cloud=cloud or None, region=region or None)
     project = project_scope(request, kind.value)
     if project is not None:
-        if found.get("project_id") != project:
+        if found.get("project_id") != project and not store.visible_to_project(found, project):
             raise NotFoundError(f"no {kind.value} {resource_id}")
-        # a project's view names no fleet-wide resource (hypervisors, agents...)
-        found["relations"] = {
-            name: [r for r in related if r.get("kind") in rbac.RELATED_KINDS]
-            for name, related in (found.get("relations") or {}).items()
-        }
+        return project_view(store, found, project)
     return found
+
+
+def project_view(store: Store, found: dict[str, Any], project: str) -> dict[str, Any]:
+    """A resource as a project-scoped caller sees it: no administrator-only field (nor
+    its history); among its relations only what the project may read itself — no
+    fleet-wide resource (hypervisors, agents...), no other project's private one (the
+    ports of other projects on a shared network)."""
+    kind = found["kind"]
+    hidden = rbac.hidden_fields(kind)
+    view = rbac.without_hidden(kind, found)
+    view["changes"] = [c for c in found.get("changes") or [] if c.get("field") not in hidden]
+
+    def readable(related: dict[str, Any]) -> bool:
+        if related.get("kind") not in rbac.RELATED_KINDS:
+            return False
+        if related.get("project_id") == project:
+            return True
+        if related["kind"] not in rbac.SHARED_KINDS:
+            return False
+        where = {"cloud": found["cloud"], "region": found["region"]}
+        return store.visible_to_project({**related, **where}, project)
+
+    view["relations"] = {
+        name: [r for r in related if readable(r)]
+        for name, related in (found.get("relations") or {}).items()
+    }
+    return view
 
 
 def project_scope(request: Request, kind: str) -> str | None:
     """The project a project-scoped caller's inventory read is narrowed to (None: no
     narrowing); its token does not show fleet-wide kinds (hypervisors, services...)."""
     project = rbac.scope(request)
-    if project is not None and kind not in rbac.PROJECT_KINDS:
+    if project is not None and kind not in rbac.VISIBLE_KINDS:
         raise auth.Forbidden(
             f"{kind} is fleet-wide: it needs a system-scoped token or the operator role"
         )
@@ -330,10 +362,12 @@ def create_app(
     store: Store,
     keystone: auth.Authenticator | None = None,
     jobs: jobs_api.JobsView | None = None,
+    metrics: auth.MetricsAccess | None = None,
 ) -> FastAPI:
     """The API over `store`, with its own Prometheus registry. `keystone`: check
     Keystone tokens on writes (see api/auth.py); None leaves the API open. `jobs`: the
-    daemon's job states for GET /v1/jobs and /metrics (None: no daemon, no jobs)."""
+    daemon's job states for GET /v1/jobs and /metrics (None: no daemon, no jobs).
+    `metrics`: who may scrape /metrics without a role (a scrape token, or anyone)."""
     app = StackFleetAPI(
         title="StackFleet",
         version=__version__,
@@ -348,7 +382,7 @@ def create_app(
     install_error_handlers(app)
     app.add_middleware(RequestLimits)
     app.add_middleware(CrossSiteProtection)
-    auth.install(app, keystone)
+    auth.install(app, keystone, metrics)
     app.include_router(router)
     infra.install(app)
     app.include_router(policies.router)

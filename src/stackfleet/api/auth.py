@@ -28,7 +28,7 @@ import secrets
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -39,7 +39,7 @@ from starlette.responses import Response
 
 from stackfleet.api import rbac
 from stackfleet.api.errors import error_response
-from stackfleet.core.errors import CloudError, StackFleetError
+from stackfleet.core.errors import CloudError, ConfigError, StackFleetError
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +205,65 @@ class LocalAuth:
         return None
 
 
+@dataclass
+class MetricsAccess:
+    """Who may scrape `/metrics` besides operators and system readers: anyone
+    (`public`, `serve --metrics-public`), or whoever sends the token in `token_file`
+    (`serve --metrics-token-file`: the file Prometheus reads with
+    `authorization.credentials_file`). The file is read again when it changes, so a
+    rotated token needs no restart."""
+
+    public: bool = False
+    token_file: Path | None = None
+    _token: str | None = None
+    _stamp: tuple[float, int] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def scrape_token(self) -> str | None:
+        """The scrape token now in the file (None: no file, or empty)."""
+        if self.token_file is None:
+            return None
+        try:
+            info = self.token_file.stat()
+        except OSError:
+            return None
+        stamp = (info.st_mtime, info.st_size)
+        with self._lock:
+            if stamp != self._stamp:
+                self._token = read_local_token(self.token_file)
+                self._stamp = stamp
+            return self._token
+
+    def allows(self, token: str | None) -> bool:
+        """Whether a scrape with `token` (None: none) is let in without a role."""
+        if self.public:
+            return True
+        expected = self.scrape_token()
+        return bool(token and expected) and secrets.compare_digest(
+            str(token).encode(), str(expected).encode()
+        )
+
+
+def check_metrics_token_file(path: Path) -> None:
+    """Raise ConfigError unless `path` holds a scrape token readable by this user only
+    (it grants the metrics: a file others may read or write gives them away)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"--metrics-token-file: cannot read {path}: {exc}") from exc
+    if mode & 0o022:
+        raise ConfigError(
+            f"--metrics-token-file: {path} may be written by others (mode {mode & 0o777:o}); "
+            "chmod 600 or 640 it"
+        )
+    token = read_local_token(path)
+    if not token or len(token) < 16:
+        raise ConfigError(
+            f"--metrics-token-file: {path} holds no token of at least 16 characters "
+            "(e.g. openssl rand -hex 32 > FILE)"
+        )
+
+
 def write_local_token(path: Path) -> str:
     """Make a new random operator token and write it to `path`, readable and
     writable by the user only (0600; the file is replaced, never reused)."""
@@ -242,12 +301,14 @@ def _unauthorized(message: str) -> Response:
     return response
 
 
-def install(app: FastAPI, auth: Authenticator | None) -> None:
+def install(app: FastAPI, auth: Authenticator | None, metrics: MetricsAccess | None = None) -> None:
     """Check tokens on `app`'s requests against the policy table of api/rbac.py when
-    `auth` is given (else leave the API open)."""
+    `auth` is given (else leave the API open); `metrics`: who else may scrape
+    /metrics (default: operators and system readers only)."""
     app.state.auth = auth
     if auth is None:
         return
+    scrapers = metrics or MetricsAccess()
 
     @app.middleware("http")
     async def authenticate(
@@ -260,8 +321,10 @@ def install(app: FastAPI, auth: Authenticator | None) -> None:
         if rule is rbac.Rule.PUBLIC:
             return await call_next(request)
         token = request_token(request)
+        if rule is rbac.Rule.METRICS and scrapers.allows(token):
+            return await call_next(request)
         if not token:
-            if method in READ_METHODS and auth.read == "open":
+            if method in READ_METHODS and auth.read == "open" and rule is not rbac.Rule.METRICS:
                 return await call_next(request)  # anonymous reads: open, unfiltered
             return _unauthorized(
                 f"authentication required: send a token in {TOKEN_HEADER} "

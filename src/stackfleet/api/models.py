@@ -52,6 +52,7 @@ class RelatedResource(BaseModel):
     id: str
     name: str | None = None
     status: str | None = None
+    project_id: str | None = None
 
 
 class Change(BaseModel):

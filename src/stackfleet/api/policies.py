@@ -75,6 +75,8 @@ def findings(
         offset,
         project=rbac.scope(request),
     )
+    if rbac.scope(request) is not None:
+        items = [{**f, "details": rbac.without_hidden_deep(f["kind"], f["details"])} for f in items]
     following = None
     if offset + len(items) < total:
         following = str(request.url.include_query_params(offset=offset + limit))
@@ -97,8 +99,10 @@ def finding(request: Request, finding_id: RowId) -> Any:
     """One finding."""
     found = get_finding(get_store(request), finding_id)
     project = rbac.scope(request)
-    if project is not None and found.get("project_id") != project:
-        raise NotFoundError(f"no finding {finding_id}")
+    if project is not None:
+        if found.get("project_id") != project:
+            raise NotFoundError(f"no finding {finding_id}")
+        found["details"] = rbac.without_hidden_deep(found["kind"], found["details"])
     return found
 
 
@@ -196,9 +200,12 @@ def audit(
     offset: OffsetQuery = 0,
 ) -> Any:
     """Audit entries, newest first."""
+    project = rbac.scope(request)
     items, total = AuditLog(get_store(request)).list(
-        limit, offset, event, policy, target, project=rbac.scope(request)
+        limit, offset, event, policy, target, project=project
     )
+    if project is not None:
+        items = [rbac.without_hidden_deep(rbac.kind_of_target(e["target"]), e) for e in items]
     return {"total": total, "items": items}
 
 
@@ -218,8 +225,10 @@ def audit_entry(request: Request, seq: RowId) -> Any:
     store = get_store(request)
     entry = AuditLog(store).get(seq)
     project = rbac.scope(request)
-    if project is not None and not target_in_project(store, entry.get("target"), project):
-        raise NotFoundError(f"no audit entry {seq}")
+    if project is not None:
+        if not target_in_project(store, entry.get("target"), project):
+            raise NotFoundError(f"no audit entry {seq}")
+        return rbac.without_hidden_deep(rbac.kind_of_target(entry.get("target")), entry)
     return entry
 
 
@@ -271,9 +280,12 @@ def actions(
     offset: OffsetQuery = 0,
 ) -> Any:
     """Action records, newest first (`status=awaiting-approval` is the approvals queue)."""
+    project = rbac.scope(request)
     items, total = action_records.list_actions(
-        get_store(request), status, policy, limit, offset, project=rbac.scope(request)
+        get_store(request), status, policy, limit, offset, project=project
     )
+    if project is not None:
+        items = [rbac.without_hidden_deep(a["kind"], a) for a in items]
     return {"total": total, "items": items}
 
 
@@ -334,7 +346,9 @@ class LeaseOut(BaseModel):
     resource_id: str
     resource_name: str | None
     project_id: str | None
-    stage: str = Field(description="marked, stopped, done or cancelled")
+    stage: str = Field(
+        description="pending (mark step under way), marked, stopped, done or cancelled"
+    )
     started_at: str | None
     next_at: str | None = Field(description="When the next step is due.")
     updated_at: str | None
@@ -362,7 +376,7 @@ def leases(
     request: Request,
     resource: Annotated[str | None, Query(description="A resource id or name.")] = None,
     stage: Annotated[
-        str | None, Query(description="active (default), marked, stopped, done, cancelled")
+        str | None, Query(description="active (default), pending, marked, stopped, done, cancelled")
     ] = "active",
 ) -> Any:
     """Resources in a reclamation lifecycle and when their next step is due."""

@@ -18,7 +18,11 @@ Callers, from a valid token (Keystone's, or the local operator token):
 
 Rules:
 
-* `public` — no token needed, ever (probes, Prometheus scrapes, the API's docs).
+* `public` — no token needed, ever (probes, the API's docs).
+* `metrics` — `/metrics` (Prometheus scrapes: fleet-wide gauges): operators and system
+  readers, or the scrape token (`serve --metrics-token-file`, the file Prometheus
+  sends with `authorization.credentials_file`); anonymous only with `--metrics-public`
+  (whatever `--auth-read` says).
 * `authenticated` — any caller with a role above (nothing project- or fleet-specific).
 * `project` — operators and system readers see everything; project readers and
   members see their own project's part only (the handler filters with `scope()`: lists
@@ -40,7 +44,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
 
 class Rule(StrEnum):
     PUBLIC = "public"
+    METRICS = "metrics"
     AUTHENTICATED = "authenticated"
     PROJECT = "project"
     FLEET = "fleet"
@@ -78,7 +83,7 @@ class Decision(StrEnum):
 # (method, OpenAPI path template) -> rule. Keep it in the order of the API's routes.
 RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/healthz"): Rule.PUBLIC,
-    ("GET", "/metrics"): Rule.PUBLIC,
+    ("GET", "/metrics"): Rule.METRICS,
     ("GET", "/docs"): Rule.PUBLIC,
     ("GET", "/docs/oauth2-redirect"): Rule.PUBLIC,
     ("GET", "/openapi.json"): Rule.PUBLIC,
@@ -164,9 +169,55 @@ PROJECT_KINDS = frozenset(
     if spec.project_api is not None and name not in ("baremetal_node",)
 )
 
-# what a project-scoped caller sees among a resource's relations: its kinds, and the
-# flavors and images every project may use
-RELATED_KINDS = PROJECT_KINDS | {"flavor"}
+# kinds of which every project may read some resources it does not own (shared and
+# external networks, subnets of shared networks, public and community images, public
+# flavors: Kind.shared_when / shared_through)
+SHARED_KINDS = frozenset(
+    name for name, spec in KINDS.items() if spec.shared_when or spec.shared_through
+)
+# what a project-scoped caller may list: its own kinds and the shared ones
+VISIBLE_KINDS = PROJECT_KINDS | SHARED_KINDS
+
+# what a project-scoped caller sees among a resource's relations: those kinds
+RELATED_KINDS = VISIBLE_KINDS
+
+
+def hidden_fields(kind: str) -> frozenset[str]:
+    """The fields of `kind` a project-scoped caller never sees (the owning service
+    shows them to administrators only: a server's host and hypervisor, a port's
+    binding, a network's provider attributes, a volume's back-end host...)."""
+    spec = KINDS.get(kind)
+    return spec.admin_only_fields if spec is not None else frozenset()
+
+
+def without_hidden(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """`record` without the fields a project-scoped caller may not see."""
+    hidden = hidden_fields(kind)
+    return {k: v for k, v in record.items() if k not in hidden} if hidden else record
+
+
+def without_hidden_deep(kind: str | None, value: Any) -> Any:
+    """`value` (a finding's details, an action's plan and result, an audit entry: the
+    live records they quote) without the fields of `kind` a project-scoped caller may
+    not see, at any depth."""
+    hidden = hidden_fields(kind or "")
+    if not hidden:
+        return value
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, dict):
+            return {k: walk(v) for k, v in item.items() if k not in hidden}
+        if isinstance(item, list):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+def kind_of_target(target: str | None) -> str | None:
+    """The kind in an audit target `cloud/region/kind/id`."""
+    parts = (target or "").split("/")
+    return parts[2] if len(parts) >= 4 else None
 
 
 def _compile(template: str) -> re.Pattern[str]:
@@ -227,7 +278,7 @@ def decide(rule: Rule, role: Role) -> Decision:
         return Decision.ALLOW
     if rule is Rule.PROJECT:
         return Decision.ALLOW if role is Role.SYSTEM_READER else Decision.FILTER
-    if rule is Rule.FLEET:
+    if rule in (Rule.FLEET, Rule.METRICS):
         return Decision.ALLOW if role is Role.SYSTEM_READER else Decision.DENY
     if rule is Rule.MEMBER:
         return Decision.FILTER if role is Role.PROJECT_MEMBER else Decision.DENY
@@ -240,6 +291,11 @@ def denial(rule: Rule, role: Role) -> str:
         return "the token has none of the roles reader, member or admin"
     if rule is Rule.FLEET:
         return "fleet-wide data needs a system-scoped token (system reader) or the operator role"
+    if rule is Rule.METRICS:
+        return (
+            "the metrics need a system-scoped token (system reader), the operator role or "
+            "the scrape token (--metrics-token-file)"
+        )
     return "it needs the admin role or the operator role"
 
 
@@ -263,6 +319,8 @@ def policy_table(paths: list[tuple[str, str]] | None = None) -> str:
         cells = [decide(rule, c).value for c in columns]
         if rule is Rule.PUBLIC:
             anonymous = "allowed"
+        elif rule is Rule.METRICS:
+            anonymous = "401; scrape token or --metrics-public"
         elif method in READ_METHODS:
             anonymous = "allowed if reads open"
         else:

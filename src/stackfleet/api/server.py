@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 
 from stackfleet.api.app import create_app
-from stackfleet.api.auth import Authenticator
+from stackfleet.api.auth import Authenticator, MetricsAccess
 from stackfleet.api.jobs import JobsView
 from stackfleet.store import Store
 
@@ -31,13 +31,14 @@ def serve_api(
     jobs: JobsView | None = None,
     cluster: Callable[[], dict[str, Any]] | None = None,
     tls: tuple[str, str] | None = None,
+    metrics: MetricsAccess | None = None,
 ) -> None:
     """Serve the API over `store` on host:port until interrupted (blocks). `events`:
     the daemon's EventProcessor, which POST /v1/events feeds; `keystone`: check
     Keystone tokens (None: the API is open); `jobs`: the daemon's job states;
     `cluster`: its view of the scale-out workers (GET /v1/cluster); `tls`: (certificate,
-    key) PEM files to serve HTTPS."""
-    app = create_app(store, keystone, jobs)
+    key) PEM files to serve HTTPS; `metrics`: who may scrape /metrics without a role."""
+    app = create_app(store, keystone, jobs, metrics)
     app.state.events = events
     app.state.cluster = cluster
     certfile, keyfile = tls if tls else (None, None)
@@ -70,9 +71,11 @@ class ApiServer:
         keystone: Authenticator | None = None,
         events: Any = None,
         jobs: JobsView | None = None,
+        metrics: MetricsAccess | None = None,
     ) -> None:
         self.store = store
         self.keystone = keystone
+        self.metrics = metrics
         self.events = events
         self.jobs = jobs
         self.host = host
@@ -99,7 +102,7 @@ class ApiServer:
             raise
         self._socket = sock
         port = sock.getsockname()[1]
-        app = create_app(self.store, self.keystone, self.jobs)
+        app = create_app(self.store, self.keystone, self.jobs, self.metrics)
         app.state.events = self.events
         config = uvicorn.Config(
             app,

@@ -170,6 +170,24 @@ def serve_command(
         str | None,
         typer.Option("--tls-key", help="The PEM private key of --tls-cert."),
     ] = None,
+    metrics_token_file: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-token-file",
+            help="A file holding a scrape token (mode 600/640) that lets its bearer read "
+            "/metrics, and nothing else: give Prometheus the same file as "
+            "authorization.credentials_file. Without it /metrics needs an operator or "
+            "system-reader token.",
+        ),
+    ] = None,
+    metrics_public: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-public",
+            help="Let anyone reaching the port read /metrics (fleet-wide counts and "
+            "gauges) without a token.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the API and collect the given clouds every --interval seconds."""
     # the daemon's machinery is imported when it starts, not for every command's --help
@@ -194,6 +212,20 @@ def serve_command(
         if path and not os.access(path, os.R_OK):
             raise ConfigError(f"{option}: cannot read {path}")
     scheme = "https" if tls_cert else "http"
+    from pathlib import Path
+
+    from stackfleet.api.auth import MetricsAccess, check_metrics_token_file
+
+    if metrics_token_file:
+        check_metrics_token_file(Path(metrics_token_file))
+    metrics = MetricsAccess(
+        public=metrics_public, token_file=Path(metrics_token_file) if metrics_token_file else None
+    )
+    metrics_line = (
+        "; /metrics open to anyone (--metrics-public)"
+        if metrics_public
+        else (f"; /metrics scrape token in {metrics_token_file}" if metrics_token_file else "")
+    )
     keystone: Any = None
     token_path = ""
     auth_line = "API auth: off (--no-auth: anyone reaching the port may write)"
@@ -274,7 +306,8 @@ def serve_command(
             if coordination_url
             else ""
         )
-        + auth_line,
+        + auth_line
+        + metrics_line,
         highlight=False,
     )
     try:
@@ -287,6 +320,7 @@ def serve_command(
             jobs=daemon.jobs,
             cluster=daemon.cluster,
             tls=(tls_cert, tls_key) if tls_cert and tls_key else None,
+            metrics=metrics,
         )
     finally:
         daemon.stop()

@@ -170,6 +170,13 @@ def demo_command(
             "its detection, fence, evacuations and servers ACTIVE again as they happen.",
         ),
     ] = "none",
+    metrics_public: Annotated[
+        bool,
+        typer.Option(
+            "--metrics-public",
+            help="Let anyone read /metrics without a token (default: the demo's token).",
+        ),
+    ] = False,
 ) -> None:
     """Start the simulated cloud, collect it, serve the API, print the fleet summary.
 
@@ -256,15 +263,27 @@ def demo_command(
                     f"Token      {token_path} (paste it when the dashboard asks to sign in; "
                     "X-Auth-Token for the API)"
                 )
+            from stackfleet.api.auth import MetricsAccess
+
             with ApiServer(
-                store, port=api_port, events=daemon.events, jobs=daemon.jobs, keystone=keystone
+                store,
+                port=api_port,
+                events=daemon.events,
+                jobs=daemon.jobs,
+                keystone=keystone,
+                metrics=MetricsAccess(public=metrics_public),
             ) as url:
                 print_story(out, story, f"{url}/ui/")
                 print_summary(store.summary())
+                scrape = (
+                    "open (--metrics-public)"
+                    if metrics_public or no_auth
+                    else "send the token (Prometheus: authorization.credentials_file)"
+                )
                 out.print(
                     f"\nDashboard  {url}/ui/\n"
                     f"API        {url}/v1/summary\nOpenAPI    {url}/docs  ({url}/redoc)\n"
-                    f"Prometheus {url}/metrics\n"
+                    f"Prometheus {url}/metrics  ({scrape})\n"
                     f"Jobs       {url}/v1/jobs\n"
                     f"Hardware   {url}/v1/hardware  (BMC map {bmc_map})\n"
                     f"{token_line}\n"

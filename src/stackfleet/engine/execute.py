@@ -16,6 +16,7 @@ from typing import Any
 
 from stackfleet.actions.base import ActionError, Outcome, Plan, Stale, read_live
 from stackfleet.actions.notify import Notifier
+from stackfleet.core.times import parse_time
 from stackfleet.engine.gate import Candidate
 from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
 from stackfleet.store import action_records
@@ -77,6 +78,9 @@ class RunContext:
     # set by the executor while an action executes: reads the resource again and says
     # why it must not be acted on now ("" when it may); see actions.base.still_as_planned
     recheck: Callable[[], str] | None = None
+    # set by the executor while an action executes: the live state its newest re-read
+    # checked (a Neutron deletion sends its revision_number back as If-Match)
+    observed: dict[str, Any] | None = None
 
     def connection(self, cloud: str, region: str) -> Any:
         return self.connections.connection(cloud, region)
@@ -114,11 +118,36 @@ def excluded_live(observed: dict[str, Any], tag: str) -> str:
     return ""
 
 
-def precheck(plan: Plan, observed: dict[str, Any], exclude_tag: str) -> str:
-    """Why an action must not run on the live state `observed` ("" when it may): the
-    exclusion tag or metadata key on the live record, or a field the plan expects that
-    changed or is missing."""
-    return excluded_live(observed, exclude_tag) or mismatch(plan.expects, observed)
+# fields saying when a resource last changed, in the records and the live readers
+VERSION_FIELDS = ("updated", "updated_at")
+
+
+def older_than_pass(record: dict[str, Any], observed: dict[str, Any]) -> str:
+    """Why the live answer cannot be believed ("" when it may): it says the resource
+    last changed before the pass saw it change — an answer older than the plan, from a
+    lagging replica or cache. (A stale answer newer than the pass cannot be told from a
+    fresh one by reading: see docs/security.md, "Stale reads".)"""
+    for name in VERSION_FIELDS:
+        planned, live = parse_time(record.get(name)), parse_time(observed.get(name))
+        if planned is not None and live is not None and live < planned:
+            return (
+                f"the re-read is older than the pass ({name} {observed.get(name)} before "
+                f"{record.get(name)}): a stale answer; not acting on it"
+            )
+    return ""
+
+
+def precheck(
+    plan: Plan, observed: dict[str, Any], exclude_tag: str, record: dict[str, Any] | None = None
+) -> str:
+    """Why an action must not run on the live state `observed` ("" when it may): an
+    answer older than the pass's record, the exclusion tag or metadata key on the live
+    record, or a field the plan expects that changed or is missing."""
+    return (
+        (older_than_pass(record, observed) if record is not None else "")
+        or excluded_live(observed, exclude_tag)
+        or mismatch(plan.expects, observed)
+    )
 
 
 def _normal(value: Any) -> Any:
@@ -202,7 +231,7 @@ class Executor:
         if observed is None:
             self._skip(candidate, "the resource is gone since the pass", {})
             return
-        changed = precheck(plan, observed, self._exclude_tag(candidate))
+        changed = precheck(plan, observed, self._exclude_tag(candidate), record)
         if changed:
             self._skip(candidate, changed, observed)
             return
@@ -230,9 +259,13 @@ class Executor:
                 again = None if live is None else {**live, **again}
             if again is None:
                 return "the resource is gone"
-            return precheck(plan, again, self._exclude_tag(candidate))
+            why = precheck(plan, again, self._exclude_tag(candidate), record)
+            if not why:
+                self.ctx.observed = again
+            return why
 
         self.ctx.recheck = recheck
+        self.ctx.observed = observed
         try:
             result = action.execute(self.ctx, record)
         except Stale as exc:
@@ -245,6 +278,7 @@ class Executor:
             return
         finally:
             self.ctx.recheck = None
+            self.ctx.observed = None
         stage[0] = "verify"
         try:
             outcome = action.verify(self.ctx, record, result)

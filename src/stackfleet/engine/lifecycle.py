@@ -81,15 +81,23 @@ class LifecycleEngine:
                 self.store, stage="done", policy=policy.name, limit=None
             )
         }
+        # mark steps begun by an earlier run that did not see them through (a crash, a
+        # notice that failed): carried on from the same start, with the same keys, so
+        # an action that took is not repeated and one in doubt is not sent again
+        begun = lifecycles.pending(self.store, policy.name)
         steps: list[Step] = []
         for key, record in matched.items():
             if key in rows or key in reclaimed or (in_use is not None and in_use(record)):
                 continue
-            deadline = self.now + action.stop_after
-            steps.append(
-                self._mark_step(policy, action, record, None, deadline, "marked", self.now)
-            )
+            row = begun.pop(key, None)
+            started = (parse_time(row["started_at"]) if row else None) or self.now
+            deadline = started + action.stop_after
+            steps.append(self._mark_step(policy, action, record, row, deadline, "marked", started))
         live = {(r["cloud"], r["region"], kind, r["id"]): r for r in self.view.records(kind)}
+        for key, row in begun.items():
+            # no longer matched (or in use): take back whatever mark the begun step set
+            if (key[0], key[1]) in trusted:
+                steps.append(self._abandon_step(policy, action, live.get(key), key, row))
         for key, row in rows.items():
             if (key[0], key[1]) not in trusted:
                 continue
@@ -189,6 +197,58 @@ class LifecycleEngine:
             stage="cancelled",
             values=self._values(policy, record, "", None),
         )
+
+    def _abandon_step(
+        self,
+        policy: Policy,
+        action: Lifecycle,
+        record: Record | None,
+        key: tuple[str, str, str, str],
+        row: dict[str, Any],
+    ) -> Step:
+        """End a begun mark step whose resource no longer qualifies: remove the mark
+        (no notice: the owner may never have heard of it); nothing to do when it is gone."""
+        anchor = row["started_at"] or ""
+        if record is None:
+            gone = {"id": key[3], "kind": key[2], "cloud": key[0], "region": key[1]}
+            return Step("gone", gone, [], row, anchor, stage="cancelled")
+        return Step(
+            "cancel",
+            record,
+            action.unmark(record["kind"], locked_by_us=False),
+            row,
+            anchor,
+            stage="cancelled",
+            values=self._values(policy, record, "", None),
+        )
+
+    def begin(self, policy: Policy, action: Lifecycle, step: Step) -> None:
+        """Record that a new lifecycle's mark step is about to act (stage `pending`),
+        before any of its actions runs: its start is kept, so the next run plans the
+        same step with the same idempotency keys whatever this run completes."""
+        if step.row is not None or step.name != "mark":
+            return
+        record = step.record
+        started = parse_time(step.anchor) or self.now
+        lifecycle_id = lifecycles.create(
+            self.store,
+            policy=policy.name,
+            cloud=record["cloud"],
+            region=record["region"],
+            kind=record["kind"],
+            resource_id=record["id"],
+            resource_name=_text(record.get("name")),
+            project_id=_text(record.get("project_id")),
+            stage=lifecycles.PENDING,
+            started_at=started,
+            next_at=step.next_at,
+            updated_at=self.now,
+            extended_seconds=0.0,
+            max_extension_seconds=action.max_extension.total_seconds(),
+            reminded=[],
+            history=[],
+        )
+        step.row = lifecycles.get(self.store, lifecycle_id)
 
     def _due(
         self, policy: Policy, action: Lifecycle, record: Record, row: dict[str, Any]
@@ -294,6 +354,15 @@ class LifecycleEngine:
         failed, was skipped, is unverified (a notice that reached nobody) or is still
         running holds the step back: it is planned again at the next run."""
         if not all(c.took for c in step.candidates):
+            row = step.row
+            if (
+                row is not None
+                and row["stage"] == lifecycles.PENDING
+                and not any(c.verdict in _MAY_HAVE_ACTED for c in step.candidates)
+            ):
+                # the mark step began and nothing of it acted (all skipped on the live
+                # record, blocked, excluded): no lifecycle started
+                lifecycles.delete(self.store, row["id"])
             return
         record = step.record
         history_entry: dict[str, Any] = {"step": step.name, "at": self.now.isoformat()}
@@ -346,6 +415,10 @@ class LifecycleEngine:
             policy=policy.name,
             target=f"{record['cloud']}/{record['region']}/{record['kind']}/{record['id']}",
         )
+
+
+# verdicts of an action that took, may have taken, or is under way
+_MAY_HAVE_ACTED = frozenset({"succeeded", "unverified", "failed", "done", "deferred"})
 
 
 def _last_mark(row: dict[str, Any]) -> str | None:

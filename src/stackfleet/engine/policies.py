@@ -272,6 +272,10 @@ class PolicyRunner:
                     )
                 )
         gate.decide(policy, report.candidates)
+        if execute:
+            for lifecycle_action, step in steps:
+                if any(c.verdict == "execute" for c in step.candidates):
+                    lifecycle_engine.begin(policy, lifecycle_action, step)
         # resources where an action failed, or was skipped on the live record (changed
         # since the pass, excluded, gone): their later actions (a step's notice after
         # its mark) do not run on the strength of the stale record -> reason

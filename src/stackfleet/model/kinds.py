@@ -40,7 +40,10 @@ class Field:
 
     `api` is the key in the API's JSON object (default: the same name), a getter, or None
     for fields that a source fills in itself (e.g. Placement data joined onto a
-    hypervisor). `history` marks fields whose changes the store records.
+    hypervisor). `history` marks fields whose changes the store records. `admin_only`
+    marks fields the owning service shows administrators only (Nova's
+    `OS-EXT-SRV-ATTR:*`, Neutron's `binding:*` and `provider:*`, Cinder's
+    `os-vol-host-attr:host`): the API hides them from project-scoped readers.
     """
 
     name: str
@@ -48,6 +51,7 @@ class Field:
     type: type = str
     history: bool = False
     doc: str = ""
+    admin_only: bool = False
 
     def getter(self) -> Getter | None:
         if self.api is None:
@@ -96,6 +100,18 @@ class Kind:
     swept: bool = False
     # alert labels taken from the record: (label, field) pairs, e.g. ("instance", "name")
     alert_labels: tuple[tuple[str, str], ...] = ()
+    # what every project may read of other projects' resources of this kind, as the
+    # owning service shows it: (field, value) pairs, any one of which makes a resource
+    # visible to all (Neutron's shared and external networks, Glance's public and
+    # community images, Nova's public flavors)
+    shared_when: tuple[tuple[str, Any], ...] = ()
+    # ... or visible through a related resource: (field, kind, (field, value) pairs) —
+    # a subnet of a shared network (not of a merely external one, as Neutron)
+    shared_through: tuple[str, str, tuple[tuple[str, Any], ...]] | None = None
+
+    @property
+    def admin_only_fields(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields if f.admin_only)
 
     @property
     def collection(self) -> str:
@@ -463,8 +479,8 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("task_state", "OS-EXT-STS:task_state", history=True),
             F("vm_state", "OS-EXT-STS:vm_state"),
             F("power_state", _power_state, history=True),
-            F("host", "OS-EXT-SRV-ATTR:host", history=True),
-            F("hypervisor_hostname", "OS-EXT-SRV-ATTR:hypervisor_hostname"),
+            F("host", "OS-EXT-SRV-ATTR:host", history=True, admin_only=True),
+            F("hypervisor_hostname", "OS-EXT-SRV-ATTR:hypervisor_hostname", admin_only=True),
             F("availability_zone", "OS-EXT-AZ:availability_zone"),
             F("flavor_name", path("flavor", "original_name")),
             F("vcpus", path("flavor", "vcpus"), type=int),
@@ -512,6 +528,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("is_public", "os-flavor-access:is_public", type=bool),
             F("extra_specs", type=dict),
         ),
+        shared_when=(("is_public", True),),
     ),
     Kind(
         "server_group",
@@ -550,8 +567,8 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("network_id"),
             F("device_id"),
             F("device_owner"),
-            F("binding_host", "binding:host_id", history=True),
-            F("binding_vif_type", "binding:vif_type"),
+            F("binding_host", "binding:host_id", history=True, admin_only=True),
+            F("binding_vif_type", "binding:vif_type", admin_only=True),
             F("mac_address"),
             F("fixed_ips", _ips, type=list),
             F("admin_state_up", type=bool),
@@ -594,19 +611,33 @@ KINDS_LIST: tuple[Kind, ...] = (
         fields=(
             F("shared", type=bool),
             F("external", "router:external", type=bool),
-            F("network_type", "provider:network_type"),
-            F("segmentation_id", "provider:segmentation_id", type=int),
+            F("network_type", "provider:network_type", admin_only=True),
+            F("segmentation_id", "provider:segmentation_id", type=int, admin_only=True),
             F("mtu", type=int),
             F("admin_state_up", type=bool),
             F("subnet_ids", "subnets", type=list),
             F("created_at"),
             # joined by sources/openstack/capacity.py from GET /network-ip-availabilities;
             # None when not read (the call failed or is not allowed)
-            F("ip_total", None, type=int, doc="addresses in the subnets' allocation pools"),
-            F("ip_used", None, type=int, doc="addresses allocated to ports"),
-            F("ip_subnets", None, type=list, doc="per subnet: id, cidr, total, used"),
+            # Neutron's network-ip-availabilities is admin-only
+            F(
+                "ip_total",
+                None,
+                type=int,
+                doc="addresses in the subnets' allocation pools",
+                admin_only=True,
+            ),
+            F("ip_used", None, type=int, doc="addresses allocated to ports", admin_only=True),
+            F(
+                "ip_subnets",
+                None,
+                type=list,
+                doc="per subnet: id, cidr, total, used",
+                admin_only=True,
+            ),
         ),
         relations=(Relation("project", "project", "project_id", reverse="networks"),),
+        shared_when=(("shared", True), ("external", True)),
     ),
     Kind(
         "subnet",
@@ -623,6 +654,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("created_at"),
         ),
         relations=(Relation("network", "network", "network_id", reverse="subnets"),),
+        shared_through=("network_id", "network", (("shared", True),)),
     ),
     Kind(
         "router",
@@ -631,8 +663,8 @@ KINDS_LIST: tuple[Kind, ...] = (
         fields=(
             F("external_network_id", path("external_gateway_info", "network_id")),
             F("admin_state_up", type=bool),
-            F("ha", type=bool),
-            F("distributed", type=bool),
+            F("ha", type=bool, admin_only=True),
+            F("distributed", type=bool, admin_only=True),
             F("created_at"),
         ),
         relations=(
@@ -682,7 +714,7 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("multiattach", type=bool),
             F("attached_server_ids", _names("attachments", "server_id"), type=list, history=True),
             F("availability_zone"),
-            F("backend_host", "os-vol-host-attr:host"),
+            F("backend_host", "os-vol-host-attr:host", admin_only=True),
             F("user_id"),
             F("created_at"),
             F("updated_at"),
@@ -730,6 +762,8 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("updated_at"),
         ),
         relations=(Relation("project", "project", "project_id", reverse="images"),),
+        # shared images (image members) are not in the inventory: not shown
+        shared_when=(("visibility", "public"), ("visibility", "community")),
     ),
     Kind(
         "project",

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -58,6 +58,11 @@ class FaultRule(BaseModel):
     id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
     method: str = Field(default="*", description="HTTP method, or * for any")
     path: str = Field(description="regular expression searched in the request path")
+    query: str | None = Field(
+        default=None,
+        description="regular expression searched in the query string (e.g. `marker=`: "
+        "only the pages after the first)",
+    )
     latency_ms: float = Field(default=0.0, ge=0, description="delay added before answering")
     hang: bool = Field(
         default=False,
@@ -101,13 +106,15 @@ class FaultRule(BaseModel):
     def _upper(cls, value: str) -> str:
         return value.upper()
 
-    @field_validator("path")
+    @field_validator("path", "query")
     @classmethod
-    def _regex(cls, value: str) -> str:
+    def _regex(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
         try:
             re.compile(value)
         except re.error as exc:
-            raise ValueError(f"invalid path pattern {value!r}: {exc}") from exc
+            raise ValueError(f"invalid {info.field_name} pattern {value!r}: {exc}") from exc
         return value
 
     @field_validator("error_status")
@@ -117,8 +124,12 @@ class FaultRule(BaseModel):
             raise ValueError("error_status must be 409, 500, 502, 503 or 504")
         return value
 
-    def matches(self, method: str, path: str) -> bool:
-        return self.method in ("*", method) and re.search(self.path, path) is not None
+    def matches(self, method: str, path: str, query: str = "") -> bool:
+        return (
+            self.method in ("*", method)
+            and re.search(self.path, path) is not None
+            and (self.query is None or re.search(self.query, query) is not None)
+        )
 
     @property
     def truncates(self) -> bool:
@@ -189,10 +200,10 @@ class FaultSettings:
     def clear(self) -> None:
         self.replace(())
 
-    def take(self, method: str, path: str) -> list[FaultRule]:
+    def take(self, method: str, path: str, query: str = "") -> list[FaultRule]:
         """The rules that apply to this request, using up one of each rule's `times`."""
         with self._lock:
-            matched = [r for r in self._rules if r.matches(method, path)]
+            matched = [r for r in self._rules if r.matches(method, path, query)]
             for rule in matched:
                 if rule.id in self._remaining:
                     self._remaining[rule.id] -= 1
@@ -400,7 +411,7 @@ class FaultMiddleware:
             return
         method, path = scope["method"], scope["path"]
         faults = self.sim.faults
-        rules = faults.take(method, path)
+        rules = faults.take(method, path, scope.get("query_string", b"").decode())
         mutation: Mutation | None = None
         if faults.record_mutations and method in MUTATING:
             mutation, receive = await self._recorded(scope, receive)

@@ -129,6 +129,24 @@ def save_notifications(store: Store, entries: Iterable[dict[str, Any]]) -> None:
             session.execute(update(AlertNotification), known)
 
 
+def save_notification(store: Store, entry: dict[str, Any]) -> None:
+    """Insert (no `id`; the new id is set on `entry`) or update one notification log
+    entry, in a transaction of its own."""
+    values = {k: v for k, v in entry.items() if k != "id"}
+    with store.sessions.begin() as session:
+        if entry.get("id"):
+            session.execute(
+                update(AlertNotification)
+                .where(AlertNotification.id == entry["id"])
+                .values(**values)
+            )
+        else:
+            row = AlertNotification(**values)
+            session.add(row)
+            session.flush()
+            entry["id"] = row.id
+
+
 def delete_notifications(store: Store, ids: list[int]) -> None:
     if not ids:
         return

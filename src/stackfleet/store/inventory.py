@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import String, Table, and_, cast, delete, func, insert, or_, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from stackfleet.core.errors import InvalidQueryError, NotFoundError
@@ -525,12 +525,16 @@ class InventoryStore:
         include_deleted: bool = False,
         limit: int | None = None,
         offset: int = 0,
+        visible_to: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
         """Resources of a kind matching `filters` (field name -> value, compared as the
         field's declared type; list fields match when they contain the value), with
-        the total count before paging."""
+        the total count before paging. `visible_to`: only what that project may read
+        (its own, and what the kind shares with every project: `Kind.shared_when`)."""
         spec = _known_kind(kind_name)
         conditions = [Resource.kind == spec.name]
+        if visible_to is not None:
+            conditions.append(_visible_condition(spec, visible_to))
         if cloud:
             conditions.append(Resource.cloud == cloud)
         if region:
@@ -559,6 +563,22 @@ class InventoryStore:
                 )
                 rows = list(session.scalars(query.offset(offset).limit(limit)))
             return [_resource_dict(r) for r in rows], int(total or 0)
+
+    def visible_to_project(self, record: dict[str, Any], project: str) -> bool:
+        """Whether `project` may read the resource `record` (its own, or shared with
+        every project: `Kind.shared_when`, `Kind.shared_through`)."""
+        spec = _known_kind(record["kind"])
+        with self._sessions() as session:
+            found = session.scalar(
+                select(Resource.resource_id).where(
+                    Resource.kind == spec.name,
+                    Resource.cloud == record["cloud"],
+                    Resource.region == record["region"],
+                    Resource.resource_id == str(record["id"]),
+                    _visible_condition(spec, project),
+                )
+            )
+            return found is not None
 
     def get_resource(
         self, kind_name: str, resource_id: str, cloud: str | None = None, region: str | None = None
@@ -952,6 +972,36 @@ def _filter_condition(spec: Kind, field: str, raw: str) -> Any:
     return element.as_string() == value
 
 
+def _attr_equals(table: Any, field: str, value: Any) -> ColumnElement[bool]:
+    element = table.attrs[field]
+    if isinstance(value, bool):
+        return element.as_boolean() == value
+    return element.as_string() == str(value)
+
+
+def _visible_condition(spec: Kind, project: str) -> ColumnElement[bool]:
+    """What `project` may read of kind `spec`: its own resources, and those the kind
+    shares with every project, by their own fields or through a related resource."""
+    conditions: list[ColumnElement[bool]] = [Resource.project_id == project]
+    conditions += [_attr_equals(Resource, f, v) for f, v in spec.shared_when]
+    if spec.shared_through is not None:
+        field, target, pairs = spec.shared_through
+        related = aliased(Resource)
+        shared = (
+            select(related.resource_id)
+            .where(
+                related.kind == target,
+                related.cloud == Resource.cloud,
+                related.region == Resource.region,
+                related.deleted_at.is_(None),
+                or_(*(_attr_equals(related, f, v) for f, v in pairs)),
+            )
+            .correlate(Resource)
+        )
+        conditions.append(Resource.attrs[field].as_string().in_(shared))
+    return or_(*conditions)
+
+
 def _matches_lists(attrs: dict[str, Any], filters: dict[str, str]) -> bool:
     for field, raw in filters.items():
         value = attrs.get(field)
@@ -979,7 +1029,13 @@ def _resource_dict(row: Resource) -> dict[str, Any]:
 
 
 def _brief(row: Resource) -> dict[str, Any]:
-    return {"kind": row.kind, "id": row.resource_id, "name": row.name, "status": row.status}
+    return {
+        "kind": row.kind,
+        "id": row.resource_id,
+        "name": row.name,
+        "status": row.status,
+        "project_id": row.project_id,
+    }
 
 
 def _pass_dict(row: Pass, kinds: list[PassKind]) -> dict[str, Any]:

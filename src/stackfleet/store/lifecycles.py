@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select, text, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.orm import Session
 
 from stackfleet.core.errors import ConflictError, InvalidQueryError, NotFoundError
@@ -24,6 +25,9 @@ from stackfleet.store.inventory import aware
 from stackfleet.store.schema import Lifecycle
 
 ACTIVE = ("marked", "stopped")
+# a mark step under way: its start (hence its deadline and its actions' idempotency
+# keys) is kept, so a run cut short and the next one carry out the same step, once
+PENDING = "pending"
 # (cloud, region, kind, resource_id)
 Key = tuple[str, str, str, str]
 
@@ -52,12 +56,34 @@ def active(store: Store, policy: str) -> dict[Key, dict[str, Any]]:
         }
 
 
+def pending(store: Store, policy: str) -> dict[Key, dict[str, Any]]:
+    """The lifecycles of one policy whose mark step began and did not complete."""
+    with store.session() as session:
+        return {
+            (r.cloud, r.region, r.kind, r.resource_id): lifecycle_dict(r)
+            for r in session.scalars(
+                select(Lifecycle).where(Lifecycle.policy == policy, Lifecycle.stage == PENDING)
+            )
+        }
+
+
+def get(store: Store, lifecycle_id: int) -> dict[str, Any] | None:
+    with store.session() as session:
+        row = session.get(Lifecycle, lifecycle_id)
+        return lifecycle_dict(row) if row is not None else None
+
+
 def create(store: Store, **values: Any) -> int:
     with store.sessions.begin() as session:
         row = Lifecycle(**values)
         session.add(row)
         session.flush()
         return row.id
+
+
+def delete(store: Store, lifecycle_id: int) -> None:
+    with store.sessions.begin() as session:
+        session.execute(sa_delete(Lifecycle).where(Lifecycle.id == lifecycle_id))
 
 
 def change(store: Store, lifecycle_id: int, **values: Any) -> None:

@@ -277,6 +277,29 @@ def neutron_error(status: int, error_type: str, message: str) -> ApiError:
     )
 
 
+def check_revision(request: Request, obj: Obj) -> None:
+    """Neutron's `revision-if-match`: a PUT or DELETE carrying `If-Match:
+    revision_number=N` is refused with 412 unless the resource is at revision N."""
+    header = request.headers.get("if-match") or ""
+    for part in header.split(","):
+        name, _, value = part.strip().partition("=")
+        if name.strip() != "revision_number":
+            continue
+        try:
+            expected = int(value)
+        except ValueError:
+            raise neutron_error(
+                400, "InvalidInput", f"Invalid input for operation: If-Match {header!r}."
+            ) from None
+        current = int(obj.get("revision_number", 0))
+        if expected != current:
+            raise neutron_error(
+                412,
+                "RevisionNumberConstraintFailed",
+                f"Constrained to {expected}, but current revision is {current}",
+            )
+
+
 def _request_id_header() -> dict[str, str]:
     return {"X-Openstack-Request-Id": f"req-{uuid.uuid4()}"}
 
@@ -669,6 +692,7 @@ class Neutron:
         port_id = request.path_params["id"]
         with self.sim.state.lock:
             port = self._get(token, COLLECTIONS_BY_URL["ports"], port_id)
+            check_revision(request, port)
             if (
                 port.get("device_owner") in ROUTER_DEVICE_OWNERS
                 and port.get("fixed_ips")
@@ -778,6 +802,7 @@ class Neutron:
         body = await self._body(request, "floatingip")
         with self.sim.state.lock:
             fip = self._get(token, COLLECTIONS_BY_URL["floatingips"], fip_id)
+            check_revision(request, fip)
             updated = dict(fip)
             if "port_id" in body or "fixed_ip_address" in body:
                 port_id = body.get("port_id")
@@ -935,6 +960,7 @@ class Neutron:
         fip_id = request.path_params["id"]
         with self.sim.state.lock:
             fip = self._get(token, COLLECTIONS_BY_URL["floatingips"], fip_id)
+            check_revision(request, fip)
             del self.region.floatingips[fip_id]
             for port_id, port in list(self.region.ports.items()):
                 if (
@@ -952,6 +978,7 @@ class Neutron:
         rule_id = request.path_params["id"]
         with self.sim.state.lock:
             rule = self._get(token, COLLECTIONS_BY_URL["security-group-rules"], rule_id)
+            check_revision(request, rule)
             del self.region.security_group_rules[rule_id]
             group = self.region.security_groups.get(str(rule.get("security_group_id")))
             if group is not None and isinstance(group.get("security_group_rules"), list):
