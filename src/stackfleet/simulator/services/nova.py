@@ -1897,9 +1897,12 @@ class Nova:
     async def create_server(self, request: Request, caller: Caller) -> Response:
         """POST /servers: a server built on the host the scheduler picks, or on the host
         named by an admin's `availability_zone` "zone:host" (a forced host: the
-        scheduler's filters, the disabled-service one included, are skipped, as in
-        Nova). BUILD, then ACTIVE after the action delay; ERROR with a NoValidHost fault
-        when no host fits. Networks: "none"/"auto" (2.37+) or a list (no ports made)."""
+        scheduler's filters are skipped, as in Nova, but Placement is still asked, for
+        that host's compute node alone and without the COMPUTE_STATUS_DISABLED trait
+        (Nova's compute_status_filter, Train and later): a disabled or full host gets
+        nothing, a forced server included). BUILD, then ACTIVE after the action delay;
+        ERROR with a NoValidHost fault when no host fits. Networks: "none"/"auto"
+        (2.37+) or a list (no ports made)."""
         self._require_write(caller, "os_compute_api:servers:create")
         body = await _read_body(request)
         spec = body.get("server") if isinstance(body, dict) else None
@@ -1986,6 +1989,12 @@ class Nova:
         }
         if forced_host is not None:
             destination = next(iter(self._hypervisors_of_host(forced_host)), None)
+            provider = self._provider_of(destination) if destination is not None else None
+            if provider is not None and (
+                "COMPUTE_STATUS_DISABLED" in provider_traits(self.region, provider)
+                or not provider_fits(self.region, provider, server_resources(server))
+            ):
+                destination = None  # Placement has no allocation candidate on it
         else:
             destination = self._schedule(server, requested_host=None)
         with self._lock():
