@@ -21,7 +21,8 @@ from stackfleet.patching.spec import load_spec
 from stackfleet.store import open_store
 from stackfleet.store import patching as records
 
-pytestmark = pytest.mark.integration
+# it drains both hosts: every server of the shared fleet moves (see conftest.py)
+pytestmark = [pytest.mark.integration, pytest.mark.moves_fleet]
 
 
 def test_a_campaign_drains_gates_and_undrains_both_compute_hosts(
