@@ -19,7 +19,7 @@ from typing import Any
 import amqp
 import openstack.exceptions
 import requests
-from testbed_fleet import TESTBED_DIR, Testbed, _testbed_env
+from testbed_fleet import TESTBED_DIR, Testbed, _testbed_env, wait_until
 
 NOVA_COMPUTE = "nova-compute"
 
@@ -154,6 +154,32 @@ def restore_compute_service(conn: Any, host: str, timeout: float = 90.0) -> None
                 time.sleep(2)
     if service.status != "enabled":
         conn.compute.enable_service(service)
+
+
+def respawn_servers(conn: Any, host: str, timeout: float = 120.0) -> list[str]:
+    """Hard-reboot the servers Nova lists ACTIVE on `host`, after its nova-compute
+    restarted: the fake virt driver forgets its guests with its process (Nova still
+    lists them ACTIVE, and a stop then fails with InstanceNotFound), and a hard reboot
+    spawns a missing guest again, as libvirt's does (what
+    `resume_guests_state_on_host_boot` would do on a real host). Returns their ids."""
+    compute = conn.compute
+    servers = [
+        s
+        for s in compute.servers(all_projects=True, host=host)
+        if s.status == "ACTIVE" and s.compute_host == host
+    ]
+    for server in servers:
+        compute.reboot_server(server, "HARD")
+    for server in servers:
+        wait_until(
+            f"{server.name} ACTIVE again after its hard reboot",
+            lambda server=server: (
+                (found := compute.get_server(server.id)).status == "ACTIVE" and not found.task_state
+            ),
+            timeout=timeout,
+            interval=1,
+        )
+    return [s.id for s in servers]
 
 
 # -- the host's RPC consumer on RabbitMQ --------------------------------------------------

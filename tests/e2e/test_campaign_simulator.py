@@ -154,17 +154,31 @@ def test_a_campaign_drains_patches_gates_and_undrains_each_host(cloud: Cloud):
             assert len(hosts) == len(set(hosts))
     # the canary servers were deleted
     assert not [s for s in cloud.region.servers.values() if "canary" in s["name"]]
-    # the service was disabled with the campaign's reason before any move, then enabled
+    # each host's service: disabled with the campaign's reason before any move, enabled
+    # only while its canary booted (Nova places nothing on a disabled host, a forced
+    # canary included), disabled again, enabled by the undrain
     entries = AuditLog(cloud.store).list(limit=100000)[0]
-    started = [e for e in entries if e["event"] == "action.started"]
-    disable = [e for e in started if e["details"]["action"] == "disable-service"]
-    assert len(disable) == 3
-    assert all("campaign ratio" in " ".join(e["details"]["diff"]) for e in disable)
-    assert {e["details"]["action"] for e in started} >= {
-        "disable-service",
-        "live-migrate",
-        "enable-service",
-    }
+    started = sorted((e for e in entries if e["event"] == "action.started"), key=lambda e: e["seq"])
+    for host in HOSTS:
+        target = f"{CLOUD}/RegionOne/compute_service/{cloud.service(host)['id']}"
+        service = [e for e in started if e["target"] == target]
+        assert [e["details"]["action"] for e in service] == [
+            "disable-service",
+            "enable-service",
+            "disable-service",
+            "enable-service",
+        ]
+        assert all(
+            e["details"]["options"]["reason"].startswith("stackfleet campaign ratio")
+            for e in service
+        )
+        moves = [
+            e["seq"]
+            for e in started
+            if e["details"]["action"] == "live-migrate"
+            and e["target"].rsplit("/", 1)[-1] in before[host]
+        ]
+        assert moves and service[0]["seq"] < min(moves) and max(moves) < service[1]["seq"]
     # each host's revision was tested before (pre-check) and after (gate) the change
     history = [e["event"] for e in records.history(cloud.store, "cmp0002", "nova-compute")]
     assert history == ["tested", "applied", "tested", "captured"]
@@ -206,6 +220,35 @@ def test_a_failing_gate_rolls_the_host_back_and_halts_with_an_alert(cloud: Cloud
     assert len(halted) == 1 and halted[0]["labels"]["campaign"] == "broken"
     audit = [e["event"] for e in AuditLog(cloud.store).list(limit=100000)[0]]
     assert "campaign.rolled-back" in audit and "campaign.halted" in audit
+
+
+def test_a_host_someone_else_disabled_is_neither_opened_for_a_canary_nor_changed(
+    cloud: Cloud,
+):
+    other = HOSTS[0]
+    service = cloud.service(other)
+    service.update(status="disabled", disabled_reason="maintenance: DIMM replacement")
+    spec = cloud.spec("theirs", RATIO, hosts=[other])
+    runner = cloud.runner()
+    runner.start(load_spec(spec))
+    result = runner.run("theirs")
+    assert result["status"] == "halted"
+    steps = {s["step"]: s for s in records.steps_of(cloud.store, result["id"])}
+    assert steps["pre-check"]["status"] == "failed"
+    assert (
+        "disabled by someone else (reason: maintenance: DIMM replacement)"
+        in (steps["pre-check"]["error"])
+    )
+    assert (service["status"], service["disabled_reason"]) == (
+        "disabled",
+        "maintenance: DIMM replacement",
+    )
+    started = [
+        e for e in AuditLog(cloud.store).list(limit=100000)[0] if e["event"] == "action.started"
+    ]
+    assert started == []
+    conf = cloud.work / "hosts" / other / "etc/nova/nova.conf"
+    assert conf.read_text() == NOVA_CONF
 
 
 def test_rollback_of_a_host_without_a_tested_revision_is_refused(cloud: Cloud):

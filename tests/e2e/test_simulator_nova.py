@@ -564,6 +564,41 @@ def test_disabling_and_forcing_down_a_service_changes_its_hypervisor(admin, regi
     assert conflict.status_code == 400
 
 
+def test_a_server_forced_onto_a_disabled_host_gets_no_valid_host(admin, region):
+    """As Nova since Train: `zone:host` skips the scheduler's filters but not Placement,
+    which is asked for compute nodes without COMPUTE_STATUS_DISABLED (measured on the
+    real testbed: a canary forced onto a drained host went to ERROR, NoValidHost)."""
+    hypervisor = next(h for h in region.hypervisors.values() if h["state"] == "up")
+    host = hypervisor["service"]["host"]
+    service = _compute_service(region, host)
+    path = f"/os-services/{service['id']}"
+    flavor = min(region.flavors.values(), key=lambda f: f["ram"])
+    image = next(iter(region.images))
+
+    def boot(name: str) -> Obj:
+        body = {
+            "name": name,
+            "flavorRef": flavor["id"],
+            "imageRef": image,
+            "availability_zone": f"{service['zone']}:{host}",
+            "networks": "none",
+        }
+        created = admin.compute.post("/servers", json={"server": body}, microversion="2.37")
+        assert created.status_code == 202
+        return get(admin, f"/servers/{created.json()['server']['id']}").json()["server"]
+
+    admin.compute.put(
+        path, json={"status": "disabled", "disabled_reason": "drain"}, microversion="2.53"
+    )
+    refused = boot("forced-on-disabled")
+    assert refused["status"] == "ERROR"
+    assert refused["fault"]["message"].startswith("No valid host was found.")
+    assert refused["OS-EXT-SRV-ATTR:host"] is None
+    admin.compute.put(path, json={"status": "enabled"}, microversion="2.53")
+    placed = boot("forced-on-enabled")
+    assert (placed["status"], placed["OS-EXT-SRV-ATTR:host"]) == ("ACTIVE", host)
+
+
 def test_services_list_filters_by_binary(admin, region):
     services = get(admin, "/os-services?binary=nova-compute").json()["services"]
     assert len(services) == len(region.hypervisors)

@@ -18,6 +18,14 @@ from stackfleet.engine.collect import PassResult
 from stackfleet.store import Store, open_store
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `moves_fleet` run after every other test of the session: they move
+    the shared fleet's servers between hosts (a live migration on the testbed also
+    leaves a port DOWN: no agent reports it up again), which the other tests read in
+    place."""
+    items.sort(key=lambda item: item.get_closest_marker("moves_fleet") is not None)
+
+
 @pytest.fixture(scope="session")
 def testbed() -> Testbed:
     return require_testbed()

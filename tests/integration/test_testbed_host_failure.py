@@ -22,7 +22,7 @@ from typing import Any
 import keystoneauth1.exceptions as ksa_exc
 import pytest
 from testbed_fleet import collect_testbed, wait_until
-from testbed_hosts import heartbeat
+from testbed_hosts import heartbeat, respawn_servers
 
 from stackfleet.sources.openstack import compute
 from stackfleet.store import open_store
@@ -75,6 +75,8 @@ def killed_compute(testbed: Any, fleet: Any) -> Iterator[float]:
             timeout=90,
             interval=2,
         )
+        # its fake hypervisor forgot the fleet's servers on cmp2: spawned again
+        respawn_servers(admin, VICTIM_HOST)
 
 
 def test_hypervisors_are_listed_while_a_dead_compute_still_counts_as_up(

@@ -22,7 +22,9 @@ and never force a host.
 Everything runs on cmp2 (cmp1 survives); the module restores cmp2 whatever happens
 (`testbed/up --repair` powers it on through its BMC and starts its processes; then the
 service is un-forced and enabled). Its name sorts after test_testbed_host_failure.py and
-before the policy tests, which need both hosts up again.
+before the policy tests, which need both hosts up again, and their servers running: a
+restarted nova-compute's fake hypervisor has forgotten its guests, which a hard reboot
+spawns again (`respawn_servers`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from testbed_hosts import (
     host_info,
     kill,
     management_port_open,
+    respawn_servers,
     restore_compute_service,
 )
 
@@ -223,6 +226,8 @@ def _restore(testbed: Testbed, crash: Crash) -> None:
         timeout=beat["service_down_time"] + 60,
         interval=2,
     )
+    # the fleet's servers still on cmp2 in Nova are gone from its fake hypervisor
+    respawn_servers(admin, VICTIM)
     crash.restored = True
 
 
@@ -402,6 +407,9 @@ def process_failure(testbed: Testbed) -> Iterator[ProcessFailure]:
             timeout=heartbeat(testbed)["service_down_time"] + 60,
             interval=2,
         )
+        # the restarted compute's fake hypervisor lost the fleet's servers on cmp1 (the
+        # policy tests stop one of them)
+        respawn_servers(admin, SURVIVOR)
 
 
 def test_a_process_failure_leaves_the_host_reachable_and_powered_on(

@@ -35,8 +35,9 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,7 +60,7 @@ from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
 from stackfleet.engine.settings import Settings
 from stackfleet.model.kinds import kind
 from stackfleet.patching.connectors import Connector, ConnectorError, connector_for, syntax_check
-from stackfleet.patching.gates import GateRunner, services_problems
+from stackfleet.patching.gates import CANARY_PREFIX, GateRunner, services_problems
 from stackfleet.patching.ini import edit_ini
 from stackfleet.patching.reporting import report_campaign
 from stackfleet.patching.revisions import (
@@ -748,7 +749,11 @@ class _Run:
         self.services: dict[str, ServiceDefinition] = definitions(self.spec.services)
         self.reason = f"stackfleet campaign {self.name}: host maintenance"
         self.poll = self.spec.poll_interval.total_seconds()
-        self.gates = GateRunner(loaded, self.conn, self.connector, self.store, self.poll)
+        self.gates = GateRunner(
+            loaded, self.conn, self.connector, self.store, self.poll, self._opened_for_canary
+        )
+        # host -> servers the scheduler placed on it while it was open for a canary
+        self.landed: dict[str, list[str]] = {}
         self.progress = on_progress or (lambda text: None)
         self.policy = Policy(
             spec=PolicySpec(
@@ -1067,7 +1072,7 @@ class _Run:
                 and s.get("status") not in leave
                 and str(s["id"]) not in stopped
                 and str(s["id"]) not in kept
-                and not str(s.get("name") or "").startswith("stackfleet-canary-")
+                and not str(s.get("name") or "").startswith(CANARY_PREFIX)
             ]
             if not todo and not busy:
                 break
@@ -1286,6 +1291,12 @@ class _Run:
             self._detail(host, "pre-check").get("started_at") or detail["started_at"]
         )
         restarted = self._detail(host, "restart").get("restarted_at")
+        if resumed and any(
+            s["step"] == "drain" and s["status"] == "done" for s in self._steps(host)
+        ):
+            # interrupted while the host was open for the canary: drained again first
+            self._disable(host, f"{self.campaign['id']}/{host}/gate/{detail['attempt']}")
+        self.landed.pop(host, None)
         problems = self.gates.run(
             host,
             self.spec.steps.gate,
@@ -1293,6 +1304,9 @@ class _Run:
             datetime.fromisoformat(restarted) if restarted else None,
             self._compute(host),
         )
+        landed = self.landed.pop(host, [])
+        if landed:
+            detail["landed_while_open"] = landed
         if problems:
             raise StepFailed(f"the health gate failed on {host}: " + "; ".join(problems))
         now = datetime.now(UTC)
@@ -1303,6 +1317,57 @@ class _Run:
             records.mark_tested(self.store, host, service, digest, now, self.name)
             tested[service] = digest
         return {"tested": tested}
+
+    def _disable(self, host: str, key: str) -> None:
+        """Disable the host's compute service with the campaign's reason (nothing to do
+        when it is so already)."""
+        verdict, reason = self._act(
+            DisableComputeService(reason=self.reason), self._service_record(host), key
+        )
+        if verdict not in ("succeeded", "done"):
+            raise StepFailed(f"disabling the compute service of {host}: {verdict}: {reason}")
+
+    @contextmanager
+    def _opened_for_canary(self, host: str, service: dict[str, Any]) -> Iterator[None]:
+        """The drained host's compute service enabled while the canary boots, disabled
+        again with the campaign's reason afterwards (see patching/gates.py: Nova places
+        nothing on a disabled host, a forced canary included). The scheduler may place
+        other servers on it meanwhile: they are named in the gate step's detail
+        (`landed_while_open`). A host disabled by someone else is not opened."""
+        if service.get("disabled_reason") != self.reason:
+            raise ActionError(
+                f"nova-compute@{host} is disabled by someone else (reason: "
+                f"{service.get('disabled_reason') or 'none given'}): Nova places no server "
+                "on a disabled compute service, a canary forced onto it included, and the "
+                "campaign does not enable a host it did not disable"
+            )
+        key = f"{self.campaign['id']}/{host}/canary/{time.time_ns()}"
+        listing = HostListing(self.conn, host)
+        before = set(listing.refresh())
+        verdict, reason = self._act(
+            EnableComputeService(reason=self.reason),
+            service_record(self.spec.cloud, self.spec.region, service),
+            key + "/open",
+        )
+        if verdict not in ("succeeded", "done"):
+            raise ActionError(f"opening {host} for the canary: {verdict}: {reason}")
+        self.progress(f"{host}: compute service enabled for the canary")
+        try:
+            yield
+        finally:
+            try:
+                self._disable(host, key + "/close")
+            except StepFailed as exc:
+                raise ActionError(f"{exc} (after the canary: {host} is left enabled)") from exc
+            self.progress(f"{host}: compute service disabled again")
+            landed = [
+                str(s.get("name") or sid)
+                for sid, s in listing.refresh().items()
+                if sid not in before and not str(s.get("name") or "").startswith(CANARY_PREFIX)
+            ]
+            if landed:
+                self.landed.setdefault(host, []).extend(landed)
+                self.progress(f"{host}: placed there while open for the canary: {landed}")
 
     def _undrain(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         attempt = f"{self.campaign['id']}/{host}/undrain/{detail['attempt']}"

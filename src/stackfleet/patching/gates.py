@@ -3,9 +3,14 @@
 - its services (os-services) are up and not forced down, with heartbeats no older than
   `heartbeat_max_age` and, when the campaign restarted them, newer than the restart;
 - no alert about the host started since its change began;
-- a canary server forced onto the host (availability zone `zone:host`, admin only: it
-  bypasses the scheduler, so it lands on a disabled host too) goes ACTIVE, and is
-  deleted;
+- a canary server forced onto the host (availability zone `zone:host`, admin only) goes
+  ACTIVE, and is deleted. A forced host skips the scheduler's filters but not Placement,
+  and Nova (Train and later) asks Placement for compute nodes *without* the
+  COMPUTE_STATUS_DISABLED trait that a disabled compute service carries: nothing lands
+  on a disabled host, a forced canary included ("No valid host was found"). A host the
+  campaign drained is therefore opened for the canary (`opener`: its compute service
+  enabled, and disabled again with the campaign's reason once the canary is gone); a
+  host someone else disabled cannot take a canary and is not touched;
 - the operator's checks (a command on the host, or a playbook) pass.
 
 A gate returns the reasons it failed ([] when it passed); it changes nothing but the
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,6 +34,13 @@ from stackfleet.store import alerts as alert_records
 from stackfleet.store.db import Store
 
 log = logging.getLogger(__name__)
+
+CANARY_PREFIX = "stackfleet-canary-"
+
+# Opens a drained host for the canary: given the host and its nova-compute os-services
+# entry (disabled), enables it on entry and disables it again on exit; raises
+# ActionError when it may not or cannot.
+Opener = Callable[[str, dict[str, Any]], AbstractContextManager[None]]
 
 
 def services_problems(
@@ -65,13 +79,20 @@ class GateRunner:
     """Runs a gate (or a pre-check) on one host of a campaign."""
 
     def __init__(
-        self, loaded: LoadedSpec, conn: Any, connector: Connector, store: Store, poll: float
+        self,
+        loaded: LoadedSpec,
+        conn: Any,
+        connector: Connector,
+        store: Store,
+        poll: float,
+        opener: Opener | None = None,
     ) -> None:
         self.loaded = loaded
         self.conn = conn
         self.connector = connector
         self.store = store
         self.poll = poll
+        self.opener = opener
 
     def run(
         self,
@@ -120,8 +141,26 @@ class GateRunner:
         return found
 
     def _canary(self, host: str, canary: Canary) -> list[str]:
-        zone = self._zone(host)
-        name = f"stackfleet-canary-{self.loaded.spec.name}-{host}"[:255]
+        try:
+            service = next(iter(read_services(self.conn, host, "nova-compute")), None)
+        except ActionError as exc:
+            return [str(exc)]
+        zone = str((service or {}).get("zone") or "nova")
+        if service is None or service.get("status") != "disabled":
+            return self._boot_canary(host, zone, canary)
+        if self.opener is None:
+            return [
+                f"nova-compute@{host} is disabled: Nova places no server on a disabled "
+                "compute service, a canary forced onto it included"
+            ]
+        try:
+            with self.opener(host, service):
+                return self._boot_canary(host, zone, canary)
+        except ActionError as exc:
+            return [str(exc)]
+
+    def _boot_canary(self, host: str, zone: str, canary: Canary) -> list[str]:
+        name = f"{CANARY_PREFIX}{self.loaded.spec.name}-{host}"[:255]
         # a canary left by an interrupted gate is deleted first
         for server in self._servers_named(name):
             self._delete(server["id"])
@@ -166,11 +205,6 @@ class GateRunner:
                 time.sleep(self.poll)
         finally:
             self._delete(server_id)
-
-    def _zone(self, host: str) -> str:
-        for service in read_services(self.conn, host, "nova-compute"):
-            return str(service.get("zone") or "nova")
-        return "nova"
 
     def _servers_named(self, name: str) -> list[dict[str, Any]]:
         response = api(

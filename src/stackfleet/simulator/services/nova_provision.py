@@ -29,6 +29,7 @@ from stackfleet.simulator.services.nova import (
     host_id,
     nova_error,
     nova_time,
+    provider_fits,
     server_resources,
 )
 from stackfleet.simulator.state import Obj
@@ -556,10 +557,14 @@ class NovaProvisioning:
                 destination = nova._schedule(server, requested_host=forced, force=True)
                 # a forced build still needs the host's nova-compute to spawn it, and
                 # Placement (COMPUTE_STATUS_DISABLED trait, since Train) offers no
-                # disabled compute even to a forced host
+                # disabled compute even to a forced host, nor one without room
                 service = nova._compute_service(forced)
+                provider = nova._provider_of(destination) if destination is not None else None
                 if destination is not None and (
-                    not nova._service_up(service) or (service or {}).get("status") == "disabled"
+                    not nova._service_up(service)
+                    or (service or {}).get("status") == "disabled"
+                    or provider is None
+                    or not provider_fits(self.region, provider, server_resources(server))
                 ):
                     destination = None
             if destination is None:
