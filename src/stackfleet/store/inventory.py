@@ -15,7 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import String, Table, and_, cast, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    String,
+    Table,
+    and_,
+    cast,
+    delete,
+    false,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -228,16 +240,33 @@ class InventoryStore:
         now = utcnow()
         where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
         with self._sessions.begin() as session:
-            # Core columns on the connection, fetched at once: the ORM's row loading,
-            # or iterating the result (one fetchone per row), costs more than the
-            # query for 40,000 rows
+            # resources an event re-read (or saw deleted) after this pass began: its
+            # older listing neither makes them gone nor brings them back
+            started = session.scalar(select(Pass.started_at).where(Pass.id == pass_id))
             columns = RESOURCES.c
-            existing = {
-                rid: (pk, digest, deleted)
-                for pk, rid, digest, deleted in session.connection()
+            is_newer = (
+                and_(
+                    or_(columns.last_seen > started, columns.deleted_at > started),
+                    columns.last_pass_id != pass_id,
+                )
+                if started is not None
+                else false()
+            )
+            # One read of the kind's rows, answering both (every read of them costs a
+            # walk of the rows' pages); Core columns on the connection, fetched at
+            # once: the ORM's row loading, or iterating the result (one fetchone per
+            # row), costs more than the query for 40,000 rows.
+            existing: dict[str, tuple[int, str, datetime | None]] = {}
+            newer: set[int] = set()
+            for pk, rid, digest, deleted, moved in (
+                session.connection()
                 .execute(
                     select(
-                        columns.pk, columns.resource_id, columns.attrs_hash, columns.deleted_at
+                        columns.pk,
+                        columns.resource_id,
+                        columns.attrs_hash,
+                        columns.deleted_at,
+                        is_newer.label("newer"),
                     ).where(
                         columns.cloud == cloud,
                         columns.region == region,
@@ -245,23 +274,10 @@ class InventoryStore:
                     )
                 )
                 .all()
-            }
-            # resources an event re-read (or saw deleted) after this pass began: its
-            # older listing neither makes them gone nor brings them back
-            started = session.scalar(select(Pass.started_at).where(Pass.id == pass_id))
-            newer = (
-                set(
-                    session.scalars(
-                        select(Resource.pk).where(
-                            where,
-                            or_(Resource.last_seen > started, Resource.deleted_at > started),
-                            Resource.last_pass_id != pass_id,
-                        )
-                    )
-                )
-                if started is not None
-                else set()
-            )
+            ):
+                existing[rid] = (pk, digest, deleted)
+                if moved:
+                    newer.add(pk)
             # new resources: (record, its JSON text, its hash). The text is kept as str:
             # the bytes orjson returns keep its whole output buffer (~4 kB each).
             new_rows: list[tuple[dict[str, Any], str, str]] = []
