@@ -278,3 +278,24 @@ def test_a_pass_pauses_the_garbage_collector_and_restores_it(two_region_cloud, t
     finally:
         gc.enable()
         store.close()
+
+
+def test_a_pass_that_drops_stored_records_keeps_their_counts(two_region_cloud, tmp_path):
+    """What the daemon and the CLI run: each kind's records leave the pass result once
+    stored (a pass holds one kind's records at a time), the store holds them all, and
+    the result still says how many were listed."""
+    server, clouds = two_region_cloud
+    store = open_store(f"sqlite:///{tmp_path / 'lean.db'}")
+    try:
+        results = collect(store, CLOUD, config_files=[str(clouds)], keep_records=False)
+        for result in results:
+            region = server.state.regions[result.region]
+            assert result.status == "complete", result.error
+            for kind_name, attr in COLLECTIONS.items():
+                listing = result.listings[kind_name]
+                assert listing.records == []
+                assert listing.count == len(getattr(region, attr)), kind_name
+                _, total = store.list_resources(kind_name, region=result.region)
+                assert total == listing.count, kind_name
+    finally:
+        store.close()

@@ -123,6 +123,7 @@ def run_collection(
             kinds=kinds,
             progress=advance,
             shrink=shrink,
+            keep_records=False,
         )
 
 
@@ -170,7 +171,7 @@ def collect_command(
             "cloud": r.cloud,
             "region": r.region,
             "kind": listing.kind,
-            "count": len(listing.records),
+            "count": listing.count,
             "complete": listing.complete,
             "requests": listing.requests,
             "seconds": round(listing.seconds, 2),

@@ -111,13 +111,19 @@ def run_pass(
     concurrency: int = 8,
     agent_interval: float = DEFAULT_AGENT_INTERVAL,
     shrink: ShrinkLimit | None = ShrinkLimit(),
+    keep_records: bool = True,
 ) -> PassResult:
     """One pass over one cloud region. L3/DHCP agents' hosting is read again when it is
     `agent_interval` seconds old (or sooner, when it looks changed; 0: every pass). A
     kind shrinking past `shrink` is held as incomplete until the next pass confirms it
-    (None: believe every complete-looking listing at once)."""
+    (None: believe every complete-looking listing at once). Without `keep_records`, each
+    kind's records are dropped from the result once stored (`Listing.count` keeps how
+    many there were): a pass then holds about one kind's records at a time, not the
+    whole region's."""
     with cyclic_gc_paused():
-        return _run_pass(store, target, kinds, progress, concurrency, agent_interval, shrink)
+        return _run_pass(
+            store, target, kinds, progress, concurrency, agent_interval, shrink, keep_records
+        )
 
 
 def _run_pass(
@@ -128,6 +134,7 @@ def _run_pass(
     concurrency: int,
     agent_interval: float = DEFAULT_AGENT_INTERVAL,
     shrink: ShrinkLimit | None = None,
+    keep_records: bool = True,
 ) -> PassResult:
     started = time.perf_counter()
     wanted = list(kinds or LISTERS)
@@ -172,6 +179,8 @@ def _run_pass(
                 )
                 if outcome.held:
                     listing = replace(listing, complete=False, error=outcome.held)
+                if not keep_records:
+                    listing = replace(listing, records=[])
                 listings[listing.kind] = listing
                 if listing.kind == "server" and not listing.skipped:
                     _record_workloads(store, pass_id, target, listing)
@@ -289,11 +298,12 @@ def collect(
     progress: Progress | None = None,
     agent_interval: float = DEFAULT_AGENT_INTERVAL,
     shrink: ShrinkLimit | None = ShrinkLimit(),
+    keep_records: bool = True,
 ) -> list[PassResult]:
     """A pass over every region of `cloud`. A cloud that cannot be reached leaves a
-    failed pass record (and nothing else) and raises its error. `shrink`: see
-    run_pass. The pass's connections are closed when it ends (each pass authenticates
-    afresh)."""
+    failed pass record (and nothing else) and raises its error. `shrink` and
+    `keep_records`: see run_pass. The pass's connections are closed when it ends (each
+    pass authenticates afresh)."""
     try:
         targets = connect(cloud, region, system_cloud, config_files)
     except StackFleetError as exc:
@@ -302,7 +312,15 @@ def collect(
         raise
     try:
         return [
-            run_pass(store, t, kinds, progress, agent_interval=agent_interval, shrink=shrink)
+            run_pass(
+                store,
+                t,
+                kinds,
+                progress,
+                agent_interval=agent_interval,
+                shrink=shrink,
+                keep_records=keep_records,
+            )
             for t in targets
         ]
     finally:

@@ -79,6 +79,7 @@ class CollectionLoop:
                         cloud.config_files,
                         agent_interval=self.agent_interval,
                         shrink=self.shrink,
+                        keep_records=False,
                     )
                 )
             except StackFleetError as exc:
@@ -144,6 +145,7 @@ class CollectionLoop:
                             cloud.config_files,
                             agent_interval=self.agent_interval,
                             shrink=self.shrink,
+                            keep_records=False,
                         )
                     )
                 except StackFleetError as exc:

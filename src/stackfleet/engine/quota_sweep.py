@@ -194,6 +194,7 @@ def sweep_agent_hosting(
         cloud.config_files,
         kinds=["network_agent"],
         agent_interval=0.0 if force else interval,
+        keep_records=False,
     )
     return {
         (r.cloud, r.region): sum(n for label, n in r.requests.items() if "/agents/{uuid}/" in label)

@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import keystoneauth1.exceptions as ksa_exc
 import openstack.exceptions
+import orjson
 from keystoneauth1.adapter import Adapter
 
 PAGE_SIZE = 1000
@@ -85,6 +86,12 @@ class Listing:
     requests: int = 0
     seconds: float = 0.0
     skipped: bool = False
+    # how many records were listed (kept when a pass drops the records once stored)
+    count: int = -1
+
+    def __post_init__(self) -> None:
+        if self.count < 0:
+            self.count = len(self.records)
 
 
 _ENDPOINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
@@ -137,6 +144,18 @@ def request_json(
         raise RequestRefused(
             f"{label}: HTTP {response.status_code}: {_error_text(response)}", response.status_code
         )
+    return decode_body(response, label)
+
+
+def decode_body(response: Any, label: str) -> Any:
+    """The JSON body of a response, decoded with orjson: 3-4x faster than the standard
+    library on list pages, the largest part of a pass after the HTTP calls. Bodies
+    orjson refuses (not UTF-8, NaN, integers beyond 64 bits) go through `requests`'
+    own decoder, which accepts them."""
+    try:
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return response.json()
     except ValueError as exc:
