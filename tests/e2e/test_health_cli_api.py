@@ -13,6 +13,7 @@ from health_rig import CLOUD, REGION, Rig, detect, opt_in_two, running_rig, stac
 
 from stackfleet.api import rbac
 from stackfleet.api.app import create_app
+from stackfleet.api.auth import MetricsAccess
 from stackfleet.api.auth import Identity, ReadMode
 from stackfleet.store import recoveries
 
@@ -158,7 +159,7 @@ def test_the_api_and_metrics_show_health_and_recoveries(rig: Rig) -> None:
     every = client.get("/v1/health/instances", headers=system).json()["items"]
     assert len(every) > len(instances)
 
-    metrics = client.get("/metrics").text
+    metrics = client.get("/metrics", headers=system).text
     labels = f'cloud="{CLOUD}",host="{victim}",region="{REGION}"'
     assert f'stackfleet_host_health{{{labels},state="down"}} 1.0' in metrics
     assert 'stackfleet_recoveries{kind="host",status="succeeded"} 1.0' in metrics
@@ -206,7 +207,8 @@ def test_the_sla_report_counts_a_host_failure_as_one_incident_with_its_cause(
     assert bad_since.returncode == 2 and "neither a duration" in bad_since.stderr
 
     monkeypatch.setenv("STACKFLEET_CONFIG", env["STACKFLEET_CONFIG"])
-    client = TestClient(create_app(rig.store))
+    # /metrics scraped the way `serve --metrics-public` lets Prometheus
+    client = TestClient(create_app(rig.store, metrics=MetricsAccess(public=True)))
     [api_row] = client.get("/v1/sla", params={"since": "1h"}).json()["items"]
     assert api_row["incidents"][0]["cause"] == incident["cause"]
     assert client.get("/v1/sla", params={"target": 120}).status_code == 400
