@@ -13,8 +13,7 @@ from health_rig import CLOUD, REGION, Rig, detect, opt_in_two, running_rig, stac
 
 from stackfleet.api import rbac
 from stackfleet.api.app import create_app
-from stackfleet.api.auth import MetricsAccess
-from stackfleet.api.auth import Identity, ReadMode
+from stackfleet.api.auth import Identity, MetricsAccess, ReadMode
 from stackfleet.store import recoveries
 
 pytestmark = [
