@@ -211,7 +211,7 @@ def test_the_sla_report_counts_a_host_failure_as_one_incident_with_its_cause(
     [api_row] = client.get("/v1/sla", params={"since": "1h"}).json()["items"]
     assert api_row["incidents"][0]["cause"] == incident["cause"]
     assert client.get("/v1/sla", params={"target": 120}).status_code == 400
-    assert client.get("/v1/sla", params={"workload": "nope"}).status_code == 400
+    assert client.get("/v1/sla", params={"workload": "nope"}).status_code == 404
     metrics = client.get("/metrics").text
     assert 'stackfleet_workload_availability_target_percent{workload="ha-web"} 99.9' in metrics
     assert 'stackfleet_workload_availability_percent{workload="ha-web"}' in metrics

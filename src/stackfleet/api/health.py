@@ -235,13 +235,15 @@ class SlaReport(BaseModel):
     items: list[WorkloadSla]
 
 
-@router.get("/v1/sla", response_model=SlaReport, responses=error_responses(400))
+@router.get("/v1/sla", response_model=SlaReport, responses=error_responses(400, 404))
 def sla(
     request: Request,
     since: Annotated[
         str, Query(description="Window start: a duration back from now (30d) or a time.")
     ] = "30d",
-    workload: Annotated[str | None, Query(description="Only this workload.")] = None,
+    workload: Annotated[
+        str | None, Query(min_length=1, max_length=255, description="Only this workload.")
+    ] = None,
     target: Annotated[
         float | None, Query(description="Availability target in % (default: each workload's).")
     ] = None,
@@ -262,6 +264,8 @@ def sla(
         if workload is not None and workload not in mine:
             raise NotFoundError(f"no workload {workload!r} of your project")
         workloads = [w for w in workloads if w.name in mine]
+    if workload is not None and workload not in {w.name for w in workloads}:
+        raise NotFoundError(f"no workload {workload!r} in the settings' health.workloads")
     reports = sla_report(store, workloads, window_start(since, now), now, workload, target)
     return {"items": [r.to_dict() for r in reports]}
 
