@@ -46,7 +46,7 @@ def _boot(side: Any, name: str, zone: str, host: str) -> dict[str, Any]:
     compute = side.project.compute
     flavors = compute.get("/flavors/detail").json()["flavors"]
     flavor = min(flavors, key=lambda f: (f["ram"], f["vcpus"], f["disk"]))
-    image = side.project.image.get("/images?limit=1").json()["images"][0]
+    image = side.project.image.get("/images?status=active&limit=1").json()["images"][0]
     body = {
         "name": name,
         "flavorRef": flavor["id"],
