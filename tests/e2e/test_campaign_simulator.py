@@ -280,6 +280,24 @@ def test_a_spec_without_a_region_acts_in_the_clouds_configured_region(cloud: Clo
     assert [e["target"] for e in migrate] == [f"{CLOUD}/RegionOne/server/{server_id}"]
 
 
+def test_the_canary_waits_for_placement_to_drop_the_disabled_trait(cloud: Cloud):
+    """Enabling a service asks its nova-compute to drop COMPUTE_STATUS_DISABLED in
+    Placement; on the real testbed that call failed once (a provider generation
+    conflict) and the trait stayed until the periodic resync, so a canary booted at once
+    got NoValidHost. Here Placement lags 2 s behind every service change: the gate
+    waits for the trait to go before it boots the canary."""
+    cloud.sim.sim.trait_sync_delay = 2.0  # type: ignore[attr-defined]
+    # the apply outlasts the lag: the drain's trait is in Placement by the gate
+    spec = cloud.spec("lag", RATIO + "\n      - command: sleep 2.5", hosts=[HOSTS[0]])
+    runner = cloud.runner()
+    runner.start(load_spec(spec))
+    result = runner.run("lag")
+    assert result["status"] == "completed", result["error"]
+    gate = next(s for s in records.steps_of(cloud.store, result["id"]) if s["step"] == "gate")
+    assert gate["seconds"] >= 1.5
+    assert cloud.service(HOSTS[0])["status"] == "enabled"
+
+
 def test_rollback_of_a_host_without_a_tested_revision_is_refused(cloud: Cloud):
     from stackfleet.core.errors import ConfigError
 
