@@ -163,9 +163,10 @@ def respawn_servers(conn: Any, host: str, timeout: float = 120.0) -> list[str]:
     spawns a missing guest again, as libvirt's does (what
     `resume_guests_state_on_host_boot` would do on a real host). Returns their ids."""
     compute = conn.compute
+    # (openstacksdk's `servers(host=...)` yields nothing here: filtered client-side)
     servers = [
         s
-        for s in compute.servers(all_projects=True, host=host)
+        for s in compute.servers(all_projects=True)
         if s.status == "ACTIVE" and s.compute_host == host
     ]
     for server in servers:

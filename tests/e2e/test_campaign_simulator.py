@@ -54,7 +54,14 @@ class Cloud:
     def region(self):  # type: ignore[no-untyped-def]
         return self.sim.state.regions["RegionOne"]
 
-    def spec(self, name: str, apply: str, extra: str = "", hosts: list[str] = HOSTS) -> Path:
+    def spec(
+        self,
+        name: str,
+        apply: str,
+        extra: str = "",
+        hosts: list[str] = HOSTS,
+        region: str | None = "RegionOne",
+    ) -> Path:
         script = self.work / "restart.sh"
         script.write_text(f"SIM={self.sim.base_url}\n{RESTART}")
         host_list = ", ".join(hosts)
@@ -62,7 +69,7 @@ class Cloud:
 campaign:
   name: {name}
   cloud: {CLOUD}
-  region: RegionOne
+{f"  region: {region}" if region else ""}
   connector: {{type: local, root: hosts}}
   services:
     nova-compute:
@@ -249,6 +256,52 @@ def test_a_host_someone_else_disabled_is_neither_opened_for_a_canary_nor_changed
     assert started == []
     conf = cloud.work / "hosts" / other / "etc/nova/nova.conf"
     assert conf.read_text() == NOVA_CONF
+
+
+def test_a_spec_without_a_region_acts_in_the_clouds_configured_region(cloud: Cloud):
+    """A spec naming no region (the clouds.yaml entry has one): the actions carry that
+    region, so the safety gate counts the cloud region's stored servers — a cold
+    migration (destructive: a blast-radius check) of a shut-off server was blocked as
+    "1 of 0 servers" on the real testbed before."""
+    host = HOSTS[0]
+    admin = cloud.runner().connections.connection(CLOUD, "RegionOne")
+    server_id = sorted(cloud.servers_on(host))[0]
+    admin.compute.post(f"/servers/{server_id}/action", json={"os-stop": None})
+    assert cloud.region.servers[server_id]["status"] == "SHUTOFF"
+    collect(cloud.store, CLOUD, config_files=[str(cloud.clouds)])
+    spec = cloud.spec("no-region", RATIO, hosts=[host], region=None)
+    assert "region:" not in spec.read_text()
+    runner = cloud.runner()
+    runner.start(load_spec(spec))
+    result = runner.run("no-region")
+    assert result["status"] == "completed", result["error"]
+    moved = cloud.region.servers[server_id]
+    assert moved["OS-EXT-SRV-ATTR:host"] != host and moved["status"] == "SHUTOFF"
+    entries = AuditLog(cloud.store).list(limit=100000)[0]
+    migrate = [
+        e
+        for e in entries
+        if e["event"] == "action.completed" and e["details"]["action"] == "migrate"
+    ]
+    assert [e["target"] for e in migrate] == [f"{CLOUD}/RegionOne/server/{server_id}"]
+
+
+def test_the_canary_waits_for_placement_to_drop_the_disabled_trait(cloud: Cloud):
+    """Enabling a service asks its nova-compute to drop COMPUTE_STATUS_DISABLED in
+    Placement; on the real testbed that call failed once (a provider generation
+    conflict) and the trait stayed until the periodic resync, so a canary booted at once
+    got NoValidHost. Here Placement lags 2 s behind every service change: the gate
+    waits for the trait to go before it boots the canary."""
+    cloud.sim.sim.trait_sync_delay = 2.0  # type: ignore[attr-defined]
+    # the apply outlasts the lag: the drain's trait is in Placement by the gate
+    spec = cloud.spec("lag", RATIO + "\n      - command: sleep 2.5", hosts=[HOSTS[0]])
+    runner = cloud.runner()
+    runner.start(load_spec(spec))
+    result = runner.run("lag")
+    assert result["status"] == "completed", result["error"]
+    gate = next(s for s in records.steps_of(cloud.store, result["id"]) if s["step"] == "gate")
+    assert gate["seconds"] >= 1.5
+    assert cloud.service(HOSTS[0])["status"] == "enabled"
 
 
 def test_rollback_of_a_host_without_a_tested_revision_is_refused(cloud: Cloud):

@@ -745,6 +745,12 @@ class _Run:
         self.spec = loaded.spec
         self.name = self.spec.name
         self.conn = runner.connections.connection(self.spec.cloud, self.spec.region)
+        # the records of its actions carry the region the connection is in (a spec
+        # without one uses the cloud's configured region): the safety gate counts the
+        # stored resources of that cloud region (blast radius, incomplete passes)
+        self.region: str = self.spec.region or str(
+            getattr(getattr(self.conn, "config", None), "region_name", None) or ""
+        )
         self.connector = connector_for(_resolved_connector(loaded))
         self.services: dict[str, ServiceDefinition] = definitions(self.spec.services)
         self.reason = f"stackfleet campaign {self.name}: host maintenance"
@@ -885,7 +891,7 @@ class _Run:
         if not resumed:
             values["started_at"] = started
         records.set_step(self.store, step["id"], **values)
-        target = f"{self.spec.cloud}/{self.spec.region}/host/{host}"
+        target = f"{self.spec.cloud}/{self.region}/host/{host}"
         self.runner.audit.append(
             "campaign.step.started",
             {"step": step["step"], "resumed": resumed, "attempt": detail["attempt"]},
@@ -1041,7 +1047,7 @@ class _Run:
         services = read_services(self.conn, host, "nova-compute")
         if not services:
             raise StepFailed(f"{host} has no nova-compute service")
-        return service_record(self.spec.cloud, self.spec.region, services[0])
+        return service_record(self.spec.cloud, self.region, services[0])
 
     def _drain(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         attempt = f"{self.campaign['id']}/{host}/drain/{detail['attempt']}"
@@ -1091,7 +1097,7 @@ class _Run:
                     **server,
                     "kind": "server",
                     "cloud": self.spec.cloud,
-                    "region": self.spec.region,
+                    "region": self.region,
                 }
                 first: Action = (
                     ColdMigrateServer()
@@ -1131,7 +1137,7 @@ class _Run:
                     },
                     actor=self.runner.actor,
                     policy=_policy_name(self.name),
-                    target=f"{self.spec.cloud}/{self.spec.region}/server/{server['id']}",
+                    target=f"{self.spec.cloud}/{self.region}/server/{server['id']}",
                 )
                 live = listing.refresh().get(str(server["id"]))
                 if live is None:
@@ -1142,7 +1148,7 @@ class _Run:
                     **live,
                     "kind": "server",
                     "cloud": self.spec.cloud,
-                    "region": self.spec.region,
+                    "region": self.region,
                 }
                 verdict, reason = self._act(extra, live, attempt + "/fallback", listing)
                 with lock:
@@ -1170,7 +1176,7 @@ class _Run:
         newest collection pass)."""
         found: dict[str, set[str]] = {}
         groups, _ = self.store.list_resources(
-            "server_group", cloud=self.spec.cloud, region=self.spec.region or None
+            "server_group", cloud=self.spec.cloud, region=self.region or None
         )
         for group in groups:
             if group.get("policy") in ("anti-affinity", "soft-anti-affinity"):
@@ -1249,7 +1255,7 @@ class _Run:
             {"before": before, "after": digests, "diff": changes, "resumed": resumed},
             actor=self.runner.actor,
             policy=_policy_name(self.name),
-            target=f"{self.spec.cloud}/{self.spec.region}/host/{host}",
+            target=f"{self.spec.cloud}/{self.region}/host/{host}",
         )
         return {"after": digests}
 
@@ -1346,7 +1352,7 @@ class _Run:
         before = set(listing.refresh())
         verdict, reason = self._act(
             EnableComputeService(reason=self.reason),
-            service_record(self.spec.cloud, self.spec.region, service),
+            service_record(self.spec.cloud, self.region, service),
             key + "/open",
         )
         if verdict not in ("succeeded", "done"):
@@ -1401,7 +1407,7 @@ class _Run:
             **_SERVER(body["server"]),
             "kind": "server",
             "cloud": self.spec.cloud,
-            "region": self.spec.region,
+            "region": self.region,
         }
 
     def _rollback(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
@@ -1434,7 +1440,7 @@ class _Run:
                 },
                 actor=self.runner.actor,
                 policy=_policy_name(self.name),
-                target=f"{self.spec.cloud}/{self.spec.region}/host/{host}",
+                target=f"{self.spec.cloud}/{self.region}/host/{host}",
             )
             restored[service] = tested["digest"]
         restart = self._run_restart(host) if self.spec.steps.restart.enabled else {}

@@ -155,9 +155,62 @@ class GateRunner:
             ]
         try:
             with self.opener(host, service):
-                return self._boot_canary(host, zone, canary)
+                deadline = time.monotonic() + canary.timeout.total_seconds()
+                problems = self._wait_schedulable(host, deadline)
+                return problems or self._boot_canary(host, zone, canary)
         except ActionError as exc:
             return [str(exc)]
+
+    def _wait_schedulable(self, host: str, deadline: float) -> list[str]:
+        """Wait until Placement no longer holds COMPUTE_STATUS_DISABLED on the host's
+        compute nodes. Enabling a service asks its nova-compute to drop the trait, but a
+        failure there is only logged (seen on the testbed: a provider generation
+        conflict with an allocation a live migration was deleting) and the trait stays
+        until the compute's update_available_resource periodic task (every 60 s by
+        default): a canary booted meanwhile gets "No valid host was found"."""
+        nodes = self._compute_nodes(host)
+        while True:
+            held = [
+                node
+                for node in nodes
+                if "COMPUTE_STATUS_DISABLED"
+                in api(
+                    f"reading the traits of {host}'s compute node",
+                    self.conn.placement.get,
+                    f"/resource_providers/{node}/traits",
+                    microversion="1.6",
+                ).json()["traits"]
+            ]
+            if not held:
+                return []
+            if time.monotonic() >= deadline:
+                return [
+                    f"Placement still marks {host}'s compute node COMPUTE_STATUS_DISABLED "
+                    "after its service was enabled for the canary"
+                ]
+            time.sleep(max(self.poll, 1.0))
+
+    def _compute_nodes(self, host: str) -> list[str]:
+        """The compute node (= resource provider) UUIDs of `host` (2.53+)."""
+        found: list[str] = []
+        for query in (f"?hypervisor_hostname_pattern={host}", ""):
+            hypervisors = api(
+                f"listing the hypervisors of {host}",
+                self.conn.compute.get,
+                f"/os-hypervisors/detail{query}",
+                microversion="2.53",
+                missing_ok=True,
+            )
+            if hypervisors is None:
+                continue
+            found = [
+                str(h["id"])
+                for h in hypervisors.json().get("hypervisors") or []
+                if (h.get("service") or {}).get("host") == host
+            ]
+            if found:
+                break
+        return found
 
     def _boot_canary(self, host: str, zone: str, canary: Canary) -> list[str]:
         name = f"{CANARY_PREFIX}{self.loaded.spec.name}-{host}"[:255]

@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import re
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
@@ -2713,17 +2714,43 @@ class Nova:
             hypervisor["status"] = status
             hypervisor.setdefault("service", {})["disabled_reason"] = reason
         self._refresh_host_status(service.get("host"))
-        for provider in providers:
-            traits = self.region.provider_traits[provider]
-            had = "COMPUTE_STATUS_DISABLED" in traits
-            if status == "disabled" and not had:
-                traits.append("COMPUTE_STATUS_DISABLED")
-            elif status == "enabled" and had:
-                traits.remove("COMPUTE_STATUS_DISABLED")
-            else:
-                continue
-            rp = self.region.resource_providers[provider]
-            rp["generation"] = int(rp.get("generation") or 0) + 1
+
+        def sync_traits() -> None:
+            for provider in providers:
+                traits = self.region.provider_traits[provider]
+                had = "COMPUTE_STATUS_DISABLED" in traits
+                if status == "disabled" and not had:
+                    traits.append("COMPUTE_STATUS_DISABLED")
+                elif status == "enabled" and had:
+                    traits.remove("COMPUTE_STATUS_DISABLED")
+                else:
+                    continue
+                rp = self.region.resource_providers[provider]
+                rp["generation"] = int(rp.get("generation") or 0) + 1
+
+        lag = self._trait_sync_delay()
+        if lag <= 0:
+            sync_traits()
+            return
+
+        def later() -> None:
+            with self._lock():
+                sync_traits()
+
+        # the compute's own trait sync failed (a provider generation conflict, seen on
+        # the real testbed): Placement catches up at its next periodic resync
+        timer = threading.Timer(lag, later)
+        timer.daemon = True
+        timer.start()
+
+    def _trait_sync_delay(self) -> float:
+        """Seconds before Placement's COMPUTE_STATUS_DISABLED follows a service enabled
+        or disabled (``Simulator.trait_sync_delay`` when set; default: at once, as when
+        nova-compute's sync call succeeds)."""
+        try:
+            return max(0.0, float(getattr(self.sim, "trait_sync_delay", 0.0) or 0.0))
+        except (TypeError, ValueError):
+            return 0.0
 
     def _set_forced_down(self, service: Obj, forced: bool) -> None:
         """Force a compute service down (after fencing its host) or release it: the
