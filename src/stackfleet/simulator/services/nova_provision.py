@@ -562,8 +562,8 @@ class NovaProvisioning:
                 provider = nova._provider_of(destination) if destination is not None else None
                 if destination is not None and (
                     not nova._service_up(service)
-                    or (service or {}).get("status") == "disabled"
                     or provider is None
+                    or "COMPUTE_STATUS_DISABLED" in self.region.provider_traits.get(provider, [])
                     or not provider_fits(self.region, provider, server_resources(server))
                 ):
                     destination = None
