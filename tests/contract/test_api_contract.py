@@ -42,7 +42,7 @@ RANGE_HEADERS = ("x-openstack-ironic-api-min-version", "x-openstack-ironic-api-m
 # testbed's fake driver reports "infinite", a real backend numbers.
 CAPACITY_WORDS = {"infinite", "unknown"}
 # Lists the testbed cannot fill: it runs Neutron without agents.
-EMPTY_IN_REALITY = {"network GET /agents"}
+EMPTY_IN_REALITY = {"network GET /agents", "block-storage GET /snapshots/detail"}
 # Per-agent calls, answered on the testbed (no agents) by the list of the same objects
 STAND_INS = {
     "network GET /agents/{uuid}/l3-routers": "/routers",

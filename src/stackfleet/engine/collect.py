@@ -179,11 +179,12 @@ def _run_pass(
                 )
                 if outcome.held:
                     listing = replace(listing, complete=False, error=outcome.held)
+                # workloads are derived from the servers' records: before they are dropped
+                if listing.kind == "server" and not listing.skipped:
+                    _record_workloads(store, pass_id, target, listing)
                 if not keep_records:
                     listing = replace(listing, records=[])
                 listings[listing.kind] = listing
-                if listing.kind == "server" and not listing.skipped:
-                    _record_workloads(store, pass_id, target, listing)
                 if listing.error:
                     log.warning(
                         "%s/%s %s: %s", target.cloud, target.region, listing.kind, listing.error

@@ -568,14 +568,17 @@ class NovaProvisioning:
                 ):
                     destination = None
             if destination is None:
+                # Placement offering no candidate (a forced host disabled or full) is
+                # NoValidHost with no reason; the scheduler's filters give the reason
+                message = NO_VALID_HOST if forced is None else "No valid host was found. "
                 server["OS-EXT-STS:vm_state"] = "error"
                 server["OS-EXT-STS:task_state"] = None
                 server["fault"] = {
                     "code": 500,
                     "created": nova_time(),
-                    "message": NO_VALID_HOST,
+                    "message": message,
                     "details": "Traceback (most recent call last):\n  ...\n"
-                    "nova.exception.NoValidHost: " + NO_VALID_HOST,
+                    "nova.exception.NoValidHost: " + message,
                 }
                 nova._touch(server)
                 return
