@@ -31,9 +31,13 @@ from stackfleet.actions.base import (
     label,
     wait_for,
 )
+from stackfleet.actions.compute_service import (
+    SERVICE_MICROVERSION,
+    read_service,
+    update_service,
+)
 from stackfleet.model.kinds import kind
 
-SERVICE_MICROVERSION = "2.53"
 SERVER_MICROVERSION = "2.30"
 _SERVER = kind("server").record_builder()
 
@@ -97,38 +101,20 @@ def read_services(conn: Any, host: str, binary: str | None = None) -> list[dict[
     return list(response.json().get("services") or [])
 
 
-def _service_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-    conn = ctx.connection(record["cloud"], record["region"])
-    for service in read_services(conn, str(record["host"]), str(record.get("binary") or "")):
-        if str(service.get("id")) == record["id"]:
-            return {
-                "enabled": service.get("status"),
-                "disabled_reason": service.get("disabled_reason"),
-                "state": service.get("state"),
-                "forced_down": bool(service.get("forced_down")),
-            }
-    return None
-
-
 class _ServiceAction(Action):
+    """Read and update the service as `force-down-service` does (one helper for both)."""
+
     kinds = ("compute_service",)
 
     def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return _service_state(ctx, record)
+        return read_service(ctx, record)
 
     def _put(self, ctx: ActionContext, record: Record, body: dict[str, Any]) -> None:
-        conn = ctx.connection(record["cloud"], record["region"])
-        api(
-            f"{self.type} {label(record)}",
-            conn.compute.put,
-            f"/os-services/{record['id']}",
-            json=body,
-            microversion=SERVICE_MICROVERSION,
-        )
+        update_service(ctx, record, body)
 
     def _wait(self, ctx: ActionContext, record: Record, wanted: str) -> Outcome:
         def check() -> tuple[bool, dict[str, Any]]:
-            state = _service_state(ctx, record) or {}
+            state = read_service(ctx, record) or {}
             return state.get("enabled") == wanted, state
 
         return wait_for(ctx, check, f"{self.type} {label(record)}")

@@ -1567,12 +1567,20 @@ class Nova:
         requested_host: str | None,
         force: bool = False,
         zone: str | None = None,
+        candidates_from_placement: bool = False,
     ) -> Obj | None:
         """The hypervisor the scheduler would pick for `server` (None: no valid host):
         compute service up and enabled (in `zone` when given), another host, room in
         Placement, the server's (anti-)affinity groups respected; the soft policies
         weigh (fewest other members on the host for soft-anti-affinity, most for
-        soft-affinity), then most free RAM wins, then the hostname."""
+        soft-affinity), then most free RAM wins, then the hostname.
+
+        A forced destination skips the filters but not what Nova still does for it:
+        its nova-compute must be up and Placement must take the claim (room). A build
+        (`candidates_from_placement`) asks Placement for allocation candidates even
+        when forced, and Placement offers no provider carrying COMPUTE_STATUS_DISABLED
+        (since Train); forced evacuations and live migrations claim directly and do
+        not see that trait."""
         source = server.get(HOST)
         resources = server_resources(server)
         group_hosts: list[tuple[str, set[str]]] = []
@@ -1599,8 +1607,8 @@ class Nova:
             if requested_host is not None and host != requested_host:
                 continue
             provider = self._provider_of(hypervisor)
-            if force and provider:
-                return hypervisor
+            if force:
+                return self._forced(hypervisor, provider, server, candidates_from_placement)
             service = self._compute_service(host)
             if not self._service_up(service) or (service or {}).get("status") == "disabled":
                 continue
@@ -1629,6 +1637,23 @@ class Nova:
             return None
         candidates.sort(key=lambda c: (c[0], c[1], c[2]))
         return candidates[0][3]
+
+    def _forced(
+        self, hypervisor: Obj, provider: str | None, server: Obj, from_placement: bool
+    ) -> Obj | None:
+        """A forced destination if Nova would accept it (see `_schedule`)."""
+        host = (hypervisor.get("service") or {}).get("host")
+        if (
+            provider is None
+            or not self._service_up(self._compute_service(host))
+            or not provider_fits(self.region, provider, server_resources(server))
+            or (
+                from_placement
+                and "COMPUTE_STATUS_DISABLED" in self.region.provider_traits.get(provider, [])
+            )
+        ):
+            return None
+        return hypervisor
 
     def _ensure_usages(self, provider: str | None) -> None:
         """Record a provider's usage before it changes, for providers whose usage was

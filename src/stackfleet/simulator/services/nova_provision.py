@@ -29,7 +29,6 @@ from stackfleet.simulator.services.nova import (
     host_id,
     nova_error,
     nova_time,
-    provider_fits,
     server_resources,
 )
 from stackfleet.simulator.state import Obj
@@ -554,19 +553,9 @@ class NovaProvisioning:
             if forced is None:
                 destination = nova._schedule(server, requested_host=None, zone=zone)
             else:
-                destination = nova._schedule(server, requested_host=forced, force=True)
-                # a forced build still needs the host's nova-compute to spawn it, and
-                # Placement (COMPUTE_STATUS_DISABLED trait, since Train) offers no
-                # disabled compute even to a forced host, nor one without room
-                service = nova._compute_service(forced)
-                provider = nova._provider_of(destination) if destination is not None else None
-                if destination is not None and (
-                    not nova._service_up(service)
-                    or provider is None
-                    or "COMPUTE_STATUS_DISABLED" in self.region.provider_traits.get(provider, [])
-                    or not provider_fits(self.region, provider, server_resources(server))
-                ):
-                    destination = None
+                destination = nova._schedule(
+                    server, requested_host=forced, force=True, candidates_from_placement=True
+                )
             if destination is None:
                 # Placement offering no candidate (a forced host disabled or full) is
                 # NoValidHost with no reason; the scheduler's filters give the reason
