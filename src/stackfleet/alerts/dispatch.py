@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from stackfleet.alerts.incidents import caused_by, correlate
 from stackfleet.alerts.model import Matcher, matches_all
 from stackfleet.alerts.routing import InhibitRule, Receiver, group_id, group_key, send
 from stackfleet.core.delivery import DeliveryError, NotifySettings
@@ -169,15 +170,24 @@ def _muted(
     now: datetime,
     result: Dispatch,
 ) -> dict[int, str]:
-    """Firing alerts not to notify, by id: silenced, inhibited or acknowledged."""
+    """Firing alerts not to notify, by id: silenced, inhibited (by a rule, or as the
+    consequence of an incident's cause: alerts/incidents.py) or acknowledged. A cause's
+    notification names its consequences (annotation `incident`)."""
     silences = alert_store.list_silences(store, now)
     muters = [rule.muter(firing) for rule in inhibit_rules]
+    incidents = correlate(store, firing)
+    consequences = caused_by(incidents)
+    for incident in incidents:
+        incident.cause["annotations"] = {
+            **(incident.cause.get("annotations") or {}),
+            "incident": incident.annotation(),
+        }
     muted: dict[int, str] = {}
     for alert in firing:
         if silenced_by(alert, silences) is not None:
             muted[alert["id"]] = "silenced"
             result.silenced += 1
-        elif any(inhibited(alert) for inhibited in muters):
+        elif alert["id"] in consequences or any(inhibited(alert) for inhibited in muters):
             muted[alert["id"]] = "inhibited"
             result.inhibited += 1
         elif alert["acked_by"]:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from stackfleet.alerts.incidents import Incident, caused_by, correlate
 from stackfleet.alerts.lifecycle import silenced_by
 from stackfleet.alerts.model import Matcher
 from stackfleet.alerts.routing import InhibitRule
@@ -23,19 +24,35 @@ def with_state(
     inhibit_rules: Sequence[InhibitRule] = (),
 ) -> list[dict[str, Any]]:
     """Add `state`: firing, acknowledged, silenced (by which silence), inhibited (by the
-    settings' inhibition rules, when given) or resolved."""
+    settings' inhibition rules, when given, or by the cause of its incident) or
+    resolved; and the incident links: `caused_by` (the cause's alert id) on a
+    consequence, `consequences` (alert ids) on a cause."""
     silences = alert_store.list_silences(store, now)
     muters = []
-    if inhibit_rules and any(row["status"] == "firing" for row in rows):
+    consequences: dict[int, Incident] = {}
+    causes: dict[int, Incident] = {}
+    if any(row["status"] == "firing" for row in rows):
         firing = alert_store.list_alerts(store, "firing", None)
         muters = [rule.muter(firing) for rule in inhibit_rules]
+        incidents = correlate(store, firing)
+        consequences = caused_by(incidents)
+        causes = {i.cause["id"]: i for i in incidents}
     for row in rows:
+        row["caused_by"] = None
+        row["consequences"] = []
         if row["status"] == "resolved":
             row["state"] = "resolved"
             continue
+        if row["id"] in causes:
+            row["consequences"] = [a["id"] for a in causes[row["id"]].consequences]
         silence = silenced_by(row, silences)
+        incident = consequences.get(row["id"])
+        if incident is not None:
+            row["caused_by"] = incident.cause["id"]
         if silence is not None:
             row["state"] = f"silenced (#{silence})"
+        elif incident is not None:
+            row["state"] = f"inhibited (by #{incident.cause['id']})"
         elif any(inhibited(row) for inhibited in muters):
             row["state"] = "inhibited"
         elif row["acked_by"]:
@@ -43,6 +60,13 @@ def with_state(
         else:
             row["state"] = "firing"
     return rows
+
+
+def incidents(store: Store) -> list[dict[str, Any]]:
+    """The incidents among the firing alerts (alerts/incidents.py), newest cause first."""
+    found = correlate(store, alert_store.list_alerts(store, "firing", None))
+    found.sort(key=lambda i: str(i.cause.get("starts_at") or ""), reverse=True)
+    return [i.to_dict() for i in found]
 
 
 def acknowledge(store: Store, alert_id: int, actor: str, now: datetime) -> dict[str, Any]:

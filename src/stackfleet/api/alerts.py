@@ -47,10 +47,34 @@ class AlertOut(BaseModel):
     acked_at: str | None
     notified_at: str | None
     notified_status: str | None
+    caused_by: int | None = Field(
+        default=None, description="The id of the alert whose incident explains this one."
+    )
+    consequences: list[int] = Field(
+        default_factory=list, description="Ids of the alerts this one's incident explains."
+    )
 
 
 class AlertList(BaseModel):
     items: list[AlertOut]
+
+
+class IncidentAlert(BaseModel):
+    id: int
+    fingerprint: str
+    alertname: str
+    severity: str
+    labels: dict[str, str]
+
+
+class IncidentOut(BaseModel):
+    cause: IncidentAlert
+    reason: str = Field(description="What failed, e.g. 'compute host cmp1 is down'.")
+    consequences: list[IncidentAlert]
+
+
+class IncidentList(BaseModel):
+    items: list[IncidentOut]
 
 
 class PostableAlert(BaseModel):
@@ -162,6 +186,14 @@ def list_alerts(
         rows = alert_store.list_alerts(store, status or None, None)
         rows = [r for r in rows if project_of(r.get("labels") or {}) == project][:limit]
     return {"items": operations.with_state(store, rows, datetime.now(UTC), _inhibit_rules())}
+
+
+@router.get("/v1/incidents", response_model=IncidentList, tags=["alerts"])
+def list_incidents(request: Request) -> Any:
+    """Firing alerts grouped by cause: a dead compute host with the alerts of its servers,
+    services, agents and hardware; an L3 or DHCP agent with its routers or networks; a
+    Cinder back end with its volumes. The consequences are not notified on their own."""
+    return {"items": operations.incidents(get_store(request))}
 
 
 def project_of(labels: dict[str, str]) -> str | None:

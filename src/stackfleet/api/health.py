@@ -25,7 +25,7 @@ from stackfleet.api.deps import CloudQuery, RegionQuery, RowId, get_store
 from stackfleet.api.errors import ErrorResponse, error_responses
 from stackfleet.core.errors import ConfigError, NotFoundError
 from stackfleet.engine.settings import load_settings
-from stackfleet.engine.sla import sla_report, window_start
+from stackfleet.engine.sla import service_sla_report, sla_report, window_start
 from stackfleet.model.health import STATES
 from stackfleet.model.sla import Availability
 from stackfleet.store import health_states, recoveries
@@ -270,6 +270,30 @@ def sla(
     return {"items": [r.to_dict() for r in reports]}
 
 
+@router.get("/v1/sla/services", response_model=SlaReport, responses=error_responses(400))
+def service_sla(
+    request: Request,
+    since: Annotated[
+        str, Query(description="Window start: a duration back from now (30d) or a time.")
+    ] = "30d",
+    service: Annotated[
+        str | None,
+        Query(min_length=1, max_length=255, description="Only this service (its binary)."),
+    ] = None,
+    target: Annotated[
+        float | None,
+        Query(description="Availability target in % (default: health.service_target)."),
+    ] = None,
+) -> Any:
+    """Each OpenStack service's availability (nova-compute, neutron agents, cinder-volume
+    ...: the time its hosts' instances were down, summed) against its target, with each
+    host's down stretch as an incident."""
+    now = datetime.now(UTC)
+    chosen = load_settings(None).health.service_target if target is None else target
+    reports = service_sla_report(get_store(request), window_start(since, now), now, chosen, service)
+    return {"items": [r.to_dict() for r in reports]}
+
+
 # -- /metrics ----------------------------------------------------------------------------
 
 SLA_WINDOW = timedelta(days=30)
@@ -299,6 +323,11 @@ HEALTH_GAUGES = {
         "overspent).",
         ("workload",),
     ),
+    "stackfleet_service_availability_percent": Gauge(
+        "Availability of each OpenStack service (its hosts' time summed) over the last "
+        "30 days, from recorded state changes.",
+        ("service",),
+    ),
     "stackfleet_recovery_frozen": Gauge(
         "1 while every automatic recovery is frozen (control-plane fault, too many hosts "
         "down), else 0.",
@@ -314,6 +343,7 @@ class HealthReading:
     fleet: list[dict[str, Any]]
     recoveries: dict[tuple[str, str], int]
     slas: list[Availability] = field(default_factory=list)
+    service_slas: list[Availability] = field(default_factory=list)
 
 
 class HealthCollector(StoreCollector[HealthReading]):
@@ -330,7 +360,12 @@ class HealthCollector(StoreCollector[HealthReading]):
             fleet=health_states.load(self.store, "fleet"),
             recoveries=recoveries.count_by_status(self.store),
             slas=self._slas(),
+            service_slas=self._service_slas(),
         )
+
+    def _service_slas(self) -> list[Availability]:
+        now = datetime.now(UTC)
+        return service_sla_report(self.store, now - SLA_WINDOW, now, 100.0)
 
     def _slas(self) -> list[Availability]:
         try:
@@ -382,6 +417,11 @@ class HealthCollector(StoreCollector[HealthReading]):
             if left is not None and report.achieved is not None:
                 families.add(
                     "stackfleet_workload_error_budget_left_ratio", [report.name], left / 100.0
+                )
+        for report in reading.service_slas:
+            if report.achieved is not None:
+                families.add(
+                    "stackfleet_service_availability_percent", [report.name], report.achieved
                 )
         frozen = any(f["failure"] == "frozen" for f in reading.fleet)
         families.add("stackfleet_recovery_frozen", [], float(frozen))

@@ -117,6 +117,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/v1/leases/{resource}/extend"): Rule.MEMBER,
     # alerts and silences
     ("GET", "/v1/alerts"): Rule.PROJECT,
+    # an incident joins alerts of every project on a host: fleet-wide readers only
+    ("GET", "/v1/incidents"): Rule.FLEET,
     ("POST", "/v1/alerts"): Rule.OPERATOR,
     ("POST", "/v1/alerts/webhook"): Rule.OPERATOR,
     ("POST", "/v1/alerts/{alert_id}/ack"): Rule.OPERATOR,
@@ -150,6 +152,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/recoveries"): Rule.FLEET,
     ("GET", "/v1/recoveries/{recovery_id}"): Rule.FLEET,
     ("GET", "/v1/sla"): Rule.PROJECT,
+    ("GET", "/v1/sla/services"): Rule.FLEET,
     ("GET", "/v1/jobs"): Rule.FLEET,
     ("GET", "/v1/cluster"): Rule.FLEET,
     # workloads: the inventory's (a project's own); plan and apply act with the

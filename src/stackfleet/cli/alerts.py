@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
     """Add `alerts` to the root app."""
     alerts = typer.Typer(help="Alerts: list, acknowledge, silence, resolve.")
     alerts.command("list")(alerts_list)
+    alerts.command("incidents")(alerts_incidents)
     alerts.command("ack")(alerts_ack)
     alerts.command("resolve")(alerts_resolve)
     alerts.command("silence")(alerts_silence)
@@ -68,6 +69,30 @@ def alerts_list(
         fmt,
         headers=["ID", "State", "Severity", "Alert", "Target", "Source", "Since", "Fingerprint"],
         title=f"{len(rows)} alerts",
+    )
+
+
+def alerts_incidents(ctx: typer.Context, fmt: FormatOption = Format.table) -> None:
+    """Firing alerts grouped by cause (a dead host, L3/DHCP agent or Cinder back end):
+    one row per incident with the alerts it explains, which are not notified on their
+    own."""
+    from stackfleet.alerts import operations
+
+    rows = operations.incidents(state(ctx).store())
+    for row in rows:
+        cause = row["cause"]
+        row["cause_id"] = cause["id"]
+        row["alert"] = cause["alertname"]
+        row["count"] = len(row["consequences"])
+        row["explains"] = ", ".join(
+            f"#{c['id']} {c['alertname']}" for c in row["consequences"][:10]
+        ) + (" …" if len(row["consequences"]) > 10 else "")
+    emit_rows(
+        rows,
+        ["cause_id", "alert", "reason", "count", "explains"],
+        fmt,
+        headers=["Cause", "Alert", "Reason", "Explains", "Alerts"],
+        title=f"{len(rows)} incidents",
     )
 
 

@@ -42,26 +42,54 @@ def sla_report_command(
         float | None,
         typer.Option("--target", help="Availability target in % (default: each workload's)."),
     ] = None,
+    services: Annotated[
+        bool,
+        typer.Option(
+            "--services",
+            help="Per OpenStack service (nova-compute, cinder-volume...) instead of workloads.",
+        ),
+    ] = False,
+    service: Annotated[
+        str | None,
+        typer.Option("--service", help="With --services: only this service (its binary)."),
+    ] = None,
     config: SettingsOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
     """Each workload: its target, the availability achieved over the window (from the
     state changes the health job recorded: down while fewer than k of n members are
-    healthy), its incidents with start, end and cause, and the error budget left."""
+    healthy), its incidents with start, end and cause, and the error budget left. With
+    --services, the same per OpenStack service (its hosts' time summed; target
+    health.service_target)."""
     from stackfleet.engine.settings import load_settings
-    from stackfleet.engine.sla import check_target, sla_report, window_start
+    from stackfleet.engine.sla import (
+        check_target,
+        service_sla_report,
+        sla_report,
+        window_start,
+    )
 
     check_target(target)
     now = datetime.now(UTC)
     settings = load_settings(config)
-    reports = sla_report(
-        state(ctx).store(),
-        settings.health.workloads,
-        window_start(since, now),
-        now,
-        workload,
-        target,
-    )
+    if services:
+        reports = service_sla_report(
+            state(ctx).store(),
+            window_start(since, now),
+            now,
+            settings.health.service_target if target is None else target,
+            service,
+        )
+    else:
+        reports = sla_report(
+            state(ctx).store(),
+            settings.health.workloads,
+            window_start(since, now),
+            now,
+            workload,
+            target,
+        )
+    subject = "Service" if services else "Workload"
     rows = [r.to_dict() for r in reports]
     if fmt is not Format.table:
         emit_rows(
@@ -101,7 +129,7 @@ def sla_report_command(
         ["name", "target", "achieved", "met", "measured", "down", "budget_left", "incident_count"],
         fmt,
         headers=[
-            "Workload",
+            subject,
             "Target",
             "Achieved",
             "Met",
@@ -114,7 +142,7 @@ def sla_report_command(
     )
     incidents = [
         {
-            "workload": r.name,
+            "subject": r.name,
             "start": i.start.isoformat(timespec="seconds"),
             "end": i.end.isoformat(timespec="seconds") if i.end else "ongoing",
             "duration": _duration(i.seconds),
@@ -126,8 +154,8 @@ def sla_report_command(
     if incidents:
         emit_rows(
             incidents,
-            ["workload", "start", "end", "duration", "cause"],
+            ["subject", "start", "end", "duration", "cause"],
             fmt,
-            headers=["Workload", "Start", "End", "Duration", "Cause"],
+            headers=[subject, "Start", "End", "Duration", "Cause"],
             title="incidents",
         )

@@ -147,6 +147,13 @@ class HealthSettings(_Strict):
         le=100,
         description="More hosts than this % looking down at once freezes every recovery.",
     )
+    service_target: float = Field(
+        default=99.9,
+        ge=0,
+        le=100,
+        description="Availability target, %, of each OpenStack service (nova-compute, "
+        "neutron agents, cinder-volume...) in `stackfleet sla report --services`.",
+    )
     probe: ProbeSettings = Field(default_factory=ProbeSettings)
     rabbitmq: RabbitSettings = Field(default_factory=RabbitSettings)
     bmc_map: str | None = Field(

@@ -58,7 +58,8 @@ class Availability:
         """Available time / measured time, in %; None with nothing measured."""
         if self.measured_seconds <= 0:
             return None
-        return 100.0 * (self.measured_seconds - self.down_seconds) / self.measured_seconds
+        # 100 * (1 - down / measured): exactly 100.0 with no down time
+        return 100.0 - 100.0 * self.down_seconds / self.measured_seconds
 
     @property
     def budget_seconds(self) -> float | None:

@@ -3018,7 +3018,9 @@ def _host_status_of(service: Obj | None) -> str:
 
 
 def _service_state(service: Obj) -> str:
-    return "down" if service.get("forced_down") else str(service.get("state") or "down")
+    """up / down as Nova's servicegroup API says it now (the heartbeat's age, forced
+    down): what a hypervisor's state and a zone's availability follow."""
+    return service_view(service)[0]
 
 
 def _server_ips(server: Obj) -> list[str]:
