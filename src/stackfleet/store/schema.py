@@ -322,8 +322,8 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class Lifecycle(Base):
-    """Where one resource is in a reclamation lifecycle (mark -> stop -> delete), and
+class Lease(Base):
+    """Where one resource is in a reclamation lease (mark -> stop -> delete), and
     when its next step is due. Owners may extend it, up to the policy's cap."""
 
     __tablename__ = "lifecycles"
