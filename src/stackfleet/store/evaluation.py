@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, tuple_
 
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import (
     MetricSample,
     Pass,

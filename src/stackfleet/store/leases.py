@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from stackfleet.core.errors import ConflictError, InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import Lease
 
 ACTIVE = ("marked", "stopped")
