@@ -61,15 +61,17 @@ def test_loading_the_cli_imports_no_heavy_module():
     assert loaded(modules, NOT_FOR_HELP) == []
 
 
+ROOT_HELP = (
+    "from stackfleet.cli.main import run\n"
+    "try:\n"
+    "    run(['--help'])\n"
+    "except SystemExit as exc:\n"
+    "    assert not exc.code, exc.code\n"
+)
+
+
 def test_the_root_help_imports_no_command_module():
-    code = (
-        "from stackfleet.cli.main import run\n"
-        "try:\n"
-        "    run(['--help'])\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-    )
-    modules = imported_after(code)
+    modules = imported_after(ROOT_HELP)
     commands = [m for m in modules if m.startswith("stackfleet.cli.")]
     assert sorted(commands) == [
         "stackfleet.cli.command_tree",
@@ -150,14 +152,7 @@ def test_a_table_listing_into_a_pipe_loads_only_the_store_and_the_output(tmp_pat
 
 
 def test_the_root_help_imports_no_pydantic():
-    code = (
-        "from stackfleet.cli.main import run\n"
-        "try:\n"
-        "    run(['--help'])\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-    )
-    assert loaded(imported_after(code), ("pydantic",)) == []
+    assert loaded(imported_after(ROOT_HELP), ("pydantic",)) == []
 
 
 def test_an_option_given_a_value_is_still_checked(tmp_path: Path):

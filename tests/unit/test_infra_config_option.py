@@ -9,21 +9,23 @@ from support import run_cli
 UNREACHABLE = "databases:\n  - dsn: mysql://root:bad@127.0.0.1:1\n"
 
 
-def test_db_status_reads_the_monitoring_file_given_as_infra_config(tmp_path):
+def db_status(tmp_path, option: str):
+    """`db status OPTION FILE` with a monitoring file naming a server that refuses."""
     path = tmp_path / "infrastructure.yaml"
     path.write_text(UNREACHABLE)
     db = f"sqlite:///{tmp_path / 'sf.db'}"
-    result = run_cli("--db-url", db, "db", "status", "--infra-config", str(path), "--interval", "0")
+    return run_cli("--db-url", db, "db", "status", option, str(path), "--interval", "0")
+
+
+def test_db_status_reads_the_monitoring_file_given_as_infra_config(tmp_path):
+    result = db_status(tmp_path, "--infra-config")
     assert result.code == 3
     assert "127.0.0.1:1: cannot connect" in result.stderr
     assert "deprecated" not in result.stderr
 
 
 def test_a_monitoring_file_given_as_config_is_read_with_a_warning(tmp_path):
-    path = tmp_path / "infrastructure.yaml"
-    path.write_text(UNREACHABLE)
-    db = f"sqlite:///{tmp_path / 'sf.db'}"
-    result = run_cli("--db-url", db, "db", "status", "--config", str(path), "--interval", "0")
+    result = db_status(tmp_path, "--config")
     assert result.code == 3
     assert "127.0.0.1:1: cannot connect" in result.stderr  # its target, not 127.0.0.1:3306
     assert "--config` for the monitoring file is deprecated: use --infra-config" in result.stderr
