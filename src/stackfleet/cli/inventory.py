@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, FormatOption, LazyConsole, emit_object, emit_rows
+from stackfleet.cli.output import (
+    Format,
+    FormatOption,
+    LazyConsole,
+    emit_columns,
+    emit_object,
+    emit_rows,
+)
 from stackfleet.core.errors import ConfigError, InvalidQueryError
 
 # Collecting needs openstacksdk, imported by `collect`; the listings read only the store.
@@ -220,7 +227,7 @@ def _list(
         region=region,
         limit=limit,
     )
-    emit_rows(rows, [c for c, _ in columns], fmt, [h for _, h in columns], title=title)
+    emit_columns(rows, columns, fmt, title=title)
     if fmt is Format.table and limit and total > len(rows):
         err.print(f"{len(rows)} of {total} shown (--limit)")
 
