@@ -7,12 +7,15 @@ Python process: `from stackfleet.cli.main import run`), output to /dev/null, and
 the median and min wall time and the median CPU time (user + system) of the process,
 beside the target. The machine may be shared: CPU time is the fairer measure when the
 load average (printed) is high. `--src DIR` runs the CLI from another source tree (e.g.
-an older commit's `src/`, unpacked with `git archive`) against the same store.
+an older commit's `src/`, unpacked with `git archive`) against the same store;
+`--before DIR` times that tree too, in the same run, each command's runs interleaved
+with this tree's (so both see the same load), and prints the two side by side.
 
 Targets on the 2-core machine: `stackfleet --help` <= 0.3 s; a listing from the store
 (`servers list`, `resources list server`) <= 0.6 s.
 
-    .venv/bin/python benchmarks/cli_startup.py [--runs 10] [--src DIR] [--db-url URL]
+    .venv/bin/python benchmarks/cli_startup.py [--runs 10] [--src DIR] [--before DIR]
+        [--db-url URL]
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-console = Console(width=max(Console().width, 100))
+console = Console(width=max(Console().width, 150))
 
 # (arguments, target in seconds or None: shown for comparison only)
 COMMANDS: list[tuple[list[str], float | None]] = [
@@ -86,6 +89,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="runs per command (after one warm-up)")
     parser.add_argument("--src", help="source tree of the CLI to time (default: this one)")
+    parser.add_argument("--before", help="another source tree to time in the same run")
     parser.add_argument("--db-url", help="an existing store to list (default: a fresh one)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,30 +99,52 @@ def main() -> int:
             servers = fill_store(url, workdir)
             console.print(f"store: {servers} servers (simulator preset small)")
         src = Path(args.src or Path(__file__).resolve().parents[1] / "src").resolve()
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(src),
-            "STACKFLEET_DB_URL": url,
-            "COLUMNS": "160",
+        trees = {"": src} if not args.before else {"before": Path(args.before).resolve()}
+        if args.before:
+            trees["after"] = src
+        envs = {
+            name: {
+                **os.environ,
+                "PYTHONPATH": str(tree),
+                "STACKFLEET_DB_URL": url,
+                "COLUMNS": "160",
+            }
+            for name, tree in trees.items()
         }
         load_before = os.getloadavg()[0]
-        table = Table(title=f"stackfleet start-up, {args.runs} runs each ({src})")
-        for column in ("command", "median wall s", "min wall s", "median CPU s", "target s"):
-            table.add_column(column, justify="left" if column == "command" else "right")
+        title = ", ".join(f"{name or 'src'}: {tree}" for name, tree in trees.items())
+        table = Table(title=f"stackfleet start-up, {args.runs} runs each ({title})")
+        table.add_column("command")
+        for name in trees:
+            for column in ("median wall s", "min wall s", "median CPU s"):
+                column = column if not name else column.replace("median ", "")
+                table.add_column(f"{name} {column}".strip(), justify="right")
+        table.add_column("target s", justify="right")
         failed = False
         for argv, target in COMMANDS:
-            run_once(argv, env)  # warm-up: the page cache, .pyc files
-            walls, cpus = zip(*(run_once(argv, env) for _ in range(args.runs)), strict=True)
-            median = statistics.median(walls)
-            met = target is None or median <= target
-            failed |= not met
-            style = "" if target is None else ("green" if met else "red")
+            timings: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
+            for name in trees:
+                run_once(argv, envs[name])  # warm-up: the page cache, .pyc files
+            for _ in range(args.runs):
+                for name in trees:
+                    timings[name].append(run_once(argv, envs[name]))
+            cells = []
+            for name in trees:
+                walls = [wall for wall, _ in timings[name]]
+                cpus = [cpu for _, cpu in timings[name]]
+                median = statistics.median(walls)
+                style = ""
+                if target is not None and name in ("", "after"):
+                    met = median <= target
+                    failed |= not met
+                    style = "green" if met else "red"
+                cells += [
+                    f"[{style}]{median:.3f}[/]" if style else f"{median:.3f}",
+                    f"{min(walls):.3f}",
+                    f"{statistics.median(cpus):.3f}",
+                ]
             table.add_row(
-                f"stackfleet {' '.join(argv)}",
-                f"[{style}]{median:.3f}[/]" if style else f"{median:.3f}",
-                f"{min(walls):.3f}",
-                f"{statistics.median(cpus):.3f}",
-                "—" if target is None else f"{target:.1f}",
+                f"stackfleet {' '.join(argv)}", *cells, "—" if target is None else f"{target:.1f}"
             )
         console.print(table)
         console.print(

@@ -38,7 +38,7 @@ from stackfleet.api.events import NOTIFICATION_JSON_FORMAT
 from stackfleet.api.server import ApiServer
 from stackfleet.api.workloads import WORKLOAD_SPEC_FORMAT
 from stackfleet.engine.collect import collect
-from stackfleet.engine.events import EventProcessor
+from stackfleet.engine.event_processor import EventProcessor
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.policy import load_text
 from stackfleet.simulator.generator import preset

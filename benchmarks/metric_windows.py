@@ -38,6 +38,7 @@ from sqlalchemy import Table as SqlTable
 
 from stackfleet.store import open_store
 from stackfleet.store.db import Store
+from stackfleet.store.evaluation import metric_window
 from stackfleet.store.metrics import (
     DAY,
     FIVE_MINUTES,
@@ -48,7 +49,6 @@ from stackfleet.store.metrics import (
     compact,
     record_samples,
 )
-from stackfleet.store.policy_reads import metric_window
 
 console = Console(width=max(Console().width, 120))
 METRICS = ("cpu_util", "memory_util")

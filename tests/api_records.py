@@ -10,7 +10,7 @@ from typing import Any
 import requests
 
 from stackfleet.simulator.server import SimulatorServer
-from stackfleet.store import lifecycles
+from stackfleet.store import leases
 from stackfleet.store.db import Store
 
 # the cloud and region the recorded inventory is in
@@ -40,7 +40,7 @@ def lease(store: Store, resource_id: str, project_id: str) -> None:
     """A marked lease of server `resource_id` (name vm-ID) in `project_id`: next step in
     7 days, 10 days of extension allowed."""
     now = datetime.now(UTC)
-    lifecycles.create(
+    leases.create(
         store,
         policy="waste",
         cloud=CLOUD,

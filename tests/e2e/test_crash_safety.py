@@ -253,7 +253,7 @@ def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_pa
         finally:
             sink.close()
         store = open_store(url)
-        from stackfleet.store import action_records, lifecycles
+        from stackfleet.store import action_records, leases
 
         assert [path for path, _ in sink.posts] == ["/notice"], sink.posts
         rows, _ = action_records.list_actions(store)
@@ -261,7 +261,7 @@ def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_pa
         assert len(done) == len({a for a, _ in done}), done  # no action twice
         assert ("notify", "running") in done  # in doubt: never counted as sent
         # no lease started on a notice nobody can say arrived
-        assert not [r for r in lifecycles.list_lifecycles(store) if r["stage"] == "marked"]
+        assert not [r for r in leases.list_leases(store) if r["stage"] == "marked"]
         assert AuditLog(store).verify().ok
         store.close()
         with sqlite3.connect(tmp_path / "store.db") as conn:

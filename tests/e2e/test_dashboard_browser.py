@@ -35,7 +35,7 @@ from stackfleet.simulator.generator import preset
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack.connection import connect
-from stackfleet.store import lifecycles, open_store
+from stackfleet.store import leases, open_store
 from stackfleet.web.pages import VENDOR_DIR
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -141,7 +141,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             now,
         )
         server = store.list_resources("server", filters={"status": "ACTIVE"}, limit=1)[0][0]
-        lifecycles.create(
+        leases.create(
             store,
             policy="server-lease",
             cloud=server["cloud"],

@@ -29,7 +29,7 @@ from support import run_cli
 from stackfleet.api.app import create_app
 from stackfleet.core.errors import ConfigError
 from stackfleet.engine.collect import collect
-from stackfleet.engine.events import EVENTS_TICK, EventProcessor, Targets
+from stackfleet.engine.event_processor import EVENTS_TICK, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.scheduler import Job, Scheduler

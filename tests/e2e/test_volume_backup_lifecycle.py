@@ -20,7 +20,7 @@ from stackfleet.engine.settings import Settings
 from stackfleet.policy import load_files
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
-from stackfleet.store import lifecycles, open_store
+from stackfleet.store import leases, open_store
 from stackfleet.store.audit import AuditLog
 
 # openstacksdk warns about its own internals on every call
@@ -67,7 +67,7 @@ def fleet(tmp_path):
 def stages(store, only: list[str]) -> dict[str, str]:
     return {
         row["resource_id"]: row["stage"]
-        for row in lifecycles.list_lifecycles(store)
+        for row in leases.list_leases(store)
         if row["resource_id"] in only
     }
 

@@ -20,7 +20,7 @@ from stackfleet.engine.settings import Settings
 from stackfleet.policy import load_files
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
-from stackfleet.store import lifecycles, open_store
+from stackfleet.store import leases, open_store
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.findings import list_findings
 
@@ -72,7 +72,7 @@ def fleet(tmp_path):
 def stages(store, only: list[str] | None = None) -> dict[str, str]:
     return {
         row["resource_id"]: row["stage"]
-        for row in lifecycles.list_lifecycles(store)
+        for row in leases.list_leases(store)
         if only is None or row["resource_id"] in only
     }
 
@@ -192,5 +192,5 @@ def test_the_daemon_runs_periodic_policies_after_each_pass(tmp_path):
         found = {f["policy"] for f in list_findings(store)[0]}
         assert found == {"shutoff-servers", "available-volumes"}
         assert schedule.due(datetime.now(UTC)) == []  # hourly: not due again yet
-        assert lifecycles.list_lifecycles(store) == []  # dry-run: no lifecycle started
+        assert leases.list_leases(store) == []  # dry-run: no lifecycle started
         store.close()

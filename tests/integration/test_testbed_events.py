@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from testbed_fleet import Testbed, collect_testbed, wait_until
 
-from stackfleet.engine.events import EVENTS_TICK, EventProcessor, Targets
+from stackfleet.engine.event_processor import EVENTS_TICK, EventProcessor, Targets
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.scheduler import Job, Scheduler

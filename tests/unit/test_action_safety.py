@@ -17,7 +17,7 @@ from stackfleet.engine.execute import mismatch
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.engine.settings import Settings
 from stackfleet.policy import load_text
-from stackfleet.store import action_records, lifecycles
+from stackfleet.store import action_records, leases
 from stackfleet.store.audit import AuditLog
 
 NOW = datetime.now(UTC)
@@ -404,7 +404,7 @@ def test_a_floating_ip_attached_since_the_pass_is_neither_marked_nor_noticed(sto
     assert verdicts["notify"][0] == "blocked"
     assert "port_id is now 'port-9'" in verdicts["notify"][1]
     assert cloud.calls == [] and len(hook.posts) == posts
-    assert lifecycles.list_lifecycles(store) == []
+    assert leases.list_leases(store) == []
 
 
 def test_an_unattached_floating_ip_is_marked_and_noticed(store, cloud, hook):
@@ -416,7 +416,7 @@ def test_an_unattached_floating_ip_is_marked_and_noticed(store, cloud, hook):
     settings = Settings.model_validate({"notify": {"webhook": hook.url}})
     report = run(store, cloud, FIP_LIFECYCLE, settings=settings)
     assert {c.verdict for c in report.policies[0].candidates} == {"succeeded"}
-    assert [row["stage"] for row in lifecycles.list_lifecycles(store)] == ["marked"]
+    assert [row["stage"] for row in leases.list_leases(store)] == ["marked"]
 
 
 SHUTOFF_LIFECYCLE = """
@@ -436,23 +436,23 @@ def test_a_lease_extended_while_a_run_goes_on_holds_the_step_back(store, cloud, 
         {"notify": {"webhook": hook.url}, "verify_timeout": "1s", "poll_interval": "1s"}
     )
     run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
-    [row] = lifecycles.list_lifecycles(store)
+    [row] = leases.list_leases(store)
     assert row["stage"] == "marked"
-    read = lifecycles.active
+    read = leases.active
 
     def read_then_extended(store_: Any, policy: str) -> Any:
         rows = read(store_, policy)
-        lifecycles.extend(store_, "a", 3, NOW + timedelta(days=8))
+        leases.extend(store_, "a", 3, NOW + timedelta(days=8))
         return rows
 
-    monkeypatch.setattr(lifecycles, "active", read_then_extended)
+    monkeypatch.setattr(leases, "active", read_then_extended)
     cloud.calls.clear()
     report = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW + timedelta(days=8))
     candidates = report.policies[0].candidates
     assert candidates and {c.verdict for c in candidates} == {"deferred"}
     assert all("the lease was extended" in c.reason for c in candidates)
     assert cloud.calls == []
-    [after] = lifecycles.list_lifecycles(store)
+    [after] = leases.list_leases(store)
     assert after["stage"] == "marked" and after["extended_days"] == 3
     assert [h["step"] for h in after["history"]] == ["mark", "extended"]
 
@@ -469,7 +469,7 @@ def test_a_server_excluded_after_the_pass_gets_no_lifecycle_notice(store, cloud,
     assert verdicts["set-metadata"][0] == "skipped"
     assert verdicts["notify"][0] == "blocked"
     assert "was skipped (excluded by metadata key" in verdicts["notify"][1]
-    assert len(hook.posts) == posts and lifecycles.list_lifecycles(store) == []
+    assert len(hook.posts) == posts and leases.list_leases(store) == []
 
 
 def test_a_reminder_about_a_floating_ip_attached_since_the_pass_is_not_sent(store, cloud, hook):
@@ -487,7 +487,7 @@ def test_a_reminder_about_a_floating_ip_attached_since_the_pass_is_not_sent(stor
     assert notice.plan.action == "notify" and notice.verdict == "skipped"
     assert "port_id is now 'port-9'" in notice.reason
     assert len(hook.posts) == posts
-    [row] = lifecycles.list_lifecycles(store)
+    [row] = leases.list_leases(store)
     assert row["reminded"] == []
 
 
@@ -519,8 +519,8 @@ def test_a_lease_never_starts_on_a_notice_that_crashed(store, cloud):
         verdicts = {c.plan.action: c.verdict for c in report.policies[0].candidates}
         assert verdicts["notify"] == "failed"
         # the mark took: its step is begun (pending), no lease runs
-        assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["pending"]
-        assert lifecycles.list_lifecycles(store, stage="active") == []
+        assert [r["stage"] for r in leases.list_leases(store)] == ["pending"]
+        assert leases.list_leases(store, stage="active") == []
     [notice] = [r for r in action_records.list_actions(store)[0] if r["action"] == "notify"]
     assert notice["status"] == "failed" and "ValueError" in notice["error"]
 
@@ -542,7 +542,7 @@ def test_a_begun_mark_step_is_carried_on_with_the_same_deadline(store, cloud):
     cloud.servers["a"] = server("a")
     settings = Settings.model_validate(UNREACHABLE_SMTP)
     first = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW)
-    [row] = lifecycles.list_lifecycles(store)
+    [row] = leases.list_leases(store)
     mark = cloud.servers["a"]["metadata"]["stackfleet-lifecycle"]
     second = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW + timedelta(days=1))
     keys = [{c.plan.action: c.key for c in r.policies[0].candidates} for r in (first, second)]
@@ -550,8 +550,8 @@ def test_a_begun_mark_step_is_carried_on_with_the_same_deadline(store, cloud):
     verdicts = {c.plan.action: c.verdict for c in second.policies[0].candidates}
     assert verdicts == {"set-metadata": "done", "notify": "failed"}
     assert cloud.servers["a"]["metadata"]["stackfleet-lifecycle"] == mark
-    assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["pending"]
-    assert lifecycles.list_lifecycles(store)[0]["next_at"] == row["next_at"]
+    assert [r["stage"] for r in leases.list_leases(store)] == ["pending"]
+    assert leases.list_leases(store)[0]["next_at"] == row["next_at"]
 
 
 def test_a_begun_mark_step_on_a_server_used_again_takes_its_mark_back(store, cloud):
@@ -569,4 +569,4 @@ def test_a_begun_mark_step_on_a_server_used_again_takes_its_mark_back(store, clo
     report = run(store, cloud, SHUTOFF_LIFECYCLE, settings=settings, now=NOW + timedelta(hours=1))
     assert [c.plan.action for c in report.policies[0].candidates] == ["clear-metadata"]
     assert "stackfleet-lifecycle" not in cloud.servers["a"]["metadata"]
-    assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["cancelled"]
+    assert [r["stage"] for r in leases.list_leases(store)] == ["cancelled"]

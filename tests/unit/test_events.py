@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from stackfleet.core.redaction import redact_url
-from stackfleet.engine.events import EventProcessor
+from stackfleet.engine.event_processor import EventProcessor
 from stackfleet.engine.policies import PolicyRunner
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.sources.notifications import (

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from stackfleet.core.errors import ConflictError
-from stackfleet.store import lifecycles
+from stackfleet.store import leases
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 DAY = 86400.0
 
 
 def lease(store, resource: str = "vm-1", cap_days: float = 10) -> int:
-    return lifecycles.create(
+    return leases.create(
         store,
         policy="lease",
         cloud="c",
@@ -43,7 +43,7 @@ def test_two_extensions_at_once_cannot_both_pass_the_cap(any_store, monkeypatch)
     lease(any_store, cap_days=10)
     # widen the window between reading the row and writing it back
     slow: set[int] = set()
-    aware = lifecycles.aware
+    aware = leases.aware
 
     def slow_aware(value: Any) -> Any:
         me = threading.get_ident()
@@ -52,14 +52,14 @@ def test_two_extensions_at_once_cannot_both_pass_the_cap(any_store, monkeypatch)
             time.sleep(0.5)
         return aware(value)
 
-    monkeypatch.setattr(lifecycles, "aware", slow_aware)
+    monkeypatch.setattr(leases, "aware", slow_aware)
     outcomes: list[str] = []
     start = threading.Barrier(2)
 
     def extend() -> None:
         start.wait()
         try:
-            lifecycles.extend(any_store, "vm-1", 7, NOW)
+            leases.extend(any_store, "vm-1", 7, NOW)
             outcomes.append("extended")
         except ConflictError as exc:
             outcomes.append(f"refused: {exc}")
@@ -74,7 +74,7 @@ def test_two_extensions_at_once_cannot_both_pass_the_cap(any_store, monkeypatch)
 
     assert sorted(o.split(":")[0] for o in outcomes) == ["extended", "refused"], outcomes
     assert "3 days are left" in next(o for o in outcomes if o.startswith("refused"))
-    [row] = lifecycles.list_lifecycles(any_store)
+    [row] = leases.list_leases(any_store)
     assert row["extended_days"] == 7
     assert row["next_at"] == (NOW + timedelta(days=14)).isoformat()
     assert [h["step"] for h in row["history"]] == ["mark", "extended"]
@@ -82,23 +82,23 @@ def test_two_extensions_at_once_cannot_both_pass_the_cap(any_store, monkeypatch)
 
 def test_extensions_add_up_to_the_cap_and_no_further(any_store):
     lease(any_store, cap_days=10)
-    lifecycles.extend(any_store, "vm-1", 4, NOW)
-    lifecycles.extend(any_store, "vm-1", 6, NOW)
+    leases.extend(any_store, "vm-1", 4, NOW)
+    leases.extend(any_store, "vm-1", 6, NOW)
     with pytest.raises(ConflictError, match="0 days are left"):
-        lifecycles.extend(any_store, "vm-1", 1, NOW)
+        leases.extend(any_store, "vm-1", 1, NOW)
 
 
 def test_recording_a_step_keeps_an_extension_made_meanwhile(any_store):
-    lifecycle_id = lease(any_store)
-    lifecycles.extend(any_store, "vm-1", 2, NOW)
-    lifecycles.record_step(
+    lease_id = lease(any_store)
+    leases.extend(any_store, "vm-1", 2, NOW)
+    leases.record_step(
         any_store,
-        lifecycle_id,
+        lease_id,
         NOW,
         history_entry={"step": "refresh", "at": NOW.isoformat()},
         reminder="marked:2d",
     )
-    [row] = lifecycles.list_lifecycles(any_store)
+    [row] = leases.list_leases(any_store)
     assert [h["step"] for h in row["history"]] == ["mark", "extended", "refresh"]
     assert row["next_at"] == (NOW + timedelta(days=9)).isoformat()
     assert row["reminded"] == ["marked:2d"]

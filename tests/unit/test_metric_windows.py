@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from stackfleet.store.evaluation import metric_window
 from stackfleet.store.metrics import (
     DAY,
     FIVE_MINUTES,
@@ -18,9 +19,8 @@ from stackfleet.store.metrics import (
     record_samples,
     window,
 )
-from stackfleet.store.policy_reads import metric_window
 from stackfleet.store.schema import MetricRollup
-from stackfleet.store.usage_reads import HourlyPoint, backfill_limit, record_hourly
+from stackfleet.store.usage import HourlyPoint, backfill_limit, record_hourly
 
 # 05:00 on a day boundary's day: windows start and end inside days
 T0 = 1_700_000_000 - 1_700_000_000 % DAY + 5 * HOUR

@@ -16,10 +16,10 @@ from stackfleet.policy.filters import compile_all
 from stackfleet.policy.view import FleetView
 from stackfleet.simulator.services.nova_diagnostics import diagnostics
 from stackfleet.sources.openstack.diagnostics import Diagnostics, parse_diagnostics
+from stackfleet.store.evaluation import metric_window
 from stackfleet.store.metrics import HOUR, RAW_ONLY_METRICS, Sample, compact, record_samples
-from stackfleet.store.policy_reads import metric_window
 from stackfleet.store.schema import MetricRollup
-from stackfleet.store.usage_reads import HourlyPoint, backfill_limit, record_hourly
+from stackfleet.store.usage import HourlyPoint, backfill_limit, record_hourly
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 IDLE_RULE = (

@@ -6,7 +6,7 @@ from stackfleet.actions import (  # noqa: F401
     compute,
     compute_service,
     fence,
-    lifecycle,
+    leases,
     maintenance,
     network,
     notify,

@@ -38,7 +38,7 @@ from stackfleet.store import Store
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.findings import counts_by_policy
 from stackfleet.store.metrics import resource_series
-from stackfleet.store.usage_reads import newest_values
+from stackfleet.store.usage import newest_values
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,8 @@ from stackfleet.api.deps import ActorName, OffsetQuery, RowId, get_store
 from stackfleet.api.errors import error_responses
 from stackfleet.core.errors import NotFoundError
 from stackfleet.policy import PolicyError, load_text
-from stackfleet.store import action_records, lifecycles
+from stackfleet.store import action_records
+from stackfleet.store import leases as lease_store
 from stackfleet.store.audit import AuditLog, checkpoints_path, target_in_project
 from stackfleet.store.findings import get_finding, list_findings
 
@@ -379,8 +380,8 @@ def leases(
         str | None, Query(description="active (default), pending, marked, stopped, done, cancelled")
     ] = "active",
 ) -> Any:
-    """Resources in a reclamation lifecycle and when their next step is due."""
-    items = lifecycles.list_lifecycles(get_store(request), stage or None, resource=resource)
+    """Resources on a reclamation lease and when their next step is due."""
+    items = lease_store.list_leases(get_store(request), stage or None, resource=resource)
     project = rbac.scope(request)
     if project is not None:
         items = [row for row in items if row.get("project_id") == project]
@@ -398,17 +399,17 @@ def extend_lease(
     resource: Annotated[str, Path(description="The resource's id or name.")],
     body: Extension,
 ) -> Any:
-    """Owner self-service: push back the next step of the resource's lifecycle, within
+    """Owner self-service: push back the next step of the resource's lease, within
     the policy's cap (409 says how much is left)."""
     store = get_store(request)
     # a project member may extend only its own project's resources
-    current = lifecycles.list_lifecycles(store, "active", resource=resource, limit=None)
+    current = lease_store.list_leases(store, "active", resource=resource, limit=None)
     auth.require_projects(request, [r["project_id"] for r in current], resource)
-    changed = lifecycles.extend(store, resource, body.days, datetime.now(UTC))
+    changed = lease_store.extend(store, resource, body.days, datetime.now(UTC))
     for row in changed:
         AuditLog(store).append(
             "lease.extended",
-            {"days": body.days, "next_at": row["next_at"], "lifecycle_id": row["id"]},
+            {"days": body.days, "next_at": row["next_at"], "lease_id": row["id"]},
             actor=auth.actor(request, body.actor),
             policy=row["policy"],
             target=f"{row['cloud']}/{row['region']}/{row['kind']}/{row['resource_id']}",

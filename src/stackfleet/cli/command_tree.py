@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from enum import Enum, EnumMeta
 from typing import Any
 
 import typer
@@ -86,6 +87,57 @@ class LazyCommands(MutableMapping[str, Any]):
 
     def __contains__(self, name: object) -> bool:
         return name in self.index or name in self.built
+
+
+class _DeferredCheck:
+    """Typer checks each parameter's value with a pydantic TypeAdapter that it builds
+    the first time the parameter is processed, unset or not: importing pydantic and
+    building those schemas costs a listing about 80 ms of CPU. An unset value (None),
+    the default the command itself declares, a plain string for a plain `str` option
+    and the exact value of an Enum member (`-f json`) need no schema: they are what
+    Typer's check would answer. Any other value gets Typer's own check, built then."""
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:  # as Typer's RuntimeParam.coerce answers it
+            return () if param.multiple or param.nargs == -1 else None
+        annotation = param.type_descriptor.annotation
+        if value is param.default and type(value) is annotation:
+            return value
+        if type(value) is str and param.nargs == 1 and not param.multiple:
+            info = param.type_descriptor.parameter_info
+            if annotation is str and getattr(info, "parser", None) is None:
+                return value
+            if isinstance(annotation, EnumMeta):
+                member: Enum
+                for member in annotation:
+                    if member.value == value:
+                        return member
+        from typer._coercion import build_runtime_param
+
+        param._runtime_param = build_runtime_param(param.type_descriptor)
+        return param._runtime_param.coerce(value, param=param, ctx=ctx)
+
+
+_DEFERRED = _DeferredCheck()
+
+
+def _defer_typer_value_checks() -> None:
+    """Make every Typer parameter (the help and completion options Typer adds at parse
+    time included) start with the deferred check. Typer keeps the check it builds in
+    `_runtime_param`; a Typer without `get_runtime_param` is left as it is (slower to
+    start, as correct; tests/unit/test_cli_imports.py then says pydantic is back)."""
+    param_class = getattr(typer.core, "_TyperParameter", None)
+    original = getattr(param_class, "get_runtime_param", None)
+    if param_class is None or original is None:
+        return
+
+    def get_runtime_param(self: Any) -> Any:
+        return _DEFERRED if self._runtime_param is None else original(self)
+
+    param_class.get_runtime_param = get_runtime_param
+
+
+_defer_typer_value_checks()
 
 
 class RootGroup(TyperGroup):

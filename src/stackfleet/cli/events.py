@@ -22,7 +22,7 @@ from stackfleet.cli.output import Format, FormatOption, emit_rows
 from stackfleet.core.errors import ConfigError, InvalidQueryError, NotFoundError
 
 if TYPE_CHECKING:
-    from stackfleet.engine.events import EventOutcome
+    from stackfleet.engine.event_processor import EventOutcome
     from stackfleet.engine.settings import Settings
     from stackfleet.policy.schema import Policy
     from stackfleet.sources.notifications import CloudNotifications, Notification
@@ -208,7 +208,7 @@ def run_for_event(
 ) -> list[EventOutcome]:
     """`policy run --event TYPE --resource ID`: re-read the resource from its cloud,
     record it, and run the event policies `event_type` triggers over it."""
-    from stackfleet.engine.events import EventProcessor, Targets
+    from stackfleet.engine.event_processor import EventProcessor, Targets
     from stackfleet.engine.execute import Connections
     from stackfleet.engine.policies import PolicyRunner
     from stackfleet.sources.notifications import ResourceEvent, is_deletion, rule_for

@@ -16,7 +16,7 @@ from stackfleet.cli.options import (
     InfraConfigOption,
     SettingsOption,
 )
-from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
+from stackfleet.cli.output import Format, FormatOption, emit_columns, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def list_command(
     if fmt in (Format.json, Format.yaml):
         _emit_list(rows, fmt)
         return
-    emit_rows(rows, [c for c, _ in COLUMNS], fmt, headers=[h for _, h in COLUMNS])
+    emit_columns(rows, COLUMNS, fmt)
     if fmt is Format.table and not rows:
         err.print("no hardware status yet: run `stackfleet hardware sweep --bmc-map FILE`")
 
@@ -224,7 +224,7 @@ def sweep_and_print(
     if fmt in (Format.json, Format.yaml):
         _emit_list(rows, fmt)
     else:
-        emit_rows(rows, [c for c, _ in COLUMNS], fmt, headers=[h for _, h in COLUMNS])
+        emit_columns(rows, COLUMNS, fmt)
     summary = ", ".join(f"{count} {status}" for status, count in sorted(report.counts.items()))
     err.print(
         f"swept {len(report.statuses)} BMCs in {report.seconds:.1f} s ({summary}); "

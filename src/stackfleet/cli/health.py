@@ -15,7 +15,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.options import SettingsOption
-from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
+from stackfleet.cli.output import Format, FormatOption, emit_columns, emit_object
 from stackfleet.core.errors import InvalidQueryError
 
 if TYPE_CHECKING:
@@ -150,6 +150,56 @@ def health_default(ctx: typer.Context) -> None:
         health_hosts(ctx)
 
 
+# What each listing shows: (field, header), and how a saved verdict's details fill them.
+HOST_COLUMNS = (
+    ("cloud", "Cloud"),
+    ("region", "Region"),
+    ("host", "Host"),
+    ("state", "State"),
+    ("failure", "Failure"),
+    ("reason", "Reason"),
+    ("evidence", "Evidence"),
+    ("changed_at", "Since"),
+)
+SERVICE_COLUMNS = (
+    ("cloud", "Cloud"),
+    ("region", "Region"),
+    ("service", "Service"),
+    ("state", "State"),
+    ("up", "Up"),
+    ("disabled", "Disabled"),
+    ("forced_down", "Forced down"),
+    ("heartbeat_age", "Heartbeat age (s)"),
+    ("disabled_reason", "Disabled reason"),
+)
+INSTANCE_COLUMNS = (
+    ("cloud", "Cloud"),
+    ("region", "Region"),
+    ("name", "Name"),
+    ("id", "ID"),
+    ("host", "Host"),
+    ("project_id", "Project"),
+    ("state", "State"),
+    ("problem", "Problem"),
+    ("evidence", "Evidence"),
+)
+WORKLOAD_COLUMNS = (
+    ("workload", "Workload"),
+    ("selector", "Selector"),
+    ("state", "State"),
+    ("healthy", "Healthy"),
+    ("members", "Members"),
+    ("min_healthy", "Min healthy"),
+    ("target", "Target %"),
+    ("reason", "Why"),
+)
+
+
+def _details(row: dict[str, Any], *names: str) -> None:
+    """Copy these fields of the verdict's details onto the row (None when absent)."""
+    row.update({name: row["details"].get(name) for name in names})
+
+
 def health_hosts(
     ctx: typer.Context,
     wanted: StateOption = None,
@@ -167,13 +217,7 @@ def health_hosts(
         row["evidence"] = row["details"].get("evidence") or []
         if fmt is Format.table:
             row["evidence"] = "\n".join(row["evidence"])
-    emit_rows(
-        rows,
-        ["cloud", "region", "host", "state", "failure", "reason", "evidence", "changed_at"],
-        fmt,
-        headers=["Cloud", "Region", "Host", "State", "Failure", "Reason", "Evidence", "Since"],
-        title=f"{len(rows)} compute hosts",
-    )
+    emit_columns(rows, HOST_COLUMNS, fmt, title=f"{len(rows)} compute hosts")
     _frozen_line(ctx, fmt)
 
 
@@ -189,42 +233,9 @@ def health_services(
     """Compute services: up or down, disabled and why, forced down, heartbeat age."""
     rows = _load(ctx, "service", wanted, assess, config, os_cloud, bmc_map)
     for row in rows:
-        d = row["details"]
-        row.update(
-            service=row["name"],
-            up=d.get("up"),
-            disabled=d.get("disabled"),
-            disabled_reason=d.get("disabled_reason"),
-            forced_down=d.get("forced_down"),
-            heartbeat_age=d.get("heartbeat_age"),
-        )
-    emit_rows(
-        rows,
-        [
-            "cloud",
-            "region",
-            "service",
-            "state",
-            "up",
-            "disabled",
-            "forced_down",
-            "heartbeat_age",
-            "disabled_reason",
-        ],
-        fmt,
-        headers=[
-            "Cloud",
-            "Region",
-            "Service",
-            "State",
-            "Up",
-            "Disabled",
-            "Forced down",
-            "Heartbeat age (s)",
-            "Disabled reason",
-        ],
-        title=f"{len(rows)} services",
-    )
+        row["service"] = row["name"]
+        _details(row, "up", "disabled", "disabled_reason", "forced_down", "heartbeat_age")
+    emit_columns(rows, SERVICE_COLUMNS, fmt, title=f"{len(rows)} services")
 
 
 def health_instances(
@@ -245,30 +256,9 @@ def health_instances(
     if not all_ and wanted is None:
         rows = [r for r in rows if r["state"] != "healthy"]
     for row in rows:
-        row.update(
-            id=row["subject"],
-            host=row["details"].get("host"),
-            project_id=row["details"].get("project_id"),
-            problem=row["failure"],
-            evidence=row["reason"],
-        )
-    emit_rows(
-        rows,
-        ["cloud", "region", "name", "id", "host", "project_id", "state", "problem", "evidence"],
-        fmt,
-        headers=[
-            "Cloud",
-            "Region",
-            "Name",
-            "ID",
-            "Host",
-            "Project",
-            "State",
-            "Problem",
-            "Evidence",
-        ],
-        title=f"{len(rows)} instances",
-    )
+        row.update(id=row["subject"], problem=row["failure"], evidence=row["reason"])
+        _details(row, "host", "project_id")
+    emit_columns(rows, INSTANCE_COLUMNS, fmt, title=f"{len(rows)} instances")
 
 
 def health_workloads(
@@ -283,67 +273,35 @@ def health_workloads(
     """Workloads (health.workloads): healthy while at least k of their n members are."""
     rows = _load(ctx, "workload", wanted, assess, config, os_cloud, bmc_map)
     for row in rows:
-        d = row["details"]
-        row.update(
-            workload=row["subject"],
-            selector=d.get("selector"),
-            healthy=d.get("healthy"),
-            members=d.get("members"),
-            min_healthy=d.get("min_healthy"),
-            target=d.get("target"),
-            unhealthy=d.get("unhealthy") or [],
-        )
-    emit_rows(
-        rows,
-        [
-            "workload",
-            "selector",
-            "state",
-            "healthy",
-            "members",
-            "min_healthy",
-            "target",
-            "reason",
-        ],
-        fmt,
-        headers=[
-            "Workload",
-            "Selector",
-            "State",
-            "Healthy",
-            "Members",
-            "Min healthy",
-            "Target %",
-            "Why",
-        ],
-        title=f"{len(rows)} workloads",
-    )
+        row["workload"] = row["subject"]
+        _details(row, "selector", "healthy", "members", "min_healthy", "target")
+        row["unhealthy"] = row["details"].get("unhealthy") or []
+    emit_columns(rows, WORKLOAD_COLUMNS, fmt, title=f"{len(rows)} workloads")
 
 
 # -- recoveries ---------------------------------------------------------------------------
 
-RECOVERY_COLUMNS = [
-    "id",
-    "kind",
-    "subject",
-    "trigger",
-    "status",
-    "execute",
-    "created_at",
-    "finished_at",
-    "error",
-]
-RECOVERY_HEADERS = [
-    "ID",
-    "Kind",
-    "Subject",
-    "Trigger",
-    "Status",
-    "Execute",
-    "Started",
-    "Finished",
-    "Error",
-]
+RECOVERY_COLUMNS = (
+    ("id", "ID"),
+    ("kind", "Kind"),
+    ("subject", "Subject"),
+    ("trigger", "Trigger"),
+    ("status", "Status"),
+    ("execute", "Execute"),
+    ("created_at", "Started"),
+    ("finished_at", "Finished"),
+    ("error", "Error"),
+)
+STEP_COLUMNS = (
+    ("seq", "#"),
+    ("name", "Step"),
+    ("target", "Target"),
+    ("status", "Status"),
+    ("started_at", "Started"),
+    ("finished_at", "Finished"),
+    ("detail", "Evidence"),
+    ("error", "Error"),
+)
 
 
 def recoveries_list(
@@ -359,9 +317,7 @@ def recoveries_list(
     from stackfleet.store import recoveries
 
     rows = recoveries.list_recoveries(state(ctx).store(), status, limit)
-    emit_rows(
-        rows, RECOVERY_COLUMNS, fmt, headers=RECOVERY_HEADERS, title=f"{len(rows)} recoveries"
-    )
+    emit_columns(rows, RECOVERY_COLUMNS, fmt, title=f"{len(rows)} recoveries")
 
 
 def _step_detail(step: dict[str, Any]) -> str:
@@ -397,13 +353,7 @@ def recoveries_show(
         )
     emit_object(head, fmt)
     rows = [{**s, "detail": _step_detail(s)} for s in recovery["steps"]]
-    emit_rows(
-        rows,
-        ["seq", "name", "target", "status", "started_at", "finished_at", "detail", "error"],
-        fmt,
-        headers=["#", "Step", "Target", "Status", "Started", "Finished", "Evidence", "Error"],
-        title=f"recovery {recovery_id}: {len(rows)} steps",
-    )
+    emit_columns(rows, STEP_COLUMNS, fmt, title=f"recovery {recovery_id}: {len(rows)} steps")
 
 
 def recoveries_run(
@@ -439,6 +389,4 @@ def recoveries_run(
         )
         if assessment.fleet.frozen:
             err.print(f"[bold red]automatic recovery frozen:[/] {assessment.fleet.frozen}")
-    emit_rows(
-        touched, RECOVERY_COLUMNS, fmt, headers=RECOVERY_HEADERS, title=f"{len(touched)} recoveries"
-    )
+    emit_columns(touched, RECOVERY_COLUMNS, fmt, title=f"{len(touched)} recoveries")

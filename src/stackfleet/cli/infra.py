@@ -38,6 +38,63 @@ RecordOption = Annotated[
     ),
 ]
 
+# `db rules` and `mq rules` read no settings file: there `--config` is only the old name of
+# `--infra-config`, hidden, and warns.
+DeprecatedInfraConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", hidden=True, help="Deprecated: use --infra-config."),
+]
+# Sections only a monitoring file has: a file with one of them given as `--config` to
+# `db status` / `mq status` is the monitoring file under its old option.
+MONITORING_SECTIONS = ("databases", "message_queues")
+
+
+def _deprecated_config_warning(command: str) -> None:
+    err.print(
+        f"[yellow]warning:[/] `{command} --config` for the monitoring file is deprecated: "
+        "use --infra-config (--config names the settings file, as in every other command)",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _rules_file(command: str, infra_config: Path | None, old: Path | None) -> Path | None:
+    """The monitoring file of `db rules` / `mq rules`: --infra-config, else the deprecated
+    --config (with a warning)."""
+    if old is None:
+        return infra_config
+    _deprecated_config_warning(command)
+    return infra_config if infra_config is not None else old
+
+
+def _status_files(
+    ctx: typer.Context, command: str, infra_config: Path | None, settings_file: str | None
+) -> tuple[Path | None, str | None]:
+    """(monitoring file, settings file) of `db status` / `mq status`. These took the
+    monitoring file as `--config` before `--config` meant the settings file everywhere;
+    a monitoring file still given there is read as one, with a warning, rather than
+    ignored (the probe would silently fall back to 127.0.0.1)."""
+    # by name: Typer's click may not be the `click` package
+    source = ctx.get_parameter_source("settings_file")
+    given = getattr(source, "name", None) == "COMMANDLINE"
+    if infra_config is not None or settings_file is None or not given:
+        return infra_config, settings_file
+    if not _is_monitoring_file(Path(settings_file)):
+        return infra_config, settings_file
+    _deprecated_config_warning(command)
+    return Path(settings_file), None
+
+
+def _is_monitoring_file(path: Path) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # the settings loader reports it, naming the file
+    return isinstance(data, dict) and any(key in data for key in MONITORING_SECTIONS)
+
+
 db_app = typer.Typer(
     help="Infrastructure databases (MariaDB, MySQL, Galera).", no_args_is_help=True
 )
@@ -172,6 +229,7 @@ def db_status(
     from stackfleet.engine.infra_monitor import pack_policies, sweep_databases
     from stackfleet.engine.settings import load_settings
 
+    infra_config, settings_file = _status_files(ctx, "db status", infra_config, settings_file)
     targets, loaded = _db_targets(dsn, infra_config)
     _quiet_probe_log(ctx)
     policies = pack_policies("database", loaded.policies)
@@ -353,9 +411,14 @@ def _print_database(status: DatabaseStatus, item: dict[str, Any]) -> None:
 
 
 @db_app.command("rules")
-def db_rules(infra_config: InfraConfigOption = None, fmt: FormatOption = Format.table) -> None:
+def db_rules(
+    infra_config: InfraConfigOption = None,
+    fmt: FormatOption = Format.table,
+    old_config: DeprecatedInfraConfigOption = None,
+) -> None:
     """The database policies in force: the database pack, with the monitoring file's
     policy files in place of its policies of the same name."""
+    infra_config = _rules_file("db rules", infra_config, old_config)
     emit_rows(_policy_rows("database", infra_config), list(POLICY_COLUMNS), fmt)
 
 
@@ -415,6 +478,7 @@ def mq_status(
     from stackfleet.sources.infra_config import load_infra_config
     from stackfleet.sources.rabbitmq import DEFAULT_URL, BrokerTarget
 
+    infra_config, settings_file = _status_files(ctx, "mq status", infra_config, settings_file)
     loaded = load_infra_config(infra_config)
     if url:
         targets = [BrokerTarget.from_url(u) for u in url]
@@ -497,9 +561,14 @@ def _print_broker(status: BrokerStatus, item: dict[str, Any], all_queues: bool) 
 
 
 @mq_app.command("rules")
-def mq_rules(infra_config: InfraConfigOption = None, fmt: FormatOption = Format.table) -> None:
+def mq_rules(
+    infra_config: InfraConfigOption = None,
+    fmt: FormatOption = Format.table,
+    old_config: DeprecatedInfraConfigOption = None,
+) -> None:
     """The RabbitMQ policies in force: the RabbitMQ pack, with the monitoring file's
     policy files in place of its policies of the same name."""
+    infra_config = _rules_file("mq rules", infra_config, old_config)
     emit_rows(
         _policy_rows("rabbitmq", infra_config),
         [*POLICY_COLUMNS[:1], "kind", *POLICY_COLUMNS[1:]],

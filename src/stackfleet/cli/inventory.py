@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import typer
 
 from stackfleet.cli.context import state
-from stackfleet.cli.output import Format, FormatOption, LazyConsole, emit_object, emit_rows
+from stackfleet.cli.output import (
+    Format,
+    FormatOption,
+    LazyConsole,
+    emit_columns,
+    emit_object,
+    emit_rows,
+)
 from stackfleet.core.errors import ConfigError, InvalidQueryError
 
 # Collecting needs openstacksdk, imported by `collect`; the listings read only the store.
@@ -191,6 +198,16 @@ def collect_command(
         raise typer.Exit(1)
 
 
+def _listing(
+    ctx: typer.Context, kind_name: str, filters: dict[str, str], **options: Any
+) -> tuple[list[dict[str, Any]], int]:
+    """store/listing.py over the store's engine: no ORM to import and map."""
+    from stackfleet.store.listing import list_resources
+
+    with state(ctx).engine().connect() as connection:
+        return list_resources(connection, kind_name, filters, **options)
+
+
 def _list(
     ctx: typer.Context,
     kind_name: str,
@@ -202,18 +219,15 @@ def _list(
     limit: int | None,
     title: str,
 ) -> None:
-    rows, total = (
-        state(ctx)
-        .store()
-        .list_resources(
-            kind_name,
-            {k: v for k, v in filters.items() if v is not None},
-            cloud=cloud,
-            region=region,
-            limit=limit,
-        )
+    rows, total = _listing(
+        ctx,
+        kind_name,
+        {k: v for k, v in filters.items() if v is not None},
+        cloud=cloud,
+        region=region,
+        limit=limit,
     )
-    emit_rows(rows, [c for c, _ in columns], fmt, [h for _, h in columns], title=title)
+    emit_columns(rows, columns, fmt, title=title)
     if fmt is Format.table and limit and total > len(rows):
         err.print(f"{len(rows)} of {total} shown (--limit)")
 
@@ -252,19 +266,17 @@ def servers_list(
 ) -> None:
     """List servers of every project."""
     if project:
-        project = _project_id(state(ctx).store(), project, cloud, region)
+        project = _project_id(ctx, project, cloud, region)
     filters = {"status": status.upper() if status else None, "host": host, "project_id": project}
     _list(ctx, "server", SERVER_COLUMNS, filters, fmt, cloud, region, limit, "Servers")
 
 
-def _project_id(store: Store, project: str, cloud: str | None, region: str | None) -> str:
+def _project_id(ctx: typer.Context, project: str, cloud: str | None, region: str | None) -> str:
     """`project` if it is a collected project's id, else the id of the one project of
     that name (as `openstack server list --project` takes either)."""
-    if store.list_resources("project", cloud=cloud, region=region, filters={"id": project})[0]:
+    if _listing(ctx, "project", {"id": project}, cloud=cloud, region=region)[0]:
         return project
-    named, _ = store.list_resources(
-        "project", cloud=cloud, region=region, filters={"name": project}
-    )
+    named, _ = _listing(ctx, "project", {"name": project}, cloud=cloud, region=region)
     ids = sorted({str(p["id"]) for p in named})
     if len(ids) > 1:
         raise InvalidQueryError(
@@ -303,12 +315,14 @@ def resources_list(
 
     if kind_name not in KINDS:
         raise InvalidQueryError(f"unknown kind {kind_name!r}; known: {', '.join(KINDS)}")
-    rows, total = (
-        state(ctx)
-        .store()
-        .list_resources(
-            kind_name, _parse_filters(filter_ or []), cloud, region, include_deleted, limit
-        )
+    rows, total = _listing(
+        ctx,
+        kind_name,
+        _parse_filters(filter_ or []),
+        cloud=cloud,
+        region=region,
+        include_deleted=include_deleted,
+        limit=limit,
     )
     columns = column or ["id", "name", "status", "project_id", "region"]
     emit_rows(rows, columns, fmt, title=KINDS[kind_name].collection)

@@ -1,4 +1,4 @@
-"""Lease commands: owners see and extend the reclamation lifecycles of their resources."""
+"""Lease commands: owners see and extend the reclamation leases of their resources."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ out = Console(highlight=False, soft_wrap=True)
 
 def register(app: typer.Typer) -> None:
     """Add `lease list` and `lease extend` to the root app."""
-    lease = typer.Typer(help="Leases: reclamation lifecycles and owners' extensions.")
+    lease = typer.Typer(
+        help="Leases: resources on their way to reclamation, and owners' extensions."
+    )
     lease.command("list")(lease_list)
     lease.command("extend")(lease_extend)
     app.add_typer(lease, name="lease")
@@ -32,12 +34,10 @@ def lease_list(
     all_: Annotated[bool, typer.Option("--all", help="Finished and cancelled ones too.")] = False,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Resources in a reclamation lifecycle and when their next step is due."""
-    from stackfleet.store import lifecycles
+    """Resources on a reclamation lease and when their next step is due."""
+    from stackfleet.store import leases
 
-    rows = lifecycles.list_lifecycles(
-        state(ctx).store(), None if all_ else "active", resource=resource
-    )
+    rows = leases.list_leases(state(ctx).store(), None if all_ else "active", resource=resource)
     emit_rows(
         rows,
         [
@@ -72,20 +72,20 @@ def lease_extend(
     days: Annotated[float, typer.Option("--days", min=0.01, help="Days to add.")],
     actor: Annotated[str | None, typer.Option("--as", help="Who extends (default: you).")] = None,
 ) -> None:
-    """Push back the next step of a resource's lifecycle by N days.
+    """Push back the next step of a resource's lease by N days.
 
     Allowed up to the policy's max_extension in all."""
-    from stackfleet.store import lifecycles
+    from stackfleet.store import leases
     from stackfleet.store.audit import AuditLog
 
     store = state(ctx).store()
     who = actor or getpass.getuser()
     now = datetime.now(UTC)
-    changed = lifecycles.extend(store, resource, days, now)
+    changed = leases.extend(store, resource, days, now)
     for row in changed:
         AuditLog(store).append(
             "lease.extended",
-            {"days": days, "next_at": row["next_at"], "lifecycle_id": row["id"]},
+            {"days": days, "next_at": row["next_at"], "lease_id": row["id"]},
             actor=who,
             policy=row["policy"],
             target=f"{row['cloud']}/{row['region']}/{row['kind']}/{row['resource_id']}",

@@ -88,7 +88,9 @@ ROOT_COMMANDS = (
         "Compliance: security and HA rules, pass/fail per rule.",
     ),
     RootCommand(
-        "lease", "stackfleet.cli.lease", "Leases: reclamation lifecycles and owners' extensions."
+        "lease",
+        "stackfleet.cli.lease",
+        "Leases: resources on their way to reclamation, and owners' extensions.",
     ),
     RootCommand("alerts", "stackfleet.cli.alerts", "Alerts: list, acknowledge, silence, resolve."),
     RootCommand(

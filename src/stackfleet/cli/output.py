@@ -99,6 +99,17 @@ def emit_rows(
         Console(width=max(Console().width, MIN_TABLE_WIDTH)).print(table)
 
 
+Columns = Sequence[tuple[str, str]]
+"""A listing's columns: (field of the row, header of the table), in order."""
+
+
+def emit_columns(
+    rows: Sequence[dict[str, Any]], columns: Columns, fmt: Format, title: str | None = None
+) -> None:
+    """`emit_rows` for columns given as (field, header) pairs."""
+    emit_rows(rows, [c for c, _ in columns], fmt, [h for _, h in columns], title=title)
+
+
 class LazyConsole:
     """rich's Console on stderr, made when first used: a listing that prints nothing on
     stderr does not import rich's console."""

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.options import SettingsOption
-from stackfleet.cli.output import Format, FormatOption, emit_object, emit_rows
+from stackfleet.cli.output import Format, FormatOption, emit_columns, emit_object, emit_rows
 from stackfleet.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -147,7 +147,7 @@ def sweep_command(
         assert settings.prometheus is not None
         sweep = sweep_prometheus(store, settings.prometheus)
     rows = [_rounded(r.as_dict()) for r in sweep.rows]
-    emit_rows(rows, [c for c, _ in SWEEP_COLUMNS], fmt, headers=[h for _, h in SWEEP_COLUMNS])
+    emit_columns(rows, SWEEP_COLUMNS, fmt)
     summary = sweep.summary()
     err.print(
         f"usage sweep ({summary['source']}): {summary['sampled']} sampled, "

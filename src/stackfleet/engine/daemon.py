@@ -40,7 +40,7 @@ from stackfleet.engine.coordination import (
     group_for_store,
 )
 from stackfleet.engine.daemon_config import DaemonConfig
-from stackfleet.engine.events import EVENTS_TICK, EventProcessor, build_events
+from stackfleet.engine.event_processor import EVENTS_TICK, EventProcessor, build_events
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.hardware import HardwareSweepLoop
 from stackfleet.engine.infra_monitor import InfraMonitorLoop, pack_policies

@@ -22,8 +22,8 @@ from stackfleet.model import KINDS
 from stackfleet.policy.filters.base import select_all
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc, segment_of
+from stackfleet.store.evaluation import ResourceKey
 from stackfleet.store.findings import open_findings
-from stackfleet.store.policy_reads import ResourceKey
 
 
 @dataclass

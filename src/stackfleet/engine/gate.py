@@ -32,7 +32,7 @@ from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, segment_of
 from stackfleet.store import action_records
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 
 Verdict = Literal[
     "execute",

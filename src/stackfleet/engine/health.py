@@ -36,8 +36,8 @@ from stackfleet.sources.redfish.bmc_map import BmcTarget, load_bmc_map
 from stackfleet.sources.redfish.client import read_power
 from stackfleet.store import health_states
 from stackfleet.store.db import Store
+from stackfleet.store.evaluation import load_records
 from stackfleet.store.health_states import Verdict
-from stackfleet.store.policy_reads import load_records
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from stackfleet.model.hardware import OK
 from stackfleet.policy.schema import Policy
 from stackfleet.store import Store
 from stackfleet.store.hardware import get_status
-from stackfleet.store.usage_reads import newest_values
+from stackfleet.store.usage import newest_values
 
 # real use of a hypervisor, from node_exporter (`stackfleet usage sweep --source prometheus`)
 HOST_USAGE_METRICS = ("cpu_util", "memory_used_mb", "memory_used_percent")

@@ -15,18 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stackfleet.actions.base import Skip
-from stackfleet.actions.lifecycle import UNUSED_FIELDS, Lifecycle
+from stackfleet.actions.leases import UNUSED_FIELDS, ReclaimLease
 from stackfleet.actions.notify import Notifier
 from stackfleet.alerts.lifecycle import AlertChanges, Dispatch, dispatch, sync_policy_alerts
 from stackfleet.engine.evaluate import evaluate_policy, prepare
 from stackfleet.engine.execute import Connections, Executor, RunContext, queue_for_approval
 from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
-from stackfleet.engine.lifecycle import LifecycleEngine, Step
+from stackfleet.engine.leases import LeaseReconciler, Step
 from stackfleet.engine.settings import Settings
 from stackfleet.model import KINDS
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record, Segment, key_of, paused_gc
-from stackfleet.store import lifecycles
+from stackfleet.store import leases
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 from stackfleet.store.findings import FindingKey, FindingSync, sync_findings
@@ -235,16 +235,16 @@ class PolicyRunner:
             findings=sync,
             alerts=alerts,
         )
-        lifecycle_engine = LifecycleEngine(self.store, view, now, self.audit)
-        steps: list[tuple[Lifecycle, Step]] = []
+        lease_reconciler = LeaseReconciler(self.store, view, now, self.audit)
+        steps: list[tuple[ReclaimLease, Step]] = []
         for action in policy.actions:
-            if isinstance(action, Lifecycle):
-                for step in lifecycle_engine.steps(policy, action, evaluated):
+            if isinstance(action, ReclaimLease):
+                for step in lease_reconciler.steps(policy, action, evaluated):
                     if scope is not None and key_of(step.record) not in scope:
                         continue
                     self._plan_step(policy, step, report)
                     steps.append((action, step))
-        simple = [a for a in policy.actions if not isinstance(a, Lifecycle)]
+        simple = [a for a in policy.actions if not isinstance(a, ReclaimLease)]
         for record in evaluated.matches if simple else ():
             segment = (record["cloud"], record["region"])
             finding_id = (
@@ -273,9 +273,9 @@ class PolicyRunner:
                 )
         gate.decide(policy, report.candidates)
         if execute:
-            for lifecycle_action, step in steps:
+            for lease_action, step in steps:
                 if any(c.verdict == "execute" for c in step.candidates):
-                    lifecycle_engine.begin(policy, lifecycle_action, step)
+                    lease_reconciler.begin(policy, lease_action, step)
         # resources where an action failed, or was skipped on the live record (changed
         # since the pass, excluded, gone): their later actions (a step's notice after
         # its mark) do not run on the strength of the stale record -> reason
@@ -299,8 +299,8 @@ class PolicyRunner:
                 elif candidate.verdict == "skipped":
                     failed[place] = f"was skipped ({candidate.reason})"
         if execute:
-            for lifecycle_action, step in steps:
-                lifecycle_engine.record(policy, lifecycle_action, step)
+            for lease_action, step in steps:
+                lease_reconciler.record(policy, lease_action, step)
         report.seconds = time.perf_counter() - started
         log.info(
             "policy %s: %d matched, %d actions",
@@ -311,16 +311,16 @@ class PolicyRunner:
         return report
 
     def _lease_guard(self, step: Step) -> Callable[[], str] | None:
-        """For a step of an existing lifecycle: a check, just before each of its actions,
+        """For a step of an existing lease: a check, just before each of its actions,
         that the lease was not extended since this run read it (an owner's extension
         wins over a step planned on the old deadline)."""
         row = step.row
         if row is None or step.name in ("cancel", "gone"):
             return None
-        lifecycle_id, seen = row["id"], row["next_at"]
+        lease_id, seen = row["id"], row["next_at"]
 
         def guard() -> str:
-            now_due = lifecycles.next_at_of(self.store, lifecycle_id)
+            now_due = leases.next_at_of(self.store, lease_id)
             if now_due != seen:
                 return (
                     f"the lease was extended while this run went on (next step now due "
@@ -331,7 +331,7 @@ class PolicyRunner:
         return guard
 
     def _plan_step(self, policy: Policy, step: Step, report: PolicyReport) -> None:
-        """Candidates for the actions of one lifecycle step."""
+        """Candidates for the actions of one lease step."""
         record = step.record
         segment = (record["cloud"], record["region"])
         # marks, reminders and their notices re-check on the live record that the

@@ -74,7 +74,7 @@ from stackfleet.sources.openstack.refresh import read_one
 from stackfleet.store import action_records, health_states, recoveries
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
-from stackfleet.store.policy_reads import load_records
+from stackfleet.store.evaluation import load_records
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ class PolicySchedule:
         self.execute = execute
         self.last_run: dict[str, datetime] = {}
         self._lock = threading.Lock()
-        # held while policies run: event runs take it too (engine/events.py), so two
+        # held while policies run: event runs take it too (engine/event_processor.py), so two
         # runs never dispatch the same alerts at once
         self.run_lock = self._lock
 

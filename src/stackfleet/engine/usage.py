@@ -48,7 +48,7 @@ from stackfleet.sources.prometheus import (
 )
 from stackfleet.store import Store
 from stackfleet.store.metrics import HOUR, Sample, record_samples
-from stackfleet.store.usage_reads import (
+from stackfleet.store.usage import (
     HourlyPoint,
     backfill_limit,
     newest_in_window,

@@ -17,7 +17,7 @@ from stackfleet.policy.custodian import PREFIX as CUSTODIAN_PREFIX
 from stackfleet.policy.custodian import RESOURCES as CUSTODIAN_NAMES
 from stackfleet.policy.custodian import dialect, in_dialect, translate_action, translate_policy
 from stackfleet.policy.errors import Loc, OptionProblems, PolicyError, Problem, format_loc
-from stackfleet.policy.events import event_problems
+from stackfleet.policy.event_patterns import event_problems
 from stackfleet.policy.filters import parse_filters
 from stackfleet.policy.filters.base import Filter
 from stackfleet.policy.marked_yaml import YamlSyntaxError, line_of, load

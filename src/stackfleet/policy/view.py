@@ -16,7 +16,7 @@ from stackfleet.core.times import parse_time
 from stackfleet.model import KINDS
 from stackfleet.policy.fields import relations_of, updated_field
 from stackfleet.store.db import Store
-from stackfleet.store.policy_reads import (
+from stackfleet.store.evaluation import (
     ResourceKey,
     last_changes,
     listing_completeness,

@@ -12,7 +12,7 @@ StackFleet and to the other consumers (Ceilometer reads `notifications.info` its
 instead of StackFleet taking turns with them.
 
 An event only says *which* resource changed; the engine re-reads that resource through
-the API (engine/events.py), so a late, duplicated or partial payload never becomes
+the API (engine/event_processor.py), so a late, duplicated or partial payload never becomes
 inventory.
 
 oslo.messaging is imported only when a listener starts: mapping events (policy

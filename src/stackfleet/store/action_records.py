@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stackfleet.core.errors import ConflictError, NotFoundError
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import ActionRecord, Resource
 
 # Statuses of an action that was carried out (they count against rate limits).

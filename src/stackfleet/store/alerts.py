@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, delete, func, insert, or_, select, update
 
 from stackfleet.core.errors import ConflictError, NotFoundError
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import Alert, AlertNotification, Silence
 
 

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from stackfleet.core.config import config_dir
 from stackfleet.core.errors import ConfigError, NotFoundError
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import AuditEntry, AuditHead, Resource
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from stackfleet.core.errors import NotFoundError
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import Finding
 
 log = logging.getLogger(__name__)

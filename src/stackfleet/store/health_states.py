@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import HealthChange, HealthStateRecord
 
 

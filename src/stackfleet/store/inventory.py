@@ -6,18 +6,14 @@ The one rule that protects users' data lives here: a resource is marked gone
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     String,
-    Table,
     and_,
     cast,
     delete,
@@ -28,77 +24,28 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.orm import Session, aliased, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
 from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.model import KINDS, Kind, kind
+from stackfleet.store.encoding import EncodedRecord, digest_of, encode_json, record_hash
+from stackfleet.store.listing import (
+    iso,
+    known_kind,
+    list_resources,
+    resource_dict,
+    visible_condition,
+)
 from stackfleet.store.schema import ActionRecord, Pass, PassKind, Resource, ResourceChange
+from stackfleet.store.tables import RESOURCES  # the Core table Resource maps, bulk inserts
 
-COLUMN_FIELDS = ("name", "project_id", "status")
-RESOURCES: Table = Resource.__table__  # type: ignore[assignment]  # Core table, bulk inserts
 # SQLite accepts at most 32766 bound parameters per statement
 CHUNK = 500
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def aware(value: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
-
-
-# Records are serialised with orjson (about ten times faster than the standard
-# library's encoder, the largest cost of storing a pass): compact, UTF-8, field order
-# kept. What orjson would write differently from `json.dumps(value, default=str)`
-# goes to `str` as before (datetimes, dataclasses); values it cannot write at all
-# (integers beyond 64 bits) fall back to the standard library.
-_ORJSON_OPTIONS = (
-    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-)
-_stdlib_encode = json.JSONEncoder(separators=(",", ":"), default=str, check_circular=False).encode
-
-
-def encode_json(value: Any) -> bytes:
-    """A value's JSON text as UTF-8 bytes, as the store writes it."""
-    try:
-        return orjson.dumps(value, default=str, option=_ORJSON_OPTIONS)
-    except orjson.JSONEncodeError:
-        return _stdlib_encode(value).encode()
-
-
-def digest_of(encoded: bytes) -> str:
-    """The content hash of a record's JSON text (`Resource.attrs_hash`)."""
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
-
-
-class EncodedRecord(dict[str, Any]):
-    """A record that carries its JSON text, so it is serialised once per pass: for its
-    hash and for the store (see `json_serializer`)."""
-
-    __slots__ = ("encoded",)
-
-    def __init__(self, record: dict[str, Any], encoded: str | None = None) -> None:
-        super().__init__(record)
-        self.encoded = encode_json(record).decode() if encoded is None else encoded
-
-
-def json_serializer(value: Any) -> str:
-    """The engine's JSON serialiser: reuses the text of an EncodedRecord."""
-    if isinstance(value, EncodedRecord):
-        return value.encoded
-    return encode_json(value).decode()
-
-
-def record_hash(record: dict[str, Any]) -> str:
-    """A digest of a record's content (field order is fixed by the kind's builder)."""
-    if isinstance(record, EncodedRecord):
-        return digest_of(record.encoded.encode())
-    return digest_of(encode_json(record))
 
 
 def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
@@ -560,47 +507,25 @@ class InventoryStore:
         offset: int = 0,
         visible_to: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        """Resources of a kind matching `filters` (field name -> value, compared as the
-        field's declared type; list fields match when they contain the value), with
-        the total count before paging. `visible_to`: only what that project may read
-        (its own, and what the kind shares with every project: `Kind.shared_when`)."""
-        spec = _known_kind(kind_name)
-        conditions = [Resource.kind == spec.name]
-        if visible_to is not None:
-            conditions.append(_visible_condition(spec, visible_to))
-        if cloud:
-            conditions.append(Resource.cloud == cloud)
-        if region:
-            conditions.append(Resource.region == region)
-        if not include_deleted:
-            conditions.append(Resource.deleted_at.is_(None))
-        list_filters: dict[str, str] = {}
-        for field, raw in (filters or {}).items():
-            condition = _filter_condition(spec, field, raw)
-            if condition is None:
-                list_filters[field] = raw
-            else:
-                conditions.append(condition)
+        """Resources of a kind matching `filters`, with the total count before paging
+        (store/listing.py, which the CLI's listings call without the ORM)."""
         with self._sessions() as session:
-            query = (
-                select(Resource).where(*conditions).order_by(Resource.name, Resource.resource_id)
+            return list_resources(
+                session,
+                kind_name,
+                filters,
+                cloud=cloud,
+                region=region,
+                include_deleted=include_deleted,
+                limit=limit,
+                offset=offset,
+                visible_to=visible_to,
             )
-            if list_filters:
-                rows = [r for r in session.scalars(query) if _matches_lists(r.attrs, list_filters)]
-                total = len(rows)
-                rows = rows[offset : offset + limit if limit is not None else None]
-            else:
-                total = (
-                    session.scalar(select(func.count()).select_from(Resource).where(*conditions))
-                    or 0
-                )
-                rows = list(session.scalars(query.offset(offset).limit(limit)))
-            return [_resource_dict(r) for r in rows], int(total or 0)
 
     def visible_to_project(self, record: dict[str, Any], project: str) -> bool:
         """Whether `project` may read the resource `record` (its own, or shared with
         every project: `Kind.shared_when`, `Kind.shared_through`)."""
-        spec = _known_kind(record["kind"])
+        spec = known_kind(record["kind"])
         with self._sessions() as session:
             found = session.scalar(
                 select(Resource.resource_id).where(
@@ -608,7 +533,7 @@ class InventoryStore:
                     Resource.cloud == record["cloud"],
                     Resource.region == record["region"],
                     Resource.resource_id == str(record["id"]),
-                    _visible_condition(spec, project),
+                    visible_condition(spec, project),
                 )
             )
             return found is not None
@@ -617,17 +542,17 @@ class InventoryStore:
         self, kind_name: str, resource_id: str, cloud: str | None = None, region: str | None = None
     ) -> dict[str, Any]:
         """One resource by id (or unique name), with its relations and recent changes."""
-        spec = _known_kind(kind_name)
+        spec = known_kind(kind_name)
         with self._sessions() as session:
             row = self._find(session, spec, resource_id, cloud, region)
-            result = _resource_dict(row)
+            result = resource_dict(row)
             result["relations"] = self._relations(session, spec, row)
             result["changes"] = [
                 {
                     "field": c.field,
                     "old": c.old,
                     "new": c.new,
-                    "changed_at": _iso(c.changed_at),
+                    "changed_at": iso(c.changed_at),
                     "pass_id": c.pass_id,
                 }
                 for c in session.scalars(
@@ -991,132 +916,8 @@ def _insert_new(
         cursor.close()
 
 
-def _known_kind(name: str) -> Kind:
-    try:
-        return kind(name)
-    except KeyError as exc:
-        raise InvalidQueryError(str(exc.args[0])) from None
-
-
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)[:255]
-
-
-def _iso(value: datetime | None) -> str | None:
-    value = aware(value)
-    return value.isoformat() if value else None
-
-
-def _field_type(spec: Kind, field: str) -> type:
-    if field in ("id", *COLUMN_FIELDS):
-        return str
-    for f in spec.fields:
-        if f.name == field:
-            return f.type
-    raise InvalidQueryError(
-        f"{spec.name} has no field {field!r}; fields: {', '.join(spec.field_names())}"
-    )
-
-
-def _parse(field: str, typ: type, raw: str) -> Any:
-    if typ is bool:
-        lowered = raw.lower()
-        if lowered in ("true", "yes", "1"):
-            return True
-        if lowered in ("false", "no", "0"):
-            return False
-        raise InvalidQueryError(f"filter {field}={raw!r}: expected true or false")
-    if typ is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise InvalidQueryError(f"filter {field}={raw!r}: expected an integer") from None
-    if typ is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise InvalidQueryError(f"filter {field}={raw!r}: expected a number") from None
-    return raw
-
-
-def _filter_condition(spec: Kind, field: str, raw: str) -> Any:
-    """A SQL condition for one filter, or None when it must be checked in Python
-    (list and dict fields)."""
-    typ = _field_type(spec, field)
-    if field == "id":
-        return Resource.resource_id == raw
-    if field in COLUMN_FIELDS:
-        return getattr(Resource, field) == raw
-    if typ in (list, dict):
-        return None
-    value = _parse(field, typ, raw)
-    element = Resource.attrs[field]
-    if typ is bool:
-        return element.as_boolean() == value
-    if typ is int:
-        return element.as_integer() == value
-    if typ is float:
-        return element.as_float() == value
-    if value == "":
-        # FIELD= asks for "not set": JSON null, a missing key or an empty string
-        return or_(element.as_string().is_(None), element.as_string() == "")
-    return element.as_string() == value
-
-
-def _attr_equals(table: Any, field: str, value: Any) -> ColumnElement[bool]:
-    element = table.attrs[field]
-    if isinstance(value, bool):
-        return element.as_boolean() == value
-    return element.as_string() == str(value)
-
-
-def _visible_condition(spec: Kind, project: str) -> ColumnElement[bool]:
-    """What `project` may read of kind `spec`: its own resources, and those the kind
-    shares with every project, by their own fields or through a related resource."""
-    conditions: list[ColumnElement[bool]] = [Resource.project_id == project]
-    conditions += [_attr_equals(Resource, f, v) for f, v in spec.shared_when]
-    if spec.shared_through is not None:
-        field, target, pairs = spec.shared_through
-        related = aliased(Resource)
-        shared = (
-            select(related.resource_id)
-            .where(
-                related.kind == target,
-                related.cloud == Resource.cloud,
-                related.region == Resource.region,
-                related.deleted_at.is_(None),
-                or_(*(_attr_equals(related, f, v) for f, v in pairs)),
-            )
-            .correlate(Resource)
-        )
-        conditions.append(Resource.attrs[field].as_string().in_(shared))
-    return or_(*conditions)
-
-
-def _matches_lists(attrs: dict[str, Any], filters: dict[str, str]) -> bool:
-    for field, raw in filters.items():
-        value = attrs.get(field)
-        if isinstance(value, dict):
-            key, _, expected = raw.partition("=")
-            if key not in value or (expected and str(value[key]) != expected):
-                return False
-        elif raw not in map(str, value or []):
-            return False
-    return True
-
-
-def _resource_dict(row: Resource) -> dict[str, Any]:
-    result = dict(row.attrs)
-    result.update(
-        cloud=row.cloud,
-        region=row.region,
-        kind=row.kind,
-        first_seen=_iso(row.first_seen),
-        last_seen=_iso(row.last_seen),
-        last_changed=_iso(row.last_changed),
-        deleted_at=_iso(row.deleted_at),
-    )
-    return result
 
 
 def _brief(row: Resource) -> dict[str, Any]:
@@ -1135,8 +936,8 @@ def _pass_dict(row: Pass, kinds: list[PassKind]) -> dict[str, Any]:
         "cloud": row.cloud,
         "region": row.region,
         "status": row.status,
-        "started_at": _iso(row.started_at),
-        "finished_at": _iso(row.finished_at),
+        "started_at": iso(row.started_at),
+        "finished_at": iso(row.finished_at),
         "error": row.error,
         "requests": row.requests,
         "collector": row.collector,

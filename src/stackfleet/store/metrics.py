@@ -8,7 +8,7 @@ Raw samples are kept for a few hours; `compact` folds them into 5-minute buckets
 into hourly buckets and hours into daily buckets (count, sum, min, max), and drops what
 is older than each resolution's retention, so a 14-day window reads a few hundred points
 per series (`window`), and the fleet-wide window a policy reads
-(`store.policy_reads.metric_window`) about 40 rows per series: daily buckets for whole
+(`store.evaluation.metric_window`) about 40 rows per series: daily buckets for whole
 days, hours at the edges. `window` stitches the finest data available for each part of a time range.
 Long-term history belongs to Prometheus, which scrapes /metrics.
 """
@@ -285,7 +285,7 @@ def _roll_rollups(connection: Connection, now: float, finer: int, coarser: int) 
     hours into days), for the periods whose every finer bucket could already be rolled.
     Daily buckets are sums of their hours, so a window reads the same from either; hours
     backfilled later into a day already rolled are added to its bucket by
-    `store.usage_reads.record_hourly`."""
+    `store.usage.record_hourly`."""
     rolled = _watermark(connection, finer)
     if rolled is None:
         return 0

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import Pass, Resource
 
 # Placement resource classes as the hypervisor kind stores them, and the parts of each

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     DateTime,
     Float,
     ForeignKey,
@@ -18,33 +17,13 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.engine.interfaces import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
-
-class _JSONOrJSONB(TypeDecorator[Any]):
-    """JSON, stored as JSONB on PostgreSQL (as the migrations create the columns). The
-    PostgreSQL type is looked up only when a PostgreSQL engine compiles a statement:
-    importing SQLAlchemy's PostgreSQL dialect (and its drivers, asyncio with them) costs
-    every CLI command that opens a SQLite store about 30 ms."""
-
-    impl = JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import JSONB
-
-            return dialect.type_descriptor(JSONB())
-        return dialect.type_descriptor(JSON())
-
-
-JSONType = _JSONOrJSONB()
+from stackfleet.store.tables import METADATA, RESOURCES, JSONType
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = METADATA
 
 
 class Pass(Base):
@@ -85,31 +64,26 @@ class PassKind(Base):
 
 
 class Resource(Base):
-    """Current state of one resource, as last seen."""
+    """Current state of one resource, as last seen (columns: tables.RESOURCES)."""
 
-    __tablename__ = "resources"
-    __table_args__ = (
-        UniqueConstraint("cloud", "region", "kind", "resource_id", name="uq_resource"),
-        Index("ix_resources_kind_status", "kind", "status"),
-        Index("ix_resources_kind_project", "kind", "project_id"),
-    )
+    __table__ = RESOURCES
 
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    cloud: Mapped[str] = mapped_column(String(255))
-    region: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(64))
-    resource_id: Mapped[str] = mapped_column(String(255))
-    name: Mapped[str | None] = mapped_column(String(255))
-    project_id: Mapped[str | None] = mapped_column(String(255))
-    status: Mapped[str | None] = mapped_column(String(64))
-    attrs: Mapped[dict[str, Any]] = mapped_column(JSONType)
-    attrs_hash: Mapped[str] = mapped_column(String(32))
-    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_changed: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_pass_id: Mapped[int] = mapped_column(Integer)
+    pk: Mapped[int]
+    cloud: Mapped[str]
+    region: Mapped[str]
+    kind: Mapped[str]
+    resource_id: Mapped[str]
+    name: Mapped[str | None]
+    project_id: Mapped[str | None]
+    status: Mapped[str | None]
+    attrs: Mapped[dict[str, Any]]
+    attrs_hash: Mapped[str]
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    last_changed: Mapped[datetime]
+    last_pass_id: Mapped[int]
     # set when a complete pass no longer saw it; cleared if it comes back
-    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted_at: Mapped[datetime | None]
 
 
 class ResourceChange(Base):
@@ -322,8 +296,8 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
-class Lifecycle(Base):
-    """Where one resource is in a reclamation lifecycle (mark -> stop -> delete), and
+class Lease(Base):
+    """Where one resource is in a reclamation lease (mark -> stop -> delete), and
     when its next step is due. Owners may extend it, up to the policy's cap."""
 
     __tablename__ = "lifecycles"

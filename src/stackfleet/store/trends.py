@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import Finding, Pass
 
 Span = tuple[datetime | None, datetime | None]

@@ -1,5 +1,5 @@
-"""The reclamation lifecycle action (cloudminion, CERN-style leases): the options of a
-lifecycle and the concrete actions of each of its steps. The engine (engine/lifecycle.py)
+"""The reclamation lease action (cloudminion, CERN-style leases): the options of a
+lease and the concrete actions of each of its steps. The engine (engine/leases.py)
 keeps each resource's progress in the store and decides which step is due."""
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ FINAL_VERB = {
     "port": "deleted",
 }
 
-# What a resource in a lifecycle must still be, on the live record, for any step that
+# What a resource in a lease must still be, on the live record, for any step that
 # moves it towards reclamation (mark, remind, stop, delete) to act: unused by its own
 # fields, as the final action requires (release skips an associated floating IP,
 # delete an attached volume or a port on a device). Checked just before each action,
 # the notices included, so that a pass that missed a port cannot make an attached
-# floating IP look unused to the lifecycle.
+# floating IP look unused to the lease.
 UNUSED_FIELDS: dict[str, dict[str, Any]] = {
     **UNUSED,
     "volume": {"attached_server_ids": []},
@@ -51,7 +51,7 @@ UNUSED_FIELDS: dict[str, dict[str, Any]] = {
 
 
 @ACTIONS.register("lifecycle")
-class Lifecycle(Action):
+class ReclaimLease(Action):
     """Reclaim a resource in steps, telling its owner at each one. On the first match it
     is marked (server or volume metadata, or a Neutron tag `<mark_key>=<date>`, saying
     when the next step comes) and the owner is notified. Servers are stopped and locked
@@ -61,7 +61,7 @@ class Lifecycle(Action):
     `remind_before` each step. Attached volumes are never deleted with a server (they
     are detached and kept).
 
-    The lifecycle is cancelled, and the mark removed (and a server we locked unlocked),
+    The lease is cancelled, and the mark removed (and a server we locked unlocked),
     when the resource is used again: when it matches `cancel_when` (filters, e.g.
     `[{status: ACTIVE}]`), or — without `cancel_when` — when the policy no longer
     matches it; a server we stopped that is running again is in use again too. Owners
@@ -102,10 +102,10 @@ class Lifecycle(Action):
     )
 
     def plan(self, record: Record) -> Plan | None:
-        """The whole lifecycle in words (the engine plans each step's actions)."""
+        """The whole lease in words (the engine plans each step's actions)."""
         kind = record["kind"]
         steps = [f"mark and notify now; {FINAL_VERB.get(kind, 'deleted')} later"]
-        return self.make_plan(record, f"lifecycle of {record['id']}: {'; '.join(steps)}")
+        return self.make_plan(record, f"lease of {record['id']}: {'; '.join(steps)}")
 
     # -- the concrete actions of each step --------------------------------------------
     def mark_text(self, step: str, deadline: datetime, policy: str) -> str:

@@ -1,9 +1,9 @@
-"""Reconciling reclamation lifecycles: for each resource a lifecycle policy matches,
+"""Reconciling reclamation leases: for each resource a policy with a lease action matches,
 which step is due now (mark, remind, stop, delete, cancel), as concrete actions that go
 through the same safety gate and audit log as any other; and recording the step once
 all its actions are done.
 
-Level-triggered: the lifecycle's state is in the store, each run compares it with the
+Level-triggered: the lease's state is in the store, each run compares it with the
 fleet and the clock, and a step whose actions did not all complete is planned again at
 the next run."""
 
@@ -14,29 +14,29 @@ from datetime import datetime
 from typing import Any
 
 from stackfleet.actions.base import Action
-from stackfleet.actions.lifecycle import FINAL_VERB, Lifecycle
+from stackfleet.actions.leases import FINAL_VERB, ReclaimLease
 from stackfleet.core.times import format_duration, parse_time
 from stackfleet.engine.evaluate import PolicyMatches
 from stackfleet.engine.gate import Candidate
 from stackfleet.policy.filters import compile_all
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView, Record
-from stackfleet.store import lifecycles
+from stackfleet.store import leases
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
 
 
 @dataclass
 class Step:
-    """One due step of one resource's lifecycle."""
+    """One due step of one resource's lease."""
 
     name: str
     record: Record
     actions: list[Action]
     row: dict[str, Any] | None
-    # when the lifecycle started (its identity in idempotency keys)
+    # when the lease started (its identity in idempotency keys)
     anchor: str
-    # the next deadline after this step (None: the lifecycle ends)
+    # the next deadline after this step (None: the lease ends)
     next_at: datetime | None = None
     stage: str | None = None
     reminder: str | None = None
@@ -52,8 +52,8 @@ def _verb(kind: str, stage: str) -> str:
     return FINAL_VERB.get(kind, "deleted")
 
 
-class LifecycleEngine:
-    """Plans and records lifecycle steps for one run."""
+class LeaseReconciler:
+    """Plans and records lease steps for one run."""
 
     def __init__(self, store: Store, view: FleetView, now: datetime, audit: AuditLog) -> None:
         self.store = store
@@ -61,11 +61,11 @@ class LifecycleEngine:
         self.now = now
         self.audit = audit
 
-    def steps(self, policy: Policy, action: Lifecycle, evaluated: PolicyMatches) -> list[Step]:
-        """The due steps of every lifecycle of `policy` (trusted cloud regions only)."""
+    def steps(self, policy: Policy, action: ReclaimLease, evaluated: PolicyMatches) -> list[Step]:
+        """The due steps of every lease of `policy` (trusted cloud regions only)."""
         kind = policy.kind
         trusted = evaluated.trusted
-        rows = lifecycles.active(self.store, policy.name)
+        rows = leases.active(self.store, policy.name)
         cancel_filters = action.nested.get("cancel_when") or []
         in_use = compile_all(cancel_filters, self.view) if cancel_filters else None
         matched = {
@@ -74,17 +74,15 @@ class LifecycleEngine:
             if (r["cloud"], r["region"]) in trusted
         }
         # Resources this policy already reclaimed: until the next pass the inventory still
-        # lists them, and their ids never come back, so no new lifecycle starts for them.
+        # lists them, and their ids never come back, so no new lease starts for them.
         reclaimed = {
             (r["cloud"], r["region"], r["kind"], r["resource_id"])
-            for r in lifecycles.list_lifecycles(
-                self.store, stage="done", policy=policy.name, limit=None
-            )
+            for r in leases.list_leases(self.store, stage="done", policy=policy.name, limit=None)
         }
         # mark steps begun by an earlier run that did not see them through (a crash, a
         # notice that failed): carried on from the same start, with the same keys, so
         # an action that took is not repeated and one in doubt is not sent again
-        begun = lifecycles.pending(self.store, policy.name)
+        begun = leases.pending(self.store, policy.name)
         steps: list[Step] = []
         for key, record in matched.items():
             if key in rows or key in reclaimed or (in_use is not None and in_use(record)):
@@ -142,7 +140,7 @@ class LifecycleEngine:
     def _mark_step(
         self,
         policy: Policy,
-        action: Lifecycle,
+        action: ReclaimLease,
         record: Record,
         row: dict[str, Any] | None,
         deadline: datetime,
@@ -178,7 +176,12 @@ class LifecycleEngine:
         )
 
     def _cancel_step(
-        self, policy: Policy, action: Lifecycle, record: Record, row: dict[str, Any], stopped: bool
+        self,
+        policy: Policy,
+        action: ReclaimLease,
+        record: Record,
+        row: dict[str, Any],
+        stopped: bool,
     ) -> Step:
         actions = action.unmark(record["kind"], locked_by_us=stopped and action.lock)
         actions.append(
@@ -201,7 +204,7 @@ class LifecycleEngine:
     def _abandon_step(
         self,
         policy: Policy,
-        action: Lifecycle,
+        action: ReclaimLease,
         record: Record | None,
         key: tuple[str, str, str, str],
         row: dict[str, Any],
@@ -222,15 +225,15 @@ class LifecycleEngine:
             values=self._values(policy, record, "", None),
         )
 
-    def begin(self, policy: Policy, action: Lifecycle, step: Step) -> None:
-        """Record that a new lifecycle's mark step is about to act (stage `pending`),
+    def begin(self, policy: Policy, action: ReclaimLease, step: Step) -> None:
+        """Record that a new lease's mark step is about to act (stage `pending`),
         before any of its actions runs: its start is kept, so the next run plans the
         same step with the same idempotency keys whatever this run completes."""
         if step.row is not None or step.name != "mark":
             return
         record = step.record
         started = parse_time(step.anchor) or self.now
-        lifecycle_id = lifecycles.create(
+        lease_id = leases.create(
             self.store,
             policy=policy.name,
             cloud=record["cloud"],
@@ -239,7 +242,7 @@ class LifecycleEngine:
             resource_id=record["id"],
             resource_name=_text(record.get("name")),
             project_id=_text(record.get("project_id")),
-            stage=lifecycles.PENDING,
+            stage=leases.PENDING,
             started_at=started,
             next_at=step.next_at,
             updated_at=self.now,
@@ -248,10 +251,10 @@ class LifecycleEngine:
             reminded=[],
             history=[],
         )
-        step.row = lifecycles.get(self.store, lifecycle_id)
+        step.row = leases.get(self.store, lease_id)
 
     def _due(
-        self, policy: Policy, action: Lifecycle, record: Record, row: dict[str, Any]
+        self, policy: Policy, action: ReclaimLease, record: Record, row: dict[str, Any]
     ) -> list[Step]:
         kind = record["kind"]
         next_at = parse_time(row["next_at"]) or self.now
@@ -349,7 +352,7 @@ class LifecycleEngine:
             steps.append(refresh)
         return steps
 
-    def record(self, policy: Policy, action: Lifecycle, step: Step) -> None:
+    def record(self, policy: Policy, action: ReclaimLease, step: Step) -> None:
         """Record a step whose actions all took (or that needed none). An action that
         failed, was skipped, is unverified (a notice that reached nobody) or is still
         running holds the step back: it is planned again at the next run."""
@@ -357,12 +360,12 @@ class LifecycleEngine:
             row = step.row
             if (
                 row is not None
-                and row["stage"] == lifecycles.PENDING
+                and row["stage"] == leases.PENDING
                 and not any(c.verdict in _MAY_HAVE_ACTED for c in step.candidates)
             ):
                 # the mark step began and nothing of it acted (all skipped on the live
-                # record, blocked, excluded): no lifecycle started
-                lifecycles.delete(self.store, row["id"])
+                # record, blocked, excluded): no lease started
+                leases.delete(self.store, row["id"])
             return
         record = step.record
         history_entry: dict[str, Any] = {"step": step.name, "at": self.now.isoformat()}
@@ -371,7 +374,7 @@ class LifecycleEngine:
         if step.row is None:
             if step.name != "mark":
                 return
-            lifecycle_id = lifecycles.create(
+            lease_id = leases.create(
                 self.store,
                 policy=policy.name,
                 cloud=record["cloud"],
@@ -390,12 +393,12 @@ class LifecycleEngine:
                 history=[history_entry],
             )
         else:
-            lifecycle_id = step.row["id"]
+            lease_id = step.row["id"]
             # on the row as it is now (locked), not as this run read it: an owner's
             # extension made meanwhile is kept
-            lifecycles.record_step(
+            leases.record_step(
                 self.store,
-                lifecycle_id,
+                lease_id,
                 self.now,
                 history_entry=(
                     history_entry if step.stage is not None or step.name == "refresh" else None
@@ -407,7 +410,7 @@ class LifecycleEngine:
         self.audit.append(
             f"lifecycle.{step.name}",
             {
-                "lifecycle_id": lifecycle_id,
+                "lease_id": lease_id,
                 "stage": step.stage,
                 "next_at": step.next_at.isoformat() if step.next_at else None,
                 "actions": [c.action_id for c in step.candidates],
@@ -422,7 +425,7 @@ _MAY_HAVE_ACTED = frozenset({"succeeded", "unverified", "failed", "done", "defer
 
 
 def _last_mark(row: dict[str, Any]) -> str | None:
-    """What the mark on the resource says, by the lifecycle's history."""
+    """What the mark on the resource says, by the lease's history."""
     for entry in reversed(row["history"] or []):
         if entry.get("step") == "extended":
             return None  # the deadline moved: the mark must say so

@@ -1,7 +1,7 @@
-"""Lifecycle state in the store: where each resource is in a reclamation lifecycle, and
+"""Lease state in the store: where each resource is in a reclamation lease, and
 owners' extensions of it.
 
-Every read-modify-write of a lifecycle row (an owner's extension checking the cap, a
+Every read-modify-write of a lease row (an owner's extension checking the cap, a
 run recording a step) is one transaction holding the row: SELECT ... FOR UPDATE on
 PostgreSQL and MariaDB, and on SQLite (which has no row locks) BEGIN IMMEDIATE, which
 takes the database's write lock before the read. Two extensions at once therefore
@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from stackfleet.core.errors import ConflictError, InvalidQueryError, NotFoundError
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
-from stackfleet.store.schema import Lifecycle
+from stackfleet.store.listing import aware
+from stackfleet.store.schema import Lease
 
 ACTIVE = ("marked", "stopped")
 # a mark step under way: its start (hence its deadline and its actions' idempotency
@@ -34,7 +34,7 @@ Key = tuple[str, str, str, str]
 
 @contextmanager
 def locked(store: Store) -> Iterator[Session]:
-    """A transaction for a read-modify-write of lifecycle rows: select them with
+    """A transaction for a read-modify-write of lease rows: select them with
     `.with_for_update()` inside it. On SQLite it begins IMMEDIATE (the write lock is
     taken before the read; other writers wait, up to the busy timeout)."""
     with store.sessions.begin() as session:
@@ -46,75 +46,73 @@ def locked(store: Store) -> Iterator[Session]:
 
 
 def active(store: Store, policy: str) -> dict[Key, dict[str, Any]]:
-    """The active lifecycles of one policy, by resource."""
+    """The active leases of one policy, by resource."""
     with store.session() as session:
         return {
-            (r.cloud, r.region, r.kind, r.resource_id): lifecycle_dict(r)
+            (r.cloud, r.region, r.kind, r.resource_id): lease_dict(r)
             for r in session.scalars(
-                select(Lifecycle).where(Lifecycle.policy == policy, Lifecycle.stage.in_(ACTIVE))
+                select(Lease).where(Lease.policy == policy, Lease.stage.in_(ACTIVE))
             )
         }
 
 
 def pending(store: Store, policy: str) -> dict[Key, dict[str, Any]]:
-    """The lifecycles of one policy whose mark step began and did not complete."""
+    """The leases of one policy whose mark step began and did not complete."""
     with store.session() as session:
         return {
-            (r.cloud, r.region, r.kind, r.resource_id): lifecycle_dict(r)
+            (r.cloud, r.region, r.kind, r.resource_id): lease_dict(r)
             for r in session.scalars(
-                select(Lifecycle).where(Lifecycle.policy == policy, Lifecycle.stage == PENDING)
+                select(Lease).where(Lease.policy == policy, Lease.stage == PENDING)
             )
         }
 
 
-def get(store: Store, lifecycle_id: int) -> dict[str, Any] | None:
+def get(store: Store, lease_id: int) -> dict[str, Any] | None:
     with store.session() as session:
-        row = session.get(Lifecycle, lifecycle_id)
-        return lifecycle_dict(row) if row is not None else None
+        row = session.get(Lease, lease_id)
+        return lease_dict(row) if row is not None else None
 
 
 def create(store: Store, **values: Any) -> int:
     with store.sessions.begin() as session:
-        row = Lifecycle(**values)
+        row = Lease(**values)
         session.add(row)
         session.flush()
         return row.id
 
 
-def delete(store: Store, lifecycle_id: int) -> None:
+def delete(store: Store, lease_id: int) -> None:
     with store.sessions.begin() as session:
-        session.execute(sa_delete(Lifecycle).where(Lifecycle.id == lifecycle_id))
+        session.execute(sa_delete(Lease).where(Lease.id == lease_id))
 
 
-def change(store: Store, lifecycle_id: int, **values: Any) -> None:
+def change(store: Store, lease_id: int, **values: Any) -> None:
     with store.sessions.begin() as session:
-        session.execute(update(Lifecycle).where(Lifecycle.id == lifecycle_id).values(**values))
+        session.execute(update(Lease).where(Lease.id == lease_id).values(**values))
 
 
-def next_at_of(store: Store, lifecycle_id: int) -> str | None:
-    """The lifecycle's current next deadline (ISO), None when it has none or is gone."""
+def next_at_of(store: Store, lease_id: int) -> str | None:
+    """The lease's current next deadline (ISO), None when it has none or is gone."""
     with store.session() as session:
-        value = session.scalar(select(Lifecycle.next_at).where(Lifecycle.id == lifecycle_id))
+        value = session.scalar(select(Lease.next_at).where(Lease.id == lease_id))
         value = aware(value)
         return value.isoformat() if value else None
 
 
 def record_step(
     store: Store,
-    lifecycle_id: int,
+    lease_id: int,
     now: datetime,
     history_entry: dict[str, Any] | None = None,
     reminder: str | None = None,
     stage: str | None = None,
     next_at: datetime | None = None,
 ) -> None:
-    """Record a step on the lifecycle's current row (locked): append to its history
+    """Record a step on the lease's current row (locked): append to its history
     and reminders as they are now (an extension made while the run acted is kept), and
     with `stage` move it to that stage and deadline."""
     with locked(store) as session:
-        row = session.scalar(
-            select(Lifecycle).where(Lifecycle.id == lifecycle_id).with_for_update()
-        )
+        row = session.scalar(select(Lease).where(Lease.id == lease_id).with_for_update())
         if row is None:
             return
         row.updated_at = now
@@ -128,7 +126,7 @@ def record_step(
             row.history = [*(row.history or []), history_entry]
 
 
-def list_lifecycles(
+def list_leases(
     store: Store,
     stage: str | None = None,
     policy: str | None = None,
@@ -137,27 +135,25 @@ def list_lifecycles(
 ) -> list[dict[str, Any]]:
     conditions: list[ColumnElement[bool]] = []
     if stage == "active":
-        conditions.append(Lifecycle.stage.in_(ACTIVE))
+        conditions.append(Lease.stage.in_(ACTIVE))
     elif stage:
-        conditions.append(Lifecycle.stage == stage)
+        conditions.append(Lease.stage == stage)
     if policy:
-        conditions.append(Lifecycle.policy == policy)
+        conditions.append(Lease.policy == policy)
     if resource:
-        conditions.append(
-            or_(Lifecycle.resource_id == resource, Lifecycle.resource_name == resource)
-        )
+        conditions.append(or_(Lease.resource_id == resource, Lease.resource_name == resource))
     with store.session() as session:
         return [
-            lifecycle_dict(r)
+            lease_dict(r)
             for r in session.scalars(
-                select(Lifecycle).where(*conditions).order_by(Lifecycle.id.desc()).limit(limit)
+                select(Lease).where(*conditions).order_by(Lease.id.desc()).limit(limit)
             )
         ]
 
 
 def extend(store: Store, resource: str, days: float, now: datetime) -> list[dict[str, Any]]:
-    """Push back the next step of every active lifecycle of `resource` (id or name) by
-    `days`, within each lifecycle's extension cap. Raises when there is none, or when the
+    """Push back the next step of every active lease of `resource` (id or name) by
+    `days`, within each lease's extension cap. Raises when there is none, or when the
     cap would be exceeded (saying how much is left)."""
     delta = timedelta(days=days)
     if delta <= timedelta(0):
@@ -167,17 +163,17 @@ def extend(store: Store, resource: str, days: float, now: datetime) -> list[dict
     with locked(store) as session:
         rows = list(
             session.scalars(
-                select(Lifecycle)
+                select(Lease)
                 .where(
-                    Lifecycle.stage.in_(ACTIVE),
-                    or_(Lifecycle.resource_id == resource, Lifecycle.resource_name == resource),
+                    Lease.stage.in_(ACTIVE),
+                    or_(Lease.resource_id == resource, Lease.resource_name == resource),
                 )
-                .order_by(Lifecycle.id)
+                .order_by(Lease.id)
                 .with_for_update()
             )
         )
         if not rows:
-            raise NotFoundError(f"{resource!r} has no active lifecycle (nothing to extend)")
+            raise NotFoundError(f"{resource!r} has no active lease (nothing to extend)")
         for row in rows:
             check_cap(row, delta, resource)
         changed = []
@@ -187,11 +183,11 @@ def extend(store: Store, resource: str, days: float, now: datetime) -> list[dict
             row.updated_at = now
             row.reminded = []
             row.history = [*row.history, {"step": "extended", "at": now.isoformat(), "days": days}]
-            changed.append(lifecycle_dict(row))
+            changed.append(lease_dict(row))
         return changed
 
 
-def check_cap(row: Lifecycle, delta: timedelta, resource: str) -> None:
+def check_cap(row: Lease, delta: timedelta, resource: str) -> None:
     """Raise when extending `row` by `delta` would exceed its cap (saying what is left)."""
     left = row.max_extension_seconds - row.extended_seconds
     if delta.total_seconds() > left + 1e-6:
@@ -201,7 +197,7 @@ def check_cap(row: Lifecycle, delta: timedelta, resource: str) -> None:
         )
 
 
-def lifecycle_dict(row: Lifecycle) -> dict[str, Any]:
+def lease_dict(row: Lease) -> dict[str, Any]:
     def iso(value: datetime | None) -> str | None:
         value = aware(value)
         return value.isoformat() if value else None

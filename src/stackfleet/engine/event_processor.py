@@ -29,7 +29,7 @@ from stackfleet.core.errors import StackFleetError
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyReport, PolicyRunner
 from stackfleet.engine.settings import Settings
-from stackfleet.policy.events import matches_event
+from stackfleet.policy.event_patterns import matches_event
 from stackfleet.policy.schema import Policy
 from stackfleet.policy.view import FleetView
 from stackfleet.sources.notifications import (

@@ -1,6 +1,6 @@
-"""Store reads (and one write) behind the usage sweeps: which servers are due for a
-diagnostics reading, the previous cumulative counters, and history backfilled from
-Prometheus as hourly rollups."""
+"""The store side of the usage sweeps, reads and the one write: which servers are due
+for a diagnostics reading, the previous cumulative counters, and history backfilled
+from Prometheus as hourly rollups (`record_hourly`)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Reads the policy engine makes: every live record of a kind at once, how complete the
-newest listing of each kind was, when fields last changed, and metric windows.
+"""The store side of policy evaluation: what the engine reads (every live record of a
+kind at once, how complete the newest listing of each kind was, when fields last
+changed, metric windows) and the state evidence it keeps between runs (`save_evidence`).
 
 Each is one statement over the whole fleet (or one kind of it), so evaluating many
 policies over 100,000 resources costs a handful of queries, not one per resource.
@@ -14,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, select, tuple_
 
 from stackfleet.store.db import Store
-from stackfleet.store.inventory import aware
+from stackfleet.store.listing import aware
 from stackfleet.store.schema import (
     MetricSample,
     Pass,
@@ -23,7 +24,7 @@ from stackfleet.store.schema import (
     ResourceChange,
     StateEvidence,
 )
-from stackfleet.store.usage_reads import merge_parts, rolled_up_parts
+from stackfleet.store.usage import merge_parts, rolled_up_parts
 
 # How collect() records a kind whose service is not in the cloud's catalog.
 SKIPPED_PREFIX = "skipped:"
