@@ -55,8 +55,16 @@ from stackfleet.actions.maintenance import (
 )
 from stackfleet.actions.notify import Notifier
 from stackfleet.core.errors import ConfigError, ConflictError, StackFleetError
+from stackfleet.engine.capacity import (
+    drain_fit,
+    flavors_by_name,
+    host_capacities,
+    load_fleet,
+)
 from stackfleet.engine.execute import Connections, Executor, RunContext
 from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
+from stackfleet.engine.health import workload_members
+from stackfleet.engine.health_settings import Workload
 from stackfleet.engine.settings import Settings
 from stackfleet.model.kinds import kind
 from stackfleet.patching.connectors import Connector, ConnectorError, connector_for, syntax_check
@@ -94,6 +102,31 @@ _SERVER = kind("server").record_builder()
 
 class StepFailed(StackFleetError):
     """A step could not be carried out on a host (the message says why)."""
+
+
+# a member of a workload serves while in these statuses
+SERVING_STATUSES = ("ACTIVE", "MIGRATING")
+
+
+@dataclass
+class SlaWorkload:
+    """A workload of the settings (health.workloads) and its members' server ids."""
+
+    workload: Workload
+    members: set[str]
+
+    @property
+    def name(self) -> str:
+        return self.workload.name
+
+    @property
+    def selector(self) -> str:
+        return self.workload.selector
+
+    @property
+    def min_healthy(self) -> int:
+        """k: None in the settings means every member."""
+        return self.workload.min_healthy or len(self.members)
 
 
 # ---------------------------------------------------------------------------- planning
@@ -382,9 +415,11 @@ class HostListing:
     """The servers of one host, read with one list call (all projects, `host` filter)
     and shared by every migration off it: refreshed at most once per `max_age`."""
 
-    def __init__(self, conn: Any, host: str) -> None:
+    def __init__(self, conn: Any, host: str, microversion: str = "2.30") -> None:
         self.conn = conn
         self.host = host
+        # 2.47 and later embed each server's flavor (what a capacity check needs)
+        self.microversion = microversion
         self._lock = threading.Lock()
         self._at = 0.0
         self._servers: dict[str, dict[str, Any]] = {}
@@ -403,7 +438,7 @@ class HostListing:
                 f"listing the servers of {self.host}",
                 self.conn.compute.get,
                 path,
-                microversion="2.30",
+                microversion=self.microversion,
             ).json()
             for obj in body.get("servers") or []:
                 record = _SERVER(obj)
@@ -760,6 +795,9 @@ class _Run:
         )
         # host -> servers the scheduler placed on it while it was open for a canary
         self.landed: dict[str, list[str]] = {}
+        # workload name -> held while a member moves (see _workload_locks)
+        self._sla_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
         self.progress = on_progress or (lambda text: None)
         self.policy = Policy(
             spec=PolicySpec(
@@ -1051,9 +1089,12 @@ class _Run:
 
     def _drain(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         attempt = f"{self.campaign['id']}/{host}/drain/{detail['attempt']}"
-        verdict, reason = self._act(
-            DisableComputeService(reason=self.reason), self._service_record(host), attempt
-        )
+        service = self._service_record(host)
+        capacity: dict[str, Any] = {}
+        if self.spec.steps.drain.capacity_check and service.get("disabled_reason") != self.reason:
+            # before the disable: a host that cannot be emptied is not taken out at all
+            capacity = self._check_capacity(host)
+        verdict, reason = self._act(DisableComputeService(reason=self.reason), service, attempt)
         if verdict not in ("succeeded", "done"):
             raise StepFailed(f"disabling the compute service of {host}: {verdict}: {reason}")
         # the plan of moves is taken now that nothing new can land on the host
@@ -1067,6 +1108,12 @@ class _Run:
         leave = set(self.spec.steps.drain.leave_statuses)
         left: list[dict[str, Any]] = []
         kept: list[str] = list(detail.get("kept") or [])
+        sla = self._sla_workloads()
+        spread = self._anti_affinity()
+        for workload in sla:
+            for member in workload.members:
+                # members of one SLA workload move one at a time
+                spread.setdefault(member, set()).add(f"workload:{workload.name}")
         while True:
             servers = listing.refresh()
             busy = [s for s in servers.values() if s.get("task_state")]
@@ -1093,6 +1140,10 @@ class _Run:
             problems.clear()
 
             def move(server: dict[str, Any]) -> None:
+                with self._workload_locks(str(server["id"]), sla):
+                    move_one(server)
+
+            def move_one(server: dict[str, Any]) -> None:
                 server = {
                     **server,
                     "kind": "server",
@@ -1125,6 +1176,28 @@ class _Run:
                         problems.append(f"{first.type} {label_}: {verdict}: {reason}")
                     return
                 extra: Action = ColdMigrateServer() if fallback == "cold-migrate" else StopServer()
+                breach = self._sla_breach(str(server["id"]), sla)
+                if breach:
+                    # a stop or a cold migration takes the member down: never below k of n
+                    self.runner.audit.append(
+                        "campaign.fallback",
+                        {
+                            "server": server["id"],
+                            "failed": first.type,
+                            "reason": reason,
+                            "fallback": extra.type,
+                            "refused": breach,
+                        },
+                        actor=self.runner.actor,
+                        policy=_policy_name(self.name),
+                        target=f"{self.spec.cloud}/{self.region}/server/{server['id']}",
+                    )
+                    with lock:
+                        problems.append(
+                            f"{first.type} {label_}: {verdict}: {reason}; its fallback "
+                            f"{extra.type} refused: {breach}"
+                        )
+                    return
                 with lock:
                     fallbacks.append(f"{label_}: {first.type} {verdict} ({reason}); {extra.type}")
                 self.runner.audit.append(
@@ -1158,7 +1231,7 @@ class _Run:
                         problems.append(f"{extra.type} {label_}: {verdict}: {reason}")
 
             with ThreadPoolExecutor(max_workers=self.spec.steps.drain.concurrency) as pool:
-                for wave in spread_groups(todo, self._anti_affinity()):
+                for wave in spread_groups(todo, spread):
                     list(pool.map(move, wave))
             if problems:
                 raise StepFailed(f"draining {host}: " + "; ".join(problems))
@@ -1169,7 +1242,135 @@ class _Run:
             "kept": kept,
             "left": [f"{s.get('name') or s['id']} ({s.get('status')})" for s in left],
             "list_requests": listing.requests,
+            **({"capacity": capacity} if capacity else {}),
         }
+
+    def _check_capacity(self, host: str) -> dict[str, Any]:
+        """Whether the other usable hosts of the host's zone (and aggregates), outside
+        its batch, can take what runs on it, anti-affinity respected (capacity from the
+        newest collection pass, servers listed live); StepFailed saying what is short."""
+        fleet = load_fleet(
+            self.store,
+            self.spec.cloud,
+            self.region or None,
+            ("hypervisor", "compute_service", "flavor", "server", "server_group"),
+        )
+        hosts = {
+            h.host: h for h in host_capacities(fleet.of("hypervisor"), fleet.of("compute_service"))
+        }
+        mine = hosts.get(host)
+        if mine is None:
+            raise StepFailed(
+                f"not draining {host} (nothing was disabled): the newest collection pass "
+                f"has no hypervisor of {host} to weigh its servers against; run `stackfleet "
+                f"collect {self.spec.cloud}` or set steps.drain.capacity_check: false"
+            )
+        aggregates = {
+            str(h.get("host")): set(h.get("aggregates") or []) for h in fleet.of("hypervisor")
+        }
+        mine_aggregates = aggregates.get(host, set())
+        batch = self._batch_hosts(host)
+        destinations = [
+            h
+            for h in hosts.values()
+            if h.usable
+            and h.host not in batch
+            and h.zone == mine.zone
+            and (not mine_aggregates or mine_aggregates & aggregates.get(h.host, set()))
+        ]
+        leave = set(self.spec.steps.drain.leave_statuses)
+        moving = [
+            {**s, "cloud": self.spec.cloud, "region": self.region}
+            for s in HostListing(self.conn, host, microversion="2.47").refresh().values()
+            if s.get("status") not in leave
+            and not str(s.get("name") or "").startswith(CANARY_PREFIX)
+        ]
+        hard: dict[str, set[str]] = {}
+        group_hosts: dict[str, set[str]] = {}
+        where = {str(s["id"]): s.get("host") for s in fleet.of("server")}
+        for group in fleet.of("server_group"):
+            if group.get("policy") != "anti-affinity":
+                continue
+            for member in group.get("members") or []:
+                hard.setdefault(str(member), set()).add(str(group.get("name") or group["id"]))
+                if where.get(str(member)) and where[str(member)] != host:
+                    group_hosts.setdefault(str(group.get("name") or group["id"]), set()).add(
+                        str(where[str(member)])
+                    )
+        flavors = flavors_by_name(fleet.of("flavor"))
+        # the region key of the records: the store's region of this cloud
+        fit = drain_fit(
+            host,
+            [{**s, "region": mine.region} for s in moving],
+            destinations,
+            flavors,
+            hard,
+            group_hosts,
+        )
+        if not fit.fits:
+            raise StepFailed(f"not draining {host} (nothing was disabled): {fit.message()}")
+        return {"servers": fit.servers, "destinations": len(fit.destinations)}
+
+    def _batch_hosts(self, host: str) -> set[str]:
+        """The hosts drained beside `host` (its batch): no destination for its servers."""
+        steps = records.steps_of(self.store, self.campaign["id"])
+        batch = next((s["batch"] for s in steps if s["host"] == host), None)
+        return {s["host"] for s in steps if s["batch"] == batch}
+
+    def _sla_workloads(self) -> list[SlaWorkload]:
+        """The settings' workloads (health.workloads) of this cloud region, with their
+        members from the newest collection pass."""
+        configured = self.runner.settings.health.workloads
+        if not configured:
+            return []
+        servers, _ = self.store.list_resources(
+            "server", cloud=self.spec.cloud, region=self.region or None
+        )
+        groups, _ = self.store.list_resources(
+            "server_group", cloud=self.spec.cloud, region=self.region or None
+        )
+        found = []
+        for workload in configured:
+            members = {str(s["id"]) for s in workload_members(workload, servers, groups)}
+            if members:
+                found.append(SlaWorkload(workload, members))
+        return found
+
+    @contextmanager
+    def _workload_locks(self, server_id: str, sla: list[SlaWorkload]) -> Iterator[None]:
+        """Hold the lock of each SLA workload the server is a member of while it moves:
+        one member of a workload at a time, across every host of the batch."""
+        names = sorted(w.name for w in sla if server_id in w.members)
+        with self._locks_guard:
+            locks = [self._sla_locks.setdefault(n, threading.Lock()) for n in names]
+        for held in locks:
+            held.acquire()
+        try:
+            yield
+        finally:
+            for held in reversed(locks):
+                held.release()
+
+    def _sla_breach(self, server_id: str, sla: list[SlaWorkload]) -> str:
+        """Why taking `server_id` down (a stop, a cold migration) would leave one of its
+        workloads below its k healthy members ("" when it would not). Read live: a
+        member counts while it runs (ACTIVE, or MIGRATING: a live migration keeps the
+        guest running)."""
+        for workload in sla:
+            if server_id not in workload.members:
+                continue
+            serving = 0
+            for member in sorted(workload.members - {server_id}):
+                live = self._read_server(member)
+                if live is not None and live.get("status") in SERVING_STATUSES:
+                    serving += 1
+            if serving < workload.min_healthy:
+                return (
+                    f"workload {workload.name!r} ({workload.selector}) would keep "
+                    f"{serving} of {len(workload.members)} members healthy, below its "
+                    f"min_healthy {workload.min_healthy}: the host is halted instead"
+                )
+        return ""
 
     def _anti_affinity(self) -> dict[str, set[str]]:
         """Server id -> the (soft-)anti-affinity groups it is a member of (from the

@@ -142,6 +142,13 @@ class Drain(_Strict):
         description="Servers in these statuses stay on the host (listed in the step's "
         "record): an ERROR server cannot be migrated.",
     )
+    capacity_check: bool = Field(
+        default=True,
+        description="Before disabling the host, check (from the newest collection pass) "
+        "that the other usable hosts of its zone and aggregates, outside its batch, can "
+        "take its servers, anti-affinity respected; if not, the drain fails saying what "
+        "is short and nothing is disabled.",
+    )
 
 
 class ConfigChange(_Strict):
