@@ -317,7 +317,8 @@ def _runner(
 def _print_plan(plan: dict[str, Any]) -> None:
     out.print(
         f"[bold]campaign {escape(plan['name'])}[/] on {escape(plan['cloud'])} "
-        f"{escape(plan['region'])}: {sum(len(b) for b in plan['batches'])} host(s) in "
+        f"{escape(plan['region'])}: {sum(len(b) for b in plan['batches'])} "
+        f"{plan.get('unit', 'host')}(s) in "
         f"{len(plan['batches'])} batch(es)"
     )
     for index, hosts in enumerate(plan["batches"]):

@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stackfleet.actions.base import Action, ActionError, Plan, Record, Skip
-from stackfleet.actions.compute import StartServer, StopServer
+from stackfleet.actions.compute import RebuildServer, SnapshotServer, StartServer, StopServer
 from stackfleet.actions.maintenance import (
     ColdMigrateServer,
     DisableComputeService,
@@ -70,6 +70,11 @@ from stackfleet.model.kinds import kind
 from stackfleet.patching.connectors import Connector, ConnectorError, connector_for, syntax_check
 from stackfleet.patching.gates import CANARY_PREFIX, GateRunner, services_problems
 from stackfleet.patching.ini import edit_ini
+from stackfleet.patching.instances import (
+    guest_check_problems,
+    instance_steps,
+    select_instances,
+)
 from stackfleet.patching.reporting import report_campaign
 from stackfleet.patching.revisions import (
     Revision,
@@ -89,6 +94,7 @@ from stackfleet.patching.spec import (
 from stackfleet.policy.errors import Problem
 from stackfleet.policy.schema import Policy, PolicySpec, Safety
 from stackfleet.policy.view import FleetView
+from stackfleet.store import action_records
 from stackfleet.store import patching as records
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
@@ -330,9 +336,12 @@ class CampaignPlan:
     steps: dict[str, list[str]]
     zones: dict[str, str | None]
     previews: dict[str, list[str]] = field(default_factory=dict)
+    # what a batch holds: hosts, or servers (an instance campaign, keyed by server id)
+    unit: str = "host"
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "unit": self.unit,
             "name": self.name,
             "cloud": self.cloud,
             "region": self.region,
@@ -369,18 +378,11 @@ def make_plan(
     """Resolve the targets against the live cloud and check everything; CampaignError
     listing every problem (nothing started)."""
     spec = loaded.spec
+    if spec.targets.instances is not None:
+        return make_instance_plan(loaded, conn, store, connector, now)
     hosts = cloud_hosts(conn, store, spec.cloud)
     chosen, problems = select_hosts(loaded, hosts)
-    problems += check_spec(loaded, now)
-    if not any(p["status"] in ("complete", "partial") for p in store.list_passes(5, spec.cloud)):
-        problems.append(
-            loaded.problem(
-                ("cloud",),
-                f"no collection pass of cloud {spec.cloud!r} in the store: run `stackfleet "
-                f"collect {spec.cloud}` first (the safety gate weighs each change against "
-                "the inventory)",
-            )
-        )
+    problems += check_spec(loaded, now) + _pass_problems(loaded, store)
     canary = spec.steps.gate.canary
     if canary is not None:
         gates = GateRunner(loaded, conn, connector, store, 1.0)
@@ -405,6 +407,62 @@ def make_plan(
             plan.previews[host] = preview_apply(loaded, connector, host)
         except ConnectorError as exc:
             plan.previews[host] = [f"# cannot preview: {exc}"]
+    return plan
+
+
+def _pass_problems(loaded: LoadedSpec, store: Store) -> list[Problem]:
+    cloud = loaded.spec.cloud
+    if any(p["status"] in ("complete", "partial") for p in store.list_passes(5, cloud)):
+        return []
+    return [
+        loaded.problem(
+            ("cloud",),
+            f"no collection pass of cloud {cloud!r} in the store: run `stackfleet "
+            f"collect {cloud}` first (the safety gate weighs each change against "
+            "the inventory)",
+        )
+    ]
+
+
+def make_instance_plan(
+    loaded: LoadedSpec, conn: Any, store: Store, connector: Connector, now: datetime
+) -> CampaignPlan:
+    """An instance campaign's plan: the servers by batch (one at a time by default),
+    each rebuilt onto the new image; CampaignError listing every problem."""
+    spec = loaded.spec
+    problems = check_spec(loaded, now) + _pass_problems(loaded, store)
+    region = spec.region or None
+    servers, _ = store.list_resources("server", cloud=spec.cloud, region=region)
+    groups, _ = store.list_resources("server_group", cloud=spec.cloud, region=region)
+    chosen, found = select_instances(loaded, servers, groups)
+    problems += found
+    wanted = str(spec.steps.apply[0].image)
+    image = ""
+    try:
+        image = GateRunner(loaded, conn, connector, store, 1.0)._image(wanted)
+    except ActionError:
+        problems.append(loaded.problem(("steps", "apply", 0, "image"), f"unknown image {wanted!r}"))
+    if problems:
+        raise CampaignError(problems)
+    ids = [str(s["id"]) for s in chosen]
+    batches = batches_of(spec, ids)
+    steps = instance_steps(spec.steps.rebuild.snapshot)
+    names = {str(s["id"]): str(s.get("name") or s["id"]) for s in chosen}
+    plan = CampaignPlan(
+        spec.name,
+        spec.cloud,
+        spec.region,
+        batches,
+        {sid: list(steps) for sid in ids},
+        {},
+        unit="server",
+    )
+    for server in chosen:
+        if str(server["id"]) in (batches[0] if batches else []):
+            plan.previews[str(server["id"])] = [
+                f"# rebuild {names[str(server['id'])]} from image {server.get('image_id')} "
+                f"onto {image} ({wanted})"
+            ]
     return plan
 
 
@@ -633,7 +691,8 @@ class CampaignRunner:
             {
                 s["host"]
                 for s in steps
-                if s["step"] == "apply" and s["status"] in ("done", "running", "failed")
+                if s["step"] in ("apply", "rebuild")
+                and s["status"] in ("done", "running", "failed")
             }
         )
         targets = hosts or changed
@@ -789,6 +848,9 @@ class _Run:
         self.connector = connector_for(_resolved_connector(loaded))
         self.services: dict[str, ServiceDefinition] = definitions(self.spec.services)
         self.reason = f"stackfleet campaign {self.name}: host maintenance"
+        # an instance campaign: its units are servers (ids), patched by rebuild
+        self.instances = self.spec.targets.instances is not None
+        self._image_id = ""
         self.poll = self.spec.poll_interval.total_seconds()
         self.gates = GateRunner(
             loaded, self.conn, self.connector, self.store, self.poll, self._opened_for_canary
@@ -961,7 +1023,10 @@ class _Run:
                 target=target,
             )
             self.progress(f"{host}: {step['step']} FAILED: {exc}")
-            if step["step"] in ("apply", "restart", "gate") and self.spec.rollback.on_gate_failure:
+            if (
+                step["step"] in ("apply", "restart", "gate", "rebuild", "health-check")
+                and self.spec.rollback.on_gate_failure
+            ):
                 self._rollback_step(host, step["batch"])
             return False
         seconds = time.monotonic() - began
@@ -1000,6 +1065,8 @@ class _Run:
         }
 
     def _pre_check(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        if self.instances:
+            return self._instance_pre_check(host)
         now = datetime.now(UTC)
         revisions = self._capture(host)
         digests = {s: record(self.store, r, now) for s, r in revisions.items()}
@@ -1033,14 +1100,31 @@ class _Run:
         )
 
     def _act(
-        self, action: Action, record_: Record, key_step: str, ctx_watch: HostListing | None = None
+        self,
+        action: Action,
+        record_: Record,
+        key_step: str,
+        ctx_watch: HostListing | None = None,
+        timeout: float | None = None,
     ) -> tuple[str, str]:
         """Plan, gate and execute one action; (verdict, reason)."""
+        verdict, reason, _ = self._act_result(action, record_, key_step, ctx_watch, timeout)
+        return verdict, reason
+
+    def _act_result(
+        self,
+        action: Action,
+        record_: Record,
+        key_step: str,
+        ctx_watch: HostListing | None = None,
+        timeout: float | None = None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Plan, gate and execute one action; (verdict, reason, the action's result)."""
         planned: Plan | Skip | None = action.plan(record_)
         if planned is None:
-            return "done", "nothing to do"
+            return "done", "nothing to do", {}
         if isinstance(planned, Skip):
-            return "skipped", planned.reason
+            return "skipped", planned.reason, {}
         policy = Policy(
             spec=self.policy.spec.model_copy(update={"resource": record_["kind"]}),
             filters=[],
@@ -1063,12 +1147,12 @@ class _Run:
                 time.sleep(self.poll)  # a rate limit: wait for room
                 continue
             if candidate.verdict != "execute":
-                return candidate.verdict, candidate.reason
+                return candidate.verdict, candidate.reason, {}
             ctx = WatchedContext(
                 now=now,
                 connections=self.runner.connections,
                 notifier=Notifier(),
-                verify_timeout=self.spec.steps.drain.timeout.total_seconds(),
+                verify_timeout=timeout or self.spec.steps.drain.timeout.total_seconds(),
                 poll_interval=self.poll,
                 host_watch=ctx_watch,
             )
@@ -1079,7 +1163,10 @@ class _Run:
                 self.runner.actor,
                 self.runner.settings.safety.exclude_tag,
             ).run(candidate)
-            return candidate.verdict, candidate.reason
+            result: dict[str, Any] = {}
+            if candidate.action_id is not None:
+                result = action_records.get(self.store, candidate.action_id).get("result") or {}
+            return candidate.verdict, candidate.reason, result
 
     def _service_record(self, host: str) -> Record:
         services = read_services(self.conn, host, "nova-compute")
@@ -1178,6 +1265,7 @@ class _Run:
                 extra: Action = ColdMigrateServer() if fallback == "cold-migrate" else StopServer()
                 breach = self._sla_breach(str(server["id"]), sla)
                 if breach:
+                    breach += ": the host is halted instead"
                     # a stop or a cold migration takes the member down: never below k of n
                     self.runner.audit.append(
                         "campaign.fallback",
@@ -1368,7 +1456,7 @@ class _Run:
                 return (
                     f"workload {workload.name!r} ({workload.selector}) would keep "
                     f"{serving} of {len(workload.members)} members healthy, below its "
-                    f"min_healthy {workload.min_healthy}: the host is halted instead"
+                    f"min_healthy {workload.min_healthy}"
                 )
         return ""
 
@@ -1611,12 +1699,164 @@ class _Run:
             "region": self.region,
         }
 
+    # ------------------------------------------------------------ instances
+    def _server(self, server_id: str) -> Record:
+        live = self._read_server(server_id)
+        if live is None:
+            raise StepFailed(f"server {server_id} no longer exists")
+        return live
+
+    def _new_image(self) -> str:
+        """The id of the image the servers are rebuilt onto (the spec names it)."""
+        if not self._image_id:
+            try:
+                self._image_id = self.gates._image(str(self.spec.steps.apply[0].image))
+            except ActionError as exc:
+                raise StepFailed(str(exc)) from exc
+        return self._image_id
+
+    def _rebuild_timeout(self) -> float:
+        return self.spec.steps.rebuild.timeout.total_seconds()
+
+    def _wait_settled(self, server_id: str) -> Record:
+        """The server once no task is under way (ACTIVE, ERROR...), or as it is when the
+        rebuild timeout has passed."""
+        deadline = time.monotonic() + self._rebuild_timeout()
+        while True:
+            live = self._server(server_id)
+            if not live.get("task_state") and live.get("status") not in ("BUILD", "REBUILD"):
+                return live
+            if time.monotonic() > deadline:
+                return live
+            time.sleep(self.poll)
+
+    def _instance_pre_check(self, server_id: str) -> dict[str, Any]:
+        """The untouched server: ACTIVE, booted from an image, its guest checks pass —
+        its image becomes the tested configuration a rollback returns to."""
+        live = self._server(server_id)
+        name = _label(live)
+        if live.get("status") != "ACTIVE" or live.get("task_state"):
+            raise StepFailed(
+                f"pre-check of server {name} failed (nothing was changed): it is "
+                f"{live.get('status')}"
+                + (f" ({live['task_state']})" if live.get("task_state") else "")
+                + ", not ACTIVE"
+            )
+        if not live.get("image_id"):
+            raise StepFailed(
+                f"pre-check of server {name} failed (nothing was changed): booted from a "
+                "volume, it has no image to rebuild"
+            )
+        problems = guest_check_problems(self.spec.steps.rebuild.checks, live, str(live["image_id"]))
+        if problems:
+            raise StepFailed(
+                f"pre-check of server {name} failed (nothing was changed): " + "; ".join(problems)
+            )
+        return {"name": live.get("name"), "tested_image": live["image_id"]}
+
+    def _snapshot(self, server_id: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        live = self._server(server_id)
+        key = f"{self.campaign['id']}/{server_id}/snapshot/{detail['attempt']}"
+        verdict, reason, result = self._act_result(
+            SnapshotServer(), live, key, timeout=self._rebuild_timeout()
+        )
+        image = result.get("snapshot_image_id")
+        if verdict not in ("succeeded", "done") or not image:
+            raise StepFailed(f"snapshot of server {_label(live)}: {verdict}: {reason}")
+        return {"snapshot": image}
+
+    def _rebuild(self, server_id: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        image = self._new_image()
+        live = self._server(server_id)
+        previous = live.get("image_id")
+        if resumed and previous == image and not live.get("task_state"):
+            return {"image": image, "resumed": "rebuilt already"}
+        sla = self._sla_workloads()
+        with self._workload_locks(server_id, sla):
+            # the member is down while it rebuilds: never below k of n
+            breach = self._sla_breach(server_id, sla)
+            if breach:
+                raise StepFailed(
+                    f"not rebuilding server {_label(live)} (nothing was changed): {breach}"
+                )
+            key = f"{self.campaign['id']}/{server_id}/rebuild/{detail['attempt']}"
+            verdict, reason = self._act(
+                RebuildServer(image=image), live, key, timeout=self._rebuild_timeout()
+            )
+        if verdict not in ("succeeded", "done"):
+            raise StepFailed(f"rebuild of server {_label(live)} onto {image}: {verdict}: {reason}")
+        return {"image": image, "previous_image": previous}
+
+    def _health_check(
+        self, server_id: str, detail: dict[str, Any], resumed: bool
+    ) -> dict[str, Any]:
+        image = self._new_image()
+        live = self._wait_settled(server_id)
+        problems = []
+        if live.get("status") != "ACTIVE":
+            problems.append(f"it is {live.get('status')}, not ACTIVE")
+        if live.get("image_id") != image:
+            problems.append(f"it runs image {live.get('image_id')}, not {image}")
+        if not problems:
+            problems = guest_check_problems(self.spec.steps.rebuild.checks, live, image)
+        if problems:
+            raise StepFailed(
+                f"the health check of server {_label(live)} failed: " + "; ".join(problems)
+            )
+        return {"tested_image": image}
+
+    def _rebuild_back(self, server_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """Rebuild a server back from its snapshot (or, without one, onto the image it
+        ran healthy on), then check it again; nothing to do when it was never rebuilt."""
+        tested = self._detail(server_id, "pre-check").get("tested_image")
+        snapshot = self._detail(server_id, "snapshot").get("snapshot")
+        if not tested:
+            raise StepFailed(f"server {server_id} has no tested image to roll back to")
+        live = self._wait_settled(server_id)
+        if live.get("image_id") in (tested, snapshot) and live.get("status") == "ACTIVE":
+            return {"restored": live.get("image_id"), "rebuilt": False}
+        target = str(snapshot or tested)
+        key = f"{self.campaign['id']}/{server_id}/rollback/{time.time_ns()}"
+        verdict, reason = self._act(
+            RebuildServer(image=target), live, key, timeout=self._rebuild_timeout()
+        )
+        if verdict not in ("succeeded", "done"):
+            raise StepFailed(
+                f"rebuilding server {_label(live)} back onto {target}: {verdict}: {reason}"
+            )
+        after = self._wait_settled(server_id)
+        source = "snapshot" if snapshot else "tested image"
+        self.runner.audit.append(
+            "campaign.rolled-back",
+            {
+                "server": server_id,
+                "before": live.get("image_id"),
+                "after": target,
+                "from": source,
+                "tested_image": tested,
+            },
+            actor=self.runner.actor,
+            policy=_policy_name(self.name),
+            target=f"{self.spec.cloud}/{self.region}/server/{server_id}",
+        )
+        problems = [] if after.get("status") == "ACTIVE" else [f"it is {after.get('status')}"]
+        problems = problems or guest_check_problems(self.spec.steps.rebuild.checks, after, target)
+        if problems:
+            raise StepFailed(
+                f"server {_label(after)} rebuilt back from its {source} but its check still "
+                "fails: " + "; ".join(problems)
+            )
+        return {"restored": target, "from": source}
+
     def _rollback(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         return self.roll_back(host, detail)
 
     def roll_back(self, host: str, detail: dict[str, Any]) -> dict[str, Any]:
         """Put the last tested revision of each service back on `host`, restart, gate;
-        re-enable the host when its gate passes."""
+        re-enable the host when its gate passes. A server (instance campaign) is
+        rebuilt back."""
+        if self.instances:
+            return self._rebuild_back(host, detail)
         now = datetime.now(UTC)
         restored = {}
         for service in self.spec.targets.services:
@@ -1661,6 +1901,10 @@ class _Run:
         if self.spec.steps.drain.enabled and self.spec.steps.undrain and self._compute(host):
             self._undrain(host, {"attempt": f"rollback-{int(time.time())}"}, False)
         return {"restored": restored}
+
+
+def _label(server: Record) -> str:
+    return f"{server.get('name') or server['id']} ({server['id']})"
 
 
 def _parse(value: Any) -> datetime | None:
