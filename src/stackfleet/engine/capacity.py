@@ -318,6 +318,16 @@ class NPlusOne:
         return row
 
 
+def _biggest_first(item: tuple[dict[str, int], Record]) -> tuple[int, int, int]:
+    """The sort key of a (demand, server) pair: memory, then CPUs, then disk."""
+    demand = item[0]
+    return (
+        demand.get("memory_mb", 0),
+        demand.get("vcpu", 0) + demand.get("pcpu", 0),
+        demand.get("disk_gb", 0),
+    )
+
+
 def largest_host(hosts: Sequence[HostCapacity]) -> HostCapacity | None:
     """The usable host with the most allocated: memory first, then CPUs (VCPU + PCPU)."""
     usable = [h for h in hosts if h.usable]
@@ -355,14 +365,7 @@ def n_plus_one(
         for s in servers
         if s.get("host") == lost.host or s.get("hypervisor_hostname") == lost.hypervisor_hostname
     ]
-    moving.sort(
-        key=lambda item: (
-            item[0].get("memory_mb", 0),
-            item[0].get("vcpu", 0) + item[0].get("pcpu", 0),
-            item[0].get("disk_gb", 0),
-        ),
-        reverse=True,
-    )
+    moving.sort(key=_biggest_first, reverse=True)
     free = [{rc: h.free(rc) for rc in h.capacity} for h in survivors]
     unplaced: list[str] = []
     for demand, server in moving:
@@ -439,14 +442,7 @@ def drain_fit(
     scheduler would do, from the inventory, before anything is disabled or moved."""
     result = DrainFit(host, sorted(h.host for h in destinations), len(moving))
     demands = [(server_demand(s, flavors_by_name), s) for s in moving]
-    demands.sort(
-        key=lambda item: (
-            item[0].get("memory_mb", 0),
-            item[0].get("vcpu", 0) + item[0].get("pcpu", 0),
-            item[0].get("disk_gb", 0),
-        ),
-        reverse=True,
-    )
+    demands.sort(key=_biggest_first, reverse=True)
     free = {h.host: {rc: h.free(rc) for rc in h.capacity} for h in destinations}
     taken = {group: set(hosts) for group, hosts in group_hosts.items()}
     for demand, server in demands:

@@ -1264,22 +1264,16 @@ class _Run:
                     return
                 extra: Action = ColdMigrateServer() if fallback == "cold-migrate" else StopServer()
                 breach = self._sla_breach(str(server["id"]), sla)
+                fallback_entry = {
+                    "server": server["id"],
+                    "failed": first.type,
+                    "reason": reason,
+                    "fallback": extra.type,
+                }
                 if breach:
-                    breach += ": the host is halted instead"
                     # a stop or a cold migration takes the member down: never below k of n
-                    self.runner.audit.append(
-                        "campaign.fallback",
-                        {
-                            "server": server["id"],
-                            "failed": first.type,
-                            "reason": reason,
-                            "fallback": extra.type,
-                            "refused": breach,
-                        },
-                        actor=self.runner.actor,
-                        policy=_policy_name(self.name),
-                        target=f"{self.spec.cloud}/{self.region}/server/{server['id']}",
-                    )
+                    breach += ": the host is halted instead"
+                    self._audit_fallback(server, {**fallback_entry, "refused": breach})
                     with lock:
                         problems.append(
                             f"{first.type} {label_}: {verdict}: {reason}; its fallback "
@@ -1288,18 +1282,7 @@ class _Run:
                     return
                 with lock:
                     fallbacks.append(f"{label_}: {first.type} {verdict} ({reason}); {extra.type}")
-                self.runner.audit.append(
-                    "campaign.fallback",
-                    {
-                        "server": server["id"],
-                        "failed": first.type,
-                        "reason": reason,
-                        "fallback": extra.type,
-                    },
-                    actor=self.runner.actor,
-                    policy=_policy_name(self.name),
-                    target=f"{self.spec.cloud}/{self.region}/server/{server['id']}",
-                )
+                self._audit_fallback(server, fallback_entry)
                 live = listing.refresh().get(str(server["id"]))
                 if live is None:
                     with lock:
@@ -1332,6 +1315,15 @@ class _Run:
             "list_requests": listing.requests,
             **({"capacity": capacity} if capacity else {}),
         }
+
+    def _audit_fallback(self, server: Record, details: dict[str, Any]) -> None:
+        self.runner.audit.append(
+            "campaign.fallback",
+            details,
+            actor=self.runner.actor,
+            policy=_policy_name(self.name),
+            target=f"{self.spec.cloud}/{self.region}/server/{server['id']}",
+        )
 
     def _check_capacity(self, host: str) -> dict[str, Any]:
         """Whether the other usable hosts of the host's zone (and aggregates), outside
