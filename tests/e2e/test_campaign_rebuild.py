@@ -3,11 +3,14 @@ image → health check → on failure rebuild back from the snapshot; k of n kep
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_campaign_simulator import CLOUD, Cloud, running_cloud
+from test_campaign_simulator import CLOUD, Cloud, _cli, running_cloud
 
 from stackfleet.engine.collect import collect
 from stackfleet.engine.execute import Connections
@@ -180,3 +183,48 @@ def test_an_instance_campaign_naming_an_unknown_server_and_image_starts_nothing(
     assert f"{spec}:6: campaign.targets.instances.names[0]: unknown server 'web-nope'" in text
     assert f"{spec}:9: campaign.steps.apply[0].image: unknown image 'ubuntu-99'" in text
     assert records.list_campaigns(cloud.store) == []
+
+
+def test_the_cli_carries_out_an_instance_campaign_and_shows_each_servers_steps(cloud: Cloud):
+    (cloud.work / "settings.yaml").write_text("{}\n")
+    servers = _tagged(cloud, count=2)
+    spec = _spec(cloud, "web-cli")
+    with (cloud.work / "start.log").open("wb") as log:
+        code = _cli(cloud, "campaign", "start", str(spec), "--execute", log=log).wait(timeout=120)
+    output = (cloud.work / "start.log").read_text()
+    assert code == 0, output
+    assert "2 server(s) in 2 batch(es)" in output
+    assert "steps: pre-check → snapshot → rebuild → health-check" in output
+    status_run = subprocess.run(
+        [sys.executable, "-m", "stackfleet.cli.main", "campaign", "status", "web-cli"],
+        env={
+            **os.environ,
+            "STACKFLEET_DB_URL": f"sqlite:///{cloud.db}",
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    code, status = status_run.returncode, status_run.stdout + status_run.stderr
+    assert code == 0 and "completed" in status, status
+    assert "server" in status and "health-check" in status and "drain" not in status
+    new = _image_id(cloud, NEW)
+    assert [_image_of(cloud, sid) for sid in servers] == [new, new]
+
+
+def test_rolling_back_a_completed_instance_campaign_rebuilds_servers_from_their_snapshots(
+    cloud: Cloud,
+):
+    [server] = _tagged(cloud, count=1)
+    runner = _runner(cloud)
+    runner.start(load_spec(_spec(cloud, "undo-image")))
+    assert runner.run("undo-image")["status"] == "completed"
+    assert _image_of(cloud, server) == _image_id(cloud, NEW)
+    assert runner.rollback("undo-image") == [{"host": server, "status": "rolled-back"}]
+    snapshot = next(
+        i["id"] for i in cloud.region.images.values() if i.get("instance_uuid") == server
+    )
+    assert _image_of(cloud, server) == snapshot
+    assert cloud.region.servers[server]["status"] == "ACTIVE"

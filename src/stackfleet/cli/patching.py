@@ -424,18 +424,15 @@ def campaign_status(
             row[step["step"]] = step["status"]
         row["error"] = next((s["error"] for s in mine if s["error"]), None)
         rows.append(row)
-    columns = [
-        "host",
-        "batch",
-        "pre-check",
-        "drain",
-        "apply",
-        "restart",
-        "gate",
-        "undrain",
-        "rollback",
-        "error",
-    ]
+    if campaign["plan"].get("unit") == "server":
+        # an instance campaign: its units are servers (ids), patched by rebuild
+        for row in rows:
+            row["server"] = row.pop("host")
+        middle = ["snapshot", "rebuild", "health-check"]
+        columns = ["server", "batch", "pre-check", *middle, "rollback", "error"]
+    else:
+        middle = ["drain", "apply", "restart", "gate", "undrain"]
+        columns = ["host", "batch", "pre-check", *middle, "rollback", "error"]
     emit_rows(rows, columns, fmt)
 
 
