@@ -56,6 +56,7 @@ from stackfleet.actions.maintenance import (
 from stackfleet.actions.notify import Notifier
 from stackfleet.core.errors import ConfigError, ConflictError, StackFleetError
 from stackfleet.engine.capacity import (
+    Fleet,
     drain_fit,
     flavors_by_name,
     host_capacities,
@@ -860,6 +861,9 @@ class _Run:
         # workload name -> held while a member moves (see _workload_locks)
         self._sla_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # the inventory the capacity check weighs, and the pass it was read from
+        self._fleet: Fleet | None = None
+        self._fleet_key: Any = None
         self.progress = on_progress or (lambda text: None)
         self.policy = Policy(
             spec=PolicySpec(
@@ -1329,12 +1333,7 @@ class _Run:
         """Whether the other usable hosts of the host's zone (and aggregates), outside
         its batch, can take what runs on it, anti-affinity respected (capacity from the
         newest collection pass, servers listed live); StepFailed saying what is short."""
-        fleet = load_fleet(
-            self.store,
-            self.spec.cloud,
-            self.region or None,
-            ("hypervisor", "compute_service", "flavor", "server", "server_group"),
-        )
+        fleet = self._inventory()
         hosts = {
             h.host: h for h in host_capacities(fleet.of("hypervisor"), fleet.of("compute_service"))
         }
@@ -1390,6 +1389,23 @@ class _Run:
         if not fit.fits:
             raise StepFailed(f"not draining {host} (nothing was disabled): {fit.message()}")
         return {"servers": fit.servers, "destinations": len(fit.destinations)}
+
+    def _inventory(self) -> Fleet:
+        """What the capacity check weighs, from the newest collection pass: read once per
+        pass, not once per host (100 hosts of 20 servers would read 2,000 server records
+        100 times)."""
+        newest = self.store.list_passes(1, self.spec.cloud)
+        key = newest[0]["id"] if newest else None
+        with self._locks_guard:
+            if self._fleet is None or self._fleet_key != key:
+                self._fleet = load_fleet(
+                    self.store,
+                    self.spec.cloud,
+                    self.region or None,
+                    ("hypervisor", "compute_service", "flavor", "server", "server_group"),
+                )
+                self._fleet_key = key
+            return self._fleet
 
     def _batch_hosts(self, host: str) -> set[str]:
         """The hosts drained beside `host` (its batch): no destination for its servers."""
