@@ -14,6 +14,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,13 @@ campaign:
 
 @pytest.fixture
 def cloud(tmp_path: Path) -> Iterator[Cloud]:
+    with running_cloud(tmp_path) as running:
+        yield running
+
+
+@contextmanager
+def running_cloud(tmp_path: Path) -> Iterator[Cloud]:
+    """The simulated cloud, collected once, each host a directory with its nova.conf."""
     with SimulatorServer(preset("small")) as sim:
         clouds = sim.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
         db = tmp_path / "store.db"

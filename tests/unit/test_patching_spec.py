@@ -150,3 +150,53 @@ def test_members_of_one_anti_affinity_group_are_never_migrated_together():
     groups = {"a": {"g1"}, "b": {"g1"}, "c": {"g2"}, "d": {"g1", "g2"}}
     waves = spread_groups(servers, groups)
     assert [[s["id"] for s in wave] for wave in waves] == [["a", "c"], ["b"], ["d"]]
+
+
+INSTANCES = """\
+campaign:
+  name: web-image
+  cloud: sim
+  targets:
+    instances: {tags: [web]}
+  steps:
+    apply:
+      - image: ubuntu-24.04
+"""
+
+
+def test_an_instance_campaign_rebuilds_onto_one_image():
+    spec = parse_spec(INSTANCES, "c.yaml").spec
+    assert spec.targets.instances is not None and spec.targets.instances.tags == ["web"]
+    assert spec.steps.apply[0].image == "ubuntu-24.04"
+    assert spec.steps.rebuild.snapshot  # a snapshot first, by default
+
+
+def test_an_instance_campaign_with_another_change_or_services_is_refused():
+    text = INSTANCES.replace(
+        "      - image: ubuntu-24.04\n",
+        "      - image: ubuntu-24.04\n      - command: apt-get -y upgrade\n",
+    ).replace(
+        "    instances: {tags: [web]}\n", "    instances: {tags: [web]}\n    services: [nova]\n"
+    )
+    problems = problems_of(text)
+    assert (
+        "c.yaml:6: campaign.targets.services: a campaign targets hosts and services or "
+        "instances, not both" in problems
+    )
+    assert any(
+        p.startswith("c.yaml:8: campaign.steps.apply: an instance campaign's apply is one `image:`")
+        for p in problems
+    )
+
+
+def test_an_image_change_in_a_host_campaign_names_its_field():
+    text = GOOD.replace("      - config:", "      - image: cirros\n      - config:")
+    [problem] = problems_of(text)
+    assert problem.startswith(
+        "c.yaml:9: campaign.steps.apply[0].image: an image change patches servers"
+    )
+
+
+def test_an_instance_selector_with_no_condition_is_refused():
+    [problem] = problems_of(INSTANCES.replace("{tags: [web]}", "{}"))
+    assert "campaign.targets.instances: give at least one of names, tags" in problem

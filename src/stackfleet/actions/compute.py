@@ -44,6 +44,8 @@ def _server_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         "tags": list(server.tags or []),
         "task_state": server.task_state,
         "volume_ids": sorted(str(v.get("id")) for v in server.attached_volumes or []),
+        # "" for a server booted from a volume (Nova says image "")
+        "image_id": getattr(server.image, "id", None) or None,
         # how new this answer is (engine/execute.py: an answer older than the pass is
         # a stale read, not acted on)
         "updated": getattr(server, "updated_at", None),
@@ -571,33 +573,41 @@ class RebootServer(_ServerAction):
 
 @ACTIONS.register("rebuild")
 class RebuildServer(_ServerAction):
-    """Rebuild a server from its own image (its root disk is recreated: data on it is
-    lost; volumes stay). The last step of instance recovery. A server booted from a
-    volume has no image to rebuild from and is left alone."""
+    """Rebuild a server from its own image, or onto `image` (its root disk is recreated:
+    data on it is lost; volumes stay). The last step of instance recovery; patching a
+    server by rebuild (campaigns). A server booted from a volume has no image to
+    rebuild from and is left alone."""
 
     destructive = True
     type: Literal["rebuild"] = "rebuild"
+    image: str | None = Field(
+        default=None, description="The image id to rebuild onto (default: the server's own)."
+    )
 
     def plan(self, record: Record) -> Plan | Skip | None:
-        image = record.get("image_id")
-        if not image:
+        current = record.get("image_id")
+        if not current:
             return Skip(self.type, "booted from a volume: no image to rebuild from")
+        image = self.image or current
         return self.make_plan(
             record,
             f"rebuild {label(record)} from image {image}",
-            Change("status", record.get("status"), "ACTIVE"),
+            Change("image_id", current, image)
+            if image != current
+            else Change("status", record.get("status"), "ACTIVE"),
             expects={"status": record.get("status")},
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         conn = ctx.connection(record["cloud"], record["region"])
+        image = self.image or record["image_id"]
         call(
             f"rebuild {label(record)}",
             conn.compute.rebuild_server,
             record["id"],
-            image=record["image_id"],
+            image=image,
         )
-        return {"image_id": record["image_id"]}
+        return {"image_id": image}
 
     def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
         return self._wait(ctx, record, "status", "ACTIVE")

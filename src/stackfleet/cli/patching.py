@@ -317,7 +317,8 @@ def _runner(
 def _print_plan(plan: dict[str, Any]) -> None:
     out.print(
         f"[bold]campaign {escape(plan['name'])}[/] on {escape(plan['cloud'])} "
-        f"{escape(plan['region'])}: {sum(len(b) for b in plan['batches'])} host(s) in "
+        f"{escape(plan['region'])}: {sum(len(b) for b in plan['batches'])} "
+        f"{plan.get('unit', 'host')}(s) in "
         f"{len(plan['batches'])} batch(es)"
     )
     for index, hosts in enumerate(plan["batches"]):
@@ -423,18 +424,15 @@ def campaign_status(
             row[step["step"]] = step["status"]
         row["error"] = next((s["error"] for s in mine if s["error"]), None)
         rows.append(row)
-    columns = [
-        "host",
-        "batch",
-        "pre-check",
-        "drain",
-        "apply",
-        "restart",
-        "gate",
-        "undrain",
-        "rollback",
-        "error",
-    ]
+    if campaign["plan"].get("unit") == "server":
+        # an instance campaign: its units are servers (ids), patched by rebuild
+        for row in rows:
+            row["server"] = row.pop("host")
+        middle = ["snapshot", "rebuild", "health-check"]
+        columns = ["server", "batch", "pre-check", *middle, "rollback", "error"]
+    else:
+        middle = ["drain", "apply", "restart", "gate", "undrain"]
+        columns = ["host", "batch", "pre-check", *middle, "rollback", "error"]
     emit_rows(rows, columns, fmt)
 
 

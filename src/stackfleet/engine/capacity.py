@@ -318,6 +318,16 @@ class NPlusOne:
         return row
 
 
+def _biggest_first(item: tuple[dict[str, int], Record]) -> tuple[int, int, int]:
+    """The sort key of a (demand, server) pair: memory, then CPUs, then disk."""
+    demand = item[0]
+    return (
+        demand.get("memory_mb", 0),
+        demand.get("vcpu", 0) + demand.get("pcpu", 0),
+        demand.get("disk_gb", 0),
+    )
+
+
 def largest_host(hosts: Sequence[HostCapacity]) -> HostCapacity | None:
     """The usable host with the most allocated: memory first, then CPUs (VCPU + PCPU)."""
     usable = [h for h in hosts if h.usable]
@@ -355,14 +365,7 @@ def n_plus_one(
         for s in servers
         if s.get("host") == lost.host or s.get("hypervisor_hostname") == lost.hypervisor_hostname
     ]
-    moving.sort(
-        key=lambda item: (
-            item[0].get("memory_mb", 0),
-            item[0].get("vcpu", 0) + item[0].get("pcpu", 0),
-            item[0].get("disk_gb", 0),
-        ),
-        reverse=True,
-    )
+    moving.sort(key=_biggest_first, reverse=True)
     free = [{rc: h.free(rc) for rc in h.capacity} for h in survivors]
     unplaced: list[str] = []
     for demand, server in moving:
@@ -386,7 +389,103 @@ def n_plus_one(
     )
 
 
-def _flavors_by_name(flavors: Iterable[Record]) -> dict[RegionKey, dict[str, Record]]:
+# -- drain fit ---------------------------------------------------------------------------
+
+# how a shortfall names each resource class
+_RC_WORDS = {"vcpu": "vCPU", "pcpu": "pinned CPU", "memory_mb": "MB RAM", "disk_gb": "GB disk"}
+
+
+def _amounts(demand: dict[str, int]) -> str:
+    return ", ".join(f"{amount} {_RC_WORDS[rc]}" for rc, amount in demand.items())
+
+
+@dataclass
+class DrainFit:
+    """Whether the servers of a host to drain fit on the hosts left to take them."""
+
+    host: str
+    destinations: list[str]
+    servers: int
+    # server label -> why it fits nowhere (its flavor, what it needs, what is missing)
+    unplaced: dict[str, str] = field(default_factory=dict)
+    # resource class -> how much the servers need beyond the destinations' free total
+    short: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool:
+        return not self.unplaced
+
+    def message(self) -> str:
+        where = ", ".join(self.destinations) or "none"
+        text = (
+            f"{len(self.unplaced)} of the {self.servers} servers of {self.host} fit on no "
+            f"other usable host that could take them ({where}): "
+            + "; ".join(f"{name}: {why}" for name, why in self.unplaced.items())
+        )
+        if self.short:
+            text += "; short in total: " + _amounts(self.short)
+        return text
+
+
+def drain_fit(
+    host: str,
+    moving: Sequence[Record],
+    destinations: Sequence[HostCapacity],
+    flavors_by_name: dict[RegionKey, dict[str, Record]],
+    anti_affinity: dict[str, set[str]],
+    group_hosts: dict[str, set[str]],
+) -> DrainFit:
+    """Pack the servers of `host` (biggest first) onto the free capacity of
+    `destinations` (first fit), never two members of one anti-affinity group on one host:
+    `anti_affinity` maps a server id to its hard anti-affinity groups, `group_hosts` a
+    group to the hosts its members already run on (outside `host`). What Nova's
+    scheduler would do, from the inventory, before anything is disabled or moved."""
+    result = DrainFit(host, sorted(h.host for h in destinations), len(moving))
+    demands = [(server_demand(s, flavors_by_name), s) for s in moving]
+    demands.sort(key=_biggest_first, reverse=True)
+    free = {h.host: {rc: h.free(rc) for rc in h.capacity} for h in destinations}
+    taken = {group: set(hosts) for group, hosts in group_hosts.items()}
+    for demand, server in demands:
+        groups = anti_affinity.get(str(server.get("id")), set())
+        roomy = [
+            name
+            for name, room in free.items()
+            if all(room.get(rc, 0) >= amount for rc, amount in demand.items())
+        ]
+        allowed = [name for name in roomy if not any(name in taken.get(g, ()) for g in groups)]
+        if allowed:
+            chosen = allowed[0]
+            for rc, amount in demand.items():
+                free[chosen][rc] -= amount
+            for group in groups:
+                taken.setdefault(group, set()).add(chosen)
+            continue
+        label_ = str(server.get("name") or server.get("id"))
+        flavor = f"flavor {server.get('flavor_name') or '?'} needs {_amounts(demand)}"
+        if roomy:
+            why = (
+                f"{flavor}; the hosts with room ({', '.join(roomy)}) already hold a member "
+                f"of its anti-affinity group {', '.join(sorted(groups))}"
+            )
+        else:
+            lacking = sorted(
+                {
+                    _RC_WORDS[rc]
+                    for rc, amount in demand.items()
+                    if not any(room.get(rc, 0) >= amount for room in free.values())
+                }
+            )
+            why = f"{flavor}; no host has enough {' / '.join(lacking) or 'room for all of it'}"
+        result.unplaced[label_] = why
+    for rc in RESOURCE_CLASSES:
+        needed = sum(d.get(rc, 0) for d, _ in demands)
+        available = sum(h.free(rc) for h in destinations)
+        if needed > available:
+            result.short[rc] = needed - available
+    return result
+
+
+def flavors_by_name(flavors: Iterable[Record]) -> dict[RegionKey, dict[str, Record]]:
     result: dict[RegionKey, dict[str, Record]] = defaultdict(dict)
     for flavor in flavors:
         result[_region(flavor)][str(flavor.get("name"))] = flavor
@@ -400,7 +499,7 @@ def capacity_report(fleet: Fleet) -> list[Record]:
     """Per region: hosts (usable of all), allocation % per resource class over the usable
     hosts, and the N+1 verdict with its headroom."""
     hosts = host_capacities(fleet.of("hypervisor"), fleet.of("compute_service"))
-    flavors = _flavors_by_name(fleet.of("flavor"))
+    flavors = flavors_by_name(fleet.of("flavor"))
     servers: dict[RegionKey, list[Record]] = defaultdict(list)
     for server in fleet.of("server"):
         servers[_region(server)].append(server)

@@ -303,21 +303,7 @@ def workload_health(
     groups = load_records(store, "server_group")
     out = []
     for workload in workloads:
-        members: list[dict[str, Any]] = []
-        if workload.server_group:
-            ids: set[tuple[str, str, str]] = set()
-            for g in groups:
-                if workload.server_group in (g["id"], g.get("name")):
-                    ids |= {(g["cloud"], g["region"], str(m)) for m in g.get("members") or []}
-            members = [s for s in servers if (s["cloud"], s["region"], s["id"]) in ids]
-        elif workload.tag:
-            members = [s for s in servers if workload.tag in (s.get("tags") or [])]
-        else:
-            members = [
-                s
-                for s in servers
-                if all((s.get("metadata") or {}).get(k) == v for k, v in workload.metadata.items())
-            ]
+        members = workload_members(workload, servers, groups)
         judged = [health[(s["cloud"], s["region"], s["id"])] for s in members]
         out.append(
             assess_workload(
@@ -325,6 +311,25 @@ def workload_health(
             )
         )
     return out
+
+
+def workload_members(
+    workload: Workload, servers: list[dict[str, Any]], groups: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The server records of `workload` (by server group, tag or metadata)."""
+    if workload.server_group:
+        ids: set[tuple[str, str, str]] = set()
+        for g in groups:
+            if workload.server_group in (g["id"], g.get("name")):
+                ids |= {(g["cloud"], g["region"], str(m)) for m in g.get("members") or []}
+        return [s for s in servers if (s["cloud"], s["region"], s["id"]) in ids]
+    if workload.tag:
+        return [s for s in servers if workload.tag in (s.get("tags") or [])]
+    return [
+        s
+        for s in servers
+        if all((s.get("metadata") or {}).get(k) == v for k, v in workload.metadata.items())
+    ]
 
 
 def save_assessment(store: Store, assessment: Assessment) -> None:

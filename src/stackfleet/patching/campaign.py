@@ -43,7 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stackfleet.actions.base import Action, ActionError, Plan, Record, Skip
-from stackfleet.actions.compute import StartServer, StopServer
+from stackfleet.actions.compute import RebuildServer, SnapshotServer, StartServer, StopServer
 from stackfleet.actions.maintenance import (
     ColdMigrateServer,
     DisableComputeService,
@@ -55,13 +55,27 @@ from stackfleet.actions.maintenance import (
 )
 from stackfleet.actions.notify import Notifier
 from stackfleet.core.errors import ConfigError, ConflictError, StackFleetError
+from stackfleet.engine.capacity import (
+    Fleet,
+    drain_fit,
+    flavors_by_name,
+    host_capacities,
+    load_fleet,
+)
 from stackfleet.engine.execute import Connections, Executor, RunContext
 from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
+from stackfleet.engine.health import workload_members
+from stackfleet.engine.health_settings import Workload
 from stackfleet.engine.settings import Settings
 from stackfleet.model.kinds import kind
 from stackfleet.patching.connectors import Connector, ConnectorError, connector_for, syntax_check
 from stackfleet.patching.gates import CANARY_PREFIX, GateRunner, services_problems
 from stackfleet.patching.ini import edit_ini
+from stackfleet.patching.instances import (
+    guest_check_problems,
+    instance_steps,
+    select_instances,
+)
 from stackfleet.patching.reporting import report_campaign
 from stackfleet.patching.revisions import (
     Revision,
@@ -81,6 +95,7 @@ from stackfleet.patching.spec import (
 from stackfleet.policy.errors import Problem
 from stackfleet.policy.schema import Policy, PolicySpec, Safety
 from stackfleet.policy.view import FleetView
+from stackfleet.store import action_records
 from stackfleet.store import patching as records
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store
@@ -94,6 +109,31 @@ _SERVER = kind("server").record_builder()
 
 class StepFailed(StackFleetError):
     """A step could not be carried out on a host (the message says why)."""
+
+
+# a member of a workload serves while in these statuses
+SERVING_STATUSES = ("ACTIVE", "MIGRATING")
+
+
+@dataclass
+class SlaWorkload:
+    """A workload of the settings (health.workloads) and its members' server ids."""
+
+    workload: Workload
+    members: set[str]
+
+    @property
+    def name(self) -> str:
+        return self.workload.name
+
+    @property
+    def selector(self) -> str:
+        return self.workload.selector
+
+    @property
+    def min_healthy(self) -> int:
+        """k: None in the settings means every member."""
+        return self.workload.min_healthy or len(self.members)
 
 
 # ---------------------------------------------------------------------------- planning
@@ -297,9 +337,12 @@ class CampaignPlan:
     steps: dict[str, list[str]]
     zones: dict[str, str | None]
     previews: dict[str, list[str]] = field(default_factory=dict)
+    # what a batch holds: hosts, or servers (an instance campaign, keyed by server id)
+    unit: str = "host"
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "unit": self.unit,
             "name": self.name,
             "cloud": self.cloud,
             "region": self.region,
@@ -336,18 +379,11 @@ def make_plan(
     """Resolve the targets against the live cloud and check everything; CampaignError
     listing every problem (nothing started)."""
     spec = loaded.spec
+    if spec.targets.instances is not None:
+        return make_instance_plan(loaded, conn, store, connector, now)
     hosts = cloud_hosts(conn, store, spec.cloud)
     chosen, problems = select_hosts(loaded, hosts)
-    problems += check_spec(loaded, now)
-    if not any(p["status"] in ("complete", "partial") for p in store.list_passes(5, spec.cloud)):
-        problems.append(
-            loaded.problem(
-                ("cloud",),
-                f"no collection pass of cloud {spec.cloud!r} in the store: run `stackfleet "
-                f"collect {spec.cloud}` first (the safety gate weighs each change against "
-                "the inventory)",
-            )
-        )
+    problems += check_spec(loaded, now) + _pass_problems(loaded, store)
     canary = spec.steps.gate.canary
     if canary is not None:
         gates = GateRunner(loaded, conn, connector, store, 1.0)
@@ -375,6 +411,62 @@ def make_plan(
     return plan
 
 
+def _pass_problems(loaded: LoadedSpec, store: Store) -> list[Problem]:
+    cloud = loaded.spec.cloud
+    if any(p["status"] in ("complete", "partial") for p in store.list_passes(5, cloud)):
+        return []
+    return [
+        loaded.problem(
+            ("cloud",),
+            f"no collection pass of cloud {cloud!r} in the store: run `stackfleet "
+            f"collect {cloud}` first (the safety gate weighs each change against "
+            "the inventory)",
+        )
+    ]
+
+
+def make_instance_plan(
+    loaded: LoadedSpec, conn: Any, store: Store, connector: Connector, now: datetime
+) -> CampaignPlan:
+    """An instance campaign's plan: the servers by batch (one at a time by default),
+    each rebuilt onto the new image; CampaignError listing every problem."""
+    spec = loaded.spec
+    problems = check_spec(loaded, now) + _pass_problems(loaded, store)
+    region = spec.region or None
+    servers, _ = store.list_resources("server", cloud=spec.cloud, region=region)
+    groups, _ = store.list_resources("server_group", cloud=spec.cloud, region=region)
+    chosen, found = select_instances(loaded, servers, groups)
+    problems += found
+    wanted = str(spec.steps.apply[0].image)
+    image = ""
+    try:
+        image = GateRunner(loaded, conn, connector, store, 1.0)._image(wanted)
+    except ActionError:
+        problems.append(loaded.problem(("steps", "apply", 0, "image"), f"unknown image {wanted!r}"))
+    if problems:
+        raise CampaignError(problems)
+    ids = [str(s["id"]) for s in chosen]
+    batches = batches_of(spec, ids)
+    steps = instance_steps(spec.steps.rebuild.snapshot)
+    names = {str(s["id"]): str(s.get("name") or s["id"]) for s in chosen}
+    plan = CampaignPlan(
+        spec.name,
+        spec.cloud,
+        spec.region,
+        batches,
+        {sid: list(steps) for sid in ids},
+        {},
+        unit="server",
+    )
+    for server in chosen:
+        if str(server["id"]) in (batches[0] if batches else []):
+            plan.previews[str(server["id"])] = [
+                f"# rebuild {names[str(server['id'])]} from image {server.get('image_id')} "
+                f"onto {image} ({wanted})"
+            ]
+    return plan
+
+
 # ------------------------------------------------------------------------ the host watch
 
 
@@ -382,9 +474,11 @@ class HostListing:
     """The servers of one host, read with one list call (all projects, `host` filter)
     and shared by every migration off it: refreshed at most once per `max_age`."""
 
-    def __init__(self, conn: Any, host: str) -> None:
+    def __init__(self, conn: Any, host: str, microversion: str = "2.30") -> None:
         self.conn = conn
         self.host = host
+        # 2.47 and later embed each server's flavor (what a capacity check needs)
+        self.microversion = microversion
         self._lock = threading.Lock()
         self._at = 0.0
         self._servers: dict[str, dict[str, Any]] = {}
@@ -403,7 +497,7 @@ class HostListing:
                 f"listing the servers of {self.host}",
                 self.conn.compute.get,
                 path,
-                microversion="2.30",
+                microversion=self.microversion,
             ).json()
             for obj in body.get("servers") or []:
                 record = _SERVER(obj)
@@ -598,7 +692,8 @@ class CampaignRunner:
             {
                 s["host"]
                 for s in steps
-                if s["step"] == "apply" and s["status"] in ("done", "running", "failed")
+                if s["step"] in ("apply", "rebuild")
+                and s["status"] in ("done", "running", "failed")
             }
         )
         targets = hosts or changed
@@ -754,12 +849,21 @@ class _Run:
         self.connector = connector_for(_resolved_connector(loaded))
         self.services: dict[str, ServiceDefinition] = definitions(self.spec.services)
         self.reason = f"stackfleet campaign {self.name}: host maintenance"
+        # an instance campaign: its units are servers (ids), patched by rebuild
+        self.instances = self.spec.targets.instances is not None
+        self._image_id = ""
         self.poll = self.spec.poll_interval.total_seconds()
         self.gates = GateRunner(
             loaded, self.conn, self.connector, self.store, self.poll, self._opened_for_canary
         )
         # host -> servers the scheduler placed on it while it was open for a canary
         self.landed: dict[str, list[str]] = {}
+        # workload name -> held while a member moves (see _workload_locks)
+        self._sla_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # the inventory the capacity check weighs, and the pass it was read from
+        self._fleet: Fleet | None = None
+        self._fleet_key: Any = None
         self.progress = on_progress or (lambda text: None)
         self.policy = Policy(
             spec=PolicySpec(
@@ -923,7 +1027,10 @@ class _Run:
                 target=target,
             )
             self.progress(f"{host}: {step['step']} FAILED: {exc}")
-            if step["step"] in ("apply", "restart", "gate") and self.spec.rollback.on_gate_failure:
+            if (
+                step["step"] in ("apply", "restart", "gate", "rebuild", "health-check")
+                and self.spec.rollback.on_gate_failure
+            ):
                 self._rollback_step(host, step["batch"])
             return False
         seconds = time.monotonic() - began
@@ -962,6 +1069,8 @@ class _Run:
         }
 
     def _pre_check(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        if self.instances:
+            return self._instance_pre_check(host)
         now = datetime.now(UTC)
         revisions = self._capture(host)
         digests = {s: record(self.store, r, now) for s, r in revisions.items()}
@@ -995,14 +1104,31 @@ class _Run:
         )
 
     def _act(
-        self, action: Action, record_: Record, key_step: str, ctx_watch: HostListing | None = None
+        self,
+        action: Action,
+        record_: Record,
+        key_step: str,
+        ctx_watch: HostListing | None = None,
+        timeout: float | None = None,
     ) -> tuple[str, str]:
         """Plan, gate and execute one action; (verdict, reason)."""
+        verdict, reason, _ = self._act_result(action, record_, key_step, ctx_watch, timeout)
+        return verdict, reason
+
+    def _act_result(
+        self,
+        action: Action,
+        record_: Record,
+        key_step: str,
+        ctx_watch: HostListing | None = None,
+        timeout: float | None = None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """Plan, gate and execute one action; (verdict, reason, the action's result)."""
         planned: Plan | Skip | None = action.plan(record_)
         if planned is None:
-            return "done", "nothing to do"
+            return "done", "nothing to do", {}
         if isinstance(planned, Skip):
-            return "skipped", planned.reason
+            return "skipped", planned.reason, {}
         policy = Policy(
             spec=self.policy.spec.model_copy(update={"resource": record_["kind"]}),
             filters=[],
@@ -1025,12 +1151,12 @@ class _Run:
                 time.sleep(self.poll)  # a rate limit: wait for room
                 continue
             if candidate.verdict != "execute":
-                return candidate.verdict, candidate.reason
+                return candidate.verdict, candidate.reason, {}
             ctx = WatchedContext(
                 now=now,
                 connections=self.runner.connections,
                 notifier=Notifier(),
-                verify_timeout=self.spec.steps.drain.timeout.total_seconds(),
+                verify_timeout=timeout or self.spec.steps.drain.timeout.total_seconds(),
                 poll_interval=self.poll,
                 host_watch=ctx_watch,
             )
@@ -1041,7 +1167,10 @@ class _Run:
                 self.runner.actor,
                 self.runner.settings.safety.exclude_tag,
             ).run(candidate)
-            return candidate.verdict, candidate.reason
+            result: dict[str, Any] = {}
+            if candidate.action_id is not None:
+                result = action_records.get(self.store, candidate.action_id).get("result") or {}
+            return candidate.verdict, candidate.reason, result
 
     def _service_record(self, host: str) -> Record:
         services = read_services(self.conn, host, "nova-compute")
@@ -1051,9 +1180,12 @@ class _Run:
 
     def _drain(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         attempt = f"{self.campaign['id']}/{host}/drain/{detail['attempt']}"
-        verdict, reason = self._act(
-            DisableComputeService(reason=self.reason), self._service_record(host), attempt
-        )
+        service = self._service_record(host)
+        capacity: dict[str, Any] = {}
+        if self.spec.steps.drain.capacity_check and service.get("disabled_reason") != self.reason:
+            # before the disable: a host that cannot be emptied is not taken out at all
+            capacity = self._check_capacity(host)
+        verdict, reason = self._act(DisableComputeService(reason=self.reason), service, attempt)
         if verdict not in ("succeeded", "done"):
             raise StepFailed(f"disabling the compute service of {host}: {verdict}: {reason}")
         # the plan of moves is taken now that nothing new can land on the host
@@ -1067,6 +1199,12 @@ class _Run:
         leave = set(self.spec.steps.drain.leave_statuses)
         left: list[dict[str, Any]] = []
         kept: list[str] = list(detail.get("kept") or [])
+        sla = self._sla_workloads()
+        spread = self._anti_affinity()
+        for workload in sla:
+            for member in workload.members:
+                # members of one SLA workload move one at a time
+                spread.setdefault(member, set()).add(f"workload:{workload.name}")
         while True:
             servers = listing.refresh()
             busy = [s for s in servers.values() if s.get("task_state")]
@@ -1093,6 +1231,10 @@ class _Run:
             problems.clear()
 
             def move(server: dict[str, Any]) -> None:
+                with self._workload_locks(str(server["id"]), sla):
+                    move_one(server)
+
+            def move_one(server: dict[str, Any]) -> None:
                 server = {
                     **server,
                     "kind": "server",
@@ -1125,20 +1267,26 @@ class _Run:
                         problems.append(f"{first.type} {label_}: {verdict}: {reason}")
                     return
                 extra: Action = ColdMigrateServer() if fallback == "cold-migrate" else StopServer()
+                breach = self._sla_breach(str(server["id"]), sla)
+                fallback_entry = {
+                    "server": server["id"],
+                    "failed": first.type,
+                    "reason": reason,
+                    "fallback": extra.type,
+                }
+                if breach:
+                    # a stop or a cold migration takes the member down: never below k of n
+                    breach += ": the host is halted instead"
+                    self._audit_fallback(server, {**fallback_entry, "refused": breach})
+                    with lock:
+                        problems.append(
+                            f"{first.type} {label_}: {verdict}: {reason}; its fallback "
+                            f"{extra.type} refused: {breach}"
+                        )
+                    return
                 with lock:
                     fallbacks.append(f"{label_}: {first.type} {verdict} ({reason}); {extra.type}")
-                self.runner.audit.append(
-                    "campaign.fallback",
-                    {
-                        "server": server["id"],
-                        "failed": first.type,
-                        "reason": reason,
-                        "fallback": extra.type,
-                    },
-                    actor=self.runner.actor,
-                    policy=_policy_name(self.name),
-                    target=f"{self.spec.cloud}/{self.region}/server/{server['id']}",
-                )
+                self._audit_fallback(server, fallback_entry)
                 live = listing.refresh().get(str(server["id"]))
                 if live is None:
                     with lock:
@@ -1158,7 +1306,7 @@ class _Run:
                         problems.append(f"{extra.type} {label_}: {verdict}: {reason}")
 
             with ThreadPoolExecutor(max_workers=self.spec.steps.drain.concurrency) as pool:
-                for wave in spread_groups(todo, self._anti_affinity()):
+                for wave in spread_groups(todo, spread):
                     list(pool.map(move, wave))
             if problems:
                 raise StepFailed(f"draining {host}: " + "; ".join(problems))
@@ -1169,7 +1317,156 @@ class _Run:
             "kept": kept,
             "left": [f"{s.get('name') or s['id']} ({s.get('status')})" for s in left],
             "list_requests": listing.requests,
+            **({"capacity": capacity} if capacity else {}),
         }
+
+    def _audit_fallback(self, server: Record, details: dict[str, Any]) -> None:
+        self.runner.audit.append(
+            "campaign.fallback",
+            details,
+            actor=self.runner.actor,
+            policy=_policy_name(self.name),
+            target=f"{self.spec.cloud}/{self.region}/server/{server['id']}",
+        )
+
+    def _check_capacity(self, host: str) -> dict[str, Any]:
+        """Whether the other usable hosts of the host's zone (and aggregates), outside
+        its batch, can take what runs on it, anti-affinity respected (capacity from the
+        newest collection pass, servers listed live); StepFailed saying what is short."""
+        fleet = self._inventory()
+        hosts = {
+            h.host: h for h in host_capacities(fleet.of("hypervisor"), fleet.of("compute_service"))
+        }
+        mine = hosts.get(host)
+        if mine is None:
+            raise StepFailed(
+                f"not draining {host} (nothing was disabled): the newest collection pass "
+                f"has no hypervisor of {host} to weigh its servers against; run `stackfleet "
+                f"collect {self.spec.cloud}` or set steps.drain.capacity_check: false"
+            )
+        aggregates = {
+            str(h.get("host")): set(h.get("aggregates") or []) for h in fleet.of("hypervisor")
+        }
+        mine_aggregates = aggregates.get(host, set())
+        batch = self._batch_hosts(host)
+        destinations = [
+            h
+            for h in hosts.values()
+            if h.usable
+            and h.host not in batch
+            and h.zone == mine.zone
+            and (not mine_aggregates or mine_aggregates & aggregates.get(h.host, set()))
+        ]
+        leave = set(self.spec.steps.drain.leave_statuses)
+        moving = [
+            {**s, "cloud": self.spec.cloud, "region": self.region}
+            for s in HostListing(self.conn, host, microversion="2.47").refresh().values()
+            if s.get("status") not in leave
+            and not str(s.get("name") or "").startswith(CANARY_PREFIX)
+        ]
+        hard: dict[str, set[str]] = {}
+        group_hosts: dict[str, set[str]] = {}
+        where = {str(s["id"]): s.get("host") for s in fleet.of("server")}
+        for group in fleet.of("server_group"):
+            if group.get("policy") != "anti-affinity":
+                continue
+            for member in group.get("members") or []:
+                hard.setdefault(str(member), set()).add(str(group.get("name") or group["id"]))
+                if where.get(str(member)) and where[str(member)] != host:
+                    group_hosts.setdefault(str(group.get("name") or group["id"]), set()).add(
+                        str(where[str(member)])
+                    )
+        flavors = flavors_by_name(fleet.of("flavor"))
+        # the region key of the records: the store's region of this cloud
+        fit = drain_fit(
+            host,
+            [{**s, "region": mine.region} for s in moving],
+            destinations,
+            flavors,
+            hard,
+            group_hosts,
+        )
+        if not fit.fits:
+            raise StepFailed(f"not draining {host} (nothing was disabled): {fit.message()}")
+        return {"servers": fit.servers, "destinations": len(fit.destinations)}
+
+    def _inventory(self) -> Fleet:
+        """What the capacity check weighs, from the newest collection pass: read once per
+        pass, not once per host (100 hosts of 20 servers would read 2,000 server records
+        100 times)."""
+        newest = self.store.list_passes(1, self.spec.cloud)
+        key = newest[0]["id"] if newest else None
+        with self._locks_guard:
+            if self._fleet is None or self._fleet_key != key:
+                self._fleet = load_fleet(
+                    self.store,
+                    self.spec.cloud,
+                    self.region or None,
+                    ("hypervisor", "compute_service", "flavor", "server", "server_group"),
+                )
+                self._fleet_key = key
+            return self._fleet
+
+    def _batch_hosts(self, host: str) -> set[str]:
+        """The hosts drained beside `host` (its batch): no destination for its servers."""
+        steps = records.steps_of(self.store, self.campaign["id"])
+        batch = next((s["batch"] for s in steps if s["host"] == host), None)
+        return {s["host"] for s in steps if s["batch"] == batch}
+
+    def _sla_workloads(self) -> list[SlaWorkload]:
+        """The settings' workloads (health.workloads) of this cloud region, with their
+        members from the newest collection pass."""
+        configured = self.runner.settings.health.workloads
+        if not configured:
+            return []
+        servers, _ = self.store.list_resources(
+            "server", cloud=self.spec.cloud, region=self.region or None
+        )
+        groups, _ = self.store.list_resources(
+            "server_group", cloud=self.spec.cloud, region=self.region or None
+        )
+        found = []
+        for workload in configured:
+            members = {str(s["id"]) for s in workload_members(workload, servers, groups)}
+            if members:
+                found.append(SlaWorkload(workload, members))
+        return found
+
+    @contextmanager
+    def _workload_locks(self, server_id: str, sla: list[SlaWorkload]) -> Iterator[None]:
+        """Hold the lock of each SLA workload the server is a member of while it moves:
+        one member of a workload at a time, across every host of the batch."""
+        names = sorted(w.name for w in sla if server_id in w.members)
+        with self._locks_guard:
+            locks = [self._sla_locks.setdefault(n, threading.Lock()) for n in names]
+        for held in locks:
+            held.acquire()
+        try:
+            yield
+        finally:
+            for held in reversed(locks):
+                held.release()
+
+    def _sla_breach(self, server_id: str, sla: list[SlaWorkload]) -> str:
+        """Why taking `server_id` down (a stop, a cold migration) would leave one of its
+        workloads below its k healthy members ("" when it would not). Read live: a
+        member counts while it runs (ACTIVE, or MIGRATING: a live migration keeps the
+        guest running)."""
+        for workload in sla:
+            if server_id not in workload.members:
+                continue
+            serving = 0
+            for member in sorted(workload.members - {server_id}):
+                live = self._read_server(member)
+                if live is not None and live.get("status") in SERVING_STATUSES:
+                    serving += 1
+            if serving < workload.min_healthy:
+                return (
+                    f"workload {workload.name!r} ({workload.selector}) would keep "
+                    f"{serving} of {len(workload.members)} members healthy, below its "
+                    f"min_healthy {workload.min_healthy}"
+                )
+        return ""
 
     def _anti_affinity(self) -> dict[str, set[str]]:
         """Server id -> the (soft-)anti-affinity groups it is a member of (from the
@@ -1410,12 +1707,164 @@ class _Run:
             "region": self.region,
         }
 
+    # ------------------------------------------------------------ instances
+    def _server(self, server_id: str) -> Record:
+        live = self._read_server(server_id)
+        if live is None:
+            raise StepFailed(f"server {server_id} no longer exists")
+        return live
+
+    def _new_image(self) -> str:
+        """The id of the image the servers are rebuilt onto (the spec names it)."""
+        if not self._image_id:
+            try:
+                self._image_id = self.gates._image(str(self.spec.steps.apply[0].image))
+            except ActionError as exc:
+                raise StepFailed(str(exc)) from exc
+        return self._image_id
+
+    def _rebuild_timeout(self) -> float:
+        return self.spec.steps.rebuild.timeout.total_seconds()
+
+    def _wait_settled(self, server_id: str) -> Record:
+        """The server once no task is under way (ACTIVE, ERROR...), or as it is when the
+        rebuild timeout has passed."""
+        deadline = time.monotonic() + self._rebuild_timeout()
+        while True:
+            live = self._server(server_id)
+            if not live.get("task_state") and live.get("status") not in ("BUILD", "REBUILD"):
+                return live
+            if time.monotonic() > deadline:
+                return live
+            time.sleep(self.poll)
+
+    def _instance_pre_check(self, server_id: str) -> dict[str, Any]:
+        """The untouched server: ACTIVE, booted from an image, its guest checks pass —
+        its image becomes the tested configuration a rollback returns to."""
+        live = self._server(server_id)
+        name = _label(live)
+        if live.get("status") != "ACTIVE" or live.get("task_state"):
+            raise StepFailed(
+                f"pre-check of server {name} failed (nothing was changed): it is "
+                f"{live.get('status')}"
+                + (f" ({live['task_state']})" if live.get("task_state") else "")
+                + ", not ACTIVE"
+            )
+        if not live.get("image_id"):
+            raise StepFailed(
+                f"pre-check of server {name} failed (nothing was changed): booted from a "
+                "volume, it has no image to rebuild"
+            )
+        problems = guest_check_problems(self.spec.steps.rebuild.checks, live, str(live["image_id"]))
+        if problems:
+            raise StepFailed(
+                f"pre-check of server {name} failed (nothing was changed): " + "; ".join(problems)
+            )
+        return {"name": live.get("name"), "tested_image": live["image_id"]}
+
+    def _snapshot(self, server_id: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        live = self._server(server_id)
+        key = f"{self.campaign['id']}/{server_id}/snapshot/{detail['attempt']}"
+        verdict, reason, result = self._act_result(
+            SnapshotServer(), live, key, timeout=self._rebuild_timeout()
+        )
+        image = result.get("snapshot_image_id")
+        if verdict not in ("succeeded", "done") or not image:
+            raise StepFailed(f"snapshot of server {_label(live)}: {verdict}: {reason}")
+        return {"snapshot": image}
+
+    def _rebuild(self, server_id: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        image = self._new_image()
+        live = self._server(server_id)
+        previous = live.get("image_id")
+        if resumed and previous == image and not live.get("task_state"):
+            return {"image": image, "resumed": "rebuilt already"}
+        sla = self._sla_workloads()
+        with self._workload_locks(server_id, sla):
+            # the member is down while it rebuilds: never below k of n
+            breach = self._sla_breach(server_id, sla)
+            if breach:
+                raise StepFailed(
+                    f"not rebuilding server {_label(live)} (nothing was changed): {breach}"
+                )
+            key = f"{self.campaign['id']}/{server_id}/rebuild/{detail['attempt']}"
+            verdict, reason = self._act(
+                RebuildServer(image=image), live, key, timeout=self._rebuild_timeout()
+            )
+        if verdict not in ("succeeded", "done"):
+            raise StepFailed(f"rebuild of server {_label(live)} onto {image}: {verdict}: {reason}")
+        return {"image": image, "previous_image": previous}
+
+    def _health_check(
+        self, server_id: str, detail: dict[str, Any], resumed: bool
+    ) -> dict[str, Any]:
+        image = self._new_image()
+        live = self._wait_settled(server_id)
+        problems = []
+        if live.get("status") != "ACTIVE":
+            problems.append(f"it is {live.get('status')}, not ACTIVE")
+        if live.get("image_id") != image:
+            problems.append(f"it runs image {live.get('image_id')}, not {image}")
+        if not problems:
+            problems = guest_check_problems(self.spec.steps.rebuild.checks, live, image)
+        if problems:
+            raise StepFailed(
+                f"the health check of server {_label(live)} failed: " + "; ".join(problems)
+            )
+        return {"tested_image": image}
+
+    def _rebuild_back(self, server_id: str, detail: dict[str, Any]) -> dict[str, Any]:
+        """Rebuild a server back from its snapshot (or, without one, onto the image it
+        ran healthy on), then check it again; nothing to do when it was never rebuilt."""
+        tested = self._detail(server_id, "pre-check").get("tested_image")
+        snapshot = self._detail(server_id, "snapshot").get("snapshot")
+        if not tested:
+            raise StepFailed(f"server {server_id} has no tested image to roll back to")
+        live = self._wait_settled(server_id)
+        if live.get("image_id") in (tested, snapshot) and live.get("status") == "ACTIVE":
+            return {"restored": live.get("image_id"), "rebuilt": False}
+        target = str(snapshot or tested)
+        key = f"{self.campaign['id']}/{server_id}/rollback/{time.time_ns()}"
+        verdict, reason = self._act(
+            RebuildServer(image=target), live, key, timeout=self._rebuild_timeout()
+        )
+        if verdict not in ("succeeded", "done"):
+            raise StepFailed(
+                f"rebuilding server {_label(live)} back onto {target}: {verdict}: {reason}"
+            )
+        after = self._wait_settled(server_id)
+        source = "snapshot" if snapshot else "tested image"
+        self.runner.audit.append(
+            "campaign.rolled-back",
+            {
+                "server": server_id,
+                "before": live.get("image_id"),
+                "after": target,
+                "from": source,
+                "tested_image": tested,
+            },
+            actor=self.runner.actor,
+            policy=_policy_name(self.name),
+            target=f"{self.spec.cloud}/{self.region}/server/{server_id}",
+        )
+        problems = [] if after.get("status") == "ACTIVE" else [f"it is {after.get('status')}"]
+        problems = problems or guest_check_problems(self.spec.steps.rebuild.checks, after, target)
+        if problems:
+            raise StepFailed(
+                f"server {_label(after)} rebuilt back from its {source} but its check still "
+                "fails: " + "; ".join(problems)
+            )
+        return {"restored": target, "from": source}
+
     def _rollback(self, host: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         return self.roll_back(host, detail)
 
     def roll_back(self, host: str, detail: dict[str, Any]) -> dict[str, Any]:
         """Put the last tested revision of each service back on `host`, restart, gate;
-        re-enable the host when its gate passes."""
+        re-enable the host when its gate passes. A server (instance campaign) is
+        rebuilt back."""
+        if self.instances:
+            return self._rebuild_back(host, detail)
         now = datetime.now(UTC)
         restored = {}
         for service in self.spec.targets.services:
@@ -1460,6 +1909,10 @@ class _Run:
         if self.spec.steps.drain.enabled and self.spec.steps.undrain and self._compute(host):
             self._undrain(host, {"attempt": f"rollback-{int(time.time())}"}, False)
         return {"restored": restored}
+
+
+def _label(server: Record) -> str:
+    return f"{server.get('name') or server['id']} ({server['id']})"
 
 
 def _parse(value: Any) -> datetime | None:

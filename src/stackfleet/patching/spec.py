@@ -70,10 +70,28 @@ class HostTargets(_Strict):
     exclude: list[str] = Field(default_factory=list, description="Host names left out.")
 
 
+class InstanceTargets(_Strict):
+    """Which servers (VM patching by rebuild): every condition given must hold."""
+
+    names: list[str] = Field(default_factory=list, description="Server names or ids.")
+    tags: list[str] = Field(default_factory=list, description="Nova tags, all present.")
+    server_group: str | None = Field(default=None, description="Server group name or id.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Metadata values.")
+
+    def given(self) -> bool:
+        return bool(self.names or self.tags or self.server_group or self.metadata)
+
+
 class Targets(_Strict):
     hosts: HostTargets = Field(default_factory=HostTargets)
     services: list[str] = Field(
-        min_length=1, description="The services whose revisions are captured and applied."
+        default_factory=list,
+        description="The services whose revisions are captured and applied (host campaigns).",
+    )
+    instances: InstanceTargets | None = Field(
+        default=None,
+        description="Servers patched by rebuilding them onto a new image (instead of "
+        "hosts and services).",
     )
 
 
@@ -142,6 +160,13 @@ class Drain(_Strict):
         description="Servers in these statuses stay on the host (listed in the step's "
         "record): an ERROR server cannot be migrated.",
     )
+    capacity_check: bool = Field(
+        default=True,
+        description="Before disabling the host, check (from the newest collection pass) "
+        "that the other usable hosts of its zone and aggregates, outside its batch, can "
+        "take its servers, anti-affinity respected; if not, the drain fails saying what "
+        "is short and nothing is disabled.",
+    )
 
 
 class ConfigChange(_Strict):
@@ -192,14 +217,19 @@ class ApplyItem(_Strict):
     )
     config: ConfigChange | None = None
     packages: PackageVersions | None = None
+    image: str | None = Field(
+        default=None,
+        description="Instance campaigns: the image (name or id) each server is rebuilt onto.",
+    )
     timeout: Duration = Field(default=timedelta(minutes=30))
 
     @model_validator(mode="after")
     def _one(self) -> ApplyItem:
-        given = [n for n in ("playbook", "command", "config", "packages") if getattr(self, n)]
+        kinds = ("playbook", "command", "config", "packages", "image")
+        given = [n for n in kinds if getattr(self, n)]
         if len(given) != 1:
             raise ValueError(
-                "an apply item is exactly one of playbook, command, config, packages"
+                "an apply item is exactly one of playbook, command, config, packages, image"
                 + (f" (got {', '.join(given)})" if given else "")
             )
         return self
@@ -218,8 +248,34 @@ class Restart(_Strict):
     enabled: bool = True
 
 
+class GuestCheck(_Strict):
+    """A command run on this machine against a rebuilt server (exit 0 passes), with
+    STACKFLEET_SERVER_ID, STACKFLEET_SERVER_NAME, STACKFLEET_SERVER_ADDRESS (its first
+    address) and STACKFLEET_IMAGE_ID in its environment."""
+
+    command: str
+    timeout: Duration = Field(default=timedelta(minutes=5))
+
+
+class Rebuild(_Strict):
+    """Instance campaigns: how each server is patched by rebuild."""
+
+    snapshot: bool = Field(
+        default=True,
+        description="Snapshot the server first; a failed server is rebuilt back from it "
+        "(else from the image it ran healthy on).",
+    )
+    checks: list[GuestCheck] = Field(
+        default_factory=list, description="Guest checks after the server is ACTIVE again."
+    )
+    timeout: Duration = Field(
+        default=timedelta(minutes=10), description="How long a rebuild or snapshot may take."
+    )
+
+
 class Steps(_Strict):
     pre_check: PreCheck = Field(default_factory=PreCheck)
+    rebuild: Rebuild = Field(default_factory=Rebuild)
     drain: Drain = Field(default_factory=Drain)
     apply: list[ApplyItem] = Field(default_factory=list)
     restart: Restart = Field(default_factory=Restart)
@@ -393,7 +449,59 @@ def parse_spec(text: str, source: str = "<campaign>", base: Path | None = None) 
             message = _closest(message, loc)
             problems.append(Problem(source, line_of(root, loc), format_loc(loc), message))
         raise CampaignError(problems) from exc
-    return LoadedSpec(spec, source, root, base or Path.cwd())
+    loaded = LoadedSpec(spec, source, root, base or Path.cwd())
+    problems = target_problems(loaded)
+    if problems:
+        raise CampaignError(problems)
+    return loaded
+
+
+def target_problems(loaded: LoadedSpec) -> list[Problem]:
+    """Hosts and services, or instances with one image change: not both, not neither."""
+    spec = loaded.spec
+    targets = spec.targets
+    problems: list[Problem] = []
+    images = [i for i, item in enumerate(spec.steps.apply) if item.image]
+    if targets.instances is None:
+        if not targets.services:
+            problems.append(
+                loaded.problem(
+                    ("targets", "services"),
+                    "missing: the services whose revisions a host campaign captures and "
+                    "applies (or `instances:` to patch servers by rebuild)",
+                )
+            )
+        for index in images:
+            problems.append(
+                loaded.problem(
+                    ("steps", "apply", index, "image"),
+                    "an image change patches servers: it needs `targets.instances`",
+                )
+            )
+        return problems
+    if targets.services:
+        problems.append(
+            loaded.problem(
+                ("targets", "services"),
+                "a campaign targets hosts and services or instances, not both",
+            )
+        )
+    if not targets.instances.given():
+        problems.append(
+            loaded.problem(
+                ("targets", "instances"),
+                "give at least one of names, tags, server_group, metadata",
+            )
+        )
+    if len(spec.steps.apply) != 1 or not images:
+        problems.append(
+            loaded.problem(
+                ("steps", "apply"),
+                "an instance campaign's apply is one `image:` item (the image each server "
+                "is rebuilt onto)",
+            )
+        )
+    return problems
 
 
 def _closest(message: str, loc: Loc) -> str:
