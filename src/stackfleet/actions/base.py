@@ -133,6 +133,11 @@ class ActionContext(Protocol):
     @property
     def template_values(self) -> dict[str, Any]: ...
 
+    @property
+    def idempotency_key(self) -> str:
+        """The idempotency key of the action executing ("" outside the executor)."""
+        ...
+
     def connection(self, cloud: str, region: str) -> Any: ...
 
 

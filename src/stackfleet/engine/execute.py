@@ -75,6 +75,8 @@ class RunContext:
     verify_timeout: float = 300.0
     poll_interval: float = 2.0
     template_values: dict[str, Any] = field(default_factory=dict)
+    # set by the executor: the key of the action executing (notices send it along)
+    idempotency_key: str = ""
     # set by the executor while an action executes: reads the resource again and says
     # why it must not be acted on now ("" when it may); see actions.base.still_as_planned
     recheck: Callable[[], str] | None = None
@@ -185,6 +187,7 @@ class Executor:
         re-raised."""
         record = candidate.record
         self.ctx.template_values = {"policy": candidate.policy.name, **candidate.values}
+        self.ctx.idempotency_key = candidate.key
         if not self._claim(candidate):
             return
         stage = ["observe"]
