@@ -297,7 +297,7 @@ def _still_there(target: CloudTarget, kind_name: str, ids: list[str], log: Reque
         except ResourceGone:
             continue
         except ListingError as exc:
-            return f"{kind_name} {resource_id} could not be read to confirm it is gone ({exc})"
+            return f"{kind_name} {resource_id} could not be read by id to confirm it is gone: {exc}"
         return f"{kind_name} {resource_id} is still there when read by id (a stale listing?)"
     return ""
 
