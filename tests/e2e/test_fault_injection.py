@@ -187,8 +187,7 @@ def test_world_open_ssh_rules_are_deleted_and_marked_gone(cloud, tmp_path):
     store.close()
 
 
-def test_simulator_repeats_pages_and_answers_409(cloud):
-    server, _ = cloud
+def _admin_headers(server: SimulatorServer) -> dict[str, str]:
     token = httpx.post(
         f"{server.auth_url}/v3/auth/tokens",
         json={
@@ -203,7 +202,12 @@ def test_simulator_repeats_pages_and_answers_409(cloud):
             }
         },
     ).headers["X-Subject-Token"]
-    headers = {"X-Auth-Token": token}
+    return {"X-Auth-Token": token}
+
+
+def test_simulator_repeats_pages_and_answers_409(cloud):
+    server, _ = cloud
+    headers = _admin_headers(server)
     url = f"{server.base_url}/RegionOne/networking/v2.0/ports"
     first = httpx.get(url, params={"limit": 5}, headers=headers).json()["ports"]
     server.sim.faults.add(FaultRule(method="GET", path="/v2.0/ports$", repeat_page=True))
@@ -219,6 +223,29 @@ def test_simulator_repeats_pages_and_answers_409(cloud):
     assert answer.status_code == 409
     assert answer.json()["NeutronError"]["type"] == "Conflict"
     assert fid in server.state.regions["RegionOne"].floatingips
+
+
+def test_a_repeated_page_replaced_by_a_stale_answer_is_not_counted_a_hit(cloud):
+    """Two rules on one URL: the stale answer is what the client gets, so only the stale
+    rule changed the answer (benchmarks/faults.py counted the repeated page as hidden)."""
+    server, _ = cloud
+    faults = server.sim.faults
+    faults.keep_answers = True
+    headers = _admin_headers(server)
+    url = f"{server.base_url}/RegionOne/networking/v2.0/ports"
+    first = httpx.get(url, params={"limit": 5}, headers=headers).json()["ports"]
+    page_two = {"limit": 5, "marker": first[-1]["id"]}
+    kept = httpx.get(url, params=page_two, headers=headers).json()["ports"]
+    region = server.state.regions["RegionOne"]
+    region.ports[kept[0]["id"]]["name"] = "renamed since"
+    repeat = faults.add(FaultRule(method="GET", path="/v2.0/ports$", repeat_page=True))
+    stale = faults.add(FaultRule(method="GET", path="/v2.0/ports$", stale=True))
+
+    answer = httpx.get(url, params=page_two, headers=headers).json()["ports"]
+
+    assert answer == kept  # the stale page two, not page one again
+    assert faults.hits.get(stale.id) == 1
+    assert not faults.hits.get(repeat.id)
 
 
 def test_api_calls_time_out_unless_clouds_yaml_says_otherwise(cloud, tmp_path):
