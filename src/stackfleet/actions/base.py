@@ -35,6 +35,12 @@ class ActionError(StackFleetError):
     exit_code = 5
 
 
+class FailedInService(ActionError):
+    """Raised while verifying: the service took the request, then failed the operation
+    itself (Nova reverted a stop's task state): the action failed, it is not merely
+    unconfirmed."""
+
+
 class Stale(StackFleetError):
     """The resource changed while the action was under way (e.g. during the snapshot or
     backup taken before a deletion): the action stops before its change, and is

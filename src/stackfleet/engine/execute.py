@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stackfleet.actions.base import ActionError, Outcome, Plan, Stale, read_live
+from stackfleet.actions.base import (
+    ActionError,
+    FailedInService,
+    Outcome,
+    Plan,
+    Stale,
+    read_live,
+)
 from stackfleet.actions.notify import Notifier
 from stackfleet.core.times import parse_time
 from stackfleet.engine.gate import Candidate
@@ -203,7 +210,7 @@ class Executor:
         error = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
         if stage == "observe":
             reason = f"could not read the resource: {error}"
-        elif stage == "verify":
+        elif stage == "verify" and not isinstance(exc, FailedInService):
             reason = f"verifying failed: {error}"
         else:
             reason = error
@@ -285,6 +292,8 @@ class Executor:
         stage[0] = "verify"
         try:
             outcome = action.verify(self.ctx, record, result)
+        except FailedInService:
+            raise  # failed, not unverified (see run)
         except ActionError as exc:
             outcome = Outcome(verified=False, result=result, message=str(exc))
         outcome.result = outcome.result or result
