@@ -115,7 +115,12 @@ class Notifier(Protocol):
     """Sends notifications (the engine provides one built from settings)."""
 
     def send(
-        self, recipients: list[str], subject: str, body: str, webhook: str | None
+        self,
+        recipients: list[str],
+        subject: str,
+        body: str,
+        webhook: str | None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]: ...
 
     def owner_addresses(self, record: Record, conn_for: Callable[[], Any]) -> list[str]: ...
