@@ -243,6 +243,17 @@ def _lease_serve_args(port: int, policy: str) -> tuple[str, ...]:
             "--execute-actions")  # fmt: skip
 
 
+def _kill_during_notice_then_serve(tmp_path, env, policy: str, sink: Capture) -> None:
+    """Serve the lease policy, kill -9 it while `sink` holds the notice, then serve
+    again for two policy runs (each after a pass)."""
+    port = _free_port()
+    args = _lease_serve_args(port, policy)
+    with (tmp_path / "serve.log").open("wb") as log:
+        _kill_when(args, env, log, sink.holding)
+        sink.release.set()
+        _serve_until(args, env, log, port, "policies", 2, "two policy runs")
+
+
 def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_path):
     """The mark step of a new lease tags the server, then posts the owner's notice to a
     webhook that records it and answers slowly; serve is killed while it waits. After
@@ -254,14 +265,8 @@ def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_pa
         clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
         policy = _lease_policy(tmp_path, server)
         env, url = _serve_env(tmp_path, clouds, f"notify: {{webhook: {sink.url}/notice}}\n")
-        port = _free_port()
-        args = _lease_serve_args(port, policy)
         try:
-            with (tmp_path / "serve.log").open("wb") as log:
-                _kill_when(args, env, log, sink.holding)
-                sink.release.set()
-                # two policy runs after the restart, each after a pass
-                _serve_until(args, env, log, port, "policies", 2, "two policy runs")
+            _kill_during_notice_then_serve(tmp_path, env, policy, sink)
         finally:
             sink.close()
         store = open_store(url)
@@ -304,13 +309,8 @@ def test_a_lease_notice_in_doubt_is_sent_again_with_the_same_idempotency_key(tmp
             "default_recipients: [owner@example.org]}\n"
             "safety: {running_stale_after: 1s}\n",
         )
-        port = _free_port()
-        args = _lease_serve_args(port, policy)
         try:
-            with (tmp_path / "serve.log").open("wb") as log:
-                _kill_when(args, env, log, sink.holding)
-                sink.release.set()
-                _serve_until(args, env, log, port, "policies", 2, "two policy runs")
+            _kill_during_notice_then_serve(tmp_path, env, policy, sink)
         finally:
             sink.close()
             mail.close()
