@@ -5,7 +5,9 @@ kind whose listing looks complete but shrank sharply since the last pass (a page
 short with its next link dropped looks like the end of the list): it waits for the
 next pass to confirm the shrink (store.inventory.ShrinkLimit). A listing missing any
 resource the store has live is read a second time: when that read shows some of them,
-the first was cut and the kind is recorded incomplete. A listing from an older state of
+the first was cut and the kind is recorded incomplete; when it agrees, a few of the
+missing resources are read by id, and one still there (a lagging replica's listing from
+before it was made) makes the kind incomplete too. A listing from an older state of
 the cloud (a stale replica) is not believed either (store.inventory, STALE_LISTING)."""
 
 from __future__ import annotations
