@@ -19,10 +19,12 @@ HOLD_AT_MOST = 60.0
 
 
 class Capture:
-    """A local HTTP endpoint recording the JSON bodies posted to it."""
+    """A local HTTP endpoint recording the JSON bodies posted to it (and, in step,
+    their request headers)."""
 
     def __init__(self, hold: frozenset[int] = frozenset()) -> None:
         self.posts: list[tuple[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
         self.hold = hold
         self.holding = threading.Event()
         self.release = threading.Event()
@@ -31,6 +33,7 @@ class Capture:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's API
                 length = int(self.headers.get("content-length") or 0)
+                capture.headers.append(dict(self.headers.items()))
                 capture.posts.append((self.path, json.loads(self.rfile.read(length))))
                 if len(capture.posts) - 1 in capture.hold:
                     capture.holding.set()

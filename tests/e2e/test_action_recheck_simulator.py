@@ -147,3 +147,42 @@ def test_a_re_read_older_than_the_pass_is_not_acted_on(tmp_path):
         assert target in region.servers
         conn.close()
         store.close()
+
+
+STOP_ONE = """
+policies:
+  - name: stop-one
+    resource: server
+    filters:
+      - status: ACTIVE
+      - {type: value, key: id, op: in, value: [IDS]}
+    actions: [stop]
+    safety: {max_percent: 100}
+"""
+
+
+def test_a_stop_nova_fails_ends_the_wait_as_failed_not_unverified(tmp_path):
+    """The hypervisor refuses the stop: Nova clears the task state and the server stays
+    ACTIVE. The action is failed at once, saying so, rather than waiting out its
+    verification timeout and ending `unverified`."""
+    with SimulatorServer(preset("small", now=NOW)) as server:
+        server.sim.action_delay = 0.3  # the stop shows its task state for a moment
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        store = open_store(f"sqlite:///{tmp_path / 'store.db'}")
+        collect(store, CLOUD, config_files=[str(clouds)])
+        region = server.state.regions["RegionOne"]
+        target = sorted(sid for sid, s in region.servers.items() if s["status"] == "ACTIVE")[0]
+        server.sim.hosts.break_server("RegionOne", target, "power", "rebuild", 0)
+        # a timeout far longer than the test may take: only an early end passes
+        settings = Settings.model_validate({"verify_timeout": "300s", "poll_interval": "0.1s"})
+
+        report = PolicyRunner(store, settings, Connections([str(clouds)])).run(
+            load_text(STOP_ONE.replace("IDS", target)), execute=True
+        )
+
+        [candidate] = report.policies[0].candidates
+        assert candidate.verdict == "failed", candidate.reason
+        assert "failed in Nova" in candidate.reason
+        assert "status still 'ACTIVE'" in candidate.reason
+        assert region.servers[target]["status"] == "ACTIVE"
+        store.close()

@@ -5,6 +5,7 @@ as done; the audit chain still verifies."""
 
 from __future__ import annotations
 
+import email
 import os
 import signal
 import socket
@@ -15,7 +16,7 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from sinks import Capture
+from sinks import Capture, SmtpSink
 
 from stackfleet.simulator.faults import FaultRule
 from stackfleet.simulator.generator import preset
@@ -214,19 +215,13 @@ def _kill_when(args, env, log, held) -> None:
         proc.wait()
 
 
-def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_path):
-    """The mark step of a new lease tags the server, then posts the owner's notice to a
-    webhook that records it and answers slowly; serve is killed while it waits. After
-    the restart the notice is in doubt (it did arrive): it is not sent again, the tag
-    is not set again, and no lease step is recorded on the strength of it."""
-    now = datetime.now(UTC).replace(microsecond=0)
-    sink = Capture(hold=frozenset({0}))
-    with SimulatorServer(preset("small", now=now)) as server:
-        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
-        target = server.state.ground_truth["RegionOne"]["long_shutoff_servers"][0]
-        policy = tmp_path / "lease.yaml"
-        policy.write_text(
-            f"""policies:
+def _lease_policy(tmp_path, server) -> str:
+    """A lease policy over one long-stopped server of the simulator: its mark step
+    tags it and notifies its owner."""
+    target = server.state.ground_truth["RegionOne"]["long_shutoff_servers"][0]
+    policy = tmp_path / "lease.yaml"
+    policy.write_text(
+        f"""policies:
   - name: reclaim-one
     resource: server
     mode: {{type: periodic, interval: 0s}}
@@ -238,18 +233,40 @@ def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_pa
         cancel_when: [{{not: {{status: SHUTOFF}}}}]
     safety: {{max_percent: 100}}
 """
-        )
+    )
+    return str(policy)
+
+
+def _lease_serve_args(port: int, policy: str) -> tuple[str, ...]:
+    return ("serve", "--os-cloud", CLOUD, "--port", str(port), "--interval", "5",
+            "--infra-config", os.devnull, "--policy", policy,
+            "--execute-actions")  # fmt: skip
+
+
+def _kill_during_notice_then_serve(tmp_path, env, policy: str, sink: Capture) -> None:
+    """Serve the lease policy, kill -9 it while `sink` holds the notice, then serve
+    again for two policy runs (each after a pass)."""
+    port = _free_port()
+    args = _lease_serve_args(port, policy)
+    with (tmp_path / "serve.log").open("wb") as log:
+        _kill_when(args, env, log, sink.holding)
+        sink.release.set()
+        _serve_until(args, env, log, port, "policies", 2, "two policy runs")
+
+
+def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_path):
+    """The mark step of a new lease tags the server, then posts the owner's notice to a
+    webhook that records it and answers slowly; serve is killed while it waits. After
+    the restart the notice is in doubt (it did arrive): it is not sent again, the tag
+    is not set again, and no lease step is recorded on the strength of it."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    sink = Capture(hold=frozenset({0}))
+    with SimulatorServer(preset("small", now=now)) as server:
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        policy = _lease_policy(tmp_path, server)
         env, url = _serve_env(tmp_path, clouds, f"notify: {{webhook: {sink.url}/notice}}\n")
-        port = _free_port()
-        args = ("serve", "--os-cloud", CLOUD, "--port", str(port), "--interval", "5",
-                "--infra-config", os.devnull, "--policy", str(policy),
-                "--execute-actions")  # fmt: skip
         try:
-            with (tmp_path / "serve.log").open("wb") as log:
-                _kill_when(args, env, log, sink.holding)
-                sink.release.set()
-                # two policy runs after the restart, each after a pass
-                _serve_until(args, env, log, port, "policies", 2, "two policy runs")
+            _kill_during_notice_then_serve(tmp_path, env, policy, sink)
         finally:
             sink.close()
         store = open_store(url)
@@ -266,6 +283,54 @@ def test_serve_killed_while_a_lease_notice_is_sent_does_not_send_it_again(tmp_pa
         store.close()
         with sqlite3.connect(tmp_path / "store.db") as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def _message_id(message: str) -> str:
+    return str(email.message_from_string(message)["Message-ID"]).strip()
+
+
+def test_a_lease_notice_in_doubt_is_sent_again_with_the_same_idempotency_key(tmp_path):
+    """Serve is killed while the webhook holds a lease's mark notice (its e-mail went
+    out just before). Once the notice has been in doubt for `running_stale_after`, the
+    restarted daemon sends it again: e-mail and webhook carry the same key as the first
+    time (the `Message-ID`; the `Idempotency-Key` header and body field), so the owner's
+    mail store and the webhook's receiver can drop the repeat."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    sink = Capture(hold=frozenset({0}))
+    mail = SmtpSink()
+    with SimulatorServer(preset("small", now=now)) as server:
+        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
+        policy = _lease_policy(tmp_path, server)
+        env, url = _serve_env(
+            tmp_path,
+            clouds,
+            f"notify: {{webhook: {sink.url}/notice, smtp_host: 127.0.0.1, "
+            f"smtp_port: {mail.port}, smtp_from: fleet@example.org, keystone_email: false, "
+            "default_recipients: [owner@example.org]}\n"
+            "safety: {running_stale_after: 1s}\n",
+        )
+        try:
+            _kill_during_notice_then_serve(tmp_path, env, policy, sink)
+        finally:
+            sink.close()
+            mail.close()
+        store = open_store(url)
+        from stackfleet.store import action_records, lifecycles
+
+        # sent twice (in doubt, then again), with one key
+        assert len(sink.posts) == 2, sink.posts
+        keys = {h.get("Idempotency-Key") for h in sink.headers}
+        [key] = keys
+        assert key and [body["idempotency_key"] for _, body in sink.posts] == [key, key]
+        assert len(mail.messages) == 2, mail.messages
+        first, second = (_message_id(m) for m in mail.messages)
+        assert first == second and key in first
+        # the retry took: the lease started, the notice counted sent once
+        notices = [r for r in action_records.list_actions(store)[0] if r["action"] == "notify"]
+        assert [(r["status"], r["idempotency_key"]) for r in notices] == [("succeeded", key)]
+        assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["marked"]
+        assert AuditLog(store).verify().ok
+        store.close()
 
 
 def test_serve_killed_during_an_alert_dispatch_repeats_no_group_told_and_loses_none(tmp_path):

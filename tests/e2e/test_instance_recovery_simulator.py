@@ -141,4 +141,4 @@ def test_the_break_route_refuses_bad_input(rig: Rig) -> None:
     assert requests.post(f"{url}/nope/break", json={}, timeout=10).status_code == 404
     some = next(iter(rig.region.servers))
     bad = requests.post(f"{url}/{some}/break", json={"mode": "melt"}, timeout=10)
-    assert bad.status_code == 400 and "mode must be error or stuck" in bad.text
+    assert bad.status_code == 400 and "mode must be error, stuck or power" in bad.text

@@ -263,10 +263,13 @@ def _fip_policy():
     return [p for p in load_files(["pack:waste"]) if p.name == "unattached-floating-ips"]
 
 
-def test_a_truncated_port_listing_is_held_until_the_next_pass_confirms_it(cloud, store_url):
+def test_a_truncated_port_listing_is_not_believed_while_the_missing_ports_are_there(
+    cloud, store_url
+):
     """A port page cut short with its next link dropped looks like the end of the list:
-    the pass holds the shrink (nothing gone, the kind incomplete), and the waste pack
-    opens no finding for a floating IP whose own port_id says it is attached."""
+    read by id, the missing ports are still there, so the pass records the kind
+    incomplete (nothing gone), pass after pass; the waste pack opens no finding for a
+    floating IP whose own port_id says it is attached."""
     from stackfleet.engine.policies import PolicyRunner
     from stackfleet.store.findings import list_findings
 
@@ -283,8 +286,8 @@ def test_a_truncated_port_listing_is_held_until_the_next_pass_confirms_it(cloud,
     assert second.status == "partial"
     listing = second.listings["port"]
     assert not listing.complete and len(listing.records) == 10
-    assert f"misses {len(ports) - 10} of {len(ports)} ports" in (listing.error or "")
-    assert "suspect shrink" in store.list_passes(1)[0]["kinds"]["port"]["error"]
+    assert f"{len(ports) - 10} ports missing" in (listing.error or "")
+    assert "still there when read by id" in (listing.error or "")
     assert {p["id"] for p in store.list_resources("port", limit=100_000)[0]} == ports
     # the waste pack decides a floating IP from its own port_id, not from the ports
     report = PolicyRunner(store).run(_fip_policy())
@@ -295,10 +298,36 @@ def test_a_truncated_port_listing_is_held_until_the_next_pass_confirms_it(cloud,
     assert attached and not matched & attached
     assert not {f["resource_id"] for f in list_findings(store)[0]} & attached
 
-    # the next pass sees the same shrink: confirmed (this is all a pass can know)
+    # the next pass sees the same cut: still not believed
     [third] = collect(store, CLOUD, config_files=[str(clouds)])
-    assert third.listings["port"].complete
-    assert len(store.list_resources("port", limit=100_000)[0]) == 10
+    assert not third.listings["port"].complete
+    assert {p["id"] for p in store.list_resources("port", limit=100_000)[0]} == ports
+
+
+def test_a_sharp_shrink_is_held_until_the_next_pass_confirms_it(cloud, store_url):
+    """Most ports deleted at once: read by id they are gone (404), but a shrink past the
+    limit is held for a pass (nothing gone, the kind incomplete) and believed when the
+    next pass sees it too."""
+    server, clouds = cloud
+    store = open_store(store_url)
+    collect(store, CLOUD, config_files=[str(clouds)], kinds=["port"])
+    region = server.state.regions["RegionOne"]
+    ports = set(region.ports)
+    kept = set(sorted(ports)[:10])
+    for port_id in ports - kept:
+        del region.ports[port_id]
+
+    [held] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["port"])
+
+    listing = held.listings["port"]
+    assert not listing.complete
+    assert f"misses {len(ports) - 10} of {len(ports)} ports" in (listing.error or "")
+    assert "suspect shrink" in store.list_passes(1)[0]["kinds"]["port"]["error"]
+    assert {p["id"] for p in store.list_resources("port", limit=100_000)[0]} == ports
+
+    [confirmed] = collect(store, CLOUD, config_files=[str(clouds)], kinds=["port"])
+    assert confirmed.listings["port"].complete
+    assert {p["id"] for p in store.list_resources("port", limit=100_000)[0]} == kept
 
 
 def test_a_truncated_listing_then_a_full_one_marks_nothing_gone(cloud, store_url):

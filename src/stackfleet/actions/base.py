@@ -35,6 +35,12 @@ class ActionError(StackFleetError):
     exit_code = 5
 
 
+class FailedInService(ActionError):
+    """Raised while verifying: the service took the request, then failed the operation
+    itself (Nova reverted a stop's task state): the action failed, it is not merely
+    unconfirmed."""
+
+
 class Stale(StackFleetError):
     """The resource changed while the action was under way (e.g. during the snapshot or
     backup taken before a deletion): the action stops before its change, and is
@@ -109,7 +115,12 @@ class Notifier(Protocol):
     """Sends notifications (the engine provides one built from settings)."""
 
     def send(
-        self, recipients: list[str], subject: str, body: str, webhook: str | None
+        self,
+        recipients: list[str],
+        subject: str,
+        body: str,
+        webhook: str | None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]: ...
 
     def owner_addresses(self, record: Record, conn_for: Callable[[], Any]) -> list[str]: ...
@@ -132,6 +143,11 @@ class ActionContext(Protocol):
 
     @property
     def template_values(self) -> dict[str, Any]: ...
+
+    @property
+    def idempotency_key(self) -> str:
+        """The idempotency key of the action executing ("" outside the executor)."""
+        ...
 
     def connection(self, cloud: str, region: str) -> Any: ...
 

@@ -15,6 +15,7 @@ from stackfleet.actions.base import (
     ActionContext,
     ActionError,
     Change,
+    FailedInService,
     Outcome,
     Plan,
     Record,
@@ -53,6 +54,21 @@ def _server_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
 
 
 LIVE_READERS["server"] = _server_state
+
+
+def _server_fault(ctx: ActionContext, record: Record) -> str:
+    """Nova's fault message of the server, as ": <message>" ("" when it shows none: its
+    API shows a server's fault only in ERROR or DELETED, so a stop that failed and left
+    the server ACTIVE has its message in the server's events, not here)."""
+    conn = ctx.connection(record["cloud"], record["region"])
+    try:
+        fault = getattr(conn.compute.get_server(record["id"]), "fault", None)
+    except Exception:  # noqa: BLE001 - the failure is reported either way
+        return ""
+    message = fault.get("message") if isinstance(fault, dict) else None
+    if message:
+        return f": {message}"
+    return " (Nova shows no fault for the server: see `openstack server event list`)"
 
 
 def _server_expects(record: Record, *fields: str) -> dict[str, Any]:
@@ -100,12 +116,37 @@ class _ServerAction(Action):
     def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         return _server_state(ctx, record)
 
-    def _wait(self, ctx: ActionContext, record: Record, field: str, wanted: Any) -> Outcome:
+    def _wait(
+        self,
+        ctx: ActionContext,
+        record: Record,
+        field: str,
+        wanted: Any,
+        before: Any = None,
+    ) -> Outcome:
+        """Wait until the server's `field` is `wanted` with no task under way. With
+        `before` (the value the action changes), a server whose task state is cleared
+        while `field` still has that value ends the wait at once: Nova's compute service
+        failed the action and reverted its task state (a stop refused by the
+        hypervisor leaves the server ACTIVE); waiting out the timeout would only hide
+        it. Seen on two reads in a row, as Nova sets the task state before it answers
+        the request, so a read that misses it is the revert, not a late start."""
+        reverted = [0]
+
         def check() -> tuple[bool, dict[str, Any]]:
             state = _server_state(ctx, record)
             if state is None:
                 return False, {"gone": True}
-            return state.get(field) == wanted and not state.get("task_state"), state
+            if state.get(field) == wanted and not state.get("task_state"):
+                return True, state
+            unchanged = before is not None and before != wanted and state.get(field) == before
+            reverted[0] = reverted[0] + 1 if unchanged and not state.get("task_state") else 0
+            if reverted[0] >= 2:
+                raise FailedInService(
+                    f"{self.type} {label(record)} failed in Nova: the task ended with "
+                    f"{field} still {before!r}{_server_fault(ctx, record)}"
+                )
+            return False, state
 
         return wait_for(ctx, check, f"{self.type} {label(record)}")
 
@@ -134,7 +175,7 @@ class StopServer(_ServerAction):
         return {}
 
     def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "status", "SHUTOFF")
+        return self._wait(ctx, record, "status", "SHUTOFF", before=record.get("status"))
 
 
 @ACTIONS.register("start")
@@ -156,7 +197,7 @@ class StartServer(_ServerAction):
         return {}
 
     def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "status", "ACTIVE")
+        return self._wait(ctx, record, "status", "ACTIVE", before="SHUTOFF")
 
 
 @ACTIONS.register("lock")

@@ -21,7 +21,13 @@ from stackfleet.actions.base import (
     Record,
     label,
 )
-from stackfleet.core.delivery import DeliveryError, NotifySettings, post_json, send_email
+from stackfleet.core.delivery import (
+    DeliveryError,
+    NotifySettings,
+    message_id,
+    post_json,
+    send_email,
+)
 from stackfleet.model import KINDS
 
 log = logging.getLogger(__name__)
@@ -62,13 +68,22 @@ class Notifier:
         return list(s.default_recipients)
 
     def send(
-        self, recipients: list[str], subject: str, body: str, webhook: str | None
+        self,
+        recipients: list[str],
+        subject: str,
+        body: str,
+        webhook: str | None,
+        idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        """Send by e-mail (when an SMTP server is configured) and to the webhook."""
+        """Send by e-mail (when an SMTP server is configured) and to the webhook. With
+        `idempotency_key` (the action's own: stable per lease step or finding), the
+        webhook gets it as an `Idempotency-Key` header and in the body, the e-mail a
+        `Message-ID` made from it: a notice sent again after a crash left its delivery
+        in doubt can be told from a new one and dropped by its receiver."""
         result: dict[str, Any] = {}
         s = self.settings
         if recipients and s.smtp_host:
-            self._mail(recipients, subject, body)
+            self._mail(recipients, subject, body, idempotency_key)
             result["emailed"] = recipients
         elif recipients:
             result["not_emailed"] = "no smtp_host configured"
@@ -80,8 +95,12 @@ class Notifier:
                 "message": body,
                 "recipients": recipients,
             }
+            if idempotency_key:
+                payload["idempotency_key"] = idempotency_key
             try:
-                result["webhook_status"] = post_json(target, payload, s.timeout)
+                result["webhook_status"] = post_json(
+                    target, payload, s.timeout, idempotency_key=idempotency_key
+                )
             except DeliveryError as exc:
                 raise ActionError(str(exc)) from exc
         if not recipients and not target:
@@ -91,12 +110,16 @@ class Notifier:
             log.warning("notice %r went to nobody: no recipient and no webhook", subject)
         return result
 
-    def _mail(self, recipients: list[str], subject: str, body: str) -> None:
+    def _mail(
+        self, recipients: list[str], subject: str, body: str, idempotency_key: str | None
+    ) -> None:
         s = self.settings
         message = EmailMessage()
         message["From"] = s.smtp_from
         message["To"] = ", ".join(recipients)
         message["Subject"] = subject
+        if idempotency_key:
+            message["Message-ID"] = message_id(idempotency_key, s.smtp_from)
         message.set_content(body)
         try:
             send_email(s, message)
@@ -123,7 +146,9 @@ class Notify(Action):
     found from its `owner` metadata, the configured project map, or the Keystone e-mail
     of its user); `webhook` posts a JSON message. `subject` and `message` may use
     {placeholders}: any field of the resource, plus {policy}, {kind} and {deadline}
-    (in a lifecycle). Sent once per finding (idempotency key)."""
+    (in a lifecycle). Sent once per finding (idempotency key); the key goes with the
+    notice (webhook: `Idempotency-Key` header and `idempotency_key` field; e-mail: the
+    `Message-ID`), so a receiver can drop a notice re-sent after a crash."""
 
     kinds = tuple(KINDS)
     type: Literal["notify"] = "notify"
@@ -156,7 +181,9 @@ class Notify(Action):
         values = {**record, **ctx.template_values}
         subject = render(self.subject, values)
         body = render(self.message, values)
-        result = ctx.notifier.send(sorted(set(recipients)), subject, body, self.webhook)
+        result = ctx.notifier.send(
+            sorted(set(recipients)), subject, body, self.webhook, ctx.idempotency_key or None
+        )
         result["subject"] = subject
         return result
 

@@ -11,6 +11,7 @@ import ssl
 import urllib.error
 import urllib.request
 from email.message import EmailMessage
+from email.utils import parseaddr
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -61,13 +62,19 @@ class NotifySettings(BaseModel):
     timeout: float = 10.0
 
 
-def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
+def post_json(
+    url: str, payload: Any, timeout: float = 10.0, idempotency_key: str | None = None
+) -> int:
     """POST JSON to a webhook; returns the HTTP status, raises DeliveryError on failure.
-    Errors name the webhook by `public_url` only: its URL is often its credential."""
+    Errors name the webhook by `public_url` only: its URL is often its credential. With
+    `idempotency_key`, the request carries it as an `Idempotency-Key` header (the IETF
+    draft's name, as Stripe and others use it): a receiver that keeps the keys it saw
+    can drop a message sent again after a crash left its delivery in doubt."""
     data = json.dumps(payload, default=str).encode()
-    request = urllib.request.Request(
-        url, data=data, method="POST", headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    request = urllib.request.Request(url, data=data, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return int(response.status)
@@ -75,6 +82,15 @@ def post_json(url: str, payload: Any, timeout: float = 10.0) -> int:
         raise DeliveryError(f"webhook {public_url(url)} answered {exc.code}") from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise DeliveryError(f"webhook {public_url(url)} failed: {redact_text(str(exc))}") from exc
+
+
+def message_id(idempotency_key: str, sender: str) -> str:
+    """A deterministic `Message-ID` for a message with this idempotency key: the same
+    notice sent twice (after a crash left the first in doubt) carries the same id, which
+    mail stores and filters use to drop the duplicate (RFC 5322 3.6.4: one id per
+    message, so a repeat of the same message may reuse it). Its domain is the sender's."""
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "stackfleet.invalid"
+    return f"<{idempotency_key}@{domain}>"
 
 
 def smtp_tls_context(settings: NotifySettings) -> ssl.SSLContext:

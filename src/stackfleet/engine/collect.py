@@ -5,7 +5,9 @@ kind whose listing looks complete but shrank sharply since the last pass (a page
 short with its next link dropped looks like the end of the list): it waits for the
 next pass to confirm the shrink (store.inventory.ShrinkLimit). A listing missing any
 resource the store has live is read a second time: when that read shows some of them,
-the first was cut and the kind is recorded incomplete. A listing from an older state of
+the first was cut and the kind is recorded incomplete; when it agrees, a few of the
+missing resources are read by id, and one still there (a lagging replica's listing from
+before it was made) makes the kind incomplete too. A listing from an older state of
 the cloud (a stale replica) is not believed either (store.inventory, STALE_LISTING)."""
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from stackfleet.model.workloads import workloads_from_servers
 from stackfleet.sources.openstack import LISTERS, ListContext
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
-from stackfleet.sources.openstack.listing import Listing, RequestLog, timed_listing
+from stackfleet.sources.openstack.listing import Listing, ListingError, RequestLog, timed_listing
+from stackfleet.sources.openstack.refresh import ResourceGone, read_one, refreshable
 from stackfleet.store import Store
 from stackfleet.store.inventory import ShrinkLimit, current_attrs, live_ids
 
@@ -224,6 +227,13 @@ def _record_workloads(store: Store, pass_id: int, target: CloudTarget, servers: 
     )
 
 
+# How many of the resources missing from a listing are read by id to confirm they are
+# gone (see _read_again_if_shrunk): enough to catch a listing from the past, which
+# misses every resource made since (a sample of any of them shows it), cheap for a pass
+# in which a few resources were deleted (one GET each, answered 404).
+CONFIRM_GONE = 10
+
+
 def _read_again_if_shrunk(
     store: Store, target: CloudTarget, ctx: ListContext, listing: Listing, log: RequestLog
 ) -> Listing:
@@ -232,7 +242,13 @@ def _read_again_if_shrunk(
     list, and the shrink limit only catches large cuts: when the second read shows any
     of the missing resources, the first was cut, and the kind is recorded incomplete
     (nothing marked gone). Costs one more listing of a kind only when something of it
-    disappeared."""
+    disappeared.
+
+    A lagging replica or cache answers the second read as it answered the first, from
+    the same older state: resources made since are missing from both. So up to
+    CONFIRM_GONE of the missing resources are then read by id (kinds that can be read
+    on their own): one that is still there, or that cannot be read, means the listing
+    cannot be believed either."""
     missing = live_ids(store, target.cloud, target.region, listing.kind) - {
         str(r["id"]) for r in listing.records
     }
@@ -258,7 +274,34 @@ def _read_again_if_shrunk(
             "missing from it were listed by a second read right after (a page cut short?); "
             "nothing of it is marked gone",
         )
+    own = log.child()
+    doubt = _still_there(target, listing.kind, sorted(missing)[:CONFIRM_GONE], own)
+    requests += own.total
+    if doubt:
+        return replace(
+            listing,
+            complete=False,
+            requests=requests,
+            error=f"inconsistent listing: {len(missing)} {listing.kind}s missing from it "
+            f"(twice), but {doubt}; nothing of it is marked gone",
+        )
     return replace(listing, requests=requests)
+
+
+def _still_there(target: CloudTarget, kind_name: str, ids: list[str], log: RequestLog) -> str:
+    """Read resources missing from a listing by id: why they are not known to be gone
+    ("" when each one answered 404, or the kind cannot be read on its own)."""
+    if not refreshable(kind_name):
+        return ""
+    for resource_id in ids:
+        try:
+            read_one(target, kind_name, resource_id, log)
+        except ResourceGone:
+            continue
+        except ListingError as exc:
+            return f"{kind_name} {resource_id} could not be read by id to confirm it is gone: {exc}"
+        return f"{kind_name} {resource_id} is still there when read by id (a stale listing?)"
+    return ""
 
 
 def project_view(target: CloudTarget) -> str | None:

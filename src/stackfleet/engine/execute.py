@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stackfleet.actions.base import ActionError, Outcome, Plan, Stale, read_live
+from stackfleet.actions.base import (
+    ActionError,
+    FailedInService,
+    Outcome,
+    Plan,
+    Stale,
+    read_live,
+)
 from stackfleet.actions.notify import Notifier
 from stackfleet.core.times import parse_time
 from stackfleet.engine.gate import Candidate
@@ -75,6 +82,8 @@ class RunContext:
     verify_timeout: float = 300.0
     poll_interval: float = 2.0
     template_values: dict[str, Any] = field(default_factory=dict)
+    # set by the executor: the key of the action executing (notices send it along)
+    idempotency_key: str = ""
     # set by the executor while an action executes: reads the resource again and says
     # why it must not be acted on now ("" when it may); see actions.base.still_as_planned
     recheck: Callable[[], str] | None = None
@@ -185,6 +194,7 @@ class Executor:
         re-raised."""
         record = candidate.record
         self.ctx.template_values = {"policy": candidate.policy.name, **candidate.values}
+        self.ctx.idempotency_key = candidate.key
         if not self._claim(candidate):
             return
         stage = ["observe"]
@@ -200,7 +210,7 @@ class Executor:
         error = str(exc) if isinstance(exc, ActionError) else f"{type(exc).__name__}: {exc}"
         if stage == "observe":
             reason = f"could not read the resource: {error}"
-        elif stage == "verify":
+        elif stage == "verify" and not isinstance(exc, FailedInService):
             reason = f"verifying failed: {error}"
         else:
             reason = error
@@ -282,6 +292,8 @@ class Executor:
         stage[0] = "verify"
         try:
             outcome = action.verify(self.ctx, record, result)
+        except FailedInService:
+            raise  # failed, not unverified (see run)
         except ActionError as exc:
             outcome = Outcome(verified=False, result=result, message=str(exc))
         outcome.result = outcome.result or result

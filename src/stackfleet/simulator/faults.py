@@ -435,25 +435,33 @@ class FaultMiddleware:
                     return
             url = f"{path}?{scope.get('query_string', b'').decode()}"
             repeating = [rule for rule in rules if rule.repeat_page]
+            repeated: list[FaultRule] = []
             if method == "GET" and repeating:
                 query = parse_qsl(scope.get("query_string", b"").decode())
                 if any(k == "marker" for k, _ in query):
-                    for rule in repeating:
-                        faults.hit(rule)
+                    repeated = repeating
                     query = [(k, v) for k, v in query if k != "marker"]
                     scope = {**scope, "query_string": urlencode(query).encode()}
             stale = [rule for rule in rules if rule.stale]
-            if method == "GET" and stale:
-                kept = faults.answer(url, max(rule.stale_by for rule in stale))
-                if kept is not None:
-                    fresh = _Buffer()
-                    await self.app(scope, receive, fresh)
-                    if fresh.body != kept[1]:
-                        for rule in stale:
-                            faults.hit(rule)
-                    await send(kept[0])
-                    await send({"type": "http.response.body", "body": kept[1]})
-                    return
+            kept = (
+                faults.answer(url, max(r.stale_by for r in stale))
+                if method == "GET" and stale
+                else None
+            )
+            # a repeated page is hit only when it is what the client gets (a stale
+            # answer to the same URL replaces it)
+            if kept is None:
+                for rule in repeated:
+                    faults.hit(rule)
+            if kept is not None:
+                fresh = _Buffer()
+                await self.app(scope, receive, fresh)
+                if fresh.body != kept[1]:
+                    for rule in stale:
+                        faults.hit(rule)
+                await send(kept[0])
+                await send({"type": "http.response.body", "body": kept[1]})
+                return
             if method == "GET" and faults.keep_answers:
                 send = _kept_into(faults, url, send)
             truncating = [rule for rule in rules if rule.truncates]

@@ -194,6 +194,8 @@ class HostControl:
     failures: dict[tuple[str, str], str] = field(default_factory=dict)
     # server id -> the recovery step that repairs it ("reboot" or "rebuild")
     broken: dict[str, str] = field(default_factory=dict)
+    # servers whose power actions (stop, start, ...) fail in the compute service
+    power_fails: set[str] = field(default_factory=set)
 
     def fail(self, region: str, host: str, mode: str) -> Obj:
         if mode not in ("host", "process"):
@@ -216,13 +218,17 @@ class HostControl:
     def break_server(
         self, region: str, server_id: str, mode: str, fixed_by: str, stuck_for: float
     ) -> Obj:
-        if mode not in ("error", "stuck"):
-            raise _bad(f"mode must be error or stuck, not {mode!r}")
+        if mode not in ("error", "stuck", "power"):
+            raise _bad(f"mode must be error, stuck or power, not {mode!r}")
         if fixed_by not in ("reboot", "rebuild"):
             raise _bad(f"fixed_by must be reboot or rebuild, not {fixed_by!r}")
         server = self._region(region).servers.get(server_id)
         if server is None:
             raise _bad(f"no server {server_id!r} in {region}", 404)
+        if mode == "power":
+            # the server stays as it is; its power actions fail (until a rebuild)
+            self.power_fails.add(server_id)
+            return {"id": server_id, "region": region, "mode": mode, "status": server["status"]}
         now = time.time()
         if mode == "error":
             server[VM_STATE], server[TASK_STATE], server[POWER_STATE] = "error", None, 0
@@ -243,6 +249,8 @@ class HostControl:
     def repaired_by(self, server_id: str, step: str) -> bool | None:
         """Whether `step` (reboot, rebuild) repairs the server: None when it is not
         broken; a rebuild repairs every break, a reboot those fixed by a reboot."""
+        if step == "rebuild":
+            self.power_fails.discard(server_id)
         needed = self.broken.get(server_id)
         if needed is None:
             return None
@@ -250,6 +258,11 @@ class HostControl:
             del self.broken[server_id]
             return True
         return False
+
+    def power_fails_for(self, server_id: str) -> bool:
+        """Whether a power action on the server fails in the compute service (break
+        mode `power`)."""
+        return server_id in self.power_fails
 
     def restart(self, region: str | None, host: str, up: bool) -> Obj:
         """Restart the host's Nova services (every region, or `region`): they report at

@@ -1417,7 +1417,22 @@ class Nova:
         self._require_write(caller, f"os_compute_api:{rule}")
         self._check_lock(caller, server)
         self._check_state(server, method, allowed)
-        self._transition(server, task, lambda s: self._set_power(s, vm_state, power))
+
+        def finish(current: Obj) -> None:
+            hosts = getattr(self.sim, "hosts", None)
+            if hosts is not None and hosts.power_fails_for(str(current["id"])):
+                # the compute service failed it (/_sim/servers/.../break, mode power):
+                # Nova reverts the task state, keeps the vm state and records an
+                # instance fault, which its API shows only once a server is in ERROR
+                current["fault"] = {
+                    "code": 500,
+                    "message": f"{method} failed: simulated hypervisor error",
+                    "created": nova_time(),
+                }
+                return
+            self._set_power(current, vm_state, power)
+
+        self._transition(server, task, finish)
         return empty_response(202)
 
     async def _action_reboot(

@@ -47,6 +47,9 @@ READS: dict[str, SingleRead] = {
     "security_group": SingleRead(
         lambda t: t.conn.network, "/security-groups/{id}", "security_group"
     ),
+    "security_group_rule": SingleRead(
+        lambda t: t.conn.network, "/security-group-rules/{id}", "security_group_rule"
+    ),
     "volume": SingleRead(
         lambda t: t.conn.block_storage, "/volumes/{id}", "volume", block_storage.MICROVERSION
     ),
