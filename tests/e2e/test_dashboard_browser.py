@@ -35,7 +35,10 @@ from stackfleet.simulator.generator import preset
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack.connection import connect
-from stackfleet.store import lifecycles, open_store
+from stackfleet.model.workloads import META_WORKLOAD, workload_tag
+from stackfleet.patching.spec import CampaignSpec
+from stackfleet.store import lifecycles, open_store, recoveries
+from stackfleet.store import patching as campaign_records
 from stackfleet.web.pages import VENDOR_DIR
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -112,6 +115,72 @@ def add_system_reader(server: SimulatorServer, name: str) -> str:
     return str(answer.headers["X-Subject-Token"])
 
 
+WORKLOAD = "web-frontend"
+CAMPAIGN = "nova-kernel-2026-12"
+
+
+def label_workload(server: SimulatorServer, name: str, count: int) -> None:
+    """Make `count` ACTIVE servers of one project members of workload `name` (the tag and
+    metadata provisioning sets), so the next pass derives the workload."""
+    region = next(iter(server.state.regions.values()))
+    active = [s for s in region.servers.values() if s.get("status") == "ACTIVE"]
+    project = active[0]["tenant_id"]
+    for index, member in enumerate([s for s in active if s["tenant_id"] == project][:count]):
+        member["tags"] = [*(member.get("tags") or []), workload_tag(name)]
+        member["metadata"] = {**(member.get("metadata") or {}), META_WORKLOAD: name}
+        member["metadata"]["stackfleet-member"] = str(index)
+
+
+def record_recovery(store: Any, host: str, now: datetime) -> None:
+    """A dry-run host recovery as the health job records one: its evidence and steps."""
+    recovery = recoveries.create(
+        store,
+        now,
+        cloud=CLOUD,
+        region="RegionOne",
+        kind="host",
+        subject=host,
+        trigger="host down",
+        status="dry-run",
+        execute=False,
+        evidence=["nova-compute heartbeat 95 s old", "management port closed", "BMC power On"],
+        details={},
+    )
+    for seq, (name, details) in enumerate(
+        [("fence", {"power": "Off", "bmc": f"{host}-bmc"}), ("evacuate", {"servers": 2})], 1
+    ):
+        step = recoveries.start_step(store, recovery, seq, name, host, now)
+        recoveries.finish_step(store, step["id"], now, "planned", details=details)
+
+
+def record_campaign(store: Any, hosts: list[str], now: datetime) -> None:
+    """A running patching campaign: the canary done, the next batch under way."""
+    spec = CampaignSpec.model_validate(
+        {
+            "name": CAMPAIGN,
+            "cloud": CLOUD,
+            "targets": {"hosts": {"names": hosts}, "services": ["nova-compute"]},
+        }
+    ).model_dump(mode="json")
+    batches = [hosts[:1], hosts[1:]]
+    steps = ["pre-check", "drain", "apply", "restart", "gate", "undrain"]
+    campaign_records.create_campaign(
+        store,
+        CAMPAIGN,
+        spec,
+        {"name": CAMPAIGN, "cloud": CLOUD, "region": "RegionOne", "batches": batches},
+        "",
+        [(h, b, i, s) for b, batch in enumerate(batches) for h in batch for i, s in enumerate(steps)],
+        now,
+    )
+    campaign = campaign_records.get_campaign(store, CAMPAIGN)
+    for step in campaign_records.steps_of(store, campaign["id"]):
+        if step["host"] == hosts[0]:
+            campaign_records.set_step(store, step["id"], status="done")
+        elif step["host"] == hosts[1] and step["step"] in ("pre-check", "drain"):
+            campaign_records.set_step(store, step["id"], status="done" if step["position"] == 0 else "running")
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """The small simulated cloud collected, its packs run as a dry-run (findings), an
@@ -124,6 +193,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     store = open_store(f"sqlite:///{workdir / 'stackfleet.db'}")
     with SimulatorServer(preset("small")) as cloud:
         clouds = cloud.write_clouds_yaml(workdir / "clouds.yaml", CLOUD)
+        label_workload(cloud, WORKLOAD, 3)
         collect(store, CLOUD, None, None, [str(clouds)])
         packs = [
             p for p in load_files(["pack:waste", "pack:security", "pack:ha"]) if p.spec.enabled
@@ -163,6 +233,9 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             bmc_map = bmcs.write_bmc_map(workdir / "bmc-map.yaml")
             for _ in range(2):
                 run_sweep(store, targets_for(store, bmc_map, include_ironic=False))
+        hosts = sorted(h["host"] for h in store.list_resources("hypervisor")[0])
+        record_recovery(store, hosts[0], now)
+        record_campaign(store, hosts[:3], now)
         reader = add_system_reader(cloud, "fleet-auditor")
         admin = connect(CLOUD, config_files=[str(clouds)])[0].conn
         auth = KeystoneAuth(admin, read="open", cloud=CLOUD)
@@ -243,6 +316,9 @@ def shot(page: Any, dashboard: Dashboard, name: str) -> None:
         ("/ui/actions", "Actions & approvals", "actions"),
         ("/ui/leases", "Leases", "leases"),
         ("/ui/infrastructure", "Databases & RabbitMQ", "infrastructure"),
+        ("/ui/recoveries", "Recoveries", "recoveries"),
+        ("/ui/workloads", "Workloads", "workloads"),
+        ("/ui/campaigns", "Campaigns", "campaigns"),
     ],
 )
 def test_every_page_loads_without_a_console_error(
@@ -385,6 +461,63 @@ def test_a_lease_is_extended_within_its_cap(page: Any, dashboard: Dashboard) -> 
     page.get_by_label("Days").fill("30")
     page.get_by_role("button", name="Extend").click()
     assert "allows at most 10 days" in page.locator("#notice.error").inner_text()
+
+
+def test_a_recovery_shows_its_steps_and_evidence(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/recoveries")
+    [recovery] = httpx.get(f"{dashboard.url}/v1/recoveries", timeout=10).json()["items"]
+    row = page.get_by_role("row").filter(has_text=recovery["subject"])
+    assert "dry-run" in row.inner_text()
+    row.get_by_role("link", name=f"Recovery {recovery['id']}").click()
+    page.get_by_role("heading", name=f"Recovery #{recovery['id']}: host").wait_for()
+    assert "management port closed" in page.locator("#p-evidence").locator("..").inner_text()
+    steps = page.get_by_role("list", name="Steps")
+    assert "fence" in steps.inner_text() and "bmc" in steps.inner_text()
+    assert page.locator("[data-step]").count() == 2
+    shot(page, dashboard, "recovery")
+    assert dashboard.console == []
+
+
+def test_the_workloads_page_shows_members_and_health(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/workloads")
+    row = page.get_by_role("row").filter(has_text=WORKLOAD)
+    assert page.get_by_label("3 of 3 members healthy").is_visible()
+    assert "servers" in row.inner_text() and "nova" in row.inner_text()
+    [workload] = httpx.get(f"{dashboard.url}/v1/workloads", timeout=10).json()["items"]
+    assert all(name in row.inner_text() for name in workload["member_names"])
+    assert dashboard.console == []
+
+
+def test_a_reader_cannot_pause_a_campaign_and_an_operator_can(
+    page: Any, dashboard: Dashboard
+) -> None:
+    open_page(page, dashboard, "/ui/campaigns")
+    page.get_by_role("link", name=CAMPAIGN).click()
+    page.get_by_role("heading", name=f"Campaign {CAMPAIGN}").wait_for()
+    assert page.get_by_label("1 of 3 hosts done").first.is_visible()
+    sign_in(page, dashboard, "reader")
+    page.get_by_text("Only an operator may pause").wait_for()
+    pause = page.get_by_role("button", name=f"Pause campaign {CAMPAIGN}")
+    assert pause.is_disabled()
+    assert page.get_by_role("button", name=f"Abort campaign {CAMPAIGN}").is_disabled()
+    # the API refuses the reader as well (a button enabled by hand changes nothing)
+    refused = httpx.post(
+        f"{dashboard.url}/v1/campaigns/{CAMPAIGN}/pause",
+        headers={"X-Auth-Token": dashboard.tokens["reader"]},
+        timeout=10,
+    )
+    assert refused.status_code == 403
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, dashboard, "admin")
+    shot(page, dashboard, "campaign")
+    page.get_by_role("button", name=f"Pause campaign {CAMPAIGN}").click()
+    page.get_by_text(f"Campaign {CAMPAIGN}: pause done").wait_for()
+    page.get_by_role("button", name=f"Resume campaign {CAMPAIGN}").wait_for()
+    campaign = httpx.get(f"{dashboard.url}/v1/campaigns/{CAMPAIGN}", timeout=10).json()
+    assert campaign["status"] == "paused"
+    audit = httpx.get(f"{dashboard.url}/v1/audit", params={"limit": 5}, timeout=10).json()
+    assert any(e["event"] == "campaign.paused" and e["actor"] == "admin" for e in audit["items"])
+    assert dashboard.console == []
 
 
 @pytest.mark.parametrize(("path", "text"), [("/docs", "StackFleet"), ("/redoc", "StackFleet")])

@@ -2,7 +2,7 @@
 // severity, reclaimable waste, compliance per pack, capacity headroom, last passes.
 import { api } from "../api.js";
 import { lineChart } from "../charts.js";
-import { badge, h, panel, pct, table, when } from "../dom.js";
+import { badge, h, panel, pct, stat, table, when } from "../dom.js";
 
 export const title = () => "Overview";
 
@@ -82,9 +82,6 @@ function hostsPanel(data) {
   );
 }
 
-function stat(label, value) {
-  return h("div", {}, h("dt", {}, label), h("dd", {}, String(value)));
-}
 
 function alertsPanel(alerts) {
   const rows = SEVERITIES.filter((s) => alerts[s]).map((severity) => ({ severity, ...alerts[severity] }));
