@@ -439,6 +439,8 @@ def test_an_operator_approves_a_plan_with_its_diff(page: Any, dashboard: Dashboa
     sign_in(page, dashboard, "admin")
     card = page.locator(f'article[data-action="{first["id"]}"]')
     assert first["plan"]["summary"] in card.inner_text()
+    # outside the demo an approval lets the next run with --execute act: said on the page
+    assert "next run with --execute" in page.locator("[data-approval-runs]").inner_text()
     shot(page, dashboard, "approvals")
     card.get_by_role("button", name="Approve", exact=False).click()
     page.get_by_text(f"Approved action {first['id']}").wait_for()
