@@ -31,9 +31,9 @@ from pathlib import Path
 
 import httpx
 from calibration import calibration_line
-from inventory_pass import start_simulator
 from rich.console import Console
 from rich.table import Table
+from simulator_process import start_simulator
 
 from stackfleet.api.server import ApiServer
 from stackfleet.engine.collect import collect
@@ -71,7 +71,8 @@ def main() -> None:
         try:
             collected = evaluated = 0.0
             if not db.exists():
-                sim, clouds = start_simulator(args.preset, workdir)
+                clouds = workdir / "clouds.yaml"
+                sim = start_simulator(args.preset, clouds, "bench")
                 store = open_store(f"sqlite:///{db}")
                 started = time.perf_counter()
                 collect(store, "bench", config_files=[str(clouds)])

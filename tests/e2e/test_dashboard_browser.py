@@ -39,6 +39,7 @@ from stackfleet.model.workloads import META_WORKLOAD, workload_tag
 from stackfleet.patching.spec import CampaignSpec
 from stackfleet.store import lifecycles, open_store, recoveries
 from stackfleet.store import patching as campaign_records
+from stackfleet.store.metrics import Sample, record_samples
 from stackfleet.web.pages import VENDOR_DIR
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -115,6 +116,14 @@ def add_system_reader(server: SimulatorServer, name: str) -> str:
     return str(answer.headers["X-Subject-Token"])
 
 
+# how many pixels of the heatmap's canvas are painted
+PAINTED = """(() => {
+  const canvas = document.querySelector("canvas.heatmap-canvas");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i]) painted += 1;
+  return painted;
+})()"""
 WORKLOAD = "web-frontend"
 CAMPAIGN = "nova-kernel-2026-12"
 
@@ -129,6 +138,18 @@ def label_workload(server: SimulatorServer, name: str, count: int) -> None:
         member["tags"] = [*(member.get("tags") or []), workload_tag(name)]
         member["metadata"] = {**(member.get("metadata") or {}), META_WORKLOAD: name}
         member["metadata"]["stackfleet-member"] = str(index)
+
+
+def record_host_use(store: Any, hypervisor: dict[str, Any]) -> None:
+    """Real use of one host, as the usage job samples it (CPU 87 %, RAM 42 %)."""
+    ts = datetime.now(UTC).timestamp()
+    record_samples(
+        store,
+        [
+            Sample(hypervisor["cloud"], hypervisor["region"], "hypervisor", hypervisor["id"], *m)
+            for m in (("cpu_util", ts, 87.0), ("memory_used_percent", ts, 42.0))
+        ],
+    )
 
 
 def record_recovery(store: Any, host: str, now: datetime) -> None:
@@ -233,15 +254,17 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             bmc_map = bmcs.write_bmc_map(workdir / "bmc-map.yaml")
             for _ in range(2):
                 run_sweep(store, targets_for(store, bmc_map, include_ironic=False))
-        hosts = sorted(h["host"] for h in store.list_resources("hypervisor")[0])
+        hypervisors = store.list_resources("hypervisor")[0]
+        hosts = sorted(h["host"] for h in hypervisors)
+        host = next(h["host"] for h in hypervisors if h.get("status") == "up")
+        host_of_id = next(h for h in hypervisors if h["host"] == host)
         record_recovery(store, hosts[0], now)
         record_campaign(store, hosts[:3], now)
+        record_host_use(store, host_of_id)
         reader = add_system_reader(cloud, "fleet-auditor")
         admin = connect(CLOUD, config_files=[str(clouds)])[0].conn
         auth = KeystoneAuth(admin, read="open", cloud=CLOUD)
-        host = next(
-            h["host"] for h in store.list_resources("hypervisor")[0] if h.get("status") == "up"
-        )
+
         with ApiServer(store, keystone=auth) as url:
             tokens = {"admin": admin.auth_token, "reader": reader}
             yield Dashboard(url, store, tokens, host, shots, Path(clouds))
@@ -333,9 +356,14 @@ def test_every_page_loads_without_a_console_error(
 def test_the_overview_shows_the_fleet_with_its_charts(page: Any, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/ui/")
     hypervisors = len(dashboard.store.list_resources("hypervisor")[0])
-    # the heatmap: one linked row per host, three cells each
-    assert page.locator(".heatmap a").count() == hypervisors
-    assert page.locator(".heatmap .cell[data-metric]").count() == 3 * hypervisors
+    # the heatmap: a canvas with a tile per host in each of three maps, painted
+    canvas = page.locator(f'canvas.heatmap-canvas[data-drawn="{3 * hypervisors}"]')
+    canvas.wait_for()
+    assert canvas.get_attribute("data-mode") == "allocation"
+    assert page.evaluate(PAINTED) > 0
+    # the full list as a table, on demand: one link per host
+    page.get_by_text(f"All {hypervisors} hosts as a table").click()
+    assert page.locator(".hosts-table a").count() == hypervisors
     page.locator(".uplot canvas").first.wait_for()
     assert page.get_by_text("Reclaimable waste").is_visible()
     assert "security" in page.locator("#p-compliance-per-pack").locator("..").inner_text()
@@ -343,9 +371,44 @@ def test_the_overview_shows_the_fleet_with_its_charts(page: Any, dashboard: Dash
     assert dashboard.console == []
 
 
+def test_the_heatmap_shows_real_use_and_keeps_the_choice(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/?poll_ms=200")
+    page.get_by_role("radio", name="Real use (usage samples)").check()
+    page.locator('canvas.heatmap-canvas[data-mode="use"]').wait_for()
+    assert "heat=use" in page.url
+    assert "1 of" in page.get_by_text("hosts report CPU and RAM use").inner_text()
+    # the keyboard reaches every host: the status reads the selected one's use
+    canvas = page.locator("canvas.heatmap-canvas")
+    canvas.focus()
+    for _ in range(200):
+        if canvas.get_attribute("data-selected") == dashboard.host:
+            break
+        page.keyboard.press("ArrowRight")
+    status = page.locator(".heat-status").inner_text()
+    assert status.startswith(dashboard.host) and "CPU 87 %" in status and "RAM 42 %" in status
+    # a new pass redraws the page: the choice stays
+    renders = int(page.evaluate("document.body.dataset.renders"))
+    collect(dashboard.store, CLOUD, None, None, [str(dashboard.clouds)])
+    for _ in range(300):
+        if int(page.evaluate("document.body.dataset.renders")) > renders:
+            break
+        page.wait_for_timeout(50)
+    page.locator('canvas.heatmap-canvas[data-mode="use"]').wait_for()
+    assert page.get_by_role("radio", name="Real use (usage samples)").is_checked()
+    shot(page, dashboard, "overview-use")
+    # Enter opens the selected host
+    page.locator("canvas.heatmap-canvas").focus()
+    page.keyboard.press("End")
+    last = page.locator("canvas.heatmap-canvas").get_attribute("data-selected")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name=f"Host {last}").wait_for()
+    assert dashboard.console == []
+
+
 def test_a_host_page_charts_its_hardware_readings(page: Any, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/ui/")
-    page.locator(f'.heatmap a[href="/ui/hosts/{dashboard.host}"]').click()
+    page.get_by_text("hosts as a table").click()
+    page.locator(f'.hosts-table a[href="/ui/hosts/{dashboard.host}"]').click()
     page.wait_for_url(f"**/ui/hosts/{dashboard.host}")
     page.get_by_role("heading", name=f"Host {dashboard.host}").wait_for()
     page.locator(".uplot canvas").first.wait_for()

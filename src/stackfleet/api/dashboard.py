@@ -16,7 +16,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,9 +58,15 @@ class OverviewOut(BaseModel):
     passes: list[dict[str, Any]] = Field(description="The newest passes, newest first.")
     servers: int = Field(description="Servers in the inventory.")
     hosts: list[dict[str, Any]] = Field(
-        description="Every hypervisor: region, zone, state, enabled, hardware status and "
-        "allocation % of vCPU, RAM and disk (Placement), real CPU % when a usage source "
-        "reports it."
+        description="Every hypervisor: region, zone, state, enabled, allocation % of "
+        "vCPU, RAM and disk (Placement: cpu, ram, disk) and real use from the newest "
+        "usage samples (cpu_util, memory_used_percent; null when no usage source "
+        "reports them). Empty with ?hosts=columns."
+    )
+    host_columns: dict[str, list[Any]] | None = Field(
+        None,
+        description="?hosts=columns: the same hosts as one list per field (host, cloud, "
+        "region, zone, state, enabled, cpu, ram, disk, cpu_util, memory_used_percent).",
     )
     alerts: dict[str, dict[str, int]] = Field(
         description="Firing alerts: severity -> total, acknowledged, silenced -> count."
@@ -224,9 +230,36 @@ def _hosts(store: Store) -> list[dict[str, Any]]:
             used, capacity = h.get(f"{rc}_used"), h.get(f"{rc}_capacity")
             row[label] = round(100 * (used or 0) / capacity, 1) if capacity else None
         values = usage.get(h["id"], {})
-        row["cpu_util"] = round(values["cpu_util"][1], 1) if "cpu_util" in values else None
+        for metric in HOST_USAGE:
+            row[metric] = round(values[metric][1], 1) if metric in values else None
         hosts.append(row)
     return hosts
+
+
+# the host fields of the compact overview (?hosts=columns), in this order
+HOST_COLUMNS = (
+    "host",
+    "cloud",
+    "region",
+    "zone",
+    "state",
+    "enabled",
+    "cpu",
+    "ram",
+    "disk",
+    *HOST_USAGE,
+)
+
+
+def _host_columns(hosts: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The hosts as one list per field: the dashboard's 1,000-host overview in a
+    quarter of the bytes (no key repeated per host) and decoded faster."""
+    return {
+        name: [h["host"] or h["name"] for h in hosts]
+        if name == "host"
+        else [h[name] for h in hosts]
+        for name in HOST_COLUMNS
+    }
 
 
 def _alerts(store: Store) -> dict[str, dict[str, int]]:
@@ -259,11 +292,20 @@ def _findings(store: Store) -> dict[str, dict[str, int]]:
     return dict(by_pack)
 
 
-@router.get("/v1/overview", response_model=OverviewOut)
-def overview(request: Request) -> Any:
-    """The fleet at a glance: hosts by state with their allocation, alerts by severity,
-    open findings per pack, reclaimable waste, compliance score per pack, capacity
-    headroom, hardware status and the newest passes. The dashboard's overview."""
+HostsFormat = Annotated[
+    Literal["records", "columns"],
+    Query(
+        description="records: `hosts` is a list of objects; columns: `hosts` is empty "
+        "and `host_columns` holds one list per field (the dashboard's compact form)."
+    ),
+]
+
+
+@router.get("/v1/overview", response_model=OverviewOut, responses=error_responses(400))
+def overview(request: Request, hosts: HostsFormat = "records") -> Any:
+    """The fleet at a glance: hosts by state with their allocation and use, alerts by
+    severity, open findings per pack, reclaimable waste, compliance score per pack,
+    capacity headroom, hardware status and the newest passes. The dashboard's overview."""
     store = get_store(request)
     passes = store.list_passes(limit=5)
     key = (passes[0]["id"], passes[0].get("finished_at")) if passes else None
@@ -273,13 +315,19 @@ def overview(request: Request) -> Any:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passes": passes,
         "servers": store.list_resources("server", limit=1)[1],
-        "hosts": _hosts(store),
+        **_hosts_as(_hosts(store), hosts),
         "alerts": _alerts(store),
         "findings": _findings(store),
         "hardware": dict(hardware),
         "reports_pending": pending,
         **(per_pass or {"waste": [], "compliance": [], "capacity": [], "reports_pass": None}),
     }
+
+
+def _hosts_as(hosts: list[dict[str, Any]], form: str) -> dict[str, Any]:
+    if form == "columns":
+        return {"hosts": [], "host_columns": _host_columns(hosts)}
+    return {"hosts": hosts}
 
 
 @router.get("/v1/whoami", response_model=WhoAmI)
