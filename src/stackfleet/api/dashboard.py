@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
 
 from stackfleet.alerts.dispatch import silenced_by
 from stackfleet.api import auth, rbac
@@ -38,6 +39,7 @@ from stackfleet.store import Store
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.findings import counts_by_policy
 from stackfleet.store.metrics import resource_series
+from stackfleet.store.schema import Resource, ResourceChange
 from stackfleet.store.usage_reads import newest_values
 
 log = logging.getLogger(__name__)
@@ -176,6 +178,46 @@ class ReportCache:
             self._value, self._key = {**value, "reports_pass": key[0] if key else None}, key
 
 
+class InventoryCache:
+    """The overview's inventory part — every hypervisor with its zone and allocation,
+    and the number of servers — kept while the inventory is unchanged: on 1,000 hosts
+    and 20,000 servers it is three reads of whole kinds (0.3–0.5 s on a busy machine)
+    for an answer that changes only when a pass lands or an event changes a resource.
+    The key is the newest pass, the newest recorded change (status, host, power...,
+    by a pass or an event) and the newest resource row, all read from primary keys;
+    what no key shows (a deletion announced by an event, an allocation an event
+    re-read) is picked up within MAX_AGE. Real use (usage samples) is read at every
+    call."""
+
+    MAX_AGE = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: Any = None
+        self._at = 0.0
+        self._value: tuple[list[dict[str, Any]], int] | None = None
+
+    def get(self, store: Store, pass_key: Any) -> tuple[list[dict[str, Any]], int]:
+        key = (pass_key, *_inventory_marks(store))
+        with self._lock:
+            fresh = time.monotonic() - self._at < self.MAX_AGE
+            if key == self._key and fresh and self._value is not None:
+                return self._value
+        value = (_hypervisors(store), store.list_resources("server", limit=1)[1])
+        with self._lock:
+            self._key, self._value, self._at = key, value, time.monotonic()
+        return value
+
+
+def _inventory_marks(store: Store) -> tuple[Any, Any]:
+    """(newest resource change id, newest resource row): both from primary keys."""
+    with store.sessions() as session:
+        return (
+            session.scalar(select(func.max(ResourceChange.id))),
+            session.scalar(select(func.max(Resource.pk))),
+        )
+
+
 def _per_pass(store: Store) -> dict[str, Any]:
     packs = _pack_policies()
     waste = waste_report(store, packs.get("waste", []))
@@ -209,11 +251,11 @@ def _per_pass(store: Store) -> dict[str, Any]:
     return {"waste": waste, "compliance": scores, "capacity": capacity}
 
 
-def _hosts(store: Store) -> list[dict[str, Any]]:
+def _hypervisors(store: Store) -> list[dict[str, Any]]:
+    """Every hypervisor's overview row without its use: place, state, allocation %."""
     hypervisors, _ = store.list_resources("hypervisor")
     services, _ = store.list_resources("compute_service", filters={"binary": "nova-compute"})
     zones = {(s["cloud"], s["region"], s.get("host")): s.get("zone") for s in services}
-    usage = newest_values(store, "hypervisor", [h["id"] for h in hypervisors], HOST_USAGE)
     hosts = []
     for h in hypervisors:
         row: dict[str, Any] = {
@@ -229,10 +271,22 @@ def _hosts(store: Store) -> list[dict[str, Any]]:
         for rc, label in (("vcpu", "cpu"), ("memory_mb", "ram"), ("disk_gb", "disk")):
             used, capacity = h.get(f"{rc}_used"), h.get(f"{rc}_capacity")
             row[label] = round(100 * (used or 0) / capacity, 1) if capacity else None
-        values = usage.get(h["id"], {})
-        for metric in HOST_USAGE:
-            row[metric] = round(values[metric][1], 1) if metric in values else None
         hosts.append(row)
+    return hosts
+
+
+def _with_use(store: Store, hypervisors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each host's newest CPU and memory use (None without a sample)."""
+    usage = newest_values(store, "hypervisor", [h["id"] for h in hypervisors], HOST_USAGE)
+    hosts = []
+    for row in hypervisors:
+        values = usage.get(row["id"], {})
+        hosts.append(
+            {
+                **row,
+                **{m: round(values[m][1], 1) if m in values else None for m in HOST_USAGE},
+            }
+        )
     return hosts
 
 
@@ -310,12 +364,13 @@ def overview(request: Request, hosts: HostsFormat = "records") -> Any:
     passes = store.list_passes(limit=5)
     key = (passes[0]["id"], passes[0].get("finished_at")) if passes else None
     per_pass, pending = request.app.state.overview_cache.get(store, key)
+    hypervisors, servers = request.app.state.inventory_cache.get(store, key)
     hardware = Counter(status.status for status, _ in hardware_report(store, policies_in_force()))
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passes": passes,
-        "servers": store.list_resources("server", limit=1)[1],
-        **_hosts_as(_hosts(store), hosts),
+        "servers": servers,
+        **_hosts_as(_with_use(store, hypervisors), hosts),
         "alerts": _alerts(store),
         "findings": _findings(store),
         "hardware": dict(hardware),
@@ -395,4 +450,5 @@ def host_series(
 def install(app: FastAPI) -> None:
     """Add the dashboard's read routes to `app`."""
     app.state.overview_cache = ReportCache()
+    app.state.inventory_cache = InventoryCache()
     app.include_router(router)

@@ -6,8 +6,9 @@
 // read out by a live status line. The full host list is also a table (opened on demand).
 import { h, pct, table } from "./dom.js";
 
-const TILE = 11; // px per tile, gap included
 const GAP = 1;
+// px per tile, gap included: big tiles for a small fleet, 11 px from 400 hosts on
+const tileFor = (n) => (n <= 100 ? 20 : n <= 400 ? 14 : 11);
 // light to dark blue, one per 10 % step (the same ramp as the former DOM cells)
 const RAMP = ["#eff5fb", "#d2e3f4", "#b6d1ed", "#99bfe6", "#7cadde", "#609cd7", "#438ad0", "#3078c0", "#2966a3", "#225487", "#1b426a"];
 const NONE = "#eef0f2";
@@ -29,6 +30,7 @@ export function colour(value) {
  */
 export function heatmap(cols, { mode = "allocation", onMode = () => {}, navigate }) {
   const n = cols.host.length;
+  const TILE = tileFor(n);
   const order = [...Array(n).keys()].sort((a, b) => (cols.cpu[b] || 0) + (cols.ram[b] || 0) - ((cols.cpu[a] || 0) + (cols.ram[a] || 0)));
   const state = { mode, selected: -1 };
   const canvas = h("canvas", {
