@@ -386,6 +386,7 @@ def test_the_heatmap_shows_real_use_and_keeps_the_choice(page: Any, dashboard: D
         page.keyboard.press("ArrowRight")
     status = page.locator(".heat-status").inner_text()
     assert status.startswith(dashboard.host) and "CPU 87 %" in status and "RAM 42 %" in status
+    shot(page, dashboard, "overview-use")
     # a new pass redraws the page: the choice stays
     renders = int(page.evaluate("document.body.dataset.renders"))
     collect(dashboard.store, CLOUD, None, None, [str(dashboard.clouds)])
@@ -395,7 +396,6 @@ def test_the_heatmap_shows_real_use_and_keeps_the_choice(page: Any, dashboard: D
         page.wait_for_timeout(50)
     page.locator('canvas.heatmap-canvas[data-mode="use"]').wait_for()
     assert page.get_by_role("radio", name="Real use (usage samples)").is_checked()
-    shot(page, dashboard, "overview-use")
     # Enter opens the selected host
     page.locator("canvas.heatmap-canvas").focus()
     page.keyboard.press("End")
