@@ -51,13 +51,14 @@ PHASES = """(() => {
   const api = performance.getEntriesByType("resource").find((r) => r.name.includes("/v1/overview"));
   const drawn = performance.getEntriesByName("stackfleet:drawn")[0];
   const heat = document.querySelector("canvas.heatmap-canvas");
+  const cells = document.querySelectorAll(".heatmap .cell[data-metric]").length;
   return {
     shell: api ? api.startTime : null,
     api: api ? api.responseEnd - api.startTime : null,
     bytes: api ? api.encodedBodySize : null,
     render: api && drawn ? drawn.startTime - api.responseEnd : null,
     nodes: document.getElementsByTagName("*").length,
-    cells: heat ? Number(heat.dataset.drawn) : document.querySelectorAll(".heatmap .cell[data-metric]").length,
+    cells: heat ? Number(heat.dataset.drawn) : cells,
   };
 })()"""
 

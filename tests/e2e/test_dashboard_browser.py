@@ -30,13 +30,13 @@ from stackfleet.api.server import ApiServer
 from stackfleet.engine.collect import collect
 from stackfleet.engine.hardware import run_sweep, targets_for
 from stackfleet.engine.policies import PolicyRunner
+from stackfleet.model.workloads import META_WORKLOAD, workload_tag
+from stackfleet.patching.spec import CampaignSpec
 from stackfleet.policy import load_files, load_text
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack.connection import connect
-from stackfleet.model.workloads import META_WORKLOAD, workload_tag
-from stackfleet.patching.spec import CampaignSpec
 from stackfleet.store import lifecycles, open_store, recoveries
 from stackfleet.store import patching as campaign_records
 from stackfleet.store.metrics import Sample, record_samples
@@ -191,7 +191,12 @@ def record_campaign(store: Any, hosts: list[str], now: datetime) -> None:
         spec,
         {"name": CAMPAIGN, "cloud": CLOUD, "region": "RegionOne", "batches": batches},
         "",
-        [(h, b, i, s) for b, batch in enumerate(batches) for h in batch for i, s in enumerate(steps)],
+        [
+            (h, b, i, s)
+            for b, batch in enumerate(batches)
+            for h in batch
+            for i, s in enumerate(steps)
+        ],
         now,
     )
     campaign = campaign_records.get_campaign(store, CAMPAIGN)
@@ -199,7 +204,9 @@ def record_campaign(store: Any, hosts: list[str], now: datetime) -> None:
         if step["host"] == hosts[0]:
             campaign_records.set_step(store, step["id"], status="done")
         elif step["host"] == hosts[1] and step["step"] in ("pre-check", "drain"):
-            campaign_records.set_step(store, step["id"], status="done" if step["position"] == 0 else "running")
+            campaign_records.set_step(
+                store, step["id"], status="done" if step["position"] == 0 else "running"
+            )
 
 
 @pytest.fixture(scope="module")

@@ -91,9 +91,7 @@ def _out(campaign: dict[str, Any], steps: list[dict[str, Any]], detail: bool) ->
         "waiting_batch": plan.get("waiting_batch"),
         "approved_batches": campaign.get("approved_batches") or [],
         "hosts": sum(len(b) for b in batches) or len(by_host),
-        "hosts_done": sum(
-            1 for s in by_host.values() if all(x in ("done", "skipped") for x in s)
-        ),
+        "hosts_done": sum(1 for s in by_host.values() if all(x in ("done", "skipped") for x in s)),
         "hosts_failed": sum(1 for s in by_host.values() if "failed" in s),
         "created_at": campaign.get("created_at"),
         "updated_at": campaign.get("updated_at"),
@@ -113,9 +111,7 @@ def list_campaigns(request: Request) -> Any:
     }
 
 
-@router.get(
-    "/v1/campaigns/{name}", response_model=Campaign, responses=error_responses(400, 404)
-)
+@router.get("/v1/campaigns/{name}", response_model=Campaign, responses=error_responses(400, 404))
 def get_campaign(request: Request, name: CampaignName) -> Any:
     """One campaign with each host's steps (status, timing, what it found, errors)."""
     store = get_store(request)

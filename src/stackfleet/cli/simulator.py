@@ -264,7 +264,6 @@ def demo_command(
                     "X-Auth-Token for the API)"
                 )
             from stackfleet.api.auth import MetricsAccess
-
             from stackfleet.engine.approved_now import CarryOutApproved
 
             with ApiServer(
