@@ -20,7 +20,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
 
 from stackfleet.alerts.dispatch import silenced_by
 from stackfleet.api import auth, rbac
@@ -38,8 +37,8 @@ from stackfleet.policy.schema import Policy
 from stackfleet.store import Store
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.findings import counts_by_policy
+from stackfleet.store.marks import inventory_marks
 from stackfleet.store.metrics import resource_series
-from stackfleet.store.schema import Resource, ResourceChange
 from stackfleet.store.usage_reads import newest_values
 
 log = logging.getLogger(__name__)
@@ -198,7 +197,7 @@ class InventoryCache:
         self._value: tuple[list[dict[str, Any]], int] | None = None
 
     def get(self, store: Store, pass_key: Any) -> tuple[list[dict[str, Any]], int]:
-        key = (pass_key, *_inventory_marks(store))
+        key = (pass_key, *inventory_marks(store))
         with self._lock:
             fresh = time.monotonic() - self._at < self.MAX_AGE
             if key == self._key and fresh and self._value is not None:
@@ -207,15 +206,6 @@ class InventoryCache:
         with self._lock:
             self._key, self._value, self._at = key, value, time.monotonic()
         return value
-
-
-def _inventory_marks(store: Store) -> tuple[Any, Any]:
-    """(newest resource change id, newest resource row): both from primary keys."""
-    with store.sessions() as session:
-        return (
-            session.scalar(select(func.max(ResourceChange.id))),
-            session.scalar(select(func.max(Resource.pk))),
-        )
 
 
 def _per_pass(store: Store) -> dict[str, Any]:
