@@ -444,6 +444,14 @@ def test_an_unknown_host_is_a_404_page(page: Any, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/ui/no/such/page")
     assert "404" in page.get_by_role("heading", level=1).inner_text()
     shot(page, dashboard, "not-found")
+    for path, said in (
+        ("/ui/recoveries/999999", "No recovery #999999"),
+        ("/ui/campaigns/no-such-campaign", "No campaign called “no-such-campaign”"),
+    ):
+        open_page(page, dashboard, path)
+        assert "404" in page.get_by_role("heading", level=1).inner_text()
+        assert said in page.locator("#main").inner_text()
+    assert dashboard.console == [] or all("404" in line for line in dashboard.console)
 
 
 def test_an_expired_token_brings_the_sign_in_prompt(page: Any, dashboard: Dashboard) -> None:

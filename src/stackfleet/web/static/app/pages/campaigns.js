@@ -3,6 +3,7 @@
 // API refuses anyone else; the buttons are off for a token that may not write).
 import { api, post } from "../api.js";
 import { badge, h, panel, stat, table, when } from "../dom.js";
+import { readOr404 } from "./not-found.js";
 
 export const title = (params) => (params.name ? `Campaign ${params.name}` : "Campaigns");
 
@@ -42,7 +43,8 @@ function progress(c) {
 }
 
 async function renderOne(view, name, ctx) {
-  const c = await api(`/v1/campaigns/${encodeURIComponent(name)}`);
+  const c = await readOr404(view, `/v1/campaigns/${encodeURIComponent(name)}`, `No campaign called “${name}”.`);
+  if (!c) return;
   const byHost = new Map();
   for (const s of c.steps) {
     if (!byHost.has(s.host)) byHost.set(s.host, { host: s.host, batch: s.batch, steps: {}, error: null });

@@ -3,6 +3,7 @@
 // the evidence each one read back from OpenStack.
 import { api } from "../api.js";
 import { badge, h, panel, stat, table, when } from "../dom.js";
+import { readOr404 } from "./not-found.js";
 
 export const title = (params) => (params.id ? `Recovery #${params.id}` : "Recoveries");
 
@@ -55,7 +56,8 @@ export async function render(view, params) {
 }
 
 async function renderOne(view, id) {
-  const r = await api(`/v1/recoveries/${encodeURIComponent(id)}`);
+  const r = await readOr404(view, `/v1/recoveries/${encodeURIComponent(id)}`, `No recovery #${id}.`);
+  if (!r) return;
   view.append(
     h("p", {}, h("a", { href: "/ui/recoveries" }, "← All recoveries")),
     h("h1", {}, `Recovery #${r.id}: ${r.kind} ${r.subject}`),
