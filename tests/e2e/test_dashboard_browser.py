@@ -30,12 +30,16 @@ from stackfleet.api.server import ApiServer
 from stackfleet.engine.collect import collect
 from stackfleet.engine.hardware import run_sweep, targets_for
 from stackfleet.engine.policies import PolicyRunner
+from stackfleet.model.workloads import META_WORKLOAD, workload_tag
+from stackfleet.patching.spec import CampaignSpec
 from stackfleet.policy import load_files, load_text
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.redfish import RedfishSimulator, bmcs_for_cloud
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack.connection import connect
-from stackfleet.store import leases, open_store
+from stackfleet.store import leases, open_store, recoveries
+from stackfleet.store import patching as campaign_records
+from stackfleet.store.metrics import Sample, record_samples
 from stackfleet.web.pages import VENDOR_DIR
 
 playwright_sync = pytest.importorskip("playwright.sync_api")
@@ -112,6 +116,99 @@ def add_system_reader(server: SimulatorServer, name: str) -> str:
     return str(answer.headers["X-Subject-Token"])
 
 
+# how many pixels of the heatmap's canvas are painted
+PAINTED = """(() => {
+  const canvas = document.querySelector("canvas.heatmap-canvas");
+  const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+  let painted = 0;
+  for (let i = 3; i < data.length; i += 4) if (data[i]) painted += 1;
+  return painted;
+})()"""
+WORKLOAD = "web-frontend"
+CAMPAIGN = "nova-kernel-2026-12"
+
+
+def label_workload(server: SimulatorServer, name: str, count: int) -> None:
+    """Make `count` ACTIVE servers of one project members of workload `name` (the tag and
+    metadata provisioning sets), so the next pass derives the workload."""
+    region = next(iter(server.state.regions.values()))
+    active = [s for s in region.servers.values() if s.get("status") == "ACTIVE"]
+    project = active[0]["tenant_id"]
+    for index, member in enumerate([s for s in active if s["tenant_id"] == project][:count]):
+        member["tags"] = [*(member.get("tags") or []), workload_tag(name)]
+        member["metadata"] = {**(member.get("metadata") or {}), META_WORKLOAD: name}
+        member["metadata"]["stackfleet-member"] = str(index)
+
+
+def record_host_use(store: Any, hypervisor: dict[str, Any]) -> None:
+    """Real use of one host, as the usage job samples it (CPU 87 %, RAM 42 %)."""
+    ts = datetime.now(UTC).timestamp()
+    record_samples(
+        store,
+        [
+            Sample(hypervisor["cloud"], hypervisor["region"], "hypervisor", hypervisor["id"], *m)
+            for m in (("cpu_util", ts, 87.0), ("memory_used_percent", ts, 42.0))
+        ],
+    )
+
+
+def record_recovery(store: Any, host: str, now: datetime) -> None:
+    """A dry-run host recovery as the health job records one: its evidence and steps."""
+    recovery = recoveries.create(
+        store,
+        now,
+        cloud=CLOUD,
+        region="RegionOne",
+        kind="host",
+        subject=host,
+        trigger="host down",
+        status="dry-run",
+        execute=False,
+        evidence=["nova-compute heartbeat 95 s old", "management port closed", "BMC power On"],
+        details={},
+    )
+    for seq, (name, details) in enumerate(
+        [("fence", {"power": "Off", "bmc": f"{host}-bmc"}), ("evacuate", {"servers": 2})], 1
+    ):
+        step = recoveries.start_step(store, recovery, seq, name, host, now)
+        recoveries.finish_step(store, step["id"], now, "planned", details=details)
+
+
+def record_campaign(store: Any, hosts: list[str], now: datetime) -> None:
+    """A running patching campaign: the canary done, the next batch under way."""
+    spec = CampaignSpec.model_validate(
+        {
+            "name": CAMPAIGN,
+            "cloud": CLOUD,
+            "targets": {"hosts": {"names": hosts}, "services": ["nova-compute"]},
+        }
+    ).model_dump(mode="json")
+    batches = [hosts[:1], hosts[1:]]
+    steps = ["pre-check", "drain", "apply", "restart", "gate", "undrain"]
+    campaign_records.create_campaign(
+        store,
+        CAMPAIGN,
+        spec,
+        {"name": CAMPAIGN, "cloud": CLOUD, "region": "RegionOne", "batches": batches},
+        "",
+        [
+            (h, b, i, s)
+            for b, batch in enumerate(batches)
+            for h in batch
+            for i, s in enumerate(steps)
+        ],
+        now,
+    )
+    campaign = campaign_records.get_campaign(store, CAMPAIGN)
+    for step in campaign_records.steps_of(store, campaign["id"]):
+        if step["host"] == hosts[0]:
+            campaign_records.set_step(store, step["id"], status="done")
+        elif step["host"] == hosts[1] and step["step"] in ("pre-check", "drain"):
+            campaign_records.set_step(
+                store, step["id"], status="done" if step["position"] == 0 else "running"
+            )
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """The small simulated cloud collected, its packs run as a dry-run (findings), an
@@ -124,6 +221,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     store = open_store(f"sqlite:///{workdir / 'stackfleet.db'}")
     with SimulatorServer(preset("small")) as cloud:
         clouds = cloud.write_clouds_yaml(workdir / "clouds.yaml", CLOUD)
+        label_workload(cloud, WORKLOAD, 3)
         collect(store, CLOUD, None, None, [str(clouds)])
         packs = [
             p for p in load_files(["pack:waste", "pack:security", "pack:ha"]) if p.spec.enabled
@@ -163,12 +261,17 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
             bmc_map = bmcs.write_bmc_map(workdir / "bmc-map.yaml")
             for _ in range(2):
                 run_sweep(store, targets_for(store, bmc_map, include_ironic=False))
+        hypervisors = store.list_resources("hypervisor")[0]
+        hosts = sorted(h["host"] for h in hypervisors)
+        host = next(h["host"] for h in hypervisors if h.get("status") == "up")
+        host_of_id = next(h for h in hypervisors if h["host"] == host)
+        record_recovery(store, hosts[0], now)
+        record_campaign(store, hosts[:3], now)
+        record_host_use(store, host_of_id)
         reader = add_system_reader(cloud, "fleet-auditor")
         admin = connect(CLOUD, config_files=[str(clouds)])[0].conn
         auth = KeystoneAuth(admin, read="open", cloud=CLOUD)
-        host = next(
-            h["host"] for h in store.list_resources("hypervisor")[0] if h.get("status") == "up"
-        )
+
         with ApiServer(store, keystone=auth) as url:
             tokens = {"admin": admin.auth_token, "reader": reader}
             yield Dashboard(url, store, tokens, host, shots, Path(clouds))
@@ -243,6 +346,9 @@ def shot(page: Any, dashboard: Dashboard, name: str) -> None:
         ("/ui/actions", "Actions & approvals", "actions"),
         ("/ui/leases", "Leases", "leases"),
         ("/ui/infrastructure", "Databases & RabbitMQ", "infrastructure"),
+        ("/ui/recoveries", "Recoveries", "recoveries"),
+        ("/ui/workloads", "Workloads", "workloads"),
+        ("/ui/campaigns", "Campaigns", "campaigns"),
     ],
 )
 def test_every_page_loads_without_a_console_error(
@@ -257,9 +363,14 @@ def test_every_page_loads_without_a_console_error(
 def test_the_overview_shows_the_fleet_with_its_charts(page: Any, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/ui/")
     hypervisors = len(dashboard.store.list_resources("hypervisor")[0])
-    # the heatmap: one linked row per host, three cells each
-    assert page.locator(".heatmap a").count() == hypervisors
-    assert page.locator(".heatmap .cell[data-metric]").count() == 3 * hypervisors
+    # the heatmap: a canvas with a tile per host in each of three maps, painted
+    canvas = page.locator(f'canvas.heatmap-canvas[data-drawn="{3 * hypervisors}"]')
+    canvas.wait_for()
+    assert canvas.get_attribute("data-mode") == "allocation"
+    assert page.evaluate(PAINTED) > 0
+    # the full list as a table, on demand: one link per host
+    page.get_by_text(f"All {hypervisors} hosts as a table").click()
+    assert page.locator(".hosts-table a").count() == hypervisors
     page.locator(".uplot canvas").first.wait_for()
     assert page.get_by_text("Reclaimable waste").is_visible()
     assert "security" in page.locator("#p-compliance-per-pack").locator("..").inner_text()
@@ -267,9 +378,44 @@ def test_the_overview_shows_the_fleet_with_its_charts(page: Any, dashboard: Dash
     assert dashboard.console == []
 
 
+def test_the_heatmap_shows_real_use_and_keeps_the_choice(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/?poll_ms=200")
+    page.get_by_role("radio", name="Real use (usage samples)").check()
+    page.locator('canvas.heatmap-canvas[data-mode="use"]').wait_for()
+    assert "heat=use" in page.url
+    assert "1 of" in page.get_by_text("hosts report CPU and RAM use").inner_text()
+    # the keyboard reaches every host: the status reads the selected one's use
+    canvas = page.locator("canvas.heatmap-canvas")
+    canvas.focus()
+    for _ in range(200):
+        if canvas.get_attribute("data-selected") == dashboard.host:
+            break
+        page.keyboard.press("ArrowRight")
+    status = page.locator(".heat-status").inner_text()
+    assert status.startswith(dashboard.host) and "CPU 87 %" in status and "RAM 42 %" in status
+    shot(page, dashboard, "overview-use")
+    # a new pass redraws the page: the choice stays
+    renders = int(page.evaluate("document.body.dataset.renders"))
+    collect(dashboard.store, CLOUD, None, None, [str(dashboard.clouds)])
+    for _ in range(300):
+        if int(page.evaluate("document.body.dataset.renders")) > renders:
+            break
+        page.wait_for_timeout(50)
+    page.locator('canvas.heatmap-canvas[data-mode="use"]').wait_for()
+    assert page.get_by_role("radio", name="Real use (usage samples)").is_checked()
+    # Enter opens the selected host
+    page.locator("canvas.heatmap-canvas").focus()
+    page.keyboard.press("End")
+    last = page.locator("canvas.heatmap-canvas").get_attribute("data-selected")
+    page.keyboard.press("Enter")
+    page.get_by_role("heading", name=f"Host {last}").wait_for()
+    assert dashboard.console == []
+
+
 def test_a_host_page_charts_its_hardware_readings(page: Any, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/ui/")
-    page.locator(f'.heatmap a[href="/ui/hosts/{dashboard.host}"]').click()
+    page.get_by_text("hosts as a table").click()
+    page.locator(f'.hosts-table a[href="/ui/hosts/{dashboard.host}"]').click()
     page.wait_for_url(f"**/ui/hosts/{dashboard.host}")
     page.get_by_role("heading", name=f"Host {dashboard.host}").wait_for()
     page.locator(".uplot canvas").first.wait_for()
@@ -298,6 +444,14 @@ def test_an_unknown_host_is_a_404_page(page: Any, dashboard: Dashboard) -> None:
     open_page(page, dashboard, "/ui/no/such/page")
     assert "404" in page.get_by_role("heading", level=1).inner_text()
     shot(page, dashboard, "not-found")
+    for path, said in (
+        ("/ui/recoveries/999999", "No recovery #999999"),
+        ("/ui/campaigns/no-such-campaign", "No campaign called “no-such-campaign”"),
+    ):
+        open_page(page, dashboard, path)
+        assert "404" in page.get_by_role("heading", level=1).inner_text()
+        assert said in page.locator("#main").inner_text()
+    assert dashboard.console == [] or all("404" in line for line in dashboard.console)
 
 
 def test_an_expired_token_brings_the_sign_in_prompt(page: Any, dashboard: Dashboard) -> None:
@@ -363,6 +517,8 @@ def test_an_operator_approves_a_plan_with_its_diff(page: Any, dashboard: Dashboa
     sign_in(page, dashboard, "admin")
     card = page.locator(f'article[data-action="{first["id"]}"]')
     assert first["plan"]["summary"] in card.inner_text()
+    # outside the demo an approval lets the next run with --execute act: said on the page
+    assert "next run with --execute" in page.locator("[data-approval-runs]").inner_text()
     shot(page, dashboard, "approvals")
     card.get_by_role("button", name="Approve", exact=False).click()
     page.get_by_text(f"Approved action {first['id']}").wait_for()
@@ -385,6 +541,63 @@ def test_a_lease_is_extended_within_its_cap(page: Any, dashboard: Dashboard) -> 
     page.get_by_label("Days").fill("30")
     page.get_by_role("button", name="Extend").click()
     assert "allows at most 10 days" in page.locator("#notice.error").inner_text()
+
+
+def test_a_recovery_shows_its_steps_and_evidence(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/recoveries")
+    [recovery] = httpx.get(f"{dashboard.url}/v1/recoveries", timeout=10).json()["items"]
+    row = page.get_by_role("row").filter(has_text=recovery["subject"])
+    assert "dry-run" in row.inner_text()
+    row.get_by_role("link", name=f"Recovery {recovery['id']}").click()
+    page.get_by_role("heading", name=f"Recovery #{recovery['id']}: host").wait_for()
+    assert "management port closed" in page.locator("#p-evidence").locator("..").inner_text()
+    steps = page.get_by_role("list", name="Steps")
+    assert "fence" in steps.inner_text() and "bmc" in steps.inner_text()
+    assert page.locator("[data-step]").count() == 2
+    shot(page, dashboard, "recovery")
+    assert dashboard.console == []
+
+
+def test_the_workloads_page_shows_members_and_health(page: Any, dashboard: Dashboard) -> None:
+    open_page(page, dashboard, "/ui/workloads")
+    row = page.get_by_role("row").filter(has_text=WORKLOAD)
+    assert page.get_by_label("3 of 3 members healthy").is_visible()
+    assert "servers" in row.inner_text() and "nova" in row.inner_text()
+    [workload] = httpx.get(f"{dashboard.url}/v1/workloads", timeout=10).json()["items"]
+    assert all(name in row.inner_text() for name in workload["member_names"])
+    assert dashboard.console == []
+
+
+def test_a_reader_cannot_pause_a_campaign_and_an_operator_can(
+    page: Any, dashboard: Dashboard
+) -> None:
+    open_page(page, dashboard, "/ui/campaigns")
+    page.get_by_role("link", name=CAMPAIGN).click()
+    page.get_by_role("heading", name=f"Campaign {CAMPAIGN}").wait_for()
+    assert page.get_by_label("1 of 3 hosts done").first.is_visible()
+    sign_in(page, dashboard, "reader")
+    page.get_by_text("Only an operator may pause").wait_for()
+    pause = page.get_by_role("button", name=f"Pause campaign {CAMPAIGN}")
+    assert pause.is_disabled()
+    assert page.get_by_role("button", name=f"Abort campaign {CAMPAIGN}").is_disabled()
+    # the API refuses the reader as well (a button enabled by hand changes nothing)
+    refused = httpx.post(
+        f"{dashboard.url}/v1/campaigns/{CAMPAIGN}/pause",
+        headers={"X-Auth-Token": dashboard.tokens["reader"]},
+        timeout=10,
+    )
+    assert refused.status_code == 403
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, dashboard, "admin")
+    shot(page, dashboard, "campaign")
+    page.get_by_role("button", name=f"Pause campaign {CAMPAIGN}").click()
+    page.get_by_text(f"Campaign {CAMPAIGN}: pause done").wait_for()
+    page.get_by_role("button", name=f"Resume campaign {CAMPAIGN}").wait_for()
+    campaign = httpx.get(f"{dashboard.url}/v1/campaigns/{CAMPAIGN}", timeout=10).json()
+    assert campaign["status"] == "paused"
+    audit = httpx.get(f"{dashboard.url}/v1/audit", params={"limit": 5}, timeout=10).json()
+    assert any(e["event"] == "campaign.paused" and e["actor"] == "admin" for e in audit["items"])
+    assert dashboard.console == []
 
 
 @pytest.mark.parametrize(("path", "text"), [("/docs", "StackFleet"), ("/redoc", "StackFleet")])

@@ -16,6 +16,8 @@ import httpx
 import pytest
 import yaml
 
+from stackfleet.sources.openstack.connection import connect
+
 
 def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
     env = {**os.environ, "STACKFLEET_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
@@ -81,6 +83,17 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
         token = {"X-Auth-Token": token_file.read_text().strip()}
         made = httpx.post(f"{url}/v1/silences", json=silence, headers=token, timeout=10)
         assert made.status_code == 200, made.text
+        # the demo's daemon only dry-runs: an approval is carried out at once instead,
+        # on the simulated cloud (the world-open SSH rule is deleted), and the page says so
+        assert "carried out at once" in queue["approval_runs"]
+        [queued] = queue["items"]
+        approved = httpx.post(
+            f"{url}/v1/actions/{queued['id']}/approve", headers=token, timeout=60
+        ).json()
+        assert approved["status"] == "succeeded", approved
+        rule = queued["resource_id"]
+        [target] = connect("stackfleet-demo", config_files=[str(tmp_path / "demo-clouds.yaml")])
+        assert rule not in {r.id for r in target.conn.network.security_group_rules()}
 
         proc.send_signal(signal.SIGINT)
         try:

@@ -18,6 +18,7 @@ from stackfleet import __version__, web
 from stackfleet.api import (
     alerts,
     auth,
+    campaigns,
     capacity,
     dashboard,
     events,
@@ -398,4 +399,5 @@ def create_app(
     dashboard.install(app)
     web.install(app)
     app.include_router(workloads.router)
+    app.include_router(campaigns.router)
     return app

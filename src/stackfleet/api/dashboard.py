@@ -16,7 +16,7 @@ import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +37,7 @@ from stackfleet.policy.schema import Policy
 from stackfleet.store import Store
 from stackfleet.store import alerts as alert_store
 from stackfleet.store.findings import counts_by_policy
+from stackfleet.store.marks import inventory_marks
 from stackfleet.store.metrics import resource_series
 from stackfleet.store.usage import newest_values
 
@@ -58,9 +59,15 @@ class OverviewOut(BaseModel):
     passes: list[dict[str, Any]] = Field(description="The newest passes, newest first.")
     servers: int = Field(description="Servers in the inventory.")
     hosts: list[dict[str, Any]] = Field(
-        description="Every hypervisor: region, zone, state, enabled, hardware status and "
-        "allocation % of vCPU, RAM and disk (Placement), real CPU % when a usage source "
-        "reports it."
+        description="Every hypervisor: region, zone, state, enabled, allocation % of "
+        "vCPU, RAM and disk (Placement: cpu, ram, disk) and real use from the newest "
+        "usage samples (cpu_util, memory_used_percent; null when no usage source "
+        "reports them). Empty with ?hosts=columns."
+    )
+    host_columns: dict[str, list[Any]] | None = Field(
+        None,
+        description="?hosts=columns: the same hosts as one list per field (host, cloud, "
+        "region, zone, state, enabled, cpu, ram, disk, cpu_util, memory_used_percent).",
     )
     alerts: dict[str, dict[str, int]] = Field(
         description="Firing alerts: severity -> total, acknowledged, silenced -> count."
@@ -170,6 +177,37 @@ class ReportCache:
             self._value, self._key = {**value, "reports_pass": key[0] if key else None}, key
 
 
+class InventoryCache:
+    """The overview's inventory part — every hypervisor with its zone and allocation,
+    and the number of servers — kept while the inventory is unchanged: on 1,000 hosts
+    and 20,000 servers it is three reads of whole kinds (0.3–0.5 s on a busy machine)
+    for an answer that changes only when a pass lands or an event changes a resource.
+    The key is the newest pass, the newest recorded change (status, host, power...,
+    by a pass or an event) and the newest resource row, all read from primary keys;
+    what no key shows (a deletion announced by an event, an allocation an event
+    re-read) is picked up within MAX_AGE. Real use (usage samples) is read at every
+    call."""
+
+    MAX_AGE = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._key: Any = None
+        self._at = 0.0
+        self._value: tuple[list[dict[str, Any]], int] | None = None
+
+    def get(self, store: Store, pass_key: Any) -> tuple[list[dict[str, Any]], int]:
+        key = (pass_key, *inventory_marks(store))
+        with self._lock:
+            fresh = time.monotonic() - self._at < self.MAX_AGE
+            if key == self._key and fresh and self._value is not None:
+                return self._value
+        value = (_hypervisors(store), store.list_resources("server", limit=1)[1])
+        with self._lock:
+            self._key, self._value, self._at = key, value, time.monotonic()
+        return value
+
+
 def _per_pass(store: Store) -> dict[str, Any]:
     packs = _pack_policies()
     waste = waste_report(store, packs.get("waste", []))
@@ -203,11 +241,11 @@ def _per_pass(store: Store) -> dict[str, Any]:
     return {"waste": waste, "compliance": scores, "capacity": capacity}
 
 
-def _hosts(store: Store) -> list[dict[str, Any]]:
+def _hypervisors(store: Store) -> list[dict[str, Any]]:
+    """Every hypervisor's overview row without its use: place, state, allocation %."""
     hypervisors, _ = store.list_resources("hypervisor")
     services, _ = store.list_resources("compute_service", filters={"binary": "nova-compute"})
     zones = {(s["cloud"], s["region"], s.get("host")): s.get("zone") for s in services}
-    usage = newest_values(store, "hypervisor", [h["id"] for h in hypervisors], HOST_USAGE)
     hosts = []
     for h in hypervisors:
         row: dict[str, Any] = {
@@ -223,10 +261,49 @@ def _hosts(store: Store) -> list[dict[str, Any]]:
         for rc, label in (("vcpu", "cpu"), ("memory_mb", "ram"), ("disk_gb", "disk")):
             used, capacity = h.get(f"{rc}_used"), h.get(f"{rc}_capacity")
             row[label] = round(100 * (used or 0) / capacity, 1) if capacity else None
-        values = usage.get(h["id"], {})
-        row["cpu_util"] = round(values["cpu_util"][1], 1) if "cpu_util" in values else None
         hosts.append(row)
     return hosts
+
+
+def _with_use(store: Store, hypervisors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with each host's newest CPU and memory use (None without a sample)."""
+    usage = newest_values(store, "hypervisor", [h["id"] for h in hypervisors], HOST_USAGE)
+    hosts = []
+    for row in hypervisors:
+        values = usage.get(row["id"], {})
+        hosts.append(
+            {
+                **row,
+                **{m: round(values[m][1], 1) if m in values else None for m in HOST_USAGE},
+            }
+        )
+    return hosts
+
+
+# the host fields of the compact overview (?hosts=columns), in this order
+HOST_COLUMNS = (
+    "host",
+    "cloud",
+    "region",
+    "zone",
+    "state",
+    "enabled",
+    "cpu",
+    "ram",
+    "disk",
+    *HOST_USAGE,
+)
+
+
+def _host_columns(hosts: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """The hosts as one list per field: the dashboard's 1,000-host overview in a
+    quarter of the bytes (no key repeated per host) and decoded faster."""
+    return {
+        name: [h["host"] or h["name"] for h in hosts]
+        if name == "host"
+        else [h[name] for h in hosts]
+        for name in HOST_COLUMNS
+    }
 
 
 def _alerts(store: Store) -> dict[str, dict[str, int]]:
@@ -259,27 +336,43 @@ def _findings(store: Store) -> dict[str, dict[str, int]]:
     return dict(by_pack)
 
 
-@router.get("/v1/overview", response_model=OverviewOut)
-def overview(request: Request) -> Any:
-    """The fleet at a glance: hosts by state with their allocation, alerts by severity,
-    open findings per pack, reclaimable waste, compliance score per pack, capacity
-    headroom, hardware status and the newest passes. The dashboard's overview."""
+HostsFormat = Annotated[
+    Literal["records", "columns"],
+    Query(
+        description="records: `hosts` is a list of objects; columns: `hosts` is empty "
+        "and `host_columns` holds one list per field (the dashboard's compact form)."
+    ),
+]
+
+
+@router.get("/v1/overview", response_model=OverviewOut, responses=error_responses(400))
+def overview(request: Request, hosts: HostsFormat = "records") -> Any:
+    """The fleet at a glance: hosts by state with their allocation and use, alerts by
+    severity, open findings per pack, reclaimable waste, compliance score per pack,
+    capacity headroom, hardware status and the newest passes. The dashboard's overview."""
     store = get_store(request)
     passes = store.list_passes(limit=5)
     key = (passes[0]["id"], passes[0].get("finished_at")) if passes else None
     per_pass, pending = request.app.state.overview_cache.get(store, key)
+    hypervisors, servers = request.app.state.inventory_cache.get(store, key)
     hardware = Counter(status.status for status, _ in hardware_report(store, policies_in_force()))
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "passes": passes,
-        "servers": store.list_resources("server", limit=1)[1],
-        "hosts": _hosts(store),
+        "servers": servers,
+        **_hosts_as(_with_use(store, hypervisors), hosts),
         "alerts": _alerts(store),
         "findings": _findings(store),
         "hardware": dict(hardware),
         "reports_pending": pending,
         **(per_pass or {"waste": [], "compliance": [], "capacity": [], "reports_pass": None}),
     }
+
+
+def _hosts_as(hosts: list[dict[str, Any]], form: str) -> dict[str, Any]:
+    if form == "columns":
+        return {"hosts": [], "host_columns": _host_columns(hosts)}
+    return {"hosts": hosts}
 
 
 @router.get("/v1/whoami", response_model=WhoAmI)
@@ -347,4 +440,5 @@ def host_series(
 def install(app: FastAPI) -> None:
     """Add the dashboard's read routes to `app`."""
     app.state.overview_cache = ReportCache()
+    app.state.inventory_cache = InventoryCache()
     app.include_router(router)

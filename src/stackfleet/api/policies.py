@@ -13,6 +13,7 @@ from stackfleet.api import auth, rbac
 from stackfleet.api.deps import ActorName, OffsetQuery, RowId, get_store
 from stackfleet.api.errors import error_responses
 from stackfleet.core.errors import NotFoundError
+from stackfleet.engine.approved_now import AT_NEXT_RUN
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.store import action_records
 from stackfleet.store import leases as lease_store
@@ -259,6 +260,10 @@ class ActionOut(BaseModel):
 class ActionPage(BaseModel):
     total: int
     items: list[ActionOut]
+    approval_runs: str = Field(
+        description="What approving an action does on this server: it runs at its "
+        "policy's next run with --execute, or (the demo) at once."
+    )
 
 
 class Decision(BaseModel):
@@ -287,7 +292,17 @@ def actions(
     )
     if project is not None:
         items = [rbac.without_hidden_deep(a["kind"], a) for a in items]
-    return {"total": total, "items": items}
+    hook = _carry_out_approved(request)
+    return {
+        "total": total,
+        "items": items,
+        "approval_runs": hook.describe if hook is not None else AT_NEXT_RUN,
+    }
+
+
+def _carry_out_approved(request: Request) -> Any:
+    """The demo's CarryOutApproved, when this server acts on approvals at once."""
+    return getattr(request.app.state, "carry_out_approved", None)
 
 
 def _decide(request: Request, action_id: int, approve: bool, actor: str) -> Any:
@@ -312,17 +327,20 @@ def _decide(request: Request, action_id: int, approve: bool, actor: str) -> Any:
 )
 def approve(request: Request, action_id: RowId, body: Decision | None = None) -> Any:
     """Approve an action waiting for approval; a policy's runs at its next run with
-    execute, a workload's (`provision/...`) is carried out now (the answer shows how
-    it ended)."""
+    execute (in `stackfleet demo`: at once, against the simulated cloud), a workload's
+    (`provision/...`) is carried out now (the answer shows how it ended)."""
     actor = auth.actor(request, (body or Decision()).actor)
     row = _decide(request, action_id, True, actor)
     from stackfleet.provision.approvals import carry_out, is_provisioning
 
+    store = get_store(request)
     if is_provisioning(row):
         from stackfleet.engine.settings import load_settings
 
-        store = get_store(request)
         carry_out(store, action_id, load_settings(None), actor=actor)
+        row = action_records.get(store, action_id)
+    elif (hook := _carry_out_approved(request)) is not None:
+        hook(store, row, actor)
         row = action_records.get(store, action_id)
     return row
 

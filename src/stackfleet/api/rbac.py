@@ -161,6 +161,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/workloads/{name}"): Rule.PROJECT,
     ("POST", "/v1/workloads/plan"): Rule.OPERATOR,
     ("POST", "/v1/workloads/apply"): Rule.OPERATOR,
+    # patching campaigns: hosts across the fleet; pause, resume and abort are operators'
+    ("GET", "/v1/campaigns"): Rule.FLEET,
+    ("GET", "/v1/campaigns/{name}"): Rule.FLEET,
+    ("POST", "/v1/campaigns/{name}/pause"): Rule.OPERATOR,
+    ("POST", "/v1/campaigns/{name}/resume"): Rule.OPERATOR,
+    ("POST", "/v1/campaigns/{name}/abort"): Rule.OPERATOR,
 }
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -72,8 +72,11 @@ class ApiServer:
         events: Any = None,
         jobs: JobsView | None = None,
         metrics: MetricsAccess | None = None,
+        carry_out_approved: Any = None,
     ) -> None:
         self.store = store
+        # the demo's CarryOutApproved (engine/approved_now.py): approvals act at once
+        self.carry_out_approved = carry_out_approved
         self.keystone = keystone
         self.metrics = metrics
         self.events = events
@@ -104,6 +107,7 @@ class ApiServer:
         port = sock.getsockname()[1]
         app = create_app(self.store, self.keystone, self.jobs, self.metrics)
         app.state.events = self.events
+        app.state.carry_out_approved = self.carry_out_approved
         config = uvicorn.Config(
             app,
             log_level="warning",

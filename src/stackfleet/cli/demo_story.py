@@ -17,6 +17,7 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     from stackfleet.engine.policies import RunReport
+    from stackfleet.policy.schema import Policy
     from stackfleet.store import Store
 
 # the packs the demo runs, and the security pack's remediation that waits for approval
@@ -39,13 +40,19 @@ class Story:
     awaiting_approval: list[str] = field(default_factory=list)
 
 
+def demo_policies() -> list[Policy]:
+    """The policies of the demo's packs (the disabled approval-gated one included)."""
+    from stackfleet.policy import load_files
+
+    return load_files([f"pack:{name}" for name in DEMO_PACKS])
+
+
 def run_demo_packs(store: Store) -> tuple[RunReport, RunReport]:
     """The packs once as a dry-run (recording findings and alerts), and the approval-
     gated remediation with execute on — which, needing approval, only queues its plans."""
     from stackfleet.engine.policies import PolicyRunner
-    from stackfleet.policy import load_files
 
-    policies = load_files([f"pack:{name}" for name in DEMO_PACKS])
+    policies = demo_policies()
     enabled = [p for p in policies if p.spec.enabled]
     dry_run = PolicyRunner(store).run(enabled, execute=False)
     gated = [p for p in policies if p.name == APPROVAL_POLICY]
@@ -149,7 +156,12 @@ def print_story(out: Console, story: Story, dashboard_url: str | None) -> None:
     if story.awaiting_approval:
         out.print(
             f"\n[bold]Waiting for an operator's approval[/bold]: {len(story.awaiting_approval)}"
-            + (" (approve or reject on the dashboard's Actions page)" if dashboard_url else ""),
+            + (
+                " (approve or reject on the dashboard's Actions page: an approved one is "
+                "carried out at once on the simulated cloud)"
+                if dashboard_url
+                else ""
+            ),
             highlight=False,
         )
         for line in story.awaiting_approval[:MAX_PLAN_LINES]:

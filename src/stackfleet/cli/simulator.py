@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from stackfleet.cli.context import state
-from stackfleet.cli.demo_story import DEMO_PACKS, gather, print_story, run_demo_packs
+from stackfleet.cli.demo_story import DEMO_PACKS, demo_policies, gather, print_story, run_demo_packs
 from stackfleet.cli.hardware import quiet_sushy
 from stackfleet.cli.inventory import print_summary, run_collection
 from stackfleet.cli.options import SIMULATOR_PRESETS
@@ -264,6 +264,7 @@ def demo_command(
                     "X-Auth-Token for the API)"
                 )
             from stackfleet.api.auth import MetricsAccess
+            from stackfleet.engine.approved_now import CarryOutApproved
 
             with ApiServer(
                 store,
@@ -272,6 +273,9 @@ def demo_command(
                 jobs=daemon.jobs,
                 keystone=keystone,
                 metrics=MetricsAccess(public=metrics_public),
+                # the daemon only dry-runs the packs: an approval acts at once instead
+                # (on the simulated cloud), as docs/dashboard.md says
+                carry_out_approved=CarryOutApproved(demo_policies(), [str(clouds_yaml)]),
             ) as url:
                 print_story(out, story, f"{url}/ui/")
                 print_summary(store.summary())

@@ -65,3 +65,8 @@ export function when(iso) {
 export function pct(value) {
   return value === null || value === undefined ? "-" : `${Number(value).toFixed(0)} %`;
 }
+
+/** One figure of a `dl.stats`: its label over its value (text or a node). */
+export function stat(label, value) {
+  return h("div", {}, h("dt", {}, label), h("dd", {}, value instanceof Node ? value : String(value)));
+}

@@ -121,6 +121,7 @@ export async function render() {
     if (state.rendering !== token) return; // a newer render started meanwhile
     view.removeAttribute("aria-busy");
     main.replaceChildren(view);
+    performance.mark("stackfleet:drawn"); // benchmarks/dashboard_overview.py reads it
     document.body.dataset.renders = String(Number(document.body.dataset.renders || 0) + 1);
   } catch (error) {
     if (state.rendering !== token) return;

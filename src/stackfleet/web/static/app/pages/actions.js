@@ -15,6 +15,7 @@ export async function render(view, _params, ctx) {
   view.append(
     h("h1", {}, "Actions & approvals"),
     panel(`Waiting for approval (${pending.total})`,
+      h("p", { class: "mode", "data-approval-runs": "" }, h("strong", {}, "What approval does: "), pending.approval_runs),
       ctx.canWrite ? null : h("p", { class: "muted" }, "Only an operator may approve or reject: sign in with an operator's token."),
       pending.items.length ? h("div", {}, pending.items.map((a) => pendingCard(a, ctx))) : h("p", { class: "empty" }, "Nothing waits for approval."),
     ),

@@ -2,14 +2,18 @@
 // severity, reclaimable waste, compliance per pack, capacity headroom, last passes.
 import { api } from "../api.js";
 import { lineChart } from "../charts.js";
-import { badge, h, panel, pct, table, when } from "../dom.js";
+import { badge, h, panel, pct, stat, table, when } from "../dom.js";
+import { MODES, heatmap } from "../heatmap.js";
 
 export const title = () => "Overview";
 
 const SEVERITIES = ["critical", "major", "warning", "minor", "info", "none"];
 
 export async function render(view, _params, ctx) {
-  const data = await api("/v1/overview");
+  // the hosts as one list per field: a quarter of the bytes of one object per host
+  const data = await api("/v1/overview?hosts=columns");
+  const cols = data.host_columns;
+  data.hosts = cols.host.map((host, i) => ({ host, cloud: cols.cloud[i], region: cols.region[i], zone: cols.zone[i], state: cols.state[i], enabled: cols.enabled[i] }));
   if (data.reports_pending) {
     // the newest pass's reports are being computed: look again in a moment
     setTimeout(() => view.isConnected && ctx.rerender(), 3000);
@@ -26,7 +30,7 @@ export async function render(view, _params, ctx) {
       pending(data, compliancePanel(data.compliance)),
       pending(data, capacityPanel(data.capacity)),
       findingsPanel(data.findings, data.hardware),
-      heatmapPanel(data.hosts),
+      heatmap(cols, { mode: heatMode(), onMode: rememberMode, navigate: ctx.navigate }),
       passesPanel(data.passes),
     ),
   );
@@ -82,9 +86,6 @@ function hostsPanel(data) {
   );
 }
 
-function stat(label, value) {
-  return h("div", {}, h("dt", {}, label), h("dd", {}, String(value)));
-}
 
 function alertsPanel(alerts) {
   const rows = SEVERITIES.filter((s) => alerts[s]).map((severity) => ({ severity, ...alerts[severity] }));
@@ -187,34 +188,17 @@ function findingsPanel(findings, hardware) {
   );
 }
 
-// one colour class per 10 % step (style.css: dark text on light cells, light on dark)
-function heat(value) {
-  if (value === null || value === undefined) return "heat-none";
-  return `heat-${Math.round(Math.max(0, Math.min(100, value)) / 10)}`;
+// the heatmap's mode (allocation or use) lives in the URL, so a live update keeps it
+function heatMode() {
+  const mode = new URLSearchParams(location.search).get("heat");
+  return mode in MODES ? mode : "allocation";
 }
 
-function heatmapPanel(hosts) {
-  const sorted = [...hosts].sort((a, b) => (b.cpu || 0) + (b.ram || 0) - ((a.cpu || 0) + (a.ram || 0)));
-  const grid = h("div", { class: "heatmap", role: "table", "aria-label": "Allocation per host: vCPU, RAM and disk" },
-    h("div", { class: "head", role: "columnheader" }, "Host"),
-    ["vCPU", "RAM", "Disk"].map((x) => h("div", { class: "head cell", role: "columnheader" }, x)),
-  );
-  const cells = [];
-  for (const host of sorted) {
-    const name = host.host || host.name;
-    cells.push(h("a", { href: `/ui/hosts/${encodeURIComponent(name)}`, role: "rowheader", "aria-label": `${name} (${host.state}): vCPU ${pct(host.cpu)}, RAM ${pct(host.ram)}, disk ${pct(host.disk)}` }, name, host.state === "down" ? " ⚠" : ""));
-    for (const key of ["cpu", "ram", "disk"]) {
-      cells.push(h("div", { class: `cell ${heat(host[key])}`, role: "cell", "data-metric": key }, pct(host[key])));
-    }
-  }
-  const fragment = document.createDocumentFragment();
-  fragment.append(...cells);
-  grid.append(fragment);
-  return h("section", { class: "panel wide", "aria-labelledby": "p-heatmap" },
-    h("h2", { id: "p-heatmap" }, "Utilization heatmap (Placement allocation per host)"),
-    h("div", { class: "legend", "aria-hidden": "true" }, "0 %", [0, 20, 40, 60, 80, 100].map((v) => h("span", { class: `swatch ${heat(v)}` })), "100 %"),
-    hosts.length ? grid : h("p", { class: "empty" }, "No hypervisors collected yet."),
-  );
+function rememberMode(mode) {
+  const url = new URL(location.href);
+  if (mode === "allocation") url.searchParams.delete("heat");
+  else url.searchParams.set("heat", mode);
+  history.replaceState(history.state, "", url);
 }
 
 function passesPanel(passes) {

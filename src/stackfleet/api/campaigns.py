@@ -1,0 +1,170 @@
+"""Patching campaigns over HTTP, for the dashboard's campaigns page and for scripts:
+``GET /v1/campaigns`` (each campaign, its batches and how far its hosts got),
+``GET /v1/campaigns/{name}`` (one campaign with every host's steps) and the operator's
+``POST /v1/campaigns/{name}/pause|resume|abort`` — the same state changes as
+`stackfleet campaign pause|resume|abort`, audited. A resumed campaign is carried out by
+`stackfleet serve`'s campaigns job (the API never runs one in the request)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from stackfleet.api import auth
+from stackfleet.api.deps import ActorName, get_store
+from stackfleet.api.errors import error_responses
+from stackfleet.store import patching as records
+
+router = APIRouter(tags=["campaigns"], responses=error_responses(500))
+
+CampaignName = Annotated[str, Path(min_length=1, max_length=255, description="The campaign.")]
+# which states each operator verb applies to (as the CLI's verbs)
+PAUSABLE = ("running", "awaiting-approval")
+ABORTABLE = ("running", "paused", "halted", "awaiting-approval")
+
+
+class CampaignStep(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    host: str
+    batch: int = Field(description="0 is the canary batch.")
+    position: int
+    step: str = Field(description="pre-check, drain, apply, restart, gate, undrain, rollback.")
+    status: str = Field(description="pending, running, done, failed, skipped.")
+    detail: dict[str, Any]
+    error: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+class Campaign(BaseModel):
+    """A campaign without its spec text: status, batches, progress (and, one campaign,
+    its hosts' steps)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    status: str = Field(
+        description="running, awaiting-approval, paused, halted, aborted, completed."
+    )
+    error: str | None = None
+    cloud: str | None = None
+    region: str | None = None
+    batches: list[list[str]] = Field(description="Hosts by batch; the first is the canary.")
+    waiting_batch: int | None = Field(None, description="The batch waiting for approval.")
+    approved_batches: list[int]
+    hosts: int
+    hosts_done: int = Field(description="Hosts whose every step is done or skipped.")
+    hosts_failed: int
+    created_at: str | None = None
+    updated_at: str | None = None
+    steps: list[CampaignStep] | None = None
+
+
+class CampaignList(BaseModel):
+    items: list[Campaign]
+
+
+class Verb(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    actor: ActorName = "api"
+
+
+def _out(campaign: dict[str, Any], steps: list[dict[str, Any]], detail: bool) -> dict[str, Any]:
+    """The campaign as the API shows it: progress counted from its steps."""
+    plan = campaign.get("plan") or {}
+    spec = campaign.get("spec") or {}
+    by_host: dict[str, list[str]] = {}
+    for step in steps:
+        by_host.setdefault(step["host"], []).append(step["status"])
+    batches = [list(b) for b in plan.get("batches") or []]
+    return {
+        "name": campaign["name"],
+        "status": campaign["status"],
+        "error": campaign.get("error"),
+        "cloud": plan.get("cloud") or spec.get("cloud"),
+        "region": plan.get("region") or spec.get("region"),
+        "batches": batches,
+        "waiting_batch": plan.get("waiting_batch"),
+        "approved_batches": campaign.get("approved_batches") or [],
+        "hosts": sum(len(b) for b in batches) or len(by_host),
+        "hosts_done": sum(1 for s in by_host.values() if all(x in ("done", "skipped") for x in s)),
+        "hosts_failed": sum(1 for s in by_host.values() if "failed" in s),
+        "created_at": campaign.get("created_at"),
+        "updated_at": campaign.get("updated_at"),
+        "steps": steps if detail else None,
+    }
+
+
+@router.get("/v1/campaigns", response_model=CampaignList)
+def list_campaigns(request: Request) -> Any:
+    """Every campaign, oldest first, with its batches and how many hosts are done."""
+    store = get_store(request)
+    return {
+        "items": [
+            _out(c, records.steps_of(store, c["id"]), detail=False)
+            for c in records.list_campaigns(store)
+        ]
+    }
+
+
+@router.get("/v1/campaigns/{name}", response_model=Campaign, responses=error_responses(400, 404))
+def get_campaign(request: Request, name: CampaignName) -> Any:
+    """One campaign with each host's steps (status, timing, what it found, errors)."""
+    store = get_store(request)
+    campaign = records.get_campaign(store, name)
+    return _out(campaign, records.steps_of(store, campaign["id"]), detail=True)
+
+
+def _change(
+    request: Request, name: str, body: Verb | None, status: str, allowed: tuple[str, ...]
+) -> dict[str, Any]:
+    from stackfleet.engine.settings import load_settings
+    from stackfleet.patching.campaign import CampaignRunner
+
+    store = get_store(request)
+    actor = auth.actor(request, (body or Verb()).actor)
+    runner = CampaignRunner(store, load_settings(None), actor=actor)
+    if status == "running":
+        campaign = runner.resume(name)
+    else:
+        campaign = runner.set_status(name, status, f"campaign.{_VERBS[status]}", allowed=allowed)
+    return _out(campaign, records.steps_of(store, campaign["id"]), detail=True)
+
+
+_VERBS = {"paused": "paused", "aborted": "aborted"}
+
+
+@router.post(
+    "/v1/campaigns/{name}/pause",
+    response_model=Campaign,
+    responses=error_responses(400, 404, 409),
+)
+def pause_campaign(request: Request, name: CampaignName, body: Verb | None = None) -> Any:
+    """Pause a running campaign: hosts finish the step they are in, nothing new starts."""
+    return _change(request, name, body, "paused", PAUSABLE)
+
+
+@router.post(
+    "/v1/campaigns/{name}/resume",
+    response_model=Campaign,
+    responses=error_responses(400, 404, 409),
+)
+def resume_campaign(request: Request, name: CampaignName, body: Verb | None = None) -> Any:
+    """Mark a paused or halted campaign running again; `stackfleet serve`'s campaigns
+    job carries it on from what OpenStack and the hosts show (no step twice)."""
+    return _change(request, name, body, "running", ())
+
+
+@router.post(
+    "/v1/campaigns/{name}/abort",
+    response_model=Campaign,
+    responses=error_responses(400, 404, 409),
+)
+def abort_campaign(request: Request, name: CampaignName, body: Verb | None = None) -> Any:
+    """Abort a campaign: nothing more starts; hosts stay as they are (see its steps,
+    and `stackfleet campaign rollback`)."""
+    return _change(request, name, body, "aborted", ABORTABLE)
