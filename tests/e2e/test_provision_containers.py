@@ -151,3 +151,32 @@ def test_a_containers_networks_are_resolved_like_a_vms(cloud):
     path.write_text(SPEC.replace("COUNT", "1") + "    networks: [alpha-01-nett]\n")
     refused = cli(tmp, "provision", "plan", str(path))
     assert refused.exit_code == 2 and "closest: alpha-01-net" in refused.output
+
+
+def _project_id(server: SimulatorServer, name: str) -> str:
+    return next(p["id"] for p in server.state.projects.values() if p["name"] == name)
+
+
+def test_zuns_quota_is_checked_before_any_container_is_made(cloud):
+    server, tmp = cloud
+    project = _project_id(server, "alpha-01")
+    server.state.regions["RegionOne"].quotas.setdefault("container", {})[project] = {
+        "containers": 2, "memory": 10_000
+    }  # fmt: skip
+    refused = cli(tmp, "provision", "apply", str(spec(tmp, 3)), "--execute")
+    assert refused.exit_code == 2, refused.output
+    assert f"Zun quota containers of project {project}: needs 3, 2 free" in refused.output
+    assert not containers(server)
+
+
+def test_zuns_host_capacity_is_checked_before_any_container_is_made(cloud):
+    server, tmp = cloud
+    server.sim.zun_host_memory = 300  # one 256 MiB container per host
+    hosts = len(
+        {s["host"] for s in server.state.regions["RegionOne"].compute_services.values()
+         if s.get("binary") == "nova-compute" and s.get("state") == "up"}
+    )  # fmt: skip
+    refused = cli(tmp, "provision", "apply", str(spec(tmp, hosts + 1)), "--execute")
+    assert refused.exit_code == 2, refused.output
+    assert f"{hosts} fit on the {hosts} zun-compute hosts" in refused.output
+    assert not containers(server)

@@ -299,10 +299,16 @@ class Provisioner:
                 short += self._nodes_short(plan, scope, creates)
                 continue
             if creates and plan.resolved.backend == "zun":
-                notes.append(
-                    f"workload {plan.name}: Zun's quota and capacity are not checked (Zun "
-                    "schedules and refuses by itself)"
-                )
+                w = plan.resolved.workload
+                new = creates - len(plan.of("delete"))
+                where = f"{scope.cloud}/{scope.region}"
+                for found, note in (
+                    zun.quota_short(scope.conn, w, scope.project_id, new, self.log),
+                    zun.capacity_short(scope.conn, w, creates, where, self.log),
+                ):
+                    short += found
+                    if note:
+                        notes.append(note)
                 continue
             if not creates or plan.resolved.flavor is None:
                 continue

@@ -128,6 +128,72 @@ def list_members(conn: Any, workload: str, project_id: str | None, log: RequestL
     return list_all(conn, project_id, log).get(workload, [])
 
 
+# zun/conf/container_driver.py: what Zun gives a container that asks for nothing
+DEFAULT_CPU, DEFAULT_MEMORY = 1.0, 512
+
+
+def _demand(workload: Workload) -> dict[str, float]:
+    """What one member takes of Zun's quota and a host: the spec's cpu and memory, or
+    Zun's defaults (its quota counts stored containers, which carry the defaults)."""
+    spec = workload.container
+    cpu = spec.cpu if spec is not None and spec.cpu is not None else DEFAULT_CPU
+    memory = spec.memory if spec is not None and spec.memory is not None else DEFAULT_MEMORY
+    return {"containers": 1, "cpu": float(cpu), "memory": float(memory)}
+
+
+def quota_short(
+    conn: Any, workload: Workload, project_id: str, new: int, log: RequestLog
+) -> tuple[list[str], str]:
+    """What the project's Zun quota (`GET /v1/quotas/{project}?usages=true`) cannot hold
+    of `new` more members, and a note when it could not be read."""
+    if new <= 0:
+        return [], ""
+    try:
+        quotas = _call(conn, "GET", f"/quotas/{project_id}?usages=true", log,
+                       "container GET /quotas/{project_id}")  # fmt: skip
+    except ActionError as exc:
+        return [], f"workload {workload.name}: Zun quota not checked ({exc})"
+    short = []
+    for resource, each in _demand(workload).items():
+        entry = quotas.get(resource) or {}
+        limit, used = entry.get("limit"), entry.get("in_use") or 0
+        if not isinstance(limit, int | float) or limit < 0:
+            continue
+        wanted, free = new * each, max(0.0, limit - used)
+        if wanted > free:
+            short.append(
+                f"workload {workload.name}: Zun quota {resource} of project {project_id}: "
+                f"needs {wanted:g}, {free:g} free ({used:g} of {limit:g} used)"
+            )
+    return short, ""
+
+
+def capacity_short(
+    conn: Any, workload: Workload, new: int, where: str, log: RequestLog
+) -> tuple[list[str], str]:
+    """Whether Zun's compute hosts (`GET /v1/hosts`, admin only) have room for `new`
+    more members (CPU and RAM, as Zun's scheduler filters); a note when not readable."""
+    if new <= 0:
+        return [], ""
+    try:
+        hosts = _call(conn, "GET", "/hosts", log, "container GET /hosts").get("hosts") or []
+    except ActionError as exc:
+        return [], f"workload {workload.name}: Zun host capacity not checked ({exc})"
+    demand = _demand(workload)
+    fit = 0
+    for host in hosts:
+        free_cpu = float(host.get("cpus") or 0) - float(host.get("cpu_used") or 0)
+        free_mem = float(host.get("mem_total") or 0) - float(host.get("mem_used") or 0)
+        fit += max(0, int(min(free_cpu // demand["cpu"], free_mem // demand["memory"])))
+    if fit < new:
+        return [
+            f"workload {workload.name}: Zun capacity: needs {new} x ({demand['cpu']:g} cpu, "
+            f"{demand['memory']:g} MiB), {fit} fit on the {len(hosts)} zun-compute hosts "
+            f"of {where}"
+        ], ""
+    return [], ""
+
+
 def container_body(
     workload: Workload, index: int, name: str, digest: str, networks: list[dict[str, str]],
     security_groups: list[str],

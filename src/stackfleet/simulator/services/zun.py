@@ -2,7 +2,8 @@
 reference (api-ref/source/containers.inc) and its controller
 (zun/api/controllers/v1/containers.py, zun/common/utils.py VALID_STATES): containers
 create (`?run=true` starts it), list, show (uuid or name), delete (`force`, `stop`),
-start, stop, reboot, rebuild and logs.
+start, stop, reboot, rebuild and logs; quotas, hosts and host choice in
+`zun_quotas.py`.
 
 Statuses: a create answers 202 with `Creating`; the container becomes `Created` (and
 `Running` when run), or `Error` with a `status_reason` (a `glance` image driver needs an
@@ -27,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from stackfleet.simulator.http import ApiError, json_response, require_token
+from stackfleet.simulator.services.zun_quotas import DEFAULT_MEMORY, NO_HOST, ZunResources
 from stackfleet.simulator.state import Obj, RegionState
 
 if TYPE_CHECKING:
@@ -118,6 +120,7 @@ class Zun:
     def __init__(self, sim: Simulator, region: RegionState) -> None:
         self.sim = sim
         self.region = region
+        self.resources = ZunResources(self)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -303,11 +306,12 @@ class Zun:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         container_id = str(uuid.uuid4())
         with self.sim.state.lock:
+            self.resources.check_create(str(self._project(token)), body)
             container: Obj = {
                 "uuid": container_id, "name": name, "image": image, "image_driver": driver,
                 "labels": dict(body.get("labels") or {}), "command": command,
                 "cpu": float(body["cpu"]) if body.get("cpu") is not None else 1.0,
-                "memory": str(memory) if memory is not None else None,
+                "memory": str(memory) if memory is not None else str(DEFAULT_MEMORY),
                 "workdir": body.get("workdir"),
                 "environment": dict(body.get("environment") or {}),
                 "restart_policy": body.get("restart_policy") or {},
@@ -343,11 +347,12 @@ class Zun:
             self._set(current, "Error")
             current["status_reason"] = f"Image {current['image']} could not be found."
             return
-        hosts = sorted(
-            str(s.get("host")) for s in self.region.compute_services.values()
-            if s.get("binary") == "nova-compute" and s.get("state") == "up"
-        ) or ["zun-compute-1"]  # fmt: skip
-        current["host"] = hosts[current["_seq"] % len(hosts)]
+        host = self.resources.pick_host(current)
+        if host is None:
+            self._set(current, "Error")
+            current["status_reason"] = NO_HOST
+            return
+        current["host"] = host
         current["addresses"] = {}
         self._set(current, "Created")
         if run:
@@ -440,6 +445,7 @@ class Zun:
 
     def routes(self) -> list[Route]:
         return [
+            *self.resources.routes(),
             Route("/v1", self.version, methods=["GET"]),
             Route("/v1/", self.version, methods=["GET"]),
             Route("/v1/containers", self.list_containers, methods=["GET"]),
