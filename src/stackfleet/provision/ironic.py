@@ -26,15 +26,20 @@ from stackfleet.actions.base import (
     wait_for,
 )
 from stackfleet.core.times import parse_time
-from stackfleet.model.workloads import META_MEMBER, META_SPEC, META_WORKLOAD
+from stackfleet.model.workloads import (
+    FAILED_NODE_STATES,
+    META_MEMBER,
+    META_SPEC,
+    META_WORKLOAD,
+    allocation_status,
+)
 from stackfleet.provision.nova import MemberAction
 from stackfleet.provision.plan import Member
 from stackfleet.sources.openstack.listing import ListingError, RequestLog, endpoint_of
 
 # 1.52 allocations, 1.60 allocation owner, 1.65 lessee; 1.78 is Ironic 2023.2's
 MICROVERSION = "1.78"
-FAILED_STATES = frozenset({"deploy failed", "error", "clean failed"})
-BUILDING_STATES = frozenset({"deploying", "wait call-back", "deploy wait", "rebuild"})
+FAILED_STATES = FAILED_NODE_STATES
 
 
 def _call(
@@ -123,20 +128,7 @@ def member_status(
 ) -> tuple[str, str | None]:
     """A member's status in the words members use (ACTIVE, BUILD, ERROR, SHUTOFF,
     DELETING) and its fault, from the allocation and its node."""
-    if allocation.get("state") == "error":
-        return "ERROR", allocation.get("last_error")
-    if allocation.get("state") == "allocating" or node is None:
-        return "BUILD", None
-    state = node.get("provision_state")
-    if state == "active":
-        return ("SHUTOFF" if node.get("power_state") == "power off" else "ACTIVE"), None
-    if state in FAILED_STATES:
-        return "ERROR", node.get("last_error") or f"node {state}"
-    if state in ("deleting", "cleaning"):
-        return "DELETING", None
-    if state == "available" and not node.get("instance_info", {}).get("image_source"):
-        return "BUILD", None  # allocated, not deployed yet
-    return "BUILD", None
+    return allocation_status(allocation.get("state"), allocation.get("last_error"), node)
 
 
 def member_of(allocation: dict[str, Any], node: dict[str, Any] | None) -> Member:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from keystoneauth1.adapter import Adapter
 from pydantic import PrivateAttr
 
 from stackfleet.actions.base import (
@@ -22,36 +21,20 @@ from stackfleet.actions.base import (
     wait_for,
 )
 from stackfleet.core.times import parse_time
-from stackfleet.model.workloads import META_MEMBER, META_SPEC, META_WORKLOAD
+from stackfleet.model.workloads import (
+    CONTAINER_STATUS,
+    META_MEMBER,
+    META_SPEC,
+    META_WORKLOAD,
+    container_status,
+)
 from stackfleet.provision.nova import MemberAction
 from stackfleet.provision.plan import Member
 from stackfleet.provision.spec import Workload
+from stackfleet.sources.openstack.container import MICROVERSION, adapter
 from stackfleet.sources.openstack.listing import ListingError, RequestLog
 
-MICROVERSION = "1.40"  # 1.24 exposed_ports, 1.20 command as a list, 1.12 delete ?stop
-STATUS = {
-    "Running": "ACTIVE",
-    "Creating": "BUILD",
-    "Created": "BUILD",
-    "Restarting": "BUILD",
-    "Rebuilding": "BUILD",
-    "Stopped": "SHUTOFF",
-    "Error": "ERROR",
-    "Dead": "ERROR",
-    "Deleting": "DELETING",
-}
-
-
-def adapter(conn: Any) -> Adapter:
-    """A keystoneauth adapter for the catalog's `container` service, on the
-    connection's session and region."""
-    return Adapter(
-        session=conn.session,
-        service_type="container",
-        region_name=conn.config.region_name,
-        interface=conn.config.interface or "public",
-        default_microversion=MICROVERSION,
-    )
+STATUS = CONTAINER_STATUS
 
 
 def zun_message(response: Any) -> str:
@@ -93,8 +76,7 @@ def member_of(container: dict[str, Any]) -> Member:
         index = int(labels.get(META_MEMBER) or 0)
     except ValueError:
         index = 0
-    status = STATUS.get(str(container.get("status")), "BUILD")
-    fault = container.get("status_reason") if status == "ERROR" else None
+    status, fault = container_status(container)
     return Member(
         id=str(container["uuid"]),
         name=str(container.get("name") or ""),
@@ -103,7 +85,7 @@ def member_of(container: dict[str, Any]) -> Member:
         spec_hash=str(labels.get(META_SPEC) or ""),
         created=parse_time(container.get("created_at")),
         host=container.get("host"),
-        fault=fault or (f"container {container.get('status')}" if status == "ERROR" else None),
+        fault=fault,
         task_state=container.get("task_state"),
         raw=container,
     )
