@@ -15,7 +15,7 @@ from stackfleet.cli.options import SettingsOption
 from stackfleet.cli.output import Format, FormatOption, emit_rows
 
 if TYPE_CHECKING:
-    from stackfleet.provision.apply import ApplyReport, Provisioner, Scope
+    from stackfleet.provision.apply import ApplyReport, MemberOutcome, Provisioner, Scope
     from stackfleet.provision.plan import WorkloadPlan
 
 out = Console(highlight=False, soft_wrap=True)
@@ -50,9 +50,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="provision")
 
 
-def _provisioner(
+def outcome_rows(outcomes: list[MemberOutcome]) -> list[dict[str, Any]]:
+    """What became of each member, as rows under OUTCOME_COLUMNS."""
+    return [
+        {
+            "workload": o.workload,
+            "action": o.action,
+            "member": o.name,
+            "status": o.status,
+            "server_id": o.server_id,
+            "message": o.message,
+        }
+        for o in outcomes
+    ]
+
+
+def provisioner_for(
     ctx: typer.Context, cloud: str | None, region: str | None, config: str | None
 ) -> Provisioner:
+    """The provisioner of a command: the store, the settings file, and the cloud of
+    --os-cloud (or the OS_* variables)."""
     from stackfleet.engine.settings import load_settings
     from stackfleet.provision.apply import Provisioner
 
@@ -76,7 +93,7 @@ def _prepare(
     from stackfleet.provision.spec import load_spec
 
     workloads = load_spec(spec)
-    provisioner = _provisioner(ctx, cloud, region, config)
+    provisioner = provisioner_for(ctx, cloud, region, config)
     try:
         prepared = provisioner.prepare(workloads)
         return provisioner, provisioner.plan(prepared, destroy=destroy)
@@ -235,18 +252,7 @@ def _converge(
             report = provisioner.apply(plans, execute=True, progress=advance)
     else:
         report = provisioner.apply(plans, execute=execute)
-    rows = [
-        {
-            "workload": o.workload,
-            "action": o.action,
-            "member": o.name,
-            "status": o.status,
-            "server_id": o.server_id,
-            "message": o.message,
-        }
-        for o in report.outcomes
-    ]
-    emit_rows(rows, OUTCOME_COLUMNS, fmt)
+    emit_rows(outcome_rows(report.outcomes), OUTCOME_COLUMNS, fmt)
     if table and not execute:
         out.print("dry-run: nothing changed; run again with --execute")
     if report.failed:

@@ -227,8 +227,7 @@ def _record_workloads(
     skipped because the cloud has no such service: a pass that did not list containers,
     or could not, makes no container workload gone."""
     complete = all(
-        kind in sources
-        and (sources[kind].complete or _not_in_catalog(sources[kind]))
+        kind in sources and (sources[kind].complete or _not_in_catalog(sources[kind]))
         for kind in _MEMBER_KINDS
     )
     errors = [f"{k}: {sources[k].error}" for k in _MEMBER_KINDS if k in sources and

@@ -31,7 +31,7 @@ from stackfleet.model.workloads import (
 from stackfleet.provision.nova import MemberAction
 from stackfleet.provision.plan import Member
 from stackfleet.provision.spec import Workload
-from stackfleet.sources.openstack.container import MICROVERSION, adapter
+from stackfleet.sources.openstack.container import adapter
 from stackfleet.sources.openstack.listing import ListingError, RequestLog
 
 STATUS = CONTAINER_STATUS

@@ -17,7 +17,8 @@ container_driver.py; zun/common/policies/quota.py, host.py):
   simulated hosts are the region's up nova-compute hosts, each with
   `Simulator.zun_host_cpus` / `zun_host_memory` / `zun_host_disk`.
 - Scheduling (the filter scheduler's CPU, RAM and disk filters): a container goes to the
-  host with room running the fewest containers, else `Error` with `There are not enough hosts available.`"""
+  host with room running the fewest containers, else `Error` with
+  `There are not enough hosts available.`"""
 
 from __future__ import annotations
 

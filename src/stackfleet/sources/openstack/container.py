@@ -35,6 +35,6 @@ def adapter(conn: Any) -> Adapter:
 
 def containers(ctx: ListContext) -> list[dict[str, Any]]:
     return list_kind(
-        ctx, "container", adapter(ctx.target.conn), "/containers", "containers", {"all_projects": "true"},
-        MICROVERSION, marker_key="uuid",
+        ctx, "container", adapter(ctx.target.conn), "/containers", "containers",
+        {"all_projects": "true"}, MICROVERSION, marker_key="uuid",
     )  # fmt: skip
