@@ -28,7 +28,7 @@ from stackfleet.engine.settings import Settings
 from stackfleet.policy.errors import Problem
 from stackfleet.policy.schema import Policy, PolicySpec
 from stackfleet.policy.view import FleetView
-from stackfleet.provision import ironic, nova, zun
+from stackfleet.provision import ironic, nova, teardown, zun
 from stackfleet.provision.plan import Member, Step, WorkloadPlan, group_name, plan_workload
 from stackfleet.provision.resolve import CloudFacts, Resolved, demand_of, read_facts, resolve
 from stackfleet.provision.spec import SpecError, Workload
@@ -42,6 +42,17 @@ from stackfleet.store.db import Store
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+
+
+# backend -> the inventory kind of its members, and the action that deletes one
+MEMBER_KINDS = {"nova": "server", "ironic": "baremetal_node", "zun": "container"}
+DELETE_ACTIONS: dict[
+    str, type[nova.DeleteMember | ironic.DeleteNodeMember | zun.DeleteContainerMember]
+] = {
+    "nova": nova.DeleteMember,
+    "ironic": ironic.DeleteNodeMember,
+    "zun": zun.DeleteContainerMember,
+}
 
 
 class CapacityError(StackFleetError):
@@ -453,8 +464,11 @@ class Provisioner:
         now = now or datetime.now(UTC)
         report = ApplyReport([p for p, _ in plans], execute)
         run_id = uuid.uuid4().hex[:12]
-        for plan, scope in plans:
-            self._apply_one(plan, scope, execute, run_id, now, report, progress)
+        if plans and all(plan.destroy for plan, _ in plans):
+            self._teardown(plans, execute, run_id, now, report, progress)
+        else:
+            for plan, scope in plans:
+                self._apply_one(plan, scope, execute, run_id, now, report, progress)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -469,21 +483,60 @@ class Provisioner:
         progress: Progress | None,
     ) -> None:
         w = plan.resolved.workload
+        self._remove(plan, scope, execute, run_id, now, report, progress)
+        self._create(plan, scope, execute, run_id, now, report, progress)
+        if w.count == 0:
+            self._drop_group(plan, scope, execute, report)
+
+    def _teardown(
+        self,
+        plans: list[tuple[WorkloadPlan, Scope]],
+        execute: bool,
+        run_id: str,
+        now: datetime,
+        report: ApplyReport,
+        progress: Progress | None,
+    ) -> None:
+        """Destroy: every workload's members, then their server groups, phase by phase
+        in the teardown order `project purge` follows too (containers, servers, bare-metal
+        nodes, server groups)."""
+        kinds = {MEMBER_KINDS[p.resolved.backend] for p, _ in plans} | {"server_group"}
+        for phase in teardown.phases(kinds):
+            for plan, scope in plans:
+                if phase.kind == "server_group":
+                    self._drop_group(plan, scope, execute, report)
+                elif MEMBER_KINDS[plan.resolved.backend] == phase.kind:
+                    self._remove(plan, scope, execute, run_id, now, report, progress)
+
+    def _run_of(
+        self, plan: WorkloadPlan, scope: Scope, execute: bool, run_id: str, now: datetime
+    ) -> tuple[Policy, SafetyGate, Executor, str]:
+        """The policy, gate and executor a workload's actions run under, and the step
+        their idempotency keys carry."""
+        w = plan.resolved.workload
         policy = workload_policy(w, self.settings)
         gate, executor = self.machinery(scope, execute, now, w.timeout.total_seconds())
         if policy.spec.safety.require_approval:
             # the same key on every apply: a queued action is found again, not queued twice
             run_id = f"approval:{plan.spec_hash}"
+        return policy, gate, executor, run_id
 
+    def _remove(
+        self,
+        plan: WorkloadPlan,
+        scope: Scope,
+        execute: bool,
+        run_id: str,
+        now: datetime,
+        report: ApplyReport,
+        progress: Progress | None,
+    ) -> None:
+        """The plan's deletions (scale-down, replaced and destroyed members), waited for
+        until they are gone."""
+        w = plan.resolved.workload
+        policy, gate, executor, run_id = self._run_of(plan, scope, execute, run_id, now)
         removals = [s for s in plan.steps if s.kind in ("delete", "replace") and s.member]
-        backend = plan.resolved.backend
-        delete_class: type[nova.DeleteMember | ironic.DeleteNodeMember | zun.DeleteContainerMember]
-        if backend == "ironic":
-            delete_class = ironic.DeleteNodeMember
-        elif backend == "zun":
-            delete_class = zun.DeleteContainerMember
-        else:
-            delete_class = nova.DeleteMember
+        delete_class = DELETE_ACTIONS[plan.resolved.backend]
         deletes = [
             self._candidate(
                 policy,
@@ -501,6 +554,21 @@ class Provisioner:
         if gone_ids:
             self._wait_gone(plan, scope, gone_ids, w.timeout.total_seconds(), report, progress)
 
+    def _create(
+        self,
+        plan: WorkloadPlan,
+        scope: Scope,
+        execute: bool,
+        run_id: str,
+        now: datetime,
+        report: ApplyReport,
+        progress: Progress | None,
+    ) -> None:
+        """The plan's creations (missing and replaced members; a replacement only once
+        its old member is gone), waited for until built, failed or timed out."""
+        w = plan.resolved.workload
+        backend = plan.resolved.backend
+        policy, gate, executor, run_id = self._run_of(plan, scope, execute, run_id, now)
         creations = [s for s in plan.steps if s.kind in ("create", "replace")]
         replaced_ok = {
             o.name for o in report.outcomes if o.action == "delete" and o.status == "deleted"
@@ -578,8 +646,6 @@ class Provisioner:
         }
         if new:
             self._wait_built(plan, scope, new, w.timeout.total_seconds(), report, progress)
-        if plan.destroy or w.count == 0:
-            self._drop_group(plan, scope, execute, report, policy.name)
 
     def machinery(
         self, scope: Scope, execute: bool, now: datetime, timeout: float
@@ -607,7 +673,7 @@ class Provisioner:
                 queue_for_approval(self.store, self.audit, candidate, self.actor, now)
 
     def _drop_group(
-        self, plan: WorkloadPlan, scope: Scope, execute: bool, report: ApplyReport, policy: str
+        self, plan: WorkloadPlan, scope: Scope, execute: bool, report: ApplyReport
     ) -> None:
         """A workload with no members left has its server group deleted too."""
         if plan.group_id is None or not execute:
@@ -619,7 +685,7 @@ class Provisioner:
             "provision.group_deleted",
             {"name": group_name(plan.name), "id": plan.group_id},
             actor=self.actor,
-            policy=policy,
+            policy=f"provision/{plan.name}",
             target=f"{scope.cloud}/{scope.region}/server_group/{plan.group_id}",
         )
 

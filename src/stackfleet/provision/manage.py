@@ -19,6 +19,7 @@ from stackfleet.engine.gate import Candidate
 from stackfleet.model.workloads import META_WORKLOAD, workload_label
 from stackfleet.provision import ironic, nova, zun
 from stackfleet.provision.apply import (
+    MEMBER_KINDS,
     MemberOutcome,
     Provisioner,
     Scope,
@@ -88,7 +89,6 @@ BACKEND_WORDS = {
     "ironic": ("bare-metal", "standalone Ironic"),
     "zun": ("container", "Zun"),
 }
-MEMBER_KINDS = {"nova": "server", "ironic": "baremetal_node", "zun": "container"}
 
 
 class WorkloadManager:

@@ -363,8 +363,13 @@ class Zun:
         params = request.query_params
         force = _bool(params.get("force"), "force")
         stop = _bool(params.get("stop"), "stop")
+        all_projects = _bool(params.get("all_projects"), "all_projects")
+        if all_projects and not self._admin(token):
+            raise zun_error(
+                403, "Policy doesn't allow container:delete_all_projects to be performed."
+            )
         with self.sim.state.lock:
-            container = self._container(token, request.path_params["ident"])
+            container = self._container(token, request.path_params["ident"], all_projects)
             if stop and minor < 12:
                 raise zun_error(406, "Invalid input: 'stop' requires API version 1.12")
             if force and not stop:
