@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -179,43 +180,45 @@ def plan_command(
         emit_rows(_plan_rows(only), PLAN_COLUMNS, fmt)
 
 
-def apply_command(
-    ctx: typer.Context,
-    spec: SpecArgument,
-    cloud: CloudOption = None,
-    region: RegionOption = None,
-    config: SettingsOption = None,
-    execute: ExecuteOption = False,
-    fmt: FormatOption = Format.table,
-) -> None:
+def _converging_command(destroy: bool, doc: str) -> Callable[..., None]:
+    """`apply` or `destroy`: the plan (of the spec, or of its teardown), then the
+    convergence. One body for both."""
+
+    def command(
+        ctx: typer.Context,
+        spec: SpecArgument,
+        cloud: CloudOption = None,
+        region: RegionOption = None,
+        config: SettingsOption = None,
+        execute: ExecuteOption = False,
+        fmt: FormatOption = Format.table,
+    ) -> None:
+        provisioner, plans = _prepare(ctx, spec, cloud, region, config, destroy=destroy)
+        try:
+            _converge(provisioner, plans, execute, fmt)
+        finally:
+            provisioner.close()
+
+    command.__doc__ = doc
+    command.__name__ = "destroy_command" if destroy else "apply_command"
+    return command
+
+
+apply_command = _converging_command(
+    False,
     """Converge: create missing members, replace failed ones, scale down to count.
 
     Quota and capacity are checked first; every create and delete goes through the
-    safety gate and the audit log. Without --execute this is a dry run."""
-    provisioner, plans = _prepare(ctx, spec, cloud, region, config)
-    try:
-        _converge(provisioner, plans, execute, fmt)
-    finally:
-        provisioner.close()
+    safety gate and the audit log. Without --execute this is a dry run.""",
+)
+destroy_command = _converging_command(
+    True,
+    """Delete every member of the spec's workloads (and their server groups), in the
+    teardown order `project purge` follows: containers, servers, bare-metal nodes, then
+    server groups.
 
-
-def destroy_command(
-    ctx: typer.Context,
-    spec: SpecArgument,
-    cloud: CloudOption = None,
-    region: RegionOption = None,
-    config: SettingsOption = None,
-    execute: ExecuteOption = False,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Delete every member of the spec's workloads (and their server groups).
-
-    Only servers carrying the workload's labels; without --execute a dry run."""
-    provisioner, plans = _prepare(ctx, spec, cloud, region, config, destroy=True)
-    try:
-        _converge(provisioner, plans, execute, fmt)
-    finally:
-        provisioner.close()
+    Only members carrying the workload's labels; without --execute a dry run.""",
+)
 
 
 def _converge(

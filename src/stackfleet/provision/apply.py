@@ -878,50 +878,37 @@ def member_record(
     scope: Scope, name: str, member: Member | None, kind: str = "server"
 ) -> dict[str, Any]:
     """A member as the record its actions are planned, gated and audited on (a member
-    yet to be made: id `new:<name>`)."""
+    yet to be made: id `new:<name>`): what every backend's member has, and what its
+    own actions read (flavor, node and allocation, container image)."""
     raw = member.raw if member else {}
-    if kind == "container":
-        return {
-            "cloud": scope.cloud,
-            "region": scope.region,
-            "kind": kind,
-            "id": member.id if member else f"new:{name}",
-            "name": name,
-            "project_id": scope.project_id,
-            "tags": [],
-            "metadata": dict(raw.get("labels") or {}),
-            "status": member.status if member else None,
-            "image_id": raw.get("image"),
-        }
-    if kind == "baremetal_node":
-        allocation = raw.get("allocation") or {}
-        return {
-            "cloud": scope.cloud,
-            "region": scope.region,
-            "kind": kind,
-            "id": member.id if member else f"new:{name}",
-            "name": name,
-            "project_id": scope.project_id,
-            "tags": [],
-            "metadata": dict(allocation.get("extra") or {}),
-            "status": member.status if member else None,
-            "node_id": raw.get("uuid"),
-            "allocation_id": allocation.get("uuid"),
-            "image_id": (raw.get("instance_info") or {}).get("image_source"),
-        }
-    return {
+    record: dict[str, Any] = {
         "cloud": scope.cloud,
         "region": scope.region,
-        "kind": "server",
+        "kind": kind,
         "id": member.id if member else f"new:{name}",
         "name": name,
         "project_id": scope.project_id,
-        "tags": list(raw.get("tags") or []),
-        "metadata": dict(raw.get("metadata") or {}),
         "status": member.status if member else None,
-        "flavor_name": (raw.get("flavor") or {}).get("original_name"),
-        "image_id": (raw.get("image") or {}).get("id") if raw.get("image") else None,
     }
+    if kind == "container":
+        record.update(tags=[], metadata=dict(raw.get("labels") or {}), image_id=raw.get("image"))
+    elif kind == "baremetal_node":
+        allocation = raw.get("allocation") or {}
+        record.update(
+            tags=[],
+            metadata=dict(allocation.get("extra") or {}),
+            node_id=raw.get("uuid"),
+            allocation_id=allocation.get("uuid"),
+            image_id=(raw.get("instance_info") or {}).get("image_source"),
+        )
+    else:
+        record.update(
+            tags=list(raw.get("tags") or []),
+            metadata=dict(raw.get("metadata") or {}),
+            flavor_name=(raw.get("flavor") or {}).get("original_name"),
+            image_id=(raw.get("image") or {}).get("id") if raw.get("image") else None,
+        )
+    return record
 
 
 def make_candidate(

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from pydantic import PrivateAttr
-
 from stackfleet.actions.base import (
     ActionContext,
     ActionError,
@@ -23,7 +21,6 @@ from stackfleet.actions.base import (
     Outcome,
     Plan,
     Record,
-    wait_for,
 )
 from stackfleet.core.times import parse_time
 from stackfleet.model.workloads import (
@@ -33,7 +30,12 @@ from stackfleet.model.workloads import (
     META_WORKLOAD,
     allocation_status,
 )
-from stackfleet.provision.nova import MemberAction
+from stackfleet.provision.member_action import (
+    CreatesMember,
+    MemberAction,
+    session,
+    wait_member,
+)
 from stackfleet.provision.plan import Member
 from stackfleet.sources.openstack.listing import ListingError, RequestLog, endpoint_of
 
@@ -180,8 +182,7 @@ def allocation_body(
 def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     """The member re-read just before acting: its allocation's labels and its node's
     state (None: both gone)."""
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     allocation_id = record.get("allocation_id")
     allocation: dict[str, Any] = {}
     if allocation_id:
@@ -215,20 +216,10 @@ def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
 
 class _NodeAction(MemberAction):
     kinds = ("baremetal_node",)
-
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return read_member(ctx, record)
-
-    def _plan(self, record: Record, summary: str, *changes: Change) -> Plan:
-        return self.make_plan(
-            record,
-            f"{summary} of workload {self.workload}",
-            *changes,
-            expects={"workload": self.workload},
-        )
+    read = staticmethod(read_member)
 
 
-class CreateNodeMember(_NodeAction):
+class CreateNodeMember(CreatesMember, _NodeAction):
     """Create one bare-metal member: an allocation (resource class, traits, the
     workload's labels), then deploy the allocated node with the image. An allocation
     Ironic cannot satisfy is reported with Ironic's message and removed."""
@@ -237,12 +228,6 @@ class CreateNodeMember(_NodeAction):
     index: int
     allocation: dict[str, Any]
     image_id: str
-    _server_id: str | None = PrivateAttr(default=None)
-
-    @property
-    def server_id(self) -> str | None:
-        """The allocated node's uuid once its deploy started."""
-        return self._server_id
 
     def plan(self, record: Record) -> Plan:
         return self.make_plan(
@@ -253,12 +238,8 @@ class CreateNodeMember(_NodeAction):
             Change("image", None, self.image_id),
         )
 
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return {}
-
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         made = _call(conn, "POST", "/allocations", log, "baremetal POST /allocations",
                      self.allocation)  # fmt: skip
         allocation_id = str(made["uuid"])
@@ -304,8 +285,7 @@ class DeleteNodeMember(_NodeAction):
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         if record.get("node_id"):
             _call(conn, "PUT", f"/nodes/{record['node_id']}/states/provision", log,
                   "baremetal PUT /nodes/{id}/states/provision", {"target": "deleted"})  # fmt: skip
@@ -316,21 +296,18 @@ class DeleteNodeMember(_NodeAction):
 
 
 def _power(ctx: ActionContext, record: Record, target: str) -> None:
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     _call(conn, "PUT", f"/nodes/{record['node_id']}/states/power", log,
           "baremetal PUT /nodes/{id}/states/power", {"target": target})  # fmt: skip
 
 
 def _wait_node(ctx: ActionContext, record: Record, check: Any, what: str) -> Outcome:
-    def done() -> tuple[bool, dict[str, Any]]:
-        state = read_member(ctx, record) or {}
+    def failed(state: dict[str, Any]) -> str | None:
         if state.get("provision_state") in FAILED_STATES:
-            raise ActionError(f"{what}: node {record.get('node_id')} went to "
-                              f"{state.get('provision_state')}")  # fmt: skip
-        return bool(check(state)), state
+            return f"node {record.get('node_id')} went to {state.get('provision_state')}"
+        return None
 
-    return wait_for(ctx, done, what)
+    return wait_member(ctx, record, read_member, lambda s: bool(check(s)), failed, what)
 
 
 class StartNodeMember(_NodeAction):
@@ -408,8 +385,7 @@ class RebuildNodeMember(_NodeAction):
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         _call(
             conn, "PATCH", f"/nodes/{record['node_id']}", log, "baremetal PATCH /nodes/{id}",
             [{"op": "add", "path": "/instance_info/image_source", "value": self.image_id}],

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import PrivateAttr
-
 from stackfleet.actions.base import (
     ActionContext,
     ActionError,
@@ -28,7 +26,12 @@ from stackfleet.model.workloads import (
     META_WORKLOAD,
     container_status,
 )
-from stackfleet.provision.nova import MemberAction
+from stackfleet.provision.member_action import (
+    CreatesMember,
+    MemberAction,
+    session,
+    wait_member,
+)
 from stackfleet.provision.plan import Member
 from stackfleet.provision.spec import Workload
 from stackfleet.sources.openstack.container import adapter
@@ -216,8 +219,7 @@ def container_body(
 
 
 def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     found = _call(conn, "GET", f"/containers/{record['id']}", log,
                   "container GET /containers/{id}", ok=(200, 404))  # fmt: skip
     if "uuid" not in found:
@@ -235,48 +237,30 @@ def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
 
 class _ContainerAction(MemberAction):
     kinds = ("container",)
-
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return read_member(ctx, record)
-
-    def _plan(self, record: Record, summary: str, *changes: Change) -> Plan:
-        return self.make_plan(
-            record,
-            f"{summary} of workload {self.workload}",
-            *changes,
-            expects={"workload": self.workload},
-        )
+    read = staticmethod(read_member)
 
     def _post(self, ctx: ActionContext, record: Record, action: str, query: str = "") -> None:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         _call(conn, "POST", f"/containers/{record['id']}/{action}{query}", log,
               f"container POST /containers/{{id}}/{action}")  # fmt: skip
 
     def _wait(self, ctx: ActionContext, record: Record, wanted: str, what: str) -> Outcome:
-        def check() -> tuple[bool, dict[str, Any]]:
-            state = read_member(ctx, record) or {}
-            if state.get("container_status") in ("Error", "Dead"):
-                raise ActionError(
-                    f"{what}: container {record['id']} is {state['container_status']}"
-                )
-            return state.get("container_status") == wanted and not state.get("task_state"), state
+        def failed(state: dict[str, Any]) -> str | None:
+            status = state.get("container_status")
+            return f"container {record['id']} is {status}" if status in ("Error", "Dead") else None
 
-        return wait_for(ctx, check, what)
+        def done(state: dict[str, Any]) -> bool:
+            return state.get("container_status") == wanted and not state.get("task_state")
+
+        return wait_member(ctx, record, read_member, done, failed, what)
 
 
-class CreateContainerMember(_ContainerAction):
+class CreateContainerMember(CreatesMember, _ContainerAction):
     """Create and run one container member (Zun `POST /v1/containers?run=true`)."""
 
     type: Literal["provision-create-container"] = "provision-create-container"
     index: int
     body: dict[str, Any]
-    _server_id: str | None = PrivateAttr(default=None)
-
-    @property
-    def server_id(self) -> str | None:
-        """The new container's uuid, once Zun accepted it."""
-        return self._server_id
 
     def plan(self, record: Record) -> Plan:
         return self.make_plan(
@@ -287,12 +271,8 @@ class CreateContainerMember(_ContainerAction):
             Change("image", None, self.body["image"]),
         )
 
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return {}
-
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         made = _call(conn, "POST", "/containers?run=true", log,
                      "container POST /containers?run=true", self.body)  # fmt: skip
         self._server_id = str(made["uuid"])
@@ -315,8 +295,7 @@ class DeleteContainerMember(_ContainerAction):
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         state = read_member(ctx, record) or {}
         query = "?force=true" if state.get("container_status") == "Creating" else "?stop=true"
         _call(conn, "DELETE", f"/containers/{record['id']}{query}", log,

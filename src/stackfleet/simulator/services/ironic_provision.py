@@ -15,7 +15,6 @@ at once."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from stackfleet.simulator.http import json_response
 from stackfleet.simulator.services.ironic import _UUID_RE, _headers, _now, ironic_error
 from stackfleet.simulator.state import Obj
+from stackfleet.simulator.stepping import later
 
 if TYPE_CHECKING:
     from stackfleet.simulator.services.ironic import Ironic
@@ -65,23 +65,8 @@ class IronicProvisioning:
 
     # -- steps ------------------------------------------------------------------------
 
-    def _delay(self) -> float:
-        try:
-            return max(0.0, float(getattr(self.sim, "action_delay", 0.0) or 0.0))
-        except (TypeError, ValueError):
-            return 0.0
-
     def _later(self, step: Callable[[], None]) -> None:
-        delay = self._delay()
-        if delay <= 0:
-            step()
-            return
-
-        def locked() -> None:
-            with self.sim.state.lock:
-                step()
-
-        asyncio.get_running_loop().call_later(delay, locked)
+        later(self.sim, step)
 
     @staticmethod
     def _set(node: Obj, state: str, target: str | None) -> None:

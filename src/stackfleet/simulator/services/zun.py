@@ -16,7 +16,6 @@ service type `container` only when the simulator is started with Zun enabled
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from starlette.routing import Route, Router
 from stackfleet.simulator.http import ApiError, json_response, require_token
 from stackfleet.simulator.services.zun_quotas import DEFAULT_MEMORY, NO_HOST, ZunResources
 from stackfleet.simulator.state import Obj, RegionState
+from stackfleet.simulator.stepping import later
 
 if TYPE_CHECKING:
     from stackfleet.simulator.app import Simulator
@@ -182,23 +182,8 @@ class Zun:
                 f"Cannot {verb} container {container['uuid']} in {container.get('status')} state",
             )
 
-    def _delay(self) -> float:
-        try:
-            return max(0.0, float(getattr(self.sim, "action_delay", 0.0) or 0.0))
-        except (TypeError, ValueError):
-            return 0.0
-
     def _later(self, step: Callable[[], None]) -> None:
-        delay = self._delay()
-        if delay <= 0:
-            step()
-            return
-
-        def locked() -> None:
-            with self.sim.state.lock:
-                step()
-
-        asyncio.get_running_loop().call_later(delay, locked)
+        later(self.sim, step)
 
     def _set(self, container: Obj, status: str, task: str | None = None) -> None:
         container["status"] = status
