@@ -185,7 +185,21 @@ class IronicProvisioning:
             node = self.ironic._node(token, minor, params["node"])
             items = [a for a in items if a.get("node_uuid") == node["uuid"]]
         items.sort(key=lambda a: str(a.get("created_at")) + str(a["uuid"]))
-        body = {"allocations": [self._view(request, a, minor) for a in items]}
+        limit = self.ironic._limit(request, minor)
+        start = 0
+        if params.get("marker"):
+            index = next((i for i, a in enumerate(items) if a["uuid"] == params["marker"]), None)
+            if index is None:
+                raise ironic_error(404, f"Allocation {params['marker']} could not be found.", minor)
+            start = index + 1
+        page = items[start : start + limit]
+        body: Obj = {"allocations": [self._view(request, a, minor) for a in page]}
+        if page and len(page) == limit:
+            root = self.ironic._root(request)
+            body["next"] = (
+                f"{root}/v1/allocations?sort_key=id&sort_dir=asc&limit={limit}"
+                f"&marker={page[-1]['uuid']}"
+            )
         return json_response(body, 200, _headers(minor))
 
     async def show_allocation(self, request: Request) -> Response:

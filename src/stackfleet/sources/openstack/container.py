@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1.adapter import Adapter
 
 from stackfleet.sources.openstack.context import ListContext, list_kind
+from stackfleet.sources.openstack.listing import ServiceMissing, endpoint_of
 
 MICROVERSION = "1.40"  # 1.24 exposed_ports, 1.20 command as a list, 1.12 delete ?stop
 
@@ -34,7 +36,12 @@ def adapter(conn: Any) -> Adapter:
 
 
 def containers(ctx: ListContext) -> list[dict[str, Any]]:
+    zun = adapter(ctx.target.conn)
+    try:
+        endpoint_of(zun)  # before any call is counted: a cloud without Zun is asked nothing
+    except ksa_exc.EndpointNotFound as exc:
+        raise ServiceMissing("container: service not in the catalog") from exc
     return list_kind(
-        ctx, "container", adapter(ctx.target.conn), "/containers", "containers",
+        ctx, "container", zun, "/containers", "containers",
         {"all_projects": "true"}, MICROVERSION, marker_key="uuid",
     )  # fmt: skip
