@@ -110,6 +110,18 @@ class ApplyReport:
         return [o for o in self.outcomes if o.status in ("failed", "timeout", "error")]
 
 
+@dataclass
+class _Run:
+    """One apply or destroy: whether it changes the cloud, the step its idempotency keys
+    carry, its time, its report and progress display."""
+
+    execute: bool
+    run_id: str
+    now: datetime
+    report: ApplyReport
+    progress: Progress | None
+
+
 class _ScopedConnections(Connections):
     """The executor's connections: the workload's project-scoped one per cloud region."""
 
@@ -463,12 +475,12 @@ class Provisioner:
         started = time.perf_counter()
         now = now or datetime.now(UTC)
         report = ApplyReport([p for p, _ in plans], execute)
-        run_id = uuid.uuid4().hex[:12]
+        run = _Run(execute, uuid.uuid4().hex[:12], now, report, progress)
         if plans and all(plan.destroy for plan, _ in plans):
-            self._teardown(plans, execute, run_id, now, report, progress)
+            self._teardown(plans, run)
         else:
             for plan, scope in plans:
-                self._apply_one(plan, scope, execute, run_id, now, report, progress)
+                self._apply_one(plan, scope, run)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -476,26 +488,18 @@ class Provisioner:
         self,
         plan: WorkloadPlan,
         scope: Scope,
-        execute: bool,
-        run_id: str,
-        now: datetime,
-        report: ApplyReport,
-        progress: Progress | None,
+        run: _Run,
     ) -> None:
         w = plan.resolved.workload
-        self._remove(plan, scope, execute, run_id, now, report, progress)
-        self._create(plan, scope, execute, run_id, now, report, progress)
+        self._remove(plan, scope, run)
+        self._create(plan, scope, run)
         if w.count == 0:
-            self._drop_group(plan, scope, execute, report)
+            self._drop_group(plan, scope, run.execute, run.report)
 
     def _teardown(
         self,
         plans: list[tuple[WorkloadPlan, Scope]],
-        execute: bool,
-        run_id: str,
-        now: datetime,
-        report: ApplyReport,
-        progress: Progress | None,
+        run: _Run,
     ) -> None:
         """Destroy: every workload's members, then their server groups, phase by phase
         in the teardown order `project purge` follows too (containers, servers, bare-metal
@@ -504,18 +508,19 @@ class Provisioner:
         for phase in teardown.phases(kinds):
             for plan, scope in plans:
                 if phase.kind == "server_group":
-                    self._drop_group(plan, scope, execute, report)
+                    self._drop_group(plan, scope, run.execute, run.report)
                 elif MEMBER_KINDS[plan.resolved.backend] == phase.kind:
-                    self._remove(plan, scope, execute, run_id, now, report, progress)
+                    self._remove(plan, scope, run)
 
     def _run_of(
-        self, plan: WorkloadPlan, scope: Scope, execute: bool, run_id: str, now: datetime
+        self, plan: WorkloadPlan, scope: Scope, run: _Run
     ) -> tuple[Policy, SafetyGate, Executor, str]:
         """The policy, gate and executor a workload's actions run under, and the step
         their idempotency keys carry."""
         w = plan.resolved.workload
         policy = workload_policy(w, self.settings)
-        gate, executor = self.machinery(scope, execute, now, w.timeout.total_seconds())
+        gate, executor = self.machinery(scope, run.execute, run.now, w.timeout.total_seconds())
+        run_id = run.run_id
         if policy.spec.safety.require_approval:
             # the same key on every apply: a queued action is found again, not queued twice
             run_id = f"approval:{plan.spec_hash}"
@@ -525,16 +530,13 @@ class Provisioner:
         self,
         plan: WorkloadPlan,
         scope: Scope,
-        execute: bool,
-        run_id: str,
-        now: datetime,
-        report: ApplyReport,
-        progress: Progress | None,
+        run: _Run,
     ) -> None:
         """The plan's deletions (scale-down, replaced and destroyed members), waited for
         until they are gone."""
         w = plan.resolved.workload
-        policy, gate, executor, run_id = self._run_of(plan, scope, execute, run_id, now)
+        policy, gate, executor, run_id = self._run_of(plan, scope, run)
+        execute, now, report, progress = run.execute, run.now, run.report, run.progress
         removals = [s for s in plan.steps if s.kind in ("delete", "replace") and s.member]
         delete_class = DELETE_ACTIONS[plan.resolved.backend]
         deletes = [
@@ -558,17 +560,14 @@ class Provisioner:
         self,
         plan: WorkloadPlan,
         scope: Scope,
-        execute: bool,
-        run_id: str,
-        now: datetime,
-        report: ApplyReport,
-        progress: Progress | None,
+        run: _Run,
     ) -> None:
         """The plan's creations (missing and replaced members; a replacement only once
         its old member is gone), waited for until built, failed or timed out."""
         w = plan.resolved.workload
         backend = plan.resolved.backend
-        policy, gate, executor, run_id = self._run_of(plan, scope, execute, run_id, now)
+        policy, gate, executor, run_id = self._run_of(plan, scope, run)
+        execute, now, report, progress = run.execute, run.now, run.report, run.progress
         creations = [s for s in plan.steps if s.kind in ("create", "replace")]
         replaced_ok = {
             o.name for o in report.outcomes if o.action == "delete" and o.status == "deleted"
