@@ -12,7 +12,7 @@ calls (allocations, nodes), never one GET per node."""
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from stackfleet.actions.base import (
     ActionContext,
@@ -33,6 +33,7 @@ from stackfleet.model.workloads import (
 from stackfleet.provision.member_action import (
     CreatesMember,
     MemberAction,
+    StateVerb,
     session,
     wait_member,
 )
@@ -310,62 +311,53 @@ def _wait_node(ctx: ActionContext, record: Record, check: Any, what: str) -> Out
     return wait_member(ctx, record, read_member, lambda s: bool(check(s)), failed, what)
 
 
-class StartNodeMember(_NodeAction):
+class _PowerVerb(StateVerb, _NodeAction):
+    """A change of a member's node's power, done once the node shows `settles`."""
+
+    target: ClassVar[str] = ""  # Ironic's power target
+    settles: ClassVar[str] = ""  # the power state that ends it
+
+    def act(self, ctx: ActionContext, record: Record) -> None:
+        _power(ctx, record, self.target)
+
+    def reached(self, ctx: ActionContext, record: Record) -> Outcome:
+        wanted = self.settles
+        return _wait_node(ctx, record, lambda s: s.get("power_state") == wanted, self.target)
+
+
+class StartNodeMember(_PowerVerb):
     """Power a member's node on."""
 
     type: Literal["provision-start-baremetal"] = "provision-start-baremetal"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "ACTIVE":
-            return None
-        return self._plan(record, f"power on node of {record.get('name')}",
-                          Change("power_state", "power off", "power on"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        _power(ctx, record, "power on")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return _wait_node(ctx, record, lambda s: s.get("power_state") == "power on", "power on")
+    done_status = "ACTIVE"
+    words = "power on node of {name}"
+    change = ("power_state", "power off", "power on")
+    target = settles = "power on"
 
 
-class StopNodeMember(_NodeAction):
+class StopNodeMember(_PowerVerb):
     """Power a member's node off."""
 
     destructive = True
     type: Literal["provision-stop-baremetal"] = "provision-stop-baremetal"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "SHUTOFF":
-            return None
-        return self._plan(record, f"power off node of {record.get('name')}",
-                          Change("power_state", "power on", "power off"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        _power(ctx, record, "power off")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return _wait_node(ctx, record, lambda s: s.get("power_state") == "power off", "power off")
+    done_status = "SHUTOFF"
+    words = "power off node of {name}"
+    change = ("power_state", "power on", "power off")
+    target = settles = "power off"
 
 
-class RebootNodeMember(_NodeAction):
-    """Reboot a member's node (Ironic power target `rebooting`)."""
+class RebootNodeMember(_PowerVerb):
+    """Reboot a member's node (Ironic power target `soft rebooting`; hard: `rebooting`)."""
 
     destructive = True
     type: Literal["provision-reboot-baremetal"] = "provision-reboot-baremetal"
     hard: bool = False
+    words = "reboot node of {name}"
+    change = ("reboot", None, "rebooting")
+    settles = "power on"
 
-    def plan(self, record: Record) -> Plan:
-        return self._plan(record, f"reboot node of {record.get('name')}",
-                          Change("reboot", None, "rebooting"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+    def act(self, ctx: ActionContext, record: Record) -> None:
         _power(ctx, record, "rebooting" if self.hard else "soft rebooting")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return _wait_node(ctx, record, lambda s: s.get("power_state") == "power on", "reboot")
 
 
 class RebuildNodeMember(_NodeAction):

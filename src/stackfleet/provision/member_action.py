@@ -97,3 +97,37 @@ class CreatesMember(MemberAction):
 
     def observe(self, ctx: ActionContext, record: Record) -> State | None:
         return {}
+
+
+class StateVerb(MemberAction):
+    """A verb that moves a member to a state (start, stop, reboot), planned and verified
+    the same way on every backend: nothing to do when the member already has
+    `done_status`; the backend says how to ask for the change (`act`) and how to see
+    it done (`reached`)."""
+
+    done_status: ClassVar[str | None] = None
+    words: ClassVar[str] = ""  # the plan's summary, with {name}
+    # the plan's change: field, value before (None: the member's status), value after
+    change: ClassVar[tuple[str, str | None, str]] = ("status", None, "")
+
+    def plan(self, record: Record) -> Plan | None:
+        if self.done_status is not None and record.get("status") == self.done_status:
+            return None
+        field, before, after = self.change
+        was = before if before is not None else record.get("status")
+        return self._plan(
+            record, self.words.format(name=record.get("name")), Change(field, was, after)
+        )
+
+    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+        self.act(ctx, record)
+        return {}
+
+    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
+        return self.reached(ctx, record)
+
+    def act(self, ctx: ActionContext, record: Record) -> None:
+        raise NotImplementedError
+
+    def reached(self, ctx: ActionContext, record: Record) -> Outcome:
+        raise NotImplementedError

@@ -7,7 +7,7 @@ workload's project-scoped session: openstacksdk has no proxy for Zun."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from stackfleet.actions.base import (
     ActionContext,
@@ -29,6 +29,7 @@ from stackfleet.model.workloads import (
 from stackfleet.provision.member_action import (
     CreatesMember,
     MemberAction,
+    StateVerb,
     session,
     wait_member,
 )
@@ -310,62 +311,50 @@ class DeleteContainerMember(_ContainerAction):
         return wait_for(ctx, check, f"delete container {record.get('name')}")
 
 
-class StartContainerMember(_ContainerAction):
+class _ContainerVerb(StateVerb, _ContainerAction):
+    """A Zun action on a member (`POST …/{id}/<action>`), done once the container
+    shows `settles` with no task under way."""
+
+    action: ClassVar[str] = ""
+    settles: ClassVar[str] = ""
+
+    def act(self, ctx: ActionContext, record: Record) -> None:
+        self._post(ctx, record, self.action)
+
+    def reached(self, ctx: ActionContext, record: Record) -> Outcome:
+        return self._wait(ctx, record, self.settles, f"{self.action} {record.get('name')}")
+
+
+class StartContainerMember(_ContainerVerb):
     """Start a stopped container."""
 
     type: Literal["provision-start-container"] = "provision-start-container"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "ACTIVE":
-            return None
-        return self._plan(record, f"start container {record.get('name')}",
-                          Change("status", record.get("status"), "Running"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        self._post(ctx, record, "start")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "Running", f"start {record.get('name')}")
+    done_status = "ACTIVE"
+    words = "start container {name}"
+    change = ("status", None, "Running")
+    action, settles = "start", "Running"
 
 
-class StopContainerMember(_ContainerAction):
+class StopContainerMember(_ContainerVerb):
     """Stop a running container."""
 
     destructive = True
     type: Literal["provision-stop-container"] = "provision-stop-container"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "SHUTOFF":
-            return None
-        return self._plan(record, f"stop container {record.get('name')}",
-                          Change("status", record.get("status"), "Stopped"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        self._post(ctx, record, "stop")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "Stopped", f"stop {record.get('name')}")
+    done_status = "SHUTOFF"
+    words = "stop container {name}"
+    change = ("status", None, "Stopped")
+    action, settles = "stop", "Stopped"
 
 
-class RebootContainerMember(_ContainerAction):
+class RebootContainerMember(_ContainerVerb):
     """Restart a container."""
 
     destructive = True
     type: Literal["provision-reboot-container"] = "provision-reboot-container"
     hard: bool = False
-
-    def plan(self, record: Record) -> Plan:
-        return self._plan(record, f"restart container {record.get('name')}",
-                          Change("reboot", None, "restart"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        self._post(ctx, record, "reboot")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "Running", f"reboot {record.get('name')}")
+    words = "restart container {name}"
+    change = ("reboot", None, "restart")
+    action, settles = "reboot", "Running"
 
 
 class RebuildContainerMember(_ContainerAction):
