@@ -580,8 +580,11 @@ KINDS_LIST: tuple[Kind, ...] = (
         "Ironic allocation's `extra`, a Zun container's `labels`) when a pass lists them; "
         "its id is <project id>/<name>.",
         fields=(
-            F("backend", doc="nova (VMs, or bare metal through a bare-metal flavor), "
-              "ironic (standalone bare metal) or zun (containers)"),  # fmt: skip
+            F(
+                "backend",
+                doc="nova (VMs, or bare metal through a bare-metal flavor), "
+                "ironic (standalone bare metal) or zun (containers)",
+            ),
             F("member_kind", doc="server, baremetal_node or container"),
             F("member_ids", type=list, doc="its members' ids (servers, nodes or containers)"),
             F("server_ids", type=list),
