@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from stackfleet.cli.main import app
 from stackfleet.core.errors import StackFleetError
+from stackfleet.provision.teardown import TEARDOWN
 from stackfleet.simulator.generator import preset
 from stackfleet.simulator.server import SimulatorServer
 from stackfleet.store import open_store
@@ -44,7 +45,7 @@ class Outcome:
 
 @pytest.fixture
 def cloud(tmp_path, monkeypatch) -> Iterator[tuple[SimulatorServer, Path]]:
-    with SimulatorServer(preset("small")) as server:
+    with SimulatorServer(preset("small"), zun=True) as server:
         clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", "sim")
         monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
         monkeypatch.setenv("OS_CLOUD", "sim")
@@ -121,9 +122,8 @@ def test_purge_plans_first_then_deletes_in_order_and_audits(cloud):
     assert plan.exit_code == 0, plan.output
     rows = json.loads(plan.output)
     phases = [r["phase"] for r in rows]
-    assert phases == sorted(phases, key=[
-        "servers", "floating IPs", "router interfaces", "routers", "ports", "networks",
-        "security groups", "volume snapshots", "volumes", "images"].index)  # fmt: skip
+    assert phases == sorted(phases, key=[p.name for p in TEARDOWN].index)
+    assert "project" not in phases, "the project is deleted only when asked"
     assert phases.count("servers") == owned(server, alpha)["servers"]
     assert any(owned(server, alpha).values()), "the plan deleted nothing"
     done = cli(tmp, "project", "purge", "alpha-01", "--execute", "-f", "json")
@@ -187,3 +187,35 @@ def test_an_unknown_name_is_purged_as_nothing(cloud):
     server, tmp = cloud
     plan = cli(tmp, "project", "purge", "no-such-project", "-f", "json")
     assert plan.exit_code == 0 and json.loads(plan.output) == []
+
+
+def test_purge_takes_containers_and_key_pairs_and_last_the_project_when_asked(cloud):
+    server, tmp = cloud
+    alpha = project_id(server, "alpha-01")
+    container_id = "6f5c2b4e-0000-4000-8000-000000000001"
+    region(server).containers[container_id] = {
+        "uuid": container_id, "name": "leftover", "image": "nginx", "status": "Running",
+        "project_id": alpha, "labels": {}, "cpu": 1.0, "memory": "512", "disk": 0,
+        "host": "cmp-1", "task_state": None, "_seq": 0, "_logs": [],
+    }  # fmt: skip
+    plan = cli(tmp, "project", "purge", "alpha-01", "--delete-project", "-f", "json")
+    assert plan.exit_code == 0, plan.output
+    rows = json.loads(plan.output)
+    phases = [r["phase"] for r in rows]
+    assert phases == sorted(phases, key=[p.name for p in TEARDOWN].index)
+    assert phases[0] == "containers" and phases[-1] == "project"
+    assert [r["name"] for r in rows if r["phase"] == "key pairs"] == ["alpha-01-key"]
+    done = cli(tmp, "project", "purge", "alpha-01", "--delete-project", "--execute",
+               "--timeout", "20")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert alpha not in server.state.projects
+    assert not region(server).containers
+    names = {k["name"] for k in region(server).keypairs.values()}
+    assert "alpha-01-key" not in names
+    assert {"admin-key", "bravo-01-key"} <= names, "other users' key pairs are kept"
+    store = open_store(f"sqlite:///{tmp / 'store.db'}")
+    finished = next(
+        e for e in AuditLog(store).list(policy=f"purge/{alpha}", limit=1000)[0]
+        if e["event"] == "purge.finished"
+    )  # fmt: skip
+    assert finished["details"]["project_deleted"] is True

@@ -130,7 +130,8 @@ def test_apply_deploys_nodes_to_active_and_destroy_gives_them_back(cloud):
     assert stopped.exit_code == 0, stopped.output
     assert deployed(server)["rack-1"]["power_state"] == "power off"
     resize = cli(tmp, "workload", "resize", "rack", "--project", "alpha-01", "--size", "m1.small")
-    assert resize.exit_code == 2 and "Ironic, which cannot resize" in resize.output
+    assert resize.exit_code == 2
+    assert "rack is a bare-metal workload (standalone Ironic): it has no resize" in resize.output
     node_ids = [n["uuid"] for n in nodes.values()]
     destroyed = cli(tmp, "provision", "destroy", str(path), "--execute")
     assert destroyed.exit_code == 0, destroyed.output
@@ -139,6 +140,48 @@ def test_apply_deploys_nodes_to_active_and_destroy_gives_them_back(cloud):
         node = region(server).nodes[node_id]
         assert node["provision_state"] in ("cleaning", "available")
         assert node["instance_uuid"] is None
+
+
+def test_baremetal_workloads_are_in_the_inventory_and_the_api(cloud):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api.app import create_app
+    from stackfleet.store import open_store
+
+    server, tmp = cloud
+    applied = cli(tmp, "provision", "apply", str(spec(server, tmp, 2)), "--execute")
+    assert applied.exit_code == 0, applied.output
+    collected = cli(
+        tmp,
+        "collect",
+        "--os-cloud",
+        "sim",
+        "--kind",
+        "server",
+        "--kind",
+        "baremetal_allocation",
+        "--kind",
+        "baremetal_node",
+        "--kind",
+        "container",
+    )
+    assert collected.exit_code == 0, collected.output
+    client = TestClient(create_app(open_store(f"sqlite:///{tmp / 'store.db'}")))
+    listed = client.get("/v1/workloads").json()["items"]
+    assert [(w["name"], w["backend"], w["member_kind"], w["active_count"]) for w in listed] == [
+        ("rack", "ironic", "baremetal_node", 2)
+    ]
+    one = client.get("/v1/workloads/rack").json()
+    assert sorted(r["id"] for r in one["relations"]["nodes"]) == sorted(
+        n["uuid"] for n in deployed(server).values()
+    )
+    shown = cli(tmp, "workload", "show", "rack", "--project", "alpha-01", "-f", "json")
+    assert [(m["member"], m["status"], m["size"]) for m in json.loads(shown.output)] == [
+        ("rack-1", "ACTIVE", "baremetal.general"), ("rack-2", "ACTIVE", "baremetal.general")
+    ]  # fmt: skip
+    logs = cli(tmp, "workload", "logs", "rack", "--project", "alpha-01")
+    assert logs.exit_code == 2
+    assert "rack is a bare-metal workload (standalone Ironic): it has no logs" in logs.output
 
 
 def test_capacity_and_resource_class_are_checked_before_anything_is_made(cloud):

@@ -139,7 +139,8 @@ def test_verbs_on_containers(cloud):
     logs = cli(tmp, "workload", "logs", "api", "--project", "alpha-01", "--member", "api-1")
     assert logs.exit_code == 0 and "starting nginx:1.27" in logs.output
     console = cli(tmp, "workload", "console-url", "api", "--project", "alpha-01")
-    assert console.exit_code == 2 and "Zun, which cannot console-url" in console.output
+    assert console.exit_code == 2
+    assert "api is a container workload (Zun): it has no console-url" in console.output
     deleted = cli(tmp, "workload", "delete", "api", "--project", "alpha-01", "--execute")
     assert deleted.exit_code == 0, deleted.output
     assert not containers(server)
@@ -151,3 +152,59 @@ def test_a_containers_networks_are_resolved_like_a_vms(cloud):
     path.write_text(SPEC.replace("COUNT", "1") + "    networks: [alpha-01-nett]\n")
     refused = cli(tmp, "provision", "plan", str(path))
     assert refused.exit_code == 2 and "closest: alpha-01-net" in refused.output
+
+
+def _project_id(server: SimulatorServer, name: str) -> str:
+    return next(p["id"] for p in server.state.projects.values() if p["name"] == name)
+
+
+def test_zuns_quota_is_checked_before_any_container_is_made(cloud):
+    server, tmp = cloud
+    project = _project_id(server, "alpha-01")
+    server.state.regions["RegionOne"].quotas.setdefault("container", {})[project] = {
+        "containers": 2, "memory": 10_000
+    }  # fmt: skip
+    refused = cli(tmp, "provision", "apply", str(spec(tmp, 3)), "--execute")
+    assert refused.exit_code == 2, refused.output
+    assert f"Zun quota containers of project {project}: needs 3, 2 free" in refused.output
+    assert not containers(server)
+
+
+def test_zuns_host_capacity_is_checked_before_any_container_is_made(cloud):
+    server, tmp = cloud
+    server.sim.zun_host_memory = 300  # one 256 MiB container per host
+    hosts = len(
+        {s["host"] for s in server.state.regions["RegionOne"].compute_services.values()
+         if s.get("binary") == "nova-compute" and s.get("state") == "up"}
+    )  # fmt: skip
+    refused = cli(tmp, "provision", "apply", str(spec(tmp, hosts + 1)), "--execute")
+    assert refused.exit_code == 2, refused.output
+    assert f"{hosts} fit on the {hosts} zun-compute hosts" in refused.output
+    assert not containers(server)
+
+
+def test_container_workloads_are_in_the_inventory_and_the_api(cloud):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api.app import create_app
+    from stackfleet.store import open_store
+
+    server, tmp = cloud
+    assert cli(tmp, "provision", "apply", str(spec(tmp, 2)), "--execute").exit_code == 0
+    cli(tmp, "workload", "stop", "api", "--project", "alpha-01", "--member", "2", "--execute")
+    collected = cli(tmp, "collect", "--os-cloud", "sim", "--kind", "server", "--kind",
+                    "container")  # fmt: skip
+    assert collected.exit_code == 0, collected.output
+    client = TestClient(create_app(open_store(f"sqlite:///{tmp / 'store.db'}")))
+    listed = client.get("/v1/workloads").json()["items"]
+    assert [(w["name"], w["backend"], w["member_count"], w["active_count"], w["status"])
+            for w in listed] == [("api", "zun", 2, 1, "MIXED")]  # fmt: skip
+    one = client.get("/v1/workloads/api").json()
+    assert sorted((r["name"], r["status"]) for r in one["relations"]["containers"]) == [
+        ("api-1", "Running"),
+        ("api-2", "Stopped"),
+    ]
+    shown = cli(tmp, "workload", "show", "api", "--project", "alpha-01", "-f", "json")
+    assert [(m["member"], m["status"], m["size"]) for m in json.loads(shown.output)] == [
+        ("api-1", "ACTIVE", "0.5 cpu, 256 MiB"), ("api-2", "SHUTOFF", "0.5 cpu, 256 MiB")
+    ]  # fmt: skip

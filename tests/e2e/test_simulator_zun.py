@@ -113,3 +113,38 @@ def test_a_glance_image_that_does_not_exist_ends_in_error(zun):
     assert container["status"] == "Error"
     assert container["status_reason"] == "Image no-such-image could not be found."
     assert _call(adapter, "POST", "/containers", json={"name": "x"}).status_code == 400
+
+
+def test_quotas_are_read_with_usages_and_enforced_on_create(zun):
+    adapter, region, server = zun
+    project = adapter.session.get_project_id()
+    made = _call(adapter, "POST", "/containers", json={"image": "busybox", "cpu": 2})
+    assert made.status_code == 202
+    usages = _call(adapter, "GET", f"/quotas/{project}?usages=true").json()
+    assert usages["containers"] == {"limit": 40, "in_use": 1}
+    assert usages["cpu"] == {"limit": 20, "in_use": 2.0}
+    assert usages["memory"] == {"limit": 51200, "in_use": 512}  # Zun's default memory
+    assert _call(adapter, "GET", f"/quotas/{project}").json()["containers"] == 40
+    put = _call(adapter, "PUT", f"/quotas/{project}", json={"cpu": 3})
+    assert put.status_code == 200 and put.json()["cpu"] == 3
+    over = _call(adapter, "POST", "/containers", json={"image": "busybox", "cpu": 2})
+    assert over.status_code == 403
+    assert over.json()["errors"][0]["detail"] == "Quota exceeded for resources: ['cpu']"
+    assert len(region.containers) == 1
+    assert _call(adapter, "DELETE", f"/quotas/{project}").status_code == 202
+    assert _call(adapter, "GET", f"/quotas/{project}").json()["cpu"] == 20
+
+
+def test_hosts_report_their_use_and_a_container_without_room_ends_in_error(zun):
+    adapter, region, server = zun
+    server.sim.zun_host_memory = 1024
+    hosts = _call(adapter, "GET", "/hosts").json()["hosts"]
+    assert hosts and {h["mem_total"] for h in hosts} == {1024}
+    for _ in hosts:
+        _call(adapter, "POST", "/containers", json={"image": "busybox", "memory": 1000})
+    after = _call(adapter, "GET", "/hosts").json()["hosts"]
+    assert all(h["mem_used"] == 1000 and h["total_containers"] == 1 for h in after)
+    extra = _call(adapter, "POST", "/containers", json={"image": "busybox", "memory": 100})
+    shown = _call(adapter, "GET", f"/containers/{extra.json()['uuid']}").json()
+    assert shown["status"] == "Error"
+    assert shown["status_reason"] == "There are not enough hosts available."

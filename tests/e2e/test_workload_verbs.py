@@ -178,7 +178,7 @@ def test_delete_verb_deletes_only_members(cloud):
 
 def test_a_verb_the_backend_cannot_do_says_so():
     view = WorkloadView("rack", "some-backend", "p")
-    with pytest.raises(UnsupportedVerb, match="cannot resize"):
+    with pytest.raises(UnsupportedVerb, match="some-backend workload .*: it has no resize"):
         WorkloadManager.check_verb(view, "resize")
 
 

@@ -41,13 +41,21 @@ def purge_command(
     timeout: Annotated[
         float, typer.Option("--timeout", help="Seconds to wait for each deletion.")
     ] = 300.0,
+    delete_project: Annotated[
+        bool,
+        typer.Option(
+            "--delete-project",
+            help="Last, delete the project itself from Keystone (once all it owned is gone).",
+        ),
+    ] = False,
     execute: ExecuteOption = False,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """Delete everything the project owns: servers, floating IPs, router interfaces,
-    routers, ports, networks, security groups, volume snapshots, volumes, images — in
-    that order. Without --execute: the plan. Run again to resume after a failure; the
-    project itself is not deleted."""
+    """Delete everything the project owns: containers, servers, server groups, floating
+    IPs, router interfaces, routers, ports, networks, security groups, volume snapshots,
+    volumes, images, the key pairs of users who belong to it alone — in that order (the
+    order `provision destroy` follows) — and, with --delete-project, the project itself.
+    Without --execute: the plan. Run again to resume after a failure."""
     from stackfleet.core.errors import StackFleetError
     from stackfleet.engine.settings import load_settings
     from stackfleet.provision.purge import PurgeError, Purger
@@ -76,9 +84,13 @@ def purge_command(
                         tasks[phase] = bar.add_task(phase, total=total)
                     bar.update(tasks[phase], completed=done, total=total)
 
-                report = purger.run(project_id, exists, True, backup, timeout, advance)
+                report = purger.run(
+                    project_id, exists, True, backup, timeout, advance, delete_project
+                )
         else:
-            report = purger.run(project_id, exists, execute, backup, timeout)
+            report = purger.run(
+                project_id, exists, execute, backup, timeout, delete_project=delete_project
+            )
     finally:
         purger.close()
     rows = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,7 +16,7 @@ from stackfleet.cli.options import SettingsOption
 from stackfleet.cli.output import Format, FormatOption, emit_rows
 
 if TYPE_CHECKING:
-    from stackfleet.provision.apply import ApplyReport, Provisioner, Scope
+    from stackfleet.provision.apply import ApplyReport, MemberOutcome, Provisioner, Scope
     from stackfleet.provision.plan import WorkloadPlan
 
 out = Console(highlight=False, soft_wrap=True)
@@ -50,9 +51,26 @@ def register(app: typer.Typer) -> None:
     app.add_typer(group, name="provision")
 
 
-def _provisioner(
+def outcome_rows(outcomes: list[MemberOutcome]) -> list[dict[str, Any]]:
+    """What became of each member, as rows under OUTCOME_COLUMNS."""
+    return [
+        {
+            "workload": o.workload,
+            "action": o.action,
+            "member": o.name,
+            "status": o.status,
+            "server_id": o.server_id,
+            "message": o.message,
+        }
+        for o in outcomes
+    ]
+
+
+def provisioner_for(
     ctx: typer.Context, cloud: str | None, region: str | None, config: str | None
 ) -> Provisioner:
+    """The provisioner of a command: the store, the settings file, and the cloud of
+    --os-cloud (or the OS_* variables)."""
     from stackfleet.engine.settings import load_settings
     from stackfleet.provision.apply import Provisioner
 
@@ -76,7 +94,7 @@ def _prepare(
     from stackfleet.provision.spec import load_spec
 
     workloads = load_spec(spec)
-    provisioner = _provisioner(ctx, cloud, region, config)
+    provisioner = provisioner_for(ctx, cloud, region, config)
     try:
         prepared = provisioner.prepare(workloads)
         return provisioner, provisioner.plan(prepared, destroy=destroy)
@@ -162,43 +180,45 @@ def plan_command(
         emit_rows(_plan_rows(only), PLAN_COLUMNS, fmt)
 
 
-def apply_command(
-    ctx: typer.Context,
-    spec: SpecArgument,
-    cloud: CloudOption = None,
-    region: RegionOption = None,
-    config: SettingsOption = None,
-    execute: ExecuteOption = False,
-    fmt: FormatOption = Format.table,
-) -> None:
+def _converging_command(destroy: bool, doc: str) -> Callable[..., None]:
+    """`apply` or `destroy`: the plan (of the spec, or of its teardown), then the
+    convergence. One body for both."""
+
+    def command(
+        ctx: typer.Context,
+        spec: SpecArgument,
+        cloud: CloudOption = None,
+        region: RegionOption = None,
+        config: SettingsOption = None,
+        execute: ExecuteOption = False,
+        fmt: FormatOption = Format.table,
+    ) -> None:
+        provisioner, plans = _prepare(ctx, spec, cloud, region, config, destroy=destroy)
+        try:
+            _converge(provisioner, plans, execute, fmt)
+        finally:
+            provisioner.close()
+
+    command.__doc__ = doc
+    command.__name__ = "destroy_command" if destroy else "apply_command"
+    return command
+
+
+apply_command = _converging_command(
+    False,
     """Converge: create missing members, replace failed ones, scale down to count.
 
     Quota and capacity are checked first; every create and delete goes through the
-    safety gate and the audit log. Without --execute this is a dry run."""
-    provisioner, plans = _prepare(ctx, spec, cloud, region, config)
-    try:
-        _converge(provisioner, plans, execute, fmt)
-    finally:
-        provisioner.close()
+    safety gate and the audit log. Without --execute this is a dry run.""",
+)
+destroy_command = _converging_command(
+    True,
+    """Delete every member of the spec's workloads (and their server groups), in the
+    teardown order `project purge` follows: containers, servers, bare-metal nodes, then
+    server groups.
 
-
-def destroy_command(
-    ctx: typer.Context,
-    spec: SpecArgument,
-    cloud: CloudOption = None,
-    region: RegionOption = None,
-    config: SettingsOption = None,
-    execute: ExecuteOption = False,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Delete every member of the spec's workloads (and their server groups).
-
-    Only servers carrying the workload's labels; without --execute a dry run."""
-    provisioner, plans = _prepare(ctx, spec, cloud, region, config, destroy=True)
-    try:
-        _converge(provisioner, plans, execute, fmt)
-    finally:
-        provisioner.close()
+    Only members carrying the workload's labels; without --execute a dry run.""",
+)
 
 
 def _converge(
@@ -235,18 +255,7 @@ def _converge(
             report = provisioner.apply(plans, execute=True, progress=advance)
     else:
         report = provisioner.apply(plans, execute=execute)
-    rows = [
-        {
-            "workload": o.workload,
-            "action": o.action,
-            "member": o.name,
-            "status": o.status,
-            "server_id": o.server_id,
-            "message": o.message,
-        }
-        for o in report.outcomes
-    ]
-    emit_rows(rows, OUTCOME_COLUMNS, fmt)
+    emit_rows(outcome_rows(report.outcomes), OUTCOME_COLUMNS, fmt)
     if table and not execute:
         out.print("dry-run: nothing changed; run again with --execute")
     if report.failed:

@@ -3,22 +3,30 @@ the common management verbs of workloads, mapped to each backend."""
 
 from __future__ import annotations
 
-import os
+import inspect
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from stackfleet.cli.context import state
 from stackfleet.cli.options import SettingsOption
 from stackfleet.cli.output import Format, FormatOption, emit_rows
-from stackfleet.cli.provision import CloudOption, ExecuteOption, RegionOption
+from stackfleet.cli.provision import (
+    OUTCOME_COLUMNS,
+    CloudOption,
+    ExecuteOption,
+    RegionOption,
+    outcome_rows,
+    provisioner_for,
+)
 
 if TYPE_CHECKING:
     from stackfleet.provision.apply import Provisioner, Scope
-    from stackfleet.provision.manage import WorkloadManager
+    from stackfleet.provision.manage import WorkloadManager, WorkloadView
+    from stackfleet.provision.plan import Member
 
 out = Console(highlight=False, soft_wrap=True)
 
@@ -29,13 +37,59 @@ ProjectOption = Annotated[
 ]
 MemberOption = Annotated[
     str | None,
-    typer.Option("--member", help="One member (name, number or server id); default: every one."),
+    typer.Option("--member", help="One member (name, number or id); default: every one."),
 ]
 TimeoutOption = Annotated[
     float, typer.Option("--timeout", help="Seconds to wait for each member's change.")
 ]
 
-OUTCOME_COLUMNS = ["workload", "action", "member", "status", "server_id", "message"]
+SHOW_COLUMNS = ["member", "index", "status", "host", "size", "id", "fault"]
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A changing verb as a command: its help and the one option of its own."""
+
+    help: str
+    option: inspect.Parameter | None = None
+
+
+def _option(
+    name: str, annotation: Any, default: Any = inspect.Parameter.empty
+) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                             annotation=annotation)  # fmt: skip
+
+
+VERBS: dict[str, Verb] = {
+    "start": Verb("Start (power on) the workload's stopped members. Dry-run unless --execute."),
+    "stop": Verb("Stop (shut off, power off) the workload's members. Dry-run unless --execute."),
+    "reboot": Verb(
+        "Reboot (restart) the workload's members (soft, or --hard). Dry-run unless --execute.",
+        _option("hard", Annotated[bool, typer.Option("--hard", help="A hard reboot.")], False),
+    ),
+    "rebuild": Verb(
+        "Rebuild the workload's members from an image. Dry-run unless --execute.",
+        _option(
+            "image",
+            Annotated[
+                str,
+                typer.Option(
+                    "--image", help="Glance image name or id (containers: a container image)."
+                ),
+            ],
+        ),
+    ),  # fmt: skip
+    "resize": Verb(
+        "Resize the workload's members to another flavor (and confirm the resize). "
+        "Dry-run unless --execute.",
+        _option("size", Annotated[str, typer.Option("--size", help="The new flavor.")]),
+    ),
+    "delete": Verb(
+        "Delete (undeploy) the workload's members: only those carrying its labels. "
+        "Dry-run unless --execute."
+    ),
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -45,22 +99,11 @@ def register(app: typer.Typer) -> None:
     )
     group.command("list")(list_command)
     group.command("show")(show_command)
-    for verb in ("start", "stop", "delete"):
-        group.command(verb, help=VERB_HELP[verb])(_simple_verb(verb))
-    group.command("reboot")(reboot_command)
-    group.command("rebuild")(rebuild_command)
-    group.command("resize")(resize_command)
+    for verb, spec in VERBS.items():
+        group.command(verb, help=spec.help)(_verb_command(verb, spec))
     group.command("console-url")(console_url_command)
     group.command("logs")(logs_command)
     app.add_typer(group, name="workload")
-
-
-VERB_HELP = {
-    "start": "Start the workload's stopped members. Dry-run unless --execute.",
-    "stop": "Stop (shut off) the workload's members. Dry-run unless --execute.",
-    "delete": "Delete the workload's members (only servers carrying its labels). "
-    "Dry-run unless --execute.",
-}
 
 
 def _manager(
@@ -70,21 +113,32 @@ def _manager(
     project: str | None,
     config: str | None,
 ) -> tuple[Provisioner, WorkloadManager, Scope]:
-    from stackfleet.engine.settings import load_settings
-    from stackfleet.provision.apply import Provisioner
     from stackfleet.provision.manage import WorkloadManager
 
-    default_cloud = cloud or ("envvars" if os.environ.get("OS_AUTH_URL") else None)
-    provisioner = Provisioner(
-        state(ctx).store(), load_settings(config), default_cloud=default_cloud,
-        default_region=region,
-    )  # fmt: skip
+    provisioner = provisioner_for(ctx, cloud, region, config)
     try:
-        scope = provisioner.scope_for(default_cloud, region, project)
+        scope = provisioner.scope_for(provisioner.default_cloud, region, project)
     except BaseException:
         provisioner.close()
         raise
     return provisioner, WorkloadManager(provisioner), scope
+
+
+def _with_workload(
+    ctx: typer.Context,
+    name: str,
+    cloud: str | None,
+    region: str | None,
+    project: str | None,
+    config: str | None,
+    then: Callable[[WorkloadManager, Scope, WorkloadView], Any],
+) -> Any:
+    """Find the workload by its labels and do `then` with it; the connections close."""
+    provisioner, manager, scope = _manager(ctx, cloud, region, project, config)
+    try:
+        return then(manager, scope, manager.find(scope, name))
+    finally:
+        provisioner.close()
 
 
 def list_command(
@@ -95,7 +149,8 @@ def list_command(
     config: SettingsOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """The project's workloads: backend, members, how many are ACTIVE or failed."""
+    """The project's workloads (VMs, bare metal, containers): backend, members, how many
+    are ACTIVE or failed."""
     provisioner, manager, scope = _manager(ctx, cloud, region, project, config)
     try:
         views = manager.workloads(scope)
@@ -118,6 +173,17 @@ def list_command(
     )
 
 
+def member_size(backend: str, member: Member) -> str | None:
+    """What a member is made of, in its backend's words: a flavor, a bare-metal
+    resource class, or a container's cpu and memory."""
+    raw = member.raw
+    if backend == "ironic":
+        return raw.get("resource_class") or (raw.get("allocation") or {}).get("resource_class")
+    if backend == "zun":
+        return f"{float(raw.get('cpu') or 0):g} cpu, {raw.get('memory')} MiB"
+    return (raw.get("flavor") or {}).get("original_name")
+
+
 def show_command(
     ctx: typer.Context,
     name: NameArgument,
@@ -127,76 +193,30 @@ def show_command(
     config: SettingsOption = None,
     fmt: FormatOption = Format.table,
 ) -> None:
-    """One workload's members: status, host, flavor, image and fault."""
-    provisioner, manager, scope = _manager(ctx, cloud, region, project, config)
-    try:
-        view = manager.find(scope, name)
-    finally:
-        provisioner.close()
+    """One workload's members: status, host, size (flavor, resource class or cpu and
+    memory), id and fault."""
+    view = _with_workload(ctx, name, cloud, region, project, config, lambda m, s, v: v)
     rows = [
         {
             "member": m.name,
             "index": m.index,
             "status": m.status,
             "host": m.host,
-            "flavor": (m.raw.get("flavor") or {}).get("original_name"),
-            "server_id": m.id,
+            "size": member_size(view.backend, m),
+            "id": m.id,
             "fault": m.fault,
         }
         for m in view.members
     ]
-    emit_rows(rows, ["member", "index", "status", "host", "flavor", "server_id", "fault"], fmt)
+    emit_rows(rows, SHOW_COLUMNS, fmt)
     if fmt is Format.table:
         out.print(f"workload {escape(view.name)} ({view.backend}): {view.status}")
 
 
-def _run(
-    ctx: typer.Context,
-    verb: str,
-    name: str,
-    cloud: str | None,
-    region: str | None,
-    project: str | None,
-    config: str | None,
-    member: str | None,
-    execute: bool,
-    timeout: float,
-    fmt: Format,
-    **options: object,
-) -> None:
-    from stackfleet.provision.apply import ProvisionError
+def _verb_command(verb: str, spec: Verb) -> Callable[..., None]:
+    """The command of one changing verb: the same body for every verb, its own option
+    (if any) passed on to the manager."""
 
-    provisioner, manager, scope = _manager(ctx, cloud, region, project, config)
-    try:
-        view = manager.find(scope, name)
-        outcomes = manager.run_verb(
-            scope, view, verb, member, dict(options), execute=execute, timeout=timeout
-        )
-    finally:
-        provisioner.close()
-    rows = [
-        {
-            "workload": o.workload,
-            "action": o.action,
-            "member": o.name,
-            "status": o.status,
-            "server_id": o.server_id,
-            "message": o.message,
-        }
-        for o in outcomes
-    ]
-    emit_rows(rows, OUTCOME_COLUMNS, fmt)
-    if fmt is Format.table and not execute:
-        out.print("dry-run: nothing changed; run again with --execute")
-    failed = [o for o in outcomes if o.status in ("failed", "unverified", "blocked")]
-    if failed:
-        raise ProvisionError(
-            f"{verb} did not take on {len(failed)} member(s): "
-            + ", ".join(f"{o.name} ({o.message})" for o in failed)
-        )
-
-
-def _simple_verb(verb: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
         name: NameArgument,
@@ -208,73 +228,34 @@ def _simple_verb(verb: str) -> Callable[..., None]:
         execute: ExecuteOption = False,
         timeout: TimeoutOption = 600.0,
         fmt: FormatOption = Format.table,
+        **options: Any,
     ) -> None:
-        _run(ctx, verb, name, cloud, region, project, config, member, execute, timeout, fmt)
+        from stackfleet.provision.apply import ProvisionError
 
-    command.__doc__ = VERB_HELP[verb]
+        outcomes = _with_workload(
+            ctx, name, cloud, region, project, config,
+            lambda manager, scope, view: manager.run_verb(
+                scope, view, verb, member, options, execute=execute, timeout=timeout
+            ),
+        )  # fmt: skip
+        emit_rows(outcome_rows(outcomes), OUTCOME_COLUMNS, fmt)
+        if fmt is Format.table and not execute:
+            out.print("dry-run: nothing changed; run again with --execute")
+        failed = [o for o in outcomes if o.status in ("failed", "unverified", "blocked")]
+        if failed:
+            raise ProvisionError(
+                f"{verb} did not take on {len(failed)} member(s): "
+                + ", ".join(f"{o.name} ({o.message})" for o in failed)
+            )
+
+    signature = inspect.signature(command, eval_str=True)
+    params = [p for p in signature.parameters.values() if p.kind is not p.VAR_KEYWORD]
+    if spec.option is not None:
+        params.append(spec.option)
+    command.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    command.__doc__ = spec.help
     command.__name__ = f"{verb}_command"
     return command
-
-
-def reboot_command(
-    ctx: typer.Context,
-    name: NameArgument,
-    member: MemberOption = None,
-    hard: Annotated[bool, typer.Option("--hard", help="A hard reboot (power cycle).")] = False,
-    cloud: CloudOption = None,
-    region: RegionOption = None,
-    project: ProjectOption = None,
-    config: SettingsOption = None,
-    execute: ExecuteOption = False,
-    timeout: TimeoutOption = 600.0,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Reboot the workload's members (soft, or --hard). Dry-run unless --execute."""
-    _run(
-        ctx, "reboot", name, cloud, region, project, config, member, execute, timeout, fmt,
-        hard=hard,
-    )  # fmt: skip
-
-
-def rebuild_command(
-    ctx: typer.Context,
-    name: NameArgument,
-    image: Annotated[str, typer.Option("--image", help="Glance image name or id.")],
-    member: MemberOption = None,
-    cloud: CloudOption = None,
-    region: RegionOption = None,
-    project: ProjectOption = None,
-    config: SettingsOption = None,
-    execute: ExecuteOption = False,
-    timeout: TimeoutOption = 600.0,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Rebuild the workload's members from an image. Dry-run unless --execute."""
-    _run(
-        ctx, "rebuild", name, cloud, region, project, config, member, execute, timeout, fmt,
-        image=image,
-    )  # fmt: skip
-
-
-def resize_command(
-    ctx: typer.Context,
-    name: NameArgument,
-    size: Annotated[str, typer.Option("--size", help="The new flavor (name or id).")],
-    member: MemberOption = None,
-    cloud: CloudOption = None,
-    region: RegionOption = None,
-    project: ProjectOption = None,
-    config: SettingsOption = None,
-    execute: ExecuteOption = False,
-    timeout: TimeoutOption = 600.0,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Resize the workload's members to another flavor (and confirm the resize).
-    Dry-run unless --execute."""
-    _run(
-        ctx, "resize", name, cloud, region, project, config, member, execute, timeout, fmt,
-        size=size,
-    )  # fmt: skip
 
 
 def console_url_command(
@@ -293,12 +274,10 @@ def console_url_command(
 
     if protocol not in ("vnc", "spice", "serial"):
         raise VerbOptionError(f"--protocol {protocol!r}: use vnc, spice or serial")
-    provisioner, manager, scope = _manager(ctx, cloud, region, project, config)
-    try:
-        view = manager.find(scope, name)
-        urls = manager.console_urls(scope, view, member, protocol)
-    finally:
-        provisioner.close()
+    urls = _with_workload(
+        ctx, name, cloud, region, project, config,
+        lambda manager, scope, view: manager.console_urls(scope, view, member, protocol),
+    )  # fmt: skip
     emit_rows([{"member": m.name, "url": url} for m, url in urls], ["member", "url"], fmt)
 
 
@@ -312,13 +291,11 @@ def logs_command(
     project: ProjectOption = None,
     config: SettingsOption = None,
 ) -> None:
-    """Each member's console log (or one member's)."""
-    provisioner, manager, scope = _manager(ctx, cloud, region, project, config)
-    try:
-        view = manager.find(scope, name)
-        logs = manager.logs(scope, view, member, lines)
-    finally:
-        provisioner.close()
+    """Each member's console log, or a container's logs (or one member's)."""
+    logs = _with_workload(
+        ctx, name, cloud, region, project, config,
+        lambda manager, scope, view: manager.logs(scope, view, member, lines),
+    )  # fmt: skip
     for m, text in logs:
         if len(logs) > 1:
             out.print(f"[bold]==> {escape(m.name)} <==[/]")

@@ -26,7 +26,7 @@ from typing import Any
 
 from stackfleet.core.errors import StackFleetError
 from stackfleet.model import KINDS
-from stackfleet.model.workloads import workloads_from_servers
+from stackfleet.model.workloads import META_WORKLOAD, workloads_from_members
 from stackfleet.sources.openstack import LISTERS, ListContext
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
@@ -155,6 +155,7 @@ def _run_pass(
         agent_interval=agent_interval,
     )
     listings: dict[str, Listing] = {}
+    sources: dict[str, Listing] = {}
     try:
         narrow = project_view(target)
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="list") as pool:
@@ -182,9 +183,9 @@ def _run_pass(
                 )
                 if outcome.held:
                     listing = replace(listing, complete=False, error=outcome.held)
-                # workloads are derived from the servers' records: before they are dropped
-                if listing.kind == "server" and not listing.skipped:
-                    _record_workloads(store, pass_id, target, listing)
+                # workloads are derived from their members' records: kept before dropped
+                if listing.kind in WORKLOAD_SOURCES:
+                    sources[listing.kind] = _workload_part(listing)
                 if not keep_records:
                     listing = replace(listing, records=[])
                 listings[listing.kind] = listing
@@ -194,6 +195,8 @@ def _run_pass(
                     )
                 if progress:
                     progress(target, listing)
+        if "server" in sources and not sources["server"].skipped:
+            _record_workloads(store, pass_id, target, sources)
     except BaseException as exc:
         store.finish_pass(pass_id, "failed", f"{type(exc).__name__}: {exc}", request_log.total)
         raise
@@ -213,17 +216,45 @@ def _run_pass(
     )
 
 
-def _record_workloads(store: Store, pass_id: int, target: CloudTarget, servers: Listing) -> None:
-    """The `workload` kind, derived from the servers just listed (their labels): as
-    complete as the server listing, so an incomplete one makes no workload gone."""
+# the kinds workload members are listed as (standalone Ironic members: allocations with
+# their nodes), and which of them a workload listing must have to be complete
+WORKLOAD_SOURCES = ("server", "baremetal_allocation", "baremetal_node", "container")
+_MEMBER_KINDS = ("server", "baremetal_allocation", "container")
+
+
+def _record_workloads(
+    store: Store, pass_id: int, target: CloudTarget, sources: dict[str, Listing]
+) -> None:
+    """The `workload` kind, derived from the members just listed (their labels). It is
+    complete only when every kind members are listed as was listed completely, or
+    skipped because the cloud has no such service: a pass that did not list containers,
+    or could not, makes no container workload gone."""
+    complete = all(
+        kind in sources and (sources[kind].complete or _not_in_catalog(sources[kind]))
+        for kind in _MEMBER_KINDS
+    )
+    errors = [f"{k}: {sources[k].error}" for k in _MEMBER_KINDS if k in sources and
+              sources[k].error and not _not_in_catalog(sources[k])]  # fmt: skip
+    missing = [k for k in _MEMBER_KINDS if k not in sources]
+    if missing:
+        errors.append(f"not listed in this pass: {', '.join(missing)}")
+
+    def records(kind: str) -> list[dict[str, Any]]:
+        return sources[kind].records if kind in sources else []
+
     store.record_kind(
         pass_id,
         target.cloud,
         target.region,
         "workload",
-        workloads_from_servers(servers.records),
-        servers.complete,
-        servers.error,
+        workloads_from_members(
+            records("server"),
+            records("baremetal_allocation"),
+            records("baremetal_node"),
+            records("container"),
+        ),
+        complete,
+        "; ".join(errors) or None,
     )
 
 
@@ -232,6 +263,21 @@ def _record_workloads(store: Store, pass_id: int, target: CloudTarget, servers: 
 # misses every resource made since (a sample of any of them shows it), cheap for a pass
 # in which a few resources were deleted (one GET each, answered 404).
 CONFIRM_GONE = 10
+
+
+def _workload_part(listing: Listing) -> Listing:
+    """Only what workloads are derived from (labelled members, allocated nodes): the
+    rest of a large listing is not held until the pass ends."""
+    if listing.kind == "baremetal_node":
+        keep = [r for r in listing.records if r.get("instance_uuid")]
+    else:
+        field = {"server": "metadata", "baremetal_allocation": "extra"}.get(listing.kind, "labels")
+        keep = [r for r in listing.records if META_WORKLOAD in (r.get(field) or {})]
+    return replace(listing, records=keep)
+
+
+def _not_in_catalog(listing: Listing) -> bool:
+    return listing.skipped and "not in the catalog" in str(listing.error)
 
 
 def _read_again_if_shrunk(

@@ -539,14 +539,57 @@ KINDS_LIST: tuple[Kind, ...] = (
         relations=(Relation("members", "server", "members", many=True, reverse="server_groups"),),
     ),
     Kind(
+        "baremetal_allocation",
+        "baremetal",
+        doc="An Ironic allocation (a node reserved by resource class and traits); "
+        "standalone bare-metal workload members carry their labels in its `extra`.",
+        id_api="uuid",
+        project_api="owner",
+        status_api="state",
+        fields=(
+            F("node_uuid"),
+            F("resource_class"),
+            F("traits", type=list),
+            F("extra", type=dict),
+            F("last_error"),
+            F("created_at"),
+        ),
+        relations=(Relation("node", "baremetal_node", "node_uuid", reverse="allocation"),),
+    ),
+    Kind(
+        "container",
+        "container",
+        doc="A Zun container; container workload members carry their labels in `labels`.",
+        id_api="uuid",
+        fields=(
+            F("image"),
+            F("host"),
+            F("task_state"),
+            F("status_reason"),
+            F("labels", type=dict),
+            F("cpu", type=float),
+            F("memory"),
+            F("created_at"),
+        ),
+    ),
+    Kind(
         "workload",
         "compute",
         doc="A workload StackFleet provisioned (`stackfleet provision`): derived from "
-        "the servers carrying its labels (Nova tag and metadata `stackfleet-workload`) "
-        "when a pass lists servers; its id is <project id>/<name>.",
+        "its members' labels (`stackfleet-workload`: a server's Nova tag and metadata, an "
+        "Ironic allocation's `extra`, a Zun container's `labels`) when a pass lists them; "
+        "its id is <project id>/<name>.",
         fields=(
-            F("backend", doc="nova (VMs, or bare metal through a bare-metal flavor)"),
-            F("member_ids", type=list, doc="its members' server ids"),
+            F(
+                "backend",
+                doc="nova (VMs, or bare metal through a bare-metal flavor), "
+                "ironic (standalone bare metal) or zun (containers)",
+            ),
+            F("member_kind", doc="server, baremetal_node or container"),
+            F("member_ids", type=list, doc="its members' ids (servers, nodes or containers)"),
+            F("server_ids", type=list),
+            F("node_ids", type=list),
+            F("container_ids", type=list),
             F("member_names", type=list),
             F("member_count", type=int),
             F("active_count", type=int, history=True),
@@ -555,7 +598,9 @@ KINDS_LIST: tuple[Kind, ...] = (
             F("spec_hashes", type=list, doc="fingerprints of the specs members were built from"),
         ),
         relations=(
-            Relation("members", "server", "member_ids", many=True, reverse="workloads"),
+            Relation("members", "server", "server_ids", many=True, reverse="workloads"),
+            Relation("nodes", "baremetal_node", "node_ids", many=True, reverse="workloads"),
+            Relation("containers", "container", "container_ids", many=True, reverse="workloads"),
             Relation("project", "project", "project_id", reverse="workloads"),
         ),
     ),

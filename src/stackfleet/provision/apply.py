@@ -28,7 +28,7 @@ from stackfleet.engine.settings import Settings
 from stackfleet.policy.errors import Problem
 from stackfleet.policy.schema import Policy, PolicySpec
 from stackfleet.policy.view import FleetView
-from stackfleet.provision import ironic, nova, zun
+from stackfleet.provision import ironic, nova, teardown, zun
 from stackfleet.provision.plan import Member, Step, WorkloadPlan, group_name, plan_workload
 from stackfleet.provision.resolve import CloudFacts, Resolved, demand_of, read_facts, resolve
 from stackfleet.provision.spec import SpecError, Workload
@@ -42,6 +42,17 @@ from stackfleet.store.db import Store
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]
+
+
+# backend -> the inventory kind of its members, and the action that deletes one
+MEMBER_KINDS = {"nova": "server", "ironic": "baremetal_node", "zun": "container"}
+DELETE_ACTIONS: dict[
+    str, type[nova.DeleteMember | ironic.DeleteNodeMember | zun.DeleteContainerMember]
+] = {
+    "nova": nova.DeleteMember,
+    "ironic": ironic.DeleteNodeMember,
+    "zun": zun.DeleteContainerMember,
+}
 
 
 class CapacityError(StackFleetError):
@@ -97,6 +108,18 @@ class ApplyReport:
     @property
     def failed(self) -> list[MemberOutcome]:
         return [o for o in self.outcomes if o.status in ("failed", "timeout", "error")]
+
+
+@dataclass
+class _Run:
+    """One apply or destroy: whether it changes the cloud, the step its idempotency keys
+    carry, its time, its report and progress display."""
+
+    execute: bool
+    run_id: str
+    now: datetime
+    report: ApplyReport
+    progress: Progress | None
 
 
 class _ScopedConnections(Connections):
@@ -299,10 +322,16 @@ class Provisioner:
                 short += self._nodes_short(plan, scope, creates)
                 continue
             if creates and plan.resolved.backend == "zun":
-                notes.append(
-                    f"workload {plan.name}: Zun's quota and capacity are not checked (Zun "
-                    "schedules and refuses by itself)"
-                )
+                w = plan.resolved.workload
+                new = creates - len(plan.of("delete"))
+                where = f"{scope.cloud}/{scope.region}"
+                for found, note in (
+                    zun.quota_short(scope.conn, w, scope.project_id, new, self.log),
+                    zun.capacity_short(scope.conn, w, creates, where, self.log),
+                ):
+                    short += found
+                    if note:
+                        notes.append(note)
                 continue
             if not creates or plan.resolved.flavor is None:
                 continue
@@ -446,9 +475,12 @@ class Provisioner:
         started = time.perf_counter()
         now = now or datetime.now(UTC)
         report = ApplyReport([p for p, _ in plans], execute)
-        run_id = uuid.uuid4().hex[:12]
-        for plan, scope in plans:
-            self._apply_one(plan, scope, execute, run_id, now, report, progress)
+        run = _Run(execute, uuid.uuid4().hex[:12], now, report, progress)
+        if plans and all(plan.destroy for plan, _ in plans):
+            self._teardown(plans, run)
+        else:
+            for plan, scope in plans:
+                self._apply_one(plan, scope, run)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -456,28 +488,57 @@ class Provisioner:
         self,
         plan: WorkloadPlan,
         scope: Scope,
-        execute: bool,
-        run_id: str,
-        now: datetime,
-        report: ApplyReport,
-        progress: Progress | None,
+        run: _Run,
     ) -> None:
         w = plan.resolved.workload
+        self._remove(plan, scope, run)
+        self._create(plan, scope, run)
+        if w.count == 0:
+            self._drop_group(plan, scope, run.execute, run.report)
+
+    def _teardown(
+        self,
+        plans: list[tuple[WorkloadPlan, Scope]],
+        run: _Run,
+    ) -> None:
+        """Destroy: every workload's members, then their server groups, phase by phase
+        in the teardown order `project purge` follows too (containers, servers, bare-metal
+        nodes, server groups)."""
+        kinds = {MEMBER_KINDS[p.resolved.backend] for p, _ in plans} | {"server_group"}
+        for phase in teardown.phases(kinds):
+            for plan, scope in plans:
+                if phase.kind == "server_group":
+                    self._drop_group(plan, scope, run.execute, run.report)
+                elif MEMBER_KINDS[plan.resolved.backend] == phase.kind:
+                    self._remove(plan, scope, run)
+
+    def _run_of(
+        self, plan: WorkloadPlan, scope: Scope, run: _Run
+    ) -> tuple[Policy, SafetyGate, Executor, str]:
+        """The policy, gate and executor a workload's actions run under, and the step
+        their idempotency keys carry."""
+        w = plan.resolved.workload
         policy = workload_policy(w, self.settings)
-        gate, executor = self.machinery(scope, execute, now, w.timeout.total_seconds())
+        gate, executor = self.machinery(scope, run.execute, run.now, w.timeout.total_seconds())
+        run_id = run.run_id
         if policy.spec.safety.require_approval:
             # the same key on every apply: a queued action is found again, not queued twice
             run_id = f"approval:{plan.spec_hash}"
+        return policy, gate, executor, run_id
 
+    def _remove(
+        self,
+        plan: WorkloadPlan,
+        scope: Scope,
+        run: _Run,
+    ) -> None:
+        """The plan's deletions (scale-down, replaced and destroyed members), waited for
+        until they are gone."""
+        w = plan.resolved.workload
+        policy, gate, executor, run_id = self._run_of(plan, scope, run)
+        execute, now, report, progress = run.execute, run.now, run.report, run.progress
         removals = [s for s in plan.steps if s.kind in ("delete", "replace") and s.member]
-        backend = plan.resolved.backend
-        delete_class: type[nova.DeleteMember | ironic.DeleteNodeMember | zun.DeleteContainerMember]
-        if backend == "ironic":
-            delete_class = ironic.DeleteNodeMember
-        elif backend == "zun":
-            delete_class = zun.DeleteContainerMember
-        else:
-            delete_class = nova.DeleteMember
+        delete_class = DELETE_ACTIONS[plan.resolved.backend]
         deletes = [
             self._candidate(
                 policy,
@@ -495,6 +556,18 @@ class Provisioner:
         if gone_ids:
             self._wait_gone(plan, scope, gone_ids, w.timeout.total_seconds(), report, progress)
 
+    def _create(
+        self,
+        plan: WorkloadPlan,
+        scope: Scope,
+        run: _Run,
+    ) -> None:
+        """The plan's creations (missing and replaced members; a replacement only once
+        its old member is gone), waited for until built, failed or timed out."""
+        w = plan.resolved.workload
+        backend = plan.resolved.backend
+        policy, gate, executor, run_id = self._run_of(plan, scope, run)
+        execute, now, report, progress = run.execute, run.now, run.report, run.progress
         creations = [s for s in plan.steps if s.kind in ("create", "replace")]
         replaced_ok = {
             o.name for o in report.outcomes if o.action == "delete" and o.status == "deleted"
@@ -572,8 +645,6 @@ class Provisioner:
         }
         if new:
             self._wait_built(plan, scope, new, w.timeout.total_seconds(), report, progress)
-        if plan.destroy or w.count == 0:
-            self._drop_group(plan, scope, execute, report, policy.name)
 
     def machinery(
         self, scope: Scope, execute: bool, now: datetime, timeout: float
@@ -601,7 +672,7 @@ class Provisioner:
                 queue_for_approval(self.store, self.audit, candidate, self.actor, now)
 
     def _drop_group(
-        self, plan: WorkloadPlan, scope: Scope, execute: bool, report: ApplyReport, policy: str
+        self, plan: WorkloadPlan, scope: Scope, execute: bool, report: ApplyReport
     ) -> None:
         """A workload with no members left has its server group deleted too."""
         if plan.group_id is None or not execute:
@@ -613,7 +684,7 @@ class Provisioner:
             "provision.group_deleted",
             {"name": group_name(plan.name), "id": plan.group_id},
             actor=self.actor,
-            policy=policy,
+            policy=f"provision/{plan.name}",
             target=f"{scope.cloud}/{scope.region}/server_group/{plan.group_id}",
         )
 
@@ -806,50 +877,37 @@ def member_record(
     scope: Scope, name: str, member: Member | None, kind: str = "server"
 ) -> dict[str, Any]:
     """A member as the record its actions are planned, gated and audited on (a member
-    yet to be made: id `new:<name>`)."""
+    yet to be made: id `new:<name>`): what every backend's member has, and what its
+    own actions read (flavor, node and allocation, container image)."""
     raw = member.raw if member else {}
-    if kind == "container":
-        return {
-            "cloud": scope.cloud,
-            "region": scope.region,
-            "kind": kind,
-            "id": member.id if member else f"new:{name}",
-            "name": name,
-            "project_id": scope.project_id,
-            "tags": [],
-            "metadata": dict(raw.get("labels") or {}),
-            "status": member.status if member else None,
-            "image_id": raw.get("image"),
-        }
-    if kind == "baremetal_node":
-        allocation = raw.get("allocation") or {}
-        return {
-            "cloud": scope.cloud,
-            "region": scope.region,
-            "kind": kind,
-            "id": member.id if member else f"new:{name}",
-            "name": name,
-            "project_id": scope.project_id,
-            "tags": [],
-            "metadata": dict(allocation.get("extra") or {}),
-            "status": member.status if member else None,
-            "node_id": raw.get("uuid"),
-            "allocation_id": allocation.get("uuid"),
-            "image_id": (raw.get("instance_info") or {}).get("image_source"),
-        }
-    return {
+    record: dict[str, Any] = {
         "cloud": scope.cloud,
         "region": scope.region,
-        "kind": "server",
+        "kind": kind,
         "id": member.id if member else f"new:{name}",
         "name": name,
         "project_id": scope.project_id,
-        "tags": list(raw.get("tags") or []),
-        "metadata": dict(raw.get("metadata") or {}),
         "status": member.status if member else None,
-        "flavor_name": (raw.get("flavor") or {}).get("original_name"),
-        "image_id": (raw.get("image") or {}).get("id") if raw.get("image") else None,
     }
+    if kind == "container":
+        record.update(tags=[], metadata=dict(raw.get("labels") or {}), image_id=raw.get("image"))
+    elif kind == "baremetal_node":
+        allocation = raw.get("allocation") or {}
+        record.update(
+            tags=[],
+            metadata=dict(allocation.get("extra") or {}),
+            node_id=raw.get("uuid"),
+            allocation_id=allocation.get("uuid"),
+            image_id=(raw.get("instance_info") or {}).get("image_source"),
+        )
+    else:
+        record.update(
+            tags=list(raw.get("tags") or []),
+            metadata=dict(raw.get("metadata") or {}),
+            flavor_name=(raw.get("flavor") or {}).get("original_name"),
+            image_id=(raw.get("image") or {}).get("id") if raw.get("image") else None,
+        )
+    return record
 
 
 def make_candidate(

@@ -12,9 +12,7 @@ calls (allocations, nodes), never one GET per node."""
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
-
-from pydantic import PrivateAttr
+from typing import Any, ClassVar, Literal
 
 from stackfleet.actions.base import (
     ActionContext,
@@ -23,18 +21,28 @@ from stackfleet.actions.base import (
     Outcome,
     Plan,
     Record,
-    wait_for,
 )
 from stackfleet.core.times import parse_time
-from stackfleet.model.workloads import META_MEMBER, META_SPEC, META_WORKLOAD
-from stackfleet.provision.nova import MemberAction
+from stackfleet.model.workloads import (
+    FAILED_NODE_STATES,
+    META_MEMBER,
+    META_SPEC,
+    META_WORKLOAD,
+    allocation_status,
+)
+from stackfleet.provision.member_action import (
+    CreatesMember,
+    MemberAction,
+    StateVerb,
+    session,
+    wait_member,
+)
 from stackfleet.provision.plan import Member
 from stackfleet.sources.openstack.listing import ListingError, RequestLog, endpoint_of
 
 # 1.52 allocations, 1.60 allocation owner, 1.65 lessee; 1.78 is Ironic 2023.2's
 MICROVERSION = "1.78"
-FAILED_STATES = frozenset({"deploy failed", "error", "clean failed"})
-BUILDING_STATES = frozenset({"deploying", "wait call-back", "deploy wait", "rebuild"})
+FAILED_STATES = FAILED_NODE_STATES
 
 
 def _call(
@@ -123,20 +131,7 @@ def member_status(
 ) -> tuple[str, str | None]:
     """A member's status in the words members use (ACTIVE, BUILD, ERROR, SHUTOFF,
     DELETING) and its fault, from the allocation and its node."""
-    if allocation.get("state") == "error":
-        return "ERROR", allocation.get("last_error")
-    if allocation.get("state") == "allocating" or node is None:
-        return "BUILD", None
-    state = node.get("provision_state")
-    if state == "active":
-        return ("SHUTOFF" if node.get("power_state") == "power off" else "ACTIVE"), None
-    if state in FAILED_STATES:
-        return "ERROR", node.get("last_error") or f"node {state}"
-    if state in ("deleting", "cleaning"):
-        return "DELETING", None
-    if state == "available" and not node.get("instance_info", {}).get("image_source"):
-        return "BUILD", None  # allocated, not deployed yet
-    return "BUILD", None
+    return allocation_status(allocation.get("state"), allocation.get("last_error"), node)
 
 
 def member_of(allocation: dict[str, Any], node: dict[str, Any] | None) -> Member:
@@ -188,8 +183,7 @@ def allocation_body(
 def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     """The member re-read just before acting: its allocation's labels and its node's
     state (None: both gone)."""
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     allocation_id = record.get("allocation_id")
     allocation: dict[str, Any] = {}
     if allocation_id:
@@ -223,20 +217,10 @@ def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
 
 class _NodeAction(MemberAction):
     kinds = ("baremetal_node",)
-
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return read_member(ctx, record)
-
-    def _plan(self, record: Record, summary: str, *changes: Change) -> Plan:
-        return self.make_plan(
-            record,
-            f"{summary} of workload {self.workload}",
-            *changes,
-            expects={"workload": self.workload},
-        )
+    read = staticmethod(read_member)
 
 
-class CreateNodeMember(_NodeAction):
+class CreateNodeMember(CreatesMember, _NodeAction):
     """Create one bare-metal member: an allocation (resource class, traits, the
     workload's labels), then deploy the allocated node with the image. An allocation
     Ironic cannot satisfy is reported with Ironic's message and removed."""
@@ -245,12 +229,6 @@ class CreateNodeMember(_NodeAction):
     index: int
     allocation: dict[str, Any]
     image_id: str
-    _server_id: str | None = PrivateAttr(default=None)
-
-    @property
-    def server_id(self) -> str | None:
-        """The allocated node's uuid once its deploy started."""
-        return self._server_id
 
     def plan(self, record: Record) -> Plan:
         return self.make_plan(
@@ -261,12 +239,8 @@ class CreateNodeMember(_NodeAction):
             Change("image", None, self.image_id),
         )
 
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return {}
-
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         made = _call(conn, "POST", "/allocations", log, "baremetal POST /allocations",
                      self.allocation)  # fmt: skip
         allocation_id = str(made["uuid"])
@@ -312,8 +286,7 @@ class DeleteNodeMember(_NodeAction):
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         if record.get("node_id"):
             _call(conn, "PUT", f"/nodes/{record['node_id']}/states/provision", log,
                   "baremetal PUT /nodes/{id}/states/provision", {"target": "deleted"})  # fmt: skip
@@ -324,79 +297,67 @@ class DeleteNodeMember(_NodeAction):
 
 
 def _power(ctx: ActionContext, record: Record, target: str) -> None:
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     _call(conn, "PUT", f"/nodes/{record['node_id']}/states/power", log,
           "baremetal PUT /nodes/{id}/states/power", {"target": target})  # fmt: skip
 
 
 def _wait_node(ctx: ActionContext, record: Record, check: Any, what: str) -> Outcome:
-    def done() -> tuple[bool, dict[str, Any]]:
-        state = read_member(ctx, record) or {}
+    def failed(state: dict[str, Any]) -> str | None:
         if state.get("provision_state") in FAILED_STATES:
-            raise ActionError(f"{what}: node {record.get('node_id')} went to "
-                              f"{state.get('provision_state')}")  # fmt: skip
-        return bool(check(state)), state
+            return f"node {record.get('node_id')} went to {state.get('provision_state')}"
+        return None
 
-    return wait_for(ctx, done, what)
+    return wait_member(ctx, record, read_member, lambda s: bool(check(s)), failed, what)
 
 
-class StartNodeMember(_NodeAction):
+class _PowerVerb(StateVerb, _NodeAction):
+    """A change of a member's node's power, done once the node shows `settles`."""
+
+    target: ClassVar[str] = ""  # Ironic's power target
+    settles: ClassVar[str] = ""  # the power state that ends it
+
+    def act(self, ctx: ActionContext, record: Record) -> None:
+        _power(ctx, record, self.target)
+
+    def reached(self, ctx: ActionContext, record: Record) -> Outcome:
+        wanted = self.settles
+        return _wait_node(ctx, record, lambda s: s.get("power_state") == wanted, self.target)
+
+
+class StartNodeMember(_PowerVerb):
     """Power a member's node on."""
 
     type: Literal["provision-start-baremetal"] = "provision-start-baremetal"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "ACTIVE":
-            return None
-        return self._plan(record, f"power on node of {record.get('name')}",
-                          Change("power_state", "power off", "power on"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        _power(ctx, record, "power on")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return _wait_node(ctx, record, lambda s: s.get("power_state") == "power on", "power on")
+    done_status = "ACTIVE"
+    words = "power on node of {name}"
+    change = ("power_state", "power off", "power on")
+    target = settles = "power on"
 
 
-class StopNodeMember(_NodeAction):
+class StopNodeMember(_PowerVerb):
     """Power a member's node off."""
 
     destructive = True
     type: Literal["provision-stop-baremetal"] = "provision-stop-baremetal"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "SHUTOFF":
-            return None
-        return self._plan(record, f"power off node of {record.get('name')}",
-                          Change("power_state", "power on", "power off"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        _power(ctx, record, "power off")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return _wait_node(ctx, record, lambda s: s.get("power_state") == "power off", "power off")
+    done_status = "SHUTOFF"
+    words = "power off node of {name}"
+    change = ("power_state", "power on", "power off")
+    target = settles = "power off"
 
 
-class RebootNodeMember(_NodeAction):
-    """Reboot a member's node (Ironic power target `rebooting`)."""
+class RebootNodeMember(_PowerVerb):
+    """Reboot a member's node (Ironic power target `soft rebooting`; hard: `rebooting`)."""
 
     destructive = True
     type: Literal["provision-reboot-baremetal"] = "provision-reboot-baremetal"
     hard: bool = False
+    words = "reboot node of {name}"
+    change = ("reboot", None, "rebooting")
+    settles = "power on"
 
-    def plan(self, record: Record) -> Plan:
-        return self._plan(record, f"reboot node of {record.get('name')}",
-                          Change("reboot", None, "rebooting"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
+    def act(self, ctx: ActionContext, record: Record) -> None:
         _power(ctx, record, "rebooting" if self.hard else "soft rebooting")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return _wait_node(ctx, record, lambda s: s.get("power_state") == "power on", "reboot")
 
 
 class RebuildNodeMember(_NodeAction):
@@ -416,8 +377,7 @@ class RebuildNodeMember(_NodeAction):
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         _call(
             conn, "PATCH", f"/nodes/{record['node_id']}", log, "baremetal PATCH /nodes/{id}",
             [{"op": "add", "path": "/instance_info/image_source", "value": self.image_id}],

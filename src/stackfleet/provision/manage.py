@@ -19,6 +19,7 @@ from stackfleet.engine.gate import Candidate
 from stackfleet.model.workloads import META_WORKLOAD, workload_label
 from stackfleet.provision import ironic, nova, zun
 from stackfleet.provision.apply import (
+    MEMBER_KINDS,
     MemberOutcome,
     Provisioner,
     Scope,
@@ -66,14 +67,28 @@ class WorkloadView:
         return workload_status([m.status for m in self.members])
 
 
-# backend -> verbs it can do (the others are refused, saying so)
-BACKEND_VERBS: dict[str, frozenset[str]] = {
-    "nova": frozenset(CHANGING_VERBS + READING_VERBS),
-    "ironic": frozenset(ironic.VERBS),
-    "zun": frozenset({*zun.VERBS, "logs"}),
+# backend -> verb -> the action class that carries it out on one member (a verb a
+# backend has no class for is refused, saying so)
+BACKEND_ACTIONS: dict[str, dict[str, type[nova.MemberAction]]] = {
+    "nova": nova.VERBS,
+    "ironic": ironic.VERBS,
+    "zun": zun.VERBS,
 }
-BACKEND_WORDS = {"nova": "Nova", "ironic": "standalone Ironic", "zun": "Zun"}
-MEMBER_KINDS = {"nova": "server", "ironic": "baremetal_node", "zun": "container"}
+# backend -> the reading verbs it has
+BACKEND_READS: dict[str, frozenset[str]] = {
+    "nova": frozenset(READING_VERBS),
+    "ironic": frozenset(),
+    "zun": frozenset({"logs"}),
+}
+BACKEND_VERBS: dict[str, frozenset[str]] = {
+    b: frozenset(BACKEND_ACTIONS[b]) | BACKEND_READS[b] for b in BACKEND_ACTIONS
+}
+# backend -> (what kind of workload it runs, the backend in the operator's words)
+BACKEND_WORDS = {
+    "nova": ("VM", "Nova"),
+    "ironic": ("bare-metal", "standalone Ironic"),
+    "zun": ("container", "Zun"),
+}
 
 
 class WorkloadManager:
@@ -160,10 +175,15 @@ class WorkloadManager:
 
     @staticmethod
     def check_verb(view: WorkloadView, verb: str) -> None:
-        if verb not in BACKEND_VERBS.get(view.backend, frozenset()):
-            word = BACKEND_WORDS.get(view.backend, view.backend)
+        """Refuse a verb the workload's backend cannot do, naming the workload's kind
+        and the verbs it has."""
+        allowed = BACKEND_VERBS.get(view.backend, frozenset())
+        if verb not in allowed:
+            kind, word = BACKEND_WORDS.get(view.backend, (view.backend, view.backend))
+            has = ", ".join(v for v in (*CHANGING_VERBS, *READING_VERBS) if v in allowed)
             raise UnsupportedVerb(
-                f"workload {view.name} runs on {word}, which cannot {verb} its members"
+                f"workload {view.name} is a {kind} workload ({word}): it has no {verb}; "
+                f"its verbs: {has or 'none'}"
             )
 
     def console_urls(
@@ -186,70 +206,49 @@ class WorkloadManager:
 
     def action_for(
         self, scope: Scope, view: WorkloadView, verb: str, options: dict[str, Any]
-    ) -> Any:
-        """The action class of `verb` for the workload's backend, with its options
-        resolved (an image or flavor name to its id)."""
+    ) -> nova.MemberAction:
+        """The action of `verb` on the workload's backend, with its options resolved (an
+        image or flavor name to its id)."""
         self.check_verb(view, verb)
-        on_ironic = view.backend == "ironic"
-        cls = {"ironic": ironic.VERBS, "zun": zun.VERBS}.get(view.backend, nova.VERBS)[verb]
-        if view.backend == "zun":
-            if verb == "rebuild":
-                wanted = options.get("image")
-                if not wanted:
-                    raise VerbOptionError("rebuild needs --image (a container image)")
-                return zun.RebuildContainerMember(
-                    workload=view.name, project_id=scope.project_id, image_id=str(wanted),
-                    image_name=str(wanted),
-                )  # fmt: skip
-            extra: dict[str, Any] = {"reason": "workload delete"} if verb == "delete" else {}
-            if verb == "reboot":
-                extra = {"hard": bool(options.get("hard"))}
-            return cls.model_validate(
-                {"workload": view.name, "project_id": scope.project_id, **extra}
-            )
-        ctx = ListContext(target=scope_target(scope), log=self.log)
+        fields: dict[str, Any] = {"workload": view.name, "project_id": scope.project_id}
         if verb == "rebuild":
-            wanted = options.get("image")
+            fields.update(self._image(scope, view, options.get("image")))
+        elif verb == "resize":
+            fields.update(self._flavor(scope, options.get("size")))
+        elif verb == "reboot":
+            fields["hard"] = bool(options.get("hard"))
+        elif verb == "delete":
+            fields["reason"] = "workload delete"
+        return BACKEND_ACTIONS[view.backend][verb].model_validate(fields)
+
+    def _image(self, scope: Scope, view: WorkloadView, wanted: Any) -> dict[str, str]:
+        """A rebuild's image: a container image as given, else a Glance image by name
+        or id (closest names on a miss)."""
+        if view.backend == "zun":
             if not wanted:
-                raise VerbOptionError("rebuild needs --image (a Glance image name or id)")
-            images = [i for i in image.images(ctx) if i.get("status") == "active"]
-            found = next((i for i in images if wanted in (i.get("id"), i.get("name"))), None)
-            if found is None:
-                raise VerbOptionError(
-                    f"no image {wanted!r}{closest(wanted, [str(i.get('name')) for i in images])}"
-                )
-            rebuild = ironic.RebuildNodeMember if on_ironic else nova.RebuildMember
-            return rebuild(
-                workload=view.name,
-                project_id=scope.project_id,
-                image_id=str(found["id"]),
-                image_name=str(found.get("name")),
+                raise VerbOptionError("rebuild needs --image (a container image)")
+            return {"image_id": str(wanted), "image_name": str(wanted)}
+        if not wanted:
+            raise VerbOptionError("rebuild needs --image (a Glance image name or id)")
+        ctx = ListContext(target=scope_target(scope), log=self.log)
+        images = [i for i in image.images(ctx) if i.get("status") == "active"]
+        found = next((i for i in images if wanted in (i.get("id"), i.get("name"))), None)
+        if found is None:
+            raise VerbOptionError(
+                f"no image {wanted!r}{closest(wanted, [str(i.get('name')) for i in images])}"
             )
-        if verb == "resize":
-            wanted = options.get("size")
-            if not wanted:
-                raise VerbOptionError("resize needs --size (a flavor name or id)")
-            flavors = compute.flavors(ctx)
-            found = next((f for f in flavors if wanted in (f.get("id"), f.get("name"))), None)
-            if found is None:
-                raise VerbOptionError(
-                    f"no flavor {wanted!r}{closest(wanted, [str(f.get('name')) for f in flavors])}"
-                )
-            return nova.ResizeMember(
-                workload=view.name,
-                project_id=scope.project_id,
-                flavor_id=str(found["id"]),
-                flavor_name=str(found.get("name")),
+        return {"image_id": str(found["id"]), "image_name": str(found.get("name"))}
+
+    def _flavor(self, scope: Scope, wanted: Any) -> dict[str, str]:
+        if not wanted:
+            raise VerbOptionError("resize needs --size (a flavor name or id)")
+        flavors = compute.flavors(ListContext(target=scope_target(scope), log=self.log))
+        found = next((f for f in flavors if wanted in (f.get("id"), f.get("name"))), None)
+        if found is None:
+            raise VerbOptionError(
+                f"no flavor {wanted!r}{closest(wanted, [str(f.get('name')) for f in flavors])}"
             )
-        if verb == "reboot":
-            reboot = ironic.RebootNodeMember if on_ironic else nova.RebootMember
-            return reboot(
-                workload=view.name, project_id=scope.project_id, hard=bool(options.get("hard"))
-            )
-        if verb == "delete":
-            delete = ironic.DeleteNodeMember if on_ironic else nova.DeleteMember
-            return delete(workload=view.name, project_id=scope.project_id, reason="workload delete")
-        return cls.model_validate({"workload": view.name, "project_id": scope.project_id})
+        return {"flavor_id": str(found["id"]), "flavor_name": str(found.get("name"))}
 
     def run_verb(
         self,

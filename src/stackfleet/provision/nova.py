@@ -8,17 +8,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import PrivateAttr
-
-from stackfleet.actions.base import (
-    Action,
-    ActionContext,
-    ActionError,
-    Change,
-    Outcome,
-    Plan,
-    Record,
-    wait_for,
+from stackfleet.actions.base import ActionContext, ActionError, Change, Outcome, Plan, Record
+from stackfleet.provision.member_action import (
+    CreatesMember,
+    MemberAction,
+    session,
+    wait_member,
 )
 from stackfleet.provision.plan import (
     META_LEASE,
@@ -180,20 +175,10 @@ def delete_group(conn: Any, group_id: str, log: RequestLog) -> None:
         raise ActionError(f"deleting server group {group_id} answered {response.status_code}")
 
 
-class MemberAction(Action):
-    """An action on one member of a workload, as its project (`project_id` is kept in
-    the action's options so an approved action can be carried out later)."""
-
-    kinds = ("server",)
-    workload: str
-    project_id: str = ""
-
-
 def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     """The member re-read from Nova just before acting (None: gone): its workload
     label, metadata, tags, status and task state."""
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     log.add("compute GET /servers/{id}")
     response = conn.compute.get(
         f"{endpoint_of(conn.compute)}/servers/{record['id']}",
@@ -221,7 +206,7 @@ def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     }
 
 
-class CreateMember(MemberAction):
+class CreateMember(CreatesMember):
     """Create one member of a workload (a Nova server with the workload's labels).
     Verified when Nova accepted it; the apply then waits for every new member together
     with list calls."""
@@ -229,12 +214,6 @@ class CreateMember(MemberAction):
     type: Literal["provision-create"] = "provision-create"
     index: int
     body: dict[str, Any]
-    _server_id: str | None = PrivateAttr(default=None)
-
-    @property
-    def server_id(self) -> str | None:
-        """The new server's id, once Nova accepted the create."""
-        return self._server_id
 
     def plan(self, record: Record) -> Plan:
         server = self.body["server"]
@@ -245,18 +224,18 @@ class CreateMember(MemberAction):
             Change("flavor", None, server.get("flavorRef")),
         )
 
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return {}
-
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         body = _post(conn, "/servers", self.body, log, "compute POST /servers")
         self._server_id = str((body.get("server") or {}).get("id"))
         return {"server_id": self._server_id}
 
 
-class DeleteMember(MemberAction):
+class _ServerAction(MemberAction):
+    read = staticmethod(read_member)
+
+
+class DeleteMember(_ServerAction):
     """Delete one member of a workload. Re-reads it first: a server that no longer
     carries the workload's label (or carries the exclusion tag) is left alone."""
 
@@ -273,12 +252,8 @@ class DeleteMember(MemberAction):
             expects={"workload": self.workload},
         )
 
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return read_member(ctx, record)
-
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         log.add("compute DELETE /servers/{id}")
         response = conn.compute.delete(
             f"{endpoint_of(conn.compute)}/servers/{record['id']}", raise_exc=False
@@ -295,8 +270,7 @@ class DeleteMember(MemberAction):
 
 
 def _server_action(ctx: ActionContext, record: Record, body: dict[str, Any]) -> None:
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     _post(
         conn,
         f"/servers/{record['id']}/action",
@@ -307,31 +281,21 @@ def _server_action(ctx: ActionContext, record: Record, body: dict[str, Any]) -> 
 
 
 def _wait_status(ctx: ActionContext, record: Record, wanted: tuple[str, ...], what: str) -> Outcome:
-    def check() -> tuple[bool, dict[str, Any]]:
-        state = read_member(ctx, record)
-        if state is None:
-            return False, {"gone": True}
-        if state.get("status") == "ERROR":
-            raise ActionError(f"{what}: server {record['id']} went to ERROR")
-        return state.get("status") in wanted and not state.get("task_state"), state
+    return wait_member(
+        ctx,
+        record,
+        read_member,
+        lambda s: s.get("status") in wanted and not s.get("task_state"),
+        lambda s: f"server {record['id']} went to ERROR" if s.get("status") == "ERROR" else None,
+        what,
+    )
 
-    return wait_for(ctx, check, what)
 
-
-class _VerbAction(MemberAction):
+class _VerbAction(_ServerAction):
     """A verb on one member: re-reads the member first (it must still carry the
     workload's label and no task may be under way)."""
 
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return read_member(ctx, record)
-
-    def _plan(self, record: Record, summary: str, *changes: Change) -> Plan:
-        return self.make_plan(
-            record,
-            f"{summary} of workload {self.workload}",
-            *changes,
-            expects={"workload": self.workload, "task_state": None},
-        )
+    idle_expected = True
 
 
 class StartMember(_VerbAction):

@@ -2,12 +2,14 @@
 cleanup` do), done safely — a plan first, every deletion an action through the safety
 gate and the audit log, in dependency order, resumable.
 
-Order (the teardown order `provision destroy` follows for its own members):
-servers → floating IPs → router interfaces → routers → ports → networks (with their
-subnets) → security groups → volume snapshots → volumes (optionally backed up first) →
-images. Each phase lists what is left of the project just before acting (so a second
-run picks up where the first stopped), and the purge stops after a phase where
-something failed: the next phase would only meet its dependencies still there.
+Order: the teardown order of `provision/teardown.py`, which `provision destroy` follows
+for its own members too: containers → servers → server groups → floating IPs → router
+interfaces → routers → ports → networks (with their subnets) → security groups → volume
+snapshots → volumes (optionally backed up first) → images → key pairs (of the users
+who belong to this project only) → the project itself (only with `delete_project`).
+Each phase lists what is left of the project just before acting (so a second run picks
+up where the first stopped), and the purge stops after a phase where something failed:
+the next phase would only meet its dependencies still there.
 
 Each deletion re-reads the resource first: gone (nothing to do), moved to another
 project, or tagged with the exclusion tag since the listing → left alone."""
@@ -42,13 +44,17 @@ from stackfleet.engine.gate import Candidate, idempotency_key
 from stackfleet.engine.settings import Settings
 from stackfleet.policy.schema import Policy, PolicySpec
 from stackfleet.policy.view import FleetView
+from stackfleet.provision import teardown
 from stackfleet.provision.apply import ProvisionGate
 from stackfleet.sources.openstack import block_storage, compute
 from stackfleet.sources.openstack.connection import CloudTarget
+from stackfleet.sources.openstack.container import MICROVERSION as CONTAINER_MICROVERSION
+from stackfleet.sources.openstack.container import adapter as container_adapter
 from stackfleet.sources.openstack.context import ListContext, list_kind
 from stackfleet.sources.openstack.listing import (
     ListingError,
     RequestLog,
+    ServiceMissing,
     endpoint_of,
     request_json,
 )
@@ -65,18 +71,14 @@ ROUTER_INTERFACE_OWNERS = frozenset(
     }
 )
 
-PHASES = (
-    "servers",
-    "floating IPs",
-    "router interfaces",
-    "routers",
-    "ports",
-    "networks",
-    "security groups",
-    "volume snapshots",
-    "volumes",
-    "images",
-)
+# the kinds a purge deletes, in the order teardown.TEARDOWN gives them (bare-metal nodes
+# are hardware the project was lent: not purged)
+PURGED_KINDS = (
+    "container", "server", "server_group", "floating_ip", "router_interface", "router",
+    "port", "network", "security_group", "volume_snapshot", "volume", "image", "keypair",
+    "project",
+)  # fmt: skip
+PHASES = tuple(phase.name for phase in teardown.phases(PURGED_KINDS))
 
 
 class PurgeError(StackFleetError):
@@ -87,9 +89,11 @@ class PurgeError(StackFleetError):
 
 # -- the generic deletion ------------------------------------------------------------------
 
-# kind -> (proxy attribute, path of one resource, body key (None: the body itself),
-#          the object's project field)
+# kind -> (proxy attribute, path of one resource (formatted with the record), body key
+#          (None: the body itself), the object's project field)
 _RESOURCES: dict[str, tuple[str, str, str | None, str]] = {
+    "container": ("container", "/containers/{id}?all_projects=true", None, "project_id"),
+    "server_group": ("compute", "/os-server-groups/{id}", "server_group", "project_id"),
     "router_interface": ("network", "/ports/{id}", "port", "project_id"),
     "router": ("network", "/routers/{id}", "router", "project_id"),
     "port": ("network", "/ports/{id}", "port", "project_id"),
@@ -102,18 +106,33 @@ _RESOURCES: dict[str, tuple[str, str, str | None, str]] = {
         "os-extended-snapshot-attributes:project_id",
     ),
     "image": ("image", "/images/{id}", None, "owner"),
+    # a key pair is its user's: the lister chose users who belong to this project only
+    "keypair": ("compute", "/os-keypairs/{name}?user_id={user_id}", "keypair", ""),
+    "project": ("identity", "/projects/{id}", "project", "id"),
 }
+
+
+def _proxy(conn: Any, name: str) -> Any:
+    return container_adapter(conn) if name == "container" else getattr(conn, name)
+
+
+def _microversion(proxy_name: str) -> str | None:
+    return {
+        "block_storage": block_storage.MICROVERSION,
+        "compute": compute.MICROVERSION,
+        "container": CONTAINER_MICROVERSION,
+    }.get(proxy_name)
 
 
 def _read(ctx: ActionContext, record: Record, what: str) -> dict[str, Any] | None:
     """The resource's live object (None: 404)."""
     proxy_name, path, key, _project = _RESOURCES[what]
     conn = ctx.connection(record["cloud"], record["region"])
-    proxy = getattr(conn, proxy_name)
+    proxy = _proxy(conn, proxy_name)
     response = proxy.get(
-        endpoint_of(proxy) + path.format(id=record["id"]),
+        endpoint_of(proxy) + path.format_map(record),
         raise_exc=False,
-        microversion=block_storage.MICROVERSION if proxy_name == "block_storage" else None,
+        microversion=_microversion(proxy_name),
     )
     if response.status_code == 404:
         return None
@@ -125,12 +144,13 @@ def _read(ctx: ActionContext, record: Record, what: str) -> dict[str, Any] | Non
 
 
 class PurgeDelete(Action):
-    """Delete one resource of a purged project (router interface, router, port,
-    network, security group, volume snapshot, image). Re-reads it first: it must still
-    belong to the project (and, for a router interface, to its router)."""
+    """Delete one resource of a purged project (container, server group, router
+    interface, router, port, network, security group, volume snapshot, image, key pair,
+    or the project itself). Re-reads it first: it must still belong to the project
+    (and, for a router interface, to its router)."""
 
-    kinds = ("router_interface", "router", "port", "network", "security_group",
-             "volume_snapshot", "image")  # fmt: skip
+    kinds = ("container", "server_group", "router_interface", "router", "port", "network",
+             "security_group", "volume_snapshot", "image", "keypair", "project")  # fmt: skip
     destructive = True
     type: Literal["purge-delete"] = "purge-delete"
     what: str
@@ -158,8 +178,9 @@ class PurgeDelete(Action):
         if obj is None:
             return None
         project_field = _RESOURCES[self.what][3]
+        project = obj.get(project_field) if project_field else self.project_id
         return {
-            "project_id": obj.get(project_field) or obj.get("tenant_id"),
+            "project_id": project or obj.get("tenant_id"),
             "device_id": obj.get("device_id"),
             "tags": obj.get("tags") or [],
             "metadata": obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {},
@@ -169,7 +190,7 @@ class PurgeDelete(Action):
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
         proxy_name, path, _key, _project = _RESOURCES[self.what]
         conn = ctx.connection(record["cloud"], record["region"])
-        proxy = getattr(conn, proxy_name)
+        proxy = _proxy(conn, proxy_name)
         base = endpoint_of(proxy)
         if self.what == "router_interface":
             response = proxy.put(
@@ -178,11 +199,12 @@ class PurgeDelete(Action):
                 raise_exc=False,
             )
         else:
-            response = proxy.delete(
-                base + path.format(id=record["id"]),
-                raise_exc=False,
-                microversion=block_storage.MICROVERSION if proxy_name == "block_storage" else None,
-            )
+            url = base + path.format_map(record)
+            if self.what == "container":
+                # stopped first; one still being created can only be forced
+                state = (_read(ctx, record, "container") or {}).get("status")
+                url += "&force=true" if state == "Creating" else "&stop=true"
+            response = proxy.delete(url, raise_exc=False, microversion=_microversion(proxy_name))
         if response.status_code >= 400 and response.status_code != 404:
             raise ActionError(
                 f"{'remove' if self.what == 'router_interface' else 'delete'} {label(record)} "
@@ -193,7 +215,7 @@ class PurgeDelete(Action):
     def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
         def check() -> tuple[bool, dict[str, Any]]:
             obj = _read(ctx, record, self.what)
-            if obj is not None and obj.get("status") in ("error_deleting", "error"):
+            if obj is not None and obj.get("status") in ("error_deleting", "error", "Error"):
                 raise ActionError(f"{label(record)} went to {obj.get('status')}")
             return obj is None, {"gone": obj is None}
 
@@ -303,24 +325,94 @@ def _images(ctx: ListContext, project_id: str) -> list[Record]:
     )  # fmt: skip
 
 
-LISTERS: dict[str, tuple[str, Lister]] = {
-    "servers": ("server", _servers),
-    "floating IPs": ("floating_ip", _network_kind("floating_ip", "/floatingips", "floatingips")),
-    "router interfaces": ("router_interface", _router_interfaces),
-    "routers": ("router", _network_kind("router", "/routers", "routers")),
-    "ports": ("port", _plain_ports),
-    "networks": ("network", _network_kind("network", "/networks", "networks")),
-    "security groups": (
-        "security_group",
-        _network_kind("security_group", "/security-groups", "security_groups"),
-    ),
-    "volume snapshots": (
-        "volume_snapshot",
-        _block_storage("volume_snapshot", "/snapshots/detail", "snapshots"),
-    ),
-    "volumes": ("volume", _block_storage("volume", "/volumes/detail", "volumes")),
-    "images": ("image", _images),
+def _containers(ctx: ListContext, project_id: str) -> list[Record]:
+    """The project's Zun containers (none where the catalog has no Container service)."""
+    try:
+        found = list_kind(ctx, "container", container_adapter(ctx.target.conn), "/containers",
+                          "containers", {"all_projects": "true", "project_id": project_id},
+                          CONTAINER_MICROVERSION, marker_key="uuid")  # fmt: skip
+    except ServiceMissing:
+        return []
+    return _of(found, project_id)
+
+
+def _server_groups(ctx: ListContext, project_id: str) -> list[Record]:
+    return _of(
+        list_kind(ctx, "server_group", ctx.target.conn.compute, "/os-server-groups",
+                  "server_groups", {"all_projects": "true"}, compute.MICROVERSION),
+        project_id,
+    )  # fmt: skip
+
+
+def _keypairs(ctx: ListContext, project_id: str) -> list[Record]:
+    """The key pairs of the users whose only role assignments are on this project (Nova
+    keeps key pairs per user: a user who works in other projects too keeps theirs). A
+    deleted project has no assignments left: its users' key pairs are not found."""
+    identity = ctx.target.conn.identity
+    assignments = (
+        request_json(identity, "/role_assignments", ctx.log, "identity GET /role_assignments").get(
+            "role_assignments"
+        )
+        or []
+    )
+    scopes: dict[str, set[str]] = {}
+    for assignment in assignments:
+        user = (assignment.get("user") or {}).get("id")
+        if not user:
+            continue  # a group's assignment: its members keep their key pairs
+        scope = assignment.get("scope") or {}
+        where = (scope.get("project") or {}).get("id") or (
+            "system" if "system" in scope else f"domain:{(scope.get('domain') or {}).get('id')}"
+        )
+        scopes.setdefault(str(user), set()).add(str(where))
+    records: list[Record] = []
+    for user in sorted(u for u, where in scopes.items() if where == {project_id}):
+        body = request_json(ctx.target.conn.compute, "/os-keypairs", ctx.log,
+                            "compute GET /os-keypairs?user_id=", {"user_id": user},
+                            compute.MICROVERSION)  # fmt: skip
+        for item in body.get("keypairs") or []:
+            name = str((item.get("keypair") or item).get("name"))
+            records.append({"id": f"{user}/{name}", "name": name, "user_id": user,
+                            "project_id": project_id, "tags": [], "metadata": {}})  # fmt: skip
+    return records
+
+
+def _the_project(ctx: ListContext, project_id: str) -> list[Record]:
+    """The project itself, while Keystone has it."""
+    identity = ctx.target.conn.identity
+    response = identity.get(f"{endpoint_of(identity)}/projects/{project_id}", raise_exc=False)
+    if response.status_code == 404:
+        return []
+    if response.status_code >= 400:
+        raise ListingError(f"identity GET /projects/{{id}}: HTTP {response.status_code}")
+    project = response.json()["project"]
+    return [{"id": project_id, "name": project.get("name"), "project_id": project_id,
+             "tags": list(project.get("tags") or []), "metadata": {}}]  # fmt: skip
+
+
+# kind -> the function listing what is left of the project of that kind
+LISTERS: dict[str, Lister] = {
+    "container": _containers,
+    "server": _servers,
+    "server_group": _server_groups,
+    "floating_ip": _network_kind("floating_ip", "/floatingips", "floatingips"),
+    "router_interface": _router_interfaces,
+    "router": _network_kind("router", "/routers", "routers"),
+    "port": _plain_ports,
+    "network": _network_kind("network", "/networks", "networks"),
+    "security_group": _network_kind("security_group", "/security-groups", "security_groups"),
+    "volume_snapshot": _block_storage("volume_snapshot", "/snapshots/detail", "snapshots"),
+    "volume": _block_storage("volume", "/volumes/detail", "volumes"),
+    "image": _images,
+    "keypair": _keypairs,
+    "project": _the_project,
 }
+
+
+def purge_phases(delete_project: bool) -> list[teardown.Phase]:
+    """The purge's phases in teardown order; the project's own only when asked for."""
+    kinds = [k for k in PURGED_KINDS if delete_project or k != "project"]
+    return teardown.phases(kinds)
 
 
 class Purger:
@@ -373,34 +465,33 @@ class Purger:
         target = CloudTarget(cloud=self.cloud, region=self.region, conn=self.conn)
         return ListContext(target=target, log=self.log)
 
-    def list_phase(self, phase: str, project_id: str) -> list[Record]:
-        kind_name, lister = LISTERS[phase]
+    def list_phase(self, phase: teardown.Phase, project_id: str) -> list[Record]:
         try:
-            records = lister(self._ctx(), project_id)
+            records = LISTERS[phase.kind](self._ctx(), project_id)
         except ListingError as exc:
-            raise StackFleetError(f"listing the project's {phase} failed: {exc}") from exc
+            raise StackFleetError(f"listing the project's {phase.name} failed: {exc}") from exc
         for record in records:
-            record.update(cloud=self.cloud, region=self.region, kind=kind_name)
+            record.update(cloud=self.cloud, region=self.region, kind=phase.kind)
         return records
 
-    def plan(self, project_id: str) -> list[PurgeItem]:
+    def plan(self, project_id: str, delete_project: bool = False) -> list[PurgeItem]:
         """Everything the purge would delete, as the project has it now."""
         items: list[PurgeItem] = []
         servers: set[str] = set()
-        for phase in PHASES:
+        for phase in purge_phases(delete_project):
             for record in self.list_phase(phase, project_id):
-                if phase == "servers":
+                if phase.kind == "server":
                     servers.add(str(record["id"]))
-                if phase == "ports" and record.get("device_id") in servers:
+                if phase.kind == "port" and record.get("device_id") in servers:
                     continue  # goes with its server
                 items.append(
                     PurgeItem(
-                        phase, record["kind"], str(record["id"]), str(record.get("name") or "")
+                        phase.name, phase.kind, str(record["id"]), str(record.get("name") or "")
                     )
                 )
         return items
 
-    def _action(self, phase: str, record: Record, project_id: str, backup: bool) -> Action:
+    def _action(self, record: Record, project_id: str, backup: bool) -> Action:
         kind_name = record["kind"]
         if kind_name == "server":
             return DeleteServer()
@@ -422,12 +513,14 @@ class Purger:
         backup: bool = False,
         timeout: float = 300.0,
         progress: Callable[[str, int, int], None] | None = None,
+        delete_project: bool = False,
     ) -> PurgeReport:
         """The purge: without `execute` the plan (nothing changes); with it, phase by
-        phase, stopping after a phase where anything failed or was deferred."""
+        phase, stopping after a phase where anything failed or was deferred. The project
+        itself goes last, only with `delete_project`."""
         report = PurgeReport(project_id, project_exists, execute)
         if not execute:
-            report.items = self.plan(project_id)
+            report.items = self.plan(project_id, delete_project)
             return report
         now = datetime.now(UTC)
         policy = purge_policy(project_id)
@@ -446,18 +539,23 @@ class Purger:
         )
         self.audit.append(
             "purge.started",
-            {"project_id": project_id, "project_exists": project_exists, "backup": backup},
+            {
+                "project_id": project_id,
+                "project_exists": project_exists,
+                "backup": backup,
+                "delete_project": delete_project,
+            },  # fmt: skip
             actor=self.actor,
             policy=policy.name,
             target=f"{self.cloud}/{self.region}/project/{project_id}",
         )
-        for phase in PHASES:
+        for phase in purge_phases(delete_project):
             records = self.list_phase(phase, project_id)
             candidates: list[Candidate] = []
             for record in records:
-                action = self._action(phase, record, project_id, backup)
+                action = self._action(record, project_id, backup)
                 plan = action.plan(record)
-                item = PurgeItem(phase, record["kind"], str(record["id"]),
+                item = PurgeItem(phase.name, record["kind"], str(record["id"]),
                                  str(record.get("name") or ""))  # fmt: skip
                 report.items.append(item)
                 if plan is None or isinstance(plan, Skip):
@@ -478,7 +576,7 @@ class Purger:
                     )  # fmt: skip
                 )
             gate.decide(policy, candidates)
-            by_id = {i.id: i for i in report.items if i.phase == phase}
+            by_id = {i.id: i for i in report.items if i.phase == phase.name}
             for number, candidate in enumerate(candidates, start=1):
                 if candidate.verdict == "execute":
                     executor.run(candidate)
@@ -486,9 +584,9 @@ class Purger:
                 item.status = candidate.verdict
                 item.message = candidate.reason
                 if progress:
-                    progress(phase, number, len(candidates))
+                    progress(phase.name, number, len(candidates))
             if any(i.status in ("failed", "unverified", "deferred") for i in by_id.values()):
-                report.stopped_at = phase
+                report.stopped_at = phase.name
                 break
         self.audit.append(
             "purge.finished",
@@ -497,6 +595,9 @@ class Purger:
                 "deleted": sum(1 for i in report.items if i.status == "succeeded"),
                 "failed": len(report.failed),
                 "stopped_at": report.stopped_at,
+                "project_deleted": any(
+                    i.kind == "project" and i.status == "succeeded" for i in report.items
+                ),
             },
             actor=self.actor,
             policy=policy.name,

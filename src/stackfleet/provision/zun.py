@@ -7,10 +7,7 @@ workload's project-scoped session: openstacksdk has no proxy for Zun."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from keystoneauth1.adapter import Adapter
-from pydantic import PrivateAttr
+from typing import Any, ClassVar, Literal
 
 from stackfleet.actions.base import (
     ActionContext,
@@ -22,36 +19,26 @@ from stackfleet.actions.base import (
     wait_for,
 )
 from stackfleet.core.times import parse_time
-from stackfleet.model.workloads import META_MEMBER, META_SPEC, META_WORKLOAD
-from stackfleet.provision.nova import MemberAction
+from stackfleet.model.workloads import (
+    CONTAINER_STATUS,
+    META_MEMBER,
+    META_SPEC,
+    META_WORKLOAD,
+    container_status,
+)
+from stackfleet.provision.member_action import (
+    CreatesMember,
+    MemberAction,
+    StateVerb,
+    session,
+    wait_member,
+)
 from stackfleet.provision.plan import Member
 from stackfleet.provision.spec import Workload
+from stackfleet.sources.openstack.container import adapter
 from stackfleet.sources.openstack.listing import ListingError, RequestLog
 
-MICROVERSION = "1.40"  # 1.24 exposed_ports, 1.20 command as a list, 1.12 delete ?stop
-STATUS = {
-    "Running": "ACTIVE",
-    "Creating": "BUILD",
-    "Created": "BUILD",
-    "Restarting": "BUILD",
-    "Rebuilding": "BUILD",
-    "Stopped": "SHUTOFF",
-    "Error": "ERROR",
-    "Dead": "ERROR",
-    "Deleting": "DELETING",
-}
-
-
-def adapter(conn: Any) -> Adapter:
-    """A keystoneauth adapter for the catalog's `container` service, on the
-    connection's session and region."""
-    return Adapter(
-        session=conn.session,
-        service_type="container",
-        region_name=conn.config.region_name,
-        interface=conn.config.interface or "public",
-        default_microversion=MICROVERSION,
-    )
+STATUS = CONTAINER_STATUS
 
 
 def zun_message(response: Any) -> str:
@@ -93,8 +80,7 @@ def member_of(container: dict[str, Any]) -> Member:
         index = int(labels.get(META_MEMBER) or 0)
     except ValueError:
         index = 0
-    status = STATUS.get(str(container.get("status")), "BUILD")
-    fault = container.get("status_reason") if status == "ERROR" else None
+    status, fault = container_status(container)
     return Member(
         id=str(container["uuid"]),
         name=str(container.get("name") or ""),
@@ -103,7 +89,7 @@ def member_of(container: dict[str, Any]) -> Member:
         spec_hash=str(labels.get(META_SPEC) or ""),
         created=parse_time(container.get("created_at")),
         host=container.get("host"),
-        fault=fault or (f"container {container.get('status')}" if status == "ERROR" else None),
+        fault=fault,
         task_state=container.get("task_state"),
         raw=container,
     )
@@ -126,6 +112,72 @@ def list_all(conn: Any, project_id: str | None, log: RequestLog) -> dict[str, li
 
 def list_members(conn: Any, workload: str, project_id: str | None, log: RequestLog) -> list[Member]:
     return list_all(conn, project_id, log).get(workload, [])
+
+
+# zun/conf/container_driver.py: what Zun gives a container that asks for nothing
+DEFAULT_CPU, DEFAULT_MEMORY = 1.0, 512
+
+
+def _demand(workload: Workload) -> dict[str, float]:
+    """What one member takes of Zun's quota and a host: the spec's cpu and memory, or
+    Zun's defaults (its quota counts stored containers, which carry the defaults)."""
+    spec = workload.container
+    cpu = spec.cpu if spec is not None and spec.cpu is not None else DEFAULT_CPU
+    memory = spec.memory if spec is not None and spec.memory is not None else DEFAULT_MEMORY
+    return {"containers": 1, "cpu": float(cpu), "memory": float(memory)}
+
+
+def quota_short(
+    conn: Any, workload: Workload, project_id: str, new: int, log: RequestLog
+) -> tuple[list[str], str]:
+    """What the project's Zun quota (`GET /v1/quotas/{project}?usages=true`) cannot hold
+    of `new` more members, and a note when it could not be read."""
+    if new <= 0:
+        return [], ""
+    try:
+        quotas = _call(conn, "GET", f"/quotas/{project_id}?usages=true", log,
+                       "container GET /quotas/{project_id}")  # fmt: skip
+    except ActionError as exc:
+        return [], f"workload {workload.name}: Zun quota not checked ({exc})"
+    short = []
+    for resource, each in _demand(workload).items():
+        entry = quotas.get(resource) or {}
+        limit, used = entry.get("limit"), entry.get("in_use") or 0
+        if not isinstance(limit, int | float) or limit < 0:
+            continue
+        wanted, free = new * each, max(0.0, limit - used)
+        if wanted > free:
+            short.append(
+                f"workload {workload.name}: Zun quota {resource} of project {project_id}: "
+                f"needs {wanted:g}, {free:g} free ({used:g} of {limit:g} used)"
+            )
+    return short, ""
+
+
+def capacity_short(
+    conn: Any, workload: Workload, new: int, where: str, log: RequestLog
+) -> tuple[list[str], str]:
+    """Whether Zun's compute hosts (`GET /v1/hosts`, admin only) have room for `new`
+    more members (CPU and RAM, as Zun's scheduler filters); a note when not readable."""
+    if new <= 0:
+        return [], ""
+    try:
+        hosts = _call(conn, "GET", "/hosts", log, "container GET /hosts").get("hosts") or []
+    except ActionError as exc:
+        return [], f"workload {workload.name}: Zun host capacity not checked ({exc})"
+    demand = _demand(workload)
+    fit = 0
+    for host in hosts:
+        free_cpu = float(host.get("cpus") or 0) - float(host.get("cpu_used") or 0)
+        free_mem = float(host.get("mem_total") or 0) - float(host.get("mem_used") or 0)
+        fit += max(0, int(min(free_cpu // demand["cpu"], free_mem // demand["memory"])))
+    if fit < new:
+        return [
+            f"workload {workload.name}: Zun capacity: needs {new} x ({demand['cpu']:g} cpu, "
+            f"{demand['memory']:g} MiB), {fit} fit on the {len(hosts)} zun-compute hosts "
+            f"of {where}"
+        ], ""
+    return [], ""
 
 
 def container_body(
@@ -168,8 +220,7 @@ def container_body(
 
 
 def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-    conn = ctx.connection(record["cloud"], record["region"])
-    log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+    conn, log = session(ctx, record)
     found = _call(conn, "GET", f"/containers/{record['id']}", log,
                   "container GET /containers/{id}", ok=(200, 404))  # fmt: skip
     if "uuid" not in found:
@@ -187,48 +238,30 @@ def read_member(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
 
 class _ContainerAction(MemberAction):
     kinds = ("container",)
-
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return read_member(ctx, record)
-
-    def _plan(self, record: Record, summary: str, *changes: Change) -> Plan:
-        return self.make_plan(
-            record,
-            f"{summary} of workload {self.workload}",
-            *changes,
-            expects={"workload": self.workload},
-        )
+    read = staticmethod(read_member)
 
     def _post(self, ctx: ActionContext, record: Record, action: str, query: str = "") -> None:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         _call(conn, "POST", f"/containers/{record['id']}/{action}{query}", log,
               f"container POST /containers/{{id}}/{action}")  # fmt: skip
 
     def _wait(self, ctx: ActionContext, record: Record, wanted: str, what: str) -> Outcome:
-        def check() -> tuple[bool, dict[str, Any]]:
-            state = read_member(ctx, record) or {}
-            if state.get("container_status") in ("Error", "Dead"):
-                raise ActionError(
-                    f"{what}: container {record['id']} is {state['container_status']}"
-                )
-            return state.get("container_status") == wanted and not state.get("task_state"), state
+        def failed(state: dict[str, Any]) -> str | None:
+            status = state.get("container_status")
+            return f"container {record['id']} is {status}" if status in ("Error", "Dead") else None
 
-        return wait_for(ctx, check, what)
+        def done(state: dict[str, Any]) -> bool:
+            return state.get("container_status") == wanted and not state.get("task_state")
+
+        return wait_member(ctx, record, read_member, done, failed, what)
 
 
-class CreateContainerMember(_ContainerAction):
+class CreateContainerMember(CreatesMember, _ContainerAction):
     """Create and run one container member (Zun `POST /v1/containers?run=true`)."""
 
     type: Literal["provision-create-container"] = "provision-create-container"
     index: int
     body: dict[str, Any]
-    _server_id: str | None = PrivateAttr(default=None)
-
-    @property
-    def server_id(self) -> str | None:
-        """The new container's uuid, once Zun accepted it."""
-        return self._server_id
 
     def plan(self, record: Record) -> Plan:
         return self.make_plan(
@@ -239,12 +272,8 @@ class CreateContainerMember(_ContainerAction):
             Change("image", None, self.body["image"]),
         )
 
-    def observe(self, ctx: ActionContext, record: Record) -> dict[str, Any] | None:
-        return {}
-
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         made = _call(conn, "POST", "/containers?run=true", log,
                      "container POST /containers?run=true", self.body)  # fmt: skip
         self._server_id = str(made["uuid"])
@@ -267,8 +296,7 @@ class DeleteContainerMember(_ContainerAction):
         )
 
     def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        conn = ctx.connection(record["cloud"], record["region"])
-        log: RequestLog = getattr(ctx, "request_log", None) or RequestLog()
+        conn, log = session(ctx, record)
         state = read_member(ctx, record) or {}
         query = "?force=true" if state.get("container_status") == "Creating" else "?stop=true"
         _call(conn, "DELETE", f"/containers/{record['id']}{query}", log,
@@ -283,62 +311,50 @@ class DeleteContainerMember(_ContainerAction):
         return wait_for(ctx, check, f"delete container {record.get('name')}")
 
 
-class StartContainerMember(_ContainerAction):
+class _ContainerVerb(StateVerb, _ContainerAction):
+    """A Zun action on a member (`POST …/{id}/<action>`), done once the container
+    shows `settles` with no task under way."""
+
+    action: ClassVar[str] = ""
+    settles: ClassVar[str] = ""
+
+    def act(self, ctx: ActionContext, record: Record) -> None:
+        self._post(ctx, record, self.action)
+
+    def reached(self, ctx: ActionContext, record: Record) -> Outcome:
+        return self._wait(ctx, record, self.settles, f"{self.action} {record.get('name')}")
+
+
+class StartContainerMember(_ContainerVerb):
     """Start a stopped container."""
 
     type: Literal["provision-start-container"] = "provision-start-container"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "ACTIVE":
-            return None
-        return self._plan(record, f"start container {record.get('name')}",
-                          Change("status", record.get("status"), "Running"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        self._post(ctx, record, "start")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "Running", f"start {record.get('name')}")
+    done_status = "ACTIVE"
+    words = "start container {name}"
+    change = ("status", None, "Running")
+    action, settles = "start", "Running"
 
 
-class StopContainerMember(_ContainerAction):
+class StopContainerMember(_ContainerVerb):
     """Stop a running container."""
 
     destructive = True
     type: Literal["provision-stop-container"] = "provision-stop-container"
-
-    def plan(self, record: Record) -> Plan | None:
-        if record.get("status") == "SHUTOFF":
-            return None
-        return self._plan(record, f"stop container {record.get('name')}",
-                          Change("status", record.get("status"), "Stopped"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        self._post(ctx, record, "stop")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "Stopped", f"stop {record.get('name')}")
+    done_status = "SHUTOFF"
+    words = "stop container {name}"
+    change = ("status", None, "Stopped")
+    action, settles = "stop", "Stopped"
 
 
-class RebootContainerMember(_ContainerAction):
+class RebootContainerMember(_ContainerVerb):
     """Restart a container."""
 
     destructive = True
     type: Literal["provision-reboot-container"] = "provision-reboot-container"
     hard: bool = False
-
-    def plan(self, record: Record) -> Plan:
-        return self._plan(record, f"restart container {record.get('name')}",
-                          Change("reboot", None, "restart"))  # fmt: skip
-
-    def execute(self, ctx: ActionContext, record: Record) -> dict[str, Any]:
-        self._post(ctx, record, "reboot")
-        return {}
-
-    def verify(self, ctx: ActionContext, record: Record, result: dict[str, Any]) -> Outcome:
-        return self._wait(ctx, record, "Running", f"reboot {record.get('name')}")
+    words = "restart container {name}"
+    change = ("reboot", None, "restart")
+    action, settles = "reboot", "Running"
 
 
 class RebuildContainerMember(_ContainerAction):

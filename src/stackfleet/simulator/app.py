@@ -73,6 +73,10 @@ class Simulator:
     action_delay: float = 0.0
     # serve a Container service (Zun) and list it in the catalog as type `container`
     zun: bool = False
+    # what each simulated zun-compute host holds (Zun's `GET /v1/hosts`, its scheduler)
+    zun_host_cpus: int = 16
+    zun_host_memory: int = 32768  # MiB
+    zun_host_disk: int = 500  # GiB
 
     def serves(self, service_type: str) -> bool:
         """Whether this simulator serves (and catalogs) `service_type`."""

@@ -15,7 +15,6 @@ at once."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from stackfleet.simulator.http import json_response
 from stackfleet.simulator.services.ironic import _UUID_RE, _headers, _now, ironic_error
 from stackfleet.simulator.state import Obj
+from stackfleet.simulator.stepping import later
 
 if TYPE_CHECKING:
     from stackfleet.simulator.services.ironic import Ironic
@@ -65,23 +65,8 @@ class IronicProvisioning:
 
     # -- steps ------------------------------------------------------------------------
 
-    def _delay(self) -> float:
-        try:
-            return max(0.0, float(getattr(self.sim, "action_delay", 0.0) or 0.0))
-        except (TypeError, ValueError):
-            return 0.0
-
     def _later(self, step: Callable[[], None]) -> None:
-        delay = self._delay()
-        if delay <= 0:
-            step()
-            return
-
-        def locked() -> None:
-            with self.sim.state.lock:
-                step()
-
-        asyncio.get_running_loop().call_later(delay, locked)
+        later(self.sim, step)
 
     @staticmethod
     def _set(node: Obj, state: str, target: str | None) -> None:
@@ -200,7 +185,21 @@ class IronicProvisioning:
             node = self.ironic._node(token, minor, params["node"])
             items = [a for a in items if a.get("node_uuid") == node["uuid"]]
         items.sort(key=lambda a: str(a.get("created_at")) + str(a["uuid"]))
-        body = {"allocations": [self._view(request, a, minor) for a in items]}
+        limit = self.ironic._limit(request, minor)
+        start = 0
+        if params.get("marker"):
+            index = next((i for i, a in enumerate(items) if a["uuid"] == params["marker"]), None)
+            if index is None:
+                raise ironic_error(404, f"Allocation {params['marker']} could not be found.", minor)
+            start = index + 1
+        page = items[start : start + limit]
+        body: Obj = {"allocations": [self._view(request, a, minor) for a in page]}
+        if page and len(page) == limit:
+            root = self.ironic._root(request)
+            body["next"] = (
+                f"{root}/v1/allocations?sort_key=id&sort_dir=asc&limit={limit}"
+                f"&marker={page[-1]['uuid']}"
+            )
         return json_response(body, 200, _headers(minor))
 
     async def show_allocation(self, request: Request) -> Response:

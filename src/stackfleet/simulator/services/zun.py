@@ -2,7 +2,8 @@
 reference (api-ref/source/containers.inc) and its controller
 (zun/api/controllers/v1/containers.py, zun/common/utils.py VALID_STATES): containers
 create (`?run=true` starts it), list, show (uuid or name), delete (`force`, `stop`),
-start, stop, reboot, rebuild and logs.
+start, stop, reboot, rebuild and logs; quotas, hosts and host choice in
+`zun_quotas.py`.
 
 Statuses: a create answers 202 with `Creating`; the container becomes `Created` (and
 `Running` when run), or `Error` with a `status_reason` (a `glance` image driver needs an
@@ -15,7 +16,6 @@ service type `container` only when the simulator is started with Zun enabled
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable
@@ -27,7 +27,9 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 
 from stackfleet.simulator.http import ApiError, json_response, require_token
+from stackfleet.simulator.services.zun_quotas import DEFAULT_MEMORY, NO_HOST, ZunResources
 from stackfleet.simulator.state import Obj, RegionState
+from stackfleet.simulator.stepping import later
 
 if TYPE_CHECKING:
     from stackfleet.simulator.app import Simulator
@@ -118,6 +120,7 @@ class Zun:
     def __init__(self, sim: Simulator, region: RegionState) -> None:
         self.sim = sim
         self.region = region
+        self.resources = ZunResources(self)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -179,23 +182,8 @@ class Zun:
                 f"Cannot {verb} container {container['uuid']} in {container.get('status')} state",
             )
 
-    def _delay(self) -> float:
-        try:
-            return max(0.0, float(getattr(self.sim, "action_delay", 0.0) or 0.0))
-        except (TypeError, ValueError):
-            return 0.0
-
     def _later(self, step: Callable[[], None]) -> None:
-        delay = self._delay()
-        if delay <= 0:
-            step()
-            return
-
-        def locked() -> None:
-            with self.sim.state.lock:
-                step()
-
-        asyncio.get_running_loop().call_later(delay, locked)
+        later(self.sim, step)
 
     def _set(self, container: Obj, status: str, task: str | None = None) -> None:
         container["status"] = status
@@ -303,11 +291,12 @@ class Zun:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         container_id = str(uuid.uuid4())
         with self.sim.state.lock:
+            self.resources.check_create(str(self._project(token)), body)
             container: Obj = {
                 "uuid": container_id, "name": name, "image": image, "image_driver": driver,
                 "labels": dict(body.get("labels") or {}), "command": command,
                 "cpu": float(body["cpu"]) if body.get("cpu") is not None else 1.0,
-                "memory": str(memory) if memory is not None else None,
+                "memory": str(memory) if memory is not None else str(DEFAULT_MEMORY),
                 "workdir": body.get("workdir"),
                 "environment": dict(body.get("environment") or {}),
                 "restart_policy": body.get("restart_policy") or {},
@@ -343,11 +332,12 @@ class Zun:
             self._set(current, "Error")
             current["status_reason"] = f"Image {current['image']} could not be found."
             return
-        hosts = sorted(
-            str(s.get("host")) for s in self.region.compute_services.values()
-            if s.get("binary") == "nova-compute" and s.get("state") == "up"
-        ) or ["zun-compute-1"]  # fmt: skip
-        current["host"] = hosts[current["_seq"] % len(hosts)]
+        host = self.resources.pick_host(current)
+        if host is None:
+            self._set(current, "Error")
+            current["status_reason"] = NO_HOST
+            return
+        current["host"] = host
         current["addresses"] = {}
         self._set(current, "Created")
         if run:
@@ -358,8 +348,13 @@ class Zun:
         params = request.query_params
         force = _bool(params.get("force"), "force")
         stop = _bool(params.get("stop"), "stop")
+        all_projects = _bool(params.get("all_projects"), "all_projects")
+        if all_projects and not self._admin(token):
+            raise zun_error(
+                403, "Policy doesn't allow container:delete_all_projects to be performed."
+            )
         with self.sim.state.lock:
-            container = self._container(token, request.path_params["ident"])
+            container = self._container(token, request.path_params["ident"], all_projects)
             if stop and minor < 12:
                 raise zun_error(406, "Invalid input: 'stop' requires API version 1.12")
             if force and not stop:
@@ -440,6 +435,7 @@ class Zun:
 
     def routes(self) -> list[Route]:
         return [
+            *self.resources.routes(),
             Route("/v1", self.version, methods=["GET"]),
             Route("/v1/", self.version, methods=["GET"]),
             Route("/v1/containers", self.list_containers, methods=["GET"]),

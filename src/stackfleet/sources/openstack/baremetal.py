@@ -32,3 +32,18 @@ def nodes(ctx: ListContext) -> list[dict[str, Any]]:
         MICROVERSION,
         marker_key="uuid",
     )
+
+
+def allocations(ctx: ListContext) -> list[dict[str, Any]]:
+    """Every allocation (standalone bare-metal workload members carry their labels in
+    its `extra`), with the system-scoped connection as nodes."""
+    conn = ctx.target.system
+    if conn is None:
+        raise ScopeMissing(
+            "baremetal: Ironic lists only project-owned allocations to a project-scoped "
+            f"token; add a system-scoped cloud '{ctx.target.cloud}-system' or pass --system-cloud"
+        )
+    return list_kind(
+        ctx, "baremetal_allocation", conn.baremetal, "/allocations", "allocations", None,
+        MICROVERSION, marker_key="uuid",
+    )  # fmt: skip
