@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from stackfleet.store import Store
+    from stackfleet.store.engine import Engine
 
 
 @dataclass
