@@ -8,6 +8,7 @@ only unless `--execute`."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from stackfleet.cli.context import state
 from stackfleet.cli.options import SettingsOption
-from stackfleet.cli.output import Format, FormatOption, emit_columns, emit_object
+from stackfleet.cli.output import Columns, Format, FormatOption, emit_columns, emit_object
 from stackfleet.core.errors import InvalidQueryError
 
 if TYPE_CHECKING:
@@ -200,42 +201,77 @@ def _details(row: dict[str, Any], *names: str) -> None:
     row.update({name: row["details"].get(name) for name in names})
 
 
-def health_hosts(
-    ctx: typer.Context,
-    wanted: StateOption = None,
-    assess: AssessOption = False,
-    config: SettingsOption = None,
-    os_cloud: CloudOption = None,
-    bmc_map: BmcMapOption = None,
-    fmt: FormatOption = Format.table,
-) -> None:
+def _host_row(row: dict[str, Any], fmt: Format) -> None:
+    row["host"] = row["name"] or row["subject"]
+    row["evidence"] = row["details"].get("evidence") or []
+    if fmt is Format.table:
+        row["evidence"] = "\n".join(row["evidence"])
+
+
+def _service_row(row: dict[str, Any], _fmt: Format) -> None:
+    row["service"] = row["name"]
+    _details(row, "up", "disabled", "disabled_reason", "forced_down", "heartbeat_age")
+
+
+def _workload_row(row: dict[str, Any], _fmt: Format) -> None:
+    row["workload"] = row["subject"]
+    _details(row, "selector", "healthy", "members", "min_healthy", "target")
+    row["unhealthy"] = row["details"].get("unhealthy") or []
+
+
+def _listing(
+    kind: str,
+    columns: Columns,
+    noun: str,
+    shape: Callable[[dict[str, Any], Format], None],
+    doc: str,
+) -> Callable[..., None]:
+    """The `health <kind>` command: the saved verdicts of one kind (judged first with
+    --assess), each row shaped from its details into `columns`."""
+
+    def command(
+        ctx: typer.Context,
+        wanted: StateOption = None,
+        assess: AssessOption = False,
+        config: SettingsOption = None,
+        os_cloud: CloudOption = None,
+        bmc_map: BmcMapOption = None,
+        fmt: FormatOption = Format.table,
+    ) -> None:
+        rows = _load(ctx, kind, wanted, assess, config, os_cloud, bmc_map)
+        for row in rows:
+            shape(row, fmt)
+        emit_columns(rows, columns, fmt, title=f"{len(rows)} {noun}")
+        if kind == "host":
+            _frozen_line(ctx, fmt)
+
+    command.__doc__ = doc
+    command.__name__ = f"health_{kind}s"
+    return command
+
+
+health_hosts = _listing(
+    "host",
+    HOST_COLUMNS,
+    "compute hosts",
+    _host_row,
     """Compute hosts: healthy / degraded / down / unknown, the kind of failure (host,
-    process, undetermined), why, and the evidence signal by signal."""
-    rows = _load(ctx, "host", wanted, assess, config, os_cloud, bmc_map)
-    for row in rows:
-        row["host"] = row["name"] or row["subject"]
-        row["evidence"] = row["details"].get("evidence") or []
-        if fmt is Format.table:
-            row["evidence"] = "\n".join(row["evidence"])
-    emit_columns(rows, HOST_COLUMNS, fmt, title=f"{len(rows)} compute hosts")
-    _frozen_line(ctx, fmt)
-
-
-def health_services(
-    ctx: typer.Context,
-    wanted: StateOption = None,
-    assess: AssessOption = False,
-    config: SettingsOption = None,
-    os_cloud: CloudOption = None,
-    bmc_map: BmcMapOption = None,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Compute services: up or down, disabled and why, forced down, heartbeat age."""
-    rows = _load(ctx, "service", wanted, assess, config, os_cloud, bmc_map)
-    for row in rows:
-        row["service"] = row["name"]
-        _details(row, "up", "disabled", "disabled_reason", "forced_down", "heartbeat_age")
-    emit_columns(rows, SERVICE_COLUMNS, fmt, title=f"{len(rows)} services")
+    process, undetermined), why, and the evidence signal by signal.""",
+)
+health_services = _listing(
+    "service",
+    SERVICE_COLUMNS,
+    "services",
+    _service_row,
+    "Compute services: up or down, disabled and why, forced down, heartbeat age.",
+)
+health_workloads = _listing(
+    "workload",
+    WORKLOAD_COLUMNS,
+    "workloads",
+    _workload_row,
+    "Workloads (health.workloads): healthy while at least k of their n members are.",
+)
 
 
 def health_instances(
@@ -259,24 +295,6 @@ def health_instances(
         row.update(id=row["subject"], problem=row["failure"], evidence=row["reason"])
         _details(row, "host", "project_id")
     emit_columns(rows, INSTANCE_COLUMNS, fmt, title=f"{len(rows)} instances")
-
-
-def health_workloads(
-    ctx: typer.Context,
-    wanted: StateOption = None,
-    assess: AssessOption = False,
-    config: SettingsOption = None,
-    os_cloud: CloudOption = None,
-    bmc_map: BmcMapOption = None,
-    fmt: FormatOption = Format.table,
-) -> None:
-    """Workloads (health.workloads): healthy while at least k of their n members are."""
-    rows = _load(ctx, "workload", wanted, assess, config, os_cloud, bmc_map)
-    for row in rows:
-        row["workload"] = row["subject"]
-        _details(row, "selector", "healthy", "members", "min_healthy", "target")
-        row["unhealthy"] = row["details"].get("unhealthy") or []
-    emit_columns(rows, WORKLOAD_COLUMNS, fmt, title=f"{len(rows)} workloads")
 
 
 # -- recoveries ---------------------------------------------------------------------------

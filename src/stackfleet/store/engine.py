@@ -20,6 +20,16 @@ from stackfleet.store.encoding import json_serializer
 
 log = logging.getLogger(__name__)
 
+__all__ = [
+    "MIGRATIONS",
+    "Engine",
+    "at_head",
+    "head_revision",
+    "make_engine",
+    "open_engine",
+    "upgrade",
+]
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
