@@ -46,7 +46,7 @@ def _server_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
         "task_state": server.task_state,
         "volume_ids": sorted(str(v.get("id")) for v in server.attached_volumes or []),
         # "" for a server booted from a volume (Nova says image "")
-        "image_id": getattr(server.image, "id", None) or None,
+        "image_id": getattr(getattr(server, "image", None), "id", None) or None,
         # how new this answer is (engine/execute.py: an answer older than the pass is
         # a stale read, not acted on)
         "updated": getattr(server, "updated_at", None),
