@@ -320,12 +320,12 @@ class RecoveryReconciler:
             self._settle(rid, recovery, outcome, "the compute service was not forced down")
             return
         # 3. the instances on the host, chosen once and kept with the recovery
-        if "servers" not in details:
+        listed_now = "servers" not in details
+        if listed_now:
             details["servers"] = self._servers_on(cloud, region, host)
             recoveries.update_recovery(self.store, rid, _now(), details=details)
         servers: list[dict[str, Any]] = details["servers"]
         eligible = [s for s in servers if s.get("eligible")]
-        self._progress(rid, service, f"fenced; evacuating {len(eligible)} instance(s)")
         failed: list[str] = []
         # 3. ask for every evacuation first (Nova runs them in parallel), then watch
         # them together: one list call per round, not one poll per server
@@ -339,7 +339,7 @@ class RecoveryReconciler:
                 seq,
                 "evacuate",
                 server["id"],
-                lambda s=server, r=resumed: self._evacuate(rid, host, s, r),
+                lambda s=server, r=resumed: self._evacuate(rid, host, s, r, listed_now),
             )
             if outcome.status == "planned":
                 continue
@@ -347,6 +347,9 @@ class RecoveryReconciler:
                 failed.append(f"{server['name']}: {outcome.error or outcome.status}")
                 continue
             requested.append((seq, server))
+        # the reason records the progress once the evacuations are asked for (not
+        # before: one write less ahead of the first; force-down already marked the host)
+        self._progress(rid, service, f"fenced; evacuating {len(eligible)} instance(s)")
         if requested:
             failed += self._await_evacuations(rid, recovery, host, requested)
         if not recovery["execute"]:
@@ -428,8 +431,22 @@ class RecoveryReconciler:
         return self._act(SERVICE_POLICY, action, record, f"recovery:{rid}:force-down")
 
     def _evacuate(
-        self, rid: int, host: str, server: dict[str, Any], resumed: bool = True
+        self,
+        rid: int,
+        host: str,
+        server: dict[str, Any],
+        resumed: bool = True,
+        listed_now: bool = False,
     ) -> StepOutcome:
+        if listed_now and not resumed:
+            # listed on the host seconds ago in this turn, never asked for: the
+            # executor's own re-read (host still the failed one) is the check
+            return self._act(
+                EVACUATE_POLICY,
+                EvacuationRequest(),
+                {**server, "host": host},
+                f"recovery:{rid}:evacuate",
+            )
         live = self._server(server)
         if live is None:
             return StepOutcome("skipped", error="the instance is gone")
