@@ -25,7 +25,8 @@ Recoveries (`--recovery`):
   2.95: they arrive SHUTOFF); start them; wait until each is ACTIVE on the survivor.
 - `nova`: nothing acts; waits for Nova to list the compute down (its own detection,
   observed), then restores.
-- `stackfleet`: StackFleet's recovery reconciler — to be wired (see StackfleetRecovery).
+- `stackfleet`: StackFleet's daemon (`stackfleet serve`, health job, recovery executing)
+  detects, fences, forces down, evacuates and starts; see StackfleetRecovery.
 
 Targets (issue 11, Nova at its defaults): detected <= 10 s, every server running again
 <= 25 s.
@@ -39,6 +40,7 @@ import argparse
 import datetime
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +65,7 @@ from testbed_hosts import (  # noqa: E402
     management_port_open,
     restore_compute_service,
 )
+from testbed_stackfleet import OPT_IN_TAG, Daemon, epoch  # noqa: E402
 
 console = Console()
 NAME = f"{PREFIX}bench-hf-"
@@ -100,11 +103,23 @@ class Recovery(Protocol):
 
     def recover(self, run: FailureRun) -> Milestones: ...
 
+    def prepare(self, run: FailureRun) -> None:
+        """Called before the kill (the victim's servers are booted)."""
+
+    def close(self) -> None:
+        """Called once after the last run."""
+
 
 class ScriptedRecovery:
     """The reference recovery, done directly: see the module docstring."""
 
     name = "scripted"
+
+    def prepare(self, run: FailureRun) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def recover(self, run: FailureRun) -> Milestones:
         got = Milestones()
@@ -165,6 +180,12 @@ class NovaOnly:
 
     name = "nova"
 
+    def prepare(self, run: FailureRun) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
     def recover(self, run: FailureRun) -> Milestones:
         limit = heartbeat(run.testbed)["service_down_time"] + 60
         wait_until(
@@ -177,23 +198,55 @@ class NovaOnly:
 
 
 class StackfleetRecovery:
-    """StackFleet's own recovery reconciler (issue 11). To wire at merge:
-
-    - before the runs: `stackfleet serve` (or the engine's daemon object) on a fresh
-      store, collecting the testbed (clouds.yaml testbed-admin / testbed-system), with
-      the health pack enabled in execute mode, the testbed's BMC map
-      (testbed.json `bmc_map`) and the compute hosts' management addresses
-      (testbed.json `hosts`);
-    - `recover`: poll the recovery record StackFleet opens for `run.victim` (store or
-      `GET /v1/recoveries`) until it is complete; return its step timestamps
-      (detected, fenced, first evacuate requested, all ACTIVE), converted from wall
-      clock to monotonic (`time.monotonic() - time.time()` offset);
-    - the restore between runs stays as it is (`_restore`)."""
+    """StackFleet's own recovery: `stackfleet serve` (tests/testbed_stackfleet.py) with
+    the health job, recovery on and executing, opt-in by tag, started once before the
+    first run on a fresh store. Nothing else acts: `recover` waits for the host recovery
+    StackFleet opens for the victim to end and reads its milestones from the record
+    (`GET /v1/recoveries/{id}`): detected = the recovery's creation, fenced = the fence
+    step's end (BMC read back Off), first evacuation requested = the first evacuate
+    step's end, every server ACTIVE = the last verify step's end."""
 
     name = "stackfleet"
 
+    def __init__(self) -> None:
+        self.daemon: Daemon | None = None
+        self.after = 0
+
+    def prepare(self, run: FailureRun) -> None:
+        if self.daemon is None:
+            workdir = Path(tempfile.mkdtemp(prefix="sf-bench-hf-"))
+            self.daemon = Daemon(run.testbed, workdir).start()
+            console.print(f"stackfleet serve: {self.daemon.url}, log {self.daemon.log}")
+        # after a repair: healthy again in StackFleet's eyes before the next failure
+        self.daemon.wait_healthy(run.victim, run.survivor)
+        self.after = self.daemon.newest_recovery_id()
+
     def recover(self, run: FailureRun) -> Milestones:
-        raise NotImplementedError("wire StackFleet's recovery reconciler here (see docstring)")
+        assert self.daemon is not None, "prepare() first"
+        recovery = self.daemon.wait_recovery_ended(run.victim, "host", self.after, timeout=240)
+        if recovery["status"] != "succeeded":
+            raise AssertionError(f"recovery {recovery['id']}: {recovery['status']}: {recovery}")
+        offset = time.time() - time.monotonic()
+
+        def ended(name: str, pick: Callable[[list[float]], float]) -> float | None:
+            times = [
+                at - offset
+                for s in recovery["steps"]
+                if s["name"] == name and (at := epoch(s["finished_at"])) is not None
+            ]
+            return pick(times) if times else None
+
+        created = epoch(recovery["created_at"])
+        return Milestones(
+            detected=None if created is None else created - offset,
+            fenced=ended("fence", min),
+            evacuation_requested=ended("evacuate", min),
+            all_active=ended("verify", max),
+        )
+
+    def close(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
 
 
 RECOVERIES: dict[str, Callable[[], Recovery]] = {
@@ -271,6 +324,7 @@ def _boot(tb: Testbed, admin_demo: Any, victim: str, count: int) -> list[str]:
             image_id=image.id,
             networks=[{"uuid": network.id}],
             availability_zone=f"nova:{victim}",
+            tags=[OPT_IN_TAG],  # what StackFleet's recovery opts in (health.opt_in)
         )
         for number in range(count)
     ]
@@ -321,6 +375,7 @@ def one_failure(
     nova = NovaWatch(admin, victim).start()
     consumer = ConsumerWatch(tb, victim).start()
     try:
+        recovery.prepare(run)
         run.killed_at = kill(tb, f"host-{victim}")
         got = recovery.recover(run)
         consumer.wait(5)
@@ -379,6 +434,7 @@ def main() -> int:
             shown = ", ".join(f"{k.split(' (')[0]} {v:.1f} s" for k, v in row.items() if v)
             console.print(f"run {number}/{args.runs}: {shown}")
     finally:
+        recovery.close()
         _delete_servers(admin)
         _delete_rest(admin)
     table = Table(

@@ -31,7 +31,7 @@ from stackfleet.api.app import create_app
 from stackfleet.engine.infra_monitor import BrokerStatus, pack_policies, sweep_brokers
 from stackfleet.policy.loader import pack_path
 from stackfleet.policy.schema import Policy
-from stackfleet.sources.rabbitmq import BrokerTarget, classify_queue
+from stackfleet.sources.rabbitmq import BrokerTarget, classify_queue, rpc_consumers
 from stackfleet.store import Store
 
 API = "http://127.0.0.1:15672"
@@ -256,6 +256,28 @@ def test_rpc_queue_with_a_consumer_is_not_dead(store: Store, vhost: str) -> None
     (queue,) = [q for q in status.queues if q["name"] == LIVE_COMPUTE]
     assert queue["consumers"] == 1 and queue["service"] == "nova-compute"
     assert findings_on(status, LIVE_COMPUTE) == {}
+
+
+def test_rpc_consumers_counts_each_compute_hosts_live_consumers(vhost: str) -> None:
+    """What the health model reads: the live host's consumer, none for the dead one."""
+    assert rpc_consumers(TARGET, vhost) == {"sf-probe-host-2": 1}
+
+
+def test_rpc_consumers_sees_a_lost_consumer_at_once(vhost: str) -> None:
+    """Not after the next statistics round (every 5 s; the queue's `consumers` column
+    still says 1 then): a dead process is read as dead on the health job's next
+    assessment. (A new consumer shows with the statistics, a few seconds later.)"""
+    queue = "compute.sf-probe-host-3"
+    api("PUT", f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}", json={})
+    consumer = Consumer(vhost, queue)
+    try:
+        deadline = time.monotonic() + 15
+        while rpc_consumers(TARGET, vhost).get("sf-probe-host-3") != 1:
+            assert time.monotonic() < deadline, "the new consumer never showed"
+            time.sleep(0.2)
+    finally:
+        consumer.close()
+    assert "sf-probe-host-3" not in rpc_consumers(TARGET, vhost)
 
 
 def test_other_queue_without_consumer_is_flagged(store: Store, vhost: str, tmp_path: Path) -> None:

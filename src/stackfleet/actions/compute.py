@@ -36,6 +36,11 @@ def _server_state(ctx: ActionContext, record: Record) -> dict[str, Any] | None:
     missing, server = gone(conn.compute.get_server, record["id"])
     if missing:
         return None
+    return server_state(server)
+
+
+def server_state(server: Any) -> dict[str, Any]:
+    """What the live readers compare of a server (openstacksdk Server), from one read."""
     power = server.power_state
     return {
         "status": server.status,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -208,23 +209,32 @@ class HealthMonitor:
             if raw is None:
                 continue
             addresses[f"{s.cloud}/{s.region}/{s.host}"] = split_address(raw, probe.port or 22)
-        results = probe_all(addresses, probe.timeout.total_seconds())
-        for s in signals:
-            key = f"{s.cloud}/{s.region}/{s.host}"
-            if key not in results:
-                continue
-            miss_key = (s.cloud, s.region, s.host)
-            problem = results[key]
-            if not problem:
-                self._misses[miss_key] = 0
-                s.probe, s.probe_misses = "reachable", 0
-                s.probe_detail = "{}:{} answers".format(*addresses[key])
-                continue
-            misses = self._misses.get(miss_key, 0) + 1
-            self._misses[miss_key] = misses
-            s.probe_misses = misses
-            s.probe_detail = f"{problem} ({misses} miss(es) in a row)"
-            s.probe = "unreachable" if misses >= probe.misses else "missing"
+        by_key = {f"{s.cloud}/{s.region}/{s.host}": s for s in signals}
+        pending = addresses
+        retry = probe.retry_interval.total_seconds()
+        while pending:
+            results = probe_all(pending, probe.timeout.total_seconds())
+            missed = [k for k in results if self._count(by_key[k], results[k], pending)]
+            # a missed probe is tried again soon rather than one assessment later: three
+            # misses a second apart say "unreachable" in 2 s, not in 3 health intervals
+            pending = {k: pending[k] for k in missed if by_key[k].probe == "missing" and retry > 0}
+            if pending:
+                time.sleep(retry)
+
+    def _count(self, s: HostSignals, problem: str | None, addresses: dict[str, Any]) -> bool:
+        """Records one probe of the host on its signals; True when it missed."""
+        miss_key = (s.cloud, s.region, s.host)
+        if not problem:
+            self._misses[miss_key] = 0
+            s.probe, s.probe_misses = "reachable", 0
+            s.probe_detail = "{}:{} answers".format(*addresses[f"{s.cloud}/{s.region}/{s.host}"])
+            return False
+        misses = self._misses.get(miss_key, 0) + 1
+        self._misses[miss_key] = misses
+        s.probe_misses = misses
+        s.probe_detail = f"{problem} ({misses} miss(es) in a row)"
+        s.probe = "unreachable" if misses >= self.settings.probe.misses else "missing"
+        return True
 
     def _read_bmcs(
         self, signals: list[HostSignals], by_host: dict[tuple[str, str, str], dict[str, Any]]

@@ -31,6 +31,11 @@ class ProbeSettings(_Strict):
     )
     misses: int = Field(default=3, ge=1, description="Misses in a row before unreachable.")
     timeout: Duration = Field(default=timedelta(seconds=1), description="One connect attempt.")
+    retry_interval: Duration = Field(
+        default=timedelta(seconds=1),
+        description="A missed probe is tried again this soon, within the same assessment, "
+        "until `misses` in a row or an answer (0: only at the next assessment).",
+    )
 
 
 class RabbitSettings(_Strict):
