@@ -33,7 +33,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.model import KINDS, Kind, kind
-from stackfleet.store.schema import ActionRecord, Pass, PassKind, Resource, ResourceChange
+from stackfleet.store.schema import (
+    ActionRecord,
+    KindSeen,
+    Pass,
+    PassKind,
+    Resource,
+    ResourceChange,
+)
 
 COLUMN_FIELDS = ("name", "project_id", "status")
 RESOURCES: Table = Resource.__table__  # type: ignore[assignment]  # Core table, bulk inserts
@@ -238,7 +245,6 @@ class InventoryStore:
         why)."""
         spec = kind(kind_name)
         now = utcnow()
-        where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
         with self._sessions.begin() as session:
             # resources an event re-read (or saw deleted) after this pass began: its
             # older listing neither makes them gone nor brings them back
@@ -355,21 +361,21 @@ class InventoryStore:
             if complete:
                 for chunk in _chunks(missing):
                     session.execute(
-                        update(Resource).where(Resource.pk.in_(chunk)).values(deleted_at=now)
+                        update(Resource)
+                        .where(Resource.pk.in_(chunk))
+                        .values(deleted_at=now, row_seen=_LAST_SEEN)
                     )
                 gone = len(missing)
-                # everything else of this kind was seen now: one statement, not one per row
-                session.execute(
-                    update(Resource)
-                    .where(where, Resource.deleted_at.is_(None))
-                    .values(last_seen=now, last_pass_id=pass_id)
-                )
+                # everything else of this kind was seen now: one row for the kind (after
+                # the gone ones took their last-seen time from the previous one), no
+                # write of the unchanged resources
+                _mark_kind_seen(session, cloud, region, kind_name, pass_id, now)
             else:
                 for chunk in _chunks(seen_pks):
                     session.execute(
                         update(Resource)
                         .where(Resource.pk.in_(chunk))
-                        .values(last_seen=now, last_pass_id=pass_id)
+                        .values(row_seen=now, last_pass_id=pass_id)
                     )
             for chunk in _chunks(revived):
                 session.execute(
@@ -835,7 +841,7 @@ class InventoryStore:
                         "attrs": dict(record),
                         "attrs_hash": digest,
                         "first_seen": now,
-                        "last_seen": now,
+                        "row_seen": now,
                         "last_changed": now,
                         "last_pass_id": 0,
                         "deleted_at": None,
@@ -846,7 +852,7 @@ class InventoryStore:
             if old_digest != digest:
                 self._apply_changes(session, spec, 0, now, {pk: (dict(record), digest)})
             session.execute(
-                update(Resource).where(Resource.pk == pk).values(last_seen=now, deleted_at=None)
+                update(Resource).where(Resource.pk == pk).values(row_seen=now, deleted_at=None)
             )
         if deleted is not None:
             return "revived"
@@ -865,7 +871,7 @@ class InventoryStore:
                     Resource.resource_id == resource_id,
                     Resource.deleted_at.is_(None),
                 )
-                .values(deleted_at=utcnow())
+                .values(deleted_at=utcnow(), row_seen=_LAST_SEEN)
             )
             return bool(getattr(result, "rowcount", 0))
 
@@ -889,7 +895,27 @@ class InventoryStore:
         """Forget everything about one cloud (used by tests and `stackfleet forget`)."""
         with self._sessions.begin() as session:
             session.execute(delete(Resource).where(Resource.cloud == cloud))
+            session.execute(delete(KindSeen).where(KindSeen.cloud == cloud))
             session.execute(delete(ResourceChange).where(ResourceChange.cloud == cloud))
+
+
+# A live row's last-seen time, as a value to write when it is marked gone: from then on
+# the newest complete listing of its kind no longer speaks for it.
+_LAST_SEEN = Resource.last_seen.expression
+
+
+def _mark_kind_seen(
+    session: Session, cloud: str, region: str, kind_name: str, pass_id: int, now: datetime
+) -> None:
+    """Record that `pass_id` listed this kind of this cloud region completely at `now`
+    (unless a newer pass already did: an interrupted pass may finish a kind late)."""
+    row = session.get(KindSeen, (cloud, region, kind_name))
+    if row is None:
+        session.add(
+            KindSeen(cloud=cloud, region=region, kind=kind_name, pass_id=pass_id, seen_at=now)
+        )
+    elif row.pass_id < pass_id:
+        row.pass_id, row.seen_at = pass_id, now
 
 
 # the columns of a new resource row, in the order _insert_new gives them

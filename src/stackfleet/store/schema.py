@@ -16,10 +16,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    case,
+    select,
     text,
 )
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -84,6 +86,21 @@ class PassKind(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class KindSeen(Base):
+    """The newest complete listing of one kind in one cloud region: when it was stored
+    and by which pass. Every resource of the kind that is not gone was in it (what it
+    missed was marked gone), so it stands for each row's "seen by that pass" and a
+    steady pass writes this one row instead of rewriting every unchanged resource."""
+
+    __tablename__ = "kinds_seen"
+
+    cloud: Mapped[str] = mapped_column(String(255), primary_key=True)
+    region: Mapped[str] = mapped_column(String(255), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pass_id: Mapped[int] = mapped_column(Integer)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Resource(Base):
     """Current state of one resource, as last seen."""
 
@@ -105,11 +122,41 @@ class Resource(Base):
     attrs: Mapped[dict[str, Any]] = mapped_column(JSONType)
     attrs_hash: Mapped[str] = mapped_column(String(32))
     first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # When this row itself was last written as seen: inserted, changed or revived by a
+    # pass, seen by a pass whose listing was incomplete, re-read by an event, or marked
+    # gone (then it keeps when it was last seen). A complete listing that finds a row
+    # unchanged does not write it: `last_seen` adds that listing (KindSeen).
+    row_seen: Mapped[datetime] = mapped_column("last_seen", DateTime(timezone=True))
     last_changed: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # the pass that last wrote the row as seen (0: an event)
     last_pass_id: Mapped[int] = mapped_column(Integer)
     # set when a complete pass no longer saw it; cleared if it comes back
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the resource was last seen: by the newest complete listing of its kind while
+    # it is live, else (or when the row was written as seen later) `row_seen`. Read-only.
+    last_seen: Mapped[datetime] = column_property(
+        case(
+            (
+                deleted_at.is_(None)
+                & (
+                    select(KindSeen.seen_at)
+                    .where(
+                        KindSeen.cloud == cloud,
+                        KindSeen.region == region,
+                        KindSeen.kind == kind,
+                    )
+                    .correlate_except(KindSeen)
+                    .scalar_subquery()
+                    > row_seen
+                ),
+                select(KindSeen.seen_at)
+                .where(KindSeen.cloud == cloud, KindSeen.region == region, KindSeen.kind == kind)
+                .correlate_except(KindSeen)
+                .scalar_subquery(),
+            ),
+            else_=row_seen,
+        ).label("last_seen")
+    )
 
 
 class ResourceChange(Base):
