@@ -99,6 +99,16 @@ def test_a_resource_an_event_marks_gone_keeps_its_last_pass_time(any_store):
     assert shown(any_store, "a")["last_seen"] == seen
 
 
+def test_an_interrupted_pass_finishing_a_kind_late_does_not_replace_the_newer_listing(any_store):
+    one_pass(any_store, [server("a")])
+    late = any_store.begin_pass("c1", "r1")
+    newer = one_pass(any_store, [server("a")])
+    seen = shown(any_store, "a")["last_seen"]
+    any_store.record_kind(late, "c1", "r1", "server", [server("a")], True)
+    assert shown(any_store, "a")["last_seen"] == seen
+    assert newer > late
+
+
 def test_policies_read_the_kinds_newest_listing_time(any_store):
     one_pass(any_store, [server("a"), server("b")])
     one_pass(any_store, [server("a"), server("b")])

@@ -908,14 +908,24 @@ def _mark_kind_seen(
     session: Session, cloud: str, region: str, kind_name: str, pass_id: int, now: datetime
 ) -> None:
     """Record that `pass_id` listed this kind of this cloud region completely at `now`
-    (unless a newer pass already did: an interrupted pass may finish a kind late)."""
-    row = session.get(KindSeen, (cloud, region, kind_name))
-    if row is None:
-        session.add(
-            KindSeen(cloud=cloud, region=region, kind=kind_name, pass_id=pass_id, seen_at=now)
+    (unless a newer pass already did: an interrupted pass may finish a kind late). One
+    upsert, so two collectors finishing the kind at once (a worker taking over a region
+    from one still running) both succeed."""
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert
+    statement = upsert(KindSeen).values(
+        cloud=cloud, region=region, kind=kind_name, pass_id=pass_id, seen_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[KindSeen.cloud, KindSeen.region, KindSeen.kind],
+            set_={"pass_id": statement.excluded.pass_id, "seen_at": statement.excluded.seen_at},
+            where=KindSeen.pass_id < statement.excluded.pass_id,
         )
-    elif row.pass_id < pass_id:
-        row.pass_id, row.seen_at = pass_id, now
+    )
 
 
 # the columns of a new resource row, in the order _insert_new gives them
