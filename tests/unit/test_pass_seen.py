@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 
 from stackfleet.store import open_store
 from stackfleet.store.db import MIGRATIONS, make_engine
+from stackfleet.store.inventory import encode_json, record_hash
 from stackfleet.store.policy_reads import load_records
 from stackfleet.store.schema import Resource
 
@@ -145,10 +146,16 @@ def test_a_first_pass_after_upgrading_from_0012_works(tmp_path):
                     "INSERT INTO resources (cloud, region, kind, resource_id, name, project_id, "
                     "status, attrs, attrs_hash, first_seen, last_seen, last_changed, "
                     "last_pass_id) VALUES ('c1', 'r1', 'server', :sid, :name, 'p1', 'ACTIVE', "
-                    ":attrs, '0', '2026-12-01 10:00:30.000000', '2026-12-01 10:00:30.000000', "
+                    ":attrs, :hash, '2026-12-01 10:00:30.000000', '2026-12-01 10:00:30.000000', "
                     "'2026-12-01 10:00:30.000000', 1)"
                 ),
-                {"sid": sid, "name": f"vm-{sid}", "attrs": '{"id": "%s"}' % sid},
+                # as 0012 stored a record: its JSON text and that text's hash
+                {
+                    "sid": sid,
+                    "name": f"vm-{sid}",
+                    "attrs": encode_json(server(sid)).decode(),
+                    "hash": record_hash(server(sid)),
+                },
             )
     engine.dispose()
     store = open_store(url)
@@ -157,7 +164,8 @@ def test_a_first_pass_after_upgrading_from_0012_works(tmp_path):
         assert shown(store, "b")["last_seen"].startswith("2026-12-01T10:00:30")
         one_pass(store, [server("a")])
         a, b = shown(store, "a"), shown(store, "b")
-        assert a["status"] == "ACTIVE" and a["name"] == "vm-a"
+        assert a["status"] == "ACTIVE" and a["name"] == "vm-a" and a["changes"] == []
+        assert a["last_changed"].startswith("2026-12-01T10:00:30")
         assert a["last_seen"] > "2026-12-02"
         assert b["deleted_at"] is not None
         assert b["last_seen"].startswith("2026-12-01T10:00:30")
@@ -177,6 +185,4 @@ def test_a_downgrade_to_0012_writes_the_last_seen_times_back(tmp_path):
     with engine.connect() as connection:
         written = connection.execute(text("SELECT last_seen FROM resources")).scalar_one()
     engine.dispose()
-    assert datetime.fromisoformat(str(written)) == datetime.fromisoformat(seen).replace(
-        tzinfo=None
-    )
+    assert datetime.fromisoformat(str(written)) == datetime.fromisoformat(seen).replace(tzinfo=None)
