@@ -911,12 +911,17 @@ def _mark_kind_seen(
     (unless a newer pass already did: an interrupted pass may finish a kind late). One
     upsert, so two collectors finishing the kind at once (a worker taking over a region
     from one still running) both succeed."""
-    dialect = session.connection().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as upsert
+    # (the two dialects' inserts share their upsert API, not a type)
+    statement: Any
+    if session.connection().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(KindSeen)
     else:
-        from sqlalchemy.dialects.sqlite import insert as upsert
-    statement = upsert(KindSeen).values(
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(KindSeen)
+    statement = statement.values(
         cloud=cloud, region=region, kind=kind_name, pass_id=pass_id, seen_at=now
     )
     session.execute(
