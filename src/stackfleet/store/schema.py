@@ -109,6 +109,19 @@ class Resource(Base):
         UniqueConstraint("cloud", "region", "kind", "resource_id", name="uq_resource"),
         Index("ix_resources_kind_status", "kind", "status"),
         Index("ix_resources_kind_project", "kind", "project_id"),
+        # what a pass reads of a kind's rows (ids, hashes, gone, seen), all in the index:
+        # the rows themselves, with their records, stay on disk
+        Index(
+            "ix_resources_pass_read",
+            "cloud",
+            "region",
+            "kind",
+            "resource_id",
+            "attrs_hash",
+            "deleted_at",
+            "last_seen",
+            "last_pass_id",
+        ),
     )
 
     pk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -38,6 +38,20 @@ def upgrade() -> None:
         sa.Column("pass_id", sa.Integer, nullable=False),
         sa.Column("seen_at", TZ, nullable=False),
     )
+    op.create_index(
+        "ix_resources_pass_read",
+        "resources",
+        [
+            "cloud",
+            "region",
+            "kind",
+            "resource_id",
+            "attrs_hash",
+            "deleted_at",
+            "last_seen",
+            "last_pass_id",
+        ],
+    )
 
 
 def downgrade() -> None:
@@ -46,4 +60,5 @@ def downgrade() -> None:
         f"last_pass_id = ({_SEEN.format(column='pass_id')}) "
         f"WHERE deleted_at IS NULL AND ({_SEEN.format(column='seen_at')}) > last_seen"
     )
+    op.drop_index("ix_resources_pass_read", "resources")
     op.drop_table("kinds_seen")
