@@ -37,7 +37,14 @@ from stackfleet.store.listing import (
     resource_dict,
     visible_condition,
 )
-from stackfleet.store.schema import ActionRecord, Pass, PassKind, Resource, ResourceChange
+from stackfleet.store.schema import (
+    ActionRecord,
+    KindSeen,
+    Pass,
+    PassKind,
+    Resource,
+    ResourceChange,
+)
 from stackfleet.store.tables import RESOURCES  # the Core table Resource maps, bulk inserts
 
 # SQLite accepts at most 32766 bound parameters per statement
@@ -185,7 +192,6 @@ class InventoryStore:
         why)."""
         spec = kind(kind_name)
         now = utcnow()
-        where = and_(Resource.cloud == cloud, Resource.region == region, Resource.kind == kind_name)
         with self._sessions.begin() as session:
             # resources an event re-read (or saw deleted) after this pass began: its
             # older listing neither makes them gone nor brings them back
@@ -302,21 +308,21 @@ class InventoryStore:
             if complete:
                 for chunk in _chunks(missing):
                     session.execute(
-                        update(Resource).where(Resource.pk.in_(chunk)).values(deleted_at=now)
+                        update(Resource)
+                        .where(Resource.pk.in_(chunk))
+                        .values(deleted_at=now, row_seen=_LAST_SEEN)
                     )
                 gone = len(missing)
-                # everything else of this kind was seen now: one statement, not one per row
-                session.execute(
-                    update(Resource)
-                    .where(where, Resource.deleted_at.is_(None))
-                    .values(last_seen=now, last_pass_id=pass_id)
-                )
+                # everything else of this kind was seen now: one row for the kind (after
+                # the gone ones took their last-seen time from the previous one), no
+                # write of the unchanged resources
+                _mark_kind_seen(session, cloud, region, kind_name, pass_id, now)
             else:
                 for chunk in _chunks(seen_pks):
                     session.execute(
                         update(Resource)
                         .where(Resource.pk.in_(chunk))
-                        .values(last_seen=now, last_pass_id=pass_id)
+                        .values(row_seen=now, last_pass_id=pass_id)
                     )
             for chunk in _chunks(revived):
                 session.execute(
@@ -760,7 +766,7 @@ class InventoryStore:
                         "attrs": dict(record),
                         "attrs_hash": digest,
                         "first_seen": now,
-                        "last_seen": now,
+                        "row_seen": now,
                         "last_changed": now,
                         "last_pass_id": 0,
                         "deleted_at": None,
@@ -771,7 +777,7 @@ class InventoryStore:
             if old_digest != digest:
                 self._apply_changes(session, spec, 0, now, {pk: (dict(record), digest)})
             session.execute(
-                update(Resource).where(Resource.pk == pk).values(last_seen=now, deleted_at=None)
+                update(Resource).where(Resource.pk == pk).values(row_seen=now, deleted_at=None)
             )
         if deleted is not None:
             return "revived"
@@ -790,7 +796,7 @@ class InventoryStore:
                     Resource.resource_id == resource_id,
                     Resource.deleted_at.is_(None),
                 )
-                .values(deleted_at=utcnow())
+                .values(deleted_at=utcnow(), row_seen=_LAST_SEEN)
             )
             return bool(getattr(result, "rowcount", 0))
 
@@ -814,7 +820,42 @@ class InventoryStore:
         """Forget everything about one cloud (used by tests and `stackfleet forget`)."""
         with self._sessions.begin() as session:
             session.execute(delete(Resource).where(Resource.cloud == cloud))
+            session.execute(delete(KindSeen).where(KindSeen.cloud == cloud))
             session.execute(delete(ResourceChange).where(ResourceChange.cloud == cloud))
+
+
+# A live row's last-seen time, as a value to write when it is marked gone: from then on
+# the newest complete listing of its kind no longer speaks for it.
+_LAST_SEEN = Resource.last_seen.expression
+
+
+def _mark_kind_seen(
+    session: Session, cloud: str, region: str, kind_name: str, pass_id: int, now: datetime
+) -> None:
+    """Record that `pass_id` listed this kind of this cloud region completely at `now`
+    (unless a newer pass already did: an interrupted pass may finish a kind late). One
+    upsert, so two collectors finishing the kind at once (a worker taking over a region
+    from one still running) both succeed."""
+    # (the two dialects' inserts share their upsert API, not a type)
+    statement: Any
+    if session.connection().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(KindSeen)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(KindSeen)
+    statement = statement.values(
+        cloud=cloud, region=region, kind=kind_name, pass_id=pass_id, seen_at=now
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[KindSeen.cloud, KindSeen.region, KindSeen.kind],
+            set_={"pass_id": statement.excluded.pass_id, "seen_at": statement.excluded.seen_at},
+            where=KindSeen.pass_id < statement.excluded.pass_id,
+        )
+    )
 
 
 # the columns of a new resource row, in the order _insert_new gives them

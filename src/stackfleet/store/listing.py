@@ -13,7 +13,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from stackfleet.core.errors import InvalidQueryError
 from stackfleet.model import Kind, kind
-from stackfleet.store.tables import RESOURCES
+from stackfleet.store.tables import RESOURCES, last_seen_of
+
+# a resource's columns as shown: `last_seen` is the derived time (tables.last_seen_of)
+SHOWN = (
+    *(c for c in RESOURCES.c if c.name != "last_seen"),
+    last_seen_of().label("last_seen"),
+)
 
 # fields kept in their own columns as well as in `attrs`
 COLUMN_FIELDS = ("name", "project_id", "status")
@@ -60,7 +66,7 @@ def list_resources(
             list_filters[field] = raw
         else:
             conditions.append(condition)
-    query = select(RESOURCES).where(*conditions).order_by(columns.name, columns.resource_id)
+    query = select(*SHOWN).where(*conditions).order_by(columns.name, columns.resource_id)
     if list_filters:
         rows = [r for r in connection.execute(query) if _matches_lists(r.attrs, list_filters)]
         total = len(rows)

@@ -17,9 +17,9 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, mapped_column
 
-from stackfleet.store.tables import METADATA, RESOURCES, JSONType
+from stackfleet.store.tables import KINDS_SEEN, METADATA, RESOURCES, JSONType, last_seen_of
 
 
 class Base(DeclarativeBase):
@@ -63,6 +63,18 @@ class PassKind(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class KindSeen(Base):
+    """The newest complete listing of one kind in one cloud region (tables.KINDS_SEEN)."""
+
+    __table__ = KINDS_SEEN
+
+    cloud: Mapped[str]
+    region: Mapped[str]
+    kind: Mapped[str]
+    pass_id: Mapped[int]
+    seen_at: Mapped[datetime]
+
+
 class Resource(Base):
     """Current state of one resource, as last seen (columns: tables.RESOURCES)."""
 
@@ -79,11 +91,15 @@ class Resource(Base):
     attrs: Mapped[dict[str, Any]]
     attrs_hash: Mapped[str]
     first_seen: Mapped[datetime]
-    last_seen: Mapped[datetime]
+    # the column `last_seen`: when this row itself was last written as seen (tables.py)
+    row_seen: Mapped[datetime] = column_property(RESOURCES.c.last_seen)
     last_changed: Mapped[datetime]
+    # the pass that last wrote the row as seen (0: an event)
     last_pass_id: Mapped[int]
     # set when a complete pass no longer saw it; cleared if it comes back
     deleted_at: Mapped[datetime | None]
+    # When the resource was last seen (tables.last_seen_of). Read-only.
+    last_seen: Mapped[datetime] = column_property(last_seen_of().label("last_seen"))
 
 
 class ResourceChange(Base):

@@ -19,8 +19,11 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    case,
+    select,
 )
 from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 
@@ -68,4 +71,55 @@ RESOURCES = Table(
     UniqueConstraint("cloud", "region", "kind", "resource_id", name="uq_resource"),
     Index("ix_resources_kind_status", "kind", "status"),
     Index("ix_resources_kind_project", "kind", "project_id"),
+    # what a pass reads of a kind's rows (ids, hashes, gone, seen), all in the index:
+    # the rows themselves, with their records, stay on disk
+    Index(
+        "ix_resources_pass_read",
+        "cloud",
+        "region",
+        "kind",
+        "resource_id",
+        "attrs_hash",
+        "deleted_at",
+        "last_seen",
+        "last_pass_id",
+    ),
 )
+# The column `resources.last_seen` is when the row itself was last written as seen:
+# inserted, changed or revived by a pass, seen by a pass whose listing was incomplete,
+# re-read by an event, or marked gone (then it keeps when it was last seen). A complete
+# listing that finds a row unchanged does not write it: it writes its kind's row here.
+
+# The newest complete listing of one kind in one cloud region: when it was stored and by
+# which pass. Every resource of the kind that is not gone was in it (what it missed was
+# marked gone), so it stands for each row's "seen by that pass" and a steady pass writes
+# this one row instead of rewriting every unchanged resource.
+KINDS_SEEN = Table(
+    "kinds_seen",
+    METADATA,
+    Column("cloud", String(255), primary_key=True),
+    Column("region", String(255), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("pass_id", Integer, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def last_seen_of(resources: Any = RESOURCES) -> ColumnElement[Any]:
+    """When a resource was last seen: by the newest complete listing of its kind while
+    it is live, else (or when the row was written as seen later) its row's own time."""
+    row = resources.c
+    listed = (
+        select(KINDS_SEEN.c.seen_at)
+        .where(
+            KINDS_SEEN.c.cloud == row.cloud,
+            KINDS_SEEN.c.region == row.region,
+            KINDS_SEEN.c.kind == row.kind,
+        )
+        .correlate_except(KINDS_SEEN)
+        .scalar_subquery()
+    )
+    return case(
+        (row.deleted_at.is_(None) & (listed > row.last_seen), listed),
+        else_=row.last_seen,
+    )
