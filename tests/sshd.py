@@ -70,7 +70,9 @@ class Sshd:
         """Options that make `ssh HOST` reach this server for the aliases in ssh_config."""
         return ["-F", str(self.ssh_config)]
 
-    def other_client(self, path: Path, key: Path | None = None, port: int | None = None) -> list[str]:
+    def other_client(
+        self, path: Path, key: Path | None = None, port: int | None = None
+    ) -> list[str]:
         """ssh options for the same aliases with another key or port (bad input)."""
         config = client_config(
             path, self.aliases, port or self.port, self.user, key or self.client_key
@@ -91,9 +93,7 @@ class Sshd:
                 self.process.wait(timeout=10)
 
 
-def client_config(
-    path: Path, aliases: tuple[str, ...], port: int, user: str, key: Path
-) -> Path:
+def client_config(path: Path, aliases: tuple[str, ...], port: int, user: str, key: Path) -> Path:
     """An ssh_config mapping `aliases` to 127.0.0.1:`port`, logging in with `key` only
     (IdentitiesOnly: no agent or default key can stand in for it)."""
     path.write_text(

@@ -23,12 +23,16 @@ from stackfleet.patching.connectors import (
 from stackfleet.patching.drift import capture_and_record
 from stackfleet.patching.revisions import apply_revision
 from stackfleet.patching.services import ServiceDefinition
+from stackfleet.patching.spec import load_spec
 from stackfleet.store import Store, open_store
 from stackfleet.store import patching as records
+from stackfleet.store.audit import AuditLog
 import sshd as private_sshd
+from test_campaign_simulator import CLOUD, Cloud, running_cloud
 from support import service_missing
 
 REMOTE_PYTHON = "/usr/bin/python3"
+HOST = "cmp0002"  # a compute host of the simulator's small preset, for the campaign
 NOVA_CONF = "[DEFAULT]\ndebug = false\n"
 
 BECOME_PLAYBOOK = """\
@@ -50,7 +54,7 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[private_sshd.Sshd
     reason = private_sshd.unavailable()
     if reason:
         service_missing(reason)
-    server = private_sshd.start_sshd(tmp_path_factory.mktemp("sshd"))
+    server = private_sshd.start_sshd(tmp_path_factory.mktemp("sshd"), aliases=("cmp1", HOST))
     yield server
     server.stop()
 
@@ -83,7 +87,10 @@ def nova(host_root: Path) -> ServiceDefinition:
     """nova-compute as it would be defined on the host, its files under `host_root`,
     its packages those of this venv (pip freeze over ssh)."""
     return ServiceDefinition(
-        config_files=[str(host_root / "etc/nova/nova.conf"), str(host_root / "etc/nova/absent.conf")],
+        config_files=[
+            str(host_root / "etc/nova/nova.conf"),
+            str(host_root / "etc/nova/absent.conf"),
+        ],
         packages=["pydantic", "no-such-package"],
         package_manager="pip",
         venv=sys.prefix,
@@ -151,9 +158,7 @@ def test_the_ssh_connector_with_become_runs_through_sudo(sshd, host_root):
     assert conf.read_text() == "[DEFAULT]\ndebug = true\n"
 
 
-def test_a_playbook_runs_over_ssh_with_become_through_the_ssh_connector(
-    sshd, host_root, tmp_path
-):
+def test_a_playbook_runs_over_ssh_with_become_through_the_ssh_connector(sshd, host_root, tmp_path):
     playbook = tmp_path / "become.yml"
     playbook.write_text(BECOME_PLAYBOOK)
     conf = host_root / "etc/nova/nova.conf"
@@ -166,9 +171,7 @@ def test_a_playbook_runs_over_ssh_with_become_through_the_ssh_connector(
     assert who.read_text().strip() == f"root via sudo from {sshd.user}"
 
 
-def test_the_ansible_connector_reads_writes_and_runs_become_over_ssh(
-    sshd, host_root, tmp_path
-):
+def test_the_ansible_connector_reads_writes_and_runs_become_over_ssh(sshd, host_root, tmp_path):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(
         # no ansible_user: ssh logs in as the current user (root here), and Ansible
@@ -177,9 +180,7 @@ def test_the_ansible_connector_reads_writes_and_runs_become_over_ssh(
         f"ansible_connection=ssh ansible_ssh_private_key_file={sshd.client_key} "
         f"ansible_ssh_common_args='-o UserKnownHostsFile={sshd.directory / 'known_hosts'}'\n"
     )
-    connector = connector_for(
-        ConnectorSpec(type="ansible", inventory=str(inventory), become=True)
-    )
+    connector = connector_for(ConnectorSpec(type="ansible", inventory=str(inventory), become=True))
     assert isinstance(connector, AnsibleConnector)
     conf = host_root / "etc/nova/nova.conf"
     assert connector.read_file("cmp1", str(conf)) == NOVA_CONF
@@ -193,6 +194,74 @@ def test_the_ansible_connector_reads_writes_and_runs_become_over_ssh(
     result = connector.run_playbook("cmp1", str(playbook), {"conf": str(conf), "who": str(who)})
     assert result.ok, result.stderr or result.stdout
     assert who.read_text().strip() == f"root via sudo from {sshd.user}"
+
+
+CAMPAIGN = """\
+campaign:
+  name: ratio-over-ssh
+  cloud: {cloud}
+  region: RegionOne
+  connector: {{type: ssh, ssh_options: [-F, {ssh_config}]}}
+  services:
+    nova-compute:
+      config_files: [{conf}]
+      restart: >-
+        if grep -q '^broken = true' {conf}; then up=false; else up=true; fi;
+        curl -sf -X POST -H 'Content-Type: application/json' -d "{{\\"up\\": $up}}"
+        {sim}/_sim/hosts/{host}/restart >/dev/null
+  targets:
+    hosts: {{names: [{host}]}}
+    services: [nova-compute]
+  steps:
+    apply:
+      - config: {{file: {conf}, set: {{DEFAULT: {{cpu_allocation_ratio: 4.0}}}}}}
+    gate:
+      heartbeat_max_age: 60s
+      wait: 3s
+      canary: {{flavor: m1.tiny, image: cirros-0.6.2-x86_64-disk, timeout: 30s}}
+  rollout: {{canary_hosts: 1, batch_size: 1}}
+  poll_interval: 0.1s
+"""
+
+
+@pytest.fixture
+def cloud(tmp_path: Path) -> Iterator[Cloud]:
+    with running_cloud(tmp_path) as running:
+        yield running
+
+
+def test_a_campaign_over_ssh_patches_gates_and_audits_the_host(sshd, cloud: Cloud):
+    conf = cloud.work / "hosts" / HOST / "etc/nova/nova.conf"
+    before = conf.read_text()
+    spec = cloud.work / "ratio-over-ssh.yaml"
+    spec.write_text(
+        CAMPAIGN.format(
+            cloud=CLOUD, ssh_config=sshd.ssh_config, conf=conf, sim=cloud.sim.base_url, host=HOST
+        )
+    )
+    runner = cloud.runner()
+    runner.start(load_spec(spec))
+    result = runner.run("ratio-over-ssh")
+    assert result["status"] == "completed", result["error"]
+    # the file on the host, written over ssh
+    assert "cpu_allocation_ratio = 4.0" in conf.read_text()
+    steps = records.steps_of(cloud.store, result["id"])
+    assert steps and all(s["status"] == "done" for s in steps), steps
+    # the audit log has the change with its before and after revision
+    applied = [
+        e for e in AuditLog(cloud.store).list(limit=100000)[0] if e["event"] == "campaign.applied"
+    ]
+    assert len(applied) == 1 and applied[0]["target"].endswith(f"/host/{HOST}")
+    details = applied[0]["details"]
+    old, new = details["before"]["nova-compute"], details["after"]["nova-compute"]
+    assert old != new
+    assert records.get_revision(cloud.store, HOST, "nova-compute", old)["content"]["files"] == {
+        str(conf): before
+    }
+    assert "+cpu_allocation_ratio = 4.0" in details["diff"]["nova-compute"]
+    # tested before the change (pre-check) and after it (gate)
+    history = [e["event"] for e in records.history(cloud.store, HOST, "nova-compute")]
+    assert history == ["tested", "applied", "tested", "captured"]
 
 
 # ---------------------------------------------------------------------- bad input
