@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sshd as private_sshd
+from support import service_missing
+from test_campaign_simulator import CLOUD, Cloud, running_cloud
 
 from stackfleet.patching.connectors import (
     AnsibleConnector,
@@ -27,9 +30,6 @@ from stackfleet.patching.spec import load_spec
 from stackfleet.store import Store, open_store
 from stackfleet.store import patching as records
 from stackfleet.store.audit import AuditLog
-import sshd as private_sshd
-from test_campaign_simulator import CLOUD, Cloud, running_cloud
-from support import service_missing
 
 REMOTE_PYTHON = "/usr/bin/python3"
 HOST = "cmp0002"  # a compute host of the simulator's small preset, for the campaign
