@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sshd as private_sshd
 from support import service_missing
-from test_campaign_simulator import CLOUD, Cloud, running_cloud
+from test_campaign_simulator import Cloud, running_cloud
 
 from stackfleet.patching.connectors import (
     AnsibleConnector,
@@ -196,32 +196,15 @@ def test_the_ansible_connector_reads_writes_and_runs_become_over_ssh(sshd, host_
     assert who.read_text().strip() == f"root via sudo from {sshd.user}"
 
 
-CAMPAIGN = """\
-campaign:
-  name: ratio-over-ssh
-  cloud: {cloud}
-  region: RegionOne
-  connector: {{type: ssh, ssh_options: [-F, {ssh_config}]}}
+SERVICES_OVER_SSH = """\
   services:
     nova-compute:
       config_files: [{conf}]
       restart: >-
         if grep -q '^broken = true' {conf}; then up=false; else up=true; fi;
         curl -sf -X POST -H 'Content-Type: application/json' -d "{{\\"up\\": $up}}"
-        {sim}/_sim/hosts/{host}/restart >/dev/null
-  targets:
-    hosts: {{names: [{host}]}}
-    services: [nova-compute]
-  steps:
-    apply:
-      - config: {{file: {conf}, set: {{DEFAULT: {{cpu_allocation_ratio: 4.0}}}}}}
-    gate:
-      heartbeat_max_age: 60s
-      wait: 3s
-      canary: {{flavor: m1.tiny, image: cirros-0.6.2-x86_64-disk, timeout: 30s}}
-  rollout: {{canary_hosts: 1, batch_size: 1}}
-  poll_interval: 0.1s
-"""
+        {sim}/_sim/hosts/{host}/restart >/dev/null"""
+RATIO = "      - config: {{file: {conf}, set: {{DEFAULT: {{cpu_allocation_ratio: 4.0}}}}}}"
 
 
 @pytest.fixture
@@ -233,11 +216,12 @@ def cloud(tmp_path: Path) -> Iterator[Cloud]:
 def test_a_campaign_over_ssh_patches_gates_and_audits_the_host(sshd, cloud: Cloud):
     conf = cloud.work / "hosts" / HOST / "etc/nova/nova.conf"
     before = conf.read_text()
-    spec = cloud.work / "ratio-over-ssh.yaml"
-    spec.write_text(
-        CAMPAIGN.format(
-            cloud=CLOUD, ssh_config=sshd.ssh_config, conf=conf, sim=cloud.sim.base_url, host=HOST
-        )
+    spec = cloud.spec(
+        "ratio-over-ssh",
+        RATIO.format(conf=conf),
+        hosts=[HOST],
+        connector=f"{{type: ssh, ssh_options: [-F, {sshd.ssh_config}]}}",
+        services=SERVICES_OVER_SSH.format(conf=conf, sim=cloud.sim.base_url, host=HOST),
     )
     runner = cloud.runner()
     runner.start(load_spec(spec))
