@@ -60,11 +60,14 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[private_sshd.Sshd
 
 
 @pytest.fixture(autouse=True)
-def remote_python(monkeypatch: pytest.MonkeyPatch) -> None:
+def ansible_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """The "remote" host is this machine, whose root PATH has pyenv shims first: Ansible's
     interpreter discovery picks a `python3.13` shim that has no Python behind it. Pin the
     system Python as an operator would (ansible.cfg / ANSIBLE_PYTHON_INTERPRETER)."""
     monkeypatch.setenv("ANSIBLE_PYTHON_INTERPRETER", REMOTE_PYTHON)
+    # no ssh master left behind for 60 s (Ansible's default ControlPersist) holding a
+    # session of the private sshd after the test
+    monkeypatch.setenv("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")
 
 
 @pytest.fixture
