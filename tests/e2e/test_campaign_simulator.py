@@ -62,20 +62,28 @@ class Cloud:
         extra: str = "",
         hosts: list[str] = HOSTS,
         region: str | None = "RegionOne",
+        connector: str = "{type: local, root: hosts}",
+        services: str | None = None,
     ) -> Path:
-        script = self.work / "restart.sh"
-        script.write_text(f"SIM={self.sim.base_url}\n{RESTART}")
+        """A campaign spec over `hosts`; by default each host a directory under hosts/
+        and nova-compute restarted by a script that tells the simulator (`services`: a
+        `services:` block of one's own)."""
+        if services is None:
+            script = self.work / "restart.sh"
+            script.write_text(f"SIM={self.sim.base_url}\n{RESTART}")
+            services = f"""\
+  services:
+    nova-compute:
+      config_files: [/etc/nova/nova.conf]
+      restart: "sh {script}\""""
         host_list = ", ".join(hosts)
         text = f"""\
 campaign:
   name: {name}
   cloud: {CLOUD}
 {f"  region: {region}" if region else ""}
-  connector: {{type: local, root: hosts}}
-  services:
-    nova-compute:
-      config_files: [/etc/nova/nova.conf]
-      restart: "sh {script}"
+  connector: {connector}
+{services}
   targets:
     hosts: {{names: [{host_list}]}}
     services: [nova-compute]

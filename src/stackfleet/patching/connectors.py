@@ -178,6 +178,16 @@ class SshConnector(Connector):
             command = f"sudo -n sh -c {shlex.quote(command)}"
         return ["ssh", "-o", "BatchMode=yes", *self.spec.ssh_options, target, "--", command]
 
+    def inventory(self, host: str) -> dict[str, Any]:
+        """The host by name over Ansible's ssh connection, with the same `ssh_options`
+        the connector's own commands use (an `-F` config, a key, a port): a playbook
+        reaches the host exactly as `ssh HOST` does."""
+        variables = super().inventory(host)["all"]["hosts"][host]
+        variables["ansible_connection"] = "ssh"
+        if self.spec.ssh_options:
+            variables["ansible_ssh_common_args"] = shlex.join(self.spec.ssh_options)
+        return {"all": {"hosts": {host: variables}}}
+
     def run(self, host: str, command: str, timeout: float | None = None) -> CommandResult:
         result = _subprocess(self._argv(host, command), host, timeout or self.spec.timeout)
         if result.rc == 255:
