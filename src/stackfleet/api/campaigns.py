@@ -86,12 +86,12 @@ class RollbackRequest(BaseModel):
 
     actor: ActorName = "api"
     hosts: list[HostName] | None = Field(
-        None,
+        default=None,
         min_length=1,
         max_length=MAX_ROLLBACK_HOSTS,
         description="Hosts (or servers) to roll back; default: every host it changed.",
     )
-    execute: bool = Field(False, description="Really roll back (default: dry-run).")
+    execute: bool = Field(default=False, description="Really roll back (default: dry-run).")
 
 
 class RollbackTarget(BaseModel):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 from stackfleet.engine.execute import Connections
 from stackfleet.engine.policies import PolicyRunner
@@ -42,8 +42,8 @@ AT_ONCE = (
     "run with --execute, as its card says."
 )
 # an action's `on_approval`: what approving it does
-ON_APPROVAL_AT_ONCE = "at-once"
-ON_APPROVAL_NEXT_RUN = "next-run"
+ON_APPROVAL_AT_ONCE: Final = "at-once"
+ON_APPROVAL_NEXT_RUN: Final = "next-run"
 
 
 class CarryOutApproved:
