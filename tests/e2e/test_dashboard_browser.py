@@ -636,8 +636,8 @@ def _audit(dashboard: Dashboard) -> list[dict[str, Any]]:
     return items
 
 
-def _next_dialog(page: Any, accept: bool) -> list[str]:
-    """Answer the page's next confirmation; the list gets its message once it came."""
+def _confirming(page: Any, button: Any, accept: bool) -> str:
+    """Click `button`, answer the confirmation it asks for; its message ("" if none)."""
     messages: list[str] = []
 
     def answer(dialog: Any) -> None:
@@ -645,7 +645,12 @@ def _next_dialog(page: Any, accept: bool) -> list[str]:
         dialog.accept() if accept else dialog.dismiss()
 
     page.once("dialog", answer)
-    return messages
+    button.click()
+    for _ in range(100):
+        if messages:
+            return messages[0]
+        page.wait_for_timeout(50)
+    return ""
 
 
 def test_a_reader_finds_batch_approval_and_rollback_off_and_the_api_refuses_them(
@@ -685,13 +690,9 @@ def test_an_operator_approves_a_waiting_batch_and_the_campaign_goes_on(
     page.get_by_text("Batch 1 waits for an operator's approval").wait_for()
     shot(page, dashboard, "campaign")
     # a rollback shows the API's dry-run for confirmation first; dismissed: nothing done
-    asked = _next_dialog(page, accept=False)
-    page.get_by_role("button", name=f"Roll back host {canary}", exact=True).click()
-    for _ in range(100):
-        if asked:
-            break
-        page.wait_for_timeout(50)
-    assert asked and canary in asked[0] and f"back to {TESTED[:12]}" in asked[0], asked
+    rollback = page.get_by_role("button", name=f"Roll back host {canary}", exact=True)
+    asked = _confirming(page, rollback, accept=False)
+    assert canary in asked and f"back to {TESTED[:12]}" in asked, asked
     assert not [e for e in _audit(dashboard) if "roll" in e["event"]]
 
     page.get_by_role("button", name=f"Approve batch 1 of campaign {WAITING}").click()
@@ -710,20 +711,14 @@ def test_an_operator_approves_a_waiting_batch_and_the_campaign_goes_on(
 
 
 def test_aborting_a_campaign_asks_first(page: Any, dashboard: Dashboard) -> None:
-    # the campaign approved above runs; the recorded one may be paused by now
     open_page(page, dashboard, f"/ui/campaigns/{WAITING}")
     sign_in(page, dashboard, "admin")
     before = _campaign(dashboard, WAITING)["status"]
-    asked = _next_dialog(page, accept=False)
-    page.get_by_role("button", name=f"Abort campaign {WAITING}").click()
-    for _ in range(100):
-        if asked:
-            break
-        page.wait_for_timeout(50)
-    assert asked and asked[0].startswith(f"Abort campaign {WAITING}?"), asked
+    abort = page.get_by_role("button", name=f"Abort campaign {WAITING}")
+    asked = _confirming(page, abort, accept=False)
+    assert asked.startswith(f"Abort campaign {WAITING}?"), asked
     assert _campaign(dashboard, WAITING)["status"] == before
-    _next_dialog(page, accept=True)
-    page.get_by_role("button", name=f"Abort campaign {WAITING}").click()
+    assert _confirming(page, abort, accept=True)
     page.get_by_text(f"Campaign {WAITING}: abort done").wait_for()
     assert _campaign(dashboard, WAITING)["status"] == "aborted"
     assert dashboard.console == []
