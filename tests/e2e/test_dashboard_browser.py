@@ -653,12 +653,19 @@ def _confirming(page: Any, button: Any, accept: bool) -> str:
     return ""
 
 
+def _waiting_campaign_page(page: Any, dashboard: Dashboard, who: str) -> str:
+    """The page of the campaign recorded awaiting approval, signed in as `who`; the
+    name of its canary host."""
+    canary: str = _campaign(dashboard, WAITING)["batches"][0][0]
+    open_page(page, dashboard, f"/ui/campaigns/{WAITING}")
+    sign_in(page, dashboard, who)
+    return canary
+
+
 def test_a_reader_finds_batch_approval_and_rollback_off_and_the_api_refuses_them(
     page: Any, dashboard: Dashboard
 ) -> None:
-    canary = _campaign(dashboard, WAITING)["batches"][0][0]
-    open_page(page, dashboard, f"/ui/campaigns/{WAITING}")
-    sign_in(page, dashboard, "reader")
+    canary = _waiting_campaign_page(page, dashboard, "reader")
     page.get_by_text("Only an operator may pause, resume, abort, approve").wait_for()
     for name in (
         f"Approve batch 1 of campaign {WAITING}",
@@ -684,9 +691,7 @@ def test_a_reader_finds_batch_approval_and_rollback_off_and_the_api_refuses_them
 def test_an_operator_approves_a_waiting_batch_and_the_campaign_goes_on(
     page: Any, dashboard: Dashboard
 ) -> None:
-    canary = _campaign(dashboard, WAITING)["batches"][0][0]
-    open_page(page, dashboard, f"/ui/campaigns/{WAITING}")
-    sign_in(page, dashboard, "admin")
+    canary = _waiting_campaign_page(page, dashboard, "admin")
     page.get_by_text("Batch 1 waits for an operator's approval").wait_for()
     shot(page, dashboard, "campaign")
     # a rollback shows the API's dry-run for confirmation first; dismissed: nothing done
@@ -711,8 +716,7 @@ def test_an_operator_approves_a_waiting_batch_and_the_campaign_goes_on(
 
 
 def test_aborting_a_campaign_asks_first(page: Any, dashboard: Dashboard) -> None:
-    open_page(page, dashboard, f"/ui/campaigns/{WAITING}")
-    sign_in(page, dashboard, "admin")
+    _waiting_campaign_page(page, dashboard, "admin")
     before = _campaign(dashboard, WAITING)["status"]
     abort = page.get_by_role("button", name=f"Abort campaign {WAITING}")
     asked = _confirming(page, abort, accept=False)
