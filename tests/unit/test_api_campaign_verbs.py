@@ -121,6 +121,21 @@ def test_a_running_campaign_is_not_rolled_back_under_its_runner(
     assert "pause or abort it" in answer.json()["error"]["message"]
 
 
+def test_a_paused_campaign_whose_process_still_holds_it_is_not_rolled_back(
+    store: Store, client: TestClient
+) -> None:
+    campaign(store, "k1", "paused")
+    record_tested_revision(store, HOSTS[0], "a" * 64)
+    now = datetime.now(UTC)
+    cid = records.get_campaign(store, "k1")["id"]
+    assert records.claim_campaign(store, cid, "other-node:4242", now, now)
+    # the dry-run still answers; the rollback waits until the process lets go
+    assert client.post("/v1/campaigns/k1/rollback", json={}).status_code == 200
+    answer = client.post("/v1/campaigns/k1/rollback", json={"execute": True})
+    assert answer.status_code == 409
+    assert "still being carried out by other-node:4242" in answer.json()["error"]["message"]
+
+
 @pytest.mark.parametrize(
     ("body", "field", "said"),
     [

@@ -9,6 +9,7 @@ runs one in the request); a rollback is carried out in the request, as the CLI's
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -26,6 +27,7 @@ router = APIRouter(tags=["campaigns"], responses=error_responses(500))
 CampaignName = Annotated[str, Path(min_length=1, max_length=255, description="The campaign.")]
 HostName = Annotated[str, Field(min_length=1, max_length=255)]
 MAX_ROLLBACK_HOSTS = 1000
+CAMPAIGN_LEASE_SECONDS = 60.0  # CampaignRunner's default lease
 # which states each operator verb applies to (as the CLI's verbs)
 PAUSABLE = ("running", "awaiting-approval")
 ABORTABLE = ("running", "paused", "halted", "awaiting-approval")
@@ -282,6 +284,16 @@ def rollback_targets(
     return plan
 
 
+def _carried_out(campaign: dict[str, Any]) -> bool:
+    """Whether a process holds the campaign's lease (a heartbeat within the runner's
+    default lease, 60 s): a process that died lets go when its heartbeat goes stale."""
+    beat = campaign.get("heartbeat_at")
+    if not campaign.get("owner") or not beat:
+        return False
+    age = datetime.now(UTC) - datetime.fromisoformat(beat)
+    return age < timedelta(seconds=CAMPAIGN_LEASE_SECONDS)
+
+
 @router.post(
     "/v1/campaigns/{name}/rollback",
     response_model=RollbackOut,
@@ -311,6 +323,12 @@ def rollback_campaign(
     campaign = records.get_campaign(store, name)
     if campaign["status"] == "running":
         raise ConflictError(f"campaign {name} is running; pause or abort it before rolling back")
+    if _carried_out(campaign):
+        # paused or aborted, but its process still finishes the step a host is in
+        raise ConflictError(
+            f"campaign {name} is still being carried out by {campaign['owner']} (finishing "
+            "the step a host is in); roll back once it has let go (its steps show it)"
+        )
     runner = CampaignRunner(store, load_settings(None), actor=actor)
     hosts = list(dict.fromkeys(body.hosts)) if body.hosts else None
     answer["results"] = runner.rollback(name, hosts)
