@@ -61,6 +61,14 @@ def record_tested_revision(store: Store, host: str, digest: str) -> None:
     records.mark_tested(store, host, SERVICE, digest, now, "earlier-campaign")
 
 
+def conflict(client: TestClient, path: str, body: dict[str, Any] | None = None) -> str:
+    """POST `path`, expecting a 409; its message."""
+    answer = client.post(path, json=body)
+    assert answer.status_code == 409, answer.text
+    message: str = answer.json()["error"]["message"]
+    return message
+
+
 def audit_events(client: TestClient) -> list[dict[str, Any]]:
     items: list[dict[str, Any]] = client.get("/v1/audit", params={"limit": 50}).json()["items"]
     return items
@@ -82,9 +90,7 @@ def test_approving_a_campaign_no_batch_waits_on_is_a_conflict(
     store: Store, client: TestClient
 ) -> None:
     campaign(store, "k1", "running")
-    answer = client.post("/v1/campaigns/k1/approve")
-    assert answer.status_code == 409
-    assert "no batch waits" in answer.json()["error"]["message"]
+    assert "no batch waits" in conflict(client, "/v1/campaigns/k1/approve")
 
 
 def test_a_rollback_is_a_dry_run_naming_the_revisions_it_would_put_back(
@@ -106,9 +112,8 @@ def test_a_rollback_of_a_host_without_a_tested_revision_is_refused(
     store: Store, client: TestClient
 ) -> None:
     campaign(store, "k1", "halted")
-    answer = client.post("/v1/campaigns/k1/rollback", json={"hosts": [HOSTS[0]]})
-    assert answer.status_code == 409
-    assert f"{SERVICE} on {HOSTS[0]}" in answer.json()["error"]["message"]
+    said = conflict(client, "/v1/campaigns/k1/rollback", {"hosts": [HOSTS[0]]})
+    assert f"{SERVICE} on {HOSTS[0]}" in said
 
 
 def test_a_running_campaign_is_not_rolled_back_under_its_runner(
@@ -116,9 +121,7 @@ def test_a_running_campaign_is_not_rolled_back_under_its_runner(
 ) -> None:
     campaign(store, "k1", "running")
     record_tested_revision(store, HOSTS[0], "a" * 64)
-    answer = client.post("/v1/campaigns/k1/rollback", json={"execute": True})
-    assert answer.status_code == 409
-    assert "pause or abort it" in answer.json()["error"]["message"]
+    assert "pause or abort it" in conflict(client, "/v1/campaigns/k1/rollback", {"execute": True})
 
 
 def test_a_paused_campaign_whose_process_still_holds_it_is_not_rolled_back(
@@ -131,9 +134,8 @@ def test_a_paused_campaign_whose_process_still_holds_it_is_not_rolled_back(
     assert records.claim_campaign(store, cid, "other-node:4242", now, now)
     # the dry-run still answers; the rollback waits until the process lets go
     assert client.post("/v1/campaigns/k1/rollback", json={}).status_code == 200
-    answer = client.post("/v1/campaigns/k1/rollback", json={"execute": True})
-    assert answer.status_code == 409
-    assert "still being carried out by other-node:4242" in answer.json()["error"]["message"]
+    said = conflict(client, "/v1/campaigns/k1/rollback", {"execute": True})
+    assert "still being carried out by other-node:4242" in said
 
 
 @pytest.mark.parametrize(
