@@ -451,6 +451,32 @@ def test_rolling_back_a_completed_campaign_puts_back_what_ran_before_it(cloud: C
     assert cloud.service("cmp0002")["status"] == "enabled"
 
 
+def test_a_rollback_over_the_api_is_a_dry_run_until_executed_and_audited_as_the_caller(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+):
+    from fastapi.testclient import TestClient
+
+    from stackfleet.api import create_app
+
+    # the API's runner finds the cloud as `stackfleet serve` does: the default clouds.yaml
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(cloud.clouds))
+    runner = cloud.runner()
+    runner.start(load_spec(cloud.spec("undo-api", RATIO, hosts=["cmp0002"])))
+    assert runner.run("undo-api")["status"] == "completed"
+    conf = cloud.work / "hosts" / "cmp0002" / "etc/nova/nova.conf"
+    client = TestClient(create_app(cloud.store))
+    path = "/v1/campaigns/undo-api/rollback"
+    dry = client.post(path, json={"hosts": ["cmp0002"]}).json()
+    assert dry["results"] is None and [t["host"] for t in dry["targets"]] == ["cmp0002"]
+    assert "cpu_allocation_ratio" in conf.read_text()  # a dry-run changes nothing
+    done = client.post(path, json={"hosts": ["cmp0002"], "execute": True, "actor": "bob"})
+    assert done.status_code == 200, done.text
+    assert done.json()["results"] == [{"host": "cmp0002", "status": "rolled-back", "error": None}]
+    assert conf.read_text() == NOVA_CONF
+    entries, _ = AuditLog(cloud.store).list(limit=20)
+    assert any(e["actor"] == "bob" and "undo-api" in (e["policy"] or "") for e in entries)
+
+
 def test_a_batch_waits_for_approval_when_the_spec_asks_for_it(cloud: Cloud):
     extra = "  approvals: {per_batch: true}\n"
     runner = cloud.runner()

@@ -2,7 +2,9 @@
 API serving a collected simulated cloud (Keystone tokens from the simulator's Keystone,
 as `stackfleet serve --auth-cloud` checks them). Every page loads with no console
 error, the charts draw data, ack / silence / approve / extend go through the API, a
-reader cannot approve, an unknown host is a 404 page, an expired token brings the
+reader cannot approve, a campaign's batch is approved and its abort and rollback ask for
+confirmation first, the demo's approvals say which are carried out at once, an unknown
+host is a 404 page, an expired token brings the
 sign-in prompt, and /docs and /redoc load with no request leaving the machine.
 
 Screenshots go to the test's tmp folder, or to $STACKFLEET_SCREENSHOTS when set
@@ -27,6 +29,8 @@ import requests
 from stackfleet.alerts.lifecycle import ingest
 from stackfleet.api.auth import KeystoneAuth
 from stackfleet.api.server import ApiServer
+from stackfleet.cli.demo_story import demo_policies
+from stackfleet.engine.approved_now import CarryOutApproved
 from stackfleet.engine.collect import collect
 from stackfleet.engine.hardware import run_sweep, targets_for
 from stackfleet.engine.policies import PolicyRunner
@@ -74,6 +78,7 @@ class Dashboard:
     host: str
     shots: Path
     clouds: Path
+    auth: KeystoneAuth
     console: list[str] = field(default_factory=list)
 
 
@@ -126,6 +131,18 @@ PAINTED = """(() => {
 })()"""
 WORKLOAD = "web-frontend"
 CAMPAIGN = "nova-kernel-2026-12"
+# a campaign whose spec asks for per-batch approval, its canary done, batch 1 waiting
+WAITING = "nova-ini-2026-12"
+TESTED = "7e57ed" + "0" * 58
+# a policy run by hand against the demo's cloud: none of the demo's packs
+HAND_POLICY = """policies:
+  - name: errored-servers-escalation
+    description: Servers in ERROR, escalated after an operator's approval.
+    resource: server
+    filters: [{status: ERROR}]
+    actions: [{type: notify, to: [oncall@example.org]}]
+    safety: {require_approval: true}
+"""
 
 
 def label_workload(server: SimulatorServer, name: str, count: int) -> None:
@@ -174,22 +191,26 @@ def record_recovery(store: Any, host: str, now: datetime) -> None:
         recoveries.finish_step(store, step["id"], now, "planned", details=details)
 
 
-def record_campaign(store: Any, hosts: list[str], now: datetime) -> None:
-    """A running patching campaign: the canary done, the next batch under way."""
+def record_campaign(
+    store: Any, hosts: list[str], now: datetime, name: str = CAMPAIGN, waiting: bool = False
+) -> None:
+    """A patching campaign, the canary done: running, the next batch under way; or
+    (`waiting`) awaiting the approval of the next batch, as the runner leaves it."""
     spec = CampaignSpec.model_validate(
         {
-            "name": CAMPAIGN,
+            "name": name,
             "cloud": CLOUD,
             "targets": {"hosts": {"names": hosts}, "services": ["nova-compute"]},
         }
     ).model_dump(mode="json")
     batches = [hosts[:1], hosts[1:]]
     steps = ["pre-check", "drain", "apply", "restart", "gate", "undrain"]
+    plan: dict[str, Any] = {"name": name, "cloud": CLOUD, "region": "RegionOne"}
     campaign_records.create_campaign(
         store,
-        CAMPAIGN,
+        name,
         spec,
-        {"name": CAMPAIGN, "cloud": CLOUD, "region": "RegionOne", "batches": batches},
+        {**plan, "batches": batches, **({"waiting_batch": 1} if waiting else {})},
         "",
         [
             (h, b, i, s)
@@ -198,12 +219,13 @@ def record_campaign(store: Any, hosts: list[str], now: datetime) -> None:
             for i, s in enumerate(steps)
         ],
         now,
+        status="awaiting-approval" if waiting else "running",
     )
-    campaign = campaign_records.get_campaign(store, CAMPAIGN)
+    campaign = campaign_records.get_campaign(store, name)
     for step in campaign_records.steps_of(store, campaign["id"]):
         if step["host"] == hosts[0]:
             campaign_records.set_step(store, step["id"], status="done")
-        elif step["host"] == hosts[1] and step["step"] in ("pre-check", "drain"):
+        elif not waiting and step["host"] == hosts[1] and step["step"] in ("pre-check", "drain"):
             campaign_records.set_step(
                 store, step["id"], status="done" if step["position"] == 0 else "running"
             )
@@ -267,6 +289,10 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         host_of_id = next(h for h in hypervisors if h["host"] == host)
         record_recovery(store, hosts[0], now)
         record_campaign(store, hosts[:3], now)
+        record_campaign(store, hosts[:3], now, WAITING, waiting=True)
+        # the canary's nova-compute revision was tested: what a rollback puts back
+        campaign_records.save_revision(store, hosts[0], "nova-compute", TESTED, {}, now)
+        campaign_records.mark_tested(store, hosts[0], "nova-compute", TESTED, now, "earlier")
         record_host_use(store, host_of_id)
         reader = add_system_reader(cloud, "fleet-auditor")
         admin = connect(CLOUD, config_files=[str(clouds)])[0].conn
@@ -274,7 +300,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
 
         with ApiServer(store, keystone=auth) as url:
             tokens = {"admin": admin.auth_token, "reader": reader}
-            yield Dashboard(url, store, tokens, host, shots, Path(clouds))
+            yield Dashboard(url, store, tokens, host, shots, Path(clouds), auth)
     store.close()
 
 
@@ -589,7 +615,6 @@ def test_a_reader_cannot_pause_a_campaign_and_an_operator_can(
     assert refused.status_code == 403
     page.get_by_role("button", name="Sign out").click()
     sign_in(page, dashboard, "admin")
-    shot(page, dashboard, "campaign")
     page.get_by_role("button", name=f"Pause campaign {CAMPAIGN}").click()
     page.get_by_text(f"Campaign {CAMPAIGN}: pause done").wait_for()
     page.get_by_role("button", name=f"Resume campaign {CAMPAIGN}").wait_for()
@@ -597,6 +622,142 @@ def test_a_reader_cannot_pause_a_campaign_and_an_operator_can(
     assert campaign["status"] == "paused"
     audit = httpx.get(f"{dashboard.url}/v1/audit", params={"limit": 5}, timeout=10).json()
     assert any(e["event"] == "campaign.paused" and e["actor"] == "admin" for e in audit["items"])
+    assert dashboard.console == []
+
+
+def _campaign(dashboard: Dashboard, name: str) -> dict[str, Any]:
+    answer: dict[str, Any] = httpx.get(f"{dashboard.url}/v1/campaigns/{name}", timeout=10).json()
+    return answer
+
+
+def _audit(dashboard: Dashboard) -> list[dict[str, Any]]:
+    answer = httpx.get(f"{dashboard.url}/v1/audit", params={"limit": 50}, timeout=10)
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def _confirming(page: Any, button: Any, accept: bool) -> str:
+    """Click `button`, answer the confirmation it asks for; its message ("" if none)."""
+    messages: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        messages.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", answer)
+    button.click()
+    for _ in range(100):
+        if messages:
+            return messages[0]
+        page.wait_for_timeout(50)
+    return ""
+
+
+def _waiting_campaign_page(page: Any, dashboard: Dashboard, who: str) -> str:
+    """The page of the campaign recorded awaiting approval, signed in as `who`; the
+    name of its canary host."""
+    canary: str = _campaign(dashboard, WAITING)["batches"][0][0]
+    open_page(page, dashboard, f"/ui/campaigns/{WAITING}")
+    sign_in(page, dashboard, who)
+    return canary
+
+
+def test_a_reader_finds_batch_approval_and_rollback_off_and_the_api_refuses_them(
+    page: Any, dashboard: Dashboard
+) -> None:
+    canary = _waiting_campaign_page(page, dashboard, "reader")
+    page.get_by_text("Only an operator may pause, resume, abort, approve").wait_for()
+    for name in (
+        f"Approve batch 1 of campaign {WAITING}",
+        f"Roll back campaign {WAITING}",
+        f"Roll back host {canary}",
+    ):
+        button = page.get_by_role("button", name=name, exact=True)
+        assert button.is_disabled(), name
+        assert "Only an operator" in (button.get_attribute("title") or ""), name
+    # the API refuses the reader as well
+    for verb, body in (("approve", {}), ("rollback", {"execute": True})):
+        refused = httpx.post(
+            f"{dashboard.url}/v1/campaigns/{WAITING}/{verb}",
+            json=body,
+            headers={"X-Auth-Token": dashboard.tokens["reader"]},
+            timeout=10,
+        )
+        assert refused.status_code == 403, verb
+    assert _campaign(dashboard, WAITING)["status"] == "awaiting-approval"
+    assert dashboard.console == []
+
+
+def test_an_operator_approves_a_waiting_batch_and_the_campaign_goes_on(
+    page: Any, dashboard: Dashboard
+) -> None:
+    canary = _waiting_campaign_page(page, dashboard, "admin")
+    page.get_by_text("Batch 1 waits for an operator's approval").wait_for()
+    shot(page, dashboard, "campaign")
+    # a rollback shows the API's dry-run for confirmation first; dismissed: nothing done
+    rollback = page.get_by_role("button", name=f"Roll back host {canary}", exact=True)
+    asked = _confirming(page, rollback, accept=False)
+    assert canary in asked and f"back to {TESTED[:12]}" in asked, asked
+    assert not [e for e in _audit(dashboard) if "roll" in e["event"]]
+
+    page.get_by_role("button", name=f"Approve batch 1 of campaign {WAITING}").click()
+    page.get_by_text(f"Campaign {WAITING}: batch 1 approved").wait_for()
+    # drawn again: nothing waiting, running, batch 1 approved, no approval offered
+    page.locator("[data-waiting]").wait_for(state="detached")
+    assert "running" in page.locator("#p-where-it-stands").locator("..").inner_text()
+    assert "(approved)" in page.get_by_role("list", name="Batches").inner_text()
+    assert page.get_by_role("button", name="Approve batch", exact=False).count() == 0
+    campaign = _campaign(dashboard, WAITING)
+    assert campaign["status"] == "running" and campaign["approved_batches"] == [1]
+    assert any(
+        e["event"] == "campaign.batch-approved" and e["actor"] == "admin" for e in _audit(dashboard)
+    )
+    assert dashboard.console == []
+
+
+def test_aborting_a_campaign_asks_first(page: Any, dashboard: Dashboard) -> None:
+    _waiting_campaign_page(page, dashboard, "admin")
+    before = _campaign(dashboard, WAITING)["status"]
+    abort = page.get_by_role("button", name=f"Abort campaign {WAITING}")
+    asked = _confirming(page, abort, accept=False)
+    assert asked.startswith(f"Abort campaign {WAITING}?"), asked
+    assert _campaign(dashboard, WAITING)["status"] == before
+    assert _confirming(page, abort, accept=True)
+    page.get_by_text(f"Campaign {WAITING}: abort done").wait_for()
+    assert _campaign(dashboard, WAITING)["status"] == "aborted"
+    assert dashboard.console == []
+
+
+def test_in_the_demo_an_approval_of_another_policy_says_it_waits_for_its_next_run(
+    page: Any, dashboard: Dashboard
+) -> None:
+    """The demo carries out its own packs' approvals at once; an action of a policy run
+    by hand is not, and its card and the notice say so (it stays approved)."""
+    PolicyRunner(dashboard.store).run(load_text(HAND_POLICY), execute=True)
+    demo = CarryOutApproved(demo_policies(), [str(dashboard.clouds)])
+    with ApiServer(dashboard.store, keystone=dashboard.auth, carry_out_approved=demo) as url:
+        queued = httpx.get(
+            f"{url}/v1/actions",
+            params={"status": "awaiting-approval", "policy": "errored-servers-escalation"},
+            timeout=10,
+        ).json()
+        first = queued["items"][0]
+        assert first["on_approval"] == "next-run"
+        page.goto(f"{url}/ui/actions")
+        page.wait_for_selector("body[data-ready=true]")
+        sign_in(page, dashboard, "admin")
+        assert "carried out at once" in page.locator("[data-approval-runs]").inner_text()
+        card = page.locator(f'article[data-action="{first["id"]}"]')
+        said = card.locator("[data-on-approval]")
+        assert said.get_attribute("data-on-approval") == "next-run"
+        assert "next run with --execute" in said.inner_text()
+        card.get_by_role("button", name="Approve", exact=False).click()
+        notice = page.get_by_text(f"Approved action {first['id']}")
+        notice.wait_for()
+        assert "runs at its policy's next run" in notice.inner_text()
+        actions = httpx.get(f"{url}/v1/actions", params={"limit": 200}, timeout=10).json()
+        [after] = [a for a in actions["items"] if a["id"] == first["id"]]
+        assert after["status"] == "approved" and after["executed_at"] is None
     assert dashboard.console == []
 
 

@@ -87,6 +87,7 @@ def test_demo_serves_the_collected_fleet_and_stops_on_ctrl_c(tmp_path):
         # on the simulated cloud (the world-open SSH rule is deleted), and the page says so
         assert "carried out at once" in queue["approval_runs"]
         [queued] = queue["items"]
+        assert queued["on_approval"] == "at-once"  # one of the demo's own packs
         approved = httpx.post(
             f"{url}/v1/actions/{queued['id']}/approve", headers=token, timeout=60
         ).json()

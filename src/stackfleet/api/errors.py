@@ -115,7 +115,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("%s: %s", type(exc).__name__, exc)
-        return error_response(status, str(exc))
+        # an error about one field of the request (InvalidQueryError(field=...)) names it
+        return error_response(status, str(exc), getattr(exc, "field", None))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:

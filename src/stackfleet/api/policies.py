@@ -4,7 +4,7 @@ queue."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -13,7 +13,7 @@ from stackfleet.api import auth, rbac
 from stackfleet.api.deps import ActorName, OffsetQuery, RowId, get_store
 from stackfleet.api.errors import error_responses
 from stackfleet.core.errors import NotFoundError
-from stackfleet.engine.approved_now import AT_NEXT_RUN
+from stackfleet.engine.approved_now import AT_NEXT_RUN, ON_APPROVAL_AT_ONCE, ON_APPROVAL_NEXT_RUN
 from stackfleet.policy import PolicyError, load_text
 from stackfleet.store import action_records
 from stackfleet.store import leases as lease_store
@@ -255,6 +255,12 @@ class ActionOut(BaseModel):
     executed_at: str | None
     approved_by: str | None
     approved_at: str | None
+    on_approval: Literal["at-once", "next-run"] = Field(
+        ON_APPROVAL_NEXT_RUN,
+        description="What approving it does here: at-once (a workload's action; in the "
+        "demo, an action of the demo's own packs) or next-run (at its policy's next run "
+        "with --execute).",
+    )
 
 
 class ActionPage(BaseModel):
@@ -295,7 +301,7 @@ def actions(
     hook = _carry_out_approved(request)
     return {
         "total": total,
-        "items": items,
+        "items": [_with_on_approval(request, a) for a in items],
         "approval_runs": hook.describe if hook is not None else AT_NEXT_RUN,
     }
 
@@ -303,6 +309,16 @@ def actions(
 def _carry_out_approved(request: Request) -> Any:
     """The demo's CarryOutApproved, when this server acts on approvals at once."""
     return getattr(request.app.state, "carry_out_approved", None)
+
+
+def _with_on_approval(request: Request, row: dict[str, Any]) -> dict[str, Any]:
+    """The action with what approving it does on this server (`on_approval`): the page
+    says it per action, since in the demo only the demo's own policies act at once."""
+    from stackfleet.provision.approvals import is_provisioning
+
+    hook = _carry_out_approved(request)
+    at_once = is_provisioning(row) or (hook is not None and hook.carries_out(row))
+    return {**row, "on_approval": ON_APPROVAL_AT_ONCE if at_once else ON_APPROVAL_NEXT_RUN}
 
 
 def _decide(request: Request, action_id: int, approve: bool, actor: str) -> Any:
@@ -342,7 +358,7 @@ def approve(request: Request, action_id: RowId, body: Decision | None = None) ->
     elif (hook := _carry_out_approved(request)) is not None:
         hook(store, row, actor)
         row = action_records.get(store, action_id)
-    return row
+    return _with_on_approval(request, row)
 
 
 @router.post(
@@ -353,7 +369,8 @@ def approve(request: Request, action_id: RowId, body: Decision | None = None) ->
 )
 def reject(request: Request, action_id: RowId, body: Decision | None = None) -> Any:
     """Reject an action waiting for approval; it is never carried out."""
-    return _decide(request, action_id, False, auth.actor(request, (body or Decision()).actor))
+    row = _decide(request, action_id, False, auth.actor(request, (body or Decision()).actor))
+    return _with_on_approval(request, row)
 
 
 class LeaseOut(BaseModel):

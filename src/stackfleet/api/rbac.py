@@ -161,12 +161,15 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/workloads/{name}"): Rule.PROJECT,
     ("POST", "/v1/workloads/plan"): Rule.OPERATOR,
     ("POST", "/v1/workloads/apply"): Rule.OPERATOR,
-    # patching campaigns: hosts across the fleet; pause, resume and abort are operators'
+    # patching campaigns: hosts across the fleet; pause, resume, abort, batch approval
+    # and rollback are operators'
     ("GET", "/v1/campaigns"): Rule.FLEET,
     ("GET", "/v1/campaigns/{name}"): Rule.FLEET,
     ("POST", "/v1/campaigns/{name}/pause"): Rule.OPERATOR,
     ("POST", "/v1/campaigns/{name}/resume"): Rule.OPERATOR,
     ("POST", "/v1/campaigns/{name}/abort"): Rule.OPERATOR,
+    ("POST", "/v1/campaigns/{name}/approve"): Rule.OPERATOR,
+    ("POST", "/v1/campaigns/{name}/rollback"): Rule.OPERATOR,
 }
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

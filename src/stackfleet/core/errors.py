@@ -29,9 +29,14 @@ class NotFoundError(StackFleetError):
 
 
 class InvalidQueryError(StackFleetError):
-    """A filter, field or paging argument is not valid for what is being listed."""
+    """A filter, field or paging argument is not valid for what is being listed.
+    `field` names the request field at fault (the API's error body carries it)."""
 
     exit_code = 2
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ConflictError(StackFleetError):

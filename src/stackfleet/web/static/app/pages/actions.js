@@ -1,6 +1,7 @@
 // Actions and approvals: plans waiting for approval with their diffs (approve or
 // reject: operators only, the API refuses anyone else), recent actions, and the audit
-// log as a timeline with a check of its hash chain.
+// log as a timeline with a check of its hash chain. Each plan says what approving it
+// does here (`on_approval`): in the demo only the demo's own packs act at once.
 import { api, post } from "../api.js";
 import { badge, h, panel, table, when } from "../dom.js";
 
@@ -41,8 +42,8 @@ function pendingCard(action, ctx) {
   const name = `action ${action.id} (${action.action} ${action.resource_name || action.resource_id})`;
   const decide = (verb) => async () => {
     try {
-      await post(`/v1/actions/${action.id}/${verb}`);
-      ctx.notice(`${verb === "approve" ? "Approved" : "Rejected"} ${name}.`, "ok");
+      const decided = await post(`/v1/actions/${action.id}/${verb}`);
+      ctx.notice(verb === "approve" ? approvedNotice(name, decided) : `Rejected ${name}.`, "ok");
       await ctx.rerender();
     } catch (error) {
       ctx.notice(error.message, "error");
@@ -53,11 +54,22 @@ function pendingCard(action, ctx) {
     h("h3", {}, `#${action.id} ${plan.summary || action.action}`),
     h("p", { class: "muted" }, `${action.policy} · ${action.cloud}/${action.region} · ${action.kind} ${action.resource_name || action.resource_id}`, plan.destructive ? [" · ", badge("destructive", "sev-critical")] : null),
     diff(plan.diff || []),
+    h("p", { class: "muted", dataset: { onApproval: action.on_approval } }, ON_APPROVAL[action.on_approval] || ON_APPROVAL["next-run"]),
     h("div", { class: "buttons" },
       h("button", { type: "button", onclick: decide("approve"), "aria-label": `Approve ${name}` }, "Approve"),
       h("button", { type: "button", class: "danger", onclick: decide("reject"), "aria-label": `Reject ${name}` }, "Reject"),
     ),
   );
+}
+
+const ON_APPROVAL = {
+  "at-once": "Approving it carries it out at once.",
+  "next-run": "Approving it lets it run at its policy's next run with --execute; nothing changes before.",
+};
+
+function approvedNotice(name, decided) {
+  if (decided.status === "approved") return `Approved ${name}; it runs at its policy's next run with --execute.`;
+  return `Approved ${name}: ${decided.status}${decided.error ? ` (${decided.error})` : ""}.`;
 }
 
 function diff(lines) {
