@@ -270,7 +270,7 @@ def sla(
     return {"items": [r.to_dict() for r in reports]}
 
 
-@router.get("/v1/sla/services", response_model=SlaReport, responses=error_responses(400))
+@router.get("/v1/sla/services", response_model=SlaReport, responses=error_responses(400, 404))
 def service_sla(
     request: Request,
     since: Annotated[

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from stackfleet.core.errors import InvalidQueryError
+from stackfleet.core.errors import InvalidQueryError, NotFoundError
 from stackfleet.core.times import parse_duration, parse_time
 from stackfleet.engine.health_settings import Workload
 from stackfleet.model.sla import Availability, Change, availability
@@ -117,7 +117,7 @@ def service_sla_report(
         by_binary.setdefault(name.split("@", 1)[0], []).append(verdict)
     if only is not None and only not in by_binary:
         known = ", ".join(sorted(by_binary)) or "none recorded yet (the health job records them)"
-        raise InvalidQueryError(f"no service {only!r}; services: {known}")
+        raise NotFoundError(f"no service {only!r}; services: {known}")
     reports = []
     for binary in sorted(by_binary):
         if only is not None and binary != only:
