@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["fleet health"], responses=error_responses(500))
 
+# The window of an SLA report over HTTP: a duration back from now, each part 1–9999 of a
+# unit (w, d, h, m, s). The CLI also takes an ISO 8601 time (`--since 2026-01-01`).
+SinceQuery = Annotated[
+    str,
+    Query(
+        pattern=r"^([1-9][0-9]{0,3}[wdhms])+$",
+        max_length=64,
+        description="Window start: a duration back from now (30d, 1w2d, 12h).",
+    ),
+]
+
 StateQuery = Annotated[
     str | None, Query(description="Only this state: healthy, degraded, down or unknown.")
 ]
@@ -238,9 +249,7 @@ class SlaReport(BaseModel):
 @router.get("/v1/sla", response_model=SlaReport, responses=error_responses(400, 404))
 def sla(
     request: Request,
-    since: Annotated[
-        str, Query(description="Window start: a duration back from now (30d) or a time.")
-    ] = "30d",
+    since: SinceQuery = "30d",
     workload: Annotated[
         str | None, Query(min_length=1, max_length=255, description="Only this workload.")
     ] = None,
@@ -273,9 +282,7 @@ def sla(
 @router.get("/v1/sla/services", response_model=SlaReport, responses=error_responses(400, 404))
 def service_sla(
     request: Request,
-    since: Annotated[
-        str, Query(description="Window start: a duration back from now (30d) or a time.")
-    ] = "30d",
+    since: SinceQuery = "30d",
     service: Annotated[
         str | None,
         Query(min_length=1, max_length=255, description="Only this service (its binary)."),
