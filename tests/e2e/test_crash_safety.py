@@ -315,7 +315,7 @@ def test_a_lease_notice_in_doubt_is_sent_again_with_the_same_idempotency_key(tmp
             sink.close()
             mail.close()
         store = open_store(url)
-        from stackfleet.store import action_records, lifecycles
+        from stackfleet.store import action_records, leases
 
         # sent twice (in doubt, then again), with one key
         assert len(sink.posts) == 2, sink.posts
@@ -328,7 +328,7 @@ def test_a_lease_notice_in_doubt_is_sent_again_with_the_same_idempotency_key(tmp
         # the retry took: the lease started, the notice counted sent once
         notices = [r for r in action_records.list_actions(store)[0] if r["action"] == "notify"]
         assert [(r["status"], r["idempotency_key"]) for r in notices] == [("succeeded", key)]
-        assert [r["stage"] for r in lifecycles.list_lifecycles(store)] == ["marked"]
+        assert [r["stage"] for r in leases.list_leases(store)] == ["marked"]
         assert AuditLog(store).verify().ok
         store.close()
 
