@@ -379,7 +379,10 @@ def test_killed_mid_campaign_it_resumes_without_doing_a_step_twice(cloud: Cloud)
     )
     assert len(done) == 3 * 6 and set(done.values()) == {1}
     migrations = Counter(m["instance_uuid"] for m in cloud.region.migrations.values())
-    assert max(migrations.values()) == 1
+    assert max(migrations.values()) == 1, [
+        (m["instance_uuid"][:8], m["source_compute"], m["dest_compute"], m["status"])
+        for m in sorted(cloud.region.migrations.values(), key=lambda m: m["created_at"])
+    ]
     for host in HOSTS:
         assert cloud.service(host)["status"] == "enabled"
 
