@@ -1,6 +1,6 @@
 """VM patching by rebuild: which servers an instance campaign targets, and the guest
-checks that judge a rebuilt server (no OpenStack calls here; the campaign's steps make
-them, through the safety gate and the executor).
+checks that judge a rebuilt server, and the steps of an instance campaign (their changes
+made through the safety gate and the executor, see step_context.py).
 
 An instance campaign's unit is a server (its steps are keyed by the server id where a
 host campaign's are keyed by the host name): pre-check (ACTIVE, guest checks pass: its
@@ -14,10 +14,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from datetime import datetime
 from typing import Any
 
 from stackfleet.actions.base import ActionError, Record
 from stackfleet.actions.compute import RebuildServer, SnapshotServer
+from stackfleet.actions.maintenance import api
+from stackfleet.core.times import parse_time
 from stackfleet.patching.sla import WorkloadSla
 from stackfleet.patching.spec import (
     GuestCheck,
@@ -183,6 +186,12 @@ class InstanceSteps(WorkloadSla):
         return {"name": live.get("name"), "tested_image": live["image_id"]}
 
     def _snapshot(self, server_id: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
+        if resumed:
+            # interrupted (killed) while the snapshot was under way: the image it began
+            # is in Glance; use it rather than take a second one and leave it behind
+            found = self._interrupted_snapshot(server_id, detail)
+            if found:
+                return {"snapshot": found, "resumed": "snapshot taken before the interruption"}
         live = self._server(server_id)
         key = f"{self.campaign['id']}/{server_id}/snapshot/{detail['attempt']}"
         verdict, reason, result = self._act_result(
@@ -193,9 +202,55 @@ class InstanceSteps(WorkloadSla):
             raise StepFailed(f"snapshot of server {_label(live)}: {verdict}: {reason}")
         return {"snapshot": image}
 
+    def _interrupted_snapshot(self, server_id: str, detail: dict[str, Any]) -> str:
+        """The snapshot an interrupted snapshot step took of the server ("" when none
+        became active): Glance's images with the server as their `stackfleet_source`
+        (see actions/compute.take_snapshot), created since the step began. Waits for a
+        snapshot still under way; the newest active one is used; one that never became
+        active (killed, or still queued after the wait) is deleted, audited. An active
+        image is never deleted here: it may be another step's, of an earlier campaign."""
+        self._wait_settled(server_id)  # the image_snapshot task ends (or times out)
+        since = datetime.fromisoformat(detail["started_at"]).replace(microsecond=0)
+        images = [
+            image
+            for image in api(
+                f"listing the snapshots of server {server_id}",
+                self.conn.image.get,
+                f"/images?stackfleet_source={server_id}&limit=1000",
+            ).json()["images"]
+            if (created := parse_time(image.get("created_at"))) is not None and created >= since
+        ]
+        images.sort(key=lambda image: str(image.get("created_at")))
+        active = [i for i in images if i.get("status") == "active"]
+        kept = str(active[-1]["id"]) if active else ""
+        for image in images:
+            if image.get("status") == "active":
+                continue
+            api(
+                f"deleting snapshot {image['id']}",
+                self.conn.image.delete,
+                f"/images/{image['id']}",
+                missing_ok=True,
+            )
+            self.runner.audit.append(
+                "campaign.snapshot.deleted",
+                {
+                    "server": server_id,
+                    "image": image["id"],
+                    "status": image.get("status"),
+                    "why": "left by an interrupted snapshot step",
+                },
+                actor=self.runner.actor,
+                policy=_policy_name(self.name),
+                target=f"{self.spec.cloud}/{self.region}/image/{image['id']}",
+            )
+        return kept
+
     def _rebuild(self, server_id: str, detail: dict[str, Any], resumed: bool) -> dict[str, Any]:
         image = self._new_image()
-        live = self._server(server_id)
+        # resumed: a rebuild under way when the process died ends first (Nova refuses a
+        # second one meanwhile), then a server on the new image was rebuilt already
+        live = self._wait_settled(server_id) if resumed else self._server(server_id)
         previous = live.get("image_id")
         if resumed and previous == image and not live.get("task_state"):
             return {"image": image, "resumed": "rebuilt already"}
