@@ -73,6 +73,7 @@ from stackfleet.store.db import Store
 log = logging.getLogger(__name__)
 
 ROLLBACK = "rollback"
+PENDING = ("pending", "running")
 
 
 def owner_id() -> str:
@@ -369,8 +370,13 @@ class _Run(HostSteps, DrainSteps, InstanceSteps):
                 time.sleep(self.spec.rollout.pause.total_seconds())
             self.progress(f"batch {batch}: {', '.join(by_batch[batch])}")
             hosts = by_batch[batch]
-            with ThreadPoolExecutor(max_workers=min(len(hosts), 16)) as pool:
-                outcomes = list(pool.map(self._host, hosts))
+            workers = min(len(hosts), 16)
+            # the hosts that start at once and will be disabled by their drain
+            self._expect_disables(
+                [h for h in hosts[:workers] if self._detail_status(h, "drain") in PENDING]
+            )
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                outcomes = list(pool.map(self._carry_out, hosts))
             failed_hosts |= {h for h, ok in zip(hosts, outcomes, strict=True) if ok is False}
             if any(ok is None for ok in outcomes):
                 # paused or aborted mid-batch: the hosts stopped between steps
@@ -406,6 +412,16 @@ class _Run(HostSteps, DrainSteps, InstanceSteps):
         report_campaign(self.store, self.runner.settings, campaign, failed_host)
         self.progress(f"campaign {self.name} {status}" + (f": {error}" if error else ""))
         return campaign
+
+    def _carry_out(self, host: str) -> bool | None:
+        try:
+            return self._host(host)
+        finally:
+            # done, failed or stopped: the batch's other drains wait for it no longer
+            self._disabled_or_out(host)
+
+    def _detail_status(self, host: str, name: str) -> str | None:
+        return next((s["status"] for s in self._steps(host) if s["step"] == name), None)
 
     def _host(self, host: str) -> bool | None:
         """Run a host's remaining steps: True done, False failed, None stopped between

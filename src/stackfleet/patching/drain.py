@@ -71,6 +71,8 @@ class DrainSteps(WorkloadSla):
         verdict, reason = self._act(DisableComputeService(reason=self.reason), service, attempt)
         if verdict not in ("succeeded", "done"):
             raise StepFailed(f"disabling the compute service of {host}: {verdict}: {reason}")
+        self._disabled_or_out(host)
+        self._wait_for_batch_disabled(host)
         # the plan of moves is taken now that nothing new can land on the host
         listing = HostListing(self.conn, host)
         moved: list[str] = list(detail.get("moved") or [])
@@ -202,6 +204,32 @@ class DrainSteps(WorkloadSla):
             "list_requests": listing.requests,
             **({"capacity": capacity} if capacity else {}),
         }
+
+    def _expect_disables(self, hosts: list[str]) -> None:
+        """The hosts of a batch about to start whose drain is still to disable them."""
+        with self._disables:
+            self._not_yet_disabled = set(hosts)
+
+    def _disabled_or_out(self, host: str) -> None:
+        """`host` is disabled, or will not be drained (failed, stopped, done)."""
+        with self._disables:
+            self._not_yet_disabled.discard(host)
+            self._disables.notify_all()
+
+    def _wait_for_batch_disabled(self, host: str) -> None:
+        """Wait, before the first move off `host`, until the other hosts of its batch are
+        disabled (or out: a failed pre-check, a refused capacity check). Nova's scheduler
+        knows nothing of the batch: a server moved onto a batch host still enabled (its
+        pre-check slower) would be moved a second time when that host drains. Waits at
+        most the drain timeout, then moves anyway (saying so)."""
+        deadline = time.monotonic() + self.spec.steps.drain.timeout.total_seconds()
+        with self._disables:
+            while others := sorted(self._not_yet_disabled - {host}):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.progress(f"{host}: moving while {', '.join(others)} still enabled")
+                    return
+                self._disables.wait(min(left, 1.0))
 
     def _audit_fallback(self, server: Record, details: dict[str, Any]) -> None:
         self.runner.audit.append(

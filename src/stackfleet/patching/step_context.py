@@ -166,6 +166,9 @@ class StepContext:
         # workload name -> held while a member moves (see _workload_locks)
         self._sla_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # hosts of the batch under way that their drain has not disabled yet (DrainSteps)
+        self._not_yet_disabled: set[str] = set()
+        self._disables = threading.Condition()
         # the inventory the capacity check weighs, and the pass it was read from
         self._fleet: Fleet | None = None
         self._fleet_key: Any = None
