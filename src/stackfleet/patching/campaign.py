@@ -48,24 +48,11 @@ from stackfleet.patching.connectors import ConnectorError, connector_for
 from stackfleet.patching.drain import DrainSteps
 from stackfleet.patching.gates import GateRunner
 from stackfleet.patching.host_steps import HostSteps, rollback_target
-from stackfleet.patching.instances import (
-    InstanceSteps,
-)
-from stackfleet.patching.planning import (
-    CampaignPlan,
-    make_plan,
-)
+from stackfleet.patching.instances import InstanceSteps
+from stackfleet.patching.planning import CampaignPlan, make_plan
 from stackfleet.patching.reporting import report_campaign
-from stackfleet.patching.spec import (
-    CampaignSpec,
-    LoadedSpec,
-    closest,
-)
-from stackfleet.patching.step_context import (
-    StepFailed,
-    _policy_name,
-    _resolved_connector,
-)
+from stackfleet.patching.spec import CampaignSpec, LoadedSpec, closest
+from stackfleet.patching.step_context import StepFailed, _policy_name, _resolved_connector
 from stackfleet.store import patching as records
 from stackfleet.store.audit import AuditLog
 from stackfleet.store.db import Store

@@ -32,11 +32,7 @@ from stackfleet.engine.capacity import (
 )
 from stackfleet.patching.gates import CANARY_PREFIX
 from stackfleet.patching.sla import WorkloadSla
-from stackfleet.patching.step_context import (
-    HostListing,
-    StepFailed,
-    _policy_name,
-)
+from stackfleet.patching.step_context import HostListing, StepFailed, _policy_name
 from stackfleet.store import patching as records
 
 

@@ -39,12 +39,7 @@ from stackfleet.patching.revisions import (
     install_packages,
     record,
 )
-from stackfleet.patching.step_context import (
-    HostListing,
-    StepContext,
-    StepFailed,
-    _policy_name,
-)
+from stackfleet.patching.step_context import HostListing, StepContext, StepFailed, _policy_name
 from stackfleet.store import patching as records
 from stackfleet.store.db import Store
 

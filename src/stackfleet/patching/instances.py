@@ -22,15 +22,8 @@ from stackfleet.actions.compute import RebuildServer, SnapshotServer
 from stackfleet.actions.maintenance import api
 from stackfleet.core.times import parse_time
 from stackfleet.patching.sla import WorkloadSla
-from stackfleet.patching.spec import (
-    GuestCheck,
-    LoadedSpec,
-    closest,
-)
-from stackfleet.patching.step_context import (
-    StepFailed,
-    _policy_name,
-)
+from stackfleet.patching.spec import GuestCheck, LoadedSpec, closest
+from stackfleet.patching.step_context import StepFailed, _policy_name
 from stackfleet.policy.errors import Problem
 
 INSTANCE_STEPS = ("pre-check", "snapshot", "rebuild", "health-check")

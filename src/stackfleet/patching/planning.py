@@ -9,27 +9,15 @@ from datetime import datetime
 from typing import Any
 
 from stackfleet.actions.base import ActionError
-from stackfleet.actions.maintenance import (
-    api,
-)
+from stackfleet.actions.maintenance import api
 from stackfleet.core.errors import ConfigError
 from stackfleet.patching.connectors import Connector, ConnectorError, syntax_check
 from stackfleet.patching.gates import GateRunner
 from stackfleet.patching.ini import edit_ini
-from stackfleet.patching.instances import (
-    instance_steps,
-    select_instances,
-)
-from stackfleet.patching.revisions import (
-    diff,
-)
+from stackfleet.patching.instances import instance_steps, select_instances
+from stackfleet.patching.revisions import diff
 from stackfleet.patching.services import definitions
-from stackfleet.patching.spec import (
-    CampaignError,
-    CampaignSpec,
-    LoadedSpec,
-    closest,
-)
+from stackfleet.patching.spec import CampaignError, CampaignSpec, LoadedSpec, closest
 from stackfleet.policy.errors import Problem
 from stackfleet.store.db import Store
 

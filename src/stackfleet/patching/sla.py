@@ -12,9 +12,7 @@ from dataclasses import dataclass
 
 from stackfleet.engine.health import workload_members
 from stackfleet.engine.health_settings import Workload
-from stackfleet.patching.step_context import (
-    StepContext,
-)
+from stackfleet.patching.step_context import StepContext
 
 SERVING_STATUSES = ("ACTIVE", "MIGRATING")
 

@@ -14,25 +14,17 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from stackfleet.actions.base import Action, Plan, Record, Skip
-from stackfleet.actions.maintenance import (
-    api,
-    read_services,
-    service_record,
-)
+from stackfleet.actions.maintenance import api, read_services, service_record
 from stackfleet.actions.notify import Notifier
 from stackfleet.core.errors import StackFleetError
-from stackfleet.engine.capacity import (
-    Fleet,
-)
+from stackfleet.engine.capacity import Fleet
 from stackfleet.engine.execute import Executor, RunContext
 from stackfleet.engine.gate import Candidate, SafetyGate, idempotency_key
 from stackfleet.model.kinds import kind
 from stackfleet.patching.connectors import connector_for
 from stackfleet.patching.gates import GateRunner
 from stackfleet.patching.services import ServiceDefinition, definitions
-from stackfleet.patching.spec import (
-    LoadedSpec,
-)
+from stackfleet.patching.spec import LoadedSpec
 from stackfleet.policy.schema import Policy, PolicySpec, Safety
 from stackfleet.policy.view import FleetView
 from stackfleet.store import action_records
