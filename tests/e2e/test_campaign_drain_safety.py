@@ -169,3 +169,30 @@ def test_a_host_whose_servers_fit_is_drained_and_the_check_recorded(cloud: Cloud
     drain = next(s for s in records.steps_of(cloud.store, result["id"]) if s["step"] == "drain")
     assert drain["detail"]["capacity"]["servers"] == len(drain["detail"]["moved"])
     assert drain["detail"]["capacity"]["destinations"] >= 2
+
+
+def test_no_server_drained_off_a_batch_host_lands_on_another_host_of_the_batch(cloud: Cloud):
+    # the canary host cmp0002 moves its servers to cmp0010; then the batch cmp0003 +
+    # cmp0004, where cmp0004 (then the host with the most free memory) is slow to pass
+    # its pre-check: cmp0003 is disabled and drained while cmp0004 is still enabled
+    slow = '      - command: test "$STACKFLEET_HOST" != cmp0004 || sleep 3'
+    spec = cloud.spec("batch", RATIO)
+    text = spec.read_text().replace(
+        "  steps:\n", f"  steps:\n    pre_check:\n      checks:\n{slow}\n"
+    )
+    spec.write_text(text)
+    batch = {"cmp0003", "cmp0004"}
+    before = {sid: s.get("OS-EXT-SRV-ATTR:host") for sid, s in cloud.region.servers.items()}
+    runner = CampaignRunner(cloud.store, connections=Connections([str(cloud.clouds)]))
+    runner.start(load_spec(spec))
+    assert runner.run("batch")["status"] == "completed"
+    moves = sorted(
+        (m["instance_uuid"], m["source_compute"], m["dest_compute"])
+        for m in cloud.region.migrations.values()
+        if m["source_compute"] in batch or m["dest_compute"] in batch
+    )
+    assert {dest for _, _, dest in moves}.isdisjoint(batch), moves
+    # each server of the batch moved once, off the host it ran on
+    assert [(sid, source) for sid, source, _ in moves] == sorted(
+        (sid, host) for sid, host in before.items() if host in batch
+    ), moves

@@ -4,13 +4,16 @@ image → health check → on failure rebuild back from the snapshot; k of n kep
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_campaign_simulator import CLOUD, Cloud, _cli, running_cloud
+from test_campaign_simulator import CLOUD, Cloud, _cli, _step_status, running_cloud
 
 from stackfleet.engine.collect import collect
 from stackfleet.engine.execute import Connections
@@ -228,3 +231,50 @@ def test_rolling_back_a_completed_instance_campaign_rebuilds_servers_from_their_
     )
     assert _image_of(cloud, server) == snapshot
     assert cloud.region.servers[server]["status"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("step, task", [("snapshot", "image_snapshot"), ("rebuild", "rebuilding")])
+def test_killed_mid_instance_campaign_it_resumes_with_one_snapshot_and_one_rebuild_per_server(
+    cloud: Cloud, step: str, task: str
+):
+    (cloud.work / "settings.yaml").write_text("{}\n")
+    # snapshots and rebuilds take a while, so that the kill lands while one is under way
+    cloud.sim.sim.action_delay = 1.0  # type: ignore[attr-defined]
+    servers = sorted(_tagged(cloud), key=lambda s: cloud.region.servers[s]["name"])
+    second = servers[1]
+    spec = _spec(cloud, "web-crash")
+    with (cloud.work / "first.log").open("wb") as log:
+        first = _cli(cloud, "campaign", "start", str(spec), "--execute", log=log)
+        deadline = time.monotonic() + 120
+        while not (
+            _step_status(cloud.db, second, step) == "running"
+            and cloud.region.servers[second].get("OS-EXT-STS:task_state") == task
+        ):
+            assert first.poll() is None, (cloud.work / "first.log").read_text()
+            assert time.monotonic() < deadline, f"the second server's {step} never started"
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    with (cloud.work / "second.log").open("wb") as log:
+        second_run = _cli(cloud, "campaign", "resume", "web-crash", log=log)
+        assert second_run.wait(timeout=180) == 0, (cloud.work / "second.log").read_text()
+    assert "campaign web-crash: completed" in (cloud.work / "second.log").read_text()
+    new = _image_id(cloud, NEW)
+    assert [_image_of(cloud, sid) for sid in servers] == [new, new, new]
+    # one snapshot of each server in Glance: the interrupted one was used, not taken again
+    snapshots = Counter(
+        i["instance_uuid"]
+        for i in cloud.region.images.values()
+        if i.get("image_type") == "snapshot"
+    )
+    assert {sid: snapshots[sid] for sid in servers} == {sid: 1 for sid in servers}
+    rebuilds = Counter(
+        e["target"].rsplit("/", 1)[-1]
+        for e in _entries(cloud)
+        if e["event"] == "action.started" and e["details"]["action"] == "rebuild"
+    )
+    assert {sid: rebuilds[sid] for sid in servers} == {sid: 1 for sid in servers}
+    # the rollback target is the snapshot that exists
+    steps = records.steps_of(cloud.store, records.get_campaign(cloud.store, "web-crash")["id"])
+    kept = next(s for s in steps if s["host"] == second and s["step"] == "snapshot")
+    assert cloud.region.images[kept["detail"]["snapshot"]]["instance_uuid"] == second

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from stackfleet.patching.campaign import HostInfo, batches_of, check_spec, select_hosts
+from stackfleet.patching.planning import HostInfo, batches_of, check_spec, select_hosts
 from stackfleet.patching.spec import CampaignError, load_spec, parse_spec
 
 GOOD = """\
@@ -144,7 +144,7 @@ def test_a_playbook_passing_its_syntax_check_is_accepted(tmp_path: Path):
 
 
 def test_members_of_one_anti_affinity_group_are_never_migrated_together():
-    from stackfleet.patching.campaign import spread_groups
+    from stackfleet.patching.drain import spread_groups
 
     servers = [{"id": i} for i in ("a", "b", "c", "d")]
     groups = {"a": {"g1"}, "b": {"g1"}, "c": {"g2"}, "d": {"g1", "g2"}}
