@@ -334,7 +334,13 @@ class InventoryStore:
                     shrink is not None
                     and shrink.exceeded(len(missing), live)
                     and not self._shrink_confirms(
-                        session, pass_id, cloud, region, kind_name, len(seen_ids), shrink
+                        session,
+                        pass_id,
+                        cloud,
+                        region,
+                        kind_name,
+                        len(records) + len(unchanged),
+                        shrink,
                     )
                 ):
                     held = (
