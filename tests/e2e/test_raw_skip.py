@@ -11,8 +11,6 @@ from sqlalchemy import select
 from stackfleet.engine.collect import collect
 from stackfleet.model import kind
 from stackfleet.model.workloads import META_WORKLOAD, workload_tag
-from stackfleet.simulator.generator import preset
-from stackfleet.simulator.server import SimulatorServer
 from stackfleet.sources.openstack import context
 from stackfleet.store import open_store
 from stackfleet.store.schema import Resource
@@ -21,10 +19,8 @@ CLOUD = "sim"
 
 
 @pytest.fixture
-def cloud(tmp_path):
-    with SimulatorServer(preset("small")) as server:
-        clouds = server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)
-        yield server, clouds
+def cloud(small_cloud):
+    return small_cloud
 
 
 @pytest.fixture
