@@ -20,3 +20,11 @@ def two_region_cloud(tmp_path_factory) -> Iterator[tuple[SimulatorServer, Path]]
     with SimulatorServer(preset("two-region")) as server:
         clouds = server.write_clouds_yaml(workdir / "clouds.yaml", CLOUD)
         yield server, clouds
+
+
+@pytest.fixture
+def small_cloud(tmp_path) -> Iterator[tuple[SimulatorServer, Path]]:
+    """A fresh simulated cloud of the `small` preset (one region) for one test, and its
+    clouds.yaml (cloud name `sim`)."""
+    with SimulatorServer(preset("small")) as server:
+        yield server, server.write_clouds_yaml(tmp_path / "clouds.yaml", CLOUD)

@@ -78,3 +78,38 @@ def test_pool_capacity_infinite_is_kept_as_reported_but_not_as_a_number():
     assert record["capacity_reported"] == "infinite"
     assert record["allocated_capacity_gb"] == 12.0
     assert record["max_over_subscription_ratio"] == 20.0
+
+
+def test_builder_version_is_the_same_in_every_process():
+    """Stored raw hashes are keyed by it: a restart must not make every item look new."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from stackfleet.model import KINDS;"
+        "print(','.join(k.builder_version().hex() for k in KINDS.values()))"
+    )
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(runs) == 1
+    assert runs.pop().strip() == ",".join(k.builder_version().hex() for k in KINDS.values())
+
+
+def test_builder_version_changes_when_a_getter_reads_another_field():
+    from dataclasses import replace
+
+    from stackfleet.model.kinds import Field, path
+
+    server = kind("server")
+    one = replace(server, fields=(*server.fields, Field("zone_x", path("a", "zone"))))
+    other = replace(server, fields=(*server.fields, Field("zone_x", path("b", "zone"))))
+    assert len({server.builder_version(), one.builder_version(), other.builder_version()}) == 3

@@ -31,9 +31,10 @@ from stackfleet.sources.openstack import LISTERS, ListContext
 from stackfleet.sources.openstack.capacity import DEFAULT_AGENT_INTERVAL
 from stackfleet.sources.openstack.connection import CloudTarget, close_targets, connect
 from stackfleet.sources.openstack.listing import Listing, ListingError, RequestLog, timed_listing
+from stackfleet.sources.openstack.rawskip import RAW_SKIP_KINDS, RawSkip
 from stackfleet.sources.openstack.refresh import ResourceGone, read_one, refreshable
 from stackfleet.store import Store
-from stackfleet.store.inventory import ShrinkLimit, current_attrs, live_ids
+from stackfleet.store.inventory import ShrinkLimit, current_attrs, live_ids, raw_hashes
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +157,22 @@ def _run_pass(
     )
     listings: dict[str, Listing] = {}
     sources: dict[str, Listing] = {}
+    # a pass that keeps every record in its result builds every item; one that drops
+    # them skips the items listed exactly as stored (sources/openstack/rawskip.py)
+    raw_known = (
+        {}
+        if keep_records
+        else {
+            k: raw_hashes(store, target.cloud, target.region, k)
+            for k in wanted
+            if k in RAW_SKIP_KINDS
+        }
+    )
     try:
         narrow = project_view(target)
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="list") as pool:
             futures: dict[Future[Listing], str] = {
-                pool.submit(timed_listing, k, request_log, partial(_list_one, ctx, k)): k
-                for k in wanted
+                pool.submit(_listing, ctx, k, request_log, raw_known.get(k)): k for k in wanted
             }
             for future in as_completed(futures):
                 listing = future.result()
@@ -180,6 +191,8 @@ def _run_pass(
                     listing.requests,
                     listing.seconds,
                     shrink=shrink,
+                    unchanged=listing.unchanged,
+                    raw_hashes=listing.raw_hashes,
                 )
                 if outcome.held:
                     listing = replace(listing, complete=False, error=outcome.held)
@@ -187,7 +200,7 @@ def _run_pass(
                 if listing.kind in WORKLOAD_SOURCES:
                     sources[listing.kind] = _workload_part(listing)
                 if not keep_records:
-                    listing = replace(listing, records=[])
+                    listing = replace(listing, records=[], unchanged=[], raw_hashes={})
                 listings[listing.kind] = listing
                 if listing.error:
                     log.warning(
@@ -295,9 +308,7 @@ def _read_again_if_shrunk(
     CONFIRM_GONE of the missing resources are then read by id (kinds that can be read
     on their own): one that is still there, or that cannot be read, means the listing
     cannot be believed either."""
-    missing = live_ids(store, target.cloud, target.region, listing.kind) - {
-        str(r["id"]) for r in listing.records
-    }
+    missing = live_ids(store, target.cloud, target.region, listing.kind) - listing.ids()
     if not missing:
         return listing
     again = timed_listing(listing.kind, log, partial(_list_one, ctx, listing.kind))
@@ -310,7 +321,7 @@ def _read_again_if_shrunk(
             error=f"{len(missing)} {listing.kind}s missing; reading them again failed: "
             f"{again.error}",
         )
-    back = missing & {str(r["id"]) for r in again.records}
+    back = missing & again.ids()
     if back:
         return replace(
             listing,
@@ -376,6 +387,25 @@ def project_view(target: CloudTarget) -> str | None:
 
 def _list_one(ctx: ListContext, kind_name: str, log: RequestLog) -> list[dict[str, Any]]:
     return LISTERS[kind_name](replace(ctx, log=log))
+
+
+def _listing(
+    ctx: ListContext, kind_name: str, log: RequestLog, known: dict[str, str] | None
+) -> Listing:
+    """One kind's listing; with `known` (raw hash -> id of its stored live rows), the
+    items listed exactly as stored are only counted (`Listing.unchanged`)."""
+    if known is None:
+        return timed_listing(kind_name, log, partial(_list_one, ctx, kind_name))
+    skip = RawSkip(kind_name, known)
+    listing = timed_listing(kind_name, log, partial(_list_one, replace(ctx, raw=skip), kind_name))
+    if not listing.complete:
+        return listing
+    return replace(
+        listing,
+        unchanged=skip.unchanged,
+        raw_hashes=skip.hashes,
+        count=len(listing.records) + len(skip.unchanged),
+    )
 
 
 def collect(

@@ -11,13 +11,45 @@ field by its StackFleet name (None when the API did not give it).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any
 
 Getter = Callable[[dict[str, Any]], Any]
 
 _MISSING = object()
+
+# Bump when records change in a way builder_version cannot see (a getter's behaviour
+# moving through a function it calls that is not a closure value of it).
+RECORD_FORMAT = 1
+
+
+def _code_fingerprint(value: Any, depth: int = 0) -> bytes:
+    """Bytes that change when a getter's code or its closed-over values change, and
+    only then (no object addresses, no set order: the same in every process)."""
+    if depth > 6:
+        return b"..."
+    if isinstance(value, CodeType):
+        parts = [value.co_code, repr(value.co_names).encode()]
+        parts.extend(_code_fingerprint(const, depth + 1) for const in value.co_consts)
+        return b"\0".join(parts)
+    if isinstance(value, (frozenset, set)):
+        return repr(sorted(map(repr, value))).encode()
+    if isinstance(value, (tuple, list)):
+        return b"(" + b",".join(_code_fingerprint(v, depth + 1) for v in value) + b")"
+    code = getattr(value, "__code__", None)
+    if code is None:
+        return (
+            repr(value).encode()
+            if not callable(value)
+            else getattr(value, "__qualname__", type(value).__qualname__).encode()
+        )
+    parts = [_code_fingerprint(code, depth + 1)]
+    for cell in getattr(value, "__closure__", None) or ():
+        parts.append(_code_fingerprint(cell.cell_contents, depth + 1))
+    return b"\0".join(parts)
 
 
 def path(*keys: str) -> Getter:
@@ -130,6 +162,25 @@ class Kind:
         The function is generated once per kind (as dataclasses generates __init__):
         plain keys become direct lookups, so building 100,000 records costs a fraction
         of calling one small function per field."""
+        source, namespace = self._builder_source()
+        exec(compile(source, f"<record builder of {self.name}>", "exec"), namespace)  # noqa: S102
+        build: Callable[[dict[str, Any]], dict[str, Any]] = namespace["build"]
+        return build
+
+    def builder_version(self) -> bytes:
+        """A digest of how this kind's records are built: the generated builder and the
+        code (and closed-over values) of every getter it calls, with RECORD_FORMAT. A
+        StackFleet whose builder differs gets another digest, so the raw hashes a pass
+        stored (store: `resources.raw_hash`) no longer match and every item is built
+        again rather than kept as an older version built it."""
+        source, namespace = self._builder_source()
+        digest = hashlib.blake2b(f"{RECORD_FORMAT}\n{source}".encode(), digest_size=16)
+        for name in sorted(namespace):
+            digest.update(name.encode())
+            digest.update(_code_fingerprint(namespace[name]))
+        return digest.digest()
+
+    def _builder_source(self) -> tuple[str, dict[str, Any]]:
         specs: list[tuple[str, str | Getter | None]] = [
             ("id", self.id_api),
             ("name", self.name_api),
@@ -151,9 +202,7 @@ class Kind:
                 expression = f"str({expression})"
             items.append(f"{name!r}: {expression}")
         source = "def build(obj):\n    get = obj.get\n    return {" + ", ".join(items) + "}\n"
-        exec(compile(source, f"<record builder of {self.name}>", "exec"), namespace)  # noqa: S102
-        build: Callable[[dict[str, Any]], dict[str, Any]] = namespace["build"]
-        return build
+        return source, namespace
 
 
 def _floating_ip_server(obj: dict[str, Any]) -> str | None:

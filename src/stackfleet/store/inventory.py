@@ -7,7 +7,7 @@ The one rule that protects users' data lives here: a resource is marked gone
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -49,6 +49,10 @@ from stackfleet.store.tables import RESOURCES  # the Core table Resource maps, b
 
 # SQLite accepts at most 32766 bound parameters per statement
 CHUNK = 500
+
+
+def _no_raw_hash(_resource_id: str) -> str | None:
+    return None
 
 
 def utcnow() -> datetime:
@@ -176,9 +180,16 @@ class InventoryStore:
         requests: int = 0,
         seconds: float = 0.0,
         shrink: ShrinkLimit | None = None,
+        unchanged: Sequence[str] = (),
+        raw_hashes: Mapping[str, str] | None = None,
     ) -> KindOutcome:
         """Upsert what a pass saw of one kind; when the listing was complete, mark what it
         did not see as gone. Field changes of history fields are recorded.
+
+        `unchanged`: ids of resources listed exactly as their stored rows were built
+        (same raw hash, see sources/openstack/rawskip.py), seen without a record.
+        `raw_hashes`: resource id -> the raw hash of the item each record was built
+        from, stored with the row (rows without one store none).
 
         With `shrink`, a complete listing missing more of the live resources than the
         limit allows is recorded as incomplete instead (`KindOutcome.held` says why),
@@ -210,8 +221,9 @@ class InventoryStore:
             # once: the ORM's row loading, or iterating the result (one fetchone per
             # row), costs more than the query for 40,000 rows.
             existing: dict[str, tuple[int, str, datetime | None]] = {}
+            stored_raw: dict[int, str | None] = {}
             newer: set[int] = set()
-            for pk, rid, digest, deleted, moved in (
+            for pk, rid, digest, deleted, moved, raw in (
                 session.connection()
                 .execute(
                     select(
@@ -220,6 +232,7 @@ class InventoryStore:
                         columns.attrs_hash,
                         columns.deleted_at,
                         is_newer.label("newer"),
+                        columns.raw_hash,
                     ).where(
                         columns.cloud == cloud,
                         columns.region == region,
@@ -229,6 +242,7 @@ class InventoryStore:
                 .all()
             ):
                 existing[rid] = (pk, digest, deleted)
+                stored_raw[pk] = raw
                 if moved:
                     newer.add(pk)
             # new resources: (record, its JSON text, its hash). The text is kept as str:
@@ -239,6 +253,20 @@ class InventoryStore:
             revived_ids: list[str] = []
             seen_pks: list[int] = []
             known = existing.get
+            raw_of = (raw_hashes or {}).get
+            # rows whose record is unchanged but whose raw hash moved (or was cleared)
+            rehashed: list[dict[str, Any]] = []
+            lost: list[str] = []
+            for rid in unchanged:
+                current = known(rid)
+                if current is None:
+                    lost.append(rid)  # its row went away since the pass read the hashes
+                    continue
+                pk, _digest, deleted = current
+                seen_pks.append(pk)
+                if deleted is not None and pk not in newer:
+                    revived.append(pk)
+                    revived_ids.append(rid)
             for record in records:
                 encoded = encode_json(record)
                 digest = digest_of(encoded)
@@ -253,7 +281,16 @@ class InventoryStore:
                     revived_ids.append(str(record["id"]))
                 if old_digest != digest:
                     changed[pk] = (EncodedRecord(record, encoded.decode()), digest)
+                elif stored_raw[pk] != (raw := raw_of(record["id"])) and pk not in newer:
+                    rehashed.append({"pk": pk, "raw_hash": raw})
             held: str | None = None
+            if lost and complete:
+                # without their records they cannot be stored: believe none of it
+                complete = False
+                error = held = (
+                    f"{len(lost)} {kind_name}s listed as unchanged have no row any more; "
+                    "nothing of this listing is marked gone"
+                )
             # (an event may have stored a newer copy while this pass was listing)
             settled = {pk: change for pk, change in changed.items() if pk not in newer}
             older = self._older_than_stored(session, settled) if complete and settled else 0
@@ -276,15 +313,17 @@ class InventoryStore:
                     "nothing of this listing is recorded"
                 )
                 complete, error = False, held
-                new_rows, changed, revived, seen_pks = [], {}, [], []
+                new_rows, changed, revived, seen_pks, rehashed = [], {}, [], [], []
             if new_rows:
-                _insert_new(session, cloud, region, kind_name, now, pass_id, new_rows)
+                _insert_new(session, cloud, region, kind_name, now, pass_id, new_rows, raw_of)
             if changed:
-                self._apply_changes(session, spec, pass_id, now, changed)
+                self._apply_changes(session, spec, pass_id, now, changed, raw_of)
+            if rehashed:
+                session.execute(update(Resource), rehashed)
             gone = 0
             missing: list[int] = []
             if complete:
-                seen_ids = {r["id"] for r in records}
+                seen_ids = {r["id"] for r in records}.union(unchanged)
                 missing = [
                     pk
                     for rid, (pk, _d, deleted) in existing.items()
@@ -295,7 +334,13 @@ class InventoryStore:
                     shrink is not None
                     and shrink.exceeded(len(missing), live)
                     and not self._shrink_confirms(
-                        session, pass_id, cloud, region, kind_name, len(records), shrink
+                        session,
+                        pass_id,
+                        cloud,
+                        region,
+                        kind_name,
+                        len(records) + len(unchanged),
+                        shrink,
                     )
                 ):
                     held = (
@@ -333,7 +378,7 @@ class InventoryStore:
                     pass_id=pass_id,
                     kind=kind_name,
                     complete=complete,
-                    count=len(records),
+                    count=len(records) + len(unchanged),
                     requests=requests,
                     seconds=seconds,
                     error=error,
@@ -342,7 +387,7 @@ class InventoryStore:
         return KindOutcome(
             added=len(new_rows),
             changed=len(changed),
-            unchanged=len(records) - len(new_rows) - len(changed),
+            unchanged=len(records) + len(unchanged) - len(new_rows) - len(changed),
             gone=gone,
             held=held,
         )
@@ -426,7 +471,10 @@ class InventoryStore:
         pass_id: int,
         now: datetime,
         changed: dict[int, tuple[dict[str, Any], str]],
+        raw_of: Callable[[str], str | None] = _no_raw_hash,
     ) -> None:
+        """Write changed records (and their history-field changes); each row's raw
+        hash becomes `raw_of(its id)`: none unless a pass built it from a raw item."""
         history = spec.history_fields + ("status",)
         changes: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
@@ -464,6 +512,7 @@ class InventoryStore:
                         "status": _text(record.get("status")),
                         "attrs": record,
                         "attrs_hash": digest,
+                        "raw_hash": raw_of(rid),
                         "last_changed": now,
                     }
                 )
@@ -765,6 +814,7 @@ class InventoryStore:
                         "status": _text(record.get("status")),
                         "attrs": dict(record),
                         "attrs_hash": digest,
+                        "raw_hash": None,
                         "first_seen": now,
                         "row_seen": now,
                         "last_changed": now,
@@ -776,8 +826,12 @@ class InventoryStore:
             pk, old_digest, deleted = row
             if old_digest != digest:
                 self._apply_changes(session, spec, 0, now, {pk: (dict(record), digest)})
+            # an event's copy was not built from a listed item: the next pass builds
+            # and compares that resource again (no raw hash)
             session.execute(
-                update(Resource).where(Resource.pk == pk).values(row_seen=now, deleted_at=None)
+                update(Resource)
+                .where(Resource.pk == pk)
+                .values(row_seen=now, deleted_at=None, raw_hash=None)
             )
         if deleted is not None:
             return "revived"
@@ -796,7 +850,7 @@ class InventoryStore:
                     Resource.resource_id == resource_id,
                     Resource.deleted_at.is_(None),
                 )
-                .values(deleted_at=utcnow(), row_seen=_LAST_SEEN)
+                .values(deleted_at=utcnow(), row_seen=_LAST_SEEN, raw_hash=None)
             )
             return bool(getattr(result, "rowcount", 0))
 
@@ -869,6 +923,7 @@ _NEW_ROW_COLUMNS = (
     "status",
     "attrs",
     "attrs_hash",
+    "raw_hash",
     "first_seen",
     "last_seen",
     "last_changed",
@@ -885,8 +940,10 @@ def _insert_new(
     now: datetime,
     pass_id: int,
     rows: list[tuple[dict[str, Any], str, str]],
+    raw_of: Callable[[str], str | None],
 ) -> None:
-    """Insert new resources (record, JSON text, hash) of one kind in one executemany.
+    """Insert new resources (record, JSON text, hash; raw hash by id from `raw_of`) of
+    one kind in one executemany.
 
     On SQLite the rows go straight to the driver's cursor, built one at a time as it
     asks for them: SQLAlchemy's per-row parameter processing costs more than the insert
@@ -910,6 +967,7 @@ def _insert_new(
                     "status": _text(record.get("status")),
                     "attrs": EncodedRecord(record, encoded),
                     "attrs_hash": digest,
+                    "raw_hash": raw_of(record["id"]),
                     "first_seen": now,
                     "last_seen": now,
                     "last_changed": now,
@@ -930,7 +988,7 @@ def _insert_new(
     tail = (*stamps, bound("last_pass_id", pass_id), None)
 
     def parameters() -> Iterator[tuple[Any, ...]]:
-        # resource_id .. attrs_hash are text columns: SQLite takes them as they are
+        # resource_id .. raw_hash are text columns: SQLite takes them as they are
         for record, encoded, digest in rows:
             get = record.get
             name, project, status = get("name"), get("project_id"), get("status")
@@ -942,6 +1000,7 @@ def _insert_new(
                 None if status is None else str(status)[:255],
                 encoded,
                 digest,
+                raw_of(record["id"]),
                 *tail,
             )
 
@@ -1030,3 +1089,24 @@ def live_ids(store: InventoryStore, cloud: str, region: str, kind_name: str) -> 
             .scalars()
             .all()
         )
+
+
+def raw_hashes(store: InventoryStore, cloud: str, region: str, kind_name: str) -> dict[str, str]:
+    """Raw hash -> resource id of the live rows of one kind of one cloud region that a
+    pass built from a listed item (sources/openstack/rawskip.py)."""
+    columns = RESOURCES.c
+    with store._sessions() as session:
+        return {
+            raw: rid
+            for raw, rid in session.connection()
+            .execute(
+                select(columns.raw_hash, columns.resource_id).where(
+                    columns.cloud == cloud,
+                    columns.region == region,
+                    columns.kind == kind_name,
+                    columns.deleted_at.is_(None),
+                    columns.raw_hash.is_not(None),
+                )
+            )
+            .all()
+        }

@@ -94,6 +94,7 @@ class Resource(Base):
     # the column `last_seen`: when this row itself was last written as seen (tables.py)
     row_seen: Mapped[datetime] = column_property(RESOURCES.c.last_seen)
     last_changed: Mapped[datetime]
+    raw_hash: Mapped[str | None]
     # the pass that last wrote the row as seen (0: an event)
     last_pass_id: Mapped[int]
     # set when a complete pass no longer saw it; cleared if it comes back

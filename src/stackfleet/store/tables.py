@@ -62,6 +62,11 @@ RESOURCES = Table(
     Column("status", String(64)),
     Column("attrs", JSONType, nullable=False),
     Column("attrs_hash", String(32), nullable=False),
+    # the hash of the item's JSON as the service sent it, keyed by the version of the
+    # kind's record builder (model.kinds.Kind.builder_version), written only by a pass
+    # that built the record from it; any other writer (an event) clears it. A pass skips
+    # building the items whose raw hash a live row carries (sources.openstack.rawskip).
+    Column("raw_hash", String(32)),
     Column("first_seen", DateTime(timezone=True), nullable=False),
     Column("last_seen", DateTime(timezone=True), nullable=False),
     Column("last_changed", DateTime(timezone=True), nullable=False),
@@ -83,6 +88,7 @@ RESOURCES = Table(
         "deleted_at",
         "last_seen",
         "last_pass_id",
+        "raw_hash",
     ),
 )
 # The column `resources.last_seen` is when the row itself was last written as seen:

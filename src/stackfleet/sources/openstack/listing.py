@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import keystoneauth1.exceptions as ksa_exc
+import msgspec
 import openstack.exceptions
 import orjson
 from keystoneauth1.adapter import Adapter
@@ -86,12 +87,20 @@ class Listing:
     requests: int = 0
     seconds: float = 0.0
     skipped: bool = False
-    # how many records were listed (kept when a pass drops the records once stored)
+    # how many resources were listed (kept when a pass drops the records once stored)
     count: int = -1
+    # ids of the resources listed exactly as stored, whose records were not built
+    # (sources/openstack/rawskip.py), and the raw hashes of the records built
+    unchanged: list[str] = field(default_factory=list)
+    raw_hashes: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.count < 0:
-            self.count = len(self.records)
+            self.count = len(self.records) + len(self.unchanged)
+
+    def ids(self) -> set[str]:
+        """The ids of every resource listed, built or not."""
+        return {str(r["id"]) for r in self.records}.union(self.unchanged)
 
 
 _ENDPOINTS: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
@@ -124,9 +133,10 @@ def request_json(
     params: dict[str, Any] | None = None,
     microversion: str | None = None,
     headers: dict[str, str] | None = None,
+    decode: Callable[[Any, str], Any] | None = None,
 ) -> Any:
-    """GET `path` on a service proxy and decode the JSON body; errors become
-    ListingError naming the service, call and cause."""
+    """GET `path` on a service proxy and decode the JSON body (with `decode`, default
+    decode_body); errors become ListingError naming the service, call and cause."""
     log.add(label)
     try:
         response = proxy.get(
@@ -144,7 +154,36 @@ def request_json(
         raise RequestRefused(
             f"{label}: HTTP {response.status_code}: {_error_text(response)}", response.status_code
         )
-    return decode_body(response, label)
+    return (decode or decode_body)(response, label)
+
+
+_RAW_PAGES: dict[str, type[msgspec.Struct]] = {}
+
+
+def raw_page_decoder(collection: str) -> Callable[[Any, str], Any]:
+    """A decoder of list pages whose `collection` items stay raw JSON (`msgspec.Raw`):
+    the body's collection, its links and `next`, the rest left out. A body it cannot
+    read so (no such list, or what msgspec refuses) is decoded whole by decode_body,
+    its items as dicts."""
+    page = _RAW_PAGES.get(collection)
+    if page is None:
+        page = msgspec.defstruct(
+            f"RawPage_{collection}",
+            [
+                (collection, list[msgspec.Raw]),
+                (f"{collection}_links", Any, None),
+                ("next", Any, None),
+            ],
+        )
+        _RAW_PAGES[collection] = page
+
+    def decode(response: Any, label: str) -> Any:
+        try:
+            return msgspec.structs.asdict(msgspec.json.decode(response.content, type=page))
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return decode_body(response, label)
+
+    return decode
 
 
 def decode_body(response: Any, label: str) -> Any:
@@ -195,24 +234,27 @@ def iter_pages(
     marker_key: str = "id",
     page_size: int = PAGE_SIZE,
     headers: dict[str, str] | None = None,
-) -> Iterator[list[dict[str, Any]]]:
-    """Every page of a marker-paginated list call."""
+    raw: bool = False,
+) -> Iterator[list[Any]]:
+    """Every page of a marker-paginated list call; with `raw`, items as `msgspec.Raw`
+    where the page allowed it (see raw_page_decoder), dicts otherwise."""
+    decode = raw_page_decoder(collection) if raw else None
     marker: str | None = None
     seen_markers: set[str] = set()
     for _ in range(MAX_PAGES):
         query = dict(params or {}, limit=page_size)
         if marker:
             query["marker"] = marker
-        body = request_json(proxy, path, log, label, query, microversion, headers)
+        body = request_json(proxy, path, log, label, query, microversion, headers, decode)
         items = body.get(collection)
         if not isinstance(items, list):
             raise ListingError(f"{label}: response has no {collection!r} list")
         yield items
         link = next_link(body, collection)
         if link:
-            marker = marker_from(link) or (str(items[-1][marker_key]) if items else None)
+            marker = marker_from(link) or (_key_of(items[-1], marker_key) if items else None)
         elif len(items) >= page_size and items:
-            marker = str(items[-1][marker_key])
+            marker = _key_of(items[-1], marker_key)
         else:
             return
         if not marker or marker in seen_markers:
@@ -221,6 +263,13 @@ def iter_pages(
             raise ListingError(f"{label}: pagination loops at marker {marker!r}")
         seen_markers.add(marker)
     raise ListingError(f"{label}: more than {MAX_PAGES} pages")
+
+
+def _key_of(item: Any, key: str) -> str:
+    """An item's `key` field, of a dict or a raw JSON item."""
+    if isinstance(item, msgspec.Raw):
+        item = msgspec.json.decode(item)
+    return str(item[key])
 
 
 def timed_listing(
