@@ -18,7 +18,7 @@ from stackfleet.sources.openstack import LISTERS
 pytestmark = pytest.mark.integration
 
 # The testbed runs no Zun: a pass skips containers, saying why
-NOT_IN_CATALOG = "container: service not in the catalog"
+NOT_IN_CATALOG = "skipped: container: service not in the catalog"
 # The fake virt driver's host: 1000 vCPU at allocation ratio 4.0 (testbed/README.md)
 FAKE_HOST_VCPUS = 1000
 
