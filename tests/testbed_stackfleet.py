@@ -125,8 +125,7 @@ class Daemon:
              "--no-notifications", "--token-file", str(self.workdir / "api.token")],
             env=env,
             stdout=subprocess.DEVNULL,
-            # appended: a restarted daemon (kill_hard, then start) keeps the first one's log
-            stderr=self.log.open("ab"),
+            stderr=self.log.open("wb"),
             start_new_session=True,
         )  # fmt: skip
         return self
@@ -140,13 +139,6 @@ class Daemon:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
-
-    def kill_hard(self) -> None:
-        """SIGKILL to the daemon's process group: a crash (no shutdown, no lease given
-        up); `start` afterwards runs a new daemon on the same store and settings."""
-        assert self.proc is not None and self.proc.poll() is None, "stackfleet serve is not running"
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(10)
 
     def get(self, path: str, **params: Any) -> Any:
         assert self.proc is not None and self.proc.poll() is None, (

@@ -20,12 +20,6 @@ Three drills on cmp2 (cmp1 survives), in this order, each leaving cmp2 whole aga
    valid host) or break its group's policy, so StackFleet leaves it on cmp2 with the
    reason, for the operator.
 
-4. **StackFleet crashes mid-recovery**: cmp2 crashes again with two new opted-in
-   servers on it; once the fence is done, `stackfleet serve` is SIGKILLed and started
-   again on the same store. The new daemon takes the recovery over (after
-   `takeover_after`) and finishes it from OpenStack's state: each server evacuated once
-   (Nova's instance actions and the audit log agree), the host fenced once.
-
 The shared fleet's servers on cmp2 carry no opt-in tag and stay where they are.
 Afterwards cmp2 is powered on and started again (`testbed/up --repair`), its service
 un-forced and enabled, and the fleet's servers on it spawned again (`respawn_servers`).
@@ -56,8 +50,6 @@ from testbed_hosts import (
     restore_compute_service,
 )
 from testbed_stackfleet import Daemon, boot_tagged
-
-from stackfleet.store import open_store, recoveries
 
 pytestmark = [pytest.mark.integration, pytest.mark.moves_fleet]
 
@@ -474,127 +466,3 @@ def test_the_audit_log_shows_every_step(host_failure: HostDrill, drill: Drill) -
         expected |= {("evacuate", drill.ids[role]), ("start", drill.ids[role])}
     found = {(a, t if a in ("evacuate", "start") else "") for a, t in completed}
     assert expected <= found, sorted(found)
-
-
-# -- 4. StackFleet killed in the middle of a host recovery --------------------------------
-
-
-@dataclass
-class CrashDrill:
-    recovery: dict[str, Any]
-    at_kill: dict[str, Any]  # the recovery as the killed daemon left it
-    servers: dict[str, str]  # name -> id of the servers booted for this drill
-    after: dict[str, tuple[str, str]]  # id -> (status, host)
-    evacuations: dict[str, int]  # id -> evacuate actions Nova recorded
-    audit: list[dict[str, Any]]
-
-
-def _evacuations(admin: Any, server_id: str) -> int:
-    answer = admin.compute.get(f"/servers/{server_id}/os-instance-actions")
-    answer.raise_for_status()
-    return sum(a["action"] == "evacuate" for a in answer.json()["instanceActions"])
-
-
-@pytest.fixture(scope="module")
-def stackfleet_crash(
-    testbed: Testbed, daemon: Daemon, drill: Drill, host_failure: HostDrill
-) -> Iterator[CrashDrill]:
-    admin = testbed.connect(testbed.admin_cloud)
-    demo = testbed.connect(testbed.admin_cloud, project="demo")
-    flavor = demo.compute.find_flavor(f"{NAME}flavor", ignore_missing=False)
-    network = demo.network.find_network(f"{NAME}net", ignore_missing=False)
-    image = admin.image.find_image(testbed.info["image"], ignore_missing=False)
-    booting = {
-        name: boot_tagged(demo, f"{NAME}{name}", VICTIM, flavor.id, network.id, image_id=image.id)
-        for name in ("crash-a", "crash-b")
-    }
-    servers = {
-        name: demo.compute.wait_for_server(server, status="ACTIVE", wait=180).id
-        for name, server in booting.items()
-    }
-    after_id = daemon.newest_recovery_id()
-    kill(testbed, f"host-{VICTIM}")
-    try:
-
-        def fenced() -> dict[str, Any] | None:
-            found = daemon.recovery_of(VICTIM, "host", after_id)
-            done = [s for s in (found or {}).get("steps", []) if s["status"] == "done"]
-            return found if any(s["name"] == "fence" for s in done) else None
-
-        wait_until(f"StackFleet fences {VICTIM}", fenced, 120, 0.2)
-        daemon.kill_hard()
-        # read back from the store the killed daemon wrote (nothing serves it now)
-        at_kill = _stored_recovery(daemon, after_id)
-        daemon.start()
-        recovery = daemon.wait_recovery_ended(VICTIM, "host", after_id, timeout=240)
-        yield CrashDrill(
-            recovery=recovery,
-            at_kill=at_kill,
-            servers=servers,
-            after={sid: _status_host(admin, sid) for sid in servers.values()},
-            evacuations={sid: _evacuations(admin, sid) for sid in servers.values()},
-            audit=daemon.audit(),
-        )
-    finally:
-        if daemon.proc is None or daemon.proc.poll() is not None:
-            daemon.start()
-        _repair(testbed, daemon)
-
-
-def _status_host(admin: Any, server_id: str) -> tuple[str, str]:
-    server = admin.compute.get_server(server_id)
-    return server.status, server.compute_host
-
-
-def _stored_recovery(daemon: Daemon, after: int) -> dict[str, Any]:
-    """The newest host recovery of VICTIM in the daemon's store, with its steps."""
-    store = open_store(f"sqlite:///{daemon.workdir / 'stackfleet.db'}")
-    try:
-        found = [
-            r
-            for r in recoveries.list_recoveries(store)
-            if r["kind"] == "host" and r["subject"] == VICTIM and r["id"] > after
-        ]
-        assert found, "the killed daemon had stored no recovery"
-        return dict(recoveries.get(store, max(r["id"] for r in found)))
-    finally:
-        store.close()
-
-
-def test_the_daemon_was_killed_in_the_middle_of_the_recovery(
-    stackfleet_crash: CrashDrill,
-) -> None:
-    at_kill = stackfleet_crash.at_kill
-    assert at_kill["status"] == "running", at_kill
-    evacuated = [s for s in at_kill["steps"] if s["name"] == "evacuate" and s["status"] == "done"]
-    assert len(evacuated) < len(stackfleet_crash.servers), at_kill["steps"]
-
-
-def test_the_restarted_daemon_completes_the_recovery(stackfleet_crash: CrashDrill) -> None:
-    recovery = stackfleet_crash.recovery
-    assert recovery["id"] == stackfleet_crash.at_kill["id"]
-    assert recovery["status"] == "succeeded", (recovery["error"], recovery["steps"])
-    assert all(s["status"] == "done" for s in recovery["steps"]), recovery["steps"]
-    for server_id in stackfleet_crash.servers.values():
-        assert stackfleet_crash.after[server_id] == ("ACTIVE", SURVIVOR), server_id
-
-
-def test_no_step_is_done_twice_across_the_crash(stackfleet_crash: CrashDrill) -> None:
-    recovery = stackfleet_crash.recovery
-    steps = [(s["name"], s["target"]) for s in recovery["steps"]]
-    assert len(steps) == len(set(steps)), steps
-    # what OpenStack saw: one evacuation per server
-    assert set(stackfleet_crash.evacuations.values()) == {1}, stackfleet_crash.evacuations
-    since = _epoch(recovery["created_at"]) - 1
-    completed = [
-        ((e["details"] or {}).get("action"), e["target"].rsplit("/", 1)[-1])
-        for e in stackfleet_crash.audit
-        if _epoch(e["at"]) >= since
-        and (e["policy"] or "").startswith("health/")
-        and e["event"] == "action.completed"
-        and (e["details"] or {}).get("verified")
-    ]
-    fences = [t for a, t in completed if a == "fence"]
-    evacuations = sorted(t for a, t in completed if a == "evacuate")
-    assert len(fences) == 1, completed
-    assert evacuations == sorted(stackfleet_crash.servers.values()), completed
