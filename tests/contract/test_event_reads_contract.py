@@ -30,6 +30,7 @@ LISTINGS = {
     "subnet": "network GET /subnets",
     "router": "network GET /routers",
     "security_group": "network GET /security-groups",
+    "security_group_rule": "network GET /security-group-rules",
     "volume": "block-storage GET /volumes/detail",
     "image": "image GET /images",
 }
