@@ -268,16 +268,21 @@ def test_rpc_consumers_sees_a_lost_consumer_at_once(vhost: str) -> None:
     still says 1 then): a dead process is read as dead on the health job's next
     assessment. (A new consumer shows with the statistics, a few seconds later.)"""
     queue = "compute.sf-probe-host-3"
-    api("PUT", f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}", json={})
-    consumer = Consumer(vhost, queue)
+    path = f"/api/queues/{quote(vhost, safe='')}/{quote(queue, safe='')}"
+    api("PUT", path, json={})
     try:
-        deadline = time.monotonic() + 15
-        while rpc_consumers(TARGET, vhost).get("sf-probe-host-3") != 1:
-            assert time.monotonic() < deadline, "the new consumer never showed"
-            time.sleep(0.2)
+        consumer = Consumer(vhost, queue)
+        try:
+            deadline = time.monotonic() + 15
+            while rpc_consumers(TARGET, vhost).get("sf-probe-host-3") != 1:
+                assert time.monotonic() < deadline, "the new consumer never showed"
+                time.sleep(0.2)
+        finally:
+            consumer.close()
+        assert "sf-probe-host-3" not in rpc_consumers(TARGET, vhost)
     finally:
-        consumer.close()
-    assert "sf-probe-host-3" not in rpc_consumers(TARGET, vhost)
+        # the module's vhost is shared: its queue list is what other tests check
+        api("DELETE", path)
 
 
 def test_other_queue_without_consumer_is_flagged(store: Store, vhost: str, tmp_path: Path) -> None:
