@@ -108,9 +108,10 @@ def sweep(store: Store, target: DatabaseTarget, **kwargs: object) -> DatabaseSta
 # ------------------------------------------------------------------ load generators
 
 
-def row_lock_contention(schema: str, rounds: int = 4, waiters: int = 4, hold: float = 0.3) -> None:
+def row_lock_contention(schema: str, rounds: int = 3, waiters: int = 4, hold: float = 1.0) -> None:
     """Each round one transaction holds row 1 for `hold` seconds while `waiters`
-    sessions try to update it."""
+    sessions try to update it. A second's hold keeps the waiting dominant over the
+    sessions' own start-up on a loaded machine (0.3 s gave a ratio of 0.40 there)."""
     for _ in range(rounds):
         holder = connect(database=schema)
         holder.begin()
