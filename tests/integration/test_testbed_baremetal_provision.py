@@ -265,6 +265,10 @@ def test_baremetal_goes_from_available_to_active_and_back(
     assert not again[0][0].changes, "a second apply changes nothing"
     assert not report.outcomes
 
+    grown = provisioner.plan(provisioner.prepare(load_spec_text(spec(testbed, 3))))
+    with pytest.raises(CapacityError, match=f"needs 1 available {RESOURCE_CLASS} node"):
+        provisioner.check_capacity(grown)
+
     # the common verbs act on the real nodes (fake-hardware's deploy leaves the power as
     # it was, off: a real deploy ends powered on)
     first, other = (allocations[f"{WORKLOAD}-{i}"].node_id for i in (1, 2))

@@ -258,12 +258,17 @@ class Provisioner:
         return scope
 
     def prepare(self, workloads: list[Workload]) -> list[tuple[Resolved, Scope]]:
-        """Every workload resolved against its cloud; SpecError naming every problem."""
+        """Every workload resolved against its cloud; SpecError naming every problem.
+        Each call reads each cloud region once, afresh: a provisioner that applies twice
+        checks the second plan against what the first one left (nodes taken, images
+        added)."""
         problems: list[Problem] = []
         prepared: list[tuple[Resolved, Scope]] = []
+        read: set[int] = set()
         for workload in workloads:
             scope = self.scope_of(workload)
-            if scope.facts is None:
+            if id(scope) not in read:
+                read.add(id(scope))
                 ctx = ListContext(target=scope_target(scope), log=self.log)
                 try:
                     scope.facts = read_facts(ctx, scope.project_id, scope.user_id)
@@ -271,6 +276,7 @@ class Provisioner:
                     raise StackFleetError(
                         f"reading {scope.cloud}/{scope.region} failed: {exc}"
                     ) from exc
+            assert scope.facts is not None
             resolved, found = resolve(workload, scope.facts)
             problems += found
             if resolved is not None:
