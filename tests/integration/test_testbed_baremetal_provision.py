@@ -20,15 +20,20 @@ from typing import Any
 
 import openstack.exceptions
 import pytest
-from testbed_fleet import MEMBER_PROJECT, PREFIX, Connection, Testbed, wait_until
+from testbed_fleet import (
+    MEMBER_PROJECT,
+    PREFIX,
+    Connection,
+    Testbed,
+    testbed_provisioner,
+    wait_until,
+)
 from typer.testing import CliRunner
 
 from stackfleet.cli.main import app
 from stackfleet.core.errors import StackFleetError
-from stackfleet.engine.settings import Settings
 from stackfleet.provision.apply import CapacityError, Provisioner
 from stackfleet.provision.spec import load_spec_text
-from stackfleet.store import open_store
 from stackfleet.store.audit import AuditLog
 
 pytestmark = pytest.mark.integration
@@ -162,24 +167,9 @@ def store_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def provisioner(testbed: Testbed, nodes: list[str], store_url: str) -> Iterator[Provisioner]:
-    store = open_store(store_url)
-    runner = Provisioner(
-        store,
-        Settings(),
-        config_files=[str(testbed.clouds_yaml)],
-        default_cloud=testbed.admin_cloud,
-        poll_interval=1.0,
-    )
-    try:
+    # whatever happens, the workload goes (the nodes fixture deletes the nodes)
+    with testbed_provisioner(testbed, store_url, spec(testbed, 0), poll_interval=1.0) as runner:
         yield runner
-    finally:
-        # whatever happened, the workload goes (the nodes fixture deletes the nodes)
-        try:
-            workloads = load_spec_text(spec(testbed, 0))
-            runner.apply(runner.plan(runner.prepare(workloads), destroy=True), execute=True)
-        finally:
-            runner.close()
-            store.close()
 
 
 def converge(provisioner: Provisioner, text: str) -> tuple[Any, Any]:
