@@ -145,7 +145,7 @@ def collect_testbed(store: Store, testbed: Testbed, kinds: list[str] | None = No
 
 
 @contextlib.contextmanager
-def testbed_provisioner(
+def provisioner_on_testbed(
     testbed: Testbed, store_url: str, spec_text: str, poll_interval: float = 2.0
 ) -> Iterator[Any]:
     """A StackFleet Provisioner on the testbed's admin cloud; at the end, whatever

@@ -25,7 +25,7 @@ from testbed_fleet import (
     PREFIX,
     Connection,
     Testbed,
-    testbed_provisioner,
+    provisioner_on_testbed,
     wait_until,
 )
 from typer.testing import CliRunner
@@ -168,7 +168,7 @@ def store_url(tmp_path: Path) -> str:
 @pytest.fixture
 def provisioner(testbed: Testbed, nodes: list[str], store_url: str) -> Iterator[Provisioner]:
     # whatever happens, the workload goes (the nodes fixture deletes the nodes)
-    with testbed_provisioner(testbed, store_url, spec(testbed, 0), poll_interval=1.0) as runner:
+    with provisioner_on_testbed(testbed, store_url, spec(testbed, 0), poll_interval=1.0) as runner:
         yield runner
 
 

@@ -20,7 +20,7 @@ from testbed_fleet import (
     PREFIX,
     Fleet,
     Testbed,
-    testbed_provisioner,
+    provisioner_on_testbed,
 )
 
 from stackfleet.provision.apply import CapacityError, Provisioner
@@ -44,7 +44,7 @@ SPEC = """workloads:
 def provisioner(testbed: Testbed, fleet: Fleet, tmp_path: Path) -> Iterator[Provisioner]:
     # whatever happened, the workload goes
     url = f"sqlite:///{tmp_path / 'provision.db'}"
-    with testbed_provisioner(testbed, url, spec(testbed, 0)) as runner:
+    with provisioner_on_testbed(testbed, url, spec(testbed, 0)) as runner:
         yield runner
 
 
