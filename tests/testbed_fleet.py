@@ -144,6 +144,36 @@ def collect_testbed(store: Store, testbed: Testbed, kinds: list[str] | None = No
     return result
 
 
+@contextlib.contextmanager
+def provisioner_on_testbed(
+    testbed: Testbed, store_url: str, spec_text: str, poll_interval: float = 2.0
+) -> Iterator[Any]:
+    """A StackFleet Provisioner on the testbed's admin cloud; at the end, whatever
+    happened, the workloads of `spec_text` are destroyed."""
+    from stackfleet.engine.settings import Settings
+    from stackfleet.provision.apply import Provisioner
+    from stackfleet.provision.spec import load_spec_text
+    from stackfleet.store import open_store
+
+    store = open_store(store_url)
+    runner = Provisioner(
+        store,
+        Settings(),
+        config_files=[str(testbed.clouds_yaml)],
+        default_cloud=testbed.admin_cloud,
+        poll_interval=poll_interval,
+    )
+    try:
+        yield runner
+    finally:
+        try:
+            workloads = load_spec_text(spec_text)
+            runner.apply(runner.plan(runner.prepare(workloads), destroy=True), execute=True)
+        finally:
+            runner.close()
+            store.close()
+
+
 _FOUND: Testbed | TestbedNotUp | None = None
 
 

@@ -194,6 +194,44 @@ def test_capacity_and_resource_class_are_checked_before_anything_is_made(cloud):
     assert not region(server).allocations
 
 
+def test_nodes_without_a_power_state_are_not_counted_as_capacity(cloud):
+    """Ironic allocates only nodes whose power state it knows (a fake-hardware node has
+    none until one is set): the check says so instead of letting the allocation fail."""
+    server, tmp = cloud
+    for node in region(server).nodes.values():
+        if node["resource_class"] == "baremetal.general":
+            node["power_state"] = None
+    short = cli(tmp, "provision", "apply", str(spec(server, tmp, 1)), "--execute")
+    assert short.exit_code == 2, short.output
+    assert "needs 1 available baremetal.general node(s), 0 in" in short.output
+    assert "(2 more without a known power state, which Ironic does not allocate" in short.output
+    assert not region(server).allocations
+
+
+def test_a_second_apply_by_the_same_provisioner_sees_the_nodes_the_first_took(cloud):
+    """The cloud is read afresh for each plan: nodes deployed by the first apply are not
+    counted as available by the next one."""
+    from stackfleet.engine.settings import Settings
+    from stackfleet.provision.apply import CapacityError, Provisioner
+    from stackfleet.provision.spec import load_spec_text
+    from stackfleet.store import open_store
+
+    server, tmp = cloud
+    store = open_store(f"sqlite:///{tmp / 'store.db'}")
+    runner = Provisioner(store, Settings(), [str(tmp / "clouds.yaml")], "sim", poll_interval=0.1)
+    try:
+        plans = runner.plan(runner.prepare(load_spec_text(spec(server, tmp, 2).read_text())))
+        runner.check_capacity(plans)
+        assert not runner.apply(plans, execute=True).failed
+        grown = runner.plan(runner.prepare(load_spec_text(spec(server, tmp, 3).read_text())))
+        with pytest.raises(CapacityError, match="needs 1 available baremetal.general node"):
+            runner.check_capacity(grown)
+    finally:
+        runner.close()
+        store.close()
+    assert len(region(server).allocations) == 2
+
+
 def test_an_allocation_ironic_cannot_satisfy_is_reported_and_removed(cloud):
     """Run against the simulator directly: the capacity check keeps the CLI from ever
     asking for a node Ironic does not have."""

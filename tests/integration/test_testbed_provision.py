@@ -13,12 +13,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from testbed_fleet import COMPUTE_HOSTS, FLAVOR, MEMBER_PROJECT, PREFIX, Fleet, Testbed
+from testbed_fleet import (
+    COMPUTE_HOSTS,
+    FLAVOR,
+    MEMBER_PROJECT,
+    PREFIX,
+    Fleet,
+    Testbed,
+    provisioner_on_testbed,
+)
 
-from stackfleet.engine.settings import Settings
 from stackfleet.provision.apply import CapacityError, Provisioner
 from stackfleet.provision.spec import load_spec_text
-from stackfleet.store import open_store
 
 pytestmark = pytest.mark.integration
 
@@ -36,24 +42,10 @@ SPEC = """workloads:
 
 @pytest.fixture
 def provisioner(testbed: Testbed, fleet: Fleet, tmp_path: Path) -> Iterator[Provisioner]:
-    store = open_store(f"sqlite:///{tmp_path / 'provision.db'}")
-    runner = Provisioner(
-        store,
-        Settings(),
-        config_files=[str(testbed.clouds_yaml)],
-        default_cloud=testbed.admin_cloud,
-        poll_interval=2.0,
-    )
-    try:
+    # whatever happened, the workload goes
+    url = f"sqlite:///{tmp_path / 'provision.db'}"
+    with provisioner_on_testbed(testbed, url, spec(testbed, 0)) as runner:
         yield runner
-    finally:
-        # whatever happened, the workload goes
-        try:
-            workloads = load_spec_text(spec(testbed, 0))
-            runner.apply(runner.plan(runner.prepare(workloads), destroy=True), execute=True)
-        finally:
-            runner.close()
-            store.close()
 
 
 def spec(testbed: Testbed, count: int) -> str:

@@ -258,12 +258,17 @@ class Provisioner:
         return scope
 
     def prepare(self, workloads: list[Workload]) -> list[tuple[Resolved, Scope]]:
-        """Every workload resolved against its cloud; SpecError naming every problem."""
+        """Every workload resolved against its cloud; SpecError naming every problem.
+        Each call reads each cloud region once, afresh: a provisioner that applies twice
+        checks the second plan against what the first one left (nodes taken, images
+        added)."""
         problems: list[Problem] = []
         prepared: list[tuple[Resolved, Scope]] = []
+        read: set[int] = set()
         for workload in workloads:
             scope = self.scope_of(workload)
-            if scope.facts is None:
+            if id(scope) not in read:
+                read.add(id(scope))
                 ctx = ListContext(target=scope_target(scope), log=self.log)
                 try:
                     scope.facts = read_facts(ctx, scope.project_id, scope.user_id)
@@ -271,6 +276,7 @@ class Provisioner:
                     raise StackFleetError(
                         f"reading {scope.cloud}/{scope.region} failed: {exc}"
                     ) from exc
+            assert scope.facts is not None
             resolved, found = resolve(workload, scope.facts)
             problems += found
             if resolved is not None:
@@ -356,7 +362,7 @@ class Provisioner:
         rc = (w.baremetal.resource_class if w.baremetal else None) or ""
         traits = set(w.baremetal.traits if w.baremetal else [])
         nodes = (scope.facts.baremetal_nodes if scope.facts else None) or []
-        free = [
+        matching = [
             n
             for n in nodes
             if n.get("resource_class") == rc
@@ -365,11 +371,21 @@ class Provisioner:
             and not n.get("instance_uuid")
             and traits <= set(n.get("traits") or [])
         ]
+        # Ironic allocates only nodes whose power state it knows (its candidate filter
+        # `with_power_state`): a fake-hardware node has none until a power change
+        free = [n for n in matching if n.get("power_state")]
         if len(free) < creates:
+            unpowered = len(matching) - len(free)
             return [
                 f"workload {w.name}: capacity: needs {creates} available {rc} node(s)"
                 + (f" with traits {', '.join(sorted(traits))}" if traits else "")
                 + f", {len(free)} in {scope.cloud}/{scope.region}"
+                + (
+                    f" ({unpowered} more without a known power state, which Ironic does not "
+                    "allocate: set their power)"
+                    if unpowered
+                    else ""
+                )
             ]
         return []
 
@@ -749,7 +765,7 @@ class Provisioner:
                         plan.name, names.get(server_id, server_id), "delete", "deleted", server_id
                     )
                 )
-                self._audit_member(scope, plan.name, "provision.member_deleted", server_id, {})
+                self._audit_member(scope, plan, "provision.member_deleted", server_id, {})
             pending &= present
             if progress:
                 progress(f"deleting {plan.name}", len(ids) - len(pending), len(ids))
@@ -799,7 +815,11 @@ class Provisioner:
                             "disappeared while building",
                         )
                     )
-                elif member.status == "ACTIVE":
+                elif member.status == "ACTIVE" or (
+                    plan.resolved.backend == "ironic" and member.status == "SHUTOFF"
+                ):
+                    # a node deployed (`active`) is built whatever its power: Ironic's
+                    # fake-hardware deploy leaves the power as it was
                     report.outcomes.append(
                         MemberOutcome(
                             plan.name, member.name, "create", "active", server_id, member.host or ""
@@ -807,7 +827,7 @@ class Provisioner:
                     )
                     self._audit_member(
                         scope,
-                        plan.name,
+                        plan,
                         "provision.member_active",
                         server_id,
                         {"host": member.host},
@@ -820,7 +840,7 @@ class Provisioner:
                         )
                     )
                     self._audit_member(
-                        scope, plan.name, "provision.member_failed", server_id, {"fault": message}
+                        scope, plan, "provision.member_failed", server_id, {"fault": message}
                     )
                 else:
                     continue
@@ -841,20 +861,23 @@ class Provisioner:
                         MemberOutcome(plan.name, name, "create", "timeout", server_id, message)
                     )
                     self._audit_member(
-                        scope, plan.name, "provision.member_timeout", server_id, {"status": status}
+                        scope, plan, "provision.member_timeout", server_id, {"status": status}
                     )
                 return
             time.sleep(self.poll_interval)
 
     def _audit_member(
-        self, scope: Scope, workload: str, event: str, server_id: str, details: dict[str, Any]
+        self, scope: Scope, plan: WorkloadPlan, event: str, member_id: str, details: dict[str, Any]
     ) -> None:
+        """An entry about one member, its target named by the member's own kind (a
+        server, a bare-metal node, a container)."""
+        kind = MEMBER_KINDS[plan.resolved.backend]
         self.audit.append(
             event,
-            {"workload": workload, **details},
+            {"workload": plan.name, **details},
             actor=self.actor,
-            policy=f"provision/{workload}",
-            target=f"{scope.cloud}/{scope.region}/server/{server_id}",
+            policy=f"provision/{plan.name}",
+            target=f"{scope.cloud}/{scope.region}/{kind}/{member_id}",
         )
 
 

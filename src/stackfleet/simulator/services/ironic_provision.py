@@ -11,7 +11,15 @@ becomes the allocation's uuid. A deploy needs `instance_info.image_source` and g
 deploying → active; an undeploy goes deleting → cleaning (automated cleaning) →
 available, and the teardown destroys the node's allocation. With
 `Simulator.action_delay` each step lasts that many seconds; without it a step completes
-at once."""
+at once.
+
+Contract notes (checked on the testbed's Ironic 39, fake-hardware nodes, by
+tests/integration/test_testbed_baremetal_provision.py): the allocation's candidates are
+only nodes with a power state (`with_power_state`: a fake-hardware node has none until
+one is set), as here. The simulator's deploy ends powered on and its teardown powered
+off, as a real driver's (the agent boots the instance, teardown powers the node off);
+the `fake` deploy interface leaves the power as it was, so StackFleet counts a node
+`active` as built whatever its power."""
 
 from __future__ import annotations
 
