@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import requests
+from api_records import add_user, keystone_token
 
 from stackfleet.alerts.lifecycle import ingest
 from stackfleet.api.auth import KeystoneAuth
@@ -50,7 +50,6 @@ playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CLOUD = "sim"
-PASSWORD = "secret-password"
 APPROVAL_POLICY = """policies:
   - name: errored-servers-review
     description: Servers in ERROR, reported to their owners after an operator's approval.
@@ -85,40 +84,8 @@ class Dashboard:
 def add_system_reader(server: SimulatorServer, name: str) -> str:
     """A user with the reader role on the system in the simulator's Keystone, and a
     system-scoped token of it."""
-    state = server.state
-    if not any(r["name"] == "reader" for r in state.roles.values()):
-        state.roles["role-reader"] = {
-            "id": "role-reader",
-            "name": "reader",
-            "domain_id": None,
-            "description": None,
-            "options": {},
-        }
-    user_id = f"user-{name}"
-    state.users[user_id] = {
-        "id": user_id,
-        "name": name,
-        "domain_id": "default",
-        "enabled": True,
-        "password_expires_at": None,
-        "options": {},
-    }
-    state.passwords[user_id] = PASSWORD
-    state.assignments[(user_id, "system")] = ["reader"]
-    body = {
-        "auth": {
-            "identity": {
-                "methods": ["password"],
-                "password": {
-                    "user": {"name": name, "domain": {"id": "default"}, "password": PASSWORD}
-                },
-            },
-            "scope": {"system": {"all": True}},
-        }
-    }
-    answer = requests.post(f"{server.auth_url}/v3/auth/tokens", json=body, timeout=10)
-    assert answer.status_code == 201, answer.text
-    return str(answer.headers["X-Subject-Token"])
+    add_user(server, name, "system", "reader")
+    return keystone_token(server, name, None)
 
 
 # how many pixels of the heatmap's canvas are painted
