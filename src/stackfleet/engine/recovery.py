@@ -223,24 +223,29 @@ class RecoveryReconciler:
             if running >= self.health.max_hosts:
                 log.info("host %s failed; waiting: %d host recovery under way", host.host, running)
                 continue
-            rid = recoveries.create(
-                self.store,
-                now,
-                cloud=host.cloud,
-                region=host.region,
-                kind="host",
-                subject=host.host,
-                trigger="host-failure",
-                status="running" if self.execute else "planned",
-                execute=self.execute,
-                owner=self.owner,
-                evidence=[e.text() for e in host.evidence],
-                details={"service_id": host.service_id, "reason": host.reason},
-            )
-            self._audit("recovery.started", rid, host, {"reason": host.reason})
-            started.append(rid)
+            started.append(self._open(host, "host", "host-failure", now))
             running += 1
         return started
+
+    def _open(self, host: HostHealth, kind: str, trigger: str, now: datetime) -> int:
+        """Record a new recovery of `kind` for `host` (running, or planned in a dry run)
+        with the evidence that decided it, audited; its id."""
+        rid = recoveries.create(
+            self.store,
+            now,
+            cloud=host.cloud,
+            region=host.region,
+            kind=kind,
+            subject=host.host,
+            trigger=trigger,
+            status="running" if self.execute else "planned",
+            execute=self.execute,
+            owner=self.owner,
+            evidence=[e.text() for e in host.evidence],
+            details={"service_id": host.service_id, "reason": host.reason},
+        )
+        self._audit("recovery.started", rid, host, {"reason": host.reason})
+        return rid
 
     def _recovered_before(self, host: HostHealth, now: datetime) -> bool:
         """One recovery per failure: a host with a recovery since it was last healthy
@@ -274,22 +279,7 @@ class RecoveryReconciler:
             latest = recoveries.latest(self.store, host.cloud, host.region, "service", host.host)
             if latest is not None and _recent(latest, now, timedelta(minutes=30)):
                 continue
-            rid = recoveries.create(
-                self.store,
-                now,
-                cloud=host.cloud,
-                region=host.region,
-                kind="service",
-                subject=host.host,
-                trigger="process-failure",
-                status="running" if self.execute else "planned",
-                execute=self.execute,
-                owner=self.owner,
-                evidence=[e.text() for e in host.evidence],
-                details={"service_id": host.service_id, "reason": host.reason},
-            )
-            self._audit("recovery.started", rid, host, {"reason": host.reason})
-            started.append(rid)
+            started.append(self._open(host, "service", "process-failure", now))
         return started
 
     # -- host recovery ---------------------------------------------------------------
